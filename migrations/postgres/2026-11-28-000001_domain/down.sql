@@ -1,0 +1,11 @@
+DROP TABLE audit_log;
+DROP TABLE jobs;
+DROP TABLE evidence_reports;
+DROP TABLE matches;
+DROP TABLE cases;
+DROP TABLE api_keys;
+DROP TABLE security_events;
+DROP TABLE stream_sessions;
+DROP TABLE videos;
+DROP TABLE devices;
+DROP TABLE users;

@@ -1,0 +1,485 @@
+//! Configuration, assembled once at start-up and passed explicitly:
+//! defaults -> TOML file (`--config` / `LEAKTRACE_CONFIG`) -> `LEAKTRACE_*` environment -> flags.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{DatabaseTarget, DbError};
+
+/// The environment as a map, so that assembly is a pure function (tests pass their own).
+pub type Env = BTreeMap<String, String>;
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "data";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid value for {key}: {message}")]
+    Value { key: String, message: String },
+}
+
+impl ConfigError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConfigError::Read { .. } => "config_unreadable",
+            ConfigError::Parse { .. } | ConfigError::Value { .. } => "config_invalid",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "human" => Ok(LogFormat::Human),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("'{other}' is not a log format (human or json)")),
+        }
+    }
+}
+
+/// A secret value from the config file or environment. Never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: impl Into<String>) -> Self {
+        SecretString(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(REDACTED)")
+    }
+}
+
+/// Every setting with a value: what the program runs with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Media, secrets, uploads, reports and the default SQLite database live here.
+    pub data_dir: PathBuf,
+    /// `None` selects the SQLite database inside the data dir.
+    pub database_url: Option<String>,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    /// Secret overrides; what is not given here is created in the data dir on first use.
+    pub secrets: SecretOverrides,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub bind: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `leaktrace=debug,actix_web=info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SecretOverrides {
+    /// Hex, at least 32 bytes.
+    pub jwt_secret: Option<SecretString>,
+    /// Hex, exactly 32 bytes.
+    pub master_key: Option<SecretString>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database_url: None,
+            server: ServerConfig {
+                bind: DEFAULT_BIND.to_string(),
+            },
+            log: LogConfig {
+                format: LogFormat::Human,
+                level: "info".to_string(),
+            },
+            secrets: SecretOverrides::default(),
+        }
+    }
+}
+
+/// One layer of configuration: every field optional. The TOML file has this shape.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub server: PartialServer,
+    #[serde(default)]
+    pub log: PartialLog,
+    #[serde(default)]
+    pub secrets: PartialSecrets,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialServer {
+    pub bind: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialLog {
+    pub format: Option<LogFormat>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialSecrets {
+    pub jwt_secret: Option<SecretString>,
+    pub master_key: Option<SecretString>,
+}
+
+impl PartialConfig {
+    /// Reads a TOML layer. Relative paths in it are taken relative to the file's folder.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut layer: PartialConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+        if let (Some(dir), Some(base)) = (layer.data_dir.as_mut(), path.parent()) {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        }
+        Ok(layer)
+    }
+
+    /// The `LEAKTRACE_*` layer. `DATABASE_URL` is honoured too (below `LEAKTRACE_DATABASE_URL`).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        let format = get("LEAKTRACE_LOG_FORMAT")
+            .map(|v| {
+                v.parse::<LogFormat>()
+                    .map_err(|message| ConfigError::Value {
+                        key: "LEAKTRACE_LOG_FORMAT".into(),
+                        message,
+                    })
+            })
+            .transpose()?;
+        Ok(PartialConfig {
+            data_dir: get("LEAKTRACE_DATA_DIR").map(PathBuf::from),
+            database_url: get("LEAKTRACE_DATABASE_URL").or_else(|| get("DATABASE_URL")),
+            server: PartialServer {
+                bind: get("LEAKTRACE_BIND"),
+            },
+            log: PartialLog {
+                format,
+                level: get("LEAKTRACE_LOG_LEVEL"),
+            },
+            secrets: PartialSecrets {
+                jwt_secret: get("LEAKTRACE_JWT_SECRET").map(SecretString),
+                master_key: get("LEAKTRACE_MASTER_KEY").map(SecretString),
+            },
+        })
+    }
+}
+
+impl Config {
+    /// Applies a layer over this configuration: every value the layer sets wins.
+    pub fn apply(mut self, layer: PartialConfig) -> Self {
+        if let Some(v) = layer.data_dir {
+            self.data_dir = v;
+        }
+        if let Some(v) = layer.database_url {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = layer.server.bind {
+            self.server.bind = v;
+        }
+        if let Some(v) = layer.log.format {
+            self.log.format = v;
+        }
+        if let Some(v) = layer.log.level {
+            self.log.level = v;
+        }
+        if let Some(v) = layer.secrets.jwt_secret {
+            self.secrets.jwt_secret = Some(v);
+        }
+        if let Some(v) = layer.secrets.master_key {
+            self.secrets.master_key = Some(v);
+        }
+        self
+    }
+
+    /// The whole assembly: defaults, then the config file (the flag's, else
+    /// `LEAKTRACE_CONFIG`'s, else none), then the environment, then the flags.
+    pub fn assemble(
+        config_file: Option<&Path>,
+        env: &Env,
+        flags: PartialConfig,
+    ) -> Result<Config, ConfigError> {
+        let env_file = env
+            .get("LEAKTRACE_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let mut config = Config::default();
+        if let Some(path) = config_file.map(Path::to_path_buf).or(env_file) {
+            config = config.apply(PartialConfig::from_file(&path)?);
+        }
+        let config = config.apply(PartialConfig::from_env(env)?).apply(flags);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Value {
+                key: "data_dir".into(),
+                message: "must not be empty".into(),
+            });
+        }
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Value {
+                key: "server.bind".into(),
+                message: format!(
+                    "'{}' is not an address and port such as 127.0.0.1:8080",
+                    self.server.bind
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Where the database is: the configured URL, else SQLite inside the data dir.
+    pub fn database_target(&self) -> Result<DatabaseTarget, DbError> {
+        match &self.database_url {
+            Some(url) => DatabaseTarget::parse(url),
+            None => Ok(DatabaseTarget::default_sqlite(&self.data_dir)),
+        }
+    }
+
+    /// The effective configuration as TOML, secrets and database password redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let database_url = match self.database_target() {
+            Ok(t) => t.redacted_url(),
+            Err(e) => format!("<invalid: {e}>"),
+        };
+        let secret = |s: &Option<SecretString>, file: &str| match s {
+            Some(_) => "<redacted: set by configuration>".to_string(),
+            None => format!(
+                "<redacted: kept in {}>",
+                self.data_dir.join("secrets").join(file).display()
+            ),
+        };
+        #[derive(Serialize)]
+        struct View<'a> {
+            data_dir: String,
+            database_url: String,
+            server: ServerView<'a>,
+            log: LogView<'a>,
+            secrets: SecretsView,
+        }
+        #[derive(Serialize)]
+        struct ServerView<'a> {
+            bind: &'a str,
+        }
+        #[derive(Serialize)]
+        struct LogView<'a> {
+            format: LogFormat,
+            level: &'a str,
+        }
+        #[derive(Serialize)]
+        struct SecretsView {
+            jwt_secret: String,
+            master_key: String,
+        }
+        let doc = View {
+            data_dir: self.data_dir.display().to_string(),
+            database_url,
+            server: ServerView {
+                bind: &self.server.bind,
+            },
+            log: LogView {
+                format: self.log.format,
+                level: &self.log.level,
+            },
+            secrets: SecretsView {
+                jwt_secret: secret(&self.secrets.jwt_secret, crate::secrets::JWT_KEY_FILE),
+                master_key: secret(&self.secrets.master_key, crate::secrets::MASTER_KEY_FILE),
+            },
+        };
+        toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write_file(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("leaktrace.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults_apply_without_any_layer() {
+        let c = Config::assemble(None, &Env::new(), PartialConfig::default()).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.server.bind, "127.0.0.1:8080");
+        assert_eq!(
+            c.database_target().unwrap(),
+            DatabaseTarget::default_sqlite(Path::new("data"))
+        );
+    }
+
+    #[test]
+    fn each_layer_overrides_the_one_below() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "data_dir = \"/srv/file\"\n[server]\nbind = \"127.0.0.1:1001\"\n[log]\nlevel = \"debug\"\nformat = \"json\"\n",
+        );
+        // File only.
+        let c = Config::assemble(Some(&file), &Env::new(), PartialConfig::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/file"));
+        assert_eq!(c.server.bind, "127.0.0.1:1001");
+        assert_eq!(c.log.format, LogFormat::Json);
+        // Environment over file.
+        let e = env(&[
+            ("LEAKTRACE_BIND", "127.0.0.1:1002"),
+            ("LEAKTRACE_LOG_FORMAT", "human"),
+        ]);
+        let c = Config::assemble(Some(&file), &e, PartialConfig::default()).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:1002");
+        assert_eq!(c.log.format, LogFormat::Human);
+        assert_eq!(c.log.level, "debug", "file value kept where env is silent");
+        // Flags over environment.
+        let flags = PartialConfig {
+            server: PartialServer {
+                bind: Some("127.0.0.1:1003".into()),
+            },
+            ..Default::default()
+        };
+        let c = Config::assemble(Some(&file), &e, flags).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:1003");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/file"));
+    }
+
+    #[test]
+    fn config_file_may_come_from_the_environment_and_flag_wins() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let fa = write_file(a.path(), "[server]\nbind = \"127.0.0.1:2001\"\n");
+        let fb = write_file(b.path(), "[server]\nbind = \"127.0.0.1:2002\"\n");
+        let e = env(&[("LEAKTRACE_CONFIG", fa.to_str().unwrap())]);
+        let c = Config::assemble(None, &e, PartialConfig::default()).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:2001");
+        let c = Config::assemble(Some(&fb), &e, PartialConfig::default()).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:2002");
+    }
+
+    #[test]
+    fn relative_data_dir_in_file_is_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(dir.path(), "data_dir = \"store\"\n");
+        let c = Config::assemble(Some(&file), &Env::new(), PartialConfig::default()).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("store"));
+    }
+
+    #[test]
+    fn database_url_sources_and_precedence() {
+        let e = env(&[("DATABASE_URL", "postgres://u:p@h/a")]);
+        let c = Config::assemble(None, &e, PartialConfig::default()).unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://u:p@h/a"));
+        let e = env(&[
+            ("DATABASE_URL", "postgres://u:p@h/a"),
+            ("LEAKTRACE_DATABASE_URL", "postgres://u:p@h/b"),
+        ]);
+        let c = Config::assemble(None, &e, PartialConfig::default()).unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://u:p@h/b"));
+    }
+
+    #[test]
+    fn bad_layers_are_reported_with_their_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let unknown = write_file(dir.path(), "datadir = \"x\"\n");
+        let err =
+            Config::assemble(Some(&unknown), &Env::new(), PartialConfig::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        assert!(err.to_string().contains("datadir"), "{err}");
+
+        let missing = dir.path().join("nope.toml");
+        let err =
+            Config::assemble(Some(&missing), &Env::new(), PartialConfig::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+
+        let e = env(&[("LEAKTRACE_LOG_FORMAT", "xml")]);
+        let err = Config::assemble(None, &e, PartialConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("LEAKTRACE_LOG_FORMAT"), "{err}");
+
+        let e = env(&[("LEAKTRACE_BIND", "localhost")]);
+        let err = Config::assemble(None, &e, PartialConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("server.bind"), "{err}");
+    }
+
+    #[test]
+    fn redacted_rendering_hides_secrets_and_passwords() {
+        let e = env(&[
+            ("DATABASE_URL", "postgres://u:hunter22@db/leak"),
+            (
+                "LEAKTRACE_JWT_SECRET",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            ),
+        ]);
+        let c = Config::assemble(None, &e, PartialConfig::default()).unwrap();
+        let text = c.to_redacted_toml();
+        assert!(!text.contains("hunter22"), "{text}");
+        assert!(!text.contains("00112233"), "{text}");
+        assert!(text.contains("set by configuration"), "{text}");
+        assert!(text.contains("master.key"), "{text}");
+        assert!(text.contains("db"), "{text}");
+        assert!(!format!("{c:?}").contains("00112233"));
+    }
+
+    #[test]
+    fn the_documented_example_file_is_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/leaktrace.example.toml");
+        let c = Config::assemble(Some(&example), &Env::new(), PartialConfig::default()).unwrap();
+        assert_eq!(c.server.bind, DEFAULT_BIND);
+        assert_eq!(c.data_dir, example.parent().unwrap().join("data"));
+    }
+}

@@ -1,0 +1,204 @@
+//! Storage: one diesel schema over SQLite (embedded default) and PostgreSQL (production),
+//! an r2d2 pool, embedded migrations per backend, and repository functions in [`repo`].
+
+mod error;
+pub mod repo;
+pub mod schema;
+mod target;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub use error::DbError;
+pub use target::{Backend, DatabaseTarget};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// Key of the PostgreSQL advisory lock that serialises migrations between processes.
+const MIGRATION_LOCK_KEY: i64 = 0x6c65_616b_7472_6163; // "leaktrac"
+
+/// SQLite settings for a server: WAL for concurrent readers, a busy timeout instead of
+/// immediate "database is locked" errors, enforced foreign keys.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// A connection to either backend. Queries written against [`schema`] run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Opens one connection to `target`, choosing the driver by the target itself (never by
+/// trial), and maps driver failures to an error that names host and database only.
+pub fn establish(target: &DatabaseTarget) -> Result<DbConnection, DbError> {
+    let connect_err = |e: diesel::ConnectionError| DbError::Connect {
+        target: target.describe(),
+        reason: target.scrub(e.to_string().trim()),
+    };
+    match target {
+        DatabaseTarget::Sqlite { path } => {
+            let path_str = path.to_str().ok_or_else(|| {
+                DbError::MalformedUrl(format!("SQLite path {} is not UTF-8", path.display()))
+            })?;
+            let mut conn = SqliteConnection::establish(path_str).map_err(connect_err)?;
+            conn.batch_execute(SQLITE_PRAGMAS)
+                .map_err(|e| DbError::Connect {
+                    target: target.describe(),
+                    reason: e.to_string(),
+                })?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+        DatabaseTarget::Postgres { url, .. } => {
+            let conn = PgConnection::establish(url).map_err(connect_err)?;
+            Ok(DbConnection::Postgresql(conn))
+        }
+    }
+}
+
+/// r2d2 manager that opens connections with [`establish`].
+pub struct ConnectionManager {
+    target: DatabaseTarget,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = DbError;
+
+    fn connect(&self) -> Result<DbConnection, DbError> {
+        establish(&self.target)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbError> {
+        conn.batch_execute("SELECT 1").map_err(DbError::Query)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+pub type PooledDb = PooledConnection<ConnectionManager>;
+
+/// The database handle every part of leaktrace receives: a pool plus what it points at.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager>,
+    target: DatabaseTarget,
+}
+
+impl Db {
+    /// Connects (once directly, so that a bad URL or an unreachable server gives its real
+    /// reason) and builds the pool. Does not migrate: call [`Db::migrate`].
+    pub fn open(target: &DatabaseTarget) -> Result<Db, DbError> {
+        if let DatabaseTarget::Sqlite { path } = target {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| DbError::Connect {
+                    target: target.describe(),
+                    reason: format!("cannot create folder {}: {e}", parent.display()),
+                })?;
+            }
+        }
+        let first = establish(target)?;
+        let max_size = match target.backend() {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(15))
+            .build_unchecked(ConnectionManager {
+                target: target.clone(),
+            });
+        drop(first);
+        Ok(Db {
+            pool,
+            target: target.clone(),
+        })
+    }
+
+    pub fn target(&self) -> &DatabaseTarget {
+        &self.target
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.target.backend()
+    }
+
+    /// A pooled connection, for blocking code (CLI commands, jobs).
+    pub fn conn(&self) -> Result<PooledDb, DbError> {
+        self.pool.get().map_err(|e| DbError::Pool(e.to_string()))
+    }
+
+    /// Runs blocking database work off the async executor.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| DbError::Pool(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Applies pending migrations; returns the versions applied now (empty when current).
+    pub fn migrate(&self) -> Result<Vec<String>, DbError> {
+        let mut conn = self.conn()?;
+        migrate_connection(&mut conn, &self.target)
+    }
+
+    /// Round trip to the database, for health checks.
+    pub fn ping(&self) -> Result<Duration, DbError> {
+        let started = Instant::now();
+        let mut conn = self.conn()?;
+        conn.batch_execute("SELECT 1")?;
+        Ok(started.elapsed())
+    }
+}
+
+fn migrate_connection(
+    conn: &mut DbConnection,
+    target: &DatabaseTarget,
+) -> Result<Vec<String>, DbError> {
+    let fail = |reason: String| DbError::Migration {
+        target: target.describe(),
+        reason,
+    };
+    let versions = |r: Result<Vec<diesel::migration::MigrationVersion<'_>>, _>| {
+        r.map(|v| v.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+            .map_err(|e: Box<dyn std::error::Error + Send + Sync>| fail(e.to_string()))
+    };
+    match conn {
+        DbConnection::Sqlite(c) => versions(c.run_pending_migrations(SQLITE_MIGRATIONS)),
+        DbConnection::Postgresql(c) => {
+            // Several servers may start at once against one PostgreSQL: one migrates at a time.
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+            let result = versions(c.run_pending_migrations(POSTGRES_MIGRATIONS));
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+            result
+        }
+    }
+}
+
+/// Current time as stored: UTC, microsecond precision (what PostgreSQL keeps).
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::SubsecRound;
+    chrono::Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// A fresh random identifier for a row.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,5 @@
+//! Repository functions: the only place that writes SQL (through diesel's query builder).
+//! Every function takes a `&mut DbConnection` and runs unchanged on SQLite and PostgreSQL.
+
+pub mod api_keys;
+pub mod users;

@@ -1,0 +1,209 @@
+//! Repository tests. Each test gets its own database on the backend the run asked for
+//! (`LEAKTRACE_TEST_BACKEND`): the test script runs this suite against SQLite and PostgreSQL.
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use super::repo::{api_keys, users};
+use super::schema::TABLES;
+use super::{DbConnection, DbError};
+use crate::auth::{api_key, password};
+use crate::domain::Role;
+use crate::testing::TestDatabase;
+
+#[derive(QueryableByName)]
+struct ColumnName {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+fn live_columns(conn: &mut DbConnection, table: &str) -> Vec<String> {
+    let rows: Vec<ColumnName> = match conn {
+        DbConnection::Sqlite(c) => {
+            diesel::sql_query("SELECT name FROM pragma_table_info(?) ORDER BY cid")
+                .bind::<Text, _>(table)
+                .load(c)
+        }
+        DbConnection::Postgresql(c) => diesel::sql_query(
+            "SELECT column_name::text AS name FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+        )
+        .bind::<Text, _>(table)
+        .load(c),
+    }
+    .expect("read columns");
+    rows.into_iter().map(|r| r.name).collect()
+}
+
+#[test]
+fn migrations_create_the_declared_schema_and_are_idempotent() {
+    let t = TestDatabase::new();
+    let db = super::Db::open(&t.target).unwrap();
+    let first = db.migrate().unwrap();
+    assert!(!first.is_empty(), "fresh database gets migrations");
+    assert!(
+        db.migrate().unwrap().is_empty(),
+        "second run applies nothing"
+    );
+    let mut conn = db.conn().unwrap();
+    for (table, columns) in TABLES {
+        assert_eq!(&live_columns(&mut conn, table), columns, "table {table}");
+    }
+    assert!(db.ping().is_ok());
+}
+
+#[test]
+fn users_create_get_find_list() {
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let hash = password::hash("a long password").unwrap();
+    let bob = users::create(&mut conn, "bob", &hash, Role::Analyst).unwrap();
+    let amy = users::create(&mut conn, "amy", &hash, Role::Viewer).unwrap();
+    assert_eq!(bob.role().unwrap(), Role::Analyst);
+    assert!(!bob.disabled);
+    assert_eq!(users::get(&mut conn, &bob.id).unwrap(), bob);
+    assert_eq!(
+        users::find_by_username(&mut conn, "amy").unwrap(),
+        Some(amy.clone())
+    );
+    assert_eq!(users::find_by_username(&mut conn, "nobody").unwrap(), None);
+    let names: Vec<_> = users::list(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["amy", "bob"]);
+    assert!(matches!(
+        users::get(&mut conn, "missing"),
+        Err(DbError::NotFound("user"))
+    ));
+}
+
+#[test]
+fn duplicate_user_is_a_conflict_and_writes_nothing() {
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    users::create(&mut conn, "carol", "h1", Role::Legal).unwrap();
+    let err = users::create(&mut conn, "carol", "h2", Role::Admin).unwrap_err();
+    assert!(matches!(err, DbError::Conflict(_)), "{err}");
+    assert_eq!(err.code(), "conflict");
+    let all = users::list(&mut conn).unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].password_hash, "h1");
+}
+
+#[test]
+fn users_disable_and_password_change() {
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    users::create(&mut conn, "dan", "old", Role::Viewer).unwrap();
+    users::set_disabled(&mut conn, "dan", true).unwrap();
+    users::set_password_hash(&mut conn, "dan", "new").unwrap();
+    let dan = users::find_by_username(&mut conn, "dan").unwrap().unwrap();
+    assert!(dan.disabled);
+    assert_eq!(dan.password_hash, "new");
+    users::set_disabled(&mut conn, "dan", false).unwrap();
+    assert!(
+        !users::find_by_username(&mut conn, "dan")
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(matches!(
+        users::set_disabled(&mut conn, "ghost", true),
+        Err(DbError::NotFound(_))
+    ));
+    assert!(matches!(
+        users::set_password_hash(&mut conn, "ghost", "x"),
+        Err(DbError::NotFound(_))
+    ));
+}
+
+#[test]
+fn api_keys_lifecycle() {
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let k = api_key::generate();
+    let row = api_keys::create(&mut conn, "crawler-1", &k.display_prefix, &k.hash).unwrap();
+    assert_eq!(row.key_hash, k.hash);
+    assert!(row.revoked_at.is_none() && row.last_used_at.is_none());
+
+    let found = api_keys::find_active_by_hash(&mut conn, &api_key::hash(&k.plaintext))
+        .unwrap()
+        .expect("active key found by hash");
+    assert_eq!(found.id, row.id);
+    assert!(
+        api_keys::find_active_by_hash(&mut conn, &api_key::hash("ltk_wrong"))
+            .unwrap()
+            .is_none()
+    );
+
+    api_keys::touch(&mut conn, &row.id).unwrap();
+    let listed = api_keys::list(&mut conn).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some());
+
+    let dup = api_keys::create(&mut conn, "crawler-1", "p", "other-hash").unwrap_err();
+    assert!(matches!(dup, DbError::Conflict(_)), "{dup}");
+
+    api_keys::revoke(&mut conn, "crawler-1").unwrap();
+    let revoked_at = api_keys::list(&mut conn).unwrap()[0].revoked_at;
+    assert!(revoked_at.is_some());
+    assert!(api_keys::find_active_by_hash(&mut conn, &k.hash)
+        .unwrap()
+        .is_none());
+    api_keys::revoke(&mut conn, "crawler-1").unwrap();
+    assert_eq!(
+        api_keys::list(&mut conn).unwrap()[0].revoked_at,
+        revoked_at,
+        "first revocation kept"
+    );
+    assert!(matches!(
+        api_keys::revoke(&mut conn, "nope"),
+        Err(DbError::NotFound(_))
+    ));
+}
+
+#[test]
+fn timestamps_round_trip_exactly() {
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let before = super::now();
+    let u = users::create(&mut conn, "tim", "h", Role::Viewer).unwrap();
+    assert!(u.created_at >= before);
+    assert_eq!(
+        users::get(&mut conn, &u.id).unwrap().created_at,
+        u.created_at
+    );
+}
+
+#[test]
+fn async_run_and_concurrent_writers() {
+    let t = TestDatabase::new();
+    let db = t.open();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.run(move |c| users::create(c, &format!("u{i:02}"), "h", Role::Viewer))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let n = db.run(users::list).await.unwrap().len();
+        assert_eq!(n, 16);
+    });
+}
