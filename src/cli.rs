@@ -1,0 +1,122 @@
+//! The command line (DESIGN section 5). Global flags form the top configuration layer.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use shared::config::{LogFormat, PartialConfig, PartialLog, PartialServer};
+use shared::domain::Role;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "leaktrace",
+    version,
+    about = "Protected video streaming with forensic leak tracing"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Folder for media, secrets, uploads, reports and the default SQLite database [default: ./data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// postgres://user:password@host:port/db for PostgreSQL, or a SQLite file path
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// A TOML configuration file (also LEAKTRACE_CONFIG)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: human (default) or json
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. info or leaktrace=debug
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending database migrations
+    Migrate,
+    /// Manage users
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API keys for crawlers
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+    /// Print the effective configuration (secrets redacted)
+    Config,
+    /// Run the HTTP server
+    Serve {
+        /// Address and port to listen on [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (password from --password-stdin or LEAKTRACE_PASSWORD)
+    Add {
+        name: String,
+        /// viewer, analyst, legal or admin
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users
+    List,
+    /// Prevent a user from signing in
+    Disable { name: String },
+    /// Allow a disabled user to sign in again
+    Enable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key; it is printed once, alone on the last line
+    Create { name: String },
+    /// List keys (never the keys themselves)
+    List,
+    /// Revoke a key
+    Revoke { name: String },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+        .map_err(|e: shared::domain::ValidationError| e.to_string())
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    s.parse()
+}
+
+impl Cli {
+    /// The flags' configuration layer (the topmost).
+    pub fn config_layer(&self) -> PartialConfig {
+        let bind = match &self.command {
+            Command::Serve { bind } => bind.clone(),
+            _ => None,
+        };
+        PartialConfig {
+            data_dir: self.global.data_dir.clone(),
+            database_url: self.global.database_url.clone(),
+            server: PartialServer { bind },
+            log: PartialLog {
+                format: self.global.log_format,
+                level: self.global.log_level.clone(),
+            },
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The API's error body, `{"error": {"code", "message"}}`, and the one place where
+//! subsystem errors are mapped to HTTP statuses.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use shared::db::DbError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this resource does not accept that method",
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .json(json!({"error": {"code": self.code, "message": self.message}}))
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        let status = match &e {
+            DbError::NotFound(_) => StatusCode::NOT_FOUND,
+            DbError::Conflict(_) => StatusCode::CONFLICT,
+            DbError::Connect { .. } | DbError::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "database failure");
+        }
+        let message = match status {
+            // Internal details stay in the log.
+            StatusCode::INTERNAL_SERVER_ERROR => "internal database error".to_string(),
+            StatusCode::SERVICE_UNAVAILABLE => "the database is unavailable".to_string(),
+            _ => e.to_string(),
+        };
+        ApiError::new(status, e.code(), message)
+    }
+}

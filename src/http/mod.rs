@@ -1,0 +1,98 @@
+//! Server assembly: shared state, middleware and routes. Handlers stay thin and call into the
+//! domain and db layers; errors leave through [`error::ApiError`].
+
+pub mod error;
+mod health;
+mod pages;
+
+use std::time::Instant;
+
+use actix_web::dev::Service;
+use actix_web::{middleware, web, App, HttpServer};
+use shared::config::Config;
+use shared::db::Db;
+
+use crate::error::CliError;
+use error::ApiError;
+
+/// What every handler can reach. Built once at start-up; no globals.
+pub struct AppState {
+    pub db: Db,
+    pub started: Instant,
+}
+
+/// Registers every route. Unknown paths and methods answer with the JSON error shape.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/")
+            .route(web::get().to(pages::landing))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/healthz")
+            .route(web::get().to(health::healthz))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found())
+}
+
+async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::method_not_allowed())
+}
+
+/// Security headers on every response.
+fn security_headers() -> middleware::DefaultHeaders {
+    middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'",
+        ))
+}
+
+/// Runs the server until interrupted.
+pub fn serve(config: &Config, db: Db) -> Result<(), CliError> {
+    let bind = config.server.bind.clone();
+    let state = web::Data::new(AppState {
+        db,
+        started: Instant::now(),
+    });
+    actix_web::rt::System::new().block_on(async move {
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(security_headers())
+                .wrap_fn(|req, srv| {
+                    let method = req.method().clone();
+                    let path = req.path().to_string();
+                    let started = Instant::now();
+                    let fut = srv.call(req);
+                    async move {
+                        let res = fut.await?;
+                        tracing::info!(
+                            %method,
+                            %path,
+                            status = res.status().as_u16(),
+                            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                            "request"
+                        );
+                        Ok(res)
+                    }
+                })
+                .configure(routes)
+        })
+        .bind(&bind)
+        .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot listen on {bind}: {e}")))?;
+        for addr in server.addrs() {
+            tracing::info!(address = %addr, "leaktrace listening");
+            println!("leaktrace listening on http://{addr}/");
+        }
+        server.run().await.map_err(CliError::from)
+    })
+}

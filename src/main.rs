@@ -1,0 +1,35 @@
+//! The `leaktrace` binary: CLI and server assembly over the `shared`, `streaming` and
+//! `forensics` crates.
+
+mod cli;
+mod commands;
+mod error;
+mod http;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use shared::config::{Config, Env};
+
+use crate::cli::Cli;
+use crate::error::CliError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::debug!(error = %e, "command failed");
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let env: Env = std::env::vars().collect();
+    let config = Config::assemble(cli.global.config.as_deref(), &env, cli.config_layer())?;
+    logging::init(&config.log).map_err(CliError::Input)?;
+    commands::dispatch(cli.command, config, &env)
+}
