@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 / Ubuntu machine: installs what is missing,
+# checks formatting and lints, then runs every test against SQLite and against a throwaway
+# PostgreSQL started here (and stopped again, whatever happens).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/common.sh
+. scripts/lib/postgres.sh
+
+ensure_rust
+ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+
+trap stop_postgres EXIT INT TERM
+start_postgres
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "tests on SQLite"
+LEAKTRACE_TEST_BACKEND=sqlite cargo test --workspace --locked
+
+log "tests on PostgreSQL"
+LEAKTRACE_TEST_BACKEND=postgres LEAKTRACE_TEST_PG_URL="$PG_ADMIN_URL" cargo test --workspace --locked
+
+log "all tests passed on SQLite and PostgreSQL"
