@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 ensure_rust
 ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 
-trap stop_postgres EXIT INT TERM
+RESULTS=$(mktemp /tmp/leaktrace-test-results.XXXXXX)
+cleanup() { stop_postgres; rm -f "$RESULTS"; }
+trap cleanup EXIT
+trap "exit 130" INT TERM
 start_postgres
 
 log "cargo fmt --check"
@@ -19,9 +22,12 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log "tests on SQLite"
-LEAKTRACE_TEST_BACKEND=sqlite cargo test --workspace --locked
+LEAKTRACE_TEST_BACKEND=sqlite cargo test --workspace --locked 2>&1 | tee -a "$RESULTS"
 
 log "tests on PostgreSQL"
-LEAKTRACE_TEST_BACKEND=postgres LEAKTRACE_TEST_PG_URL="$PG_ADMIN_URL" cargo test --workspace --locked
+LEAKTRACE_TEST_BACKEND=postgres LEAKTRACE_TEST_PG_URL="$PG_ADMIN_URL" \
+  cargo test --workspace --locked 2>&1 | tee -a "$RESULTS"
 
 log "all tests passed on SQLite and PostgreSQL"
+# One closing line for both runs together.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$RESULTS"

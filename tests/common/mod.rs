@@ -73,7 +73,8 @@ impl Harness {
     /// Starts `leaktrace serve` on a free port and waits until it listens.
     pub fn serve(&self, extra: &[&str]) -> Server {
         let mut c = self.cmd();
-        c.args(["serve", "--bind", "127.0.0.1:0"]).args(extra);
+        c.args(["--log-level", "warn", "serve", "--bind", "127.0.0.1:0"])
+            .args(extra);
         Server::start(c)
     }
 }
