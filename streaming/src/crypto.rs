@@ -1,20 +1,17 @@
 //! The protocol's cryptography, exactly as docs/PROTOCOL.md fixes it: X25519 key agreement,
 //! HKDF-SHA256 session key, AES-256-GCM wrapping of the content key (CEK) and of every segment.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hkdf::Hkdf;
 use rand::RngCore;
 use sha2::Sha256;
+use shared::sealing::{self, SealError};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 /// HKDF `info` for the session key.
 pub const SESSION_KEY_INFO: &[u8] = b"leaktrace/v1/session-key";
-pub const NONCE_LEN: usize = 12;
-pub const TAG_LEN: usize = 16;
-pub const KEY_LEN: usize = 32;
+pub use shared::sealing::{KEY_LEN, NONCE_LEN, TAG_LEN};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
@@ -96,33 +93,22 @@ pub fn derive_session_key(
 
 /// `nonce[12] || AES-256-GCM(key, nonce, plaintext, aad)` with a fresh random nonce.
 pub fn seal(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let cipher = Aes256Gcm::new(key.into());
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
-    out.extend_from_slice(&nonce);
-    let body = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .map_err(|_| CryptoError::Encrypt)?;
-    out.extend_from_slice(&body);
-    Ok(out)
+    sealing::seal(key, aad, plaintext).map_err(CryptoError::from)
 }
 
 /// Inverse of [`seal`].
 pub fn open(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    if sealed.len() < NONCE_LEN + TAG_LEN {
-        return Err(CryptoError::Truncated);
+    sealing::open(key, aad, sealed).map_err(CryptoError::from)
+}
+
+impl From<SealError> for CryptoError {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::Truncated => CryptoError::Truncated,
+            SealError::Authentication => CryptoError::Decrypt,
+            SealError::TooLong => CryptoError::Encrypt,
+        }
     }
-    let (nonce, body) = sealed.split_at(NONCE_LEN);
-    Aes256Gcm::new(key.into())
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad })
-        .map_err(|_| CryptoError::Decrypt)
 }
 
 /// The `encrypted_cek` field: base64 of the CEK sealed under the session key.

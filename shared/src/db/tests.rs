@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use super::repo::{api_keys, users};
+use super::repo::{api_keys, users, videos};
 use super::schema::TABLES;
 use super::{DbConnection, DbError};
 use crate::auth::{api_key, password};
@@ -206,4 +206,48 @@ fn async_run_and_concurrent_writers() {
         let n = db.run(users::list).await.unwrap().len();
         assert_eq!(n, 16);
     });
+}
+
+fn sample_video(id: &str, title: &str) -> videos::NewVideo {
+    videos::NewVideo {
+        id: id.into(),
+        title: title.into(),
+        duration_seconds: 5.28,
+        unit_seconds: 1.0,
+        unit_count: 6,
+        width: 1280,
+        height: 720,
+        frame_rate: 25.0,
+        has_audio: true,
+        storage_dir: format!("videos/{id}"),
+        sealed_secret: vec![1, 2, 3, 0, 255],
+        source_sha256: "ab".repeat(32),
+        created_at: super::now(),
+    }
+}
+
+#[test]
+fn videos_create_get_find_list_and_conflict() {
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let v = videos::create(&mut conn, &sample_video("v2", "Zebra")).unwrap();
+    assert_eq!(v.sealed_secret, vec![1, 2, 3, 0, 255], "binary round trip");
+    assert_eq!(v.frame_rate, 25.0);
+    videos::create(&mut conn, &sample_video("v1", "Aardvark")).unwrap();
+    assert_eq!(videos::get(&mut conn, "v2").unwrap(), v);
+    assert_eq!(videos::find_by_title(&mut conn, "Zebra").unwrap(), Some(v));
+    assert_eq!(videos::find_by_title(&mut conn, "zebra").unwrap(), None);
+    let titles: Vec<_> = videos::list(&mut conn)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.title)
+        .collect();
+    assert_eq!(titles, ["Aardvark", "Zebra"]);
+    let err = videos::create(&mut conn, &sample_video("v3", "Zebra")).unwrap_err();
+    assert!(matches!(err, DbError::Conflict(_)), "{err}");
+    assert!(matches!(
+        videos::get(&mut conn, "v3"),
+        Err(DbError::NotFound("video"))
+    ));
 }

@@ -3,3 +3,4 @@
 
 pub mod api_keys;
 pub mod users;
+pub mod videos;
