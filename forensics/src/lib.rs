@@ -1,5 +1,5 @@
-//! `forensics`: the forensic watermark's library side. No HTTP in here. This crate holds the
-//! matching statistics ([`statistics`]); FFmpeg media I/O, embedding, A/B packaging,
-//! extraction and evidence reports build on it.
+//! `forensics`: the forensic watermark's library side; no HTTP in here. FFmpeg media I/O,
+//! watermark embedding and A/B packaging, and the matching statistics.
 
 pub mod statistics;
+pub mod watermark;
