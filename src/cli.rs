@@ -52,6 +52,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Package a title: embed the forensic watermark, write A/B CMAF units
+    Package(PackageArgs),
     /// Print the effective configuration (secrets redacted)
     Config,
     /// Run the HTTP server
@@ -60,6 +62,30 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// Any video FFmpeg reads (mp4, mkv, webm, MPEG-2, ...)
+    pub input: PathBuf,
+    /// The title viewers see; must be unique
+    #[arg(long)]
+    pub title: String,
+    /// Length of one watermark unit (one GOP, one segment), 0.5 to 4 seconds
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub unit_seconds: f64,
+    /// libx264 constant rate factor of both variants
+    #[arg(long, default_value_t = forensics::media::encode::DEFAULT_CRF)]
+    pub crf: u8,
+    /// libx264 preset of both variants
+    #[arg(long, default_value = forensics::media::encode::DEFAULT_PRESET)]
+    pub preset: String,
+    /// Watermark strength (luma levels at unit mask gain); higher is more robust, less invisible
+    #[arg(long, default_value_t = forensics::watermark::embed::DEFAULT_STRENGTH)]
+    pub strength: f32,
+    /// Print one JSON object instead of a summary
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,6 +46,8 @@ pub enum ValidationError {
     Username(String),
     #[error("invalid API key name '{0}': use 1 to 64 letters, digits, '.', '_' or '-'")]
     ApiKeyName(String),
+    #[error("invalid title: {0}")]
+    Title(&'static str),
     #[error("the password is empty")]
     EmptyPassword,
     #[error("the password is too short: at least {min} characters are required")]
@@ -86,6 +88,22 @@ pub fn validate_api_key_name(name: &str) -> Result<(), ValidationError> {
     } else {
         Err(ValidationError::ApiKeyName(name.to_string()))
     }
+}
+
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// Checks a title: not blank, at most 200 characters, no control characters.
+pub fn validate_title(title: &str) -> Result<(), ValidationError> {
+    if title.trim().is_empty() {
+        return Err(ValidationError::Title("it is empty"));
+    }
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Err(ValidationError::Title("it is longer than 200 characters"));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ValidationError::Title("it contains control characters"));
+    }
+    Ok(())
 }
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -129,6 +147,14 @@ mod tests {
         for bad in ["", "a b", "ä", "x/y", &"a".repeat(65)] {
             assert!(validate_username(bad).is_err(), "{bad:?}");
             assert!(validate_api_key_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn titles_are_checked() {
+        assert!(validate_title("Big Buck Bunny (2008)").is_ok());
+        for bad in ["", "   ", "a\nb", &"x".repeat(201)] {
+            assert!(validate_title(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod datadir;
 pub mod db;
 pub mod domain;
+pub mod package;
 pub mod sealing;
 pub mod secrets;
 #[cfg(any(test, feature = "test-support"))]

@@ -7,7 +7,7 @@ use super::mask::{GainMap, Plane};
 use super::pattern::Pattern;
 
 /// Default peak-scale strength in luma levels (the RMS change is `strength` times the RMS gain).
-pub const DEFAULT_STRENGTH: f32 = 1.6;
+pub const DEFAULT_STRENGTH: f32 = 1.0;
 
 /// A writable luma plane.
 pub struct PlaneMut<'a> {

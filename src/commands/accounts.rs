@@ -1,62 +1,17 @@
-//! The CLI commands: thin wrappers that validate input and call the domain and db layers.
+//! `leaktrace user ...` and `leaktrace apikey ...`.
 
 use std::io::BufRead;
 
 use shared::auth::{api_key, password};
 use shared::config::{Config, Env};
-use shared::datadir;
 use shared::db::repo::{api_keys, users};
-use shared::db::Db;
 use shared::domain;
-use shared::secrets::Secrets;
 
-use crate::cli::{ApikeyCommand, Command, UserCommand};
+use super::open_database;
+use crate::cli::{ApikeyCommand, UserCommand};
 use crate::error::CliError;
 
-pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), CliError> {
-    match command {
-        Command::Config => {
-            print!("{}", config.to_redacted_toml());
-            Ok(())
-        }
-        Command::Migrate => {
-            let (_, applied) = open_database(&config)?;
-            if applied.is_empty() {
-                println!("database is up to date");
-            } else {
-                println!(
-                    "applied {} migration(s): {}",
-                    applied.len(),
-                    applied.join(", ")
-                );
-            }
-            Ok(())
-        }
-        Command::User { command } => user(&config, command, env),
-        Command::Apikey { command } => apikey(&config, command),
-        Command::Serve { .. } => {
-            let (db, _) = open_database(&config)?;
-            // Created here on first use, so that a bad or unreadable secret stops start-up.
-            let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;
-            tracing::info!(jwt = ?secrets.jwt_source, master = ?secrets.master_source, "secrets ready");
-            crate::http::serve(&config, db)
-        }
-    }
-}
-
-/// Checks the data dir, connects, and applies pending migrations (returned).
-fn open_database(config: &Config) -> Result<(Db, Vec<String>), CliError> {
-    datadir::prepare(&config.data_dir)?;
-    let target = config.database_target()?;
-    let db = Db::open(&target)?;
-    let applied = db.migrate()?;
-    if !applied.is_empty() {
-        tracing::info!(database = %target.describe(), migrations = ?applied, "applied migrations");
-    }
-    Ok((db, applied))
-}
-
-fn user(config: &Config, command: UserCommand, env: &Env) -> Result<(), CliError> {
+pub fn user(config: &Config, command: UserCommand, env: &Env) -> Result<(), CliError> {
     match command {
         UserCommand::Add {
             name,
@@ -115,7 +70,7 @@ fn read_new_password(from_stdin: bool, env: &Env) -> Result<String, CliError> {
     })
 }
 
-fn apikey(config: &Config, command: ApikeyCommand) -> Result<(), CliError> {
+pub fn apikey(config: &Config, command: ApikeyCommand) -> Result<(), CliError> {
     match command {
         ApikeyCommand::Create { name } => {
             domain::validate_api_key_name(&name)?;

@@ -1,0 +1,493 @@
+//! Packaging a title: decode the source, embed the watermark, encode variants A and B of every
+//! unit with identical libx264 settings, split them into CMAF segments, and store what playback
+//! and extraction need. Everything is written into a staging folder that is renamed into place
+//! only when complete ([`Packaged::commit`]); a failed or abandoned run leaves nothing behind.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use ffmpeg_next::frame;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use shared::package::{
+    self as layout, Layout, PackageManifest, SourceFile, Variant, VideoTrack, WatermarkParams,
+};
+
+use crate::fingerprint::{self, THUMB_HEIGHT, THUMB_WIDTH};
+use crate::media::decode::{FrameReader, Limits, SourceInfo};
+use crate::media::encode::{EncoderSettings, Geometry, VariantWriter, DEFAULT_CRF, DEFAULT_PRESET};
+use crate::media::fmp4::{self, Fmp4Error};
+use crate::media::MediaError;
+use crate::watermark::embed::{embed_pair, PlaneMut, DEFAULT_STRENGTH};
+use crate::watermark::mask::{gain_map, Plane};
+use crate::watermark::pattern::{unit_pattern, Pattern};
+
+pub const ALGORITHM: &str = "leaktrace-ab-v1";
+pub const MIN_UNIT_SECONDS: f64 = 0.5;
+pub const MAX_UNIT_SECONDS: f64 = 4.0;
+/// Frames buffered between the embedder and each encoder: bounds memory.
+const QUEUE_FRAMES: usize = 4;
+
+#[derive(Debug, Clone)]
+pub struct PackageOptions {
+    pub title: String,
+    pub unit_seconds: f64,
+    pub crf: u8,
+    pub preset: String,
+    pub strength: f32,
+    pub limits: Limits,
+}
+
+impl PackageOptions {
+    pub fn new(title: impl Into<String>) -> Self {
+        PackageOptions {
+            title: title.into(),
+            unit_seconds: 1.0,
+            crf: DEFAULT_CRF,
+            preset: DEFAULT_PRESET.to_string(),
+            strength: DEFAULT_STRENGTH,
+            limits: Limits::default(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), PackageError> {
+        if !(MIN_UNIT_SECONDS..=MAX_UNIT_SECONDS).contains(&self.unit_seconds) {
+            return Err(PackageError::InvalidOption(format!(
+                "unit length {} s is outside {MIN_UNIT_SECONDS}-{MAX_UNIT_SECONDS} s",
+                self.unit_seconds
+            )));
+        }
+        if self.crf > 51 {
+            return Err(PackageError::InvalidOption(format!(
+                "CRF {} is outside 0-51",
+                self.crf
+            )));
+        }
+        const PRESETS: &[&str] = &[
+            "ultrafast",
+            "superfast",
+            "veryfast",
+            "faster",
+            "fast",
+            "medium",
+            "slow",
+            "slower",
+            "veryslow",
+        ];
+        if !PRESETS.contains(&self.preset.as_str()) {
+            return Err(PackageError::InvalidOption(format!(
+                "unknown x264 preset '{}'",
+                self.preset
+            )));
+        }
+        if !(self.strength > 0.0 && self.strength <= 8.0) {
+            return Err(PackageError::InvalidOption(format!(
+                "watermark strength {} is outside (0, 8]",
+                self.strength
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Where packaging is, for progress bars and job progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Copying and hashing the source.
+    Source,
+    /// Decoding, embedding and encoding; `total` is the expected frame count (0 if unknown).
+    Video,
+    /// Writing segments and reference data.
+    Finishing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub stage: Stage,
+    pub done: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    #[error("packaging produced inconsistent output: {0}")]
+    Inconsistent(String),
+    #[error("cannot split the encoded variant: {0}")]
+    Segments(#[from] Fmp4Error),
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl PackageError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PackageError::Media(e) => e.code(),
+            PackageError::InvalidOption(_) => "invalid_option",
+            PackageError::Inconsistent(_) | PackageError::Segments(_) => "packaging_failed",
+            PackageError::Io { .. } => "io_error",
+        }
+    }
+
+    /// True when the input or the options are at fault.
+    pub fn is_input_error(&self) -> bool {
+        match self {
+            PackageError::Media(e) => e.is_input_error(),
+            PackageError::InvalidOption(_) => true,
+            _ => false,
+        }
+    }
+}
+
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> PackageError + 'a {
+    move |source| PackageError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A staging folder removed on drop unless kept.
+struct Staging {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A packaged title waiting in its staging folder. Dropping it without [`Packaged::commit`]
+/// removes everything it wrote.
+pub struct Packaged {
+    pub manifest: PackageManifest,
+    /// The per-video watermark secret: seal it under the master key before storing it.
+    pub secret: [u8; 32],
+    staging: Staging,
+    target: PathBuf,
+}
+
+impl Packaged {
+    /// Moves the title into place (`<videos dir>/<video id>`) and returns that folder.
+    pub fn commit(mut self) -> Result<PathBuf, PackageError> {
+        fs::rename(&self.staging.path, &self.target)
+            .map_err(io_err("move into place", &self.target))?;
+        self.staging.keep = true;
+        Ok(self.target.clone())
+    }
+}
+
+/// Packages `input` into a staging folder under `videos_dir`.
+pub fn package(
+    input: &Path,
+    videos_dir: &Path,
+    options: &PackageOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Packaged, PackageError> {
+    options.validate()?;
+    let mut reader = FrameReader::open(input, &options.limits)?;
+    let info = reader.info().clone();
+
+    let video_id = uuid::Uuid::new_v4().to_string();
+    fs::create_dir_all(videos_dir).map_err(io_err("create", videos_dir))?;
+    let staging = Staging {
+        path: videos_dir.join(format!(".staging-{video_id}")),
+        keep: false,
+    };
+    let layout = Layout::new(&staging.path);
+    for dir in [
+        layout.source_dir(),
+        layout.root.join("video").join(Variant::A.folder()),
+        layout.root.join("video").join(Variant::B.folder()),
+        layout.root.join("reference"),
+        layout.root.join("work"),
+    ] {
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    }
+
+    let (source_name, source_sha256) = copy_source(input, &layout, progress)?;
+
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let fps = info.fps();
+    let unit_frames = ((fps * options.unit_seconds).round() as u32).max(1);
+    let settings = EncoderSettings {
+        crf: options.crf,
+        preset: options.preset.clone(),
+        unit_frames,
+    };
+    let geometry = Geometry {
+        width: info.width,
+        height: info.height,
+        sample_aspect: info.sample_aspect,
+        frame_rate: info.frame_rate,
+    };
+    let work_a = layout.root.join("work").join("a.mp4");
+    let work_b = layout.root.join("work").join("b.mp4");
+    let expected_frames = (info.duration_seconds * fps).round() as u64;
+
+    let (tx_a, rx_a) = sync_channel::<frame::Video>(QUEUE_FRAMES);
+    let (tx_b, rx_b) = sync_channel::<frame::Video>(QUEUE_FRAMES);
+    let (fed, encoded_a, encoded_b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| encode_variant(&work_a, geometry, &settings, rx_a));
+        let b = scope.spawn(|| encode_variant(&work_b, geometry, &settings, rx_b));
+        let embed = Embedder {
+            secret: &secret,
+            strength: options.strength,
+            unit_frames,
+            thumbs_path: layout.thumbnails(),
+        };
+        let fed = embed.run(&mut reader, tx_a, tx_b, expected_frames, progress);
+        let joined = |h: std::thread::ScopedJoinHandle<'_, Result<(), MediaError>>| {
+            h.join()
+                .unwrap_or_else(|_| Err(MediaError::encode("encoder thread", "panicked")))
+        };
+        (fed, joined(a), joined(b))
+    });
+    // An input problem explains a stopped encoder, so it is reported first.
+    let frame_count = fed?;
+    encoded_a?;
+    encoded_b?;
+
+    progress(Progress {
+        stage: Stage::Finishing,
+        done: 0,
+        total: 1,
+    });
+    let unit_count = frame_count.div_ceil(unit_frames as u64) as u32;
+    let init = split_variants(&layout, &work_a, &work_b, unit_count)?;
+    let codec = fmp4::avc_codec_string(&init)
+        .ok_or_else(|| PackageError::Inconsistent("init segment has no avcC box".into()))?;
+    fs::write(layout.video_init(), &init).map_err(io_err("write", &layout.video_init()))?;
+    let work_dir = layout.root.join("work");
+    fs::remove_dir_all(&work_dir).map_err(io_err("remove", &work_dir))?;
+
+    let manifest = PackageManifest {
+        format_version: layout::FORMAT_VERSION,
+        video_id: video_id.clone(),
+        title: options.title.clone(),
+        video: VideoTrack {
+            codec,
+            width: info.width,
+            height: info.height,
+            sample_aspect: [info.sample_aspect.0, info.sample_aspect.1],
+            frame_rate: [info.frame_rate.0, info.frame_rate.1],
+            frame_count,
+            unit_frames,
+            unit_count,
+            duration_seconds: frame_count as f64 / fps,
+            crf: options.crf,
+            preset: options.preset.clone(),
+        },
+        audio: None,
+        watermark: WatermarkParams {
+            algorithm: ALGORITHM.to_string(),
+            strength: options.strength,
+        },
+        source: source_file(&info, source_name, source_sha256),
+        thumbnail_size: [THUMB_WIDTH as u32, THUMB_HEIGHT as u32],
+    };
+    let manifest_json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| PackageError::Inconsistent(format!("manifest: {e}")))?;
+    fs::write(layout.manifest(), manifest_json).map_err(io_err("write", &layout.manifest()))?;
+    progress(Progress {
+        stage: Stage::Finishing,
+        done: 1,
+        total: 1,
+    });
+    Ok(Packaged {
+        manifest,
+        secret,
+        target: videos_dir.join(&video_id),
+        staging,
+    })
+}
+
+fn source_file(info: &SourceInfo, file_name: String, sha256: String) -> SourceFile {
+    SourceFile {
+        file_name,
+        size_bytes: info.size_bytes,
+        sha256,
+        container: info.container.clone(),
+        codec: info.video_codec.clone(),
+        width: info.source_width,
+        height: info.source_height,
+        duration_seconds: info.duration_seconds,
+    }
+}
+
+/// Copies the source into the title's folder, hashing it on the way.
+fn copy_source(
+    input: &Path,
+    layout: &Layout,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(String, String), PackageError> {
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "source".into());
+    let ext: String = input
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "bin".into());
+    let dest = layout.source_dir().join(format!("original.{ext}"));
+    let mut src = File::open(input).map_err(io_err("read", input))?;
+    let total = src.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut out = BufWriter::new(File::create(&dest).map_err(io_err("create", &dest))?);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    loop {
+        let n = src.read(&mut buf).map_err(io_err("read", input))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(io_err("write", &dest))?;
+        done += n as u64;
+        progress(Progress {
+            stage: Stage::Source,
+            done,
+            total,
+        });
+    }
+    out.flush().map_err(io_err("write", &dest))?;
+    Ok((name, hex::encode(hasher.finalize())))
+}
+
+fn encode_variant(
+    path: &Path,
+    geometry: Geometry,
+    settings: &EncoderSettings,
+    frames: Receiver<frame::Video>,
+) -> Result<(), MediaError> {
+    let mut writer = VariantWriter::create(path, geometry, settings)?;
+    for mut f in frames {
+        writer.write(&mut f)?;
+    }
+    writer.finish().map(|_| ())
+}
+
+/// The embedding loop: one decoded frame in, one frame of each variant out.
+struct Embedder<'a> {
+    secret: &'a [u8; 32],
+    strength: f32,
+    unit_frames: u32,
+    thumbs_path: PathBuf,
+}
+
+impl Embedder<'_> {
+    /// Returns the number of frames fed to the encoders.
+    fn run(
+        &self,
+        reader: &mut FrameReader,
+        to_a: SyncSender<frame::Video>,
+        to_b: SyncSender<frame::Video>,
+        expected_frames: u64,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<u64, PackageError> {
+        let thumbs_file =
+            File::create(&self.thumbs_path).map_err(io_err("create", &self.thumbs_path))?;
+        let mut thumbs = BufWriter::new(thumbs_file);
+        let thumb_err = |e| PackageError::Io {
+            action: "write",
+            path: self.thumbs_path.clone(),
+            source: e,
+        };
+        fingerprint::write_header(&mut thumbs, 0).map_err(thumb_err)?;
+        let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+        let mut current: Option<(u32, Pattern)> = None;
+        let mut count = 0u64;
+        let encoder_gone = || MediaError::encode("encoder", "stopped before the end of the input");
+        while let Some(source) = reader.next_frame()? {
+            let index = source.pts().unwrap_or(count as i64);
+            let unit = (index as u64 / self.unit_frames as u64) as u32 + 1;
+            if current.as_ref().map(|(u, _)| *u) != Some(unit) {
+                current = Some((unit, unit_pattern(self.secret, unit, w, h)));
+            }
+            let pattern = current.as_ref().map(|(_, p)| p).ok_or_else(encoder_gone)?;
+            let src = Plane {
+                data: source.data(0),
+                stride: source.stride(0),
+                width: w,
+                height: h,
+            };
+            thumbs
+                .write_all(&fingerprint::thumbnail(&src, THUMB_WIDTH, THUMB_HEIGHT))
+                .map_err(thumb_err)?;
+            let gains = gain_map(&src);
+            let mut a = source.clone();
+            let mut b = source.clone();
+            let (stride_a, stride_b) = (a.stride(0), b.stride(0));
+            embed_pair(
+                &src,
+                pattern,
+                &gains,
+                self.strength,
+                &mut PlaneMut {
+                    data: a.data_mut(0),
+                    stride: stride_a,
+                },
+                &mut PlaneMut {
+                    data: b.data_mut(0),
+                    stride: stride_b,
+                },
+            );
+            a.set_pts(Some(index));
+            b.set_pts(Some(index));
+            to_a.send(a).map_err(|_| encoder_gone())?;
+            to_b.send(b).map_err(|_| encoder_gone())?;
+            count += 1;
+            progress(Progress {
+                stage: Stage::Video,
+                done: count,
+                total: expected_frames.max(count),
+            });
+        }
+        let mut file = thumbs.into_inner().map_err(|e| thumb_err(e.into_error()))?;
+        let frames = u32::try_from(count)
+            .map_err(|_| PackageError::InvalidOption("too many frames".into()))?;
+        fingerprint::patch_count(&mut file, frames).map_err(thumb_err)?;
+        Ok(count)
+    }
+}
+
+/// Splits both encodes into segments and checks that they are interchangeable.
+fn split_variants(
+    layout: &Layout,
+    work_a: &Path,
+    work_b: &Path,
+    unit_count: u32,
+) -> Result<Vec<u8>, PackageError> {
+    let a = fmp4::split_file(work_a, &|k| layout.video_unit(Variant::A, k))?;
+    let b = fmp4::split_file(work_b, &|k| layout.video_unit(Variant::B, k))?;
+    if a.init != b.init {
+        return Err(PackageError::Inconsistent(
+            "the init segments of variants A and B differ".into(),
+        ));
+    }
+    if a.fragments != unit_count || b.fragments != unit_count {
+        return Err(PackageError::Inconsistent(format!(
+            "expected {unit_count} fragments per variant, got {} (A) and {} (B)",
+            a.fragments, b.fragments
+        )));
+    }
+    Ok(a.init)
+}

@@ -1,0 +1,56 @@
+//! The CLI commands: thin wrappers that validate input and call the domain and db layers.
+
+mod accounts;
+mod package;
+
+use shared::config::{Config, Env};
+use shared::datadir;
+use shared::db::Db;
+use shared::secrets::Secrets;
+
+use crate::cli::Command;
+use crate::error::CliError;
+
+pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), CliError> {
+    match command {
+        Command::Config => {
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Migrate => {
+            let (_, applied) = open_database(&config)?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            } else {
+                println!(
+                    "applied {} migration(s): {}",
+                    applied.len(),
+                    applied.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::User { command } => accounts::user(&config, command, env),
+        Command::Apikey { command } => accounts::apikey(&config, command),
+        Command::Package(args) => package::run(&config, args),
+        Command::Serve { .. } => {
+            let (db, _) = open_database(&config)?;
+            // Created here on first use, so that a bad or unreadable secret stops start-up.
+            let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;
+            tracing::info!(jwt = ?secrets.jwt_source, master = ?secrets.master_source, "secrets ready");
+            crate::http::serve(&config, db)
+        }
+    }
+}
+
+/// Checks the data dir, connects, and applies pending migrations (returned).
+pub(crate) fn open_database(config: &Config) -> Result<(Db, Vec<String>), CliError> {
+    datadir::prepare(&config.data_dir)?;
+    let target = config.database_target()?;
+    let db = Db::open(&target)?;
+    let applied = db.migrate()?;
+    if !applied.is_empty() {
+        tracing::info!(database = %target.describe(), migrations = ?applied, "applied migrations");
+    }
+    Ok((db, applied))
+}
