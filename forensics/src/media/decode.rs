@@ -106,13 +106,16 @@ pub fn choose_frame_rate(avg: Rational, base: Rational) -> (i32, i32) {
         Some(f) => f,
         None => return (25, 1),
     };
-    for &(n, d) in STANDARD_RATES {
+    let relative_error = |&(n, d): &(i32, i32)| {
         let s = n as f64 / d as f64;
-        if ((fps - s) / s).abs() < 0.005 {
-            return (n, d);
-        }
-    }
-    ((fps * 1000.0).round() as i32, 1000)
+        ((fps - s) / s).abs()
+    };
+    STANDARD_RATES
+        .iter()
+        .filter(|r| relative_error(r) < 0.005)
+        .min_by(|a, b| relative_error(a).total_cmp(&relative_error(b)))
+        .copied()
+        .unwrap_or(((fps * 1000.0).round() as i32, 1000))
 }
 
 /// Reads a video as constant-rate YUV 4:2:0 frames. `pts` of each frame is its index.
@@ -518,6 +521,8 @@ mod tests {
             (30000, 1001)
         );
         assert_eq!(choose_frame_rate(Rational(0, 0), Rational(24, 1)), (24, 1));
+        assert_eq!(choose_frame_rate(Rational(24000, 1001), Rational(0, 1)), (24000, 1001));
+        assert_eq!(choose_frame_rate(Rational(5994, 100), Rational(0, 1)), (60000, 1001));
         assert_eq!(choose_frame_rate(Rational(0, 0), Rational(0, 0)), (25, 1));
         assert_eq!(
             choose_frame_rate(Rational(1000, 1), Rational(1000, 1)),
