@@ -32,7 +32,8 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Input(e) | CliError::Failure(e) => write!(f, "{e:#}"),
+            // Subsystem messages already include their cause: print the top level only.
+            CliError::Input(e) | CliError::Failure(e) => write!(f, "{e}"),
         }
     }
 }

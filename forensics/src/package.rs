@@ -12,10 +12,12 @@ use ffmpeg_next::frame;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use shared::package::{
-    self as layout, Layout, PackageManifest, SourceFile, Variant, VideoTrack, WatermarkParams,
+    self as layout, AudioTrack, Layout, PackageManifest, SourceFile, Variant, VideoTrack,
+    WatermarkParams,
 };
 
 use crate::fingerprint::{self, THUMB_HEIGHT, THUMB_WIDTH};
+use crate::media::audio;
 use crate::media::decode::{FrameReader, Limits, SourceInfo};
 use crate::media::encode::{EncoderSettings, Geometry, VariantWriter, DEFAULT_CRF, DEFAULT_PRESET};
 use crate::media::fmp4::{self, Fmp4Error};
@@ -275,6 +277,15 @@ pub fn package(
     let codec = fmp4::avc_codec_string(&init)
         .ok_or_else(|| PackageError::Inconsistent("init segment has no avcC box".into()))?;
     fs::write(layout.video_init(), &init).map_err(io_err("write", &layout.video_init()))?;
+    let duration_seconds = frame_count as f64 / fps;
+    let unit_seconds = unit_frames as f64 / fps;
+    let audio = package_audio(
+        input,
+        &layout,
+        unit_seconds,
+        duration_seconds,
+        &options.limits,
+    )?;
     let work_dir = layout.root.join("work");
     fs::remove_dir_all(&work_dir).map_err(io_err("remove", &work_dir))?;
 
@@ -291,11 +302,11 @@ pub fn package(
             frame_count,
             unit_frames,
             unit_count,
-            duration_seconds: frame_count as f64 / fps,
+            duration_seconds,
             crf: options.crf,
             preset: options.preset.clone(),
         },
-        audio: None,
+        audio,
         watermark: WatermarkParams {
             algorithm: ALGORITHM.to_string(),
             strength: options.strength,
@@ -317,6 +328,32 @@ pub fn package(
         target: videos_dir.join(&video_id),
         staging,
     })
+}
+
+/// Encodes the audio track (if any) and splits it into segments of about one unit each.
+fn package_audio(
+    input: &Path,
+    layout: &Layout,
+    segment_seconds: f64,
+    max_seconds: f64,
+    limits: &Limits,
+) -> Result<Option<AudioTrack>, PackageError> {
+    let work = layout.root.join("work").join("audio.mp4");
+    let Some(encoded) = audio::encode_audio(input, &work, segment_seconds, max_seconds, limits)?
+    else {
+        return Ok(None);
+    };
+    let dir = layout.root.join("audio");
+    fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+    let split = fmp4::split_file(&work, &|k| layout.audio_unit(k))?;
+    fs::write(layout.audio_init(), &split.init).map_err(io_err("write", &layout.audio_init()))?;
+    Ok(Some(AudioTrack {
+        codec: audio::CODEC.to_string(),
+        sample_rate: encoded.sample_rate,
+        channels: encoded.channels,
+        segment_count: split.fragments,
+        segment_seconds,
+    }))
 }
 
 fn source_file(info: &SourceInfo, file_name: String, sha256: String) -> SourceFile {

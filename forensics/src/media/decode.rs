@@ -143,10 +143,15 @@ pub struct FrameReader {
 }
 
 pub(crate) fn check_file(path: &Path, limits: &Limits) -> Result<u64, MediaError> {
-    let meta = std::fs::metadata(path).map_err(|source| MediaError::Io {
-        action: "read",
-        path: path.to_path_buf(),
-        source,
+    let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => MediaError::Missing {
+            path: path.to_path_buf(),
+        },
+        _ => MediaError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        },
     })?;
     if !meta.is_file() {
         return Err(MediaError::NotMedia {
@@ -521,8 +526,14 @@ mod tests {
             (30000, 1001)
         );
         assert_eq!(choose_frame_rate(Rational(0, 0), Rational(24, 1)), (24, 1));
-        assert_eq!(choose_frame_rate(Rational(24000, 1001), Rational(0, 1)), (24000, 1001));
-        assert_eq!(choose_frame_rate(Rational(5994, 100), Rational(0, 1)), (60000, 1001));
+        assert_eq!(
+            choose_frame_rate(Rational(24000, 1001), Rational(0, 1)),
+            (24000, 1001)
+        );
+        assert_eq!(
+            choose_frame_rate(Rational(5994, 100), Rational(0, 1)),
+            (60000, 1001)
+        );
         assert_eq!(choose_frame_rate(Rational(0, 0), Rational(0, 0)), (25, 1));
         assert_eq!(
             choose_frame_rate(Rational(1000, 1), Rational(1000, 1)),

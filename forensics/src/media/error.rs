@@ -4,6 +4,8 @@ use std::path::PathBuf;
 /// `is_input_error()` tells them apart from failures of this machine.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
+    #[error("{path} does not exist")]
+    Missing { path: PathBuf },
     #[error("{path} is empty (zero bytes)")]
     Empty { path: PathBuf },
     #[error("{path} is not a video FFmpeg can read: {reason}")]
@@ -61,6 +63,7 @@ pub enum MediaError {
 impl MediaError {
     pub fn code(&self) -> &'static str {
         match self {
+            MediaError::Missing { .. } => "file_not_found",
             MediaError::Empty { .. } => "empty_file",
             MediaError::NotMedia { .. } => "not_a_video",
             MediaError::NoVideo { .. } => "no_video_stream",

@@ -1,6 +1,7 @@
 //! FFmpeg media I/O (through ffmpeg-next): decoding inputs to constant-rate frames, encoding
 //! watermarked variants as CMAF, and splitting fragmented MP4 into segments.
 
+pub mod audio;
 pub mod decode;
 pub mod encode;
 mod error;

@@ -1,0 +1,465 @@
+//! `leaktrace package` end to end: real FFmpeg decode and libx264 encodes, real database.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::media::{clip, count_frames, decode_errors, ffmpeg, ClipSpec};
+use common::Harness;
+use rand::{Rng, SeedableRng};
+use shared::db::repo::videos;
+use shared::package::{Layout, PackageManifest, Variant};
+use shared::sealing;
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/bigbuckbunny.mp4");
+
+fn package_json(h: &Harness, input: &Path, title: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "package",
+        input.to_str().unwrap(),
+        "--title",
+        title,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = h.run(&args, None);
+    out.success();
+    let line = out.stdout();
+    serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("--json output ({e}): {line}"))
+}
+
+fn manifest(h: &Harness, video_id: &str) -> (Layout, PackageManifest) {
+    let layout = Layout::new(h.data_dir.join("videos").join(video_id));
+    let text = std::fs::read(layout.manifest()).expect("package.json");
+    (
+        layout,
+        serde_json::from_slice(&text).expect("manifest JSON"),
+    )
+}
+
+/// Writes init + the chosen variant of every unit into one file.
+fn assemble(layout: &Layout, units: u32, choose: impl Fn(u32) -> Variant, out: &Path) {
+    let mut bytes = std::fs::read(layout.video_init()).unwrap();
+    for k in 1..=units {
+        bytes.extend(std::fs::read(layout.video_unit(choose(k), k)).unwrap());
+    }
+    std::fs::write(out, bytes).unwrap();
+}
+
+#[test]
+fn sample_packages_and_random_ab_mixes_decode_exactly() {
+    let h = Harness::new();
+    let out = package_json(&h, Path::new(SAMPLE), "Big Buck Bunny", &[]);
+    let id = out["video_id"].as_str().unwrap().to_string();
+    assert_eq!(out["title"], "Big Buck Bunny");
+    assert_eq!(out["units"], 6);
+    assert_eq!(out["frames"], 132);
+    assert_eq!(
+        (out["width"].as_i64(), out["height"].as_i64()),
+        (Some(1280), Some(720))
+    );
+
+    let db = h.db();
+    let row = videos::get(&mut db.conn().unwrap(), &id).unwrap();
+    assert_eq!(row.title, "Big Buck Bunny");
+    assert_eq!(row.unit_count, 6);
+    assert_eq!(row.storage_dir, format!("videos/{id}"));
+    assert_eq!(
+        row.source_sha256,
+        "f25b31f155970c46300934bda4a76cd2f581acab45c49762832ffdfddbcf9fdd"
+    );
+    // The per-video secret is stored sealed under the master key, bound to this video.
+    let master = hex_key(&h.data_dir.join("secrets/master.key"));
+    let secret = sealing::open(&master, &sealing::video_secret_aad(&id), &row.sealed_secret)
+        .expect("secret opens with the master key");
+    assert_eq!(secret.len(), 32);
+    assert!(sealing::open(
+        &master,
+        &sealing::video_secret_aad("other"),
+        &row.sealed_secret
+    )
+    .is_err());
+
+    let (layout, m) = manifest(&h, &id);
+    assert_eq!(m.video.unit_frames, 25);
+    assert_eq!(m.video.codec, out["codec"].as_str().unwrap());
+    assert!(m.video.codec.starts_with("avc1."));
+    assert_eq!(
+        std::fs::read(layout.source_dir().join("original.mp4")).unwrap(),
+        std::fs::read(SAMPLE).unwrap()
+    );
+    // The audio track: unmarked AAC in its own segments, decoding cleanly when joined.
+    let audio = m.audio.as_ref().expect("the sample has audio");
+    assert_eq!(
+        (audio.codec.as_str(), audio.sample_rate, audio.channels),
+        ("mp4a.40.2", 48000, 2)
+    );
+    assert!(
+        (5..=7).contains(&audio.segment_count),
+        "{}",
+        audio.segment_count
+    );
+    let mut joined = std::fs::read(layout.audio_init()).unwrap();
+    for k in 1..=audio.segment_count {
+        joined.extend(std::fs::read(layout.audio_unit(k)).unwrap());
+    }
+    let audio_file = tempfile::NamedTempFile::with_suffix(".mp4").unwrap();
+    std::fs::write(audio_file.path(), joined).unwrap();
+    assert_eq!(decode_errors(audio_file.path()), "");
+    assert_eq!(out["has_audio"], true);
+
+    let thumbs =
+        forensics::fingerprint::parse(&std::fs::read(layout.thumbnails()).unwrap()).unwrap();
+    assert_eq!(thumbs.frames.len(), 132);
+
+    // A and B differ in every unit (the watermark is there) but share the init segment.
+    for k in 1..=6 {
+        let a = std::fs::read(layout.video_unit(Variant::A, k)).unwrap();
+        let b = std::fs::read(layout.video_unit(Variant::B, k)).unwrap();
+        assert_ne!(a, b, "unit {k}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut mixes: Vec<Vec<Variant>> = vec![vec![Variant::A; 6], vec![Variant::B; 6]];
+    for _ in 0..3 {
+        mixes.push(
+            (0..6)
+                .map(|_| if rng.gen() { Variant::A } else { Variant::B })
+                .collect(),
+        );
+    }
+    for (i, mix) in mixes.iter().enumerate() {
+        let file = dir.path().join(format!("mix{i}.mp4"));
+        assemble(&layout, 6, |k| mix[k as usize - 1], &file);
+        assert_eq!(decode_errors(&file), "", "mix {mix:?} decodes cleanly");
+        assert_eq!(count_frames(&file), 132, "mix {mix:?} has every frame");
+    }
+}
+
+fn hex_key(path: &Path) -> [u8; 32] {
+    let text = std::fs::read_to_string(path).unwrap();
+    let bytes: Vec<u8> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text.trim()[i..i + 2], 16).unwrap())
+        .collect();
+    bytes.try_into().unwrap()
+}
+
+struct Shape {
+    name: &'static str,
+    spec: ClipSpec<'static>,
+    expect_size: (i64, i64),
+    /// 0 for variable frame rate sources.
+    expect_rate: f64,
+}
+
+const fn spec(
+    size: &'static str,
+    rate: &'static str,
+    audio: bool,
+    vf: Option<&'static str>,
+    codec: &'static [&'static str],
+) -> ClipSpec<'static> {
+    ClipSpec {
+        size,
+        rate,
+        seconds: 2.0,
+        audio,
+        vf,
+        codec,
+    }
+}
+
+#[test]
+fn clips_of_many_shapes_rates_and_containers_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = [
+        Shape {
+            name: "a.mp4",
+            spec: spec(
+                "320x240",
+                "24",
+                true,
+                None,
+                &["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"],
+            ),
+            expect_size: (320, 240),
+            expect_rate: 24.0,
+        },
+        Shape {
+            name: "b.mkv",
+            spec: spec(
+                "321x181",
+                "30",
+                false,
+                None,
+                &["-c:v", "libx264", "-pix_fmt", "yuv444p"],
+            ),
+            expect_size: (320, 180),
+            expect_rate: 30.0,
+        },
+        Shape {
+            name: "c.webm",
+            spec: spec(
+                "256x144",
+                "60",
+                true,
+                None,
+                &[
+                    "-c:v",
+                    "libvpx-vp9",
+                    "-deadline",
+                    "realtime",
+                    "-cpu-used",
+                    "8",
+                    "-b:v",
+                    "300k",
+                    "-c:a",
+                    "libopus",
+                ],
+            ),
+            expect_size: (256, 144),
+            expect_rate: 60.0,
+        },
+        Shape {
+            name: "d.mpg",
+            spec: spec(
+                "352x288",
+                "25",
+                true,
+                None,
+                &["-c:v", "mpeg2video", "-q:v", "4", "-c:a", "mp2"],
+            ),
+            expect_size: (352, 288),
+            expect_rate: 25.0,
+        },
+        Shape {
+            name: "e.mp4",
+            spec: spec(
+                "320x240",
+                "25",
+                false,
+                Some("setsar=4/3"),
+                &["-c:v", "libx264"],
+            ),
+            expect_size: (320, 240),
+            expect_rate: 25.0,
+        },
+        // Variable frame rate: every third frame dropped, timestamps kept.
+        Shape {
+            name: "f.mkv",
+            spec: spec(
+                "320x240",
+                "30",
+                false,
+                Some("select='not(eq(mod(n\\,3)\\,2))'"),
+                &["-fps_mode", "vfr", "-c:v", "libx264"],
+            ),
+            expect_size: (320, 240),
+            expect_rate: 0.0,
+        },
+    ];
+    let h = Harness::new();
+    for s in &shapes {
+        let input = clip(dir.path(), s.name, &s.spec);
+        let out = package_json(&h, &input, s.name, &[]);
+        let id = out["video_id"].as_str().unwrap();
+        assert_eq!(
+            (
+                out["width"].as_i64().unwrap(),
+                out["height"].as_i64().unwrap()
+            ),
+            s.expect_size,
+            "{}",
+            s.name
+        );
+        let (layout, m) = manifest(&h, id);
+        let fps = m.video.frame_rate[0] as f64 / m.video.frame_rate[1] as f64;
+        if s.expect_rate > 0.0 {
+            assert!((fps - s.expect_rate).abs() < 0.01, "{}: {fps}", s.name);
+        }
+        let expected_frames = (2.0 * fps).round() as i64;
+        assert!(
+            (m.video.frame_count as i64 - expected_frames).abs() <= 2,
+            "{}: {} frames at {fps} fps",
+            s.name,
+            m.video.frame_count
+        );
+        assert_eq!(
+            m.audio.is_some(),
+            s.spec.audio,
+            "{}: audio track iff the source has audio",
+            s.name
+        );
+        if s.name == "e.mp4" {
+            assert_eq!(m.video.sample_aspect, [4, 3], "non-square pixels kept");
+        }
+        let joined = dir.path().join(format!("{}.joined.mp4", s.name));
+        assemble(
+            &layout,
+            m.video.unit_count,
+            |k| if k % 2 == 0 { Variant::B } else { Variant::A },
+            &joined,
+        );
+        assert_eq!(decode_errors(&joined), "", "{}", s.name);
+        assert_eq!(count_frames(&joined), m.video.frame_count, "{}", s.name);
+    }
+    let db = h.db();
+    assert_eq!(
+        videos::list(&mut db.conn().unwrap()).unwrap().len(),
+        shapes.len()
+    );
+}
+
+/// Every entry of `data/videos`, so that tests can prove nothing was left behind.
+fn video_dir_entries(h: &Harness) -> Vec<PathBuf> {
+    match std::fs::read_dir(h.data_dir.join("videos")) {
+        Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn assert_refused(h: &Harness, input: &Path, extra: &[&str], needle: &str) {
+    let mut args = vec!["package", input.to_str().unwrap(), "--title", "Refused"];
+    args.extend_from_slice(extra);
+    h.run(&args, None).fails_with(2, needle);
+    assert_eq!(
+        video_dir_entries(h),
+        Vec::<PathBuf>::new(),
+        "nothing left on disk after {needle:?}"
+    );
+    let db = h.db();
+    assert!(videos::find_by_title(&mut db.conn().unwrap(), "Refused")
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn bad_inputs_are_refused_with_a_reason_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::new();
+    h.run(&["migrate"], None).success();
+
+    let text = dir.path().join("notes.mp4");
+    std::fs::write(
+        &text,
+        "this is not a video at all, just some text\n".repeat(50),
+    )
+    .unwrap();
+    assert_refused(&h, &text, &[], "is not a video FFmpeg can read");
+
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    assert_refused(&h, &empty, &[], "is empty (zero bytes)");
+
+    assert_refused(
+        &h,
+        &dir.path().join("missing.mp4"),
+        &[],
+        "missing.mp4 does not exist",
+    );
+
+    let audio = dir.path().join("tone.m4a");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=2",
+        "-c:a",
+        "aac",
+        audio.to_str().unwrap(),
+    ]);
+    assert_refused(&h, &audio, &[], "has no video stream");
+
+    let huge = dir.path().join("wide.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=size=8208x64:duration=0.1:rate=10",
+        "-c:v",
+        "ffv1",
+        huge.to_str().unwrap(),
+    ]);
+    assert_refused(&h, &huge, &[], "exceed the 8K limit");
+
+    // Truncated, with the index at the front so that the container still opens.
+    let whole = dir.path().join("whole.mp4");
+    ffmpeg(&[
+        "-i",
+        SAMPLE,
+        "-an",
+        "-c:v",
+        "copy",
+        "-movflags",
+        "+faststart",
+        whole.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 5]).unwrap();
+    assert_refused(&h, &cut, &[], "truncated or corrupt");
+    // Truncated with the index at the end: the container cannot be opened at all.
+    let tail_index = std::fs::read(SAMPLE).unwrap();
+    let cut2 = dir.path().join("cut2.mp4");
+    std::fs::write(&cut2, &tail_index[..tail_index.len() / 2]).unwrap();
+    h.run(
+        &["package", cut2.to_str().unwrap(), "--title", "Refused"],
+        None,
+    )
+    .fails_with(2, "cut2.mp4");
+
+    // A video stream whose every picture is garbage.
+    let mut garbage = bytes.clone();
+    let mdat = garbage.windows(4).position(|w| w == b"mdat").unwrap() + 4;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    for b in &mut garbage[mdat..] {
+        *b = rng.gen();
+    }
+    let noise = dir.path().join("noise.mp4");
+    std::fs::write(&noise, &garbage).unwrap();
+    let out = h.run(
+        &["package", noise.to_str().unwrap(), "--title", "Refused"],
+        None,
+    );
+    assert_eq!(out.code(), 2, "{}", out.stderr());
+    assert!(out.stderr().contains("noise.mp4"), "{}", out.stderr());
+    assert_eq!(video_dir_entries(&h), Vec::<PathBuf>::new());
+
+    assert_refused(
+        &h,
+        Path::new(SAMPLE),
+        &["--unit-seconds", "5"],
+        "unit length",
+    );
+    assert_refused(
+        &h,
+        Path::new(SAMPLE),
+        &["--preset", "warp"],
+        "unknown x264 preset",
+    );
+    h.run(&["package", SAMPLE, "--title", "  "], None)
+        .fails_with(2, "invalid title");
+}
+
+#[test]
+fn a_title_that_exists_is_refused_before_any_work() {
+    let h = Harness::new();
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(
+        dir.path(),
+        "t.mp4",
+        &ClipSpec {
+            seconds: 1.0,
+            ..spec("160x90", "25", false, None, &["-c:v", "libx264"])
+        },
+    );
+    package_json(&h, &input, "Only Once", &[]);
+    let before = video_dir_entries(&h);
+    h.run(
+        &["package", input.to_str().unwrap(), "--title", "Only Once"],
+        None,
+    )
+    .fails_with(2, "already exists");
+    assert_eq!(video_dir_entries(&h), before);
+}
