@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs leaktrace on this machine: installs missing system packages, builds a release binary,
 # migrates the database (SQLite in ./data unless DATABASE_URL says otherwise), creates an
-# admin account on the first run, and serves on 127.0.0.1:8080 until interrupted.
+# admin account and packages the bundled sample on the first run, and serves on
+# 127.0.0.1:8080 until interrupted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -25,6 +26,16 @@ if [ ! -f "$creds" ]; then
   else
     log "an 'admin' user already exists; keeping it"
   fi
+fi
+
+# The bundled sample, packaged once (a taken title is refused before any work).
+if ! out=$("$BIN" package samples/bigbuckbunny.mp4 --title "Big Buck Bunny" 2>&1); then
+  if ! grep -q "already exists" <<<"$out"; then
+    printf '%s\n' "$out" >&2
+    die "packaging the sample failed"
+  fi
+else
+  printf '%s\n' "$out" | grep -v INFO || true
 fi
 
 cat <<INFO

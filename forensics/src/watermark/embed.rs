@@ -43,7 +43,7 @@ pub fn embed_pair_reference(
     }
 }
 
-/// Fast implementation: rows in parallel, gains interpolated once per row.
+/// Fast implementation: rows in parallel, column taps computed once per picture.
 pub fn embed_pair(
     src: &Plane,
     pattern: &Pattern,
@@ -53,6 +53,7 @@ pub fn embed_pair(
     b: &mut PlaneMut,
 ) {
     let width = src.width;
+    let taps = gains.column_taps(width);
     a.data
         .par_chunks_mut(a.stride)
         .zip(b.data.par_chunks_mut(b.stride))
@@ -61,7 +62,7 @@ pub fn embed_pair(
         .for_each_init(
             || vec![0f32; width],
             |row_gain, (y, (row_a, row_b))| {
-                gains.row(y, row_gain);
+                gains.row(y, &taps, row_gain);
                 let p = &pattern.values[y * pattern.width..y * pattern.width + width];
                 let s = &src.data[y * src.stride..y * src.stride + width];
                 for x in 0..width {

@@ -123,10 +123,20 @@ impl GainMap {
         (lo, lo + 1, c - lo as f32)
     }
 
-    /// The gains of pixel row `y`, one per pixel of `out`.
-    pub fn row(&self, y: usize, out: &mut [f32]) {
-        for (x, o) in out.iter_mut().enumerate() {
-            *o = self.at(x, y);
+    /// Per-column interpolation taps for pixel rows of `width`: computed once per picture.
+    pub fn column_taps(&self, width: usize) -> Vec<(usize, usize, f32)> {
+        (0..width).map(|x| Self::axis(x, self.cols)).collect()
+    }
+
+    /// The gains of pixel row `y`, one per tap (same arithmetic as [`GainMap::at`]).
+    pub fn row(&self, y: usize, taps: &[(usize, usize, f32)], out: &mut [f32]) {
+        let (r0, r1, ty) = Self::axis(y, self.rows);
+        let top = &self.gains[r0 * self.cols..(r0 + 1) * self.cols];
+        let bottom = &self.gains[r1 * self.cols..(r1 + 1) * self.cols];
+        for (o, &(c0, c1, tx)) in out.iter_mut().zip(taps) {
+            let t = top[c0] * (1.0 - tx) + top[c1] * tx;
+            let b = bottom[c0] * (1.0 - tx) + bottom[c1] * tx;
+            *o = t * (1.0 - ty) + b * ty;
         }
     }
 
@@ -189,9 +199,9 @@ mod tests {
         assert_eq!(m.at(10, 60), MIN_GAIN);
         assert!(m.at(240, 60) > 1.0, "{}", m.at(240, 60));
         let mut row = vec![0f32; w];
-        m.row(60, &mut row);
+        m.row(60, &m.column_taps(w), &mut row);
         for (x, g) in row.iter().enumerate() {
-            assert!((g - m.at(x, 60)).abs() < 1e-6);
+            assert_eq!(*g, m.at(x, 60), "row and pixel paths agree exactly");
         }
     }
 }
