@@ -463,3 +463,50 @@ fn a_title_that_exists_is_refused_before_any_work() {
     .fails_with(2, "already exists");
     assert_eq!(video_dir_entries(&h), before);
 }
+
+#[test]
+fn media_limits_from_the_configuration_are_enforced() {
+    let h = Harness::new();
+    h.run(&["migrate"], None).success();
+    for (key, value, needle) in [
+        (
+            "LEAKTRACE_MAX_INPUT_BYTES",
+            "1000",
+            "above the 1000-byte limit",
+        ),
+        ("LEAKTRACE_MAX_MEDIA_SECONDS", "2", "above the 2 s limit"),
+        ("LEAKTRACE_MAX_PROCESSING_SECONDS", "0", "time limit"),
+    ] {
+        let mut c = h.cmd();
+        c.args(["package", SAMPLE, "--title", "Limited"])
+            .env(key, value);
+        common::run_command(c, None).fails_with(2, needle);
+        assert_eq!(video_dir_entries(&h), Vec::<PathBuf>::new(), "{key}");
+    }
+}
+
+/// Every development clip beside the checkout (`../shared/media`, present on developer
+/// machines and in CI) packages, and its variants decode to the exact frame count.
+#[test]
+fn every_shared_development_clip_packages() {
+    let media = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/media");
+    let Ok(entries) = std::fs::read_dir(&media) else {
+        eprintln!("{} not present: nothing to check", media.display());
+        return;
+    };
+    let h = Harness::new();
+    let dir = tempfile::tempdir().unwrap();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("mp4") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let out = package_json(&h, &path, &name, &[]);
+        let (layout, m) = manifest(&h, out["video_id"].as_str().unwrap());
+        let joined = dir.path().join(format!("{name}.b.mp4"));
+        assemble(&layout, m.video.unit_count, |_| Variant::B, &joined);
+        assert_eq!(decode_errors(&joined), "", "{name}");
+        assert_eq!(count_frames(&joined), m.video.frame_count, "{name}");
+    }
+}

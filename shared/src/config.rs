@@ -88,6 +88,27 @@ pub struct Config {
     pub log: LogConfig,
     /// Secret overrides; what is not given here is created in the data dir on first use.
     pub secrets: SecretOverrides,
+    pub limits: MediaLimits,
+}
+
+/// Bounds on what one media file (a title to package, a suspect to analyse) may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MediaLimits {
+    pub max_input_bytes: u64,
+    /// Longest accepted media duration.
+    pub max_media_seconds: f64,
+    /// Wall-time limit of one decode.
+    pub max_processing_seconds: u64,
+}
+
+impl Default for MediaLimits {
+    fn default() -> Self {
+        MediaLimits {
+            max_input_bytes: 64 << 30,
+            max_media_seconds: 6.0 * 3600.0,
+            max_processing_seconds: 6 * 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +144,7 @@ impl Default for Config {
                 level: "info".to_string(),
             },
             secrets: SecretOverrides::default(),
+            limits: MediaLimits::default(),
         }
     }
 }
@@ -139,6 +161,16 @@ pub struct PartialConfig {
     pub log: PartialLog,
     #[serde(default)]
     pub secrets: PartialSecrets,
+    #[serde(default)]
+    pub limits: PartialLimits,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialLimits {
+    pub max_input_bytes: Option<u64>,
+    pub max_media_seconds: Option<f64>,
+    pub max_processing_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -206,7 +238,26 @@ impl PartialConfig {
                 jwt_secret: get("LEAKTRACE_JWT_SECRET").map(SecretString),
                 master_key: get("LEAKTRACE_MASTER_KEY").map(SecretString),
             },
+            limits: PartialLimits {
+                max_input_bytes: parse_env(env, "LEAKTRACE_MAX_INPUT_BYTES")?,
+                max_media_seconds: parse_env(env, "LEAKTRACE_MAX_MEDIA_SECONDS")?,
+                max_processing_seconds: parse_env(env, "LEAKTRACE_MAX_PROCESSING_SECONDS")?,
+            },
         })
+    }
+}
+
+/// A numeric environment variable, if set.
+fn parse_env<T: std::str::FromStr>(env: &Env, key: &str) -> Result<Option<T>, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    match env.get(key).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.trim().parse().map(Some).map_err(|e| ConfigError::Value {
+            key: key.to_string(),
+            message: format!("'{v}' is not a number ({e})"),
+        }),
     }
 }
 
@@ -234,6 +285,15 @@ impl Config {
         if let Some(v) = layer.secrets.master_key {
             self.secrets.master_key = Some(v);
         }
+        if let Some(v) = layer.limits.max_input_bytes {
+            self.limits.max_input_bytes = v;
+        }
+        if let Some(v) = layer.limits.max_media_seconds {
+            self.limits.max_media_seconds = v;
+        }
+        if let Some(v) = layer.limits.max_processing_seconds {
+            self.limits.max_processing_seconds = v;
+        }
         self
     }
 
@@ -258,6 +318,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.limits.max_media_seconds > 0.0) {
+            return Err(ConfigError::Value {
+                key: "limits.max_media_seconds".into(),
+                message: "must be positive".into(),
+            });
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(ConfigError::Value {
                 key: "data_dir".into(),
@@ -304,6 +370,7 @@ impl Config {
             server: ServerView<'a>,
             log: LogView<'a>,
             secrets: SecretsView,
+            limits: MediaLimits,
         }
         #[derive(Serialize)]
         struct ServerView<'a> {
@@ -333,6 +400,7 @@ impl Config {
                 jwt_secret: secret(&self.secrets.jwt_secret, crate::secrets::JWT_KEY_FILE),
                 master_key: secret(&self.secrets.master_key, crate::secrets::MASTER_KEY_FILE),
             },
+            limits: self.limits,
         };
         toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
@@ -473,6 +541,27 @@ mod tests {
         assert!(text.contains("master.key"), "{text}");
         assert!(text.contains("db"), "{text}");
         assert!(!format!("{c:?}").contains("00112233"));
+    }
+
+    #[test]
+    fn limits_come_from_file_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "[limits]\nmax_input_bytes = 1000\nmax_media_seconds = 60.0\n",
+        );
+        let e = env(&[("LEAKTRACE_MAX_PROCESSING_SECONDS", "30")]);
+        let c = Config::assemble(Some(&file), &e, PartialConfig::default()).unwrap();
+        assert_eq!(c.limits.max_input_bytes, 1000);
+        assert_eq!(c.limits.max_media_seconds, 60.0);
+        assert_eq!(c.limits.max_processing_seconds, 30);
+        let bad = env(&[("LEAKTRACE_MAX_INPUT_BYTES", "lots")]);
+        let err = Config::assemble(None, &bad, PartialConfig::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("LEAKTRACE_MAX_INPUT_BYTES"),
+            "{err}"
+        );
+        assert!(c.to_redacted_toml().contains("max_input_bytes = 1000"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `leaktrace package INPUT --title TITLE`: package a title and record it.
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
+use forensics::media::decode::Limits;
 use forensics::package::{self, PackageError, PackageOptions, Progress, Stage};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -41,6 +43,11 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), CliError> {
         crf: args.crf,
         preset: args.preset.clone(),
         strength: args.strength,
+        limits: Limits {
+            max_input_bytes: config.limits.max_input_bytes,
+            max_duration_seconds: config.limits.max_media_seconds,
+            max_wall_time: Duration::from_secs(config.limits.max_processing_seconds),
+        },
         ..PackageOptions::new(args.title.clone())
     };
 
