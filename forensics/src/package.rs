@@ -84,7 +84,7 @@ impl PackageOptions {
                 self.preset
             )));
         }
-        if !(self.strength > 0.0 && self.strength <= 8.0) {
+        if self.strength.is_nan() || self.strength <= 0.0 || self.strength > 8.0 {
             return Err(PackageError::InvalidOption(format!(
                 "watermark strength {} is outside (0, 8]",
                 self.strength

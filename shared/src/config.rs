@@ -318,7 +318,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.limits.max_media_seconds > 0.0) {
+        if self.limits.max_media_seconds.is_nan() || self.limits.max_media_seconds <= 0.0 {
             return Err(ConfigError::Value {
                 key: "limits.max_media_seconds".into(),
                 message: "must be positive".into(),
