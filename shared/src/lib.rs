@@ -2,6 +2,7 @@
 //! the database (schema, pool, migrations, repositories), credentials and server secrets.
 
 pub mod auth;
+pub mod codes;
 pub mod config;
 pub mod datadir;
 pub mod db;

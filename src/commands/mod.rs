@@ -38,7 +38,7 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), CliEr
             // Created here on first use, so that a bad or unreadable secret stops start-up.
             let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;
             tracing::info!(jwt = ?secrets.jwt_source, master = ?secrets.master_source, "secrets ready");
-            crate::http::serve(&config, db)
+            crate::http::serve(&config, db, &secrets)
         }
     }
 }

@@ -1,7 +1,6 @@
 //! Server assembly: shared state, middleware and routes. Handlers stay thin and call into the
-//! domain and db layers; errors leave through [`error::ApiError`].
+//! domain and db layers; errors leave through [`streaming::ApiError`].
 
-pub mod error;
 mod health;
 mod pages;
 
@@ -9,11 +8,17 @@ use std::time::Instant;
 
 use actix_web::dev::Service;
 use actix_web::{middleware, web, App, HttpServer};
+use shared::auth::password;
+use shared::auth::tokens::TokenKeys;
 use shared::config::Config;
 use shared::db::Db;
+use shared::secrets::Secrets;
+use streaming::{ApiError, StreamingState};
 
 use crate::error::CliError;
-use error::ApiError;
+
+/// Largest JSON body any endpoint accepts.
+const JSON_LIMIT: usize = 64 * 1024;
 
 /// What every handler can reach. Built once at start-up; no globals.
 pub struct AppState {
@@ -23,26 +28,25 @@ pub struct AppState {
 
 /// Registers every route. Unknown paths and methods answer with the JSON error shape.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/")
-            .route(web::get().to(pages::landing))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/healthz")
-            .route(web::get().to(health::healthz))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .default_service(web::to(not_found));
+    cfg.configure(streaming::routes)
+        .service(
+            web::resource("/")
+                .route(web::get().to(pages::landing))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(health::healthz))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .default_service(web::to(not_found));
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::not_found())
 }
 
-async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::method_not_allowed())
-}
+use streaming::method_not_allowed;
 
 /// Security headers on every response.
 fn security_headers() -> middleware::DefaultHeaders {
@@ -57,8 +61,15 @@ fn security_headers() -> middleware::DefaultHeaders {
 }
 
 /// Runs the server until interrupted.
-pub fn serve(config: &Config, db: Db) -> Result<(), CliError> {
+pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError> {
     let bind = config.server.bind.clone();
+    let dummy_password_hash =
+        password::unguessable_hash().map_err(|e| CliError::Failure(e.into()))?;
+    let streaming_state = web::Data::new(StreamingState {
+        db: db.clone(),
+        tokens: TokenKeys::new(secrets.jwt_key()),
+        dummy_password_hash,
+    });
     let state = web::Data::new(AppState {
         db,
         started: Instant::now(),
@@ -67,6 +78,13 @@ pub fn serve(config: &Config, db: Db) -> Result<(), CliError> {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(streaming_state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(JSON_LIMIT)
+                        .error_handler(streaming::error::json_error),
+                )
+                .app_data(web::PathConfig::default().error_handler(streaming::error::path_error))
                 .wrap(security_headers())
                 .wrap_fn(|req, srv| {
                     let method = req.method().clone();

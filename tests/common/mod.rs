@@ -219,3 +219,43 @@ pub fn request(method: &str, url: &str) -> Reply {
 pub fn get(url: &str) -> Reply {
     request("GET", url)
 }
+
+/// Sends a request with an optional bearer token and JSON body; any status is returned.
+pub fn send(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Reply {
+    let mut req = ureq::request(method, url).timeout(Duration::from_secs(30));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let result = match body {
+        Some(b) => req.send_json(b.clone()),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    Reply {
+        status: resp.status(),
+        content_type: resp.header("content-type").unwrap_or_default().to_string(),
+        body: resp.into_string().expect("body"),
+    }
+}
+
+impl Reply {
+    /// Asserts the documented error shape with this status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        let v = self.json();
+        assert_eq!(v["error"]["code"], code, "{}", self.body);
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+}

@@ -1,4 +1,5 @@
-//! Credentials: password hashing and API keys. (Device tokens arrive with streaming.)
+//! Credentials: password hashing, API keys and signed user/device tokens.
 
 pub mod api_key;
 pub mod password;
+pub mod tokens;

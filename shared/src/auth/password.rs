@@ -18,6 +18,12 @@ pub fn hash(password: &str) -> Result<String, HashError> {
         .map_err(|e| HashError(e.to_string()))
 }
 
+/// The hash of a random password nobody knows: verified against when a user name is
+/// unknown, so that unknown names and wrong passwords cost the same time.
+pub fn unguessable_hash() -> Result<String, HashError> {
+    hash(&crate::auth::api_key::generate().plaintext)
+}
+
 /// True when `password` matches the stored PHC hash. A malformed stored hash never matches.
 pub fn verify(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use super::repo::{api_keys, users, videos};
+use super::repo::{api_keys, devices, users, videos};
 use super::schema::TABLES;
 use super::{DbConnection, DbError};
 use crate::auth::{api_key, password};
@@ -250,4 +250,34 @@ fn videos_create_get_find_list_and_conflict() {
         videos::get(&mut conn, "v3"),
         Err(DbError::NotFound("video"))
     ));
+}
+
+#[test]
+fn devices_register_once_per_user_and_fingerprint() {
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let u = users::create(&mut conn, "vera", "h", Role::Viewer).unwrap();
+    let w = users::create(&mut conn, "walt", "h", Role::Viewer).unwrap();
+    let fp = "a1".repeat(32);
+    let d1 = devices::register(&mut conn, &u.id, &fp).unwrap();
+    let again = devices::register(&mut conn, &u.id, &fp).unwrap();
+    assert_eq!(again.id, d1.id, "same user and fingerprint: same device");
+    assert!(again.last_seen_at >= d1.last_seen_at);
+    let other_user = devices::register(&mut conn, &w.id, &fp).unwrap();
+    assert_ne!(other_user.id, d1.id, "devices are per user");
+    let second = devices::register(&mut conn, &u.id, &"b2".repeat(32)).unwrap();
+    let mine: Vec<_> = devices::list_for_user(&mut conn, &u.id)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(mine, [d1.id.clone(), second.id]);
+    assert_eq!(devices::get(&mut conn, &d1.id).unwrap().fingerprint, fp);
+    assert!(matches!(
+        devices::get(&mut conn, "nope"),
+        Err(DbError::NotFound("device"))
+    ));
+    // A device must belong to an existing user.
+    assert!(devices::register(&mut conn, "no-such-user", &fp).is_err());
 }

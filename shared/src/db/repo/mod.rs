@@ -2,5 +2,6 @@
 //! Every function takes a `&mut DbConnection` and runs unchanged on SQLite and PostgreSQL.
 
 pub mod api_keys;
+pub mod devices;
 pub mod users;
 pub mod videos;

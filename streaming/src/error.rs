@@ -1,9 +1,11 @@
 //! The API's error body, `{"error": {"code", "message"}}`, and the one place where
-//! subsystem errors are mapped to HTTP statuses.
+//! subsystem errors are mapped to HTTP statuses (used by every route of the server).
 
+use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
+use shared::auth::tokens::TokenError;
 use shared::db::DbError;
 
 #[derive(Debug, Clone)]
@@ -20,6 +22,18 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
     }
 
     pub fn not_found() -> Self {
@@ -77,4 +91,35 @@ impl From<DbError> for ApiError {
         };
         ApiError::new(status, e.code(), message)
     }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        ApiError::unauthorized(e.code(), e.to_string())
+    }
+}
+
+/// Malformed JSON bodies answer 400 (415 for another content type, 413 when too large).
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be application/json",
+        ),
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the JSON body is too large",
+            )
+        }
+        other => ApiError::bad_request("invalid_json", format!("invalid JSON body: {other}")),
+    };
+    api.into()
+}
+
+/// Malformed path segments answer 400.
+pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("invalid_path", err.to_string()).into()
 }

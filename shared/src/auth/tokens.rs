@@ -1,0 +1,219 @@
+//! Signed tokens (JWT, HS256 pinned): the user token from login and the device token, which
+//! lives 300 s and is bound to the user, the device id and the device fingerprint.
+
+use jsonwebtoken::{
+    decode, encode, errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Role;
+
+pub const USER_TOKEN_TTL_SECONDS: u64 = 3600;
+pub const DEVICE_TOKEN_TTL_SECONDS: u64 = 300;
+const ISSUER: &str = "leaktrace";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is invalid")]
+    Invalid,
+    #[error("a {expected} token is required")]
+    WrongKind { expected: &'static str },
+}
+
+impl TokenError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Expired => "token_expired",
+            TokenError::Invalid => "invalid_token",
+            TokenError::WrongKind { .. } => "wrong_token_kind",
+        }
+    }
+}
+
+/// What a token says. `device_id` and `fingerprint` are present on device tokens only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// The user id.
+    pub sub: String,
+    pub role: Role,
+    /// "user" or "device".
+    pub typ: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub did: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dfp: Option<String>,
+    pub iat: u64,
+    pub exp: u64,
+    pub jti: String,
+}
+
+/// Signing and verification keys, built once from the JWT secret.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKeys(REDACTED)")
+    }
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: String,
+    pub expires_in: u64,
+    pub claims: Claims,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &[u8]) -> Self {
+        TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    fn issue(&self, claims: Claims) -> Result<Issued, TokenError> {
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| TokenError::Invalid)?;
+        Ok(Issued {
+            token,
+            expires_in: claims.exp.saturating_sub(claims.iat),
+            claims,
+        })
+    }
+
+    /// A user token (login), valid one hour from `now` (Unix seconds).
+    pub fn issue_user(&self, user_id: &str, role: Role, now: u64) -> Result<Issued, TokenError> {
+        self.issue(Claims {
+            iss: ISSUER.into(),
+            sub: user_id.into(),
+            role,
+            typ: "user".into(),
+            did: None,
+            dfp: None,
+            iat: now,
+            exp: now + USER_TOKEN_TTL_SECONDS,
+            jti: uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    /// A device token, valid 300 s from `now`, bound to the device and its fingerprint.
+    pub fn issue_device(
+        &self,
+        user_id: &str,
+        role: Role,
+        device_id: &str,
+        fingerprint: &str,
+        now: u64,
+    ) -> Result<Issued, TokenError> {
+        self.issue(Claims {
+            iss: ISSUER.into(),
+            sub: user_id.into(),
+            role,
+            typ: "device".into(),
+            did: Some(device_id.into()),
+            dfp: Some(fingerprint.into()),
+            iat: now,
+            exp: now + DEVICE_TOKEN_TTL_SECONDS,
+            jti: uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    /// Verifies signature (HS256 only), issuer, expiry (no leeway) and kind.
+    pub fn verify(&self, token: &str, kind: &'static str) -> Result<Claims, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        let data =
+            decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?;
+        let claims = data.claims;
+        let complete = match kind {
+            "device" => claims.did.is_some() && claims.dfp.is_some(),
+            _ => true,
+        };
+        if claims.typ != kind || !complete {
+            return Err(TokenError::WrongKind { expected: kind });
+        }
+        Ok(claims)
+    }
+}
+
+/// Current Unix time in seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&[42u8; 64])
+    }
+
+    #[test]
+    fn device_tokens_round_trip_with_binding() {
+        let now = unix_now();
+        let t = keys()
+            .issue_device("u1", Role::Viewer, "d1", &"ab".repeat(32), now)
+            .unwrap();
+        assert_eq!(t.expires_in, 300);
+        let c = keys().verify(&t.token, "device").unwrap();
+        assert_eq!((c.sub.as_str(), c.did.as_deref()), ("u1", Some("d1")));
+        assert_eq!(c.dfp.as_deref(), Some("ab".repeat(32).as_str()));
+        assert_eq!(
+            keys().verify(&t.token, "user"),
+            Err(TokenError::WrongKind { expected: "user" })
+        );
+        let u = keys().issue_user("u1", Role::Analyst, now).unwrap();
+        assert_eq!(
+            keys().verify(&u.token, "device"),
+            Err(TokenError::WrongKind { expected: "device" })
+        );
+        assert_eq!(keys().verify(&u.token, "user").unwrap().role, Role::Analyst);
+    }
+
+    #[test]
+    fn expired_forged_and_other_algorithms_are_refused() {
+        let old = unix_now() - 301;
+        let t = keys()
+            .issue_device("u1", Role::Viewer, "d1", "f", old)
+            .unwrap();
+        assert_eq!(keys().verify(&t.token, "device"), Err(TokenError::Expired));
+        let fresh = keys().issue_user("u1", Role::Viewer, unix_now()).unwrap();
+        assert_eq!(
+            TokenKeys::new(&[1u8; 64]).verify(&fresh.token, "user"),
+            Err(TokenError::Invalid),
+            "another key"
+        );
+        // Same claims, "alg": "none".
+        let payload = fresh.token.split('.').nth(1).unwrap();
+        let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let forged = format!("{none_header}.{payload}.");
+        assert_eq!(keys().verify(&forged, "user"), Err(TokenError::Invalid));
+        // Tampered payload.
+        let mut parts: Vec<String> = fresh.token.split('.').map(String::from).collect();
+        parts[1].push('A');
+        assert_eq!(
+            keys().verify(&parts.join("."), "user"),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(keys().verify("garbage", "user"), Err(TokenError::Invalid));
+    }
+}

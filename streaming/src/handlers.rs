@@ -1,0 +1,147 @@
+//! Viewer-facing endpoints: thin handlers that validate input and call the domain and db
+//! layers. Paths and bodies are fixed by docs/PROTOCOL.md.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use shared::auth::password;
+use shared::auth::tokens::unix_now;
+use shared::db::repo::{devices, users, videos};
+
+use crate::auth::authenticate;
+use crate::error::ApiError;
+use crate::state::StreamingState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+pub async fn login(
+    state: web::Data<StreamingState>,
+    body: web::Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginBody { username, password } = body.into_inner();
+    let dummy = state.dummy_password_hash.clone();
+    let user = state
+        .db
+        .run(move |c| {
+            let user = users::find_by_username(c, &username)?;
+            let hash = user.as_ref().map_or(dummy, |u| u.password_hash.clone());
+            let ok = password::verify(&password, &hash);
+            Ok(user.filter(|u| ok && !u.disabled))
+        })
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized("invalid_credentials", "wrong user name or password")
+        })?;
+    let role = user.role()?;
+    let issued = state.tokens.issue_user(&user.id, role, unix_now())?;
+    Ok(HttpResponse::Ok().json(json!({
+        "user_token": issued.token,
+        "role": role,
+        "expires_in": issued.expires_in,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FingerprintBody {
+    device_fingerprint: String,
+}
+
+/// A device fingerprint: exactly 64 hex digits (a SHA-256), compared in lower case.
+fn parse_fingerprint(raw: &str) -> Result<String, ApiError> {
+    if raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(raw.to_ascii_lowercase())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_fingerprint",
+            "device_fingerprint must be 64 hexadecimal characters",
+        ))
+    }
+}
+
+pub async fn register_device(
+    state: web::Data<StreamingState>,
+    req: HttpRequest,
+    body: web::Json<FingerprintBody>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = authenticate(&state, &req, "user").await?;
+    let fingerprint = parse_fingerprint(&body.device_fingerprint)?;
+    let user_id = claims.sub.clone();
+    let fp = fingerprint.clone();
+    let device = state
+        .db
+        .run(move |c| devices::register(c, &user_id, &fp))
+        .await?;
+    let issued = state.tokens.issue_device(
+        &claims.sub,
+        claims.role,
+        &device.id,
+        &fingerprint,
+        unix_now(),
+    )?;
+    Ok(HttpResponse::Ok().json(json!({
+        "device_token": issued.token,
+        "device_id": device.id,
+        "expires_in": issued.expires_in,
+    })))
+}
+
+pub async fn refresh_device_token(
+    state: web::Data<StreamingState>,
+    req: HttpRequest,
+    body: web::Json<FingerprintBody>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = authenticate(&state, &req, "device").await?;
+    let fingerprint = parse_fingerprint(&body.device_fingerprint)?;
+    if claims.dfp.as_deref() != Some(fingerprint.as_str()) {
+        return Err(ApiError::forbidden(
+            "fingerprint_mismatch",
+            "the fingerprint does not match the device this token was issued to",
+        ));
+    }
+    let device_id = claims.did.clone().unwrap_or_default();
+    let device = state
+        .db
+        .run(move |c| {
+            let d = devices::get(c, &device_id)?;
+            devices::touch(c, &d.id)?;
+            Ok(d)
+        })
+        .await
+        .map_err(|_| ApiError::forbidden("unknown_device", "this device is not registered"))?;
+    if device.user_id != claims.sub || device.fingerprint != fingerprint {
+        return Err(ApiError::forbidden(
+            "device_mismatch",
+            "the token does not belong to this device",
+        ));
+    }
+    let issued = state.tokens.issue_device(
+        &claims.sub,
+        claims.role,
+        &device.id,
+        &fingerprint,
+        unix_now(),
+    )?;
+    Ok(HttpResponse::Ok().json(json!({
+        "device_token": issued.token,
+        "expires_in": issued.expires_in,
+    })))
+}
+
+pub async fn list_videos(
+    state: web::Data<StreamingState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    authenticate(&state, &req, "device").await?;
+    let all = state.db.run(videos::list).await?;
+    let items: Vec<_> = all
+        .into_iter()
+        .map(|v| json!({"id": v.id, "title": v.title, "duration_seconds": v.duration_seconds}))
+        .collect();
+    Ok(HttpResponse::Ok().json(items))
+}
