@@ -69,6 +69,7 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
         db: db.clone(),
         tokens: TokenKeys::new(secrets.jwt_key()),
         dummy_password_hash,
+        master_key: *secrets.master_key(),
     });
     let state = web::Data::new(AppState {
         db,

@@ -6,6 +6,7 @@ mod auth;
 pub mod crypto;
 pub mod error;
 mod handlers;
+mod session_handlers;
 pub mod state;
 
 use actix_web::web;
@@ -22,7 +23,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/api/refresh-device-token/")
                 .route(web::post().to(handlers::refresh_device_token)),
         )
-        .service(resource("/api/videos/").route(web::get().to(handlers::list_videos)));
+        .service(resource("/api/videos/").route(web::get().to(handlers::list_videos)))
+        .service(
+            resource("/api/request-stream/")
+                .route(web::post().to(session_handlers::request_stream)),
+        )
+        .service(
+            resource("/api/complete-key-exchange/")
+                .route(web::post().to(session_handlers::complete_key_exchange)),
+        )
+        .service(
+            resource("/api/security/status/{session_id}/")
+                .route(web::get().to(session_handlers::security_status)),
+        );
 }
 
 /// The JSON answer for a known path with an unsupported method.

@@ -8,4 +8,6 @@ pub struct StreamingState {
     /// An Argon2 hash of a random password, verified when a user name is unknown, so that
     /// unknown names and wrong passwords take the same time.
     pub dummy_password_hash: String,
+    /// Seals ephemeral session secrets and content keys at rest.
+    pub master_key: [u8; 32],
 }

@@ -24,6 +24,8 @@ pub struct EncoderSettings {
 }
 
 pub const DEFAULT_CRF: u8 = 20;
+/// libx264 threads per variant encoder.
+pub const ENCODER_THREADS: u32 = 2;
 pub const DEFAULT_PRESET: &str = "faster";
 
 /// Size, pixel shape and rate of the encoded pictures.
@@ -87,6 +89,9 @@ impl VariantWriter {
         options.set("preset", &settings.preset);
         options.set("crf", &settings.crf.to_string());
         options.set("forced-idr", "1");
+        // Two encoders run side by side on the machine's cores: each gets a bounded number of
+        // frame threads, which also bounds the reference and lookahead frames held in memory.
+        options.set("threads", &ENCODER_THREADS.to_string());
         options.set(
             "x264-params",
             &format!("keyint={n}:min-keyint={n}:scenecut=0:open-gop=0"),

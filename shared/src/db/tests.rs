@@ -281,3 +281,70 @@ fn devices_register_once_per_user_and_fingerprint() {
     // A device must belong to an existing user.
     assert!(devices::register(&mut conn, "no-such-user", &fp).is_err());
 }
+
+#[test]
+fn sessions_lifecycle_keying_activity_and_expiry() {
+    use super::repo::sessions::{self, NewSession, SessionState};
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let u = users::create(&mut conn, "sam", "h", Role::Viewer).unwrap();
+    let d = devices::register(&mut conn, &u.id, &"cd".repeat(32)).unwrap();
+    videos::create(&mut conn, &sample_video("v1", "Title")).unwrap();
+    let new = NewSession::requested(
+        "s1".into(),
+        u.id.clone(),
+        d.id.clone(),
+        "v1".into(),
+        "pub".into(),
+        vec![1, 2, 3],
+        Some("127.0.0.1".into()),
+    );
+    let s = sessions::create(&mut conn, &new).unwrap();
+    assert_eq!(s.state_at(super::now()), SessionState::Requested);
+    assert_eq!(s.sealed_server_secret.as_deref(), Some(&[1u8, 2, 3][..]));
+    assert!(s.expires_at > s.created_at);
+
+    assert!(sessions::mark_keyed(&mut conn, "s1", &[9, 9]).unwrap());
+    assert!(
+        !sessions::mark_keyed(&mut conn, "s1", &[8, 8]).unwrap(),
+        "only once"
+    );
+    let keyed = sessions::get(&mut conn, "s1").unwrap();
+    assert_eq!(keyed.state, "keyed");
+    assert_eq!(keyed.sealed_cek.as_deref(), Some(&[9u8, 9][..]));
+    assert_eq!(
+        keyed.sealed_server_secret, None,
+        "ephemeral secret destroyed after use"
+    );
+
+    sessions::record_activity(&mut conn, "s1", 1).unwrap();
+    sessions::record_activity(&mut conn, "s1", 2).unwrap();
+    let streaming = sessions::get(&mut conn, "s1").unwrap();
+    assert_eq!(
+        (streaming.state.as_str(), streaming.segments_served),
+        ("streaming", 3)
+    );
+    let later = streaming.expires_at + chrono::Duration::seconds(1);
+    assert_eq!(
+        streaming.state_at(later),
+        SessionState::Expired,
+        "idle expiry"
+    );
+
+    sessions::end(&mut conn, "s1", SessionState::Revoked, Some("other device")).unwrap();
+    let revoked = sessions::get(&mut conn, "s1").unwrap();
+    assert_eq!(revoked.state_at(super::now()), SessionState::Revoked);
+    assert_eq!(revoked.revoked_reason.as_deref(), Some("other device"));
+    sessions::record_activity(&mut conn, "s1", 1).unwrap();
+    assert_eq!(
+        sessions::get(&mut conn, "s1").unwrap().state,
+        "revoked",
+        "no resurrection"
+    );
+    assert_eq!(sessions::list_for_video(&mut conn, "v1").unwrap().len(), 1);
+    assert!(matches!(
+        sessions::get(&mut conn, "s2"),
+        Err(DbError::NotFound("session"))
+    ));
+}

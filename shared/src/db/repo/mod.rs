@@ -3,5 +3,6 @@
 
 pub mod api_keys;
 pub mod devices;
+pub mod sessions;
 pub mod users;
 pub mod videos;

@@ -1,0 +1,203 @@
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::schema::stream_sessions;
+use crate::db::{now, DbConnection, DbError};
+
+/// Idle time after which a session expires.
+pub const IDLE_SECONDS: i64 = 300;
+
+/// Lifecycle: requested -> keyed -> streaming -> expired | revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    Requested,
+    Keyed,
+    Streaming,
+    Expired,
+    Revoked,
+}
+
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Requested => "requested",
+            SessionState::Keyed => "keyed",
+            SessionState::Streaming => "streaming",
+            SessionState::Expired => "expired",
+            SessionState::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SessionState> {
+        [
+            SessionState::Requested,
+            SessionState::Keyed,
+            SessionState::Streaming,
+            SessionState::Expired,
+            SessionState::Revoked,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = stream_sessions)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    pub device_id: String,
+    pub video_id: String,
+    pub state: String,
+    pub server_public_key: String,
+    pub sealed_server_secret: Option<Vec<u8>>,
+    pub sealed_cek: Option<Vec<u8>>,
+    pub client_address: Option<String>,
+    pub segments_served: i64,
+    pub revoked_reason: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub keyed_at: Option<NaiveDateTime>,
+    pub last_activity_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+impl SessionRow {
+    /// The stored state, with idle expiry applied as of `at`.
+    pub fn state_at(&self, at: NaiveDateTime) -> SessionState {
+        let stored = SessionState::parse(&self.state).unwrap_or(SessionState::Revoked);
+        match stored {
+            SessionState::Expired | SessionState::Revoked => stored,
+            _ if at >= self.expires_at => SessionState::Expired,
+            _ => stored,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = stream_sessions)]
+pub struct NewSession {
+    pub id: String,
+    pub user_id: String,
+    pub device_id: String,
+    pub video_id: String,
+    pub state: String,
+    pub server_public_key: String,
+    pub sealed_server_secret: Option<Vec<u8>>,
+    pub client_address: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub last_activity_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
+impl NewSession {
+    /// A session in state `requested`, expiring after the idle time.
+    pub fn requested(
+        id: String,
+        user_id: String,
+        device_id: String,
+        video_id: String,
+        server_public_key: String,
+        sealed_server_secret: Vec<u8>,
+        client_address: Option<String>,
+    ) -> Self {
+        let t = now();
+        NewSession {
+            id,
+            user_id,
+            device_id,
+            video_id,
+            state: SessionState::Requested.as_str().into(),
+            server_public_key,
+            sealed_server_secret: Some(sealed_server_secret),
+            client_address,
+            created_at: t,
+            last_activity_at: t,
+            expires_at: t + Duration::seconds(IDLE_SECONDS),
+        }
+    }
+}
+
+pub fn create(conn: &mut DbConnection, session: &NewSession) -> Result<SessionRow, DbError> {
+    diesel::insert_into(stream_sessions::table)
+        .values(session)
+        .execute(conn)?;
+    get(conn, &session.id)
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<SessionRow, DbError> {
+    stream_sessions::table
+        .find(id)
+        .select(SessionRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(DbError::NotFound("session"))
+}
+
+/// Completes the key exchange: stores the sealed CEK, destroys the sealed ephemeral secret,
+/// and moves `requested` to `keyed`. Returns false if the session was not in `requested`
+/// (a second exchange, or a race), in which case nothing changes.
+pub fn mark_keyed(conn: &mut DbConnection, id: &str, sealed_cek: &[u8]) -> Result<bool, DbError> {
+    let t = now();
+    let n = diesel::update(
+        stream_sessions::table
+            .find(id)
+            .filter(stream_sessions::state.eq(SessionState::Requested.as_str())),
+    )
+    .set((
+        stream_sessions::state.eq(SessionState::Keyed.as_str()),
+        stream_sessions::sealed_cek.eq(Some(sealed_cek)),
+        stream_sessions::sealed_server_secret.eq(None::<Vec<u8>>),
+        stream_sessions::keyed_at.eq(Some(t)),
+        stream_sessions::last_activity_at.eq(t),
+        stream_sessions::expires_at.eq(t + Duration::seconds(IDLE_SECONDS)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Records activity (a manifest or segment fetch): `keyed` becomes `streaming`, the idle
+/// expiry moves forward, and segment fetches are counted.
+pub fn record_activity(conn: &mut DbConnection, id: &str, segments: i64) -> Result<(), DbError> {
+    let t = now();
+    diesel::update(
+        stream_sessions::table.find(id).filter(
+            stream_sessions::state
+                .eq(SessionState::Keyed.as_str())
+                .or(stream_sessions::state.eq(SessionState::Streaming.as_str())),
+        ),
+    )
+    .set((
+        stream_sessions::state.eq(SessionState::Streaming.as_str()),
+        stream_sessions::segments_served.eq(stream_sessions::segments_served + segments),
+        stream_sessions::last_activity_at.eq(t),
+        stream_sessions::expires_at.eq(t + Duration::seconds(IDLE_SECONDS)),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Ends a session for good (`expired` or `revoked`, with a reason).
+pub fn end(
+    conn: &mut DbConnection,
+    id: &str,
+    state: SessionState,
+    reason: Option<&str>,
+) -> Result<(), DbError> {
+    diesel::update(stream_sessions::table.find(id))
+        .set((
+            stream_sessions::state.eq(state.as_str()),
+            stream_sessions::revoked_reason.eq(reason),
+            stream_sessions::sealed_server_secret.eq(None::<Vec<u8>>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Sessions that streamed a title (candidates for leak matching), oldest first.
+pub fn list_for_video(conn: &mut DbConnection, video_id: &str) -> Result<Vec<SessionRow>, DbError> {
+    Ok(stream_sessions::table
+        .filter(stream_sessions::video_id.eq(video_id))
+        .order(stream_sessions::created_at.asc())
+        .select(SessionRow::as_select())
+        .load(conn)?)
+}

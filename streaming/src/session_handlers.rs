@@ -1,0 +1,206 @@
+//! Stream sessions: request (fresh X25519 key pair), key exchange (HKDF session key, wrapped
+//! CEK) and status. The server's ephemeral secret and the CEK are stored only sealed under the
+//! master key; the ephemeral secret is destroyed once the exchange is done.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+use shared::auth::tokens::Claims;
+use shared::db::now;
+use shared::db::repo::sessions::{self, NewSession, SessionRow, SessionState, IDLE_SECONDS};
+use shared::db::repo::videos;
+use shared::db::DbError;
+use shared::sealing;
+use x25519_dalek::StaticSecret;
+
+use crate::auth::authenticate;
+use crate::crypto;
+use crate::error::ApiError;
+use crate::state::StreamingState;
+
+fn secret_aad(session_id: &str) -> Vec<u8> {
+    format!("leaktrace/v1/session-secret/{session_id}").into_bytes()
+}
+
+/// AAD of a session's CEK sealed under the master key.
+pub fn cek_seal_aad(session_id: &str) -> Vec<u8> {
+    format!("leaktrace/v1/session-cek/{session_id}").into_bytes()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestStreamBody {
+    video_id: String,
+}
+
+pub async fn request_stream(
+    state: web::Data<StreamingState>,
+    req: HttpRequest,
+    body: web::Json<RequestStreamBody>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = authenticate(&state, &req, "device").await?;
+    let video_id = body.into_inner().video_id;
+    let (secret, public) = crypto::generate_keypair();
+    let session_id = uuid::Uuid::new_v4().to_string();
+    let sealed = sealing::seal(
+        &state.master_key,
+        &secret_aad(&session_id),
+        secret.as_bytes(),
+    )
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let new = NewSession::requested(
+        session_id.clone(),
+        claims.sub.clone(),
+        claims.did.clone().unwrap_or_default(),
+        video_id.clone(),
+        crypto::encode_public_key(&public),
+        sealed,
+        req.peer_addr().map(|a| a.ip().to_string()),
+    );
+    state
+        .db
+        .run(move |c| {
+            videos::get(c, &video_id)?;
+            sessions::create(c, &new)
+        })
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound(_) => ApiError::not_found_what("video_not_found", "no such title"),
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({
+        "session_id": session_id,
+        "server_public_key": crypto::encode_public_key(&public),
+        "expires_in": IDLE_SECONDS,
+    })))
+}
+
+/// The session, if it belongs to the caller's user and device; expired sessions are marked.
+pub async fn owned_session(
+    state: &StreamingState,
+    claims: &Claims,
+    session_id: &str,
+) -> Result<(SessionRow, SessionState), ApiError> {
+    let id = session_id.to_string();
+    let session = state
+        .db
+        .run(move |c| sessions::get(c, &id))
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound(_) => {
+                ApiError::not_found_what("session_not_found", "no such session")
+            }
+            other => other.into(),
+        })?;
+    if session.user_id != claims.sub || Some(&session.device_id) != claims.did.as_ref() {
+        return Err(ApiError::forbidden(
+            "device_mismatch",
+            "this session belongs to another user or device",
+        ));
+    }
+    let current = session.state_at(now());
+    if current == SessionState::Expired && session.state != "expired" {
+        let id = session.id.clone();
+        state
+            .db
+            .run(move |c| sessions::end(c, &id, SessionState::Expired, Some("idle")))
+            .await?;
+    }
+    Ok((session, current))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyExchangeBody {
+    session_id: String,
+    client_public_key: String,
+}
+
+pub async fn complete_key_exchange(
+    state: web::Data<StreamingState>,
+    req: HttpRequest,
+    body: web::Json<KeyExchangeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = authenticate(&state, &req, "device").await?;
+    let KeyExchangeBody {
+        session_id,
+        client_public_key,
+    } = body.into_inner();
+    let client = crypto::decode_public_key(&client_public_key)
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    let (session, current) = owned_session(&state, &claims, &session_id).await?;
+    match current {
+        SessionState::Requested => {}
+        SessionState::Expired => {
+            return Err(ApiError::unauthorized(
+                "session_expired",
+                "the session has expired",
+            ))
+        }
+        SessionState::Revoked => {
+            return Err(ApiError::forbidden(
+                "session_revoked",
+                "the session was revoked",
+            ))
+        }
+        SessionState::Keyed | SessionState::Streaming => {
+            return Err(ApiError::conflict(
+                "already_keyed",
+                "the key exchange of this session is already complete",
+            ))
+        }
+    }
+    let sealed = session
+        .sealed_server_secret
+        .as_deref()
+        .ok_or_else(|| ApiError::conflict("already_keyed", "the session has no pending key"))?;
+    let raw: [u8; 32] = sealing::open(&state.master_key, &secret_aad(&session.id), sealed)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| ApiError::internal("the session key cannot be unsealed"))?;
+    let server_secret = StaticSecret::from(raw);
+    let session_key = crypto::derive_session_key(&server_secret, &client, &session.id)
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    let cek = crypto::generate_cek();
+    let encrypted_cek = crypto::wrap_cek(&session_key, &session.id, &cek)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let sealed_cek = sealing::seal(&state.master_key, &cek_seal_aad(&session.id), &cek)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let id = session.id.clone();
+    let keyed = state
+        .db
+        .run(move |c| sessions::mark_keyed(c, &id, &sealed_cek))
+        .await?;
+    if !keyed {
+        return Err(ApiError::conflict(
+            "already_keyed",
+            "the key exchange of this session is already complete",
+        ));
+    }
+    Ok(HttpResponse::Ok().json(json!({ "encrypted_cek": encrypted_cek })))
+}
+
+pub async fn security_status(
+    state: web::Data<StreamingState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let claims = authenticate(&state, &req, "device").await?;
+    let (session, current) = owned_session(&state, &claims, &path.into_inner()).await?;
+    let status = match current {
+        SessionState::Expired => "expired",
+        SessionState::Revoked => "revoked",
+        _ => "ok",
+    };
+    let remaining = (session.expires_at - now()).num_seconds().max(0);
+    Ok(HttpResponse::Ok().json(json!({
+        "status": status,
+        "state": current.as_str(),
+        "session_id": session.id,
+        "video_id": session.video_id,
+        "device_id": session.device_id,
+        "segments_served": session.segments_served,
+        "expires_in": if status == "ok" { remaining } else { 0 },
+        "reason": session.revoked_reason,
+    })))
+}

@@ -1,0 +1,188 @@
+//! Stream sessions over real HTTP: request, X25519 key exchange, CEK unwrap by a client that
+//! implements docs/PROTOCOL.md independently of the server code paths, and the status endpoint.
+
+mod common;
+
+use base64::Engine;
+use common::{send, Harness, Server};
+use serde_json::json;
+use shared::db::repo::{sessions, videos};
+use streaming::crypto;
+
+const FP_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const FP_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+fn setup() -> (Harness, Server) {
+    let h = Harness::new();
+    h.run(
+        &["user", "add", "vic", "--role", "viewer", "--password-stdin"],
+        Some("vic's password\n"),
+    )
+    .success();
+    let db = h.db();
+    videos::create(
+        &mut db.conn().unwrap(),
+        &videos::NewVideo {
+            id: "v-1".into(),
+            title: "Title".into(),
+            duration_seconds: 6.0,
+            unit_seconds: 1.0,
+            unit_count: 6,
+            width: 320,
+            height: 240,
+            frame_rate: 25.0,
+            has_audio: false,
+            storage_dir: "videos/v-1".into(),
+            sealed_secret: vec![0; 60],
+            source_sha256: "00".repeat(32),
+            created_at: shared::db::now(),
+        },
+    )
+    .unwrap();
+    let server = h.serve(&[]);
+    (h, server)
+}
+
+fn device_token(s: &Server, fp: &str) -> String {
+    let login = send(
+        "POST",
+        &s.url("/api/auth/login/"),
+        None,
+        Some(&json!({"username": "vic", "password": "vic's password"})),
+    );
+    let ut = login.json()["user_token"].as_str().unwrap().to_string();
+    let reg = send(
+        "POST",
+        &s.url("/api/register-device/"),
+        Some(&ut),
+        Some(&json!({"device_fingerprint": fp})),
+    );
+    reg.json()["device_token"].as_str().unwrap().to_string()
+}
+
+fn request(s: &Server, dt: &str, video: &str) -> common::Reply {
+    send(
+        "POST",
+        &s.url("/api/request-stream/"),
+        Some(dt),
+        Some(&json!({"video_id": video})),
+    )
+}
+
+fn exchange(s: &Server, dt: &str, session: &str, key: &str) -> common::Reply {
+    send(
+        "POST",
+        &s.url("/api/complete-key-exchange/"),
+        Some(dt),
+        Some(&json!({"session_id": session, "client_public_key": key})),
+    )
+}
+
+#[test]
+fn key_exchange_delivers_a_cek_only_the_client_can_unwrap() {
+    let (h, s) = setup();
+    let dt = device_token(&s, FP_A);
+    let r = request(&s, &dt, "v-1");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let session_id = v["session_id"].as_str().unwrap().to_string();
+    assert_eq!(v["expires_in"], 300);
+    let server_public =
+        crypto::decode_public_key(v["server_public_key"].as_str().unwrap()).unwrap();
+
+    let (client_secret, client_public) = crypto::generate_keypair();
+    let ok = exchange(
+        &s,
+        &dt,
+        &session_id,
+        &crypto::encode_public_key(&client_public),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let wrapped = ok.json()["encrypted_cek"].as_str().unwrap().to_string();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&wrapped)
+            .unwrap()
+            .len(),
+        12 + 32 + 16,
+        "nonce || ciphertext || tag"
+    );
+    let session_key =
+        crypto::derive_session_key(&client_secret, &server_public, &session_id).unwrap();
+    let cek =
+        crypto::unwrap_cek(&session_key, &session_id, &wrapped).expect("client unwraps the CEK");
+    assert_eq!(cek.len(), 32);
+
+    // At rest: the ephemeral secret is gone, the CEK is sealed, not stored in the clear.
+    let db = h.db();
+    let row = sessions::get(&mut db.conn().unwrap(), &session_id).unwrap();
+    assert_eq!(row.state, "keyed");
+    assert!(row.sealed_server_secret.is_none());
+    let sealed = row.sealed_cek.unwrap();
+    assert!(
+        !sealed.windows(32).any(|w| w == cek),
+        "CEK never stored in the clear"
+    );
+
+    exchange(
+        &s,
+        &dt,
+        &session_id,
+        &crypto::encode_public_key(&client_public),
+    )
+    .assert_error(409, "already_keyed");
+
+    let status = send(
+        "GET",
+        &s.url(&format!("/api/security/status/{session_id}/")),
+        Some(&dt),
+        None,
+    );
+    assert_eq!(status.status, 200, "{}", status.body);
+    let st = status.json();
+    assert_eq!(
+        (st["status"].as_str(), st["state"].as_str()),
+        (Some("ok"), Some("keyed"))
+    );
+    assert!(st["expires_in"].as_i64().unwrap() > 290);
+}
+
+#[test]
+fn bad_keys_sessions_and_devices_are_refused_with_documented_codes() {
+    let (_h, s) = setup();
+    let dt = device_token(&s, FP_A);
+    request(&s, &dt, "no-such-video").assert_error(404, "video_not_found");
+    let session_id = request(&s, &dt, "v-1").json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+
+    exchange(&s, &dt, &session_id, "not base64!").assert_error(400, "invalid_public_key");
+    exchange(&s, &dt, &session_id, &b64(&[7u8; 31])).assert_error(400, "invalid_public_key");
+    exchange(&s, &dt, &session_id, &b64(&[7u8; 33])).assert_error(400, "invalid_public_key");
+    exchange(&s, &dt, &session_id, &b64(&[0u8; 32])).assert_error(400, "weak_public_key");
+    let (_, good) = crypto::generate_keypair();
+    let good = crypto::encode_public_key(&good);
+    exchange(&s, &dt, "no-such-session", &good).assert_error(404, "session_not_found");
+
+    // Another device of the same user may not use this session.
+    let other = device_token(&s, FP_B);
+    exchange(&s, &other, &session_id, &good).assert_error(403, "device_mismatch");
+    send(
+        "GET",
+        &s.url(&format!("/api/security/status/{session_id}/")),
+        Some(&other),
+        None,
+    )
+    .assert_error(403, "device_mismatch");
+    // The failed attempts did not consume the session.
+    assert_eq!(exchange(&s, &dt, &session_id, &good).status, 200);
+    send(
+        "POST",
+        &s.url("/api/request-stream/"),
+        Some(&dt),
+        Some(&json!({"video": "v-1"})),
+    )
+    .assert_error(400, "invalid_json");
+}
