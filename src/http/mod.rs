@@ -70,6 +70,7 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
         tokens: TokenKeys::new(secrets.jwt_key()),
         dummy_password_hash,
         master_key: *secrets.master_key(),
+        data_dir: config.data_dir.clone(),
     });
     let state = web::Data::new(AppState {
         db,

@@ -6,6 +6,8 @@ mod auth;
 pub mod crypto;
 pub mod error;
 mod handlers;
+mod manifest;
+mod segment_handlers;
 mod session_handlers;
 pub mod state;
 
@@ -35,6 +37,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/api/security/status/{session_id}/")
                 .route(web::get().to(session_handlers::security_status)),
+        )
+        .service(
+            resource("/api/video/manifest/{session_id}/")
+                .route(web::get().to(segment_handlers::manifest)),
+        )
+        .service(
+            resource("/api/video/stream/{session_id}/{segment}/")
+                .route(web::get().to(segment_handlers::segment)),
         );
 }
 

@@ -1,3 +1,5 @@
+use std::path::PathBuf;
+
 use shared::auth::tokens::TokenKeys;
 use shared::db::Db;
 
@@ -10,4 +12,6 @@ pub struct StreamingState {
     pub dummy_password_hash: String,
     /// Seals ephemeral session secrets and content keys at rest.
     pub master_key: [u8; 32],
+    /// Where packaged titles live (`videos.storage_dir` is relative to it).
+    pub data_dir: PathBuf,
 }
