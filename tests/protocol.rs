@@ -259,8 +259,10 @@ fn segments_are_refused_before_keying_out_of_range_and_to_other_devices() {
 
     let other = Client::start(&server, &"4".repeat(64), &video_id);
     let url = server.url(&format!("/api/video/stream/{}/1/", client.session_id));
-    send("GET", &url, Some(&other.device_token), None).assert_error(403, "device_mismatch");
     send("GET", &url, None, None).assert_error(401, "missing_token");
+    send("GET", &url, Some(&other.device_token), None).assert_error(403, "device_mismatch");
+    // The session was revoked by that attempt: its own device is refused from now on.
+    send("GET", &url, Some(&client.device_token), None).assert_error(403, "session_revoked");
 
     // A session whose key exchange is not done cannot stream.
     let req = send(

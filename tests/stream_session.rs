@@ -6,7 +6,7 @@ mod common;
 use base64::Engine;
 use common::{send, Harness, Server};
 use serde_json::json;
-use shared::db::repo::{sessions, videos};
+use shared::db::repo::{security_events, sessions, videos};
 use streaming::crypto;
 
 const FP_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -149,7 +149,7 @@ fn key_exchange_delivers_a_cek_only_the_client_can_unwrap() {
 
 #[test]
 fn bad_keys_sessions_and_devices_are_refused_with_documented_codes() {
-    let (_h, s) = setup();
+    let (h, s) = setup();
     let dt = device_token(&s, FP_A);
     request(&s, &dt, "no-such-video").assert_error(404, "video_not_found");
     let session_id = request(&s, &dt, "v-1").json()["session_id"]
@@ -166,18 +166,29 @@ fn bad_keys_sessions_and_devices_are_refused_with_documented_codes() {
     let good = crypto::encode_public_key(&good);
     exchange(&s, &dt, "no-such-session", &good).assert_error(404, "session_not_found");
 
-    // Another device of the same user may not use this session.
+    // Malformed keys did not consume the session.
+    let fresh = request(&s, &dt, "v-1").json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(exchange(&s, &dt, &fresh, &good).status, 200);
+
+    // Another device of the same user may not use a session: it is revoked and recorded.
     let other = device_token(&s, FP_B);
     exchange(&s, &other, &session_id, &good).assert_error(403, "device_mismatch");
-    send(
-        "GET",
-        &s.url(&format!("/api/security/status/{session_id}/")),
-        Some(&other),
-        None,
-    )
-    .assert_error(403, "device_mismatch");
-    // The failed attempts did not consume the session.
-    assert_eq!(exchange(&s, &dt, &session_id, &good).status, 200);
+    let status_url = s.url(&format!("/api/security/status/{session_id}/"));
+    send("GET", &status_url, Some(&other), None).assert_error(403, "device_mismatch");
+    // Replay by the rightful device after the revocation is refused too.
+    exchange(&s, &dt, &session_id, &good).assert_error(403, "session_revoked");
+    let status = send("GET", &status_url, Some(&dt), None);
+    assert_eq!(status.json()["status"], "revoked", "{}", status.body);
+    let db = h.db();
+    let events = security_events::for_session(&mut db.conn().unwrap(), &session_id).unwrap();
+    assert!(!events.is_empty());
+    assert_eq!(
+        (events[0].kind.as_str(), events[0].severity.as_str()),
+        ("session_device_mismatch", "critical")
+    );
     send(
         "POST",
         &s.url("/api/request-stream/"),

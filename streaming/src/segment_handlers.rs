@@ -31,7 +31,7 @@ async fn streamable(
     session_id: &str,
 ) -> Result<Streamable, ApiError> {
     let claims = authenticate(state, req, "device").await?;
-    let (session, current) = owned_session(state, &claims, session_id).await?;
+    let (session, current) = owned_session(state, req, &claims, session_id).await?;
     match current {
         SessionState::Keyed | SessionState::Streaming => {}
         SessionState::Requested => {

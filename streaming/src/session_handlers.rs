@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::auth::tokens::Claims;
 use shared::db::now;
+use shared::db::repo::security_events::{self, NewEvent, Severity};
 use shared::db::repo::sessions::{self, NewSession, SessionRow, SessionState, IDLE_SECONDS};
 use shared::db::repo::videos;
 use shared::db::DbError;
@@ -76,8 +77,10 @@ pub async fn request_stream(
 }
 
 /// The session, if it belongs to the caller's user and device; expired sessions are marked.
+/// A session used from another device or user is revoked and the attempt recorded.
 pub async fn owned_session(
     state: &StreamingState,
+    req: &HttpRequest,
     claims: &Claims,
     session_id: &str,
 ) -> Result<(SessionRow, SessionState), ApiError> {
@@ -93,9 +96,34 @@ pub async fn owned_session(
             other => other.into(),
         })?;
     if session.user_id != claims.sub || Some(&session.device_id) != claims.did.as_ref() {
+        let (sid, user, device) = (session.id.clone(), claims.sub.clone(), claims.did.clone());
+        let address = req.peer_addr().map(|a| a.ip().to_string());
+        state
+            .db
+            .run(move |c| {
+                security_events::record(
+                    c,
+                    Severity::Critical,
+                    &NewEvent {
+                        kind: "session_device_mismatch",
+                        session_id: Some(&sid),
+                        user_id: Some(&user),
+                        device_id: device.as_deref(),
+                        address: address.as_deref(),
+                        detail: "session used by another device or user; session revoked",
+                    },
+                )?;
+                sessions::end(
+                    c,
+                    &sid,
+                    SessionState::Revoked,
+                    Some("used by another device or user"),
+                )
+            })
+            .await?;
         return Err(ApiError::forbidden(
             "device_mismatch",
-            "this session belongs to another user or device",
+            "this session belongs to another user or device; it has been revoked",
         ));
     }
     let current = session.state_at(now());
@@ -128,7 +156,7 @@ pub async fn complete_key_exchange(
     } = body.into_inner();
     let client = crypto::decode_public_key(&client_public_key)
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
-    let (session, current) = owned_session(&state, &claims, &session_id).await?;
+    let (session, current) = owned_session(&state, &req, &claims, &session_id).await?;
     match current {
         SessionState::Requested => {}
         SessionState::Expired => {
@@ -186,7 +214,7 @@ pub async fn security_status(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let claims = authenticate(&state, &req, "device").await?;
-    let (session, current) = owned_session(&state, &claims, &path.into_inner()).await?;
+    let (session, current) = owned_session(&state, &req, &claims, &path.into_inner()).await?;
     let status = match current {
         SessionState::Expired => "expired",
         SessionState::Revoked => "revoked",

@@ -348,3 +348,53 @@ fn sessions_lifecycle_keying_activity_and_expiry() {
         Err(DbError::NotFound("session"))
     ));
 }
+
+#[test]
+fn security_events_are_recorded_and_listed() {
+    use super::repo::security_events::{self, NewEvent, Severity};
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let e1 = security_events::record(
+        &mut conn,
+        Severity::Warning,
+        &NewEvent {
+            kind: "ripping_suspected",
+            session_id: Some("s1"),
+            user_id: Some("u1"),
+            address: Some("127.0.0.1"),
+            detail: "12 segments in 1 s",
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (e1.kind.as_str(), e1.severity.as_str()),
+        ("ripping_suspected", "warning")
+    );
+    security_events::record(
+        &mut conn,
+        Severity::Critical,
+        &NewEvent {
+            kind: "device_mismatch",
+            session_id: Some("s1"),
+            detail: "x",
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    security_events::record(
+        &mut conn,
+        Severity::Info,
+        &NewEvent {
+            kind: "other",
+            detail: "y",
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(security_events::recent(&mut conn, 2).unwrap().len(), 2);
+    let s1 = security_events::for_session(&mut conn, "s1").unwrap();
+    assert_eq!(s1.len(), 2);
+    assert_eq!(s1[0].id, e1.id);
+}

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod devices;
+pub mod security_events;
 pub mod sessions;
 pub mod users;
 pub mod videos;
