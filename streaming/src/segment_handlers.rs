@@ -13,7 +13,7 @@ use shared::sealing;
 
 use crate::auth::authenticate;
 use crate::error::ApiError;
-use crate::session_handlers::{cek_seal_aad, owned_session};
+use crate::session_handlers::{cek_seal_aad, owned_session, refuse_ended};
 use crate::state::StreamingState;
 use crate::{crypto, manifest};
 
@@ -32,26 +32,12 @@ async fn streamable(
 ) -> Result<Streamable, ApiError> {
     let claims = authenticate(state, req, "device").await?;
     let (session, current) = owned_session(state, req, &claims, session_id).await?;
-    match current {
-        SessionState::Keyed | SessionState::Streaming => {}
-        SessionState::Requested => {
-            return Err(ApiError::conflict(
-                "not_keyed",
-                "complete the key exchange before streaming",
-            ))
-        }
-        SessionState::Expired => {
-            return Err(ApiError::unauthorized(
-                "session_expired",
-                "the session has expired",
-            ))
-        }
-        SessionState::Revoked => {
-            return Err(ApiError::forbidden(
-                "session_revoked",
-                "the session was revoked",
-            ))
-        }
+    refuse_ended(current)?;
+    if current == SessionState::Requested {
+        return Err(ApiError::conflict(
+            "not_keyed",
+            "complete the key exchange before streaming",
+        ));
     }
     let video_id = session.video_id.clone();
     let video = state.db.run(move |c| videos::get(c, &video_id)).await?;

@@ -137,6 +137,21 @@ pub async fn owned_session(
     Ok((session, current))
 }
 
+/// Refuses a session that has ended (expired: 401, revoked: 403).
+pub fn refuse_ended(current: SessionState) -> Result<(), ApiError> {
+    match current {
+        SessionState::Expired => Err(ApiError::unauthorized(
+            "session_expired",
+            "the session has expired",
+        )),
+        SessionState::Revoked => Err(ApiError::forbidden(
+            "session_revoked",
+            "the session was revoked",
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyExchangeBody {

@@ -201,19 +201,7 @@ impl Reply {
 }
 
 pub fn request(method: &str, url: &str) -> Reply {
-    let resp = match ureq::request(method, url)
-        .timeout(Duration::from_secs(30))
-        .call()
-    {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
-    };
-    Reply {
-        status: resp.status(),
-        content_type: resp.header("content-type").unwrap_or_default().to_string(),
-        body: resp.into_string().expect("body"),
-    }
+    send(method, url, None, None)
 }
 
 pub fn get(url: &str) -> Reply {

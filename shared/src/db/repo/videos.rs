@@ -6,7 +6,7 @@ use crate::db::{DbConnection, DbError};
 
 /// A packaged title. `storage_dir` is relative to the data dir; `sealed_secret` is the
 /// per-video watermark secret sealed under the master key.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = videos)]
 pub struct VideoRow {
     pub id: String,
@@ -24,24 +24,8 @@ pub struct VideoRow {
     pub created_at: NaiveDateTime,
 }
 
-/// What packaging hands over to be recorded.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = videos)]
-pub struct NewVideo {
-    pub id: String,
-    pub title: String,
-    pub duration_seconds: f64,
-    pub unit_seconds: f64,
-    pub unit_count: i32,
-    pub width: i32,
-    pub height: i32,
-    pub frame_rate: f64,
-    pub has_audio: bool,
-    pub storage_dir: String,
-    pub sealed_secret: Vec<u8>,
-    pub source_sha256: String,
-    pub created_at: NaiveDateTime,
-}
+/// What packaging hands over to be recorded: the same columns.
+pub type NewVideo = VideoRow;
 
 /// Records a packaged title. A taken title is `DbError::Conflict`.
 pub fn create(conn: &mut DbConnection, video: &NewVideo) -> Result<VideoRow, DbError> {
