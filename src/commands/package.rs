@@ -30,8 +30,9 @@ impl From<PackageError> for CliError {
 
 /// Picture buffers (about 3 MB at 1080p) are allocated by FFmpeg on the decoding thread and
 /// freed on the encoder threads. glibc raises its mmap threshold each time such a buffer is
-/// freed, after which they come from the heap arenas and fragment them, so memory grows with
-/// the length of the title. A fixed threshold keeps them mmapped and returned on free.
+/// freed, after which they come from the heap arenas, where cross-thread frees fragment them.
+/// A fixed threshold keeps them mmapped and returned on free. (The packaging peak still grows
+/// with title length for another reason: see docs/BENCHMARKS.md, Memory.)
 fn keep_picture_buffers_mmapped() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
