@@ -106,8 +106,11 @@ pub fn encode_audio(
         out_tb,
     };
 
-    let mut packet = Packet::empty();
+    ignore_other_streams(&mut ictx, index);
     loop {
+        // A fresh packet per read: av_read_frame does not release what a reused packet held,
+        // so reusing one leaks every packet read (the whole file, in the end).
+        let mut packet = Packet::empty();
         match packet.read(&mut ictx) {
             Ok(()) if packet.stream() == index => {
                 if decoder.send_packet(&packet).is_ok() {
@@ -140,6 +143,23 @@ pub fn encode_audio(
         channels: CHANNELS as u16,
         samples: state.samples,
     }))
+}
+
+/// Tells the demuxer to skip every stream but `keep`, so this pass does not read the video
+/// data a second time.
+fn ignore_other_streams(ictx: &mut format::context::Input, keep: usize) {
+    for i in 0..ictx.nb_streams() as usize {
+        if i == keep {
+            continue;
+        }
+        if let Some(mut stream) = ictx.stream_mut(i) {
+            // SAFETY: `stream` points at a live AVStream owned by `ictx`, which we borrow
+            // mutably; `discard` is a plain field the demuxer reads on its next packet.
+            unsafe {
+                (*stream.as_mut_ptr()).discard = ffmpeg::ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+    }
 }
 
 fn build_graph(
