@@ -11,6 +11,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use ffmpeg_next::frame;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use shared::isobmff;
 use shared::package::{
     self as layout, AudioTrack, Layout, PackageManifest, SourceFile, Variant, VideoTrack,
     WatermarkParams,
@@ -277,6 +278,7 @@ pub fn package(
     let codec = fmp4::avc_codec_string(&init)
         .ok_or_else(|| PackageError::Inconsistent("init segment has no avcC box".into()))?;
     fs::write(layout.video_init(), &init).map_err(io_err("write", &layout.video_init()))?;
+    let video_start = start_seconds(&init, &layout.video_unit(Variant::A, 1))?;
     let duration_seconds = frame_count as f64 / fps;
     let unit_seconds = unit_frames as f64 / fps;
     let audio = package_audio(
@@ -305,6 +307,7 @@ pub fn package(
             duration_seconds,
             crf: options.crf,
             preset: options.preset.clone(),
+            start_seconds: video_start,
         },
         audio,
         watermark: WatermarkParams {
@@ -347,13 +350,29 @@ fn package_audio(
     fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
     let split = fmp4::split_file(&work, &|k| layout.audio_unit(k))?;
     fs::write(layout.audio_init(), &split.init).map_err(io_err("write", &layout.audio_init()))?;
+    let start = start_seconds(&split.init, &layout.audio_unit(1))?;
     Ok(Some(AudioTrack {
         codec: audio::CODEC.to_string(),
         sample_rate: encoded.sample_rate,
         channels: encoded.channels,
         segment_count: split.fragments,
         segment_seconds,
+        start_seconds: start,
     }))
+}
+
+/// Presentation time, in seconds, of the first sample of a track's first fragment.
+fn start_seconds(init: &[u8], first_fragment: &Path) -> Result<f64, PackageError> {
+    let fragment = fs::read(first_fragment).map_err(io_err("read", first_fragment))?;
+    let timescale = isobmff::media_timescale(init)
+        .ok_or_else(|| PackageError::Inconsistent("init segment has no media timescale".into()))?;
+    let ticks = isobmff::first_presentation_time(&fragment).ok_or_else(|| {
+        PackageError::Inconsistent(format!(
+            "{} has no readable timing",
+            first_fragment.display()
+        ))
+    })?;
+    Ok(ticks as f64 / timescale as f64)
 }
 
 fn source_file(info: &SourceInfo, file_name: String, sha256: String) -> SourceFile {

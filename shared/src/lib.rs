@@ -7,6 +7,8 @@ pub mod config;
 pub mod datadir;
 pub mod db;
 pub mod domain;
+pub mod isobmff;
+pub mod marker;
 pub mod package;
 pub mod sealing;
 pub mod secrets;

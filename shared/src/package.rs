@@ -111,6 +111,10 @@ pub struct VideoTrack {
     pub duration_seconds: f64,
     pub crf: u8,
     pub preset: String,
+    /// Presentation time of the first frame (the encoder's B-frame delay; fragmented MP4 has
+    /// no edit list to hide it). The MPD's `presentationTimeOffset` removes it.
+    #[serde(default)]
+    pub start_seconds: f64,
 }
 
 impl VideoTrack {
@@ -130,6 +134,9 @@ pub struct AudioTrack {
     pub channels: u16,
     pub segment_count: u32,
     pub segment_seconds: f64,
+    /// Presentation time of the first sample.
+    #[serde(default)]
+    pub start_seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,6 +181,7 @@ mod tests {
             duration_seconds: 5.28,
             crf: 20,
             preset: "faster".into(),
+            start_seconds: 0.08,
         };
         assert_eq!(t.frames_in_unit(1), 25);
         assert_eq!(t.frames_in_unit(6), 7);
