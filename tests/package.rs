@@ -69,7 +69,7 @@ fn sample_packages_and_random_ab_mixes_decode_exactly() {
         "f25b31f155970c46300934bda4a76cd2f581acab45c49762832ffdfddbcf9fdd"
     );
     // The per-video secret is stored sealed under the master key, bound to this video.
-    let master = hex_key(&h.data_dir.join("secrets/master.key"));
+    let master = h.master_key();
     let secret = sealing::open(&master, &sealing::video_secret_aad(&id), &row.sealed_secret)
         .expect("secret opens with the master key");
     assert_eq!(secret.len(), 32);
@@ -134,15 +134,6 @@ fn sample_packages_and_random_ab_mixes_decode_exactly() {
         assert_eq!(decode_errors(&file), "", "mix {mix:?} decodes cleanly");
         assert_eq!(count_frames(&file), 132, "mix {mix:?} has every frame");
     }
-}
-
-fn hex_key(path: &Path) -> [u8; 32] {
-    let text = std::fs::read_to_string(path).unwrap();
-    let bytes: Vec<u8> = (0..64)
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text.trim()[i..i + 2], 16).unwrap())
-        .collect();
-    bytes.try_into().unwrap()
 }
 
 struct Shape {

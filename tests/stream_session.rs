@@ -14,11 +14,7 @@ const FP_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 fn setup() -> (Harness, Server) {
     let h = Harness::new();
-    h.run(
-        &["user", "add", "vic", "--role", "viewer", "--password-stdin"],
-        Some("vic's password\n"),
-    )
-    .success();
+    h.add_user("vic", "viewer", common::viewer::PASSWORD);
     let db = h.db();
     videos::create(
         &mut db.conn().unwrap(),
@@ -44,29 +40,11 @@ fn setup() -> (Harness, Server) {
 }
 
 fn device_token(s: &Server, fp: &str) -> String {
-    let login = send(
-        "POST",
-        &s.url("/api/auth/login/"),
-        None,
-        Some(&json!({"username": "vic", "password": "vic's password"})),
-    );
-    let ut = login.json()["user_token"].as_str().unwrap().to_string();
-    let reg = send(
-        "POST",
-        &s.url("/api/register-device/"),
-        Some(&ut),
-        Some(&json!({"device_fingerprint": fp})),
-    );
-    reg.json()["device_token"].as_str().unwrap().to_string()
+    common::viewer::device_token(s, "vic", fp)
 }
 
 fn request(s: &Server, dt: &str, video: &str) -> common::Reply {
-    send(
-        "POST",
-        &s.url("/api/request-stream/"),
-        Some(dt),
-        Some(&json!({"video_id": video})),
-    )
+    common::viewer::request_stream(s, dt, video)
 }
 
 fn exchange(s: &Server, dt: &str, session: &str, key: &str) -> common::Reply {

@@ -12,59 +12,21 @@ const FP: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd
 
 fn setup() -> (Harness, Server) {
     let h = Harness::new();
-    h.run(
-        &["user", "add", "vic", "--role", "viewer", "--password-stdin"],
-        Some("vic's password\n"),
-    )
-    .success();
-    h.run(
-        &[
-            "user",
-            "add",
-            "ann",
-            "--role",
-            "analyst",
-            "--password-stdin",
-        ],
-        Some("ann's password\n"),
-    )
-    .success();
+    h.add_user("vic", "viewer", common::viewer::PASSWORD);
+    h.add_user("ann", "analyst", "ann's password");
     let server = h.serve(&[]);
     (h, server)
 }
 
-fn login(s: &Server, user: &str, password: &str) -> common::Reply {
-    send(
-        "POST",
-        &s.url("/api/auth/login/"),
-        None,
-        Some(&json!({"username": user, "password": password})),
-    )
-}
+use common::viewer::{login, register};
 
 fn user_token(s: &Server) -> String {
-    let r = login(s, "vic", "vic's password");
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["user_token"].as_str().unwrap().to_string()
-}
-
-fn register(s: &Server, token: &str, fp: &str) -> common::Reply {
-    send(
-        "POST",
-        &s.url("/api/register-device/"),
-        Some(token),
-        Some(&json!({"device_fingerprint": fp})),
-    )
+    common::viewer::user_token(s, "vic", common::viewer::PASSWORD)
 }
 
 /// The server's own signing key, read from its data dir (to craft expired tokens).
 fn server_keys(h: &Harness) -> TokenKeys {
-    let text = std::fs::read_to_string(h.data_dir.join("secrets/jwt.key")).unwrap();
-    let bytes: Vec<u8> = (0..text.trim().len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text.trim()[i..i + 2], 16).unwrap())
-        .collect();
-    TokenKeys::new(&bytes)
+    TokenKeys::new(&h.secret_key("jwt.key"))
 }
 
 #[test]

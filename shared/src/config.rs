@@ -89,6 +89,63 @@ pub struct Config {
     /// Secret overrides; what is not given here is created in the data dir on first use.
     pub secrets: SecretOverrides,
     pub limits: MediaLimits,
+    pub monitoring: Monitoring,
+}
+
+/// What the streaming monitor tolerates before it acts (DESIGN section 4, issue: monitoring).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Monitoring {
+    /// Sessions one user may have open (requested, keyed or streaming) at once.
+    pub max_concurrent_sessions: u32,
+    /// Content a session may fetch ahead of real time before any pace check applies.
+    pub ripping_burst_seconds: f64,
+    /// Fetching faster than this many content seconds per wall-clock second (beyond the
+    /// burst) is flagged as suspected ripping.
+    pub ripping_flag_speed: f64,
+    /// Beyond this speed the session is throttled (429 with Retry-After) or revoked.
+    pub ripping_limit_speed: f64,
+    pub ripping_action: RippingAction,
+    /// Failed logins (or device-token refreshes) allowed per address and per account within
+    /// the window before further attempts get 429 with Retry-After.
+    pub auth_failures_max: u32,
+    pub auth_failures_window_seconds: u64,
+    /// Serve `/api/demo/...` (session security state and watermark payload to its owner).
+    pub demo_api: bool,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring {
+            max_concurrent_sessions: 2,
+            ripping_burst_seconds: 60.0,
+            ripping_flag_speed: 2.0,
+            ripping_limit_speed: 4.0,
+            ripping_action: RippingAction::Throttle,
+            auth_failures_max: 5,
+            auth_failures_window_seconds: 300,
+            demo_api: true,
+        }
+    }
+}
+
+/// What happens to a session fetching past the ripping limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RippingAction {
+    Throttle,
+    Revoke,
+}
+
+impl std::str::FromStr for RippingAction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "throttle" => Ok(RippingAction::Throttle),
+            "revoke" => Ok(RippingAction::Revoke),
+            other => Err(format!("'{other}' is not throttle or revoke")),
+        }
+    }
 }
 
 /// Bounds on what one media file (a title to package, a suspect to analyse) may cost.
@@ -145,6 +202,7 @@ impl Default for Config {
             },
             secrets: SecretOverrides::default(),
             limits: MediaLimits::default(),
+            monitoring: Monitoring::default(),
         }
     }
 }
@@ -163,6 +221,21 @@ pub struct PartialConfig {
     pub secrets: PartialSecrets,
     #[serde(default)]
     pub limits: PartialLimits,
+    #[serde(default)]
+    pub monitoring: PartialMonitoring,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialMonitoring {
+    pub max_concurrent_sessions: Option<u32>,
+    pub ripping_burst_seconds: Option<f64>,
+    pub ripping_flag_speed: Option<f64>,
+    pub ripping_limit_speed: Option<f64>,
+    pub ripping_action: Option<RippingAction>,
+    pub auth_failures_max: Option<u32>,
+    pub auth_failures_window_seconds: Option<u64>,
+    pub demo_api: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -243,11 +316,24 @@ impl PartialConfig {
                 max_media_seconds: parse_env(env, "LEAKTRACE_MAX_MEDIA_SECONDS")?,
                 max_processing_seconds: parse_env(env, "LEAKTRACE_MAX_PROCESSING_SECONDS")?,
             },
+            monitoring: PartialMonitoring {
+                max_concurrent_sessions: parse_env(env, "LEAKTRACE_MAX_CONCURRENT_SESSIONS")?,
+                ripping_burst_seconds: parse_env(env, "LEAKTRACE_RIPPING_BURST_SECONDS")?,
+                ripping_flag_speed: parse_env(env, "LEAKTRACE_RIPPING_FLAG_SPEED")?,
+                ripping_limit_speed: parse_env(env, "LEAKTRACE_RIPPING_LIMIT_SPEED")?,
+                ripping_action: parse_env(env, "LEAKTRACE_RIPPING_ACTION")?,
+                auth_failures_max: parse_env(env, "LEAKTRACE_AUTH_FAILURES_MAX")?,
+                auth_failures_window_seconds: parse_env(
+                    env,
+                    "LEAKTRACE_AUTH_FAILURES_WINDOW_SECONDS",
+                )?,
+                demo_api: parse_env(env, "LEAKTRACE_DEMO_API")?,
+            },
         })
     }
 }
 
-/// A numeric environment variable, if set.
+/// A typed environment variable (number, boolean, choice), if set.
 fn parse_env<T: std::str::FromStr>(env: &Env, key: &str) -> Result<Option<T>, ConfigError>
 where
     T::Err: fmt::Display,
@@ -256,7 +342,7 @@ where
         None => Ok(None),
         Some(v) => v.trim().parse().map(Some).map_err(|e| ConfigError::Value {
             key: key.to_string(),
-            message: format!("'{v}' is not a number ({e})"),
+            message: format!("'{v}' is not accepted ({e})"),
         }),
     }
 }
@@ -294,6 +380,31 @@ impl Config {
         if let Some(v) = layer.limits.max_processing_seconds {
             self.limits.max_processing_seconds = v;
         }
+        let (m, l) = (&mut self.monitoring, layer.monitoring);
+        if let Some(v) = l.max_concurrent_sessions {
+            m.max_concurrent_sessions = v;
+        }
+        if let Some(v) = l.ripping_burst_seconds {
+            m.ripping_burst_seconds = v;
+        }
+        if let Some(v) = l.ripping_flag_speed {
+            m.ripping_flag_speed = v;
+        }
+        if let Some(v) = l.ripping_limit_speed {
+            m.ripping_limit_speed = v;
+        }
+        if let Some(v) = l.ripping_action {
+            m.ripping_action = v;
+        }
+        if let Some(v) = l.auth_failures_max {
+            m.auth_failures_max = v;
+        }
+        if let Some(v) = l.auth_failures_window_seconds {
+            m.auth_failures_window_seconds = v;
+        }
+        if let Some(v) = l.demo_api {
+            m.demo_api = v;
+        }
         self
     }
 
@@ -322,6 +433,32 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "limits.max_media_seconds".into(),
                 message: "must be positive".into(),
+            });
+        }
+        let m = &self.monitoring;
+        let positive = |key: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Value {
+                    key: format!("monitoring.{key}"),
+                    message: "must be a positive number".into(),
+                })
+            }
+        };
+        positive("ripping_burst_seconds", m.ripping_burst_seconds)?;
+        positive("ripping_flag_speed", m.ripping_flag_speed)?;
+        positive("ripping_limit_speed", m.ripping_limit_speed)?;
+        if m.ripping_limit_speed < m.ripping_flag_speed {
+            return Err(ConfigError::Value {
+                key: "monitoring.ripping_limit_speed".into(),
+                message: "must not be below ripping_flag_speed".into(),
+            });
+        }
+        if m.max_concurrent_sessions == 0 || m.auth_failures_max == 0 {
+            return Err(ConfigError::Value {
+                key: "monitoring".into(),
+                message: "max_concurrent_sessions and auth_failures_max must be at least 1".into(),
             });
         }
         if self.data_dir.as_os_str().is_empty() {
@@ -371,6 +508,7 @@ impl Config {
             log: LogView<'a>,
             secrets: SecretsView,
             limits: MediaLimits,
+            monitoring: Monitoring,
         }
         #[derive(Serialize)]
         struct ServerView<'a> {
@@ -401,6 +539,7 @@ impl Config {
                 master_key: secret(&self.secrets.master_key, crate::secrets::MASTER_KEY_FILE),
             },
             limits: self.limits,
+            monitoring: self.monitoring,
         };
         toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

@@ -13,7 +13,7 @@ use shared::auth::tokens::TokenKeys;
 use shared::config::Config;
 use shared::db::Db;
 use shared::secrets::Secrets;
-use streaming::{ApiError, StreamingState};
+use streaming::StreamingState;
 
 use crate::error::CliError;
 
@@ -39,11 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(health::healthz))
                 .default_service(web::to(method_not_allowed)),
         )
-        .default_service(web::to(not_found));
-}
-
-async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::not_found())
+        .default_service(web::to(streaming::unknown_path));
 }
 
 use streaming::method_not_allowed;
@@ -65,13 +61,14 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
     let bind = config.server.bind.clone();
     let dummy_password_hash =
         password::unguessable_hash().map_err(|e| CliError::Failure(e.into()))?;
-    let streaming_state = web::Data::new(StreamingState {
-        db: db.clone(),
-        tokens: TokenKeys::new(secrets.jwt_key()),
+    let streaming_state = web::Data::new(StreamingState::new(
+        db.clone(),
+        TokenKeys::new(secrets.jwt_key()),
         dummy_password_hash,
-        master_key: *secrets.master_key(),
-        data_dir: config.data_dir.clone(),
-    });
+        *secrets.master_key(),
+        config.data_dir.clone(),
+        config.monitoring,
+    ));
     let state = web::Data::new(AppState {
         db,
         started: Instant::now(),

@@ -8,6 +8,11 @@ use shared::db::repo::users;
 use crate::error::ApiError;
 use crate::state::StreamingState;
 
+/// The caller's IP address, as seen by this server (behind a proxy: the proxy's).
+pub fn client_address(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
 /// The token from `Authorization: Bearer <token>`.
 pub fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
     let value = req.headers().get(AUTHORIZATION).ok_or_else(|| {

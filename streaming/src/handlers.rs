@@ -5,11 +5,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::password;
-use shared::auth::tokens::unix_now;
+use shared::auth::tokens::{unix_now, Claims};
+use shared::db::repo::security_events::Subject;
 use shared::db::repo::{devices, users, videos};
+use shared::domain::Role;
 
-use crate::auth::authenticate;
+use crate::auth::{authenticate, client_address};
 use crate::error::ApiError;
+use crate::monitor;
 use crate::state::StreamingState;
 
 #[derive(Deserialize)]
@@ -21,22 +24,37 @@ pub struct LoginBody {
 
 pub async fn login(
     state: web::Data<StreamingState>,
+    req: HttpRequest,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let address = client_address(&req).unwrap_or_default();
+    monitor::check_auth_budget(&state, Subject::Address(&address)).await?;
     let LoginBody { username, password } = body.into_inner();
     let dummy = state.dummy_password_hash.clone();
-    let user = state
+    let (user, ok) = state
         .db
         .run(move |c| {
             let user = users::find_by_username(c, &username)?;
             let hash = user.as_ref().map_or(dummy, |u| u.password_hash.clone());
             let ok = password::verify(&password, &hash);
-            Ok(user.filter(|u| ok && !u.disabled))
+            Ok((user, ok))
         })
-        .await?
-        .ok_or_else(|| {
-            ApiError::unauthorized("invalid_credentials", "wrong user name or password")
-        })?;
+        .await?;
+    if let Some(u) = &user {
+        monitor::check_auth_budget(&state, Subject::User(&u.id)).await?;
+    }
+    let Some(user) = user.clone().filter(|u| ok && !u.disabled) else {
+        let detail = if user.is_some() {
+            "login failed: wrong password or disabled account"
+        } else {
+            "login failed: unknown user name"
+        };
+        monitor::record_auth_failure(&state, &req, user.map(|u| u.id), None, detail).await?;
+        return Err(ApiError::unauthorized(
+            "invalid_credentials",
+            "wrong user name or password",
+        ));
+    };
     let role = user.role()?;
     let issued = state.tokens.issue_user(&user.id, role, unix_now())?;
     Ok(HttpResponse::Ok().json(json!({
@@ -70,6 +88,12 @@ pub async fn register_device(
     body: web::Json<FingerprintBody>,
 ) -> Result<HttpResponse, ApiError> {
     let claims = authenticate(&state, &req, "user").await?;
+    if !matches!(claims.role, Role::Viewer | Role::Admin) {
+        return Err(ApiError::forbidden(
+            "wrong_role",
+            "only viewer and admin accounts can register playback devices",
+        ));
+    }
     let fingerprint = parse_fingerprint(&body.device_fingerprint)?;
     let user_id = claims.sub.clone();
     let fp = fingerprint.clone();
@@ -77,18 +101,9 @@ pub async fn register_device(
         .db
         .run(move |c| devices::register(c, &user_id, &fp))
         .await?;
-    let issued = state.tokens.issue_device(
-        &claims.sub,
-        claims.role,
-        &device.id,
-        &fingerprint,
-        unix_now(),
-    )?;
-    Ok(HttpResponse::Ok().json(json!({
-        "device_token": issued.token,
-        "device_id": device.id,
-        "expires_in": issued.expires_in,
-    })))
+    let mut answer = device_token_answer(&state, &claims, &device.id, &fingerprint)?;
+    answer["device_id"] = json!(device.id);
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 pub async fn refresh_device_token(
@@ -96,9 +111,19 @@ pub async fn refresh_device_token(
     req: HttpRequest,
     body: web::Json<FingerprintBody>,
 ) -> Result<HttpResponse, ApiError> {
+    let address = client_address(&req).unwrap_or_default();
+    monitor::check_auth_budget(&state, Subject::Address(&address)).await?;
     let claims = authenticate(&state, &req, "device").await?;
     let fingerprint = parse_fingerprint(&body.device_fingerprint)?;
     if claims.dfp.as_deref() != Some(fingerprint.as_str()) {
+        monitor::record_auth_failure(
+            &state,
+            &req,
+            Some(claims.sub.clone()),
+            claims.did.clone(),
+            "device token refresh with another fingerprint",
+        )
+        .await?;
         return Err(ApiError::forbidden(
             "fingerprint_mismatch",
             "the fingerprint does not match the device this token was issued to",
@@ -120,17 +145,29 @@ pub async fn refresh_device_token(
             "the token does not belong to this device",
         ));
     }
-    let issued = state.tokens.issue_device(
-        &claims.sub,
-        claims.role,
+    Ok(HttpResponse::Ok().json(device_token_answer(
+        &state,
+        &claims,
         &device.id,
         &fingerprint,
-        unix_now(),
-    )?;
-    Ok(HttpResponse::Ok().json(json!({
+    )?))
+}
+
+/// `{"device_token", "expires_in"}` for a freshly issued device token.
+fn device_token_answer(
+    state: &StreamingState,
+    claims: &Claims,
+    device_id: &str,
+    fingerprint: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let issued =
+        state
+            .tokens
+            .issue_device(&claims.sub, claims.role, device_id, fingerprint, unix_now())?;
+    Ok(json!({
         "device_token": issued.token,
         "expires_in": issued.expires_in,
-    })))
+    }))
 }
 
 pub async fn list_videos(

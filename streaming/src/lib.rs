@@ -3,10 +3,13 @@
 //! It never calls FFmpeg.
 
 mod auth;
+mod cache;
 pub mod crypto;
+mod demo_handlers;
 pub mod error;
 mod handlers;
 mod manifest;
+pub mod monitor;
 mod segment_handlers;
 mod session_handlers;
 pub mod state;
@@ -45,7 +48,49 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/api/video/stream/{session_id}/{segment}/")
                 .route(web::get().to(segment_handlers::segment)),
+        )
+        .service(
+            resource("/api/demo/security/{session_id}/")
+                .route(web::get().to(demo_handlers::security)),
+        )
+        .service(
+            resource("/api/demo/watermark/{session_id}/")
+                .route(web::get().to(demo_handlers::watermark)),
         );
+}
+
+/// The answer for any path no route serves. Guesses at files (`/media/...`, `*.mp4`, the
+/// data dir's folders) and traversal attempts are recorded as security events; traversal
+/// answers 403, everything else 404. Needs `web::Data<StreamingState>`.
+pub async fn unknown_path(
+    state: web::Data<StreamingState>,
+    req: actix_web::HttpRequest,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    let raw = req.uri().path().to_string();
+    let kind = monitor::classify_path(&raw);
+    if kind == monitor::PathKind::Unknown {
+        return Err(ApiError::not_found());
+    }
+    let shown: String = raw.chars().take(200).collect();
+    monitor::record(
+        &state,
+        shared::db::repo::security_events::Severity::Warning,
+        monitor::Event {
+            kind: monitor::FILE_PROBE,
+            address: auth::client_address(&req),
+            detail: format!("{} {shown}", req.method()),
+            ..monitor::Event::default()
+        },
+    )
+    .await?;
+    if kind == monitor::PathKind::Traversal {
+        Err(ApiError::forbidden(
+            "forbidden_path",
+            "this path is not allowed",
+        ))
+    } else {
+        Err(ApiError::not_found())
+    }
 }
 
 /// The JSON answer for a known path with an unsupported method.

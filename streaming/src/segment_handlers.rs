@@ -1,28 +1,27 @@
-//! Manifest and segments: for unit k the variant named by bit k of the session's code,
-//! encrypted per response with the session's CEK and the segment's AAD.
+//! Manifest and segments. Video unit k is the variant named by bit k of the session's code;
+//! the video init segment carries the session's signed marker box; audio (not watermarked)
+//! is served as packaged. Every body is encrypted per response with the session's CEK and the
+//! segment's AAD.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpRequest, HttpResponse};
-use shared::codes;
+use shared::db::now;
 use shared::db::repo::sessions::{self, SessionRow, SessionState};
-use shared::db::repo::videos::{self, VideoRow};
-use shared::package::{Layout, PackageManifest};
-use shared::sealing;
+use shared::marker::MarkerPayload;
 
 use crate::auth::authenticate;
+use crate::cache::Title;
 use crate::error::ApiError;
-use crate::session_handlers::{cek_seal_aad, owned_session, refuse_ended};
+use crate::session_handlers::{owned_session, refuse_ended};
 use crate::state::StreamingState;
-use crate::{crypto, manifest};
+use crate::{crypto, manifest, monitor};
 
 /// A session that may stream, with its title.
 struct Streamable {
     session: SessionRow,
-    video: VideoRow,
-    package: PackageManifest,
-    layout: Layout,
+    title: Arc<Title>,
 }
 
 async fn streamable(
@@ -39,19 +38,8 @@ async fn streamable(
             "complete the key exchange before streaming",
         ));
     }
-    let video_id = session.video_id.clone();
-    let video = state.db.run(move |c| videos::get(c, &video_id)).await?;
-    let layout = Layout::new(state.data_dir.join(&video.storage_dir));
-    let text = std::fs::read(layout.manifest())
-        .map_err(|e| ApiError::internal(format!("{}: {e}", layout.manifest().display())))?;
-    let package: PackageManifest =
-        serde_json::from_slice(&text).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Streamable {
-        session,
-        video,
-        package,
-        layout,
-    })
+    let title = state.caches.title(state, &session.video_id).await?;
+    Ok(Streamable { session, title })
 }
 
 pub async fn manifest(
@@ -60,15 +48,42 @@ pub async fn manifest(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let s = streamable(&state, &req, &path.into_inner()).await?;
-    let id = s.session.id.clone();
-    state
-        .db
-        .run(move |c| sessions::record_activity(c, &id, 0))
-        .await?;
+    record_activity(&state, &s.session.id, 0).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/dash+xml")
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
-        .body(manifest::render(&s.package, &s.session.id)))
+        .body(manifest::render(&s.title.package, &s.session.id)))
+}
+
+/// The segments a session may ask for (the URL's last part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    VideoInit,
+    Video(u32),
+    AudioInit,
+    Audio(u32),
+}
+
+impl Segment {
+    fn parse(name: &str) -> Option<Segment> {
+        let number = |s: &str| {
+            let canonical =
+                !s.is_empty() && !s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit());
+            s.parse::<u32>().ok().filter(|_| canonical)
+        };
+        match name {
+            "init" => Some(Segment::VideoInit),
+            "audio-init" => Some(Segment::AudioInit),
+            _ => match name.strip_prefix("audio-") {
+                Some(rest) => number(rest).map(Segment::Audio),
+                None => number(name).map(Segment::Video),
+            },
+        }
+    }
+}
+
+fn no_segment() -> ApiError {
+    ApiError::not_found_what("segment_not_found", "no such segment")
 }
 
 pub async fn segment(
@@ -76,51 +91,83 @@ pub async fn segment(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (session_id, segment) = path.into_inner();
+    let (session_id, name) = path.into_inner();
     let s = streamable(&state, &req, &session_id).await?;
-    let file: PathBuf = if segment == "init" {
-        s.layout.video_init()
-    } else {
-        let unit: u32 = segment
-            .parse()
-            .ok()
-            .filter(|u| (1..=s.package.video.unit_count).contains(u))
-            .ok_or_else(|| ApiError::not_found_what("segment_not_found", "no such segment"))?;
-        let secret: [u8; 32] = sealing::open(
-            &state.master_key,
-            &sealing::video_secret_aad(&s.video.id),
-            &s.video.sealed_secret,
-        )
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| ApiError::internal("the video secret cannot be unsealed"))?;
-        let code = codes::session_code(&secret, &s.session.id, unit);
-        let variant = codes::variant_for(&code, unit)
-            .ok_or_else(|| ApiError::internal("code shorter than the title"))?;
-        s.layout.video_unit(variant, unit)
+    let which = Segment::parse(&name).ok_or_else(no_segment)?;
+    let package = &s.title.package;
+    let keys = state.caches.session_keys(&state, &s.session, &s.title)?;
+    let plain: Vec<u8> = match which {
+        Segment::VideoInit => {
+            let marker = state.marker.marker_box(&MarkerPayload {
+                session_id: s.session.id.clone(),
+                video_id: s.title.video_id.clone(),
+                issued_at: now().and_utc().timestamp(),
+            });
+            [s.title.video_init.as_slice(), &marker].concat()
+        }
+        Segment::AudioInit => s.title.audio_init.clone().ok_or_else(no_segment)?,
+        Segment::Video(unit) => {
+            if unit > package.video.unit_count {
+                return Err(no_segment());
+            }
+            let unit_seconds = package.video.unit_frames as f64
+                * package.video.frame_rate[1] as f64
+                / package.video.frame_rate[0] as f64;
+            monitor::check_pace(&state, &req, &s.session, unit_seconds).await?;
+            let variant = keys
+                .variant(unit)
+                .ok_or_else(|| ApiError::internal("code shorter than the title"))?;
+            read(s.title.layout.video_unit(variant, unit)).await?
+        }
+        Segment::Audio(k) => {
+            let audio = package.audio.as_ref().ok_or_else(no_segment)?;
+            if k > audio.segment_count {
+                return Err(no_segment());
+            }
+            read(s.title.layout.audio_unit(k)).await?
+        }
     };
-    let cek: [u8; 32] = s
-        .session
-        .sealed_cek
-        .as_deref()
-        .and_then(|sealed| {
-            sealing::open(&state.master_key, &cek_seal_aad(&s.session.id), sealed).ok()
-        })
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| ApiError::internal("the session CEK cannot be unsealed"))?;
-    let plain = web::block(move || std::fs::read(&file))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let aad = crypto::segment_aad(&s.session.id, &segment);
-    let body = crypto::seal(&cek, aad.as_bytes(), &plain).map_err(ApiError::internal)?;
-    let id = s.session.id.clone();
-    state
-        .db
-        .run(move |c| sessions::record_activity(c, &id, 1))
-        .await?;
+    let aad = crypto::segment_aad(&s.session.id, &name);
+    let body = crypto::seal(&keys.cek, aad.as_bytes(), &plain).map_err(ApiError::internal)?;
+    // Only video units count towards the pace: they are what a ripper needs.
+    let counted = matches!(which, Segment::Video(_)) as i64;
+    record_activity(&state, &s.session.id, counted).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .body(body))
+}
+
+async fn read(path: std::path::PathBuf) -> Result<Vec<u8>, ApiError> {
+    web::block(move || std::fs::read(&path))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+async fn record_activity(state: &StreamingState, id: &str, segments: i64) -> Result<(), ApiError> {
+    let id = id.to_string();
+    state
+        .db
+        .run(move |c| sessions::record_activity(c, &id, segments))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names() {
+        assert_eq!(Segment::parse("init"), Some(Segment::VideoInit));
+        assert_eq!(Segment::parse("7"), Some(Segment::Video(7)));
+        assert_eq!(Segment::parse("audio-init"), Some(Segment::AudioInit));
+        assert_eq!(Segment::parse("audio-3"), Some(Segment::Audio(3)));
+        for bad in [
+            "0", "07", "-1", "+1", "audio-0", "audio-", "audio-x", "x", "", "1.m4s",
+        ] {
+            assert_eq!(Segment::parse(bad), None, "{bad}");
+        }
+    }
 }

@@ -7,17 +7,17 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::auth::tokens::Claims;
 use shared::db::now;
-use shared::db::repo::security_events::{self, NewEvent, Severity};
+use shared::db::repo::security_events::Severity;
 use shared::db::repo::sessions::{self, NewSession, SessionRow, SessionState, IDLE_SECONDS};
 use shared::db::repo::videos;
 use shared::db::DbError;
 use shared::sealing;
 use x25519_dalek::StaticSecret;
 
-use crate::auth::authenticate;
-use crate::crypto;
+use crate::auth::{authenticate, client_address};
 use crate::error::ApiError;
 use crate::state::StreamingState;
+use crate::{crypto, monitor};
 
 fn secret_aad(session_id: &str) -> Vec<u8> {
     format!("leaktrace/v1/session-secret/{session_id}").into_bytes()
@@ -41,6 +41,7 @@ pub async fn request_stream(
 ) -> Result<HttpResponse, ApiError> {
     let claims = authenticate(&state, &req, "device").await?;
     let video_id = body.into_inner().video_id;
+    monitor::check_concurrency(&state, &req, &claims.sub, claims.did.as_deref()).await?;
     let (secret, public) = crypto::generate_keypair();
     let session_id = uuid::Uuid::new_v4().to_string();
     let sealed = sealing::seal(
@@ -56,7 +57,7 @@ pub async fn request_stream(
         video_id.clone(),
         crypto::encode_public_key(&public),
         sealed,
-        req.peer_addr().map(|a| a.ip().to_string()),
+        client_address(&req),
     );
     state
         .db
@@ -96,23 +97,23 @@ pub async fn owned_session(
             other => other.into(),
         })?;
     if session.user_id != claims.sub || Some(&session.device_id) != claims.did.as_ref() {
-        let (sid, user, device) = (session.id.clone(), claims.sub.clone(), claims.did.clone());
-        let address = req.peer_addr().map(|a| a.ip().to_string());
+        monitor::record(
+            state,
+            Severity::Critical,
+            monitor::Event {
+                kind: "session_device_mismatch",
+                session_id: Some(session.id.clone()),
+                user_id: Some(claims.sub.clone()),
+                device_id: claims.did.clone(),
+                address: client_address(req),
+                detail: "session used by another device or user; session revoked".into(),
+            },
+        )
+        .await?;
+        let sid = session.id.clone();
         state
             .db
             .run(move |c| {
-                security_events::record(
-                    c,
-                    Severity::Critical,
-                    &NewEvent {
-                        kind: "session_device_mismatch",
-                        session_id: Some(&sid),
-                        user_id: Some(&user),
-                        device_id: device.as_deref(),
-                        address: address.as_deref(),
-                        detail: "session used by another device or user; session revoked",
-                    },
-                )?;
                 sessions::end(
                     c,
                     &sid,
@@ -121,6 +122,7 @@ pub async fn owned_session(
                 )
             })
             .await?;
+        state.caches.forget_session(&session.id);
         return Err(ApiError::forbidden(
             "device_mismatch",
             "this session belongs to another user or device; it has been revoked",
@@ -172,26 +174,12 @@ pub async fn complete_key_exchange(
     let client = crypto::decode_public_key(&client_public_key)
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
     let (session, current) = owned_session(&state, &req, &claims, &session_id).await?;
-    match current {
-        SessionState::Requested => {}
-        SessionState::Expired => {
-            return Err(ApiError::unauthorized(
-                "session_expired",
-                "the session has expired",
-            ))
-        }
-        SessionState::Revoked => {
-            return Err(ApiError::forbidden(
-                "session_revoked",
-                "the session was revoked",
-            ))
-        }
-        SessionState::Keyed | SessionState::Streaming => {
-            return Err(ApiError::conflict(
-                "already_keyed",
-                "the key exchange of this session is already complete",
-            ))
-        }
+    refuse_ended(current)?;
+    if current != SessionState::Requested {
+        return Err(ApiError::conflict(
+            "already_keyed",
+            "the key exchange of this session is already complete",
+        ));
     }
     let sealed = session
         .sealed_server_secret
@@ -230,13 +218,18 @@ pub async fn security_status(
 ) -> Result<HttpResponse, ApiError> {
     let claims = authenticate(&state, &req, "device").await?;
     let (session, current) = owned_session(&state, &req, &claims, &path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(status_json(&session, current)))
+}
+
+/// The body of `/api/security/status/{id}/` (the demo endpoint extends it).
+pub fn status_json(session: &SessionRow, current: SessionState) -> serde_json::Value {
     let status = match current {
         SessionState::Expired => "expired",
         SessionState::Revoked => "revoked",
         _ => "ok",
     };
     let remaining = (session.expires_at - now()).num_seconds().max(0);
-    Ok(HttpResponse::Ok().json(json!({
+    json!({
         "status": status,
         "state": current.as_str(),
         "session_id": session.id,
@@ -245,5 +238,5 @@ pub async fn security_status(
         "segments_served": session.segments_served,
         "expires_in": if status == "ok" { remaining } else { 0 },
         "reason": session.revoked_reason,
-    })))
+    })
 }

@@ -1,7 +1,11 @@
 use std::path::PathBuf;
 
 use shared::auth::tokens::TokenKeys;
+use shared::config::Monitoring;
 use shared::db::Db;
+use shared::marker::MarkerSigner;
+
+use crate::cache::Caches;
 
 /// What the viewer-facing handlers need; built once at start-up.
 pub struct StreamingState {
@@ -14,4 +18,30 @@ pub struct StreamingState {
     pub master_key: [u8; 32],
     /// Where packaged titles live (`videos.storage_dir` is relative to it).
     pub data_dir: PathBuf,
+    pub monitoring: Monitoring,
+    /// Signs the session marker box of each session's init segment.
+    pub marker: MarkerSigner,
+    pub caches: Caches,
+}
+
+impl StreamingState {
+    pub fn new(
+        db: Db,
+        tokens: TokenKeys,
+        dummy_password_hash: String,
+        master_key: [u8; 32],
+        data_dir: PathBuf,
+        monitoring: Monitoring,
+    ) -> Self {
+        StreamingState {
+            db,
+            tokens,
+            dummy_password_hash,
+            marker: MarkerSigner::from_master_key(&master_key),
+            master_key,
+            data_dir,
+            monitoring,
+            caches: Caches::default(),
+        }
+    }
 }

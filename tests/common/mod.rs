@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod media;
+pub mod viewer;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -14,19 +15,16 @@ use std::time::{Duration, Instant};
 use shared::db::Db;
 use shared::testing::TestDatabase;
 
-/// Environment variables of the developer's shell that must not leak into a test run.
-const SCRUBBED_ENV: &[&str] = &[
-    "DATABASE_URL",
-    "LEAKTRACE_CONFIG",
-    "LEAKTRACE_DATA_DIR",
-    "LEAKTRACE_DATABASE_URL",
-    "LEAKTRACE_BIND",
-    "LEAKTRACE_LOG_FORMAT",
-    "LEAKTRACE_LOG_LEVEL",
-    "LEAKTRACE_JWT_SECRET",
-    "LEAKTRACE_MASTER_KEY",
-    "LEAKTRACE_PASSWORD",
-];
+/// Removes the developer's shell settings (`LEAKTRACE_*`, `DATABASE_URL`) from a command, so
+/// that only what the test sets reaches the binary.
+fn scrub_env(c: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        let name = k.to_string_lossy();
+        if name.starts_with("LEAKTRACE_") || name == "DATABASE_URL" {
+            c.env_remove(&k);
+        }
+    }
+}
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -48,9 +46,7 @@ impl Harness {
     /// The binary with this test's data dir and database.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_leaktrace"));
-        for k in SCRUBBED_ENV {
-            c.env_remove(k);
-        }
+        scrub_env(&mut c);
         c.current_dir(self.dir.path())
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -74,18 +70,49 @@ impl Harness {
 
     /// Starts `leaktrace serve` on a free port and waits until it listens.
     pub fn serve(&self, extra: &[&str]) -> Server {
+        self.serve_with_env(extra, &[])
+    }
+
+    /// [`Harness::serve`] with extra environment (`LEAKTRACE_*` settings).
+    pub fn serve_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut c = self.cmd();
         c.args(["--log-level", "warn", "serve", "--bind", "127.0.0.1:0"])
-            .args(extra);
+            .args(extra)
+            .envs(env.iter().copied());
         Server::start(c)
     }
+
+    /// Adds a user with `role` and `password` through the CLI.
+    pub fn add_user(&self, name: &str, role: &str, password: &str) {
+        self.run(
+            &["user", "add", name, "--role", role, "--password-stdin"],
+            Some(&format!("{password}\n")),
+        )
+        .success();
+    }
+
+    /// A server secret kept as hex in the data dir (`master.key`, `jwt.key`).
+    pub fn secret_key(&self, file: &str) -> Vec<u8> {
+        hex_file(&self.data_dir.join("secrets").join(file))
+    }
+
+    /// The master key.
+    pub fn master_key(&self) -> [u8; 32] {
+        self.secret_key("master.key")
+            .try_into()
+            .expect("a 32-byte master key")
+    }
+}
+
+/// The bytes of a file holding one hex string.
+pub fn hex_file(path: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).expect("key file");
+    hex::decode(text.trim()).expect("hex key")
 }
 
 pub fn bare_cmd(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_leaktrace"));
-    for k in SCRUBBED_ENV {
-        c.env_remove(k);
-    }
+    scrub_env(&mut c);
     c.current_dir(dir).stdin(Stdio::null());
     c
 }
@@ -192,6 +219,7 @@ pub struct Reply {
     pub status: u16,
     pub body: String,
     pub content_type: String,
+    pub retry_after: Option<u64>,
 }
 
 impl Reply {
@@ -231,6 +259,7 @@ pub fn send(
     Reply {
         status: resp.status(),
         content_type: resp.header("content-type").unwrap_or_default().to_string(),
+        retry_after: resp.header("retry-after").and_then(|v| v.parse().ok()),
         body: resp.into_string().expect("body"),
     }
 }
@@ -245,5 +274,42 @@ impl Reply {
         assert!(v["error"]["message"]
             .as_str()
             .is_some_and(|m| !m.is_empty()));
+    }
+}
+
+/// A GET sent byte for byte as given (no URL normalisation: `..` and `%2e` stay as written),
+/// for probing how the server treats hostile paths.
+pub fn raw_get(server: &Server, path: &str) -> Reply {
+    use std::io::Read;
+    let host = server.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    Reply {
+        status,
+        content_type: header("content-type").unwrap_or_default(),
+        retry_after: header("retry-after").and_then(|v| v.parse().ok()),
+        body: body.to_string(),
     }
 }

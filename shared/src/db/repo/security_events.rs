@@ -108,3 +108,46 @@ pub fn for_session(
         .select(SecurityEventRow::as_select())
         .load(conn)?)
 }
+
+/// Whom a failure count is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    Address(&'a str),
+    User(&'a str),
+}
+
+/// How many events of `kind` concern `subject` since `since`, and when the oldest of them
+/// happened (rate limits use it to say when the window frees up).
+pub fn count_since(
+    conn: &mut DbConnection,
+    kind: &str,
+    subject: Subject,
+    since: NaiveDateTime,
+) -> Result<(i64, Option<NaiveDateTime>), DbError> {
+    use diesel::dsl::{count_star, min};
+    let recent = security_events::table
+        .filter(security_events::kind.eq(kind))
+        .filter(security_events::created_at.ge(since));
+    let row = match subject {
+        Subject::Address(a) => recent
+            .filter(security_events::address.eq(a))
+            .select((count_star(), min(security_events::created_at)))
+            .first(conn)?,
+        Subject::User(u) => recent
+            .filter(security_events::user_id.eq(u))
+            .select((count_star(), min(security_events::created_at)))
+            .first(conn)?,
+    };
+    Ok(row)
+}
+
+/// True when the session already has an event of `kind` (one-time flags).
+pub fn session_has(conn: &mut DbConnection, session_id: &str, kind: &str) -> Result<bool, DbError> {
+    use diesel::dsl::exists;
+    Ok(diesel::select(exists(
+        security_events::table
+            .filter(security_events::session_id.eq(session_id))
+            .filter(security_events::kind.eq(kind)),
+    ))
+    .get_result(conn)?)
+}

@@ -201,3 +201,23 @@ pub fn list_for_video(conn: &mut DbConnection, video_id: &str) -> Result<Vec<Ses
         .select(SessionRow::as_select())
         .load(conn)?)
 }
+
+/// A user's open sessions (requested, keyed or streaming, not idle past `at`), oldest first.
+pub fn open_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    at: NaiveDateTime,
+) -> Result<Vec<SessionRow>, DbError> {
+    let open = [
+        SessionState::Requested.as_str(),
+        SessionState::Keyed.as_str(),
+        SessionState::Streaming.as_str(),
+    ];
+    Ok(stream_sessions::table
+        .filter(stream_sessions::user_id.eq(user_id))
+        .filter(stream_sessions::state.eq_any(open))
+        .filter(stream_sessions::expires_at.gt(at))
+        .order(stream_sessions::created_at.asc())
+        .select(SessionRow::as_select())
+        .load(conn)?)
+}

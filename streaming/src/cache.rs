@@ -1,0 +1,156 @@
+//! What the hot path would otherwise recompute on every segment request: per title the parsed
+//! package manifest, the unsealed video secret and the init segments; per session the CEK and
+//! the whole session code. Titles never change once packaged; session keys never change once
+//! the key exchange is done, so neither needs invalidation, only a bound on its size.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use shared::codes;
+use shared::db::repo::sessions::SessionRow;
+use shared::db::repo::videos::{self, VideoRow};
+use shared::package::{Layout, PackageManifest, Variant};
+use shared::sealing;
+
+use crate::error::ApiError;
+use crate::session_handlers::cek_seal_aad;
+use crate::state::StreamingState;
+
+/// Session keys kept at most this long after their last use (a session idles out after five
+/// minutes, so an entry older than this belongs to a dead session).
+const SESSION_KEYS_TTL: Duration = Duration::from_secs(15 * 60);
+/// Above this many entries, stale ones are dropped on the next insert.
+const SESSION_KEYS_SOFT_CAP: usize = 50_000;
+
+/// A packaged title, ready to serve.
+pub struct Title {
+    pub video_id: String,
+    pub package: PackageManifest,
+    pub layout: Layout,
+    pub video_init: Vec<u8>,
+    pub audio_init: Option<Vec<u8>>,
+    secret: [u8; 32],
+}
+
+impl Title {
+    fn load(master_key: &[u8; 32], data_dir: &Path, video: &VideoRow) -> Result<Title, ApiError> {
+        let layout = Layout::new(data_dir.join(&video.storage_dir));
+        let read = |path: std::path::PathBuf| {
+            std::fs::read(&path).map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
+        };
+        let package: PackageManifest = serde_json::from_slice(&read(layout.manifest())?)
+            .map_err(|e| ApiError::internal(format!("{}: {e}", layout.manifest().display())))?;
+        let secret: [u8; 32] = sealing::open(
+            master_key,
+            &sealing::video_secret_aad(&video.id),
+            &video.sealed_secret,
+        )
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or_else(|| ApiError::internal("the video secret cannot be unsealed"))?;
+        let video_init = read(layout.video_init())?;
+        let audio_init = match package.audio {
+            Some(_) => Some(read(layout.audio_init())?),
+            None => None,
+        };
+        Ok(Title {
+            video_id: video.id.clone(),
+            package,
+            layout,
+            video_init,
+            audio_init,
+            secret,
+        })
+    }
+
+    /// The session's whole code (one bit per unit).
+    pub fn code(&self, session_id: &str) -> Vec<bool> {
+        codes::session_code(&self.secret, session_id, self.package.video.unit_count)
+    }
+}
+
+/// What a keyed session needs for every segment.
+pub struct SessionKeys {
+    pub cek: [u8; 32],
+    pub code: Vec<bool>,
+}
+
+impl SessionKeys {
+    /// The variant of 1-based unit `unit` this session receives.
+    pub fn variant(&self, unit: u32) -> Option<Variant> {
+        codes::variant_for(&self.code, unit)
+    }
+}
+
+#[derive(Default)]
+pub struct Caches {
+    titles: Mutex<HashMap<String, Arc<Title>>>,
+    sessions: Mutex<HashMap<String, (Instant, Arc<SessionKeys>)>>,
+}
+
+/// A poisoned lock only means another request panicked mid-insert; the map is still sound.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Caches {
+    /// The title `video_id`, loaded on first use.
+    pub async fn title(
+        &self,
+        state: &StreamingState,
+        video_id: &str,
+    ) -> Result<Arc<Title>, ApiError> {
+        if let Some(t) = lock(&self.titles).get(video_id) {
+            return Ok(t.clone());
+        }
+        let id = video_id.to_string();
+        let video = state.db.run(move |c| videos::get(c, &id)).await?;
+        let (key, dir) = (state.master_key, state.data_dir.clone());
+        let title = Arc::new(
+            actix_web::web::block(move || Title::load(&key, &dir, &video))
+                .await
+                .map_err(ApiError::internal)??,
+        );
+        lock(&self.titles).insert(video_id.to_string(), title.clone());
+        Ok(title)
+    }
+
+    /// The keys of a keyed session, unsealed and computed on first use.
+    pub fn session_keys(
+        &self,
+        state: &StreamingState,
+        session: &SessionRow,
+        title: &Title,
+    ) -> Result<Arc<SessionKeys>, ApiError> {
+        let now = Instant::now();
+        if let Some((used, keys)) = lock(&self.sessions).get_mut(&session.id) {
+            *used = now;
+            return Ok(keys.clone());
+        }
+        let cek: [u8; 32] = session
+            .sealed_cek
+            .as_deref()
+            .and_then(|sealed| {
+                sealing::open(&state.master_key, &cek_seal_aad(&session.id), sealed).ok()
+            })
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| ApiError::internal("the session CEK cannot be unsealed"))?;
+        let keys = Arc::new(SessionKeys {
+            cek,
+            code: title.code(&session.id),
+        });
+        let mut map = lock(&self.sessions);
+        if map.len() >= SESSION_KEYS_SOFT_CAP {
+            map.retain(|_, (used, _)| now.duration_since(*used) < SESSION_KEYS_TTL);
+        }
+        map.insert(session.id.clone(), (now, keys.clone()));
+        Ok(keys)
+    }
+
+    /// Forgets a session's keys (it was revoked or expired).
+    pub fn forget_session(&self, session_id: &str) {
+        lock(&self.sessions).remove(session_id);
+    }
+}

@@ -1,0 +1,395 @@
+//! Monitoring that acts (issue: streaming monitoring): every decision here is recorded as a
+//! security event with kind, severity, session, device, address and detail, and the counts it
+//! relies on live in the database, so any server instance sees what the others saw.
+//!
+//! - ripping: a session fetching content much faster than real time is flagged, and past the
+//!   limit throttled (429 + Retry-After) or revoked, as configured;
+//! - concurrency: a user may hold at most `max_concurrent_sessions` open sessions;
+//! - authentication failures: past `auth_failures_max` per address or account within the
+//!   window, logins and token refreshes get 429 + Retry-After;
+//! - probes for files by URL (`/media/...`, traversal) are answered 403/404 and recorded.
+
+use actix_web::HttpRequest;
+use shared::config::RippingAction;
+use shared::db::now;
+use shared::db::repo::security_events::{self, NewEvent, Severity, Subject};
+use shared::db::repo::sessions::{self, SessionRow, SessionState};
+
+use crate::auth::client_address;
+use crate::error::ApiError;
+use crate::state::StreamingState;
+
+pub const AUTH_FAILURE: &str = "auth_failure";
+pub const RIPPING_SUSPECTED: &str = "ripping_suspected";
+pub const RIPPING_THROTTLED: &str = "ripping_throttled";
+pub const RIPPING_REVOKED: &str = "ripping_revoked";
+pub const CONCURRENT_SESSIONS: &str = "concurrent_sessions_exceeded";
+pub const FILE_PROBE: &str = "direct_file_probe";
+
+/// An event to store (owned, so it can move into a database closure).
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub kind: &'static str,
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub address: Option<String>,
+    pub detail: String,
+}
+
+impl Event {
+    fn as_new(&self) -> NewEvent<'_> {
+        NewEvent {
+            kind: self.kind,
+            session_id: self.session_id.as_deref(),
+            user_id: self.user_id.as_deref(),
+            device_id: self.device_id.as_deref(),
+            address: self.address.as_deref(),
+            detail: &self.detail,
+        }
+    }
+
+    fn about_session(
+        kind: &'static str,
+        s: &SessionRow,
+        req: &HttpRequest,
+        detail: String,
+    ) -> Self {
+        Event {
+            kind,
+            session_id: Some(s.id.clone()),
+            user_id: Some(s.user_id.clone()),
+            device_id: Some(s.device_id.clone()),
+            address: client_address(req),
+            detail,
+        }
+    }
+}
+
+pub async fn record(
+    state: &StreamingState,
+    severity: Severity,
+    event: Event,
+) -> Result<(), ApiError> {
+    tracing::warn!(kind = event.kind, severity = severity.as_str(), detail = %event.detail, "security event");
+    state
+        .db
+        .run(move |c| security_events::record(c, severity, &event.as_new()).map(|_| ()))
+        .await?;
+    Ok(())
+}
+
+/// Records `event` unless its session already has one of the same kind (one-time flags).
+async fn record_once(
+    state: &StreamingState,
+    severity: Severity,
+    event: Event,
+) -> Result<(), ApiError> {
+    let Some(sid) = event.session_id.clone() else {
+        return record(state, severity, event).await;
+    };
+    let kind = event.kind;
+    let seen = state
+        .db
+        .run(move |c| security_events::session_has(c, &sid, kind))
+        .await?;
+    if seen {
+        return Ok(());
+    }
+    record(state, severity, event).await
+}
+
+// ---- authentication failures ----
+
+/// Refuses (429) when `subject` has used up its failure budget in the current window.
+pub async fn check_auth_budget(
+    state: &StreamingState,
+    subject: Subject<'_>,
+) -> Result<(), ApiError> {
+    let m = state.monitoring;
+    let window = chrono::Duration::seconds(m.auth_failures_window_seconds as i64);
+    let since = now() - window;
+    let owned = match subject {
+        Subject::Address(a) => (true, a.to_string()),
+        Subject::User(u) => (false, u.to_string()),
+    };
+    let (count, oldest) = state
+        .db
+        .run(move |c| {
+            let subject = if owned.0 {
+                Subject::Address(&owned.1)
+            } else {
+                Subject::User(&owned.1)
+            };
+            security_events::count_since(c, AUTH_FAILURE, subject, since)
+        })
+        .await?;
+    if count < m.auth_failures_max as i64 {
+        return Ok(());
+    }
+    let frees_at = oldest.unwrap_or_else(now) + window;
+    let wait = (frees_at - now()).num_seconds().max(1) as u64;
+    Err(ApiError::too_many(
+        "too_many_attempts",
+        "too many failed attempts; wait before trying again",
+        wait,
+    ))
+}
+
+pub async fn record_auth_failure(
+    state: &StreamingState,
+    req: &HttpRequest,
+    user_id: Option<String>,
+    device_id: Option<String>,
+    detail: &str,
+) -> Result<(), ApiError> {
+    record(
+        state,
+        Severity::Warning,
+        Event {
+            kind: AUTH_FAILURE,
+            user_id,
+            device_id,
+            address: client_address(req),
+            detail: detail.to_string(),
+            ..Event::default()
+        },
+    )
+    .await
+}
+
+// ---- concurrent sessions ----
+
+/// Refuses a new session (429) when the user already holds the allowed number of open ones.
+pub async fn check_concurrency(
+    state: &StreamingState,
+    req: &HttpRequest,
+    user_id: &str,
+    device_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let max = state.monitoring.max_concurrent_sessions as usize;
+    let uid = user_id.to_string();
+    let t = now();
+    let open = state
+        .db
+        .run(move |c| sessions::open_for_user(c, &uid, t))
+        .await?;
+    if open.len() < max {
+        return Ok(());
+    }
+    let mut devices: Vec<&str> = open.iter().map(|s| s.device_id.as_str()).collect();
+    devices.sort_unstable();
+    devices.dedup();
+    let detail = format!(
+        "new session refused: {} open sessions on {} device(s), limit {max}",
+        open.len(),
+        devices.len()
+    );
+    let wait = open
+        .iter()
+        .map(|s| (s.expires_at - t).num_seconds())
+        .min()
+        .unwrap_or(1)
+        .max(1) as u64;
+    record(
+        state,
+        Severity::Warning,
+        Event {
+            kind: CONCURRENT_SESSIONS,
+            user_id: Some(user_id.to_string()),
+            device_id: device_id.map(str::to_string),
+            address: client_address(req),
+            detail,
+            ..Event::default()
+        },
+    )
+    .await?;
+    Err(ApiError::too_many(
+        "too_many_sessions",
+        format!("this account already has {max} open sessions; close one or wait for it to expire"),
+        wait,
+    ))
+}
+
+// ---- ripping ----
+
+/// How a session's fetching compares with real time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    /// Content seconds fetched (video segments).
+    pub content_seconds: f64,
+    /// Wall-clock seconds since the key exchange.
+    pub elapsed_seconds: f64,
+}
+
+impl Pace {
+    pub fn of(session: &SessionRow, unit_seconds: f64) -> Option<Pace> {
+        let keyed = session.keyed_at?;
+        Some(Pace {
+            content_seconds: session.segments_served as f64 * unit_seconds,
+            elapsed_seconds: (now() - keyed).num_milliseconds().max(0) as f64 / 1000.0,
+        })
+    }
+
+    /// Content allowed so far at `speed` times real time, after the burst.
+    fn budget(&self, burst: f64, speed: f64) -> f64 {
+        burst + speed * self.elapsed_seconds
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "fetched {:.0} s of content in {:.0} s",
+            self.content_seconds, self.elapsed_seconds
+        )
+    }
+}
+
+/// Checks the pace of a session about to receive one more unit of `unit_seconds`.
+pub async fn check_pace(
+    state: &StreamingState,
+    req: &HttpRequest,
+    session: &SessionRow,
+    unit_seconds: f64,
+) -> Result<(), ApiError> {
+    let Some(mut pace) = Pace::of(session, unit_seconds) else {
+        return Ok(());
+    };
+    pace.content_seconds += unit_seconds;
+    let m = state.monitoring;
+    if pace.content_seconds > pace.budget(m.ripping_burst_seconds, m.ripping_flag_speed) {
+        let detail = format!(
+            "{}; above {} x real time",
+            pace.describe(),
+            m.ripping_flag_speed
+        );
+        record_once(
+            state,
+            Severity::Warning,
+            Event::about_session(RIPPING_SUSPECTED, session, req, detail),
+        )
+        .await?;
+    }
+    let limit = pace.budget(m.ripping_burst_seconds, m.ripping_limit_speed);
+    if pace.content_seconds > limit {
+        return match m.ripping_action {
+            RippingAction::Throttle => {
+                let detail = format!(
+                    "{}; throttled above {} x real time",
+                    pace.describe(),
+                    m.ripping_limit_speed
+                );
+                record_once(
+                    state,
+                    Severity::Warning,
+                    Event::about_session(RIPPING_THROTTLED, session, req, detail),
+                )
+                .await?;
+                let wait = ((pace.content_seconds - limit) / m.ripping_limit_speed).ceil() as u64;
+                Err(ApiError::too_many(
+                    "rate_limited",
+                    "segments are being fetched much faster than real time; slow down",
+                    wait,
+                ))
+            }
+            RippingAction::Revoke => {
+                let detail = format!(
+                    "{}; revoked above {} x real time",
+                    pace.describe(),
+                    m.ripping_limit_speed
+                );
+                record(
+                    state,
+                    Severity::Critical,
+                    Event::about_session(RIPPING_REVOKED, session, req, detail),
+                )
+                .await?;
+                let id = session.id.clone();
+                state
+                    .db
+                    .run(move |c| {
+                        sessions::end(
+                            c,
+                            &id,
+                            SessionState::Revoked,
+                            Some("fetched faster than real time"),
+                        )
+                    })
+                    .await?;
+                state.caches.forget_session(&session.id);
+                Err(ApiError::forbidden(
+                    "session_revoked",
+                    "the session was revoked: segments were fetched much faster than real time",
+                ))
+            }
+        };
+    }
+    Ok(())
+}
+
+// ---- file probes ----
+
+/// What an unknown path looks like: a traversal attempt, a guess at a media or secret file,
+/// or just a wrong URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    Traversal,
+    FileProbe,
+    Unknown,
+}
+
+pub fn classify_path(raw_path: &str) -> PathKind {
+    let lower = raw_path.to_ascii_lowercase();
+    let decoded = lower
+        .replace("%2e", ".")
+        .replace("%2f", "/")
+        .replace("%5c", "\\");
+    if decoded.contains("..") || decoded.contains('\\') || decoded.contains("//") {
+        return PathKind::Traversal;
+    }
+    const DIRS: [&str; 8] = [
+        "/media", "/data", "/videos", "/secrets", "/samples", "/static", "/files", "/uploads",
+    ];
+    const EXTENSIONS: [&str; 11] = [
+        ".mp4", ".m4s", ".mpd", ".m3u8", ".ts", ".mkv", ".json", ".key", ".db", ".sqlite", ".bin",
+    ];
+    let under_dir = DIRS
+        .iter()
+        .any(|d| decoded == *d || decoded.starts_with(&format!("{d}/")));
+    let file_like = EXTENSIONS.iter().any(|e| decoded.ends_with(e));
+    if under_dir || file_like {
+        PathKind::FileProbe
+    } else {
+        PathKind::Unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_probes() {
+        assert_eq!(classify_path("/media/x/init.mp4"), PathKind::FileProbe);
+        assert_eq!(classify_path("/media"), PathKind::FileProbe);
+        assert_eq!(
+            classify_path("/videos/abc/video/a/1.m4s"),
+            PathKind::FileProbe
+        );
+        assert_eq!(classify_path("/secrets/master.key"), PathKind::FileProbe);
+        assert_eq!(classify_path("/x/../../etc/passwd"), PathKind::Traversal);
+        assert_eq!(classify_path("/api/%2E%2e/secrets"), PathKind::Traversal);
+        assert_eq!(classify_path("/api/..%2fdata"), PathKind::Traversal);
+        assert_eq!(classify_path("/nope"), PathKind::Unknown);
+        assert_eq!(classify_path("/mediation"), PathKind::Unknown);
+    }
+
+    #[test]
+    fn pace_budget_grows_with_time() {
+        let p = Pace {
+            content_seconds: 100.0,
+            elapsed_seconds: 10.0,
+        };
+        assert_eq!(p.budget(60.0, 4.0), 100.0);
+        assert_eq!(p.budget(60.0, 2.0), 80.0);
+    }
+}

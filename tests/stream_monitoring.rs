@@ -1,0 +1,375 @@
+//! What the streaming side does beyond the happy path, against a real server and a really
+//! packaged title with audio: the audio track and the presentation offset in the MPD, the
+//! demo endpoints, and monitoring that acts (ripping, concurrent sessions, authentication
+//! failures, file probes, roles), each leaving a security event.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::media::{clip, decode_errors, ClipSpec};
+use common::viewer::{self, login, register, request_stream, user_token, Client, PASSWORD};
+use common::{get, raw_get, send, Harness};
+use shared::codes;
+use shared::db::repo::{security_events, sessions, videos};
+use shared::package::{Layout, PackageManifest};
+use shared::sealing;
+
+/// A 6-second 160x90 title with audio, in 1-second units.
+fn packaged() -> (Harness, String, tempfile::TempDir) {
+    let h = Harness::new();
+    h.add_user("vic", "viewer", PASSWORD);
+    h.add_user("ann", "analyst", "ann's password");
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(
+        dir.path(),
+        "title.mp4",
+        &ClipSpec {
+            size: "160x90",
+            rate: "25",
+            seconds: 6.0,
+            audio: true,
+            vf: None,
+            codec: &["-c:v", "libx264"],
+        },
+    );
+    let out = h.run(
+        &[
+            "package",
+            input.to_str().unwrap(),
+            "--title",
+            "Monitored",
+            "--json",
+        ],
+        None,
+    );
+    out.success();
+    let id = serde_json::from_str::<serde_json::Value>(out.stdout().trim()).unwrap()["video_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (h, id, dir)
+}
+
+fn package(h: &Harness, video_id: &str) -> (Layout, PackageManifest) {
+    let layout = Layout::new(h.data_dir.join("videos").join(video_id));
+    let m = serde_json::from_slice(&std::fs::read(layout.manifest()).unwrap()).unwrap();
+    (layout, m)
+}
+
+fn events(h: &Harness, kind: &str) -> Vec<security_events::SecurityEventRow> {
+    security_events::recent(&mut h.db().conn().unwrap(), 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .collect()
+}
+
+/// `ffprobe` values of the first packet of one stream type.
+fn first_packet(file: &Path, stream: &str) -> Option<f64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", stream, "-show_entries"])
+        .args([
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().trim_end_matches(',').parse().ok())
+}
+
+#[test]
+fn audio_and_presentation_offset_are_in_the_mpd_and_the_segments_play() {
+    let (h, video_id, dir) = packaged();
+    let (layout, m) = package(&h, &video_id);
+    let audio = m.audio.clone().expect("the title has audio");
+    let server = h.serve(&[]);
+    let client = Client::start(&server, "vic", &"5".repeat(64), &video_id);
+    let mpd = client.manifest();
+    assert_eq!(mpd.status, 200);
+    let sid = &client.session_id;
+    assert!(mpd.body.contains(r#"contentType="audio""#), "{}", mpd.body);
+    assert!(mpd
+        .body
+        .contains(&format!("/api/video/stream/{sid}/audio-init/")));
+    assert!(mpd
+        .body
+        .contains(&format!("/api/video/stream/{sid}/audio-$Number$/")));
+    assert!(mpd.body.contains(r#"codecs="mp4a.40.2""#));
+
+    // Video: the offset in the MPD is the first frame's presentation time. CMAF fragments use
+    // signed composition offsets, so the key frame that opens unit 1 is presented at 0 in
+    // ISOBMFF (and MSE) terms. (FFmpeg's demuxer reports 0.08 s: it shifts every timestamp by
+    // the B-frame delay to keep pts >= dts. That is its convention, not the file's timing.)
+    let mut video = client.segment("init");
+    for k in 1..=m.video.unit_count {
+        video.extend(client.segment(&k.to_string()));
+    }
+    let vfile = dir.path().join("video.mp4");
+    std::fs::write(&vfile, &video).unwrap();
+    assert_eq!(decode_errors(&vfile), "");
+    let unit1 = std::fs::read(layout.video_unit(shared::package::Variant::A, 1)).unwrap();
+    assert_eq!(shared::isobmff::first_presentation_time(&unit1), Some(0));
+    assert_eq!(m.video.start_seconds, 0.0);
+    assert!(first_packet(&vfile, "v:0").is_some());
+    assert!(
+        mpd.body.contains(r#"presentationTimeOffset="0""#),
+        "{}",
+        mpd.body
+    );
+
+    // Audio: init and every segment decrypt and decode; the bytes are the packaged ones.
+    let mut sound = client.segment("audio-init");
+    assert_eq!(sound, std::fs::read(layout.audio_init()).unwrap());
+    for k in 1..=audio.segment_count {
+        let plain = client.segment(&format!("audio-{k}"));
+        assert_eq!(plain, std::fs::read(layout.audio_unit(k)).unwrap());
+        sound.extend(plain);
+    }
+    let afile = dir.path().join("audio.mp4");
+    std::fs::write(&afile, &sound).unwrap();
+    assert_eq!(decode_errors(&afile), "");
+    assert!(first_packet(&afile, "a:0").is_some());
+    let (status, _, _) = client.raw_segment(&format!("audio-{}", audio.segment_count + 1));
+    assert_eq!(status, 404);
+    // Audio does not count towards the pace: only the video units were counted.
+    let status = client.get(&format!("/api/security/status/{sid}/")).json();
+    assert_eq!(status["segments_served"], m.video.unit_count as i64);
+}
+
+#[test]
+fn demo_endpoints_show_the_security_state_and_the_code_to_the_owner_only() {
+    let (h, video_id, _dir) = packaged();
+    let server = h.serve(&[]);
+    let client = Client::start(&server, "vic", &"6".repeat(64), &video_id);
+    let sid = client.session_id.clone();
+    client.segment("1");
+
+    let sec = client.get(&format!("/api/demo/security/{sid}/"));
+    assert_eq!(sec.status, 200, "{}", sec.body);
+    let sec = sec.json();
+    assert_eq!(sec["status"], "ok");
+    assert_eq!(sec["state"], "streaming");
+    assert_eq!(sec["segments_served"], 1);
+    assert_eq!(sec["limits"]["max_concurrent_sessions"], 2);
+    assert_eq!(sec["user_open_sessions"], 1);
+    assert!(sec["pace"]["content_seconds"].as_f64().unwrap() > 0.0);
+    assert!(sec["events"].as_array().unwrap().is_empty());
+
+    let wm = client.get(&format!("/api/demo/watermark/{sid}/"));
+    assert_eq!(wm.status, 200, "{}", wm.body);
+    let wm = wm.json();
+    let row = videos::get(&mut h.db().conn().unwrap(), &video_id).unwrap();
+    let secret: [u8; 32] = sealing::open(
+        &h.master_key(),
+        &sealing::video_secret_aad(&video_id),
+        &row.sealed_secret,
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let code = codes::session_code(&secret, &sid, wm["unit_count"].as_u64().unwrap() as u32);
+    let letters: String = code.iter().map(|&b| if b { 'B' } else { 'A' }).collect();
+    assert_eq!(wm["code"], letters);
+    assert_eq!(wm["code_hash"], codes::code_hash(&code));
+    assert_eq!(wm["metadata_layer"]["signature"], "ed25519");
+
+    // Another device of the same user is refused (and that revokes the session).
+    let other = viewer::device_token(&server, "vic", &"7".repeat(64));
+    send(
+        "GET",
+        &server.url(&format!("/api/demo/watermark/{sid}/")),
+        Some(&other),
+        None,
+    )
+    .assert_error(403, "device_mismatch");
+    let sec = client.get(&format!("/api/demo/security/{sid}/")).json();
+    assert_eq!(sec["status"], "revoked");
+    assert_eq!(sec["events"][0]["kind"], "session_device_mismatch");
+    assert_eq!(sec["events"][0]["severity"], "critical");
+    drop(server);
+
+    // Switched off, the demo endpoints do not exist.
+    let server = h.serve_with_env(&[], &[("LEAKTRACE_DEMO_API", "false")]);
+    let client = Client::start(&server, "vic", &"6".repeat(64), &video_id);
+    client
+        .get(&format!("/api/demo/security/{}/", client.session_id))
+        .assert_error(404, "not_found");
+}
+
+#[test]
+fn ripping_is_flagged_then_throttled_with_retry_after() {
+    let (h, video_id, _dir) = packaged();
+    let server = h.serve_with_env(
+        &[],
+        &[
+            ("LEAKTRACE_RIPPING_BURST_SECONDS", "2"),
+            ("LEAKTRACE_RIPPING_FLAG_SPEED", "0.5"),
+            ("LEAKTRACE_RIPPING_LIMIT_SPEED", "1"),
+        ],
+    );
+    let client = Client::start(&server, "vic", &"8".repeat(64), &video_id);
+    // Two units fit the burst; the third is far ahead of real time (6 units in well under
+    // the seconds a real player would take).
+    let mut refused = None;
+    for k in 1..=6 {
+        let (status, body, retry) = client.raw_segment(&k.to_string());
+        if status != 200 {
+            refused = Some((k, status, body, retry));
+            break;
+        }
+    }
+    let (k, status, body, retry) = refused.expect("a ripping client is throttled");
+    assert!(k >= 3, "throttled at unit {k}: the burst allows two units");
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["code"], "rate_limited");
+    assert!(retry.is_some_and(|s| s >= 1), "Retry-After is given");
+    let flagged = events(&h, "ripping_suspected");
+    assert_eq!(flagged.len(), 1, "flagged once");
+    assert_eq!(
+        flagged[0].session_id.as_deref(),
+        Some(client.session_id.as_str())
+    );
+    assert_eq!(flagged[0].severity, "warning");
+    assert_eq!(events(&h, "ripping_throttled").len(), 1);
+    // Throttled, not revoked: the session still answers its status.
+    let status = client
+        .get(&format!("/api/security/status/{}/", client.session_id))
+        .json();
+    assert_eq!(status["status"], "ok");
+}
+
+#[test]
+fn ripping_past_the_limit_revokes_when_configured() {
+    let (h, video_id, _dir) = packaged();
+    let server = h.serve_with_env(
+        &[],
+        &[
+            ("LEAKTRACE_RIPPING_BURST_SECONDS", "2"),
+            ("LEAKTRACE_RIPPING_FLAG_SPEED", "0.5"),
+            ("LEAKTRACE_RIPPING_LIMIT_SPEED", "1"),
+            ("LEAKTRACE_RIPPING_ACTION", "revoke"),
+        ],
+    );
+    let client = Client::start(&server, "vic", &"9".repeat(64), &video_id);
+    let mut last = 200;
+    for k in 1..=6 {
+        let (status, _, _) = client.raw_segment(&k.to_string());
+        last = status;
+        if status != 200 {
+            break;
+        }
+    }
+    assert_eq!(last, 403);
+    let (status, body, _) = client.raw_segment("1");
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("session_revoked"));
+    let row = sessions::get(&mut h.db().conn().unwrap(), &client.session_id).unwrap();
+    assert_eq!(row.state, "revoked");
+    let revoked = events(&h, "ripping_revoked");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].severity, "critical");
+    assert_eq!(
+        revoked[0].device_id.as_deref(),
+        Some(row.device_id.as_str())
+    );
+}
+
+#[test]
+fn a_user_may_hold_only_the_allowed_number_of_open_sessions() {
+    let (h, video_id, _dir) = packaged();
+    let server = h.serve(&[]);
+    let phone = viewer::device_token(&server, "vic", &"a".repeat(64));
+    let laptop = viewer::device_token(&server, "vic", &"b".repeat(64));
+    assert_eq!(request_stream(&server, &phone, &video_id).status, 200);
+    assert_eq!(request_stream(&server, &laptop, &video_id).status, 200);
+    let third = request_stream(&server, &laptop, &video_id);
+    third.assert_error(429, "too_many_sessions");
+    let wait = third.retry_after.expect("Retry-After");
+    assert!((1..=300).contains(&wait), "{wait}");
+    let refused = events(&h, "concurrent_sessions_exceeded");
+    assert_eq!(refused.len(), 1);
+    assert!(
+        refused[0].detail.contains("2 device(s)"),
+        "{}",
+        refused[0].detail
+    );
+    drop(server);
+
+    // The limit is configurable.
+    let server = h.serve_with_env(&[], &[("LEAKTRACE_MAX_CONCURRENT_SESSIONS", "3")]);
+    assert_eq!(request_stream(&server, &laptop, &video_id).status, 200);
+}
+
+#[test]
+fn repeated_login_failures_are_rate_limited_per_address_and_account() {
+    let (h, _video_id, _dir) = packaged();
+    let server = h.serve_with_env(&[], &[("LEAKTRACE_AUTH_FAILURES_MAX", "3")]);
+    for _ in 0..3 {
+        login(&server, "vic", "wrong").assert_error(401, "invalid_credentials");
+    }
+    // Even the right password waits now.
+    let blocked = login(&server, "vic", PASSWORD);
+    blocked.assert_error(429, "too_many_attempts");
+    assert!(blocked.retry_after.is_some_and(|s| (1..=300).contains(&s)));
+    let failures = events(&h, "auth_failure");
+    assert_eq!(failures.len(), 3);
+    assert!(failures
+        .iter()
+        .all(|e| e.address.as_deref() == Some("127.0.0.1")));
+    assert!(failures.iter().all(|e| e.user_id.is_some()));
+    drop(server);
+
+    // A short window lets the account in again once it has passed.
+    let server = h.serve_with_env(
+        &[],
+        &[
+            ("LEAKTRACE_AUTH_FAILURES_MAX", "3"),
+            ("LEAKTRACE_AUTH_FAILURES_WINDOW_SECONDS", "1"),
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(login(&server, "vic", PASSWORD).status, 200);
+}
+
+#[test]
+fn file_probes_and_traversal_are_refused_and_recorded() {
+    let (h, video_id, _dir) = packaged();
+    let server = h.serve(&[]);
+    for path in [
+        "/media/title.mp4".to_string(),
+        format!("/videos/{video_id}/video/a/1.m4s"),
+        format!("/data/videos/{video_id}/package.json"),
+        "/secrets/master.key".to_string(),
+    ] {
+        get(&server.url(&path)).assert_error(404, "not_found");
+    }
+    raw_get(&server, "/static/%2e%2e/secrets/master.key").assert_error(403, "forbidden_path");
+    raw_get(&server, "/api/..%2f..%2fdata/leaktrace.db").assert_error(403, "forbidden_path");
+    raw_get(&server, "/x/../../secrets/jwt.key").assert_error(403, "forbidden_path");
+    let probes = events(&h, "direct_file_probe");
+    assert_eq!(probes.len(), 7, "{probes:?}");
+    assert!(probes.iter().any(|e| e.detail.contains("/media/title.mp4")));
+    // A plain wrong URL is a 404 without an event.
+    get(&server.url("/no-such-page")).assert_error(404, "not_found");
+    assert_eq!(events(&h, "direct_file_probe").len(), 7);
+}
+
+#[test]
+fn analysts_cannot_register_playback_devices() {
+    let (h, video_id, _dir) = packaged();
+    let server = h.serve(&[]);
+    let ut = user_token(&server, "ann", "ann's password");
+    register(&server, &ut, &"c".repeat(64)).assert_error(403, "wrong_role");
+    // A user token is not a device token, whatever the role.
+    request_stream(&server, &ut, &video_id).assert_error(401, "wrong_token_kind");
+}
