@@ -704,6 +704,37 @@ mod tests {
     }
 
     #[test]
+    fn monitoring_comes_from_file_and_environment_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "[monitoring]\nmax_concurrent_sessions = 4\nripping_action = \"revoke\"\n",
+        );
+        let e = env(&[
+            ("LEAKTRACE_RIPPING_LIMIT_SPEED", "8"),
+            ("LEAKTRACE_DEMO_API", "false"),
+        ]);
+        let c = Config::assemble(Some(&file), &e, PartialConfig::default()).unwrap();
+        assert_eq!(c.monitoring.max_concurrent_sessions, 4);
+        assert_eq!(c.monitoring.ripping_action, RippingAction::Revoke);
+        assert_eq!(c.monitoring.ripping_limit_speed, 8.0);
+        assert!(!c.monitoring.demo_api);
+        assert_eq!(c.monitoring.auth_failures_max, 5, "default kept");
+        assert!(c.to_redacted_toml().contains("ripping_action = \"revoke\""));
+        for (key, value) in [
+            ("LEAKTRACE_RIPPING_ACTION", "ignore"),
+            ("LEAKTRACE_RIPPING_FLAG_SPEED", "-1"),
+            ("LEAKTRACE_RIPPING_FLAG_SPEED", "9"),
+            ("LEAKTRACE_MAX_CONCURRENT_SESSIONS", "0"),
+            ("LEAKTRACE_DEMO_API", "maybe"),
+        ] {
+            let err = Config::assemble(None, &env(&[(key, value)]), PartialConfig::default())
+                .expect_err(value);
+            assert!(err.to_string().contains("monitoring") || err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
     fn the_documented_example_file_is_valid() {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/leaktrace.example.toml");
         let c = Config::assemble(Some(&example), &Env::new(), PartialConfig::default()).unwrap();
