@@ -730,7 +730,10 @@ mod tests {
         ] {
             let err = Config::assemble(None, &env(&[(key, value)]), PartialConfig::default())
                 .expect_err(value);
-            assert!(err.to_string().contains("monitoring") || err.to_string().contains(key), "{err}");
+            assert!(
+                err.to_string().contains("monitoring") || err.to_string().contains(key),
+                "{err}"
+            );
         }
     }
 
