@@ -54,6 +54,9 @@ pub enum Command {
     },
     /// Package a title: embed the forensic watermark, write A/B CMAF units
     Package(PackageArgs),
+    /// Analyse a suspect copy: find the title, extract the watermark, name the leaking session
+    /// (records a case)
+    Extract(ExtractArgs),
     /// Print the effective configuration (secrets redacted)
     Config,
     /// Run the HTTP server
@@ -62,6 +65,18 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The suspect video (any format FFmpeg reads)
+    pub suspect: PathBuf,
+    /// Compare with this title only (default: find the title among all packaged ones)
+    #[arg(long = "video", value_name = "ID")]
+    pub video: Option<String>,
+    /// Print one JSON object (DESIGN section 5)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

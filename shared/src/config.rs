@@ -90,6 +90,23 @@ pub struct Config {
     pub secrets: SecretOverrides,
     pub limits: MediaLimits,
     pub monitoring: Monitoring,
+    pub analysis: Analysis,
+}
+
+/// How leak analysis decides.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Analysis {
+    /// A session is named (verdict `identified`) only when the false-positive probability of
+    /// its match is below this.
+    pub false_positive_threshold: f64,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis {
+            false_positive_threshold: 1e-6,
+        }
+    }
 }
 
 /// What the streaming monitor tolerates before it acts (DESIGN section 4, issue: monitoring).
@@ -203,6 +220,7 @@ impl Default for Config {
             secrets: SecretOverrides::default(),
             limits: MediaLimits::default(),
             monitoring: Monitoring::default(),
+            analysis: Analysis::default(),
         }
     }
 }
@@ -223,6 +241,14 @@ pub struct PartialConfig {
     pub limits: PartialLimits,
     #[serde(default)]
     pub monitoring: PartialMonitoring,
+    #[serde(default)]
+    pub analysis: PartialAnalysis,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialAnalysis {
+    pub false_positive_threshold: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -329,6 +355,9 @@ impl PartialConfig {
                 )?,
                 demo_api: parse_env(env, "LEAKTRACE_DEMO_API")?,
             },
+            analysis: PartialAnalysis {
+                false_positive_threshold: parse_env(env, "LEAKTRACE_FALSE_POSITIVE_THRESHOLD")?,
+            },
         })
     }
 }
@@ -405,6 +434,9 @@ impl Config {
         if let Some(v) = l.demo_api {
             m.demo_api = v;
         }
+        if let Some(v) = layer.analysis.false_positive_threshold {
+            self.analysis.false_positive_threshold = v;
+        }
         self
     }
 
@@ -433,6 +465,13 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "limits.max_media_seconds".into(),
                 message: "must be positive".into(),
+            });
+        }
+        let t = self.analysis.false_positive_threshold;
+        if !(t > 0.0 && t < 1.0) {
+            return Err(ConfigError::Value {
+                key: "analysis.false_positive_threshold".into(),
+                message: "must be between 0 and 1 (exclusive)".into(),
             });
         }
         let m = &self.monitoring;
@@ -509,6 +548,7 @@ impl Config {
             secrets: SecretsView,
             limits: MediaLimits,
             monitoring: Monitoring,
+            analysis: Analysis,
         }
         #[derive(Serialize)]
         struct ServerView<'a> {
@@ -540,6 +580,7 @@ impl Config {
             },
             limits: self.limits,
             monitoring: self.monitoring,
+            analysis: self.analysis,
         };
         toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

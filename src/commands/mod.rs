@@ -1,6 +1,7 @@
 //! The CLI commands: thin wrappers that validate input and call the domain and db layers.
 
 mod accounts;
+mod extract;
 mod package;
 
 use shared::config::{Config, Env};
@@ -33,6 +34,7 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), CliEr
         Command::User { command } => accounts::user(&config, command, env),
         Command::Apikey { command } => accounts::apikey(&config, command),
         Command::Package(args) => package::run(&config, args),
+        Command::Extract(args) => extract::run(&config, args),
         Command::Serve { .. } => {
             let (db, _) = open_database(&config)?;
             // Created here on first use, so that a bad or unreadable secret stops start-up.

@@ -2,6 +2,7 @@
 //! Every function takes a `&mut DbConnection` and runs unchanged on SQLite and PostgreSQL.
 
 pub mod api_keys;
+pub mod cases;
 pub mod devices;
 pub mod security_events;
 pub mod sessions;

@@ -1,0 +1,366 @@
+//! Leak extraction (DESIGN section 3, "detection is informed"): which title a suspect copy
+//! shows, where in it and through what geometry, and for each unit whether the copy lies
+//! nearer variant A or variant B, as a soft value. Matching those values against sessions'
+//! codes is [`crate::matching`]'s job.
+//!
+//! The pipeline, memory-bounded whatever the suspect's length:
+//! 1. decode the suspect once for thumbnails (and a few analysis frames), find its black
+//!    bars, find the title and the time mapping against the stored reference thumbnails
+//!    ([`timing`]);
+//! 2. decode the reference units of those analysis frames (variant A) and search the crop
+//!    that maps the suspect's picture onto the reference frame ([`spatial`]);
+//! 3. decode the suspect again and, unit by unit, the title's A and B units; per frame fit
+//!    the suspect to the A/B midpoint (brightness, contrast) and correlate the residual with
+//!    the A/B difference ([`detect`]).
+
+pub mod detect;
+pub mod gray;
+pub mod spatial;
+pub mod timing;
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next::frame;
+use serde::Serialize;
+use shared::package::{Layout, PackageManifest, Variant};
+
+use crate::fingerprint::{self, Thumbnails, THUMB_HEIGHT, THUMB_WIDTH};
+use crate::media::decode::{FrameReader, Limits};
+use crate::media::MediaError;
+use crate::watermark::mask::Plane;
+use gray::{Gray, Rect};
+
+/// Width of the full-frame grays kept for analysis (suspect and reference).
+pub const FRAME_WIDTH: usize = 384;
+/// Width of the grid on which suspect and reference are compared.
+pub const GRID_WIDTH: usize = 192;
+/// Frames used for the spatial search.
+const SPATIAL_FRAMES: usize = 10;
+/// Below this mean thumbnail correlation a title is not considered shown by the suspect.
+pub const MIN_TIME_SCORE: f64 = 0.6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("reference data of title {video_id} is unreadable: {reason}")]
+    Reference { video_id: String, reason: String },
+    #[error("cannot use the work folder {path}: {source}")]
+    Work {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ExtractError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ExtractError::Media(e) => e.code(),
+            ExtractError::Reference { .. } => "reference_unreadable",
+            ExtractError::Work { .. } => "io_error",
+        }
+    }
+
+    /// True when the suspect file is at fault (not this installation).
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, ExtractError::Media(e) if e.is_input_error())
+    }
+}
+
+/// A packaged title as extraction needs it.
+pub struct ReferenceTitle {
+    pub video_id: String,
+    pub layout: Layout,
+    pub package: PackageManifest,
+    pub thumbnails: Thumbnails,
+}
+
+impl ReferenceTitle {
+    /// Reads `package.json` and the reference thumbnails of a packaged title.
+    pub fn load(video_id: &str, root: &Path) -> Result<ReferenceTitle, ExtractError> {
+        let bad = |reason: String| ExtractError::Reference {
+            video_id: video_id.to_string(),
+            reason,
+        };
+        let layout = Layout::new(root);
+        let manifest = std::fs::read(layout.manifest()).map_err(|e| bad(e.to_string()))?;
+        let package: PackageManifest =
+            serde_json::from_slice(&manifest).map_err(|e| bad(e.to_string()))?;
+        let thumbs = std::fs::read(layout.thumbnails()).map_err(|e| bad(e.to_string()))?;
+        let thumbnails = fingerprint::parse(&thumbs).map_err(|e| bad(e.to_string()))?;
+        Ok(ReferenceTitle {
+            video_id: video_id.to_string(),
+            layout,
+            package,
+            thumbnails,
+        })
+    }
+
+    fn fps(&self) -> f64 {
+        let [n, d] = self.package.video.frame_rate;
+        n as f64 / d.max(1) as f64
+    }
+}
+
+/// How the suspect was mapped onto the title.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alignment {
+    /// Title time = suspect time + offset.
+    pub offset_seconds: f64,
+    /// Mean correlation of matched thumbnails (1 = same pictures).
+    pub time_score: f64,
+    pub suspect_fps: f64,
+    pub suspect_frames: u64,
+    pub suspect_size: [u32; 2],
+    /// The suspect's picture area without bars, as fractions of its frame.
+    pub active_area: [f64; 4],
+    /// The part of the title's frame the picture shows, as fractions of the title's frame.
+    pub reference_crop: [f64; 4],
+    /// The first and last unit the suspect covers.
+    pub first_unit: u32,
+    pub last_unit: u32,
+}
+
+/// What a suspect carries of a title's watermark.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extraction {
+    pub video_id: String,
+    /// One value per unit of the title: positive when the copy looks like variant B, negative
+    /// for A, 0 when the unit was not observed.
+    pub soft: Vec<f64>,
+    pub units_observed: u32,
+    pub alignment: Alignment,
+}
+
+fn rect_array(r: Rect) -> [f64; 4] {
+    [r.x0, r.y0, r.x1, r.y1]
+}
+
+fn luma(f: &frame::Video) -> Plane<'_> {
+    Plane {
+        data: f.data(0),
+        stride: f.stride(0),
+        width: f.width() as usize,
+        height: f.height() as usize,
+    }
+}
+
+fn frame_gray(f: &frame::Video) -> Gray {
+    let h = (FRAME_WIDTH as f64 * f.height() as f64 / f.width().max(1) as f64).round() as usize;
+    Gray::downscale(&luma(f), FRAME_WIDTH, h.max(8))
+}
+
+/// What the first pass keeps of the suspect.
+struct Survey {
+    fps: f64,
+    size: [u32; 2],
+    /// (time, full-frame gray at thumbnail size), one per frame.
+    thumbs: Vec<(f64, Gray)>,
+    /// Full-frame grays of frames spread over the file, by frame index.
+    samples: Vec<(usize, Gray)>,
+}
+
+fn survey(suspect: &Path, limits: &Limits) -> Result<Survey, ExtractError> {
+    let mut reader = FrameReader::open(suspect, limits)?;
+    let info = reader.info().clone();
+    let fps = info.fps();
+    let expected = (info.duration_seconds * fps).round().max(1.0) as usize;
+    let every = (expected / (SPATIAL_FRAMES * 3)).max(1);
+    let mut thumbs = Vec::new();
+    let mut samples = Vec::new();
+    let mut index = 0usize;
+    while let Some(f) = reader.next_frame()? {
+        // Thumbnails of the whole frame at 4x the stored size, so that bars can be cut away
+        // before they are reduced to the stored size.
+        let g = Gray::downscale(&luma(&f), THUMB_WIDTH * 4, THUMB_HEIGHT * 4);
+        thumbs.push((index as f64 / fps, g));
+        if index % every == every / 2 {
+            samples.push((index, frame_gray(&f)));
+        }
+        index += 1;
+    }
+    Ok(Survey {
+        fps,
+        size: [info.width, info.height],
+        thumbs,
+        samples,
+    })
+}
+
+/// A reference thumbnail normalised for comparison.
+fn reference_thumbs(t: &Thumbnails) -> Vec<Vec<f32>> {
+    t.frames
+        .iter()
+        .map(|f| timing::normalise(&f.iter().map(|&v| v as f32).collect::<Vec<_>>()))
+        .collect()
+}
+
+/// Decodes unit `unit` of `variant` (init + that unit alone: units are closed GOPs) into
+/// full-frame grays.
+fn decode_unit(
+    title: &ReferenceTitle,
+    variant: Variant,
+    unit: u32,
+    work: &Path,
+    limits: &Limits,
+) -> Result<Vec<Gray>, ExtractError> {
+    let bad = |reason: String| ExtractError::Reference {
+        video_id: title.video_id.clone(),
+        reason,
+    };
+    let init = std::fs::read(title.layout.video_init()).map_err(|e| bad(e.to_string()))?;
+    let body =
+        std::fs::read(title.layout.video_unit(variant, unit)).map_err(|e| bad(e.to_string()))?;
+    let path = work.join(format!("{}-{unit}.mp4", variant.folder()));
+    std::fs::write(&path, [init, body].concat()).map_err(|source| ExtractError::Work {
+        path: path.clone(),
+        source,
+    })?;
+    let mut reader = FrameReader::open(&path, limits)
+        .map_err(|e| bad(e.to_string()))?
+        .without_length_check();
+    let mut out = Vec::new();
+    while let Some(f) = reader.next_frame().map_err(|e| bad(e.to_string()))? {
+        out.push(frame_gray(&f));
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(out)
+}
+
+/// The grid size for a picture of `aspect` (width / height).
+fn grid_size(aspect: f64) -> (usize, usize) {
+    let h = (GRID_WIDTH as f64 / aspect).round().clamp(48.0, 320.0) as usize;
+    (GRID_WIDTH, h)
+}
+
+/// Finds which of `titles` the suspect shows and extracts its per-unit soft values.
+/// `Ok(None)`: the suspect matches no title (verdict `no_watermark`).
+pub fn extract(
+    suspect: &Path,
+    titles: &[ReferenceTitle],
+    work: &Path,
+    limits: &Limits,
+) -> Result<Option<Extraction>, ExtractError> {
+    std::fs::create_dir_all(work).map_err(|source| ExtractError::Work {
+        path: work.to_path_buf(),
+        source,
+    })?;
+    let survey = survey(suspect, limits)?;
+    let bar_frames: Vec<&Gray> = survey
+        .thumbs
+        .iter()
+        .step_by((survey.thumbs.len() / 60).max(1))
+        .map(|(_, g)| g)
+        .collect();
+    let active = spatial::active_area(&bar_frames);
+    let suspect_thumbs: Vec<(f64, Vec<f32>)> = survey
+        .thumbs
+        .iter()
+        .map(|(t, g)| {
+            let small = g.resample(active, THUMB_WIDTH, THUMB_HEIGHT);
+            (*t, timing::normalise(&small.data))
+        })
+        .collect();
+
+    // The title whose reference thumbnails match best.
+    let mut best: Option<(usize, timing::TimeAlignment)> = None;
+    for (i, title) in titles.iter().enumerate() {
+        let reference = reference_thumbs(&title.thumbnails);
+        if let Some(a) = timing::align(&suspect_thumbs, &reference, title.fps()) {
+            let better = match &best {
+                Some((_, b)) => a.score > b.score,
+                None => true,
+            };
+            if better {
+                best = Some((i, a));
+            }
+        }
+    }
+    let Some((ti, time)) = best.filter(|(_, a)| a.score >= MIN_TIME_SCORE) else {
+        return Ok(None);
+    };
+    let title = &titles[ti];
+    let unit_frames = title.package.video.unit_frames.max(1) as usize;
+    let unit_of = |ref_index: usize| (ref_index / unit_frames) as u32 + 1;
+
+    // Spatial search on the sampled frames, against variant A of their reference frames.
+    let mut pairs_data: Vec<(Gray, Gray)> = Vec::new();
+    let sus_aspect =
+        active.width() * survey.size[0] as f64 / (active.height() * survey.size[1] as f64);
+    let (gw, gh) = grid_size(sus_aspect);
+    for (index, g) in survey.samples.iter().take(SPATIAL_FRAMES * 3) {
+        let Some(Some(r)) = time.frames.get(*index) else {
+            continue;
+        };
+        let unit = unit_of(*r);
+        let frames = decode_unit(title, Variant::A, unit, work, limits)?;
+        if let Some(rf) = frames.get(r % unit_frames) {
+            pairs_data.push((g.resample(active, gw / 2, gh / 2), rf.clone()));
+        }
+        if pairs_data.len() >= SPATIAL_FRAMES {
+            break;
+        }
+    }
+    let pairs: Vec<spatial::Pair> = pairs_data
+        .iter()
+        .map(|(s, r)| spatial::Pair {
+            suspect: s,
+            reference: r,
+        })
+        .collect();
+    let crop = spatial::find_crop(&pairs);
+
+    // Second pass: per-unit soft values.
+    let mut detector = detect::Detector::new(title.package.video.unit_count as usize);
+    let mut reader = FrameReader::open(suspect, limits)?;
+    let mut index = 0usize;
+    let mut current: Option<(u32, Vec<Gray>, Vec<Gray>)> = None;
+    let (mut first_unit, mut last_unit) = (u32::MAX, 0u32);
+    while let Some(f) = reader.next_frame()? {
+        let mapped = time.frames.get(index).copied().flatten();
+        index += 1;
+        let Some(r) = mapped else { continue };
+        let unit = unit_of(r);
+        if unit as usize > detector.units() {
+            continue;
+        }
+        if current.as_ref().map(|c| c.0) != Some(unit) {
+            let a = decode_unit(title, Variant::A, unit, work, limits)?;
+            let b = decode_unit(title, Variant::B, unit, work, limits)?;
+            current = Some((unit, a, b));
+        }
+        let Some((_, a, b)) = current.as_ref() else {
+            continue;
+        };
+        let (Some(fa), Some(fb)) = (a.get(r % unit_frames), b.get(r % unit_frames)) else {
+            continue;
+        };
+        let s = frame_gray(&f).resample(active, gw, gh);
+        detector.add(
+            unit,
+            &s,
+            &fa.resample(crop, gw, gh),
+            &fb.resample(crop, gw, gh),
+        );
+        first_unit = first_unit.min(unit);
+        last_unit = last_unit.max(unit);
+    }
+    let soft = detector.soft_values();
+    let units_observed = soft.iter().filter(|s| **s != 0.0).count() as u32;
+    Ok(Some(Extraction {
+        video_id: title.video_id.clone(),
+        soft,
+        units_observed,
+        alignment: Alignment {
+            offset_seconds: time.offset_seconds,
+            time_score: time.score,
+            suspect_fps: survey.fps,
+            suspect_frames: survey.thumbs.len() as u64,
+            suspect_size: survey.size,
+            active_area: rect_array(active),
+            reference_crop: rect_array(crop),
+            first_unit: if units_observed == 0 { 0 } else { first_unit },
+            last_unit,
+        },
+    }))
+}

@@ -1,0 +1,195 @@
+//! Alignment in space. First the suspect's own black bars (letterbox, pillarbox) are found and
+//! cut away; then the part of the reference frame that the remaining picture shows (a crop of
+//! up to about 12% per side, any rescale) is searched for, comparing resampled reference
+//! frames with suspect frames after a per-frame brightness/contrast fit.
+
+use super::gray::{fitted_error, Gray, Rect};
+
+/// Rows or columns darker than this (8-bit luma) on average, and nearly constant, are bars.
+const BAR_LEVEL: f32 = 28.0;
+const BAR_SPREAD: f32 = 6.0;
+
+/// The suspect's picture area without black bars, from frames sampled over the whole file.
+pub fn active_area(frames: &[&Gray]) -> Rect {
+    let Some(first) = frames.first() else {
+        return Rect::FULL;
+    };
+    let (w, h) = (first.width, first.height);
+    let row_is_bar = |y: usize| {
+        frames.iter().all(|f| {
+            let row = &f.data[y * w..(y + 1) * w];
+            let mean = row.iter().sum::<f32>() / w as f32;
+            let spread = row.iter().map(|v| (v - mean).abs()).fold(0.0, f32::max);
+            mean < BAR_LEVEL && spread < BAR_SPREAD * 3.0
+        })
+    };
+    let col_is_bar = |x: usize| {
+        frames.iter().all(|f| {
+            let col: Vec<f32> = (0..h).map(|y| f.data[y * w + x]).collect();
+            let mean = col.iter().sum::<f32>() / h as f32;
+            let spread = col.iter().map(|v| (v - mean).abs()).fold(0.0, f32::max);
+            mean < BAR_LEVEL && spread < BAR_SPREAD * 3.0
+        })
+    };
+    let top = (0..h / 3).take_while(|&y| row_is_bar(y)).count();
+    let bottom = (0..h / 3).take_while(|&y| row_is_bar(h - 1 - y)).count();
+    let left = (0..w / 3).take_while(|&x| col_is_bar(x)).count();
+    let right = (0..w / 3).take_while(|&x| col_is_bar(w - 1 - x)).count();
+    // Keep one pixel of margin inside the picture: bar edges are blurred by scaling.
+    let edge = |n: usize| if n == 0 { 0.0 } else { (n + 1) as f64 };
+    Rect {
+        x0: edge(left) / w as f64,
+        y0: edge(top) / h as f64,
+        x1: 1.0 - edge(right) / w as f64,
+        y1: 1.0 - edge(bottom) / h as f64,
+    }
+}
+
+/// One suspect frame (its active area, resampled to the search grid) and the reference frame
+/// it was aligned with in time.
+pub struct Pair<'a> {
+    pub suspect: &'a Gray,
+    pub reference: &'a Gray,
+}
+
+fn error_of(pairs: &[Pair], rect: Rect) -> f64 {
+    pairs
+        .iter()
+        .map(|p| {
+            let r = p
+                .reference
+                .resample(rect, p.suspect.width, p.suspect.height);
+            fitted_error(&p.suspect.data, &r.data)
+        })
+        .sum::<f64>()
+        / pairs.len().max(1) as f64
+}
+
+/// The region of the reference frame that the suspect's active area shows.
+pub fn find_crop(pairs: &[Pair]) -> Rect {
+    if pairs.is_empty() {
+        return Rect::FULL;
+    }
+    // Coarse: symmetric crops in 1% steps, horizontally and vertically independent.
+    let mut best = (error_of(pairs, Rect::FULL), Rect::FULL);
+    for cy in 0..=12 {
+        for cx in 0..=12 {
+            let (x, y) = (cx as f64 * 0.01, cy as f64 * 0.01);
+            let rect = Rect {
+                x0: x,
+                y0: y,
+                x1: 1.0 - x,
+                y1: 1.0 - y,
+            };
+            let e = error_of(pairs, rect);
+            if e < best.0 {
+                best = (e, rect);
+            }
+        }
+    }
+    // Fine: each edge on its own, in shrinking steps.
+    for step in [0.01, 0.004, 0.0015, 0.0005] {
+        let mut improved = true;
+        while improved {
+            improved = false;
+            for edge in 0..4 {
+                for sign in [-1.0, 1.0] {
+                    let mut r = best.1;
+                    let v = match edge {
+                        0 => &mut r.x0,
+                        1 => &mut r.y0,
+                        2 => &mut r.x1,
+                        _ => &mut r.y1,
+                    };
+                    *v += sign * step;
+                    if r.x0 < -0.02 || r.y0 < -0.02 || r.x1 > 1.02 || r.y1 > 1.02 {
+                        continue;
+                    }
+                    if r.width() < 0.6 || r.height() < 0.6 {
+                        continue;
+                    }
+                    let e = error_of(pairs, r);
+                    if e < best.0 - 1e-9 {
+                        best = (e, r);
+                        improved = true;
+                    }
+                }
+            }
+        }
+    }
+    best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A textured frame: sums of a few sinusoids, different per seed.
+    fn scene(w: usize, h: usize, seed: f32) -> Gray {
+        let mut g = Gray::new(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
+                g.data[y * w + x] = 128.0
+                    + 50.0 * (u * 9.0 + seed).sin() * (v * 7.0 - seed).cos()
+                    + 30.0 * (u * 23.0 * (1.0 + seed * 0.1) + v * 5.0).sin()
+                    + 20.0 * (v * 31.0 + seed * 2.0).cos();
+            }
+        }
+        g
+    }
+
+    #[test]
+    fn finds_an_asymmetric_crop_despite_contrast_changes() {
+        let refs: Vec<Gray> = (0..4).map(|i| scene(384, 216, i as f32)).collect();
+        let crop = Rect {
+            x0: 0.07,
+            y0: 0.03,
+            x1: 0.95,
+            y1: 0.9,
+        };
+        let sus: Vec<Gray> = refs
+            .iter()
+            .map(|r| {
+                let mut s = r.resample(crop, 128, 72);
+                s.data.iter_mut().for_each(|v| *v = *v * 0.8 + 20.0);
+                s
+            })
+            .collect();
+        let pairs: Vec<Pair> = sus
+            .iter()
+            .zip(&refs)
+            .map(|(s, r)| Pair {
+                suspect: s,
+                reference: r,
+            })
+            .collect();
+        let found = find_crop(&pairs);
+        for (a, b) in [
+            (found.x0, crop.x0),
+            (found.y0, crop.y0),
+            (found.x1, crop.x1),
+            (found.y1, crop.y1),
+        ] {
+            assert!((a - b).abs() < 0.004, "{found:?} vs {crop:?}");
+        }
+    }
+
+    #[test]
+    fn letterbox_bars_are_found() {
+        let mut g = scene(160, 90, 1.0);
+        for y in 0..90 {
+            for x in 0..160 {
+                if !(12..78).contains(&y) || x < 5 {
+                    g.data[y * 160 + x] = 16.0;
+                }
+            }
+        }
+        let a = active_area(&[&g]);
+        assert!((a.y0 - 13.0 / 90.0).abs() < 1e-9, "{a:?}");
+        assert!((a.y1 - (1.0 - 13.0 / 90.0)).abs() < 1e-9, "{a:?}");
+        assert!((a.x0 - 6.0 / 160.0).abs() < 1e-9, "{a:?}");
+        assert_eq!(a.x1, 1.0);
+        assert_eq!(active_area(&[&scene(160, 90, 2.0)]), Rect::FULL);
+    }
+}

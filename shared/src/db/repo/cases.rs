@@ -1,0 +1,161 @@
+//! Cases: one analysed suspect file each (from the CLI, an analyst upload or a crawler), with
+//! its status, verdict, full result JSON and ranked session matches.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{cases, matches};
+use crate::db::{new_id, now, DbConnection, DbError};
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = cases)]
+pub struct CaseRow {
+    pub id: String,
+    pub status: String,
+    pub progress: f64,
+    pub submitter_kind: String,
+    pub submitter_id: Option<String>,
+    pub file_name: String,
+    pub file_size: i64,
+    pub file_sha256: String,
+    pub stored_path: String,
+    pub video_id: Option<String>,
+    pub expected_watermark_hash: Option<String>,
+    pub verdict: Option<String>,
+    pub result_json: Option<String>,
+    pub error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A new case, as submitted.
+#[derive(Debug, Clone)]
+pub struct NewCase<'a> {
+    pub submitter_kind: &'a str,
+    pub submitter_id: Option<&'a str>,
+    pub file_name: &'a str,
+    pub file_size: i64,
+    pub file_sha256: &'a str,
+    pub stored_path: &'a str,
+    pub video_id: Option<&'a str>,
+    pub expected_watermark_hash: Option<&'a str>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = cases)]
+struct Row<'a> {
+    id: &'a str,
+    status: &'a str,
+    progress: f64,
+    submitter_kind: &'a str,
+    submitter_id: Option<&'a str>,
+    file_name: &'a str,
+    file_size: i64,
+    file_sha256: &'a str,
+    stored_path: &'a str,
+    video_id: Option<&'a str>,
+    expected_watermark_hash: Option<&'a str>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// Records a case in state `running` (the CLI analyses at once) or `queued`.
+pub fn create(conn: &mut DbConnection, case: &NewCase, status: &str) -> Result<CaseRow, DbError> {
+    let id = new_id();
+    let t = now();
+    diesel::insert_into(cases::table)
+        .values(Row {
+            id: &id,
+            status,
+            progress: 0.0,
+            submitter_kind: case.submitter_kind,
+            submitter_id: case.submitter_id,
+            file_name: case.file_name,
+            file_size: case.file_size,
+            file_sha256: case.file_sha256,
+            stored_path: case.stored_path,
+            video_id: case.video_id,
+            expected_watermark_hash: case.expected_watermark_hash,
+            created_at: t,
+            updated_at: t,
+        })
+        .execute(conn)?;
+    get(conn, &id)
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<CaseRow, DbError> {
+    cases::table
+        .find(id)
+        .select(CaseRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(DbError::NotFound("case"))
+}
+
+/// One ranked match of a finished case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMatch<'a> {
+    pub session_id: &'a str,
+    pub score: f64,
+    pub false_positive_probability: f64,
+}
+
+/// Marks a case done with its verdict, result JSON and matches (rank 1 = best), atomically.
+pub fn finish(
+    conn: &mut DbConnection,
+    id: &str,
+    video_id: Option<&str>,
+    verdict: &str,
+    result_json: &str,
+    ranked: &[NewMatch],
+) -> Result<(), DbError> {
+    conn.transaction(|c| {
+        let t = now();
+        diesel::update(cases::table.find(id))
+            .set((
+                cases::status.eq("done"),
+                cases::progress.eq(1.0),
+                cases::video_id.eq(video_id),
+                cases::verdict.eq(Some(verdict)),
+                cases::result_json.eq(Some(result_json)),
+                cases::updated_at.eq(t),
+            ))
+            .execute(c)?;
+        diesel::delete(matches::table.filter(matches::case_id.eq(id))).execute(c)?;
+        for (rank, m) in ranked.iter().enumerate() {
+            diesel::insert_into(matches::table)
+                .values((
+                    matches::id.eq(new_id()),
+                    matches::case_id.eq(id),
+                    matches::session_id.eq(m.session_id),
+                    matches::rank.eq(rank as i32 + 1),
+                    matches::score.eq(m.score),
+                    matches::false_positive_probability.eq(m.false_positive_probability),
+                    matches::created_at.eq(t),
+                ))
+                .execute(c)?;
+        }
+        Ok(())
+    })
+}
+
+/// Marks a case failed with the reason (bad input or an internal failure).
+pub fn fail(conn: &mut DbConnection, id: &str, error: &str) -> Result<(), DbError> {
+    diesel::update(cases::table.find(id))
+        .set((
+            cases::status.eq("failed"),
+            cases::error.eq(Some(error)),
+            cases::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Session ids of a case's matches, best first.
+pub fn matched_sessions(conn: &mut DbConnection, case_id: &str) -> Result<Vec<String>, DbError> {
+    Ok(matches::table
+        .filter(matches::case_id.eq(case_id))
+        .order(matches::rank.asc())
+        .select(matches::session_id)
+        .load(conn)?)
+}

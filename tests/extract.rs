@@ -1,0 +1,181 @@
+//! Leak identification end to end: a title packaged for real, sessions streamed through the
+//! real protocol, a leaked copy attacked with the `ffmpeg` CLI, then `leaktrace extract`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::media::{clip, ffmpeg, ClipSpec};
+use common::viewer::{Client, PASSWORD};
+use common::{Harness, Server};
+use serde_json::Value;
+use shared::db::repo::cases;
+
+struct Title {
+    h: Harness,
+    dir: tempfile::TempDir,
+    video_id: String,
+    units: u32,
+}
+
+fn packaged(seconds: f64) -> Title {
+    let h = Harness::new();
+    for user in ["vic", "val", "vera"] {
+        h.add_user(user, "viewer", PASSWORD);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(
+        dir.path(),
+        "title.mp4",
+        &ClipSpec {
+            size: "480x270",
+            rate: "25",
+            seconds,
+            audio: false,
+            vf: None,
+            codec: &["-c:v", "libx264", "-crf", "18"],
+        },
+    );
+    let out = h.run(
+        &[
+            "package",
+            input.to_str().unwrap(),
+            "--title",
+            "Leakable",
+            "--json",
+        ],
+        None,
+    );
+    out.success();
+    let v: Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    Title {
+        video_id: v["video_id"].as_str().unwrap().to_string(),
+        units: v["units"].as_u64().unwrap() as u32,
+        h,
+        dir,
+    }
+}
+
+/// What a leaking viewer saves: the decrypted init segment and every unit, joined.
+fn leak(server: &Server, user: &str, fp: &str, t: &Title, out: &Path) -> String {
+    let client = Client::start(server, user, fp, &t.video_id);
+    let mut bytes = client.segment("init");
+    for k in 1..=t.units {
+        bytes.extend(client.segment(&k.to_string()));
+    }
+    std::fs::write(out, bytes).unwrap();
+    client.session_id.clone()
+}
+
+fn extract(h: &Harness, suspect: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["extract", suspect.to_str().unwrap(), "--json"];
+    args.extend(extra);
+    let out = h.run(&args, None);
+    out.success();
+    serde_json::from_str(out.stdout().trim()).unwrap()
+}
+
+fn attack(input: &Path, out: PathBuf, args: &[&str]) -> PathBuf {
+    let mut all = vec!["-i", input.to_str().unwrap()];
+    all.extend(args);
+    all.push(out.to_str().unwrap());
+    ffmpeg(&all);
+    out
+}
+
+#[test]
+fn a_leaked_and_re_encoded_copy_names_its_session() {
+    let t = packaged(40.0);
+    let server = t.h.serve(&[]);
+    let d = t.dir.path();
+    let leaker = leak(&server, "val", &"1".repeat(64), &t, &d.join("val.mp4"));
+    let innocent = leak(&server, "vic", &"2".repeat(64), &t, &d.join("vic.mp4"));
+    leak(&server, "vera", &"3".repeat(64), &t, &d.join("vera.mp4"));
+    drop(server);
+
+    // The raw leak: identified, and the marker box (metadata layer) names the same session.
+    let raw = extract(&t.h, &d.join("val.mp4"), &[]);
+    assert_eq!(raw["verdict"], "identified", "{raw:#}");
+    assert_eq!(raw["video_id"], t.video_id.as_str());
+    assert_eq!(raw["matches"][0]["session_id"], leaker.as_str(), "{raw:#}");
+    assert_eq!(raw["matches"][0]["user"], "val");
+    assert_eq!(raw["metadata_layer"]["valid"], true);
+    assert_eq!(raw["metadata_layer"]["session_id"], leaker.as_str());
+    assert_eq!(raw["units_observed"], t.units);
+
+    // Re-encoded at CRF 28 and scaled to 2/3: the marker is gone, the watermark is not.
+    let attacked = attack(
+        &d.join("val.mp4"),
+        d.join("attacked.mp4"),
+        &["-vf", "scale=320:180", "-c:v", "libx264", "-crf", "28"],
+    );
+    let r = extract(&t.h, &attacked, &[]);
+    assert_eq!(r["verdict"], "identified", "{r:#}");
+    assert_eq!(r["matches"][0]["session_id"], leaker.as_str(), "{r:#}");
+    assert!(r["metadata_layer"].is_null());
+    assert!(
+        r["matches"][0]["false_positive_probability"]
+            .as_f64()
+            .unwrap()
+            < 1e-6
+    );
+    for m in r["matches"].as_array().unwrap().iter().skip(1) {
+        assert!(
+            m["false_positive_probability"].as_f64().unwrap() > 1e-3,
+            "{r:#}"
+        );
+    }
+    let _ = innocent;
+
+    // The case is recorded with its verdict and ranked matches.
+    let case_id = r["case_id"].as_str().unwrap();
+    let db = t.h.db();
+    let row = cases::get(&mut db.conn().unwrap(), case_id).unwrap();
+    assert_eq!(row.status, "done");
+    assert_eq!(row.verdict.as_deref(), Some("identified"));
+    assert_eq!(
+        cases::matched_sessions(&mut db.conn().unwrap(), case_id).unwrap()[0],
+        leaker
+    );
+}
+
+#[test]
+fn unrelated_files_and_bad_input_are_never_accusations() {
+    let t = packaged(12.0);
+    let d = t.dir.path();
+    // A different picture altogether: no title matches.
+    let other = d.join("other.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "mandelbrot=size=320x180:rate=25",
+        "-t",
+        "6",
+        "-c:v",
+        "libx264",
+        other.to_str().unwrap(),
+    ]);
+    let r = extract(&t.h, &other, &[]);
+    assert_eq!(r["verdict"], "no_watermark", "{r:#}");
+    assert_eq!(r["matches"].as_array().unwrap().len(), 0);
+
+    let empty = d.join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    t.h.run(&["extract", empty.to_str().unwrap()], None)
+        .fails_with(2, "empty");
+    let text = d.join("notes.mp4");
+    std::fs::write(&text, b"not a video at all").unwrap();
+    t.h.run(&["extract", text.to_str().unwrap()], None)
+        .fails_with(2, "not a video");
+    t.h.run(
+        &[
+            "extract",
+            other.to_str().unwrap(),
+            "--video",
+            "no-such-title",
+        ],
+        None,
+    )
+    .fails_with(2, "no packaged title");
+}
