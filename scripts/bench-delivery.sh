@@ -47,6 +47,8 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$LT_PORT/healthz" >/dev/null 
 NG_PORT=$(free_port)
 mkdir -p "$WORK/www/seg" "$WORK/nginx"
 cp "$DATA"/videos/"$VIDEO"/video/a/*.m4s "$WORK/www/seg/"
+# nginx's workers drop root: let them read the files.
+chmod 755 "$WORK" && chmod -R a+rX "$WORK/www"
 cat >"$WORK/nginx/nginx.conf" <<CONF
 worker_processes 2;
 pid $WORK/nginx/nginx.pid;
@@ -100,7 +102,8 @@ cat "$WORK/report.lua" >>"$WORK/leaktrace.lua"
 cat "$WORK/report.lua" >>"$WORK/nginx.lua"
 
 run_wrk() { # URL SCRIPT CONNECTIONS
-  wrk -t2 -c"$3" -d"${SECONDS_RUN}s" --latency -s "$2" "$1" | sed -n 's/^RESULT //p'
+  local threads=$(( $3 < 2 ? $3 : 2 ))
+  wrk -t"$threads" -c"$3" -d"${SECONDS_RUN}s" --latency -s "$2" "$1" | sed -n 's/^RESULT //p'
 }
 log "wrk: leaktrace, $CONNS connections, ${SECONDS_RUN}s"
 read -r lt_rps lt_mbs lt_p50 lt_p99 lt_bad lt_err <<<"$(run_wrk "http://127.0.0.1:$LT_PORT" "$WORK/leaktrace.lua" "$CONNS")"

@@ -3,9 +3,8 @@
 //! data binding the message to its purpose. The streaming protocol uses it for the CEK and
 //! segments; the server uses it to seal per-video secrets and session keys under the master key.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 
 pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
@@ -21,23 +20,44 @@ pub enum SealError {
     TooLong,
 }
 
+fn aead_key(key: &[u8; KEY_LEN]) -> Result<LessSafeKey, SealError> {
+    // ring refuses only keys of the wrong length, which the type rules out.
+    UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| SealError::Authentication)
+}
+
 /// Encrypts and authenticates `plaintext` under `key`, bound to `aad`.
 pub fn seal(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+    let mut buf = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+    buf.extend_from_slice(&[0u8; NONCE_LEN]);
+    buf.extend_from_slice(plaintext);
+    seal_in_place(key, aad, buf)
+}
+
+/// [`seal`] without copying the message: `buf` holds `NONCE_LEN` bytes of room followed by
+/// the plaintext; the nonce is written into the room, the rest encrypted in place and the tag
+/// appended. (Segments are read from disk straight into such a buffer.)
+pub fn seal_in_place(
+    key: &[u8; KEY_LEN],
+    aad: &[u8],
+    mut buf: Vec<u8>,
+) -> Result<Vec<u8>, SealError> {
+    if buf.len() < NONCE_LEN {
+        return Err(SealError::Truncated);
+    }
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let body = Aes256Gcm::new(key.into())
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
+    buf[..NONCE_LEN].copy_from_slice(&nonce);
+    let tag = aead_key(key)?
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf[NONCE_LEN..],
         )
         .map_err(|_| SealError::TooLong)?;
-    let mut out = Vec::with_capacity(NONCE_LEN + body.len());
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&body);
-    Ok(out)
+    buf.extend_from_slice(tag.as_ref());
+    Ok(buf)
 }
 
 /// Inverse of [`seal`].
@@ -46,9 +66,18 @@ pub fn open(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, S
         return Err(SealError::Truncated);
     }
     let (nonce, body) = sealed.split_at(NONCE_LEN);
-    Aes256Gcm::new(key.into())
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad })
-        .map_err(|_| SealError::Authentication)
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SealError::Truncated)?;
+    let mut buf = body.to_vec();
+    let plain_len = aead_key(key)?
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf,
+        )
+        .map_err(|_| SealError::Authentication)?
+        .len();
+    buf.truncate(plain_len);
+    Ok(buf)
 }
 
 /// AAD for a per-video watermark secret sealed under the master key.
@@ -67,6 +96,17 @@ mod tests {
         let b = seal(&key, b"purpose", b"secret bytes").unwrap();
         assert_ne!(a, b, "fresh nonce");
         assert_eq!(a.len(), NONCE_LEN + 12 + TAG_LEN);
+        let in_place = seal_in_place(
+            &key,
+            b"purpose",
+            [&[0u8; NONCE_LEN][..], b"secret bytes"].concat(),
+        )
+        .unwrap();
+        assert_eq!(open(&key, b"purpose", &in_place).unwrap(), b"secret bytes");
+        assert_eq!(
+            seal_in_place(&key, b"p", vec![0; 3]),
+            Err(SealError::Truncated)
+        );
         assert_eq!(open(&key, b"purpose", &a).unwrap(), b"secret bytes");
         assert_eq!(open(&key, b"other", &a), Err(SealError::Authentication));
         assert_eq!(

@@ -2,6 +2,7 @@
 //! ([`crypto`]), authentication and device binding, and the HTTP handlers of the viewer API.
 //! It never calls FFmpeg.
 
+mod activity;
 mod auth;
 mod cache;
 pub mod crypto;

@@ -316,6 +316,7 @@ pub async fn check_pace(
                     })
                     .await?;
                 state.caches.forget_session(&session.id);
+                state.activity.forget(&session.id);
                 Err(ApiError::forbidden(
                     "session_revoked",
                     "the session was revoked: segments were fetched much faster than real time",

@@ -10,6 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use shared::db::now;
 use shared::db::repo::sessions::{self, SessionRow, SessionState};
 use shared::marker::MarkerPayload;
+use shared::sealing;
 
 use crate::auth::authenticate;
 use crate::cache::Title;
@@ -96,16 +97,22 @@ pub async fn segment(
     let which = Segment::parse(&name).ok_or_else(no_segment)?;
     let package = &s.title.package;
     let keys = state.caches.session_keys(&state, &s.session, &s.title)?;
-    let plain: Vec<u8> = match which {
+    // The body is built in one buffer: room for the nonce, then the plain segment, sealed in
+    // place (no copy of the segment after it is read).
+    let room = [0u8; sealing::NONCE_LEN];
+    let buffer: Vec<u8> = match which {
         Segment::VideoInit => {
             let marker = state.marker.marker_box(&MarkerPayload {
                 session_id: s.session.id.clone(),
                 video_id: s.title.video_id.clone(),
                 issued_at: now().and_utc().timestamp(),
             });
-            [s.title.video_init.as_slice(), &marker].concat()
+            [&room[..], &s.title.video_init, &marker].concat()
         }
-        Segment::AudioInit => s.title.audio_init.clone().ok_or_else(no_segment)?,
+        Segment::AudioInit => {
+            let init = s.title.audio_init.as_deref().ok_or_else(no_segment)?;
+            [&room[..], init].concat()
+        }
         Segment::Video(unit) => {
             if unit > package.video.unit_count {
                 return Err(no_segment());
@@ -117,18 +124,19 @@ pub async fn segment(
             let variant = keys
                 .variant(unit)
                 .ok_or_else(|| ApiError::internal("code shorter than the title"))?;
-            read(s.title.layout.video_unit(variant, unit)).await?
+            read_after_room(s.title.layout.video_unit(variant, unit)).await?
         }
         Segment::Audio(k) => {
             let audio = package.audio.as_ref().ok_or_else(no_segment)?;
             if k > audio.segment_count {
                 return Err(no_segment());
             }
-            read(s.title.layout.audio_unit(k)).await?
+            read_after_room(s.title.layout.audio_unit(k)).await?
         }
     };
     let aad = crypto::segment_aad(&s.session.id, &name);
-    let body = crypto::seal(&keys.cek, aad.as_bytes(), &plain).map_err(ApiError::internal)?;
+    let body =
+        sealing::seal_in_place(&keys.cek, aad.as_bytes(), buffer).map_err(ApiError::internal)?;
     // Only video units count towards the pace: they are what a ripper needs.
     let counted = matches!(which, Segment::Video(_)) as i64;
     record_activity(&state, &s.session.id, counted).await?;
@@ -138,19 +146,36 @@ pub async fn segment(
         .body(body))
 }
 
-async fn read(path: std::path::PathBuf) -> Result<Vec<u8>, ApiError> {
-    web::block(move || std::fs::read(&path))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
+/// The file's bytes after `NONCE_LEN` bytes of room, read on the blocking pool.
+async fn read_after_room(path: std::path::PathBuf) -> Result<Vec<u8>, ApiError> {
+    web::block(move || -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(&path)?;
+        let len = file.metadata()?.len() as usize;
+        let mut buf = Vec::with_capacity(sealing::NONCE_LEN + len + sealing::TAG_LEN);
+        buf.resize(sealing::NONCE_LEN, 0);
+        file.read_to_end(&mut buf)?;
+        Ok(buf)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
 }
 
+/// Counts the request; the database is updated at most once a second per session.
 async fn record_activity(state: &StreamingState, id: &str, segments: i64) -> Result<(), ApiError> {
-    let id = id.to_string();
-    state
+    let Some(due) = state.activity.note(id, segments) else {
+        return Ok(());
+    };
+    let sid = id.to_string();
+    let written = state
         .db
-        .run(move |c| sessions::record_activity(c, &id, segments))
-        .await?;
+        .run(move |c| sessions::record_activity(c, &sid, due))
+        .await;
+    if let Err(e) = written {
+        state.activity.restore(id, due);
+        return Err(e.into());
+    }
     Ok(())
 }
 

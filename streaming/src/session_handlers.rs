@@ -86,7 +86,7 @@ pub async fn owned_session(
     session_id: &str,
 ) -> Result<(SessionRow, SessionState), ApiError> {
     let id = session_id.to_string();
-    let session = state
+    let mut session = state
         .db
         .run(move |c| sessions::get(c, &id))
         .await
@@ -96,6 +96,8 @@ pub async fn owned_session(
             }
             other => other.into(),
         })?;
+    // Counts this instance has not written yet (see `activity`).
+    session.segments_served += state.activity.pending(&session.id);
     if session.user_id != claims.sub || Some(&session.device_id) != claims.did.as_ref() {
         monitor::record(
             state,
@@ -123,6 +125,7 @@ pub async fn owned_session(
             })
             .await?;
         state.caches.forget_session(&session.id);
+        state.activity.forget(&session.id);
         return Err(ApiError::forbidden(
             "device_mismatch",
             "this session belongs to another user or device; it has been revoked",

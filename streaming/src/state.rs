@@ -5,6 +5,7 @@ use shared::config::Monitoring;
 use shared::db::Db;
 use shared::marker::MarkerSigner;
 
+use crate::activity::Activity;
 use crate::cache::Caches;
 
 /// What the viewer-facing handlers need; built once at start-up.
@@ -22,6 +23,7 @@ pub struct StreamingState {
     /// Signs the session marker box of each session's init segment.
     pub marker: MarkerSigner,
     pub caches: Caches,
+    pub activity: Activity,
 }
 
 impl StreamingState {
@@ -42,6 +44,7 @@ impl StreamingState {
             data_dir,
             monitoring,
             caches: Caches::default(),
+            activity: Activity::default(),
         }
     }
 }
