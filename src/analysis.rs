@@ -161,6 +161,13 @@ fn result_json(
         "alignment": extraction.map(|e| serde_json::to_value(&e.alignment).unwrap_or(Value::Null)),
         "metadata_layer": metadata,
         "matches": matches,
+        // Per unit of the title: > 0 looks like variant B, < 0 like A, null when not observed.
+        "unit_values": extraction.map(|e| {
+            e.soft
+                .iter()
+                .map(|&v| if v == 0.0 { Value::Null } else { json!(v) })
+                .collect::<Vec<_>>()
+        }),
     })
 }
 

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use common::media::{clip, ffmpeg, ClipSpec};
 use common::viewer::{Client, PASSWORD};
 use common::{Harness, Server};
+use forensics::statistics;
+use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use shared::db::repo::cases;
 
@@ -126,6 +128,33 @@ fn a_leaked_and_re_encoded_copy_names_its_session() {
         );
     }
     let _ = innocent;
+
+    // Calibration: 100,000 random codes against these real soft values. The claimed tail
+    // probability at 1e-3 must hold within a factor of 2.
+    let soft: Vec<f64> = r["unit_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(0.0))
+        .collect();
+    assert_eq!(soft.len(), t.units as usize);
+    let z_star = (0..100_000)
+        .map(|i| i as f64 * 1e-4)
+        .find(|&z| statistics::normal_upper_tail(z) <= 1e-3)
+        .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
+    let trials = 100_000;
+    let above = (0..trials)
+        .filter(|_| {
+            let code: Vec<bool> = (0..soft.len()).map(|_| rng.gen()).collect();
+            statistics::score(&soft, &code) >= z_star
+        })
+        .count();
+    let rate = above as f64 / trials as f64;
+    assert!(
+        (0.5e-3..=2e-3).contains(&rate),
+        "empirical tail {rate} at the claimed 1e-3 (z = {z_star:.3})"
+    );
 
     // The case is recorded with its verdict and ranked matches.
     let case_id = r["case_id"].as_str().unwrap();
