@@ -208,3 +208,74 @@ fn unrelated_files_and_bad_input_are_never_accusations() {
     )
     .fails_with(2, "no packaged title");
 }
+
+/// The reduced robustness suite: each attack of the ffmpeg CLI on one leaked copy.
+#[test]
+fn the_leaker_survives_the_reduced_attack_suite() {
+    let t = packaged(40.0);
+    let server = t.h.serve(&[]);
+    let d = t.dir.path();
+    let leaker = leak(&server, "vera", &"4".repeat(64), &t, &d.join("vera.mp4"));
+    leak(&server, "vic", &"5".repeat(64), &t, &d.join("vic.mp4"));
+    drop(server);
+    let leaked = d.join("vera.mp4");
+    let attacks: [(&str, &[&str]); 5] = [
+        (
+            "crop 5% per side, rescaled, CRF 23",
+            &[
+                "-vf",
+                "crop=iw*0.9:ih*0.9,scale=480:270",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "23",
+            ],
+        ),
+        (
+            "30 fps, CRF 23",
+            &["-vf", "fps=30", "-c:v", "libx264", "-crf", "23"],
+        ),
+        (
+            "excerpt of 25 s from 10 s",
+            &["-ss", "10", "-t", "25", "-c:v", "libx264", "-crf", "23"],
+        ),
+        (
+            "letterboxed",
+            &[
+                "-vf",
+                "scale=480:200,pad=480:270:0:35",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "23",
+            ],
+        ),
+        (
+            "brightness, contrast, gamma",
+            &[
+                "-vf",
+                "eq=brightness=0.05:contrast=1.15:gamma=1.1",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "23",
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (name, args)) in attacks.iter().enumerate() {
+        let copy = attack(&leaked, d.join(format!("attack{i}.mp4")), args);
+        let r = extract(&t.h, &copy, &["--video", &t.video_id]);
+        let best = &r["matches"][0];
+        let innocent_ok = r["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .all(|m| m["false_positive_probability"].as_f64().unwrap() > 1e-3);
+        if r["verdict"] != "identified" || best["session_id"] != leaker.as_str() || !innocent_ok {
+            failures.push(format!("{name}: {r:#}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -283,8 +283,9 @@ pub fn extract(
     let unit_frames = title.package.video.unit_frames.max(1) as usize;
     let unit_of = |ref_index: usize| (ref_index / unit_frames) as u32 + 1;
 
-    // Spatial search on the sampled frames, against variant A of their reference frames.
-    let mut pairs_data: Vec<(Gray, Gray)> = Vec::new();
+    // Spatial search on the sampled frames, against variant A of their reference frames and
+    // of those frames' neighbours in the same unit.
+    let mut pairs_data: Vec<(Gray, Vec<Gray>)> = Vec::new();
     let sus_aspect =
         active.width() * survey.size[0] as f64 / (active.height() * survey.size[1] as f64);
     let (gw, gh) = grid_size(sus_aspect);
@@ -292,10 +293,16 @@ pub fn extract(
         let Some(Some(r)) = time.frames.get(*index) else {
             continue;
         };
-        let unit = unit_of(*r);
-        let frames = decode_unit(title, Variant::A, unit, work, limits)?;
-        if let Some(rf) = frames.get(r % unit_frames) {
-            pairs_data.push((g.resample(active, gw / 2, gh / 2), rf.clone()));
+        let frames = decode_unit(title, Variant::A, unit_of(*r), work, limits)?;
+        let at = r % unit_frames;
+        let near: Vec<Gray> = frames
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i.abs_diff(at) <= 1)
+            .map(|(_, f)| f.clone())
+            .collect();
+        if !near.is_empty() {
+            pairs_data.push((g.resample(active, gw / 2, gh / 2), near));
         }
         if pairs_data.len() >= SPATIAL_FRAMES {
             break;
@@ -305,7 +312,7 @@ pub fn extract(
         .iter()
         .map(|(s, r)| spatial::Pair {
             suspect: s,
-            reference: r,
+            references: r.iter().collect(),
         })
         .collect();
     let crop = spatial::find_crop(&pairs);
@@ -332,16 +339,30 @@ pub fn extract(
         let Some((_, a, b)) = current.as_ref() else {
             continue;
         };
-        let (Some(fa), Some(fb)) = (a.get(r % unit_frames), b.get(r % unit_frames)) else {
+        let s = frame_gray(&f).resample(active, gw, gh);
+        // The reference frame (or a neighbour in the unit) the suspect frame fits best.
+        let at = r % unit_frames;
+        let best = (at.saturating_sub(1)..=at + 1)
+            .filter_map(|i| {
+                Some((
+                    a.get(i)?.resample(crop, gw, gh),
+                    b.get(i)?.resample(crop, gw, gh),
+                ))
+            })
+            .map(|(ga, gb)| {
+                let mid: Vec<f32> = ga
+                    .data
+                    .iter()
+                    .zip(&gb.data)
+                    .map(|(x, y)| 0.5 * (x + y))
+                    .collect();
+                (gray::fitted_error(&s.data, &mid), ga, gb)
+            })
+            .min_by(|x, y| x.0.total_cmp(&y.0));
+        let Some((_, ga, gb)) = best else {
             continue;
         };
-        let s = frame_gray(&f).resample(active, gw, gh);
-        detector.add(
-            unit,
-            &s,
-            &fa.resample(crop, gw, gh),
-            &fb.resample(crop, gw, gh),
-        );
+        detector.add(unit, &s, &ga, &gb);
         first_unit = first_unit.min(unit);
         last_unit = last_unit.max(unit);
     }

@@ -45,21 +45,25 @@ pub fn active_area(frames: &[&Gray]) -> Rect {
     }
 }
 
-/// One suspect frame (its active area, resampled to the search grid) and the reference frame
-/// it was aligned with in time.
+/// One suspect frame (its active area, resampled to the search grid) and the reference
+/// frames it may show: the one aligned in time and its neighbours (time alignment from
+/// thumbnails can be a frame off, and a wrong frame would bend the crop to fit it).
 pub struct Pair<'a> {
     pub suspect: &'a Gray,
-    pub reference: &'a Gray,
+    pub references: Vec<&'a Gray>,
 }
 
 fn error_of(pairs: &[Pair], rect: Rect) -> f64 {
     pairs
         .iter()
         .map(|p| {
-            let r = p
-                .reference
-                .resample(rect, p.suspect.width, p.suspect.height);
-            fitted_error(&p.suspect.data, &r.data)
+            p.references
+                .iter()
+                .map(|reference| {
+                    let r = reference.resample(rect, p.suspect.width, p.suspect.height);
+                    fitted_error(&p.suspect.data, &r.data)
+                })
+                .fold(f64::INFINITY, f64::min)
         })
         .sum::<f64>()
         / pairs.len().max(1) as f64
@@ -161,7 +165,7 @@ mod tests {
             .zip(&refs)
             .map(|(s, r)| Pair {
                 suspect: s,
-                reference: r,
+                references: vec![r],
             })
             .collect();
         let found = find_crop(&pairs);
