@@ -159,3 +159,12 @@ pub fn matched_sessions(conn: &mut DbConnection, case_id: &str) -> Result<Vec<St
         .select(matches::session_id)
         .load(conn)?)
 }
+
+/// The newest cases first, at most `limit`.
+pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<CaseRow>, DbError> {
+    Ok(cases::table
+        .order((cases::created_at.desc(), cases::id.desc()))
+        .limit(limit)
+        .select(CaseRow::as_select())
+        .load(conn)?)
+}
