@@ -1,0 +1,96 @@
+//! Streams a whole title as one viewer session and saves what a leaking viewer would: the
+//! decrypted init segment and every video unit, joined. For the robustness benchmark
+//! (`scripts/bench-robustness.sh`). Speaks docs/PROTOCOL.md with `streaming::crypto`.
+//!
+//! Usage: leak_session BASE_URL USER PASSWORD FINGERPRINT VIDEO_ID UNITS OUT
+//! Prints the session id.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+use streaming::crypto;
+
+fn post(url: &str, token: Option<&str>, body: Value) -> Result<Value, String> {
+    let mut req = ureq::post(url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = req.send_json(body).map_err(|e| format!("POST {url}: {e}"))?;
+    resp.into_json().map_err(|e| format!("POST {url}: {e}"))
+}
+
+fn field(v: &Value, name: &str) -> Result<String, String> {
+    v[name]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("answer lacks {name}: {v}"))
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let [base, user, password, fingerprint, video, units, out] = args else {
+        return Err(
+            "usage: leak_session BASE_URL USER PASSWORD FINGERPRINT VIDEO_ID UNITS OUT".into(),
+        );
+    };
+    let units: u32 = units.parse().map_err(|e| format!("UNITS: {e}"))?;
+    let login = post(
+        &format!("{base}/api/auth/login/"),
+        None,
+        json!({"username": user, "password": password}),
+    )?;
+    let reg = post(
+        &format!("{base}/api/register-device/"),
+        Some(&field(&login, "user_token")?),
+        json!({"device_fingerprint": fingerprint}),
+    )?;
+    let token = field(&reg, "device_token")?;
+    let req = post(
+        &format!("{base}/api/request-stream/"),
+        Some(&token),
+        json!({"video_id": video}),
+    )?;
+    let session = field(&req, "session_id")?;
+    let server_public = crypto::decode_public_key(&field(&req, "server_public_key")?)
+        .map_err(|e| e.to_string())?;
+    let (secret, public) = crypto::generate_keypair();
+    let kex = post(
+        &format!("{base}/api/complete-key-exchange/"),
+        Some(&token),
+        json!({"session_id": session, "client_public_key": crypto::encode_public_key(&public)}),
+    )?;
+    let key = crypto::derive_session_key(&secret, &server_public, &session)
+        .map_err(|e| e.to_string())?;
+    let cek = crypto::unwrap_cek(&key, &session, &field(&kex, "encrypted_cek")?)
+        .map_err(|e| e.to_string())?;
+    let mut joined = Vec::new();
+    let names = std::iter::once("init".to_string()).chain((1..=units).map(|k| k.to_string()));
+    for name in names {
+        let url = format!("{base}/api/video/stream/{session}/{name}/");
+        let resp = ureq::get(&url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let mut body = Vec::new();
+        resp.into_reader()
+            .read_to_end(&mut body)
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let aad = crypto::segment_aad(&session, &name);
+        let plain = crypto::open(&cek, aad.as_bytes(), &body).map_err(|e| e.to_string())?;
+        joined.extend(plain);
+    }
+    std::fs::write(out, joined).map_err(|e| format!("{out}: {e}"))?;
+    println!("{session}");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("leak_session: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
