@@ -16,7 +16,9 @@ fn post(url: &str, token: Option<&str>, body: Value) -> Result<Value, String> {
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
     }
-    let resp = req.send_json(body).map_err(|e| format!("POST {url}: {e}"))?;
+    let resp = req
+        .send_json(body)
+        .map_err(|e| format!("POST {url}: {e}"))?;
     resp.into_json().map_err(|e| format!("POST {url}: {e}"))
 }
 
@@ -51,16 +53,16 @@ fn run(args: &[String]) -> Result<(), String> {
         json!({"video_id": video}),
     )?;
     let session = field(&req, "session_id")?;
-    let server_public = crypto::decode_public_key(&field(&req, "server_public_key")?)
-        .map_err(|e| e.to_string())?;
+    let server_public =
+        crypto::decode_public_key(&field(&req, "server_public_key")?).map_err(|e| e.to_string())?;
     let (secret, public) = crypto::generate_keypair();
     let kex = post(
         &format!("{base}/api/complete-key-exchange/"),
         Some(&token),
         json!({"session_id": session, "client_public_key": crypto::encode_public_key(&public)}),
     )?;
-    let key = crypto::derive_session_key(&secret, &server_public, &session)
-        .map_err(|e| e.to_string())?;
+    let key =
+        crypto::derive_session_key(&secret, &server_public, &session).map_err(|e| e.to_string())?;
     let cek = crypto::unwrap_cek(&key, &session, &field(&kex, "encrypted_cek")?)
         .map_err(|e| e.to_string())?;
     let mut joined = Vec::new();

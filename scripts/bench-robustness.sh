@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Robustness of leak identification against what pirates do, end to end:
+# a title of about 105 s (the bundled sample, ../shared/media/bikes.mp4 when present, and
+# generated content), packaged; INNOCENT+4 sessions streamed through the real protocol; the
+# leaked copy of session 1 attacked with the ffmpeg CLI; `leaktrace extract` on each copy.
+# Prints per attack: unit accuracy of the leaker's code, its z score and false-positive
+# probability, the verdict, the best innocent's false-positive probability and the time.
+# Usage: scripts/bench-robustness.sh [INNOCENT_SESSIONS=100] [ATTACK_FILTER=.]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/common.sh
+. scripts/lib/bench.sh
+
+INNOCENT=${1:-100}
+FILTER=${2:-.}
+BIN=$(release_binary)
+cargo build --release --locked --example leak_session --example open_sessions >&2
+EX="$PWD/target/release/examples"
+WORK=$(mktemp -d /tmp/leaktrace-robustness.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+FIT="scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,fps=25,setsar=1,format=yuv420p"
+
+log "composing the test title"
+inputs=(-i samples/bigbuckbunny.mp4)
+parts=1
+if [ -f ../shared/media/bikes.mp4 ]; then inputs+=(-i ../shared/media/bikes.mp4); parts=2; fi
+inputs+=(-f lavfi -t 30 -i "testsrc2=size=1280x720:rate=25"
+  -f lavfi -t 25 -i "mandelbrot=size=1280x720:rate=25"
+  -f lavfi -t 20 -i "life=size=320x180:rate=25:mold=10:ratio=0.3,scale=1280:720:flags=neighbor"
+  -f lavfi -t 15 -i "smptehdbars=size=1280x720:rate=25,drawbox=x='mod(t*200\,1100)':y=260:w=180:h=180:color=orange@1:t=fill")
+n=$((parts + 4))
+chain=""; labels=""
+for i in $(seq 0 $((n - 1))); do chain+="[$i:v]$FIT[v$i];"; labels+="[v$i]"; done
+ffmpeg -nostdin -v error -y "${inputs[@]}" -filter_complex "${chain}${labels}concat=n=$n:v=1:a=0[out]" \
+  -map "[out]" -c:v libx264 -preset fast -crf 16 "$WORK/title.mp4"
+
+DATA="$WORK/data"
+"$BIN" --log-level warn --data-dir "$DATA" migrate >/dev/null
+for u in leaker viewer2 viewer3 viewer4 crowd; do
+  printf 'bench password\n' | "$BIN" --log-level warn --data-dir "$DATA" user add "$u" --role viewer --password-stdin >/dev/null
+done
+json=$("$BIN" --log-level warn --data-dir "$DATA" package "$WORK/title.mp4" --title robustness --json)
+VIDEO=$(echo "$json" | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
+UNITS=$(echo "$json" | sed -n 's/.*"units":\([0-9]*\).*/\1/p')
+log "packaged $VIDEO: $UNITS units"
+
+PORT=$(free_port)
+LEAKTRACE_MAX_CONCURRENT_SESSIONS=100000 LEAKTRACE_RIPPING_BURST_SECONDS=1e12 \
+  "$BIN" --log-level warn --data-dir "$DATA" serve --bind "127.0.0.1:$PORT" >/dev/null &
+PIDS+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+BASE="http://127.0.0.1:$PORT"
+LEAKER=$("$EX/leak_session" "$BASE" leaker "bench password" "$(printf '%064x' 1)" "$VIDEO" "$UNITS" "$WORK/leak.mp4")
+i=2
+for u in viewer2 viewer3 viewer4; do
+  "$EX/leak_session" "$BASE" "$u" "bench password" "$(printf '%064x' $i)" "$VIDEO" "$UNITS" "$WORK/$u.mp4" >/dev/null
+  i=$((i + 1))
+done
+"$EX/open_sessions" "$BASE" crowd "bench password" "$INNOCENT" "$VIDEO" >/dev/null
+kill "${PIDS[0]}"; PIDS=()
+CANDIDATES=$((INNOCENT + 4))
+
+X264=(-c:v libx264 -preset fast)
+attacks=(
+  "H.264 CRF 23|${X264[*]} -crf 23"
+  "H.264 CRF 28|${X264[*]} -crf 28"
+  "H.264 CRF 35|${X264[*]} -crf 35"
+  "H.264 CRF 40|${X264[*]} -crf 40"
+  "H.265 CRF 28|-c:v libx265 -preset fast -crf 28 -x265-params log-level=error"
+  "H.265 CRF 32|-c:v libx265 -preset fast -crf 32 -x265-params log-level=error"
+  "VP9 CRF 40|-c:v libvpx-vp9 -crf 40 -b:v 0 -deadline realtime -cpu-used 8"
+  "downscale 2/3 (854x480), CRF 23|-vf scale=854:480 ${X264[*]} -crf 23"
+  "downscale 1/2 = 360 lines (640x360), CRF 23|-vf scale=640:360 ${X264[*]} -crf 23"
+  "downscale to 240 lines, CRF 23|-vf scale=-2:240 ${X264[*]} -crf 23"
+  "crop 5% per side, rescaled, CRF 23|-vf crop=iw*0.9:ih*0.9,scale=1280:720 ${X264[*]} -crf 23"
+  "crop 10% per side, rescaled, CRF 23|-vf crop=iw*0.8:ih*0.8,scale=1280:720 ${X264[*]} -crf 23"
+  "letterbox (1280x540 in 1280x720), CRF 23|-vf scale=1280:540,pad=1280:720:0:90 ${X264[*]} -crf 23"
+  "brightness/contrast/gamma/saturation, CRF 23|-vf eq=brightness=0.06:contrast=1.2:gamma=1.2:saturation=1.3 ${X264[*]} -crf 23"
+  "added noise, CRF 23|-vf noise=alls=12:allf=t ${X264[*]} -crf 23"
+  "24 fps, CRF 23|-vf fps=24 ${X264[*]} -crf 23"
+  "30 fps, CRF 23|-vf fps=30 ${X264[*]} -crf 23"
+  "excerpt 60 s, CRF 23|-ss 20 -t 60 ${X264[*]} -crf 23"
+  "excerpt 30 s, CRF 23|-ss 40 -t 30 ${X264[*]} -crf 23"
+  "excerpt 30 s, CRF 28|-ss 40 -t 30 ${X264[*]} -crf 28"
+  "chained: H.265 CRF 28, then 1/2 + H.264 CRF 28|CHAIN"
+)
+
+echo "Title: $UNITS units of 1 s (1280x720, 25 fps); $CANDIDATES candidate sessions; leaker = session 1."
+echo
+echo "| attack | unit accuracy | z | false-positive probability | verdict | best innocent FPP | extract time |"
+echo "|---|---|---|---|---|---|---|"
+for entry in "${attacks[@]}"; do
+  name=${entry%%|*}; args=${entry#*|}
+  echo "$name" | grep -qE "$FILTER" || continue
+  out="$WORK/attacked.mp4"
+  if [ "$args" = CHAIN ]; then
+    ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" -c:v libx265 -preset fast -crf 28 -x265-params log-level=error "$WORK/step1.mp4"
+    ffmpeg -nostdin -v error -y -i "$WORK/step1.mp4" -vf scale=640:360 "${X264[@]}" -crf 28 "$out"
+  else
+    # shellcheck disable=SC2086
+    ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" $args -an "$out"
+  fi
+  start=$(date +%s.%N)
+  result=$("$BIN" --log-level warn --data-dir "$DATA" extract "$out" --video "$VIDEO" --json || echo '{}')
+  took=$(python3 -c "import time; print(f'{time.time() - $start:.1f} s')")
+  python3 - "$LEAKER" "$name" "$took" <<PY
+import json, sys
+leaker, name, took = sys.argv[1:4]
+r = json.loads('''$result''' or '{}')
+ms = r.get("matches", [])
+mine = next((m for m in ms if m["session_id"] == leaker), None)
+others = [m["false_positive_probability"] for m in ms if m["session_id"] != leaker]
+acc = f'{mine["unit_agreement"]:.3f}' if mine else "-"
+z = f'{mine["score"]:.2f}' if mine else "-"
+fpp = f'{mine["false_positive_probability"]:.1e}' if mine else "-"
+best_innocent = f'{min(others):.2f}' if others else "-"
+verdict = r.get("verdict", "error")
+if verdict == "identified" and ms and ms[0]["session_id"] != leaker:
+    verdict = "WRONG SESSION"
+print(f"| {name} | {acc} | {z} | {fpp} | {verdict} | {best_innocent} | {took} |")
+PY
+done
