@@ -118,6 +118,11 @@ pub struct VideoTrack {
 }
 
 impl VideoTrack {
+    /// Length of one unit in seconds (`unit_frames` frames at the frame rate).
+    pub fn unit_seconds(&self) -> f64 {
+        self.unit_frames as f64 * self.frame_rate[1] as f64 / self.frame_rate[0].max(1) as f64
+    }
+
     /// Frames in unit `unit` (1-based); the last unit may be shorter.
     pub fn frames_in_unit(&self, unit: u32) -> u64 {
         let start = (unit as u64 - 1) * self.unit_frames as u64;

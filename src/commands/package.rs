@@ -98,8 +98,7 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), CliError> {
         id: video_id.clone(),
         title: manifest.title.clone(),
         duration_seconds: manifest.video.duration_seconds,
-        unit_seconds: manifest.video.unit_frames as f64 * manifest.video.frame_rate[1] as f64
-            / manifest.video.frame_rate[0] as f64,
+        unit_seconds: manifest.video.unit_seconds(),
         unit_count: manifest.video.unit_count as i32,
         width: manifest.video.width as i32,
         height: manifest.video.height as i32,

@@ -33,7 +33,7 @@ pub async fn security(
     let (session, current) = owned_session(&state, &req, &claims, &path.into_inner()).await?;
     let title = state.caches.title(&state, &session.video_id).await?;
     let v = &title.package.video;
-    let unit_seconds = v.unit_frames as f64 * v.frame_rate[1] as f64 / v.frame_rate[0] as f64;
+    let unit_seconds = v.unit_seconds();
     let (sid, uid) = (session.id.clone(), session.user_id.clone());
     let t = now();
     let (events, open) = state
@@ -100,7 +100,7 @@ pub async fn watermark(
         "video_id": title.video_id,
         "algorithm": p.watermark.algorithm,
         "strength": p.watermark.strength,
-        "unit_seconds": p.video.unit_frames as f64 * p.video.frame_rate[1] as f64 / p.video.frame_rate[0] as f64,
+        "unit_seconds": p.video.unit_seconds(),
         "unit_count": p.video.unit_count,
         "code": letters,
         "code_hash": codes::code_hash(&code),

@@ -117,9 +117,7 @@ pub async fn segment(
             if unit > package.video.unit_count {
                 return Err(no_segment());
             }
-            let unit_seconds = package.video.unit_frames as f64
-                * package.video.frame_rate[1] as f64
-                / package.video.frame_rate[0] as f64;
+            let unit_seconds = package.video.unit_seconds();
             monitor::check_pace(&state, &req, &s.session, unit_seconds).await?;
             let variant = keys
                 .variant(unit)
