@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use forensics::extract::{self, Extraction, ReferenceTitle};
-use forensics::matching::{self, Candidate, Match};
+use forensics::matching::{self, Candidate, CodeBook, Match};
 use forensics::media::decode::Limits;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -105,13 +105,13 @@ fn reference_titles(
         .collect()
 }
 
-/// The sessions that were keyed for the title, with their codes.
+/// The sessions that were keyed for the title, and their codes over the unit indexes `units`.
 fn candidates(
     db: &Db,
     secrets: &Secrets,
     video_id: &str,
-    units: u32,
-) -> Result<Vec<Candidate>, CliError> {
+    units: std::ops::Range<usize>,
+) -> Result<(Vec<Candidate>, CodeBook), CliError> {
     let mut conn = db.conn()?;
     let row = videos::get(&mut conn, video_id)?;
     let secret: [u8; 32] = sealing::open(
@@ -137,13 +137,14 @@ fn candidates(
             names.insert(s.user_id.clone(), name);
         }
         out.push(Candidate {
-            code: codes::session_code(&secret, &s.id, units),
             user: names.get(&s.user_id).cloned().unwrap_or_default(),
             session_id: s.id,
             device_id: s.device_id,
         });
     }
-    Ok(out)
+    let ids: Vec<&str> = out.iter().map(|c| c.session_id.as_str()).collect();
+    let book = CodeBook::derive(&codes::CodeKey::new(&secret), &ids, units);
+    Ok((out, book))
 }
 
 fn result_json(
@@ -222,8 +223,11 @@ pub fn analyse(
     let (matches, verdict) = match &extraction {
         None => (Vec::new(), "no_watermark"),
         Some(e) => {
-            let cands = candidates(db, secrets, &e.video_id, e.soft.len() as u32)?;
-            let ranked = matching::rank(&e.soft, &cands, MATCHES_KEPT);
+            // Only the units the suspect shows are derived and scored.
+            let observed = e.soft.iter().position(|&v| v != 0.0).unwrap_or(0)
+                ..e.soft.iter().rposition(|&v| v != 0.0).map_or(0, |k| k + 1);
+            let (cands, book) = candidates(db, secrets, &e.video_id, observed)?;
+            let ranked = matching::rank(&e.soft, &cands, &book, MATCHES_KEPT);
             let verdict = matching::verdict(&ranked, config.analysis.false_positive_threshold);
             (ranked, verdict)
         }

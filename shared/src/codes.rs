@@ -15,30 +15,54 @@ use crate::package::Variant;
 
 const LABEL: &[u8] = b"leaktrace/v1/code/";
 
-/// The first `units` bits of a session's code (index 0 = unit 1).
-pub fn session_code(video_secret: &[u8; 32], session_id: &str, units: u32) -> Vec<bool> {
-    let mut bits = Vec::with_capacity(units as usize);
-    let mut block = 0u32;
-    while bits.len() < units as usize {
-        // HMAC accepts keys of any length; 32 bytes cannot fail.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(video_secret) else {
-            break;
-        };
+/// A title's code key: the HMAC keyed with the video secret, set up once for any number of
+/// sessions (matching derives the codes of every session that streamed a title).
+#[derive(Clone)]
+pub struct CodeKey {
+    mac: Hmac<Sha256>,
+}
+
+impl CodeKey {
+    pub fn new(video_secret: &[u8; 32]) -> CodeKey {
+        CodeKey {
+            // HMAC accepts keys of any length; 32 bytes cannot fail.
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(video_secret)
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
+        }
+    }
+
+    /// Block `j` of a session's code: bits `256 j .. 256 j + 255`, most significant first.
+    pub fn block(&self, session_id: &str, j: u32) -> [u8; 32] {
+        let mut mac = self.mac.clone();
         mac.update(LABEL);
         mac.update(session_id.as_bytes());
         mac.update(&[0]);
-        mac.update(&block.to_be_bytes());
-        let out = mac.finalize().into_bytes();
-        for byte in out {
-            for i in (0..8).rev() {
-                if bits.len() < units as usize {
-                    bits.push(byte >> i & 1 == 1);
+        mac.update(&j.to_be_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The first `units` bits of a session's code (index 0 = unit 1).
+    pub fn code(&self, session_id: &str, units: u32) -> Vec<bool> {
+        let units = units as usize;
+        let mut bits = Vec::with_capacity(units);
+        let mut j = 0u32;
+        while bits.len() < units {
+            for byte in self.block(session_id, j) {
+                for i in (0..8).rev() {
+                    if bits.len() < units {
+                        bits.push(byte >> i & 1 == 1);
+                    }
                 }
             }
+            j += 1;
         }
-        block += 1;
+        bits
     }
-    bits
+}
+
+/// The first `units` bits of a session's code (index 0 = unit 1).
+pub fn session_code(video_secret: &[u8; 32], session_id: &str, units: u32) -> Vec<bool> {
+    CodeKey::new(video_secret).code(session_id, units)
 }
 
 /// The variant a session receives for 1-based unit `unit`.

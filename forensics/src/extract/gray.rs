@@ -46,7 +46,8 @@ impl Gray {
         }
     }
 
-    /// Area average of `plane` onto a `width` x `height` grid.
+    /// Area average of `plane` onto a `width` x `height` grid. Rows of a cell are summed per
+    /// column first (a loop the compiler vectorises), then the columns of each cell.
     pub fn downscale(plane: &Plane, width: usize, height: usize) -> Gray {
         let mut out = Gray::new(width, height);
         let cols: Vec<(usize, usize)> = (0..width)
@@ -55,19 +56,49 @@ impl Gray {
                 (x0, ((cx + 1) * plane.width / width).max(x0 + 1))
             })
             .collect();
-        let mut acc = vec![0u32; width];
+        let mut column_sums = vec![0u32; plane.width];
         for cy in 0..height {
             let y0 = cy * plane.height / height;
             let y1 = ((cy + 1) * plane.height / height).max(y0 + 1);
-            acc.iter_mut().for_each(|a| *a = 0);
+            column_sums.fill(0);
             for y in y0..y1 {
                 let row = &plane.data[y * plane.stride..y * plane.stride + plane.width];
-                for (a, &(x0, x1)) in acc.iter_mut().zip(&cols) {
-                    *a += row[x0..x1].iter().map(|&v| v as u32).sum::<u32>();
+                for (sum, &v) in column_sums.iter_mut().zip(row) {
+                    *sum += v as u32;
                 }
             }
-            for (cx, (&a, &(x0, x1))) in acc.iter().zip(&cols).enumerate() {
-                out.data[cy * width + cx] = a as f32 / ((x1 - x0) * (y1 - y0)) as f32;
+            let rows = (y1 - y0) as f32;
+            for (o, &(x0, x1)) in out.data[cy * width..(cy + 1) * width].iter_mut().zip(&cols) {
+                let sum: u32 = column_sums[x0..x1].iter().sum();
+                *o = sum as f32 / ((x1 - x0) as f32 * rows);
+            }
+        }
+        out
+    }
+
+    /// Area average of this image onto a smaller `width` x `height` grid (cells as in
+    /// [`Gray::downscale`]).
+    pub fn shrink(&self, width: usize, height: usize) -> Gray {
+        let mut out = Gray::new(width, height);
+        let cols: Vec<(usize, usize)> = (0..width)
+            .map(|cx| {
+                let x0 = cx * self.width / width;
+                (x0, ((cx + 1) * self.width / width).max(x0 + 1))
+            })
+            .collect();
+        let mut column_sums = vec![0f32; self.width];
+        for cy in 0..height {
+            let y0 = cy * self.height / height;
+            let y1 = ((cy + 1) * self.height / height).max(y0 + 1);
+            column_sums.fill(0.0);
+            for y in y0..y1 {
+                for (sum, &v) in column_sums.iter_mut().zip(&self.data[y * self.width..]) {
+                    *sum += v;
+                }
+            }
+            let rows = (y1 - y0) as f32;
+            for (o, &(x0, x1)) in out.data[cy * width..(cy + 1) * width].iter_mut().zip(&cols) {
+                *o = column_sums[x0..x1].iter().sum::<f32>() / ((x1 - x0) as f32 * rows);
             }
         }
         out
@@ -93,16 +124,25 @@ impl Gray {
     }
 
     /// The part `rect` of this image resampled onto a `width` x `height` grid (pixel centres).
+    /// Same values as [`Gray::sample`] at every grid point; the taps of each column and row
+    /// are computed once.
     pub fn resample(&self, rect: Rect, width: usize, height: usize) -> Gray {
         let mut out = Gray::new(width, height);
         let sx = rect.width() * self.width as f64 / width as f64;
         let sy = rect.height() * self.height as f64 / height as f64;
         let ox = rect.x0 * self.width as f64 - 0.5;
         let oy = rect.y0 * self.height as f64 - 0.5;
+        let xs: Vec<Tap> = (0..width)
+            .map(|x| Tap::new(ox + (x as f64 + 0.5) * sx, self.width))
+            .collect();
         for y in 0..height {
-            let py = oy + (y as f64 + 0.5) * sy;
-            for x in 0..width {
-                out.data[y * width + x] = self.sample(ox + (x as f64 + 0.5) * sx, py);
+            let ty = Tap::new(oy + (y as f64 + 0.5) * sy, self.height);
+            let r0 = &self.data[ty.i0 * self.width..(ty.i0 + 1) * self.width];
+            let r1 = &self.data[ty.i1 * self.width..(ty.i1 + 1) * self.width];
+            for (o, tx) in out.data[y * width..(y + 1) * width].iter_mut().zip(&xs) {
+                let top = r0[tx.i0] * (1.0 - tx.f) + r0[tx.i1] * tx.f;
+                let bottom = r1[tx.i0] * (1.0 - tx.f) + r1[tx.i1] * tx.f;
+                *o = top * (1.0 - ty.f) + bottom * ty.f;
             }
         }
         out
@@ -110,6 +150,26 @@ impl Gray {
 
     pub fn mean(&self) -> f32 {
         self.data.iter().sum::<f32>() / self.data.len().max(1) as f32
+    }
+}
+
+/// The two neighbours and the weight of the second for a bilinear sample at `p` on an axis of
+/// `len` pixels (clamped to the axis).
+struct Tap {
+    i0: usize,
+    i1: usize,
+    f: f32,
+}
+
+impl Tap {
+    fn new(p: f64, len: usize) -> Tap {
+        let p = p.clamp(0.0, (len - 1) as f64);
+        let i0 = p.floor() as usize;
+        Tap {
+            i0,
+            i1: (i0 + 1).min(len - 1),
+            f: (p - i0 as f64) as f32,
+        }
     }
 }
 
@@ -170,6 +230,8 @@ mod tests {
             2,
         );
         assert_eq!(g.data, vec![2.5, 4.5, 10.5, 12.5]);
+        assert_eq!(g.shrink(1, 1).data, vec![7.5]);
+        assert_eq!(ramp(6, 3).shrink(3, 1).data, vec![2.0, 6.0, 10.0]);
         let r = ramp(8, 6);
         let same = r.resample(Rect::FULL, 8, 6);
         for (a, b) in same.data.iter().zip(&r.data) {
@@ -193,6 +255,28 @@ mod tests {
         // Pixel (0,0) of the half-size crop is centred at (10.5, 10.5) - 0.5 = (10, 10).
         assert!((half.at(0, 0) - (10.0 * 2.0 + 10.0)).abs() < 1e-3);
         assert!((half.at(19, 19) - (29.0 * 2.0 + 29.0)).abs() < 1e-3);
+    }
+
+    #[test]
+    fn resample_equals_bilinear_sampling_at_every_grid_point() {
+        let r = ramp(37, 23);
+        let rect = Rect {
+            x0: -0.05,
+            y0: 0.1,
+            x1: 0.93,
+            y1: 1.02,
+        };
+        let (w, h) = (29, 17);
+        let g = r.resample(rect, w, h);
+        let sx = rect.width() * 37.0 / w as f64;
+        let sy = rect.height() * 23.0 / h as f64;
+        for y in 0..h {
+            for x in 0..w {
+                let px = rect.x0 * 37.0 - 0.5 + (x as f64 + 0.5) * sx;
+                let py = rect.y0 * 23.0 - 0.5 + (y as f64 + 0.5) * sy;
+                assert_eq!(g.at(x, y), r.sample(px, py), "({x}, {y})");
+            }
+        }
     }
 
     #[test]

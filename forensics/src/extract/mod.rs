@@ -15,7 +15,9 @@
 
 pub mod detect;
 pub mod gray;
+mod reference;
 pub mod spatial;
+pub mod spill;
 pub mod timing;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ use crate::media::decode::{FrameReader, Limits};
 use crate::media::MediaError;
 use crate::watermark::mask::Plane;
 use gray::{Gray, Rect};
+use rayon::prelude::*;
+use spill::{SpillReader, SpillWriter};
 
 /// Width of the full-frame grays kept for analysis (suspect and reference).
 pub const FRAME_WIDTH: usize = 384;
@@ -36,6 +40,9 @@ pub const FRAME_WIDTH: usize = 384;
 pub const GRID_WIDTH: usize = 192;
 /// Frames used for the spatial search.
 const SPATIAL_FRAMES: usize = 10;
+/// Largest spill of the suspect's analysis frames (about 25 minutes of 16:9 video at 25 fps);
+/// a longer suspect is decoded twice instead.
+const SPILL_LIMIT_BYTES: u64 = 4 << 30;
 /// Below this mean thumbnail correlation a title is not considered shown by the suspect.
 pub const MIN_TIME_SCORE: f64 = 0.6;
 
@@ -158,24 +165,36 @@ struct Survey {
     thumbs: Vec<(f64, Gray)>,
     /// Full-frame grays of frames spread over the file, by frame index.
     samples: Vec<(usize, Gray)>,
+    /// Every frame's full-frame gray, for the second pass (`None`: too long to keep).
+    frames: Option<SpillReader>,
 }
 
-fn survey(suspect: &Path, limits: &Limits) -> Result<Survey, ExtractError> {
+fn survey(suspect: &Path, work: &Path, limits: &Limits) -> Result<Survey, ExtractError> {
     let mut reader = FrameReader::open(suspect, limits)?;
     let info = reader.info().clone();
     let fps = info.fps();
     let expected = (info.duration_seconds * fps).round().max(1.0) as usize;
     let every = (expected / (SPATIAL_FRAMES * 3)).max(1);
+    let spill_path = work.join("suspect-frames");
+    let work_error = |source| ExtractError::Work {
+        path: spill_path.clone(),
+        source,
+    };
+    let mut spill = SpillWriter::create(&spill_path, SPILL_LIMIT_BYTES).map_err(work_error)?;
     let mut thumbs = Vec::new();
     let mut samples = Vec::new();
     let mut index = 0usize;
     while let Some(f) = reader.next_frame()? {
+        let full = frame_gray(&f);
         // Thumbnails of the whole frame at 4x the stored size, so that bars can be cut away
         // before they are reduced to the stored size.
-        let g = Gray::downscale(&luma(&f), THUMB_WIDTH * 4, THUMB_HEIGHT * 4);
-        thumbs.push((index as f64 / fps, g));
+        thumbs.push((
+            index as f64 / fps,
+            full.shrink(THUMB_WIDTH * 4, THUMB_HEIGHT * 4),
+        ));
+        spill.push(&full).map_err(work_error)?;
         if index % every == every / 2 {
-            samples.push((index, frame_gray(&f)));
+            samples.push((index, full));
         }
         index += 1;
     }
@@ -184,7 +203,26 @@ fn survey(suspect: &Path, limits: &Limits) -> Result<Survey, ExtractError> {
         size: [info.width, info.height],
         thumbs,
         samples,
+        frames: spill.finish().map_err(work_error)?,
     })
+}
+
+/// The suspect's frames for the second pass: read back from the spill, or decoded again.
+enum SuspectFrames {
+    Spilled(SpillReader),
+    Decoded(Box<FrameReader>),
+}
+
+impl SuspectFrames {
+    fn next_gray(&mut self, work: &Path) -> Result<Option<Gray>, ExtractError> {
+        match self {
+            SuspectFrames::Spilled(r) => r.next_frame().map_err(|source| ExtractError::Work {
+                path: work.to_path_buf(),
+                source,
+            }),
+            SuspectFrames::Decoded(r) => Ok(r.next_frame()?.as_ref().map(frame_gray)),
+        }
+    }
 }
 
 /// A reference thumbnail normalised for comparison.
@@ -193,38 +231,6 @@ fn reference_thumbs(t: &Thumbnails) -> Vec<Vec<f32>> {
         .iter()
         .map(|f| timing::normalise(&f.iter().map(|&v| v as f32).collect::<Vec<_>>()))
         .collect()
-}
-
-/// Decodes unit `unit` of `variant` (init + that unit alone: units are closed GOPs) into
-/// full-frame grays.
-fn decode_unit(
-    title: &ReferenceTitle,
-    variant: Variant,
-    unit: u32,
-    work: &Path,
-    limits: &Limits,
-) -> Result<Vec<Gray>, ExtractError> {
-    let bad = |reason: String| ExtractError::Reference {
-        video_id: title.video_id.clone(),
-        reason,
-    };
-    let init = std::fs::read(title.layout.video_init()).map_err(|e| bad(e.to_string()))?;
-    let body =
-        std::fs::read(title.layout.video_unit(variant, unit)).map_err(|e| bad(e.to_string()))?;
-    let path = work.join(format!("{}-{unit}.mp4", variant.folder()));
-    std::fs::write(&path, [init, body].concat()).map_err(|source| ExtractError::Work {
-        path: path.clone(),
-        source,
-    })?;
-    let mut reader = FrameReader::open(&path, limits)
-        .map_err(|e| bad(e.to_string()))?
-        .without_length_check();
-    let mut out = Vec::new();
-    while let Some(f) = reader.next_frame().map_err(|e| bad(e.to_string()))? {
-        out.push(frame_gray(&f));
-    }
-    let _ = std::fs::remove_file(&path);
-    Ok(out)
 }
 
 /// The grid size for a picture of `aspect` (width / height).
@@ -245,7 +251,13 @@ pub fn extract(
         path: work.to_path_buf(),
         source,
     })?;
-    let survey = survey(suspect, limits)?;
+    let started = std::time::Instant::now();
+    let mut survey = survey(suspect, work, limits)?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        frames = survey.thumbs.len(),
+        "extract: suspect surveyed"
+    );
     let bar_frames: Vec<&Gray> = survey
         .thumbs
         .iter()
@@ -285,87 +297,98 @@ pub fn extract(
 
     // Spatial search on the sampled frames, against variant A of their reference frames and
     // of those frames' neighbours in the same unit.
-    let mut pairs_data: Vec<(Gray, Vec<Gray>)> = Vec::new();
     let sus_aspect =
         active.width() * survey.size[0] as f64 / (active.height() * survey.size[1] as f64);
     let (gw, gh) = grid_size(sus_aspect);
-    for (index, g) in survey.samples.iter().take(SPATIAL_FRAMES * 3) {
-        let Some(Some(r)) = time.frames.get(*index) else {
-            continue;
-        };
-        let frames = decode_unit(title, Variant::A, unit_of(*r), work, limits)?;
-        let at = r % unit_frames;
-        let near: Vec<Gray> = frames
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i.abs_diff(at) <= 1)
-            .map(|(_, f)| f.clone())
-            .collect();
-        if !near.is_empty() {
-            pairs_data.push((g.resample(active, gw / 2, gh / 2), near));
-        }
-        if pairs_data.len() >= SPATIAL_FRAMES {
-            break;
-        }
-    }
+    let mapped: Vec<(&Gray, usize)> = survey
+        .samples
+        .iter()
+        .filter_map(|(index, g)| Some((g, time.frames.get(*index).copied().flatten()?)))
+        .take(SPATIAL_FRAMES)
+        .collect();
+    let pairs_data = mapped
+        .par_iter()
+        .map(|&(g, r)| {
+            let frames = reference::decode_unit(title, Variant::A, unit_of(r), work, limits)?;
+            let at = r % unit_frames;
+            let near: Vec<Gray> = frames
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i.abs_diff(at) <= 1)
+                .map(|(_, f)| f)
+                .collect();
+            Ok((g.resample(active, gw / 2, gh / 2), near))
+        })
+        .collect::<Result<Vec<(Gray, Vec<Gray>)>, ExtractError>>()?;
     let pairs: Vec<spatial::Pair> = pairs_data
         .iter()
+        .filter(|(_, r)| !r.is_empty())
         .map(|(s, r)| spatial::Pair {
             suspect: s,
             references: r.iter().collect(),
         })
         .collect();
     let crop = spatial::find_crop(&pairs);
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "extract: title, time and crop found"
+    );
 
     // Second pass: per-unit soft values.
-    let mut detector = detect::Detector::new(title.package.video.unit_count as usize);
-    let mut reader = FrameReader::open(suspect, limits)?;
-    let mut index = 0usize;
-    let mut current: Option<(u32, Vec<Gray>, Vec<Gray>)> = None;
-    let (mut first_unit, mut last_unit) = (u32::MAX, 0u32);
-    while let Some(f) = reader.next_frame()? {
-        let mapped = time.frames.get(index).copied().flatten();
-        index += 1;
-        let Some(r) = mapped else { continue };
-        let unit = unit_of(r);
-        if unit as usize > detector.units() {
-            continue;
-        }
-        if current.as_ref().map(|c| c.0) != Some(unit) {
-            let a = decode_unit(title, Variant::A, unit, work, limits)?;
-            let b = decode_unit(title, Variant::B, unit, work, limits)?;
-            current = Some((unit, a, b));
-        }
-        let Some((_, a, b)) = current.as_ref() else {
-            continue;
-        };
-        let s = frame_gray(&f).resample(active, gw, gh);
-        // The reference frame (or a neighbour in the unit) the suspect frame fits best.
-        let at = r % unit_frames;
-        let best = (at.saturating_sub(1)..=at + 1)
-            .filter_map(|i| {
-                Some((
-                    a.get(i)?.resample(crop, gw, gh),
-                    b.get(i)?.resample(crop, gw, gh),
-                ))
-            })
-            .map(|(ga, gb)| {
-                let mid: Vec<f32> = ga
-                    .data
-                    .iter()
-                    .zip(&gb.data)
-                    .map(|(x, y)| 0.5 * (x + y))
-                    .collect();
-                (gray::fitted_error(&s.data, &mid), ga, gb)
-            })
-            .min_by(|x, y| x.0.total_cmp(&y.0));
-        let Some((_, ga, gb)) = best else {
-            continue;
-        };
-        detector.add(unit, &s, &ga, &gb);
-        first_unit = first_unit.min(unit);
-        last_unit = last_unit.max(unit);
-    }
+    let mut frames = match survey.frames.take() {
+        Some(spilled) => SuspectFrames::Spilled(spilled),
+        None => SuspectFrames::Decoded(Box::new(FrameReader::open(suspect, limits)?)),
+    };
+    let units = title.package.video.unit_count;
+    let covered = time
+        .frames
+        .iter()
+        .flatten()
+        .map(|&r| unit_of(r))
+        .filter(|&u| u <= units);
+    let span = (
+        covered.clone().min().unwrap_or(1),
+        covered.max().unwrap_or(0),
+    );
+    let grid = reference::Grid {
+        crop,
+        width: gw,
+        height: gh,
+    };
+    let mut detector = detect::Detector::new(units as usize);
+    let (first_unit, last_unit) =
+        reference::with_units(title, span, grid, work, limits, |source| {
+            let mut index = 0usize;
+            let (mut first_unit, mut last_unit) = (u32::MAX, 0u32);
+            while let Some(frame) = frames.next_gray(work)? {
+                let mapped = time.frames.get(index).copied().flatten();
+                index += 1;
+                let Some(r) = mapped else { continue };
+                let unit = unit_of(r);
+                if unit > units {
+                    continue;
+                }
+                let reference = source.get(unit)?;
+                let s = frame.resample(active, gw, gh);
+                // The reference frame (or a neighbour in the unit) the suspect frame fits best.
+                let at = r % unit_frames;
+                let best = (at.saturating_sub(1)..=at + 1)
+                    .filter(|&i| i < reference.mid.len().min(reference.b.len()))
+                    .map(|i| (gray::fitted_error(&s.data, &reference.mid[i].data), i))
+                    .min_by(|x, y| x.0.total_cmp(&y.0));
+                let Some((_, i)) = best else {
+                    continue;
+                };
+                detector.add(unit, &s, &reference.a[i], &reference.b[i]);
+                first_unit = first_unit.min(unit);
+                last_unit = last_unit.max(unit);
+            }
+            Ok((first_unit, last_unit))
+        })?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "extract: units compared"
+    );
     let soft = detector.soft_values();
     let units_observed = soft.iter().filter(|s| **s != 0.0).count() as u32;
     Ok(Some(Extraction {

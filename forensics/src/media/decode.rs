@@ -177,7 +177,19 @@ pub(crate) fn check_file(path: &Path, limits: &Limits) -> Result<u64, MediaError
 }
 
 impl FrameReader {
+    /// Opens `path` with as many decoding threads as the machine has.
     pub fn open(path: &Path, limits: &Limits) -> Result<FrameReader, MediaError> {
+        FrameReader::open_with_threads(path, limits, 0)
+    }
+
+    /// Opens `path` with `threads` frame-decoding threads (0: as many as the machine has).
+    /// One thread suits short files decoded side by side, where frame threading would only
+    /// add start-up and latency.
+    pub fn open_with_threads(
+        path: &Path,
+        limits: &Limits,
+        threads: usize,
+    ) -> Result<FrameReader, MediaError> {
         super::init();
         let size_bytes = check_file(path, limits)?;
         let not_media = |e: ffmpeg::Error| MediaError::NotMedia {
@@ -204,7 +216,7 @@ impl FrameReader {
             .map_err(|e| undecodable(e.to_string()))?;
         ctx.set_threading(threading::Config {
             kind: threading::Type::Frame,
-            count: 0,
+            count: threads,
             ..Default::default()
         });
         let decoder = ctx
