@@ -398,3 +398,205 @@ fn security_events_are_recorded_and_listed() {
     assert_eq!(s1.len(), 2);
     assert_eq!(s1[0].id, e1.id);
 }
+
+#[test]
+fn jobs_claim_heartbeat_progress_and_finish() {
+    use super::repo::jobs::{self, Failure};
+    use chrono::Duration;
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let lease = Duration::seconds(30);
+    assert!(jobs::claim(&mut conn, "w1", lease).unwrap().is_none());
+    let first = jobs::enqueue(&mut conn, "analyse", r#"{"n":1}"#, 3).unwrap();
+    let second = jobs::enqueue(&mut conn, "analyse", r#"{"n":2}"#, 3).unwrap();
+    assert_eq!(first.status, jobs::QUEUED);
+    // Oldest first; a claimed job is nobody else's.
+    let a = jobs::claim(&mut conn, "w1", lease).unwrap().unwrap();
+    assert_eq!((a.id.as_str(), a.attempts), (first.id.as_str(), 1));
+    assert_eq!(a.lease_owner.as_deref(), Some("w1"));
+    let b = jobs::claim(&mut conn, "w2", lease).unwrap().unwrap();
+    assert_eq!(b.id, second.id);
+    assert!(jobs::claim(&mut conn, "w3", lease).unwrap().is_none());
+    // Only the holder may touch a job.
+    assert!(jobs::heartbeat(&mut conn, &a.id, "w1", lease).unwrap());
+    assert!(!jobs::heartbeat(&mut conn, &a.id, "w2", lease).unwrap());
+    assert!(jobs::progress(&mut conn, &a.id, "w1", 0.5, lease).unwrap());
+    assert_eq!(jobs::get(&mut conn, &a.id).unwrap().progress, 0.5);
+    assert!(!jobs::succeed(&mut conn, &a.id, "w2").unwrap());
+    assert!(jobs::succeed(&mut conn, &a.id, "w1").unwrap());
+    let done = jobs::get(&mut conn, &a.id).unwrap();
+    assert_eq!(
+        (done.status.as_str(), done.progress),
+        (jobs::SUCCEEDED, 1.0)
+    );
+    assert!(done.lease_owner.is_none());
+    // A permanent failure ends the job at once.
+    assert_eq!(
+        jobs::fail(&mut conn, &b.id, "w2", "not a video", Failure::Permanent).unwrap(),
+        Some(jobs::FAILED)
+    );
+    let failed = jobs::get(&mut conn, &b.id).unwrap();
+    assert_eq!(failed.last_error.as_deref(), Some("not a video"));
+    assert!(jobs::claim(&mut conn, "w1", lease).unwrap().is_none());
+    assert_eq!(jobs::count_by_status(&mut conn, jobs::FAILED).unwrap(), 1);
+}
+
+#[test]
+fn jobs_retry_with_backoff_until_attempts_are_spent_and_expired_leases_are_taken_over() {
+    use super::repo::jobs::{self, Failure};
+    use chrono::Duration;
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let lease = Duration::seconds(30);
+    let job = jobs::enqueue(&mut conn, "analyse", "{}", 2).unwrap();
+    let c = jobs::claim(&mut conn, "w1", lease).unwrap().unwrap();
+    let later = Failure::Transient {
+        retry_after: Duration::seconds(3600),
+    };
+    assert_eq!(
+        jobs::fail(&mut conn, &c.id, "w1", "database hiccup", later).unwrap(),
+        Some(jobs::QUEUED)
+    );
+    // Not before its backoff has passed.
+    assert!(jobs::claim(&mut conn, "w1", lease).unwrap().is_none());
+    let now = Failure::Transient {
+        retry_after: Duration::seconds(-1),
+    };
+    // Make it due (as if the hour had passed) and take it again: the second and last attempt.
+    diesel::update(super::schema::jobs::table.find(&job.id))
+        .set(super::schema::jobs::run_after.eq(super::now() - Duration::seconds(1)))
+        .execute(&mut conn)
+        .unwrap();
+    let c = jobs::claim(&mut conn, "w1", lease).unwrap().unwrap();
+    assert_eq!(c.attempts, 2);
+    assert_eq!(
+        jobs::fail(&mut conn, &c.id, "w1", "again", now).unwrap(),
+        Some(jobs::FAILED)
+    );
+
+    // A worker that stops renewing its lease loses the job to another.
+    let job = jobs::enqueue(&mut conn, "analyse", "{}", 3).unwrap();
+    let short = Duration::milliseconds(-1);
+    let crashed = jobs::claim(&mut conn, "crashed", short).unwrap().unwrap();
+    assert_eq!(crashed.id, job.id);
+    let taken = jobs::claim(&mut conn, "w2", lease).unwrap().unwrap();
+    assert_eq!((taken.id.as_str(), taken.attempts), (job.id.as_str(), 2));
+    assert!(!jobs::heartbeat(&mut conn, &job.id, "crashed", lease).unwrap());
+    assert_eq!(
+        jobs::fail(&mut conn, &job.id, "crashed", "late", now).unwrap(),
+        None
+    );
+    assert!(jobs::succeed(&mut conn, &job.id, "w2").unwrap());
+}
+
+#[test]
+fn concurrent_claimers_never_take_one_job_twice() {
+    use super::repo::jobs;
+    use chrono::Duration;
+    let t = TestDatabase::new();
+    let db = t.open();
+    let total = 60;
+    {
+        let mut conn = db.conn().unwrap();
+        for i in 0..total {
+            jobs::enqueue(&mut conn, "analyse", &format!("{{\"n\":{i}}}"), 1).unwrap();
+        }
+    }
+    let claimed: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let db = db.clone();
+                s.spawn(move || {
+                    let mut conn = db.conn().unwrap();
+                    let mut mine = Vec::new();
+                    while let Some(j) =
+                        jobs::claim(&mut conn, &format!("w{w}"), Duration::seconds(60)).unwrap()
+                    {
+                        assert!(jobs::succeed(&mut conn, &j.id, &format!("w{w}")).unwrap());
+                        mine.push(j.id);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let unique: std::collections::HashSet<&String> = claimed.iter().collect();
+    assert_eq!(claimed.len(), total);
+    assert_eq!(unique.len(), total);
+}
+
+#[test]
+fn audit_chain_detects_modified_removed_and_reordered_entries() {
+    use super::repo::audit::{self, Verification};
+    use super::schema::audit_log;
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    assert!(matches!(
+        audit::verify(&mut conn).unwrap(),
+        Verification::Intact { entries: 0, .. }
+    ));
+    for i in 1..=5 {
+        let e = audit::append(
+            &mut conn,
+            Some("case-1"),
+            "analyst:ann",
+            "upload",
+            &format!("{i}"),
+        )
+        .unwrap();
+        assert_eq!(e.seq, i);
+    }
+    audit::append(&mut conn, None, "system", "other", "x").unwrap();
+    assert_eq!(audit::for_case(&mut conn, "case-1").unwrap().len(), 5);
+    let head = match audit::verify(&mut conn).unwrap() {
+        Verification::Intact { entries: 6, head } => head,
+        other => panic!("{other:?}"),
+    };
+    let entries = audit::for_case(&mut conn, "case-1").unwrap();
+    assert_eq!(entries[1].prev_hash, entries[0].entry_hash);
+
+    let broken = |conn: &mut DbConnection| match audit::verify(conn).unwrap() {
+        Verification::Broken { seq, .. } => seq,
+        other => panic!("not detected: {other:?}"),
+    };
+    // Modified.
+    diesel::update(audit_log::table.find(3i64))
+        .set(audit_log::detail.eq("30"))
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(broken(&mut conn), 3);
+    diesel::update(audit_log::table.find(3i64))
+        .set(audit_log::detail.eq("3"))
+        .execute(&mut conn)
+        .unwrap();
+    assert!(matches!(
+        audit::verify(&mut conn).unwrap(),
+        Verification::Intact { head: ref h, .. } if *h == head
+    ));
+    // Reordered: entries 2 and 4 swap places (sequence numbers exchanged).
+    for (from, to) in [(2i64, 100i64), (4, 2), (100, 4)] {
+        diesel::update(audit_log::table.find(from))
+            .set(audit_log::seq.eq(to))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    assert_eq!(broken(&mut conn), 2);
+    for (from, to) in [(2i64, 100i64), (4, 2), (100, 4)] {
+        diesel::update(audit_log::table.find(from))
+            .set(audit_log::seq.eq(to))
+            .execute(&mut conn)
+            .unwrap();
+    }
+    // Removed.
+    diesel::delete(audit_log::table.find(5i64))
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(broken(&mut conn), 5);
+}

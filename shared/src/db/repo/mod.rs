@@ -2,8 +2,10 @@
 //! Every function takes a `&mut DbConnection` and runs unchanged on SQLite and PostgreSQL.
 
 pub mod api_keys;
+pub mod audit;
 pub mod cases;
 pub mod devices;
+pub mod jobs;
 pub mod security_events;
 pub mod sessions;
 pub mod users;

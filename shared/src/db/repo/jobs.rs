@@ -1,0 +1,279 @@
+//! The job queue: durable work items that any number of workers, in any number of processes
+//! and machines sharing the database, take one at a time.
+//!
+//! A worker *claims* a job by taking a lease (owner + expiry) on it; while it works it
+//! renews the lease (heartbeat) and reports progress; it ends the job as succeeded, or as
+//! failed: a transient failure goes back to the queue after a backoff until the job's
+//! attempts are spent, a permanent one ends it at once. A job whose lease expired (its worker
+//! crashed or lost the database) is claimable again. On PostgreSQL claiming is
+//! `SELECT ... FOR UPDATE SKIP LOCKED`, so concurrent claimers never wait for each other and
+//! never take the same job; on SQLite the claim runs in an immediate (write-locked)
+//! transaction.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::schema::jobs;
+use crate::db::{new_id, now, DbConnection, DbError};
+
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const SUCCEEDED: &str = "succeeded";
+pub const FAILED: &str = "failed";
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = jobs)]
+pub struct JobRow {
+    pub id: String,
+    pub kind: String,
+    pub payload: String,
+    pub status: String,
+    pub progress: f64,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_after: NaiveDateTime,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = jobs)]
+struct NewJob<'a> {
+    id: &'a str,
+    kind: &'a str,
+    payload: &'a str,
+    status: &'a str,
+    progress: f64,
+    attempts: i32,
+    max_attempts: i32,
+    run_after: NaiveDateTime,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// Queues a job of `kind` with its JSON `payload`, to run at most `max_attempts` times.
+pub fn enqueue(
+    conn: &mut DbConnection,
+    kind: &str,
+    payload: &str,
+    max_attempts: i32,
+) -> Result<JobRow, DbError> {
+    let id = new_id();
+    let t = now();
+    diesel::insert_into(jobs::table)
+        .values(NewJob {
+            id: &id,
+            kind,
+            payload,
+            status: QUEUED,
+            progress: 0.0,
+            attempts: 0,
+            max_attempts: max_attempts.max(1),
+            run_after: t,
+            created_at: t,
+            updated_at: t,
+        })
+        .execute(conn)?;
+    get(conn, &id)
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<JobRow, DbError> {
+    jobs::table
+        .find(id)
+        .select(JobRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(DbError::NotFound("job"))
+}
+
+/// The filter of claimable jobs at time `t`: queued and due, or running with an expired
+/// lease (its worker is gone).
+macro_rules! claimable {
+    ($t:expr) => {
+        jobs::status
+            .eq(QUEUED)
+            .and(jobs::run_after.le($t))
+            .or(jobs::status.eq(RUNNING).and(jobs::lease_expires_at.lt($t)))
+    };
+}
+
+/// Takes job `$id` (if any) for `$owner` on the concrete connection `$c`, inside the claim's
+/// transaction.
+macro_rules! take {
+    ($c:expr, $id:expr, $owner:expr, $until:expr, $t:expr) => {{
+        match $id {
+            None => Ok(None),
+            Some(id) => {
+                diesel::update(jobs::table.find(&id))
+                    .set((
+                        jobs::status.eq(RUNNING),
+                        jobs::lease_owner.eq(Some($owner)),
+                        jobs::lease_expires_at.eq(Some($until)),
+                        jobs::attempts.eq(jobs::attempts + 1),
+                        jobs::updated_at.eq($t),
+                    ))
+                    .execute($c)?;
+                jobs::table
+                    .find(&id)
+                    .select(JobRow::as_select())
+                    .first($c)
+                    .map(Some)
+            }
+        }
+    }};
+}
+
+/// Takes the oldest claimable job for `owner` with a lease of `lease`; `None` when there is
+/// nothing to do. The claim counts as an attempt.
+pub fn claim(
+    conn: &mut DbConnection,
+    owner: &str,
+    lease: Duration,
+) -> Result<Option<JobRow>, DbError> {
+    let t = now();
+    let until = t + lease;
+    let claimed = match conn {
+        DbConnection::Postgresql(pg) => pg.transaction(|pg| {
+            let id: Option<String> = jobs::table
+                .filter(claimable!(t))
+                .order((jobs::run_after.asc(), jobs::created_at.asc()))
+                .select(jobs::id)
+                .for_update()
+                .skip_locked()
+                .first(pg)
+                .optional()?;
+            take!(pg, id, owner, until, t)
+        }),
+        DbConnection::Sqlite(lite) => lite.immediate_transaction(|lite| {
+            let id: Option<String> = jobs::table
+                .filter(claimable!(t))
+                .order((jobs::run_after.asc(), jobs::created_at.asc()))
+                .select(jobs::id)
+                .first(lite)
+                .optional()?;
+            take!(lite, id, owner, until, t)
+        }),
+    };
+    Ok(claimed?)
+}
+
+/// The lease of `owner` on a running job, as a filter: only the job's current holder may
+/// touch it (a worker whose lease expired and was taken over has lost the job).
+macro_rules! held_by {
+    ($id:expr, $owner:expr) => {
+        jobs::table
+            .find($id)
+            .filter(jobs::status.eq(RUNNING))
+            .filter(jobs::lease_owner.eq($owner))
+    };
+}
+
+/// Renews `owner`'s lease; `false` when the job is no longer held by `owner`.
+pub fn heartbeat(
+    conn: &mut DbConnection,
+    id: &str,
+    owner: &str,
+    lease: Duration,
+) -> Result<bool, DbError> {
+    let t = now();
+    let n = diesel::update(held_by!(id, owner))
+        .set((
+            jobs::lease_expires_at.eq(Some(t + lease)),
+            jobs::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Records progress (0..1) and renews the lease; `false` when the job is no longer held.
+pub fn progress(
+    conn: &mut DbConnection,
+    id: &str,
+    owner: &str,
+    progress: f64,
+    lease: Duration,
+) -> Result<bool, DbError> {
+    let t = now();
+    let n = diesel::update(held_by!(id, owner))
+        .set((
+            jobs::progress.eq(progress.clamp(0.0, 1.0)),
+            jobs::lease_expires_at.eq(Some(t + lease)),
+            jobs::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Ends a held job as succeeded; `false` when it was no longer held.
+pub fn succeed(conn: &mut DbConnection, id: &str, owner: &str) -> Result<bool, DbError> {
+    let n = diesel::update(held_by!(id, owner))
+        .set((
+            jobs::status.eq(SUCCEEDED),
+            jobs::progress.eq(1.0),
+            jobs::lease_owner.eq(None::<String>),
+            jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+            jobs::last_error.eq(None::<String>),
+            jobs::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// How a failed attempt ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth another attempt (after `retry_after`) while attempts remain.
+    Transient { retry_after: Duration },
+    /// Another attempt would fail the same way.
+    Permanent,
+}
+
+/// Ends a held job's attempt with `error`. Returns the job's new status (`queued` again or
+/// `failed`), `None` when it was no longer held.
+pub fn fail(
+    conn: &mut DbConnection,
+    id: &str,
+    owner: &str,
+    error: &str,
+    failure: Failure,
+) -> Result<Option<&'static str>, DbError> {
+    conn.transaction(|c| {
+        let Some(job) = held_by!(id, owner)
+            .select(JobRow::as_select())
+            .first(c)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let t = now();
+        let retry = match failure {
+            Failure::Transient { retry_after } if job.attempts < job.max_attempts => {
+                Some(t + retry_after)
+            }
+            _ => None,
+        };
+        let status = if retry.is_some() { QUEUED } else { FAILED };
+        diesel::update(jobs::table.find(id))
+            .set((
+                jobs::status.eq(status),
+                jobs::run_after.eq(retry.unwrap_or(job.run_after)),
+                jobs::lease_owner.eq(None::<String>),
+                jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+                jobs::last_error.eq(Some(error)),
+                jobs::updated_at.eq(t),
+            ))
+            .execute(c)?;
+        Ok(Some(status))
+    })
+}
+
+/// Jobs by status, for monitoring and tests.
+pub fn count_by_status(conn: &mut DbConnection, status: &str) -> Result<i64, DbError> {
+    Ok(jobs::table
+        .filter(jobs::status.eq(status))
+        .count()
+        .get_result(conn)?)
+}
