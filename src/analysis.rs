@@ -6,16 +6,17 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use forensics::extract::{self, Extraction, ReferenceTitle};
+use forensics::extract::{self, Extraction, Progress, ReferenceTitle};
 use forensics::matching::{self, Candidate, CodeBook, Match};
 use forensics::media::decode::Limits;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use shared::codes;
 use shared::config::Config;
-use shared::db::repo::cases::{self, NewCase, NewMatch};
-use shared::db::repo::{sessions, users, videos};
-use shared::db::{Db, DbError};
+use shared::db::repo::cases::{self, CaseRow, NewCase, NewMatch};
+use shared::db::repo::security_events::{self, NewEvent, Severity};
+use shared::db::repo::{audit, sessions, users, videos};
+use shared::db::{Db, DbConnection, DbError};
 use shared::marker::{self, MarkerSigner};
 use shared::sealing;
 use shared::secrets::Secrets;
@@ -33,7 +34,8 @@ pub struct Submitter<'a> {
     pub id: Option<&'a str>,
 }
 
-fn limits(config: &Config) -> Limits {
+/// The media limits of an analysis.
+pub fn limits(config: &Config) -> Limits {
     Limits {
         max_input_bytes: config.limits.max_input_bytes,
         max_duration_seconds: config.limits.max_media_seconds,
@@ -84,6 +86,17 @@ fn metadata_layer(path: &Path, signer: &MarkerSigner) -> Value {
     }
 }
 
+/// Refuses a named title that was never packaged.
+pub fn check_title(db: &Db, video: Option<&str>) -> Result<(), CliError> {
+    if let Some(id) = video {
+        videos::get(&mut *db.conn()?, id).map_err(|e| match e {
+            DbError::NotFound(_) => CliError::input(format!("no packaged title has id {id}")),
+            other => other.into(),
+        })?;
+    }
+    Ok(())
+}
+
 /// The titles to compare the suspect with: the one named, or every packaged title.
 fn reference_titles(
     config: &Config,
@@ -111,7 +124,7 @@ fn candidates(
     secrets: &Secrets,
     video_id: &str,
     units: std::ops::Range<usize>,
-) -> Result<(Vec<Candidate>, CodeBook), CliError> {
+) -> Result<(Vec<Candidate>, CodeBook, codes::CodeKey), CliError> {
     let mut conn = db.conn()?;
     let row = videos::get(&mut conn, video_id)?;
     let secret: [u8; 32] = sealing::open(
@@ -143,8 +156,9 @@ fn candidates(
         });
     }
     let ids: Vec<&str> = out.iter().map(|c| c.session_id.as_str()).collect();
-    let book = CodeBook::derive(&codes::CodeKey::new(&secret), &ids, units);
-    Ok((out, book))
+    let key = codes::CodeKey::new(&secret);
+    let book = CodeBook::derive(&key, &ids, units);
+    Ok((out, book, key))
 }
 
 fn result_json(
@@ -172,43 +186,111 @@ fn result_json(
     })
 }
 
-/// Analyses `suspect`, records the case and returns the extract JSON.
-pub fn analyse(
+/// A suspect handed in: who, what file (already on disk, hashed), what they expect.
+pub struct Submission<'a> {
+    pub submitter: Submitter<'a>,
+    pub file_name: &'a str,
+    pub stored_path: &'a Path,
+    pub size: u64,
+    pub sha256: &'a str,
+    pub video_id: Option<&'a str>,
+    pub expected_watermark_hash: Option<&'a str>,
+}
+
+/// The audit trail's name for a submitter.
+pub fn actor(submitter: &Submitter) -> String {
+    format!("{}:{}", submitter.kind, submitter.id.unwrap_or("-"))
+}
+
+/// Records a case for a submission, in `status` (`queued` for a job, `running` for the CLI),
+/// with its audit entry.
+pub fn open_case(db: &Db, submission: &Submission, status: &str) -> Result<CaseRow, CliError> {
+    let mut conn = db.conn()?;
+    let case = cases::create(
+        &mut conn,
+        &NewCase {
+            submitter_kind: submission.submitter.kind,
+            submitter_id: submission.submitter.id,
+            file_name: submission.file_name,
+            file_size: submission.size as i64,
+            file_sha256: submission.sha256,
+            stored_path: &submission.stored_path.to_string_lossy(),
+            video_id: submission.video_id,
+            expected_watermark_hash: submission.expected_watermark_hash,
+        },
+        status,
+    )?;
+    let detail = json!({
+        "file_name": submission.file_name, "size": submission.size,
+        "sha256": submission.sha256, "video_id": submission.video_id,
+        "expected_watermark_hash": submission.expected_watermark_hash,
+    });
+    audit::append(
+        &mut conn,
+        Some(&case.id),
+        &actor(&submission.submitter),
+        "suspect_submitted",
+        &detail.to_string(),
+    )?;
+    Ok(case)
+}
+
+/// Whether the code of the best match hashes to what the submitter expected.
+fn expected_hash_finding(
+    expected: Option<&str>,
+    best: Option<&Match>,
+    key: Option<&codes::CodeKey>,
+    units: u32,
+) -> Value {
+    let Some(expected) = expected else {
+        return Value::Null;
+    };
+    let found = best
+        .zip(key)
+        .map(|(m, k)| codes::code_hash(&k.code(&m.session_id, units)));
+    json!({
+        "expected": expected,
+        "best_match_code_hash": found,
+        "equal": found.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(expected.trim())),
+    })
+}
+
+/// Analyses the suspect of `case`, finishes the case (or marks it failed) and returns the
+/// extract JSON. An `identified` verdict raises a `piracy_detected` security event tied to
+/// the session, its user and device.
+pub fn run_case(
     config: &Config,
     db: &Db,
     secrets: &Secrets,
-    suspect: &Path,
-    video: Option<&str>,
-    submitter: Submitter,
+    case: &CaseRow,
+    actor: &str,
+    progress: Progress,
 ) -> Result<Value, CliError> {
-    let (size, sha256) = sha256_file(suspect)?;
-    let titles = reference_titles(config, db, video)?;
-    let file_name = suspect
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stored: PathBuf = std::fs::canonicalize(suspect).unwrap_or_else(|_| suspect.to_path_buf());
-    let case = cases::create(
+    let suspect = Path::new(&case.stored_path);
+    let titles = reference_titles(config, db, case.video_id.as_deref())?;
+    audit::append(
         &mut *db.conn()?,
-        &NewCase {
-            submitter_kind: submitter.kind,
-            submitter_id: submitter.id,
-            file_name: &file_name,
-            file_size: size as i64,
-            file_sha256: &sha256,
-            stored_path: &stored.to_string_lossy(),
-            video_id: video,
-            expected_watermark_hash: None,
-        },
-        "running",
+        Some(&case.id),
+        actor,
+        "analysis_started",
+        "{}",
     )?;
     let work = config.data_dir.join("work").join(&case.id);
-    let outcome = extract::extract(suspect, &titles, &work, &limits(config));
+    let outcome = extract::extract(suspect, &titles, &work, &limits(config), progress);
     let _ = std::fs::remove_dir_all(&work);
     let extraction = match outcome {
         Ok(e) => e,
         Err(e) => {
-            let _ = cases::fail(&mut *db.conn()?, &case.id, &e.to_string());
+            let mut conn = db.conn()?;
+            let _ = cases::fail(&mut conn, &case.id, &e.to_string());
+            let detail = json!({"code": e.code(), "reason": e.to_string()});
+            let _ = audit::append(
+                &mut conn,
+                Some(&case.id),
+                actor,
+                "analysis_failed",
+                &detail.to_string(),
+            );
             return Err(if e.is_input_error() {
                 CliError::Input(e.into())
             } else {
@@ -220,19 +302,26 @@ pub fn analyse(
         suspect,
         &MarkerSigner::from_master_key(secrets.master_key()),
     );
-    let (matches, verdict) = match &extraction {
-        None => (Vec::new(), "no_watermark"),
+    let (matches, verdict, key) = match &extraction {
+        None => (Vec::new(), "no_watermark", None),
         Some(e) => {
             // Only the units the suspect shows are derived and scored.
             let observed = e.soft.iter().position(|&v| v != 0.0).unwrap_or(0)
                 ..e.soft.iter().rposition(|&v| v != 0.0).map_or(0, |k| k + 1);
-            let (cands, book) = candidates(db, secrets, &e.video_id, observed)?;
+            let (cands, book, key) = candidates(db, secrets, &e.video_id, observed)?;
             let ranked = matching::rank(&e.soft, &cands, &book, MATCHES_KEPT);
             let verdict = matching::verdict(&ranked, config.analysis.false_positive_threshold);
-            (ranked, verdict)
+            (ranked, verdict, Some(key))
         }
     };
-    let result = result_json(&case.id, extraction.as_ref(), &matches, verdict, metadata);
+    let mut result = result_json(&case.id, extraction.as_ref(), &matches, verdict, metadata);
+    let units = extraction.as_ref().map_or(0, |e| e.soft.len() as u32);
+    result["expected_watermark_hash"] = expected_hash_finding(
+        case.expected_watermark_hash.as_deref(),
+        matches.first(),
+        key.as_ref(),
+        units,
+    );
     let ranked: Vec<NewMatch> = matches
         .iter()
         .map(|m| NewMatch {
@@ -241,13 +330,124 @@ pub fn analyse(
             false_positive_probability: m.false_positive_probability,
         })
         .collect();
+    let mut conn = db.conn()?;
     cases::finish(
-        &mut *db.conn()?,
+        &mut conn,
         &case.id,
         extraction.as_ref().map(|e| e.video_id.as_str()),
         verdict,
         &result.to_string(),
         &ranked,
     )?;
+    let summary = json!({
+        "verdict": verdict,
+        "video_id": extraction.as_ref().map(|e| e.video_id.clone()),
+        "best_match": matches.first().map(|m| json!({
+            "session_id": m.session_id, "score": m.score,
+            "false_positive_probability": m.false_positive_probability,
+        })),
+    });
+    audit::append(
+        &mut conn,
+        Some(&case.id),
+        actor,
+        "analysis_finished",
+        &summary.to_string(),
+    )?;
+    if verdict == "identified" {
+        if let Some(best) = matches.first() {
+            raise_detection(&mut conn, &case.id, best)?;
+        }
+    }
     Ok(result)
+}
+
+/// The piracy detection event of an identified case.
+fn raise_detection(conn: &mut DbConnection, case_id: &str, best: &Match) -> Result<(), CliError> {
+    let session = sessions::get(conn, &best.session_id)?;
+    let detail = json!({
+        "case_id": case_id,
+        "score": best.score,
+        "false_positive_probability": best.false_positive_probability,
+    })
+    .to_string();
+    security_events::record(
+        conn,
+        Severity::Critical,
+        &NewEvent {
+            kind: "piracy_detected",
+            session_id: Some(&session.id),
+            user_id: Some(&session.user_id),
+            device_id: Some(&session.device_id),
+            address: None,
+            detail: &detail,
+        },
+    )?;
+    Ok(())
+}
+
+/// Analyses `suspect` at once (the CLI): records the case and returns the extract JSON.
+pub fn analyse(
+    config: &Config,
+    db: &Db,
+    secrets: &Secrets,
+    suspect: &Path,
+    video: Option<&str>,
+    submitter: Submitter,
+) -> Result<Value, CliError> {
+    let (size, sha256) = sha256_file(suspect)?;
+    let file_name = suspect
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stored: PathBuf = std::fs::canonicalize(suspect).unwrap_or_else(|_| suspect.to_path_buf());
+    // An unknown title is the submitter's mistake, before any case is recorded.
+    check_title(db, video)?;
+    let actor = actor(&submitter);
+    let case = open_case(
+        db,
+        &Submission {
+            submitter,
+            file_name: &file_name,
+            stored_path: &stored,
+            size,
+            sha256: &sha256,
+            video_id: video,
+            expected_watermark_hash: None,
+        },
+        "running",
+    )?;
+    run_case(config, db, secrets, &case, &actor, &|_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn best(session: &str) -> Match {
+        Match {
+            session_id: session.into(),
+            user: "u".into(),
+            device_id: "d".into(),
+            score: 9.0,
+            false_positive_probability: 1e-12,
+            unit_agreement: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_expected_hash_is_compared_with_the_best_matchs_code() {
+        let key = codes::CodeKey::new(&[3u8; 32]);
+        let right = codes::code_hash(&key.code("s1", 40));
+        let m = best("s1");
+        let found = expected_hash_finding(Some(&right.to_uppercase()), Some(&m), Some(&key), 40);
+        assert_eq!(found["equal"], true);
+        assert_eq!(found["best_match_code_hash"], right.as_str());
+        let other = expected_hash_finding(Some(&"0".repeat(64)), Some(&m), Some(&key), 40);
+        assert_eq!(other["equal"], false);
+        let none = expected_hash_finding(Some(&right), None, Some(&key), 40);
+        assert_eq!(none["equal"], false);
+        assert!(none["best_match_code_hash"].is_null());
+        assert!(expected_hash_finding(None, Some(&m), Some(&key), 40).is_null());
+    }
 }

@@ -59,6 +59,18 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Print the effective configuration (secrets redacted)
     Config,
+    /// Run analysis workers only (no HTTP): they share the job queue with every other worker
+    /// and server on the same database
+    Worker {
+        /// Worker threads [default: 1]
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        threads: u32,
+    },
+    /// The evidence audit trail
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run the HTTP server
     Serve {
         /// Address and port to listen on [default: 127.0.0.1:8080]
@@ -121,6 +133,12 @@ pub enum UserCommand {
     Disable { name: String },
     /// Allow a disabled user to sign in again
     Enable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole hash chain; prints the head hash, or where the chain breaks (exit 1)
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

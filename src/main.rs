@@ -5,6 +5,7 @@ mod analysis;
 mod cli;
 mod commands;
 mod error;
+mod evidence;
 mod http;
 mod logging;
 

@@ -5,69 +5,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::media::{clip, ffmpeg, ClipSpec};
-use common::viewer::{Client, PASSWORD};
-use common::{Harness, Server};
+use common::leaks::{leak, packaged};
+use common::media::ffmpeg;
+use common::Harness;
 use forensics::statistics;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use shared::db::repo::cases;
-
-struct Title {
-    h: Harness,
-    dir: tempfile::TempDir,
-    video_id: String,
-    units: u32,
-}
-
-fn packaged(seconds: f64) -> Title {
-    let h = Harness::new();
-    for user in ["vic", "val", "vera"] {
-        h.add_user(user, "viewer", PASSWORD);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let input = clip(
-        dir.path(),
-        "title.mp4",
-        &ClipSpec {
-            size: "480x270",
-            rate: "25",
-            seconds,
-            audio: false,
-            vf: None,
-            codec: &["-c:v", "libx264", "-crf", "18"],
-        },
-    );
-    let out = h.run(
-        &[
-            "package",
-            input.to_str().unwrap(),
-            "--title",
-            "Leakable",
-            "--json",
-        ],
-        None,
-    );
-    out.success();
-    let v: Value = serde_json::from_str(out.stdout().trim()).unwrap();
-    Title {
-        video_id: v["video_id"].as_str().unwrap().to_string(),
-        units: v["units"].as_u64().unwrap() as u32,
-        h,
-        dir,
-    }
-}
-
-/// What a leaking viewer saves: the decrypted init segment and every unit, joined.
-fn leak(server: &Server, user: &str, fp: &str, t: &Title, out: &Path) -> String {
-    let client = Client::start(server, user, fp, &t.video_id);
-    let mut bytes = client.segment("init");
-    for k in 1..=t.units {
-        bytes.extend(client.segment(&k.to_string()));
-    }
-    std::fs::write(out, bytes).unwrap();
-    client.session_id.clone()
-}
 
 fn extract(h: &Harness, suspect: &Path, extra: &[&str]) -> Value {
     let mut args = vec!["extract", suspect.to_str().unwrap(), "--json"];

@@ -13,21 +13,6 @@ use shared::sealing;
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/bigbuckbunny.mp4");
 
-fn package_json(h: &Harness, input: &Path, title: &str, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec![
-        "package",
-        input.to_str().unwrap(),
-        "--title",
-        title,
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    let out = h.run(&args, None);
-    out.success();
-    let line = out.stdout();
-    serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("--json output ({e}): {line}"))
-}
-
 fn manifest(h: &Harness, video_id: &str) -> (Layout, PackageManifest) {
     let layout = Layout::new(h.data_dir.join("videos").join(video_id));
     let text = std::fs::read(layout.manifest()).expect("package.json");
@@ -49,7 +34,7 @@ fn assemble(layout: &Layout, units: u32, choose: impl Fn(u32) -> Variant, out: &
 #[test]
 fn sample_packages_and_random_ab_mixes_decode_exactly() {
     let h = Harness::new();
-    let out = package_json(&h, Path::new(SAMPLE), "Big Buck Bunny", &[]);
+    let out = h.package(Path::new(SAMPLE), "Big Buck Bunny", &[]);
     let id = out["video_id"].as_str().unwrap().to_string();
     assert_eq!(out["title"], "Big Buck Bunny");
     assert_eq!(out["units"], 6);
@@ -253,7 +238,7 @@ fn clips_of_many_shapes_rates_and_containers_package() {
     let h = Harness::new();
     for s in &shapes {
         let input = clip(dir.path(), s.name, &s.spec);
-        let out = package_json(&h, &input, s.name, &[]);
+        let out = h.package(&input, s.name, &[]);
         let id = out["video_id"].as_str().unwrap();
         assert_eq!(
             (
@@ -445,7 +430,7 @@ fn a_title_that_exists_is_refused_before_any_work() {
             ..spec("160x90", "25", false, None, &["-c:v", "libx264"])
         },
     );
-    package_json(&h, &input, "Only Once", &[]);
+    h.package(&input, "Only Once", &[]);
     let before = video_dir_entries(&h);
     h.run(
         &["package", input.to_str().unwrap(), "--title", "Only Once"],
@@ -493,7 +478,7 @@ fn every_shared_development_clip_packages() {
             continue;
         }
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let out = package_json(&h, &path, &name, &[]);
+        let out = h.package(&path, &name, &[]);
         let (layout, m) = manifest(&h, out["video_id"].as_str().unwrap());
         let joined = dir.path().join(format!("{name}.b.mp4"));
         assemble(&layout, m.video.unit_count, |_| Variant::B, &joined);

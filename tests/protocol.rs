@@ -32,23 +32,8 @@ fn setup() -> (Harness, Server, String, tempfile::TempDir) {
             codec: &["-c:v", "libx264"],
         },
     );
-    let out = h.run(
-        &[
-            "package",
-            input.to_str().unwrap(),
-            "--title",
-            "Protocol Title",
-            "--unit-seconds",
-            "0.5",
-            "--json",
-        ],
-        None,
-    );
-    out.success();
-    let id = serde_json::from_str::<serde_json::Value>(out.stdout().trim()).unwrap()["video_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let v = h.package(&input, "Protocol Title", &["--unit-seconds", "0.5"]);
+    let id = v["video_id"].as_str().unwrap().to_string();
     let server = h.serve(&[]);
     (h, server, id, dir)
 }

@@ -34,18 +34,7 @@ fn packaged() -> (Harness, String, tempfile::TempDir) {
             codec: &["-c:v", "libx264"],
         },
     );
-    let out = h.run(
-        &[
-            "package",
-            input.to_str().unwrap(),
-            "--title",
-            "Monitored",
-            "--json",
-        ],
-        None,
-    );
-    out.success();
-    let id = serde_json::from_str::<serde_json::Value>(out.stdout().trim()).unwrap()["video_id"]
+    let id = h.package(&input, "Monitored", &[])["video_id"]
         .as_str()
         .unwrap()
         .to_string();

@@ -91,6 +91,47 @@ pub struct Config {
     pub limits: MediaLimits,
     pub monitoring: Monitoring,
     pub analysis: Analysis,
+    pub evidence: Evidence,
+}
+
+/// The evidence pipeline: uploads and the analysis jobs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// Largest suspect upload accepted (413 beyond).
+    pub max_upload_bytes: u64,
+    /// The folder crawlers drop suspect files into (`video_file_path` submissions must lie
+    /// inside it); `None`: `inbox` in the data dir.
+    pub inbox_dir: Option<PathBuf>,
+    /// Analysis workers `leaktrace serve` runs beside the server (0: leave the jobs to
+    /// `leaktrace worker` processes).
+    pub workers: u32,
+    /// A job's lease: a worker renews it while it works; when it lapses (the worker died),
+    /// another worker takes the job over.
+    pub job_lease_seconds: u64,
+    /// Attempts of a job that keeps failing for transient reasons.
+    pub job_max_attempts: u32,
+}
+
+impl Default for Evidence {
+    fn default() -> Self {
+        Evidence {
+            max_upload_bytes: 4 << 30,
+            inbox_dir: None,
+            workers: 1,
+            job_lease_seconds: 60,
+            job_max_attempts: 3,
+        }
+    }
+}
+
+impl Config {
+    /// Where crawler-dropped suspect files are accepted from.
+    pub fn inbox_dir(&self) -> PathBuf {
+        self.evidence
+            .inbox_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("inbox"))
+    }
 }
 
 /// How leak analysis decides.
@@ -221,6 +262,7 @@ impl Default for Config {
             limits: MediaLimits::default(),
             monitoring: Monitoring::default(),
             analysis: Analysis::default(),
+            evidence: Evidence::default(),
         }
     }
 }
@@ -243,6 +285,18 @@ pub struct PartialConfig {
     pub monitoring: PartialMonitoring,
     #[serde(default)]
     pub analysis: PartialAnalysis,
+    #[serde(default)]
+    pub evidence: PartialEvidence,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialEvidence {
+    pub max_upload_bytes: Option<u64>,
+    pub inbox_dir: Option<PathBuf>,
+    pub workers: Option<u32>,
+    pub job_lease_seconds: Option<u64>,
+    pub job_max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -358,6 +412,13 @@ impl PartialConfig {
             analysis: PartialAnalysis {
                 false_positive_threshold: parse_env(env, "LEAKTRACE_FALSE_POSITIVE_THRESHOLD")?,
             },
+            evidence: PartialEvidence {
+                max_upload_bytes: parse_env(env, "LEAKTRACE_MAX_UPLOAD_BYTES")?,
+                inbox_dir: get("LEAKTRACE_INBOX_DIR").map(PathBuf::from),
+                workers: parse_env(env, "LEAKTRACE_WORKERS")?,
+                job_lease_seconds: parse_env(env, "LEAKTRACE_JOB_LEASE_SECONDS")?,
+                job_max_attempts: parse_env(env, "LEAKTRACE_JOB_MAX_ATTEMPTS")?,
+            },
         })
     }
 }
@@ -437,6 +498,22 @@ impl Config {
         if let Some(v) = layer.analysis.false_positive_threshold {
             self.analysis.false_positive_threshold = v;
         }
+        let (e, l) = (&mut self.evidence, layer.evidence);
+        if let Some(v) = l.max_upload_bytes {
+            e.max_upload_bytes = v;
+        }
+        if let Some(v) = l.inbox_dir {
+            e.inbox_dir = Some(v);
+        }
+        if let Some(v) = l.workers {
+            e.workers = v;
+        }
+        if let Some(v) = l.job_lease_seconds {
+            e.job_lease_seconds = v;
+        }
+        if let Some(v) = l.job_max_attempts {
+            e.job_max_attempts = v;
+        }
         self
     }
 
@@ -465,6 +542,12 @@ impl Config {
             return Err(ConfigError::Value {
                 key: "limits.max_media_seconds".into(),
                 message: "must be positive".into(),
+            });
+        }
+        if self.evidence.job_lease_seconds == 0 || self.evidence.job_max_attempts == 0 {
+            return Err(ConfigError::Value {
+                key: "evidence.job_lease_seconds / job_max_attempts".into(),
+                message: "must be at least 1".into(),
             });
         }
         let t = self.analysis.false_positive_threshold;
@@ -549,6 +632,15 @@ impl Config {
             limits: MediaLimits,
             monitoring: Monitoring,
             analysis: Analysis,
+            evidence: EvidenceView,
+        }
+        #[derive(Serialize)]
+        struct EvidenceView {
+            max_upload_bytes: u64,
+            inbox_dir: String,
+            workers: u32,
+            job_lease_seconds: u64,
+            job_max_attempts: u32,
         }
         #[derive(Serialize)]
         struct ServerView<'a> {
@@ -581,6 +673,13 @@ impl Config {
             limits: self.limits,
             monitoring: self.monitoring,
             analysis: self.analysis,
+            evidence: EvidenceView {
+                max_upload_bytes: self.evidence.max_upload_bytes,
+                inbox_dir: self.inbox_dir().display().to_string(),
+                workers: self.evidence.workers,
+                job_lease_seconds: self.evidence.job_lease_seconds,
+                job_max_attempts: self.evidence.job_max_attempts,
+            },
         };
         toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

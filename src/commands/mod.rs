@@ -1,6 +1,7 @@
 //! The CLI commands: thin wrappers that validate input and call the domain and db layers.
 
 mod accounts;
+mod audit;
 mod extract;
 mod package;
 
@@ -35,6 +36,26 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), CliEr
         Command::Apikey { command } => accounts::apikey(&config, command),
         Command::Package(args) => package::run(&config, args),
         Command::Extract(args) => extract::run(&config, args),
+        Command::Audit { command } => audit::run(&config, command),
+        Command::Worker { threads } => {
+            let (db, _) = open_database(&config)?;
+            let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;
+            // Runs until the process is stopped: a job it held is taken over by another
+            // worker once its lease lapses.
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let workers = crate::evidence::worker::spawn_workers(
+                &config,
+                &db,
+                &secrets,
+                threads.max(1),
+                stop,
+            );
+            println!("leaktrace worker: {} analysis thread(s)", workers.len());
+            for w in workers {
+                let _ = w.join();
+            }
+            Ok(())
+        }
         Command::Serve { .. } => {
             let (db, _) = open_database(&config)?;
             // Created here on first use, so that a bad or unreadable secret stops start-up.

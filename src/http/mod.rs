@@ -1,6 +1,7 @@
 //! Server assembly: shared state, middleware and routes. Handlers stay thin and call into the
 //! domain and db layers; errors leave through [`streaming::ApiError`].
 
+mod evidence;
 mod health;
 mod pages;
 
@@ -23,12 +24,18 @@ const JSON_LIMIT: usize = 64 * 1024;
 /// What every handler can reach. Built once at start-up; no globals.
 pub struct AppState {
     pub db: Db,
+    pub config: Config,
     pub started: Instant,
 }
 
 /// Registers every route. Unknown paths and methods answer with the JSON error shape.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.configure(streaming::routes)
+        .service(
+            resource("/api/verify-watermark/").route(web::post().to(evidence::verify_watermark)),
+        )
+        .service(resource("/api/cases/{case_id}/").route(web::get().to(evidence::case_status)))
         .service(
             web::resource("/")
                 .route(web::get().to(pages::landing))
@@ -69,8 +76,18 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
         config.data_dir.clone(),
         config.monitoring,
     ));
+    // Analysis workers beside the server, stopped when it stops.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers = crate::evidence::worker::spawn_workers(
+        config,
+        &db,
+        secrets,
+        config.evidence.workers,
+        stop.clone(),
+    );
     let state = web::Data::new(AppState {
         db,
+        config: config.clone(),
         started: Instant::now(),
     });
     actix_web::rt::System::new().block_on(async move {
@@ -111,5 +128,10 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
             println!("leaktrace listening on http://{addr}/");
         }
         server.run().await.map_err(CliError::from)
-    })
+    })?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(())
 }

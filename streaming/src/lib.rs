@@ -3,7 +3,7 @@
 //! It never calls FFmpeg.
 
 mod activity;
-mod auth;
+pub mod auth;
 mod cache;
 pub mod crypto;
 mod demo_handlers;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod evidence;
+pub mod leaks;
 pub mod media;
 pub mod viewer;
 
@@ -80,6 +82,23 @@ impl Harness {
             .args(extra)
             .envs(env.iter().copied());
         Server::start(c)
+    }
+
+    /// Packages `input` as `title` through the CLI (`extra`: more package flags); returns
+    /// the command's JSON object.
+    pub fn package(&self, input: &Path, title: &str, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec![
+            "package",
+            input.to_str().unwrap(),
+            "--title",
+            title,
+            "--json",
+        ];
+        args.extend(extra);
+        let out = self.run(&args, None);
+        out.success();
+        let line = out.stdout();
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("--json output ({e}): {line}"))
     }
 
     /// Adds a user with `role` and `password` through the CLI.
@@ -251,17 +270,22 @@ pub fn send(
         Some(b) => req.send_json(b.clone()),
         None => req.call(),
     };
+    reply(result).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// The reply of a finished request, whatever its status; `Err` when there was none.
+pub fn reply(result: Result<ureq::Response, ureq::Error>) -> Result<Reply, String> {
     let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
+        Err(e) => return Err(e.to_string()),
     };
-    Reply {
+    Ok(Reply {
         status: resp.status(),
         content_type: resp.header("content-type").unwrap_or_default().to_string(),
         retry_after: resp.header("retry-after").and_then(|v| v.parse().ok()),
         body: resp.into_string().expect("body"),
-    }
+    })
 }
 
 impl Reply {

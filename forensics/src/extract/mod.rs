@@ -169,7 +169,18 @@ struct Survey {
     frames: Option<SpillReader>,
 }
 
-fn survey(suspect: &Path, work: &Path, limits: &Limits) -> Result<Survey, ExtractError> {
+/// Progress of an extraction, 0 to 1, as it goes (called often: keep it cheap).
+pub type Progress<'a> = &'a (dyn Fn(f64) + Sync);
+
+/// Share of the work done when the first pass ends.
+const SURVEY_SHARE: f64 = 0.4;
+
+fn survey(
+    suspect: &Path,
+    work: &Path,
+    limits: &Limits,
+    progress: Progress,
+) -> Result<Survey, ExtractError> {
     let mut reader = FrameReader::open(suspect, limits)?;
     let info = reader.info().clone();
     let fps = info.fps();
@@ -197,6 +208,7 @@ fn survey(suspect: &Path, work: &Path, limits: &Limits) -> Result<Survey, Extrac
             samples.push((index, full));
         }
         index += 1;
+        progress(SURVEY_SHARE * (index as f64 / expected as f64).min(1.0));
     }
     Ok(Survey {
         fps,
@@ -246,13 +258,14 @@ pub fn extract(
     titles: &[ReferenceTitle],
     work: &Path,
     limits: &Limits,
+    progress: Progress,
 ) -> Result<Option<Extraction>, ExtractError> {
     std::fs::create_dir_all(work).map_err(|source| ExtractError::Work {
         path: work.to_path_buf(),
         source,
     })?;
     let started = std::time::Instant::now();
-    let mut survey = survey(suspect, work, limits)?;
+    let mut survey = survey(suspect, work, limits, progress)?;
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         frames = survey.thumbs.len(),
@@ -329,6 +342,7 @@ pub fn extract(
         })
         .collect();
     let crop = spatial::find_crop(&pairs);
+    progress(SURVEY_SHARE + 0.05);
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "extract: title, time and crop found"

@@ -168,3 +168,25 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<CaseRow>, DbErr
         .select(CaseRow::as_select())
         .load(conn)?)
 }
+
+/// Sets a case's status (`queued` or `running`) and progress (0..1) while it is analysed; a
+/// finished (done or failed) case is left as it is.
+pub fn set_progress(
+    conn: &mut DbConnection,
+    id: &str,
+    status: &str,
+    progress: f64,
+) -> Result<(), DbError> {
+    diesel::update(
+        cases::table
+            .find(id)
+            .filter(cases::status.ne_all(["done", "failed"])),
+    )
+    .set((
+        cases::status.eq(status),
+        cases::progress.eq(progress.clamp(0.0, 1.0)),
+        cases::updated_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! Suspect files arriving for analysis: streamed to the data dir's `uploads` folder with their
+//! SHA-256 computed on the way and a size limit enforced as bytes arrive (never the whole
+//! file in memory), checked with FFmpeg before any job is queued; or taken from the crawler
+//! inbox, only from inside it. Whatever fails leaves no file behind.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use forensics::media::decode::{FrameReader, Limits};
+use forensics::media::MediaError;
+use sha2::{Digest, Sha256};
+
+/// Longest file name kept (bytes); longer names are cut.
+const MAX_NAME_BYTES: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("the upload exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the uploaded file is empty")]
+    Empty,
+    #[error("the file name {0:?} is not acceptable: give a plain name without folders")]
+    BadFileName(String),
+    #[error("the upload was cut off before its end: {0}")]
+    Incomplete(String),
+    #[error("the file is not a video FFmpeg can read: {0}")]
+    NotVideo(String),
+    #[error("{0:?} is not a file inside the inbox folder")]
+    OutsideInbox(String),
+    #[error("no file {0:?} in the inbox folder")]
+    NotInInbox(String),
+    #[error("cannot store the upload: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl UploadError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            UploadError::TooLarge { .. } => "upload_too_large",
+            UploadError::Empty => "empty_file",
+            UploadError::BadFileName(_) => "invalid_file_name",
+            UploadError::Incomplete(_) => "upload_incomplete",
+            UploadError::NotVideo(_) => "unsupported_media",
+            UploadError::OutsideInbox(_) => "path_outside_inbox",
+            UploadError::NotInInbox(_) => "file_not_found",
+            UploadError::Io(_) => "io_error",
+        }
+    }
+}
+
+/// A suspect file stored for analysis.
+#[derive(Debug, Clone)]
+pub struct StoredUpload {
+    pub path: PathBuf,
+    pub file_name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A file name as sent by a client, accepted only as a plain name (no folders, no `..`, no
+/// control characters).
+pub fn clean_file_name(raw: &str) -> Result<String, UploadError> {
+    let bad = || UploadError::BadFileName(raw.chars().take(80).collect());
+    if raw.is_empty() {
+        return Ok("upload".into());
+    }
+    if raw.contains(['/', '\\']) || raw == "." || raw == ".." || raw.starts_with("..") {
+        return Err(bad());
+    }
+    if raw.chars().any(|c| c.is_control()) {
+        return Err(bad());
+    }
+    let mut name = raw.to_string();
+    while name.len() > MAX_NAME_BYTES {
+        name.pop();
+    }
+    Ok(name)
+}
+
+/// An upload being written: removed on drop unless [`PartFile::finish`] kept it.
+pub struct PartFile {
+    out: Option<BufWriter<File>>,
+    path: PathBuf,
+    size: u64,
+    limit: u64,
+    hasher: Sha256,
+}
+
+impl PartFile {
+    /// A new part file in `dir` (created if missing).
+    pub fn create(dir: &Path, limit: u64) -> Result<PartFile, UploadError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{}.part", shared::db::new_id()));
+        let file = File::create(&path)?;
+        Ok(PartFile {
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            path,
+            size: 0,
+            limit,
+            hasher: Sha256::new(),
+        })
+    }
+
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), UploadError> {
+        self.size += chunk.len() as u64;
+        if self.size > self.limit {
+            return Err(UploadError::TooLarge { limit: self.limit });
+        }
+        self.hasher.update(chunk);
+        match self.out.as_mut() {
+            Some(out) => Ok(out.write_all(chunk)?),
+            None => Err(UploadError::Incomplete("written after the end".into())),
+        }
+    }
+
+    /// Copies everything from `input`.
+    pub fn copy_from(&mut self, input: &mut impl Read) -> Result<(), UploadError> {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.write(&buf[..n])?;
+        }
+    }
+
+    /// Ends the upload: refuses an empty one, else renames it to `<id>-<file_name>` beside.
+    pub fn finish(mut self, file_name: &str) -> Result<StoredUpload, UploadError> {
+        if let Some(mut out) = self.out.take() {
+            out.flush()?;
+        }
+        if self.size == 0 {
+            return Err(UploadError::Empty);
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let stem = self
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let stored = dir.join(format!("{stem}-{file_name}"));
+        std::fs::rename(&self.path, &stored)?;
+        // Renamed: nothing left for drop to remove.
+        self.path = stored.clone();
+        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        let upload = StoredUpload {
+            path: stored,
+            file_name: file_name.to_string(),
+            size: self.size,
+            sha256,
+        };
+        self.size = 0;
+        self.path = PathBuf::new();
+        Ok(upload)
+    }
+}
+
+impl Drop for PartFile {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            drop(self.out.take());
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Checks with FFmpeg that `path` holds a decodable video (its first frame decodes).
+pub fn check_video(path: &Path, limits: &Limits) -> Result<(), UploadError> {
+    let refuse = |e: MediaError| UploadError::NotVideo(e.to_string());
+    let mut reader = FrameReader::open(path, limits)
+        .map_err(refuse)?
+        .without_length_check();
+    match reader.next_frame().map_err(refuse)? {
+        Some(_) => Ok(()),
+        None => Err(UploadError::NotVideo("no video frame decodes".into())),
+    }
+}
+
+/// The inbox file a crawler named, refused unless it lies inside `inbox` (after resolving
+/// links and `..`).
+pub fn inbox_file(inbox: &Path, requested: &str) -> Result<PathBuf, UploadError> {
+    let outside = || UploadError::OutsideInbox(requested.chars().take(200).collect());
+    let inbox = std::fs::canonicalize(inbox).map_err(|_| outside())?;
+    let candidate = Path::new(requested);
+    let candidate = if candidate.is_absolute() {
+        candidate.to_path_buf()
+    } else {
+        inbox.join(candidate)
+    };
+    let resolved = match std::fs::canonicalize(&candidate) {
+        Ok(p) => p,
+        // A missing file inside the inbox is "not found"; anything else is refused outright.
+        Err(_) if !requested.contains("..") && candidate.starts_with(&inbox) => {
+            return Err(UploadError::NotInInbox(
+                requested.chars().take(200).collect(),
+            ))
+        }
+        Err(_) => return Err(outside()),
+    };
+    if !resolved.starts_with(&inbox) || resolved == inbox {
+        return Err(outside());
+    }
+    if !resolved.is_file() {
+        return Err(UploadError::NotInInbox(
+            requested.chars().take(200).collect(),
+        ));
+    }
+    Ok(resolved)
+}
+
+/// Copies an inbox file into the uploads folder (hashing it), so the evidence stays as it
+/// was received whatever happens to the inbox.
+pub fn store_inbox_file(
+    source: &Path,
+    uploads: &Path,
+    limit: u64,
+) -> Result<StoredUpload, UploadError> {
+    let name = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = clean_file_name(&name)?;
+    let mut part = PartFile::create(uploads, limit)?;
+    part.copy_from(&mut File::open(source)?)?;
+    part.finish(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_plain_names() {
+        assert_eq!(clean_file_name("leak.mp4").unwrap(), "leak.mp4");
+        assert_eq!(clean_file_name("").unwrap(), "upload");
+        for bad in [
+            "../x.mp4",
+            "a/b.mp4",
+            "..\\x",
+            "..",
+            "x\u{0}y",
+            "/etc/passwd",
+        ] {
+            assert!(clean_file_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            clean_file_name(&"x".repeat(500)).unwrap().len(),
+            MAX_NAME_BYTES
+        );
+    }
+
+    #[test]
+    fn part_files_hash_limit_and_clean_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = PartFile::create(dir.path(), 10).unwrap();
+        p.write(b"hello").unwrap();
+        let up = p.finish("a.mp4").unwrap();
+        assert_eq!(up.size, 5);
+        assert_eq!(up.sha256, hex::encode(Sha256::digest(b"hello")));
+        assert!(up.path.is_file());
+        // Over the limit: refused, and the part file goes.
+        let mut p = PartFile::create(dir.path(), 4).unwrap();
+        assert!(matches!(
+            p.write(b"hello"),
+            Err(UploadError::TooLarge { limit: 4 })
+        ));
+        drop(p);
+        // Empty: refused, nothing left.
+        let p = PartFile::create(dir.path(), 4).unwrap();
+        assert!(matches!(p.finish("e.mp4"), Err(UploadError::Empty)));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the finished upload stays");
+    }
+
+    #[test]
+    fn inbox_paths_stay_inside_the_inbox() {
+        let root = tempfile::tempdir().unwrap();
+        let inbox = root.path().join("inbox");
+        std::fs::create_dir_all(inbox.join("sub")).unwrap();
+        std::fs::write(inbox.join("sub/leak.mp4"), b"x").unwrap();
+        std::fs::write(root.path().join("secret.txt"), b"x").unwrap();
+        assert!(inbox_file(&inbox, "sub/leak.mp4").is_ok());
+        let abs = inbox.join("sub/leak.mp4");
+        assert!(inbox_file(&inbox, abs.to_str().unwrap()).is_ok());
+        for bad in [
+            "../secret.txt",
+            "sub/../../secret.txt",
+            "/etc/passwd",
+            ".",
+            "",
+        ] {
+            assert!(
+                matches!(inbox_file(&inbox, bad), Err(UploadError::OutsideInbox(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            inbox_file(&inbox, "missing.mp4"),
+            Err(UploadError::NotInInbox(_))
+        ));
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(root.path().join("secret.txt"), inbox.join("link")).unwrap();
+            assert!(matches!(
+                inbox_file(&inbox, "link"),
+                Err(UploadError::OutsideInbox(_))
+            ));
+        }
+    }
+}

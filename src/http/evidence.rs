@@ -1,0 +1,409 @@
+//! The evidence routes: suspect submission (`POST /api/verify-watermark/`, crawlers with an
+//! API key, analysts and admins with a user token) and case status (`GET /api/cases/{id}/`).
+//! Handlers check the caller and the request, then call [`crate::evidence`].
+
+use actix_multipart::{Field, Multipart};
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::auth::api_key;
+use shared::db::repo::{api_keys, cases, videos};
+use shared::db::DbError;
+use shared::domain::Role;
+use streaming::{ApiError, StreamingState};
+
+use super::AppState;
+use crate::analysis::Submitter;
+use crate::evidence::upload::{self, PartFile, StoredUpload, UploadError};
+use crate::evidence::{self, Request};
+
+/// Header a crawler sends its key in.
+const API_KEY_HEADER: &str = "X-API-Key";
+/// Largest text field of the submission form.
+const MAX_TEXT_FIELD: usize = 4096;
+/// Bytes gathered before each write to disk (off the async executor).
+const WRITE_CHUNK: usize = 1 << 20;
+/// Room for the multipart framing around the file when judging a declared length.
+const FORM_OVERHEAD: u64 = 64 * 1024;
+
+/// Who is calling an evidence route.
+pub enum Caller {
+    Crawler { key_id: String },
+    User { id: String, role: Role },
+}
+
+/// The caller, from `X-API-Key` or else a user bearer token.
+pub async fn caller(req: &HttpRequest, streaming: &StreamingState) -> Result<Caller, ApiError> {
+    if let Some(key) = req.headers().get(API_KEY_HEADER) {
+        let hash = api_key::hash(key.to_str().unwrap_or_default().trim());
+        let found = streaming
+            .db
+            .run(move |c| {
+                let row = api_keys::find_active_by_hash(c, &hash)?;
+                if let Some(r) = &row {
+                    api_keys::touch(c, &r.id)?;
+                }
+                Ok(row)
+            })
+            .await?;
+        return match found {
+            Some(row) => Ok(Caller::Crawler { key_id: row.id }),
+            None => Err(ApiError::unauthorized(
+                "invalid_api_key",
+                "the API key is unknown or revoked",
+            )),
+        };
+    }
+    let claims = streaming::auth::authenticate(streaming, req, "user").await?;
+    Ok(Caller::User {
+        id: claims.sub,
+        role: claims.role,
+    })
+}
+
+fn wrong_role(what: &str) -> ApiError {
+    ApiError::forbidden("wrong_role", format!("this account cannot {what}"))
+}
+
+fn upload_error(e: UploadError) -> ApiError {
+    let status = match &e {
+        UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::NotVideo(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        UploadError::Io(_) => return ApiError::internal(e),
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// The form's fields, whichever way it came.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Form {
+    video_id: Option<String>,
+    expected_watermark_hash: Option<String>,
+    video_file_path: Option<String>,
+}
+
+async fn text_field(field: &mut Field) -> Result<String, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(|e| upload_error(UploadError::Incomplete(e.to_string())))?;
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_TEXT_FIELD {
+            return Err(ApiError::bad_request(
+                "field_too_long",
+                format!("a form field is longer than {MAX_TEXT_FIELD} bytes"),
+            ));
+        }
+    }
+    String::from_utf8(bytes)
+        .map(|s| s.trim().to_string())
+        .map_err(|_| ApiError::bad_request("invalid_field", "a form field is not UTF-8 text"))
+}
+
+/// Streams the `file` field to a part file, writing in large blocks off the executor.
+async fn file_field(field: &mut Field, state: &AppState) -> Result<StoredUpload, ApiError> {
+    let raw_name = field
+        .content_disposition()
+        .and_then(|d| d.get_filename())
+        .unwrap_or_default()
+        .to_string();
+    let name = upload::clean_file_name(&raw_name).map_err(upload_error)?;
+    let dir = state.config.data_dir.join("uploads");
+    let limit = state.config.evidence.max_upload_bytes;
+    let write = |part: PartFile, block: Vec<u8>| async move {
+        web::block(move || {
+            let mut part = part;
+            part.write(&block).map(|()| part)
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(upload_error)
+    };
+    let mut part = web::block(move || PartFile::create(&dir, limit))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(upload_error)?;
+    let mut block = Vec::with_capacity(WRITE_CHUNK);
+    let mut size = 0u64;
+    while let Some(chunk) = field.next().await {
+        // On any error the part file is dropped, which removes it.
+        let chunk = chunk.map_err(|e| upload_error(UploadError::Incomplete(e.to_string())))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(upload_error(UploadError::TooLarge { limit }));
+        }
+        block.extend_from_slice(&chunk);
+        if block.len() >= WRITE_CHUNK {
+            part = write(part, std::mem::take(&mut block)).await?;
+        }
+    }
+    part = write(part, block).await?;
+    web::block(move || part.finish(&name))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(upload_error)
+}
+
+/// Checks the stored file with FFmpeg; removes it when it is not a video.
+async fn check_video(stored: &StoredUpload, state: &AppState) -> Result<(), ApiError> {
+    let path = stored.path.clone();
+    let limits = crate::analysis::limits(&state.config);
+    let checked = web::block(move || {
+        let result = upload::check_video(&path, &limits);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        result
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    checked.map_err(upload_error)
+}
+
+fn validate_form(form: &Form) -> Result<(), ApiError> {
+    if let Some(h) = &form.expected_watermark_hash {
+        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::bad_request(
+                "invalid_watermark_hash",
+                "expected_watermark_hash must be 64 hexadecimal characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /api/verify-watermark/`: 202 with the case id and its status URL.
+pub async fn verify_watermark(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &streaming).await?;
+    if let Caller::User { role, .. } = &caller {
+        if !matches!(role, Role::Analyst | Role::Admin) {
+            return Err(wrong_role("submit suspect files"));
+        }
+    }
+    let limit = state.config.evidence.max_upload_bytes;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(FORM_OVERHEAD)) {
+        return Err(upload_error(UploadError::TooLarge { limit }));
+    }
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let (form, stored) = if content_type.starts_with("multipart/form-data") {
+        read_multipart(Multipart::new(req.headers(), payload), &state).await?
+    } else if content_type.starts_with("application/json") {
+        (read_json(payload).await?, None)
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send multipart/form-data with a \"file\" field (or JSON with video_file_path)",
+        ));
+    };
+    // Anything refused from here on must not leave the stored file behind.
+    let refuse = |stored: &Option<StoredUpload>, e: ApiError| {
+        if let Some(s) = stored {
+            let _ = std::fs::remove_file(&s.path);
+        }
+        e
+    };
+    validate_form(&form).map_err(|e| refuse(&stored, e))?;
+    if let Some(id) = form.video_id.clone() {
+        let known = state.db.run(move |c| videos::get(c, &id)).await;
+        match known {
+            Ok(_) => {}
+            Err(DbError::NotFound(_)) => {
+                return Err(refuse(
+                    &stored,
+                    ApiError::not_found_what("unknown_video", "no packaged title has this id"),
+                ))
+            }
+            Err(e) => return Err(refuse(&stored, e.into())),
+        }
+    }
+    let stored = match (stored, form.video_file_path.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "ambiguous_submission",
+                "send either a file or a video_file_path, not both",
+            ))
+        }
+        (Some(s), None) => s,
+        (None, Some(path)) => {
+            let inbox = state.config.inbox_dir();
+            let source = upload::inbox_file(&inbox, path).map_err(upload_error)?;
+            let uploads = state.config.data_dir.join("uploads");
+            web::block(move || upload::store_inbox_file(&source, &uploads, limit))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(upload_error)?
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "missing_file",
+                "the form has no \"file\" field (nor a video_file_path)",
+            ))
+        }
+    };
+    check_video(&stored, &state).await?;
+    let case_id = {
+        let (config, db, stored_c) = (state.config.clone(), state.db.clone(), stored.clone());
+        let (submitter_kind, submitter_id) = match &caller {
+            Caller::Crawler { key_id } => ("api_key", key_id.clone()),
+            Caller::User { id, .. } => ("user", id.clone()),
+        };
+        let Form {
+            video_id,
+            expected_watermark_hash,
+            ..
+        } = form;
+        web::block(move || {
+            evidence::submit(
+                &config,
+                &db,
+                &stored_c,
+                Request {
+                    submitter: Submitter {
+                        kind: submitter_kind,
+                        id: Some(&submitter_id),
+                    },
+                    video_id: video_id.as_deref(),
+                    expected_watermark_hash: expected_watermark_hash.as_deref(),
+                },
+            )
+        })
+        .await
+        .map_err(ApiError::internal)?
+    };
+    let case_id = case_id.map_err(|e| {
+        let _ = std::fs::remove_file(&stored.path);
+        ApiError::internal(e)
+    })?;
+    Ok(HttpResponse::Accepted().json(json!({
+        "case_id": case_id,
+        "status_url": format!("/api/cases/{case_id}/"),
+    })))
+}
+
+async fn read_multipart(
+    mut form: Multipart,
+    state: &AppState,
+) -> Result<(Form, Option<StoredUpload>), ApiError> {
+    let mut fields = Form::default();
+    let mut stored: Option<StoredUpload> = None;
+    let result: Result<(), ApiError> = async {
+        while let Some(field) = form.next().await {
+            let mut field =
+                field.map_err(|e| upload_error(UploadError::Incomplete(e.to_string())))?;
+            let name = field.name().unwrap_or_default().to_string();
+            match name.as_str() {
+                "file" if stored.is_none() => stored = Some(file_field(&mut field, state).await?),
+                "file" => {
+                    return Err(ApiError::bad_request(
+                        "too_many_files",
+                        "send one file per submission",
+                    ))
+                }
+                "video_id" => fields.video_id = Some(text_field(&mut field).await?),
+                "expected_watermark_hash" => {
+                    fields.expected_watermark_hash = Some(text_field(&mut field).await?)
+                }
+                "video_file_path" => fields.video_file_path = Some(text_field(&mut field).await?),
+                _ => {
+                    text_field(&mut field).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        if let Some(s) = &stored {
+            let _ = std::fs::remove_file(&s.path);
+        }
+        return Err(e);
+    }
+    // Empty fields count as absent.
+    let clean = |v: Option<String>| v.filter(|s| !s.is_empty());
+    fields.video_id = clean(fields.video_id);
+    fields.expected_watermark_hash = clean(fields.expected_watermark_hash);
+    fields.video_file_path = clean(fields.video_file_path);
+    Ok((fields, stored))
+}
+
+async fn read_json(mut payload: web::Payload) -> Result<Form, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| upload_error(UploadError::Incomplete(e.to_string())))?;
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_TEXT_FIELD * 4 {
+            return Err(ApiError::bad_request(
+                "body_too_long",
+                "the JSON body is too long",
+            ));
+        }
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
+}
+
+/// `GET /api/cases/{id}/`: status, progress and (once done) the extract result.
+pub async fn case_status(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &streaming).await?;
+    let id = path.into_inner();
+    let case = state
+        .db
+        .run(move |c| cases::get(c, &id))
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound(_) => ApiError::not_found_what("case_not_found", "no such case"),
+            other => other.into(),
+        })?;
+    let allowed = match &caller {
+        Caller::User { role, .. } => matches!(role, Role::Analyst | Role::Legal | Role::Admin),
+        // A crawler sees the cases it submitted.
+        Caller::Crawler { key_id } => {
+            case.submitter_kind == "api_key" && case.submitter_id.as_deref() == Some(key_id)
+        }
+    };
+    if !allowed {
+        return Err(wrong_role("read this case"));
+    }
+    let result: Value = case
+        .result_json
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(Value::Null);
+    Ok(HttpResponse::Ok().json(json!({
+        "case_id": case.id,
+        "status": case.status,
+        "progress": case.progress,
+        "result": result,
+        "error": case.error,
+        "file_name": case.file_name,
+        "file_size": case.file_size,
+        "file_sha256": case.file_sha256,
+        "created_at": case.created_at.and_utc().to_rfc3339(),
+        "updated_at": case.updated_at.and_utc().to_rfc3339(),
+    })))
+}

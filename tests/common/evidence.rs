@@ -1,0 +1,152 @@
+//! Submitting suspects to the evidence API and following their cases.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{Reply, Server};
+
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    ApiKey(&'a str),
+    Bearer(&'a str),
+}
+
+/// One field of a multipart form: a file when `file_name` is given.
+pub struct Part<'a> {
+    pub name: &'a str,
+    pub file_name: Option<&'a str>,
+    pub content: &'a [u8],
+}
+
+impl<'a> Part<'a> {
+    pub fn file(file_name: &'a str, content: &'a [u8]) -> Part<'a> {
+        Part {
+            name: "file",
+            file_name: Some(file_name),
+            content,
+        }
+    }
+
+    pub fn text(name: &'a str, value: &'a str) -> Part<'a> {
+        Part {
+            name,
+            file_name: None,
+            content: value.as_bytes(),
+        }
+    }
+}
+
+const BOUNDARY: &str = "leaktrace-test-boundary-7d1f";
+
+/// (content type, body) of a multipart/form-data request.
+pub fn multipart(parts: &[Part]) -> (String, Vec<u8>) {
+    let mut body = Vec::new();
+    for p in parts {
+        write!(body, "--{BOUNDARY}\r\n").unwrap();
+        match p.file_name {
+            Some(f) => write!(
+                body,
+                "Content-Disposition: form-data; name=\"{}\"; filename=\"{f}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n",
+                p.name
+            ),
+            None => write!(
+                body,
+                "Content-Disposition: form-data; name=\"{}\"\r\n\r\n",
+                p.name
+            ),
+        }
+        .unwrap();
+        body.extend_from_slice(p.content);
+        body.extend_from_slice(b"\r\n");
+    }
+    write!(body, "--{BOUNDARY}--\r\n").unwrap();
+    (format!("multipart/form-data; boundary={BOUNDARY}"), body)
+}
+
+fn authorised(mut req: ureq::Request, auth: Auth) -> ureq::Request {
+    match auth {
+        Auth::None => {}
+        Auth::ApiKey(k) => req = req.set("X-API-Key", k),
+        Auth::Bearer(t) => req = req.set("Authorization", &format!("Bearer {t}")),
+    }
+    req
+}
+
+fn reply(result: Result<ureq::Response, ureq::Error>) -> Reply {
+    super::reply(result).unwrap_or_else(|e| panic!("request failed: {e}"))
+}
+
+/// `POST /api/verify-watermark/` with a multipart form.
+pub fn submit(server: &Server, auth: Auth, parts: &[Part]) -> Reply {
+    let (content_type, body) = multipart(parts);
+    submit_raw(server, auth, &content_type, &body)
+}
+
+/// `POST /api/verify-watermark/` with any content type and body.
+pub fn submit_raw(server: &Server, auth: Auth, content_type: &str, body: &[u8]) -> Reply {
+    let req = ureq::post(&server.url("/api/verify-watermark/"))
+        .timeout(Duration::from_secs(120))
+        .set("Content-Type", content_type);
+    reply(authorised(req, auth).send_bytes(body))
+}
+
+/// `GET /api/cases/{id}/`.
+pub fn case(server: &Server, auth: Auth, case_id: &str) -> Reply {
+    let req =
+        ureq::get(&server.url(&format!("/api/cases/{case_id}/"))).timeout(Duration::from_secs(30));
+    reply(authorised(req, auth).call())
+}
+
+/// Polls a case until `done` or `failed`; returns its last status document.
+pub fn wait_case(server: &Server, auth: Auth, case_id: &str, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let r = case(server, auth, case_id);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        if v["status"] == "done" || v["status"] == "failed" {
+            return v;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "case {case_id} not finished: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Sends raw bytes as an HTTP request and returns the status line's code and the body; for
+/// requests a well-behaved client cannot make (a false Content-Length, a body cut off).
+pub fn raw_request(server: &Server, head: &str, body: &[u8], close_early: bool) -> (u16, String) {
+    let host = server.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream.write_all(body).expect("send body");
+    if close_early {
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .expect("shutdown");
+    }
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1)
+        .unwrap_or("")
+        .to_string();
+    (status, body)
+}

@@ -1,0 +1,54 @@
+//! A title packaged for real, and copies leaked from it through the real protocol.
+
+use std::path::Path;
+
+use super::media::{clip, ClipSpec};
+use super::viewer::{Client, PASSWORD};
+use super::{Harness, Server};
+
+pub struct Title {
+    pub h: Harness,
+    pub dir: tempfile::TempDir,
+    pub video_id: String,
+    pub units: u32,
+}
+
+/// A title of `seconds` (480x270, 25 fps) packaged in a fresh harness with the viewers vic,
+/// val and vera.
+pub fn packaged(seconds: f64) -> Title {
+    let h = Harness::new();
+    for user in ["vic", "val", "vera"] {
+        h.add_user(user, "viewer", PASSWORD);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(
+        dir.path(),
+        "title.mp4",
+        &ClipSpec {
+            size: "480x270",
+            rate: "25",
+            seconds,
+            audio: false,
+            vf: None,
+            codec: &["-c:v", "libx264", "-crf", "18"],
+        },
+    );
+    let v = h.package(&input, "Leakable", &[]);
+    Title {
+        video_id: v["video_id"].as_str().unwrap().to_string(),
+        units: v["units"].as_u64().unwrap() as u32,
+        h,
+        dir,
+    }
+}
+
+/// What a leaking viewer saves: the decrypted init segment and every unit, joined.
+pub fn leak(server: &Server, user: &str, fp: &str, t: &Title, out: &Path) -> String {
+    let client = Client::start(server, user, fp, &t.video_id);
+    let mut bytes = client.segment("init");
+    for k in 1..=t.units {
+        bytes.extend(client.segment(&k.to_string()));
+    }
+    std::fs::write(out, bytes).unwrap();
+    client.session_id.clone()
+}

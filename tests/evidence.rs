@@ -1,0 +1,391 @@
+//! The evidence pipeline end to end: suspects submitted over the API (crawler key or analyst
+//! token), queued as jobs, analysed by workers (in the server and in `leaktrace worker`
+//! processes), with audit trail and detection events; bad submissions refused cleanly.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::evidence::{self, case, raw_request, submit, submit_raw, wait_case, Auth, Part};
+use common::leaks::{leak, packaged, Title};
+use common::viewer::{user_token, PASSWORD};
+use common::{get, Harness};
+use shared::db::repo::{audit, jobs, security_events};
+
+fn api_key(h: &Harness, name: &str) -> String {
+    let out = h.run(&["apikey", "create", name], None);
+    out.success();
+    out.stdout().lines().last().unwrap().trim().to_string()
+}
+
+fn uploads_left(h: &Harness) -> Vec<String> {
+    std::fs::read_dir(h.data_dir.join("uploads"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn audit_actions(h: &Harness, case_id: &str) -> Vec<String> {
+    let db = h.db();
+    let mut conn = db.conn().unwrap();
+    audit::for_case(&mut conn, case_id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect()
+}
+
+#[test]
+fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() {
+    let t = packaged(40.0);
+    t.h.add_user("ann", "analyst", PASSWORD);
+    t.h.add_user("lee", "legal", PASSWORD);
+    let key = api_key(&t.h, "crawler-1");
+    let other_key = api_key(&t.h, "crawler-2");
+    let server = t.h.serve(&[]);
+    let d = t.dir.path();
+    let leaker = leak(&server, "val", &"1".repeat(64), &t, &d.join("val.mp4"));
+    leak(&server, "vic", &"2".repeat(64), &t, &d.join("vic.mp4"));
+    let bytes = std::fs::read(d.join("val.mp4")).unwrap();
+
+    let r = submit(
+        &server,
+        Auth::ApiKey(&key),
+        &[
+            Part::file("found-online.mp4", &bytes),
+            Part::text("video_id", &t.video_id),
+            Part::text("expected_watermark_hash", &"ab".repeat(32)),
+        ],
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let v = r.json();
+    let case_id = v["case_id"].as_str().unwrap().to_string();
+    assert_eq!(v["status_url"], format!("/api/cases/{case_id}/"));
+
+    let done = wait_case(
+        &server,
+        Auth::ApiKey(&key),
+        &case_id,
+        Duration::from_secs(600),
+    );
+    assert_eq!(done["status"], "done", "{done:#}");
+    assert_eq!(done["progress"], 1.0);
+    let result = &done["result"];
+    assert_eq!(result["verdict"], "identified", "{result:#}");
+    assert_eq!(result["case_id"], case_id.as_str());
+    assert_eq!(result["matches"][0]["session_id"], leaker.as_str());
+    assert_eq!(done["file_name"], "found-online.mp4");
+    assert_eq!(done["file_size"], bytes.len());
+    assert_eq!(result["expected_watermark_hash"]["equal"], false);
+    assert_eq!(
+        result["expected_watermark_hash"]["best_match_code_hash"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
+
+    // Who may read the case.
+    let legal = user_token(&server, "lee", PASSWORD);
+    assert_eq!(case(&server, Auth::Bearer(&legal), &case_id).status, 200);
+    let viewer = user_token(&server, "vic", PASSWORD);
+    case(&server, Auth::Bearer(&viewer), &case_id).assert_error(403, "wrong_role");
+    case(&server, Auth::ApiKey(&other_key), &case_id).assert_error(403, "wrong_role");
+    case(&server, Auth::None, &case_id).assert_error(401, "missing_token");
+    case(&server, Auth::ApiKey(&key), "no-such-case").assert_error(404, "case_not_found");
+
+    // The detection event names the session, its user and device.
+    let db = t.h.db();
+    let mut conn = db.conn().unwrap();
+    let events = security_events::recent(&mut conn, 100).unwrap();
+    let detection = events
+        .iter()
+        .find(|e| e.kind == "piracy_detected")
+        .expect("a piracy_detected event");
+    assert_eq!(detection.session_id.as_deref(), Some(leaker.as_str()));
+    assert!(detection.user_id.is_some() && detection.device_id.is_some());
+    assert!(detection.detail.contains(&case_id));
+
+    // The audit trail holds every step, and the chain verifies.
+    assert_eq!(
+        audit_actions(&t.h, &case_id),
+        [
+            "suspect_submitted",
+            "job_queued",
+            "job_started",
+            "analysis_started",
+            "analysis_finished"
+        ]
+    );
+    let out = t.h.run(&["audit", "verify"], None);
+    out.success();
+    assert!(out.stdout().contains("intact"), "{}", out.stdout());
+}
+
+#[test]
+fn bad_submissions_get_their_documented_error_and_leave_nothing_behind() {
+    let t = packaged(4.0);
+    t.h.add_user("ann", "analyst", PASSWORD);
+    t.h.add_user("lee", "legal", PASSWORD);
+    let key = api_key(&t.h, "crawler");
+    let limit = 400_000usize;
+    let limit_env = limit.to_string();
+    let server = t.h.serve_with_env(
+        &[],
+        &[
+            ("LEAKTRACE_MAX_UPLOAD_BYTES", &limit_env),
+            ("LEAKTRACE_WORKERS", "0"),
+        ],
+    );
+    let d = t.dir.path();
+    leak(&server, "val", &"1".repeat(64), &t, &d.join("val.mp4"));
+    let video = std::fs::read(d.join("val.mp4")).unwrap();
+    assert!(video.len() < limit, "the sample leak fits the test limit");
+    let analyst = user_token(&server, "ann", PASSWORD);
+    let legal = user_token(&server, "lee", PASSWORD);
+    let viewer = user_token(&server, "vic", PASSWORD);
+    let file = |bytes: &'static [u8]| vec![Part::file("x.mp4", bytes)];
+
+    // Who may submit.
+    submit(&server, Auth::None, &file(b"x")).assert_error(401, "missing_token");
+    submit(&server, Auth::ApiKey("ltk_not-a-key"), &file(b"x"))
+        .assert_error(401, "invalid_api_key");
+    submit(&server, Auth::Bearer(&viewer), &file(b"x")).assert_error(403, "wrong_role");
+    submit(&server, Auth::Bearer(&legal), &file(b"x")).assert_error(403, "wrong_role");
+    submit(&server, Auth::Bearer("not.a.jwt"), &file(b"x")).assert_error(401, "invalid_token");
+
+    let a = Auth::Bearer(&analyst);
+    // Empty, not a video, too big, no file.
+    submit(&server, a, &file(b"")).assert_error(400, "empty_file");
+    submit(&server, a, &file(b"this is not a video at all")).assert_error(415, "unsupported_media");
+    let big = vec![7u8; limit + 1];
+    submit(&server, a, &[Part::file("big.mp4", &big)]).assert_error(413, "upload_too_large");
+    submit(&server, a, &[Part::text("video_id", &t.video_id)]).assert_error(400, "missing_file");
+    // A truncated video: the first 2 KB of a real one.
+    submit(&server, a, &[Part::file("cut.mp4", &video[..2048])])
+        .assert_error(415, "unsupported_media");
+    // Names and fields.
+    submit(&server, a, &[Part::file("../../etc/x.mp4", &video)])
+        .assert_error(400, "invalid_file_name");
+    submit(
+        &server,
+        a,
+        &[Part::file("a.mp4", &video), Part::text("video_id", "nope")],
+    )
+    .assert_error(404, "unknown_video");
+    submit(
+        &server,
+        a,
+        &[
+            Part::file("a.mp4", &video),
+            Part::text("expected_watermark_hash", "xyz"),
+        ],
+    )
+    .assert_error(400, "invalid_watermark_hash");
+    submit(
+        &server,
+        a,
+        &[Part::file("a.mp4", &video), Part::file("b.mp4", b"second")],
+    )
+    .assert_error(400, "too_many_files");
+    submit_raw(&server, a, "text/plain", b"hello").assert_error(415, "unsupported_media_type");
+
+    // A huge declared length is refused before any byte is read; a body cut off mid-way is
+    // refused as incomplete.
+    let (ct, body) = evidence::multipart(&[Part::file("a.mp4", &video)]);
+    let head = |length: usize| {
+        format!(
+            "POST /api/verify-watermark/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {analyst}\r\n\
+             Content-Type: {ct}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let (status, reply) = raw_request(&server, &head(1 << 40), b"", true);
+    assert_eq!(status, 413, "{reply}");
+    assert!(reply.contains("upload_too_large"), "{reply}");
+    let (status, reply) = raw_request(&server, &head(body.len()), &body[..body.len() / 2], true);
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.contains("upload_incomplete"), "{reply}");
+
+    // The crawler inbox: inside it, accepted (and copied); outside it, refused.
+    let inbox = t.h.data_dir.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("dropped.mp4"), &video).unwrap();
+    let json_submit = |path: &str| {
+        let body = serde_json::json!({ "video_file_path": path }).to_string();
+        submit_raw(
+            &server,
+            Auth::ApiKey(&key),
+            "application/json",
+            body.as_bytes(),
+        )
+    };
+    json_submit("../secrets/jwt.key").assert_error(400, "path_outside_inbox");
+    json_submit("/etc/passwd").assert_error(400, "path_outside_inbox");
+    json_submit("missing.mp4").assert_error(400, "file_not_found");
+    let r = submit(
+        &server,
+        Auth::ApiKey(&key),
+        &[Part::text("video_file_path", "../../etc/passwd")],
+    );
+    r.assert_error(400, "path_outside_inbox");
+    let r = json_submit("dropped.mp4");
+    assert_eq!(r.status, 202, "{}", r.body);
+    let queued = r.json()["case_id"].as_str().unwrap().to_string();
+    // No worker runs in this server: the case waits in the queue.
+    let c = case(&server, Auth::ApiKey(&key), &queued).json();
+    assert_eq!(
+        (c["status"].as_str(), c["progress"].as_f64()),
+        (Some("queued"), Some(0.0))
+    );
+    assert!(
+        inbox.join("dropped.mp4").is_file(),
+        "the inbox file is copied, not moved"
+    );
+
+    // Nothing refused left a file; the accepted inbox copy is the only upload.
+    let left = uploads_left(&t.h);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with("-dropped.mp4"), "{left:?}");
+    assert_eq!(get(&server.url("/healthz")).status, 200);
+}
+
+/// A `leaktrace worker` process.
+fn worker(h: &Harness, env: &[(&str, &str)]) -> Child {
+    let mut c = h.cmd();
+    c.args(["--log-level", "warn", "worker"])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c.spawn().expect("start worker")
+}
+
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn submit_copies(
+    t: &Title,
+    server: &common::Server,
+    key: &str,
+    leak_file: &Path,
+    n: usize,
+) -> Vec<String> {
+    let bytes = std::fs::read(leak_file).unwrap();
+    (0..n)
+        .map(|i| {
+            let name = format!("copy-{i}.mp4");
+            let r = submit(
+                server,
+                Auth::ApiKey(key),
+                &[
+                    Part::file(&name, &bytes),
+                    Part::text("video_id", &t.video_id),
+                ],
+            );
+            assert_eq!(r.status, 202, "{}", r.body);
+            r.json()["case_id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_completes() {
+    let t = packaged(8.0);
+    let key = api_key(&t.h, "crawler");
+    // The server only takes submissions; `leaktrace worker` processes do the analyses.
+    let server = t.h.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
+    let d = t.dir.path();
+    leak(&server, "val", &"1".repeat(64), &t, &d.join("val.mp4"));
+    let lease = [("LEAKTRACE_JOB_LEASE_SECONDS", "3")];
+
+    // Two workers, many jobs: every job succeeds after exactly one attempt.
+    let cases = submit_copies(&t, &server, &key, &d.join("val.mp4"), 6);
+    let mut pair = [worker(&t.h, &lease), worker(&t.h, &lease)];
+    for c in &cases {
+        let v = wait_case(&server, Auth::ApiKey(&key), c, Duration::from_secs(600));
+        assert_eq!(v["status"], "done", "{v:#}");
+    }
+    for w in &mut pair {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    let db = t.h.db();
+    let mut conn = db.conn().unwrap();
+    assert_eq!(
+        jobs::count_by_status(&mut conn, jobs::SUCCEEDED).unwrap(),
+        6
+    );
+    let mut runners = std::collections::HashSet::new();
+    for c in &cases {
+        let entries = audit::for_case(&mut conn, c).unwrap();
+        let started: Vec<_> = entries
+            .iter()
+            .filter(|e| e.action == "job_started")
+            .collect();
+        assert_eq!(started.len(), 1, "case {c} ran {} times", started.len());
+        let detail: serde_json::Value = serde_json::from_str(&started[0].detail).unwrap();
+        assert_eq!(detail["attempt"], 1);
+        runners.insert(detail["worker"].as_str().unwrap().to_string());
+    }
+    assert_eq!(runners.len(), 2, "both workers took jobs: {runners:?}");
+
+    // A worker killed mid-job: its lease lapses and another worker completes the job. (If
+    // the job ends before the kill, try again with a new one.)
+    let mut crashed = None;
+    for _ in 0..4 {
+        let c = submit_copies(&t, &server, &key, &d.join("val.mp4"), 1).remove(0);
+        let mut first = worker(&t.h, &lease);
+        let mut status = String::new();
+        wait_until(Duration::from_secs(120), "the job to start", || {
+            status = case(&server, Auth::ApiKey(&key), &c).json()["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            status == "running" || status == "done"
+        });
+        first.kill().unwrap();
+        first.wait().unwrap();
+        if status == "running" {
+            crashed = Some(c);
+            break;
+        }
+    }
+    let cases = [crashed.expect("a job caught running")];
+    let succeeded_before = jobs::count_by_status(&mut conn, jobs::SUCCEEDED).unwrap();
+    let mut second = worker(&t.h, &lease);
+    let v = wait_case(
+        &server,
+        Auth::ApiKey(&key),
+        &cases[0],
+        Duration::from_secs(600),
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+    assert_eq!(v["status"], "done", "{v:#}");
+    let entries = audit::for_case(&mut conn, &cases[0]).unwrap();
+    let workers: Vec<String> = entries
+        .iter()
+        .filter(|e| e.action == "job_started")
+        .map(|e| {
+            let d: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
+            d["worker"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    assert_ne!(workers[0], workers[1]);
+    assert_eq!(
+        jobs::count_by_status(&mut conn, jobs::SUCCEEDED).unwrap(),
+        succeeded_before + 1
+    );
+    assert!(matches!(
+        audit::verify(&mut conn).unwrap(),
+        audit::Verification::Intact { .. }
+    ));
+}
