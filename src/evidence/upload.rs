@@ -182,7 +182,9 @@ pub fn check_video(path: &Path, limits: &Limits) -> Result<(), UploadError> {
 /// links and `..`).
 pub fn inbox_file(inbox: &Path, requested: &str) -> Result<PathBuf, UploadError> {
     let outside = || UploadError::OutsideInbox(requested.chars().take(200).collect());
-    let inbox = std::fs::canonicalize(inbox).map_err(|_| outside())?;
+    // The inbox exists from the first request on (crawlers may not have dropped anything yet).
+    std::fs::create_dir_all(inbox)?;
+    let inbox = std::fs::canonicalize(inbox)?;
     let candidate = Path::new(requested);
     let candidate = if candidate.is_absolute() {
         candidate.to_path_buf()
@@ -300,6 +302,13 @@ mod tests {
             inbox_file(&inbox, "missing.mp4"),
             Err(UploadError::NotInInbox(_))
         ));
+        // A missing inbox is created: nothing is in it yet.
+        let fresh = root.path().join("fresh-inbox");
+        assert!(matches!(
+            inbox_file(&fresh, "x.mp4"),
+            Err(UploadError::NotInInbox(_))
+        ));
+        assert!(fresh.is_dir());
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(root.path().join("secret.txt"), inbox.join("link")).unwrap();

@@ -1,0 +1,146 @@
+//! Who may do what on the evidence routes: every route against every kind of caller (each
+//! role, crawler keys, no token, an expired, a tampered and an `alg: none` token, a device
+//! token where a user token is needed). Allowed callers reach the route's own checks (a
+//! submission of a text file gets 415), refused ones get the documented 401 or 403.
+
+mod common;
+
+use base64::Engine;
+use common::evidence::{case, submit, submit_raw, Auth, Part};
+use common::leaks::{leak, packaged};
+use common::viewer::{device_token, user_token, PASSWORD};
+use shared::auth::tokens::{unix_now, TokenKeys};
+use shared::db::repo::users;
+use shared::domain::Role;
+
+/// The answer a caller gets: a status and, for errors, the code.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    Status(u16),
+    Error(u16, &'static str),
+}
+use Expect::{Error, Status};
+
+#[test]
+fn the_evidence_routes_against_every_caller() {
+    let t = packaged(4.0);
+    for (name, role) in [("ann", "analyst"), ("lee", "legal"), ("ada", "admin")] {
+        t.h.add_user(name, role, PASSWORD);
+    }
+    let key_of = |name: &str| {
+        let out = t.h.run(&["apikey", "create", name], None);
+        out.success();
+        out.stdout().lines().last().unwrap().trim().to_string()
+    };
+    let crawler = key_of("crawler-a");
+    let other_crawler = key_of("crawler-b");
+    let revoked = key_of("crawler-old");
+    t.h.run(&["apikey", "revoke", "crawler-old"], None)
+        .success();
+    let server = t.h.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
+
+    // A case submitted by crawler A (it stays queued: no worker runs).
+    let d = t.dir.path();
+    leak(&server, "val", &"1".repeat(64), &t, &d.join("val.mp4"));
+    let video = std::fs::read(d.join("val.mp4")).unwrap();
+    let r = submit(
+        &server,
+        Auth::ApiKey(&crawler),
+        &[Part::file("v.mp4", &video)],
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let case_id = r.json()["case_id"].as_str().unwrap().to_string();
+
+    let viewer = user_token(&server, "vic", PASSWORD);
+    let analyst = user_token(&server, "ann", PASSWORD);
+    let legal = user_token(&server, "lee", PASSWORD);
+    let admin = user_token(&server, "ada", PASSWORD);
+    let device = device_token(&server, "vic", &"2".repeat(64));
+    let keys = TokenKeys::new(&t.h.secret_key("jwt.key"));
+    let ann = users::find_by_username(&mut t.h.db().conn().unwrap(), "ann")
+        .unwrap()
+        .unwrap();
+    let expired = keys
+        .issue_user(&ann.id, Role::Analyst, unix_now() - 3601)
+        .unwrap()
+        .token;
+    let mut tampered: Vec<String> = analyst.split('.').map(String::from).collect();
+    // The payload claims admin; the signature no longer matches.
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&tampered[1])
+        .unwrap();
+    let claims = String::from_utf8(claims)
+        .unwrap()
+        .replace("\"analyst\"", "\"admin\"");
+    tampered[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
+    let tampered = tampered.join(".");
+    let none_header =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let alg_none = format!("{none_header}.{}.", analyst.split('.').nth(1).unwrap());
+
+    let callers: Vec<(&str, Auth)> = vec![
+        ("viewer", Auth::Bearer(&viewer)),
+        ("analyst", Auth::Bearer(&analyst)),
+        ("legal", Auth::Bearer(&legal)),
+        ("admin", Auth::Bearer(&admin)),
+        ("crawler (submitter)", Auth::ApiKey(&crawler)),
+        ("another crawler", Auth::ApiKey(&other_crawler)),
+        ("revoked key", Auth::ApiKey(&revoked)),
+        ("no token", Auth::None),
+        ("expired token", Auth::Bearer(&expired)),
+        ("tampered token", Auth::Bearer(&tampered)),
+        ("alg none token", Auth::Bearer(&alg_none)),
+        ("device token", Auth::Bearer(&device)),
+    ];
+    let refused_tokens = |who: &str| match who {
+        "revoked key" => Some(Error(401, "invalid_api_key")),
+        "no token" => Some(Error(401, "missing_token")),
+        "expired token" => Some(Error(401, "token_expired")),
+        "tampered token" | "alg none token" => Some(Error(401, "invalid_token")),
+        "device token" => Some(Error(401, "wrong_token_kind")),
+        _ => None,
+    };
+    let submit_expect = |who: &str| {
+        refused_tokens(who).unwrap_or(match who {
+            "analyst" | "admin" | "crawler (submitter)" | "another crawler" => {
+                Error(415, "unsupported_media")
+            }
+            _ => Error(403, "wrong_role"),
+        })
+    };
+    let read_expect = |who: &str| {
+        refused_tokens(who).unwrap_or(match who {
+            "analyst" | "legal" | "admin" | "crawler (submitter)" => Status(200),
+            _ => Error(403, "wrong_role"),
+        })
+    };
+
+    let check = |route: &str, who: &str, reply: common::Reply, want: Expect| match want {
+        Status(s) => assert_eq!(reply.status, s, "{route} as {who}: {}", reply.body),
+        Error(s, code) => {
+            assert_eq!(reply.status, s, "{route} as {who}: {}", reply.body);
+            assert_eq!(reply.json()["error"]["code"], code, "{route} as {who}");
+        }
+    };
+    for (who, auth) in &callers {
+        let text = [Part::file("notes.txt", b"not a video")];
+        check(
+            "POST /api/verify-watermark/",
+            who,
+            submit(&server, *auth, &text),
+            submit_expect(who),
+        );
+        check(
+            "GET /api/cases/{id}/",
+            who,
+            case(&server, *auth, &case_id),
+            read_expect(who),
+        );
+    }
+    // A JSON inbox submission passes the same gate.
+    let body = br#"{"video_file_path": "nothing-here.mp4"}"#;
+    submit_raw(&server, Auth::Bearer(&legal), "application/json", body)
+        .assert_error(403, "wrong_role");
+    submit_raw(&server, Auth::ApiKey(&crawler), "application/json", body)
+        .assert_error(400, "file_not_found");
+}
