@@ -183,6 +183,7 @@ pub fn rank(soft: &[f64], candidates: &[Candidate], codes: &CodeBook, keep: usiz
     }
     order.sort_by(better);
     let observed: Vec<usize> = (0..soft.len()).filter(|&k| soft[k] != 0.0).collect();
+    let tail = statistics::NullTail::new(soft);
     order
         .into_iter()
         .map(|i| {
@@ -196,10 +197,8 @@ pub fn rank(soft: &[f64], candidates: &[Candidate], codes: &CodeBook, keep: usiz
                 user: c.user.clone(),
                 device_id: c.device_id.clone(),
                 score: scores[i],
-                false_positive_probability: statistics::false_positive_probability(
-                    scores[i],
-                    candidates.len(),
-                ),
+                false_positive_probability: tail
+                    .false_positive_probability(scores[i], candidates.len()),
                 unit_agreement: if observed.is_empty() {
                     0.0
                 } else {
