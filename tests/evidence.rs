@@ -312,16 +312,16 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
         let v = wait_case(&server, Auth::ApiKey(&key), c, Duration::from_secs(600));
         assert_eq!(v["status"], "done", "{v:#}");
     }
+    let db = t.h.db();
+    let mut conn = db.conn().unwrap();
+    // A case is finished just before its job is ended.
+    wait_until(Duration::from_secs(60), "the jobs to end", || {
+        jobs::count_by_status(&mut conn, jobs::SUCCEEDED).unwrap() == 6
+    });
     for w in &mut pair {
         let _ = w.kill();
         let _ = w.wait();
     }
-    let db = t.h.db();
-    let mut conn = db.conn().unwrap();
-    assert_eq!(
-        jobs::count_by_status(&mut conn, jobs::SUCCEEDED).unwrap(),
-        6
-    );
     let mut runners = std::collections::HashSet::new();
     for c in &cases {
         let entries = audit::for_case(&mut conn, c).unwrap();
@@ -366,6 +366,9 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
         &cases[0],
         Duration::from_secs(600),
     );
+    wait_until(Duration::from_secs(60), "the job to end", || {
+        jobs::count_by_status(&mut conn, jobs::SUCCEEDED).unwrap() == succeeded_before + 1
+    });
     let _ = second.kill();
     let _ = second.wait();
     assert_eq!(v["status"], "done", "{v:#}");
