@@ -137,8 +137,8 @@ impl Worker {
                 // Finished by an earlier attempt whose worker died before ending the job.
                 return Ok(());
             }
-            cases::set_progress(&mut conn, &case.id, "running", 0.0)
-                .map_err(|e| transient(e.into()))?;
+            // Audited before the case shows as running: whoever sees it running finds the
+            // entry of the attempt.
             let detail = json!({"job_id": job.id, "attempt": job.attempts, "worker": self.owner});
             audit::append(
                 &mut conn,
@@ -148,6 +148,8 @@ impl Worker {
                 &detail.to_string(),
             )
             .map_err(|e| transient(e.into()))?;
+            cases::set_progress(&mut conn, &case.id, "running", 0.0)
+                .map_err(|e| transient(e.into()))?;
             case
         };
         let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
