@@ -275,7 +275,12 @@ pub fn run_case(
         "analysis_started",
         "{}",
     )?;
-    let work = config.data_dir.join("work").join(&case.id);
+    // A folder per run: should a lapsed lease let a second worker start the same case, the
+    // two runs never share (or remove) each other's files.
+    let work = config
+        .data_dir
+        .join("work")
+        .join(format!("{}-{}", case.id, shared::db::new_id()));
     let outcome = extract::extract(suspect, &titles, &work, &limits(config), progress);
     let _ = std::fs::remove_dir_all(&work);
     let extraction = match outcome {

@@ -303,7 +303,7 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
     let server = t.h.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
     let d = t.dir.path();
     leak(&server, "val", &"1".repeat(64), &t, &d.join("val.mp4"));
-    let lease = [("LEAKTRACE_JOB_LEASE_SECONDS", "3")];
+    let lease = [("LEAKTRACE_JOB_LEASE_SECONDS", "6")];
 
     // Two workers, many jobs: every job succeeds after exactly one attempt.
     let cases = submit_copies(&t, &server, &key, &d.join("val.mp4"), 6);
