@@ -307,8 +307,8 @@ pub fn run_case(
         suspect,
         &MarkerSigner::from_master_key(secrets.master_key()),
     );
-    let (matches, verdict, key) = match &extraction {
-        None => (Vec::new(), "no_watermark", None),
+    let (matches, verdict, key, compared) = match &extraction {
+        None => (Vec::new(), "no_watermark", None, 0),
         Some(e) => {
             // Only the units the suspect shows are derived and scored.
             let observed = e.soft.iter().position(|&v| v != 0.0).unwrap_or(0)
@@ -316,10 +316,11 @@ pub fn run_case(
             let (cands, book, key) = candidates(db, secrets, &e.video_id, observed)?;
             let ranked = matching::rank(&e.soft, &cands, &book, MATCHES_KEPT);
             let verdict = matching::verdict(&ranked, config.analysis.false_positive_threshold);
-            (ranked, verdict, Some(key))
+            (ranked, verdict, Some(key), cands.len())
         }
     };
     let mut result = result_json(&case.id, extraction.as_ref(), &matches, verdict, metadata);
+    result["sessions_compared"] = json!(compared);
     let units = extraction.as_ref().map_or(0, |e| e.soft.len() as u32);
     result["expected_watermark_hash"] = expected_hash_finding(
         case.expected_watermark_hash.as_deref(),

@@ -59,6 +59,13 @@ pub enum Command {
     Extract(ExtractArgs),
     /// Print the effective configuration (secrets redacted)
     Config,
+    /// Issue the signed PDF evidence report of a finished case
+    Report {
+        case_id: String,
+        /// Where to write it [default: reports/CASE_ID.pdf]
+        #[arg(long, value_name = "PATH")]
+        out: Option<std::path::PathBuf>,
+    },
     /// Run analysis workers only (no HTTP): they share the job queue with every other worker
     /// and server on the same database
     Worker {

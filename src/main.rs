@@ -8,6 +8,7 @@ mod error;
 mod evidence;
 mod http;
 mod logging;
+mod reports;
 
 use std::process::ExitCode;
 

@@ -8,7 +8,10 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::evidence::{self, case, raw_request, submit, submit_raw, wait_case, Auth, Part};
+use common::evidence::{
+    self, case, get_bytes, nss_trusting, pdfsig, raw_request, submit, submit_raw, wait_case, Auth,
+    Part,
+};
 use common::leaks::{leak, packaged, Title};
 use common::viewer::{user_token, PASSWORD};
 use common::{get, Harness};
@@ -109,6 +112,47 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
     assert!(detection.user_id.is_some() && detection.device_id.is_some());
     assert!(detection.detail.contains(&case_id));
 
+    // The signed evidence report: legal downloads it; pdfsig finds the signature valid, and
+    // the certificate trusted once the published CA is in its database; one changed byte
+    // breaks it. Viewers and crawlers cannot download reports.
+    let report_path = format!("/api/cases/{case_id}/report.pdf");
+    let (status, content_type, pdf) = get_bytes(&server, Auth::Bearer(&legal), &report_path);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pdf));
+    assert_eq!(content_type, "application/pdf");
+    assert!(pdf.starts_with(b"%PDF"));
+    let file = d.join("report.pdf");
+    std::fs::write(&file, &pdf).unwrap();
+    let plain = pdfsig(&file, None);
+    assert!(plain.contains("Signature is Valid"), "{plain}");
+    assert!(plain.contains("ETSI.CAdES.detached"), "{plain}");
+    assert!(plain.contains("Total document signed"), "{plain}");
+    let (status, _, ca) = get_bytes(&server, Auth::None, "/api/reports/ca.pem");
+    assert_eq!(status, 200);
+    let ca = String::from_utf8(ca).unwrap();
+    assert!(ca.contains("BEGIN CERTIFICATE"));
+    let nss = d.join("nss");
+    nss_trusting(&nss, &ca);
+    let trusted = pdfsig(&file, Some(&nss));
+    assert!(trusted.contains("Certificate is Trusted"), "{trusted}");
+    let mut tampered = pdf.clone();
+    let at = tampered.len() / 3;
+    tampered[at] ^= 0x01;
+    std::fs::write(d.join("tampered.pdf"), &tampered).unwrap();
+    let broken = pdfsig(&d.join("tampered.pdf"), None);
+    assert!(!broken.contains("Signature is Valid"), "{broken}");
+    // The same stored report on a second download.
+    let (_, _, again) = get_bytes(&server, Auth::Bearer(&legal), &report_path);
+    assert_eq!(again, pdf);
+    for who in [Auth::Bearer(&viewer), Auth::ApiKey(&key)] {
+        let (status, _, body) = get_bytes(&server, who, &report_path);
+        assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    }
+    // The CLI issues one too.
+    let out = d.join("cli-report.pdf");
+    t.h.run(&["report", &case_id, "--out", out.to_str().unwrap()], None)
+        .success();
+    assert!(pdfsig(&out, None).contains("Signature is Valid"));
+
     // The audit trail holds every step, and the chain verifies.
     assert_eq!(
         audit_actions(&t.h, &case_id),
@@ -117,7 +161,11 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
             "job_queued",
             "job_started",
             "analysis_started",
-            "analysis_finished"
+            "analysis_finished",
+            "report_issued",
+            "report_downloaded",
+            "report_downloaded",
+            "report_issued",
         ]
     );
     let out = t.h.run(&["audit", "verify"], None);
@@ -244,6 +292,13 @@ fn bad_submissions_get_their_documented_error_and_leave_nothing_behind() {
         inbox.join("dropped.mp4").is_file(),
         "the inbox file is copied, not moved"
     );
+    // No report before the analysis is done.
+    let (status, _, body) = get_bytes(
+        &server,
+        Auth::Bearer(&legal),
+        &format!("/api/cases/{queued}/report.pdf"),
+    );
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
 
     // Nothing refused left a file; the accepted inbox copy is the only upload.
     let left = uploads_left(&t.h);

@@ -6,7 +6,7 @@
 mod common;
 
 use base64::Engine;
-use common::evidence::{case, submit, submit_raw, Auth, Part};
+use common::evidence::{case, get_bytes, submit, submit_raw, Auth, Part};
 use common::leaks::{leak, packaged};
 use common::viewer::{device_token, user_token, PASSWORD};
 use shared::auth::tokens::{unix_now, TokenKeys};
@@ -108,6 +108,13 @@ fn the_evidence_routes_against_every_caller() {
             _ => Error(403, "wrong_role"),
         })
     };
+    // The case is still queued: whoever may download reports gets 409 case_not_finished.
+    let report_expect = |who: &str| {
+        refused_tokens(who).unwrap_or(match who {
+            "analyst" | "legal" | "admin" => Error(409, "case_not_finished"),
+            _ => Error(403, "wrong_role"),
+        })
+    };
     let read_expect = |who: &str| {
         refused_tokens(who).unwrap_or(match who {
             "analyst" | "legal" | "admin" | "crawler (submitter)" => Status(200),
@@ -136,6 +143,22 @@ fn the_evidence_routes_against_every_caller() {
             case(&server, *auth, &case_id),
             read_expect(who),
         );
+        let (status, content_type, body) =
+            get_bytes(&server, *auth, &format!("/api/cases/{case_id}/report.pdf"));
+        check(
+            "GET /api/cases/{id}/report.pdf",
+            who,
+            common::Reply {
+                status,
+                content_type,
+                retry_after: None,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            },
+            report_expect(who),
+        );
+        // The CA certificate is public: any caller, any token.
+        let (status, _, _) = get_bytes(&server, *auth, "/api/reports/ca.pem");
+        assert_eq!(status, 200, "ca.pem as {who}");
     }
     // A JSON inbox submission passes the same gate.
     let body = br#"{"video_file_path": "nothing-here.mp4"}"#;

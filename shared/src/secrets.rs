@@ -184,7 +184,8 @@ fn resolve(
     }
 }
 
-fn create_dir_private(dir: &Path) -> std::io::Result<()> {
+/// Creates `dir` (and parents) readable by the owner only.
+pub fn create_dir_private(dir: &Path) -> std::io::Result<()> {
     if !dir.exists() {
         fs::create_dir_all(dir)?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
@@ -194,7 +195,7 @@ fn create_dir_private(dir: &Path) -> std::io::Result<()> {
 
 /// Writes the whole file under a temporary name, then links it into place, so that a
 /// reader never sees a half-written key and two racing processes agree on one key.
-fn write_new_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub fn write_new_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = OpenOptions::new()

@@ -37,6 +37,28 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), CliEr
         Command::Package(args) => package::run(&config, args),
         Command::Extract(args) => extract::run(&config, args),
         Command::Audit { command } => audit::run(&config, command),
+        Command::Report { case_id, out } => {
+            let (db, _) = open_database(&config)?;
+            let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;
+            let (row, bytes) = crate::reports::issue(&config, &db, &secrets, &case_id, "cli")?;
+            let out = out
+                .unwrap_or_else(|| std::path::Path::new("reports").join(format!("{case_id}.pdf")));
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    CliError::Failure(anyhow::anyhow!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            std::fs::write(&out, bytes).map_err(|e| {
+                CliError::Failure(anyhow::anyhow!("cannot write {}: {e}", out.display()))
+            })?;
+            println!(
+                "report {} (SHA-256 {}) written to {}",
+                row.id,
+                row.sha256,
+                out.display()
+            );
+            Ok(())
+        }
         Command::Worker { threads } => {
             let (db, _) = open_database(&config)?;
             let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;

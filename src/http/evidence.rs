@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::auth::api_key;
-use shared::db::repo::{api_keys, cases, videos};
+use shared::db::repo::{api_keys, audit, cases, evidence_reports, videos};
 use shared::db::DbError;
 use shared::domain::Role;
 use streaming::{ApiError, StreamingState};
@@ -406,4 +406,74 @@ pub async fn case_status(
         "created_at": case.created_at.and_utc().to_rfc3339(),
         "updated_at": case.updated_at.and_utc().to_rfc3339(),
     })))
+}
+
+/// `GET /api/cases/{id}/report.pdf`: the case's signed evidence report (issued on first
+/// request, the stored copy afterwards); analysts, legal and admins. Each download is audited.
+pub async fn case_report(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &streaming).await?;
+    let actor = match &caller {
+        Caller::User {
+            id,
+            role: Role::Analyst | Role::Legal | Role::Admin,
+        } => format!("user:{id}"),
+        _ => return Err(wrong_role("download evidence reports")),
+    };
+    let case_id = path.into_inner();
+    let st = state.clone();
+    let bytes = web::block(move || -> Result<Vec<u8>, ApiError> {
+        let mut conn = st.db.conn()?;
+        let case = cases::get(&mut conn, &case_id).map_err(|e| match e {
+            DbError::NotFound(_) => ApiError::not_found_what("case_not_found", "no such case"),
+            other => other.into(),
+        })?;
+        if case.status != "done" {
+            return Err(ApiError::conflict(
+                "case_not_finished",
+                format!(
+                    "the case is {}: its report comes when the analysis is done",
+                    case.status
+                ),
+            ));
+        }
+        let stored = evidence_reports::latest_for_case(&mut conn, &case_id)?
+            .and_then(|r| std::fs::read(&r.path).ok().map(|b| (r, b)));
+        let (row, bytes) = match stored {
+            Some(found) => found,
+            None => crate::reports::issue(&st.config, &st.db, &st.secrets, &case_id, &actor)
+                .map_err(ApiError::internal)?,
+        };
+        audit::append(
+            &mut conn,
+            Some(&case_id),
+            &actor,
+            "report_downloaded",
+            &json!({"report_id": row.id, "sha256": row.sha256}).to_string(),
+        )?;
+        Ok(bytes)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(HttpResponse::Ok()
+        .content_type("application/pdf")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(bytes))
+}
+
+/// `GET /api/reports/ca.pem`: the CA certificate that issues the report-signing certificate,
+/// for anyone who wants to check a report.
+pub async fn report_ca(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let st = state.clone();
+    let pem = web::block(move || crate::reports::ca_pem(&st.config))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-pem-file")
+        .body(pem))
 }

@@ -25,6 +25,7 @@ const JSON_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     pub db: Db,
     pub config: Config,
+    pub secrets: Secrets,
     pub started: Instant,
 }
 
@@ -36,6 +37,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/api/verify-watermark/").route(web::post().to(evidence::verify_watermark)),
         )
         .service(resource("/api/cases/{case_id}/").route(web::get().to(evidence::case_status)))
+        .service(
+            resource("/api/cases/{case_id}/report.pdf").route(web::get().to(evidence::case_report)),
+        )
+        .service(resource("/api/reports/ca.pem").route(web::get().to(evidence::report_ca)))
         .service(
             web::resource("/")
                 .route(web::get().to(pages::landing))
@@ -88,6 +93,7 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
     let state = web::Data::new(AppState {
         db,
         config: config.clone(),
+        secrets: secrets.clone(),
         started: Instant::now(),
     });
     actix_web::rt::System::new().block_on(async move {

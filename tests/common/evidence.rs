@@ -150,3 +150,59 @@ pub fn raw_request(server: &Server, head: &str, body: &[u8], close_early: bool) 
         .to_string();
     (status, body)
 }
+
+/// poppler's `pdfsig` on a file (with an NSS database when given); its standard output.
+pub fn pdfsig(pdf: &std::path::Path, nss: Option<&std::path::Path>) -> String {
+    let mut c = std::process::Command::new("pdfsig");
+    if let Some(dir) = nss {
+        c.arg("-nssdir").arg(format!("sql:{}", dir.display()));
+    }
+    let out = c.arg(pdf).output().expect("run pdfsig (poppler-utils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An NSS database in `dir` that trusts the CA in `ca_pem`.
+pub fn nss_trusting(dir: &std::path::Path, ca_pem: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("certutil")
+            .args(args)
+            .output()
+            .expect("run certutil (libnss3-tools)");
+        assert!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let db = format!("sql:{}", dir.display());
+    run(&["-N", "-d", &db, "--empty-password"]);
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    run(&[
+        "-A",
+        "-d",
+        &db,
+        "-n",
+        "leaktrace-ca",
+        "-t",
+        "CT,C,C",
+        "-i",
+        ca.to_str().unwrap(),
+    ]);
+}
+
+/// GET with an auth, returning the status and the raw body bytes.
+pub fn get_bytes(server: &Server, auth: Auth, path: &str) -> (u16, String, Vec<u8>) {
+    let req = ureq::get(&server.url(path)).timeout(Duration::from_secs(120));
+    let resp = match authorised(req, auth).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    let status = resp.status();
+    let content_type = resp.header("content-type").unwrap_or_default().to_string();
+    let mut body = Vec::new();
+    resp.into_reader().read_to_end(&mut body).expect("body");
+    (status, content_type, body)
+}

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod cases;
 pub mod devices;
+pub mod evidence_reports;
 pub mod jobs;
 pub mod security_events;
 pub mod sessions;

@@ -1,0 +1,342 @@
+//! The evidence report as a PDF (A4, built-in Helvetica): what was submitted, what was found,
+//! how sure the finding is and what that means, who the session belongs to, how the analysis
+//! works, and the case's audit trail. Signing is [`super::signing`]'s job.
+
+use printpdf::{
+    BuiltinFont, Color, Mm, Op, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt,
+    RawImage, RawImageData, RawImageFormat, Rgb, TextItem, XObjectTransform,
+};
+
+use super::chart;
+
+/// One candidate session of the ranking.
+pub struct CandidateRow {
+    pub session_id: String,
+    pub user: String,
+    pub score: f64,
+    pub false_positive_probability: f64,
+    pub unit_agreement: f64,
+}
+
+/// Everything a report states. Text fields are shown as given (non-ASCII characters are
+/// replaced: the built-in fonts cover Latin-1 only).
+pub struct Report {
+    pub case_id: String,
+    pub submitted_by: String,
+    pub submitted_at: String,
+    pub generated_at: String,
+    /// (label, value) facts of the suspect file: name, size, SHA-256, container, codec...
+    pub file: Vec<(String, String)>,
+    pub title: String,
+    pub verdict: String,
+    pub threshold: f64,
+    /// The verdict in plain language, and what the probability means and does not mean.
+    pub explanation: Vec<String>,
+    pub alignment: Vec<(String, String)>,
+    /// Per unit of the title: the soft value, `None` when not observed.
+    pub units: Vec<Option<f64>>,
+    /// The best match's code, for the chart.
+    pub matched_code: Option<Vec<bool>>,
+    pub candidates: Vec<CandidateRow>,
+    pub metadata_layer: Vec<String>,
+    /// (label, value) facts of the matched session: user, device, fingerprint hash, times...
+    pub session: Vec<(String, String)>,
+    pub method: Vec<String>,
+    pub software: String,
+    /// Audit entries, oldest first: (time, actor, action, hash prefix).
+    pub audit: Vec<[String; 4]>,
+    /// The audit trail's head hash when the report was made.
+    pub audit_head: String,
+}
+
+const PAGE_W: f32 = 210.0;
+const PAGE_H: f32 = 297.0;
+const MARGIN: f32 = 18.0;
+const CHART_W: usize = 1400;
+const CHART_H: usize = 420;
+
+fn ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// Lays text out top to bottom, starting new pages as needed.
+struct Layout {
+    pages: Vec<Vec<Op>>,
+    ops: Vec<Op>,
+    y: f32,
+}
+
+impl Layout {
+    fn new() -> Layout {
+        Layout {
+            pages: Vec::new(),
+            ops: Vec::new(),
+            y: PAGE_H - MARGIN,
+        }
+    }
+
+    fn room(&mut self, mm: f32) {
+        if self.y - mm < MARGIN {
+            self.pages.push(std::mem::take(&mut self.ops));
+            self.y = PAGE_H - MARGIN;
+        }
+    }
+
+    fn text_at(&mut self, x: f32, text: &str, size: f32, bold: bool) {
+        let font = if bold {
+            BuiltinFont::HelveticaBold
+        } else {
+            BuiltinFont::Helvetica
+        };
+        self.ops.extend([
+            Op::StartTextSection,
+            Op::SetTextCursor {
+                pos: Point::new(Mm(x), Mm(self.y)),
+            },
+            Op::SetFont {
+                font: PdfFontHandle::Builtin(font),
+                size: Pt(size),
+            },
+            Op::SetFillColor {
+                col: Color::Rgb(Rgb::new(0.1, 0.1, 0.1, None)),
+            },
+            Op::ShowText {
+                items: vec![TextItem::Text(ascii(text))],
+            },
+            Op::EndTextSection,
+        ]);
+    }
+
+    /// A line of text, wrapped at about `width` characters.
+    fn line(&mut self, text: &str, size: f32) {
+        let per_line = (((PAGE_W - 2.0 * MARGIN) / (size * 0.19)) as usize).max(20);
+        let mut rest = text.trim_end();
+        loop {
+            let cut = if rest.len() <= per_line {
+                rest.len()
+            } else {
+                rest[..per_line]
+                    .rfind(' ')
+                    .filter(|&i| i > 0)
+                    .unwrap_or(per_line)
+            };
+            let cut = (0..=cut)
+                .rev()
+                .find(|&i| rest.is_char_boundary(i))
+                .unwrap_or(0);
+            self.room(size * 0.5);
+            self.y -= size * 0.45;
+            self.text_at(MARGIN, &rest[..cut], size, false);
+            rest = rest[cut..].trim_start();
+            if rest.is_empty() {
+                break;
+            }
+        }
+    }
+
+    fn heading(&mut self, text: &str) {
+        self.room(16.0);
+        self.y -= 7.0;
+        self.text_at(MARGIN, text, 12.5, true);
+        self.y -= 1.5;
+    }
+
+    fn facts(&mut self, rows: &[(String, String)]) {
+        for (label, value) in rows {
+            self.room(5.0);
+            self.y -= 4.6;
+            self.text_at(MARGIN, label, 9.0, true);
+            let mut first = true;
+            let width = 70;
+            let mut rest = value.as_str();
+            while first || !rest.is_empty() {
+                if !first {
+                    self.room(5.0);
+                    self.y -= 4.2;
+                }
+                let cut = rest
+                    .char_indices()
+                    .nth(width)
+                    .map_or(rest.len(), |(i, _)| i);
+                self.text_at(MARGIN + 48.0, &rest[..cut], 9.0, false);
+                rest = &rest[cut..];
+                first = false;
+            }
+        }
+    }
+
+    fn table(&mut self, columns: &[(f32, &str)], rows: &[Vec<String>], size: f32) {
+        self.room(6.0);
+        self.y -= 5.0;
+        for (x, head) in columns {
+            self.text_at(MARGIN + x, head, size, true);
+        }
+        for row in rows {
+            self.room(5.0);
+            self.y -= size * 0.5;
+            for ((x, _), cell) in columns.iter().zip(row) {
+                self.text_at(MARGIN + x, cell, size, false);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<Vec<Op>> {
+        if !self.ops.is_empty() {
+            self.pages.push(self.ops);
+        }
+        self.pages
+    }
+}
+
+/// Renders the report; the result is an unsigned PDF.
+pub fn render(r: &Report) -> Vec<u8> {
+    let mut doc = PdfDocument::new(&format!("leaktrace evidence report {}", r.case_id));
+    let mut l = Layout::new();
+    l.y -= 4.0;
+    l.text_at(MARGIN, "leaktrace forensic evidence report", 17.0, true);
+    l.y -= 7.0;
+    l.text_at(MARGIN, &format!("Case {}", r.case_id), 10.0, false);
+    l.y -= 5.0;
+    l.text_at(
+        MARGIN,
+        &format!("Generated {}", r.generated_at),
+        10.0,
+        false,
+    );
+
+    l.heading("Verdict");
+    l.line(&format!("Verdict: {}", r.verdict.to_uppercase()), 11.0);
+    for p in &r.explanation {
+        l.line(p, 9.5);
+    }
+
+    l.heading("Submission");
+    let mut submission = vec![
+        ("Submitted by".to_string(), r.submitted_by.clone()),
+        ("Submitted at".to_string(), r.submitted_at.clone()),
+    ];
+    submission.extend(r.file.iter().cloned());
+    l.facts(&submission);
+
+    l.heading("Title and alignment");
+    let mut alignment = vec![("Matched title".to_string(), r.title.clone())];
+    alignment.extend(r.alignment.iter().cloned());
+    l.facts(&alignment);
+
+    l.heading("Per-unit evidence");
+    l.line(
+        "Each bar is one watermark unit of the title: up when the copy looks like variant B, \
+         down for A; green where it agrees with the best-matching session's code, red where \
+         it does not, blue when there is no match. The strip below is that session's code \
+         (dark: B, light: A). Gaps are units the copy does not show.",
+        9.0,
+    );
+    let chart = chart::draw(&r.units, r.matched_code.as_deref(), CHART_W, CHART_H);
+    let image = RawImage {
+        pixels: RawImageData::U8(chart.pixels),
+        width: chart.width,
+        height: chart.height,
+        data_format: RawImageFormat::RGB8,
+        tag: Vec::new(),
+    };
+    let image_id = doc.add_image(&image);
+    let shown_w = PAGE_W - 2.0 * MARGIN;
+    let shown_h = shown_w * CHART_H as f32 / CHART_W as f32;
+    l.room(shown_h + 4.0);
+    l.y -= shown_h + 3.0;
+    let dpi = CHART_W as f32 / (shown_w / 25.4);
+    l.ops.push(Op::UseXobject {
+        id: image_id,
+        transform: XObjectTransform {
+            translate_x: Some(Mm(MARGIN).into()),
+            translate_y: Some(Mm(l.y).into()),
+            dpi: Some(dpi),
+            ..Default::default()
+        },
+    });
+
+    l.heading("Candidate sessions (best first)");
+    let rows: Vec<Vec<String>> = r
+        .candidates
+        .iter()
+        .map(|c| {
+            vec![
+                c.session_id.clone(),
+                c.user.clone(),
+                format!("{:.2}", c.score),
+                format!("{:.2e}", c.false_positive_probability),
+                format!("{:.3}", c.unit_agreement),
+            ]
+        })
+        .collect();
+    l.table(
+        &[
+            (0.0, "session"),
+            (70.0, "user"),
+            (105.0, "z score"),
+            (125.0, "false-positive p."),
+            (155.0, "agreement"),
+        ],
+        &rows,
+        8.5,
+    );
+    if r.candidates.is_empty() {
+        l.line("No session of a matching title was compared.", 9.0);
+    }
+
+    l.heading("Matched session");
+    if r.session.is_empty() {
+        l.line("No session is named by this analysis.", 9.5);
+    } else {
+        l.facts(&r.session);
+    }
+
+    l.heading("Metadata layer (independent finding)");
+    for p in &r.metadata_layer {
+        l.line(p, 9.5);
+    }
+
+    l.heading("Method");
+    for p in &r.method {
+        l.line(p, 9.0);
+    }
+    l.line(&format!("Software: {}", r.software), 9.0);
+
+    l.heading("Audit trail of the case");
+    let rows: Vec<Vec<String>> = r.audit.iter().map(|e| e.to_vec()).collect();
+    l.table(
+        &[
+            (0.0, "time (UTC)"),
+            (45.0, "actor"),
+            (100.0, "action"),
+            (140.0, "entry hash"),
+        ],
+        &rows,
+        8.0,
+    );
+    l.line(
+        &format!("Audit trail head when issued: {}", r.audit_head),
+        8.5,
+    );
+    l.line(
+        "This report is signed (PAdES, ETSI.CAdES.detached) by the deployment's report signing \
+         certificate; the issuing CA certificate is published at /api/reports/ca.pem.",
+        8.5,
+    );
+
+    let pages: Vec<PdfPage> = l
+        .finish()
+        .into_iter()
+        .map(|ops| PdfPage::new(Mm(PAGE_W), Mm(PAGE_H), ops))
+        .collect();
+    doc.with_pages(pages)
+        .save(&PdfSaveOptions::default(), &mut Vec::new())
+}

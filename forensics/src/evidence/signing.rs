@@ -1,0 +1,303 @@
+//! PAdES signatures of evidence reports, and the certificates behind them.
+//!
+//! A deployment has its own small PKI, created on first use: a CA certificate (publishable,
+//! so that anyone can check reports) and a report-signing certificate issued by it, both
+//! ECDSA P-256. A report is signed by an incremental update that adds a signature field
+//! (`/Filter /Adobe.PPKLite`, `/SubFilter /ETSI.CAdES.detached`) whose `/Contents` is a
+//! detached CMS SignedData over the whole file except the `/Contents` value itself (the two
+//! `/ByteRange` spans), with the signing-certificate-v2 attribute that PAdES requires, and
+//! the leaf and CA certificates embedded.
+
+use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
+use der::{DecodePem, Encode};
+use lopdf::{dictionary, IncrementalDocument, Object, StringFormat};
+use p256::pkcs8::DecodePrivateKey;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+
+/// Room reserved for the CMS signature in the file (its DER is about 1.1 KB).
+const SIGNATURE_BYTES: usize = 8192;
+/// Written in place of the byte ranges until they are known (same width as the final text).
+const BYTE_RANGE_PLACEHOLDER: &[u8] = b"[0 9999999999 9999999999 9999999999]";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("cannot create the report certificates: {0}")]
+    Certificates(String),
+    #[error("the report signing key or certificate is unreadable: {0}")]
+    Identity(String),
+    #[error("the report PDF cannot be read: {0}")]
+    Pdf(String),
+    #[error("cannot build the signature: {0}")]
+    Cms(String),
+}
+
+impl SigningError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            SigningError::Certificates(_) | SigningError::Identity(_) => "report_identity",
+            SigningError::Pdf(_) => "report_pdf",
+            SigningError::Cms(_) => "report_signature",
+        }
+    }
+}
+
+/// A new deployment's report PKI, as PEM texts to store.
+pub struct NewIdentity {
+    pub ca_cert_pem: String,
+    pub ca_key_pem: String,
+    pub signing_cert_pem: String,
+    pub signing_key_pem: String,
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "leaktrace");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+/// Creates the CA and the report-signing certificate issued by it (valid ten years).
+pub fn create_identity(deployment: &str) -> Result<NewIdentity, SigningError> {
+    let fail = |e: rcgen::Error| SigningError::Certificates(e.to_string());
+    // Valid from the start of this year for ten years.
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let year = 1970 + (seconds / 31_556_952) as i32;
+    let now = rcgen::date_time_ymd(year, 1, 1);
+    let until = rcgen::date_time_ymd(year + 10, 1, 1);
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(fail)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    ca.distinguished_name = name(&format!("leaktrace evidence CA ({deployment})"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    (ca.not_before, ca.not_after) = (now, until);
+    let ca_cert = ca.self_signed(&ca_key).map_err(fail)?;
+    let issuer = Issuer::new(ca, &ca_key);
+    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(fail)?;
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    leaf.distinguished_name = name(&format!("leaktrace report signing ({deployment})"));
+    leaf.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::ContentCommitment,
+    ];
+    (leaf.not_before, leaf.not_after) = (now, until);
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(fail)?;
+    Ok(NewIdentity {
+        ca_cert_pem: ca_cert.pem(),
+        ca_key_pem: ca_key.serialize_pem(),
+        signing_cert_pem: leaf_cert.pem(),
+        signing_key_pem: leaf_key.serialize_pem(),
+    })
+}
+
+/// What signs reports: the signing key and certificate, and the CA certificate.
+pub struct ReportSigner {
+    key: p256::ecdsa::SigningKey,
+    cert: Certificate,
+    ca: Certificate,
+}
+
+impl ReportSigner {
+    pub fn from_pem(
+        signing_cert_pem: &str,
+        signing_key_pem: &str,
+        ca_cert_pem: &str,
+    ) -> Result<ReportSigner, SigningError> {
+        let bad = |what: &str, e: String| SigningError::Identity(format!("{what}: {e}"));
+        Ok(ReportSigner {
+            key: p256::ecdsa::SigningKey::from_pkcs8_pem(signing_key_pem)
+                .map_err(|e| bad("signing key", e.to_string()))?,
+            cert: Certificate::from_pem(signing_cert_pem)
+                .map_err(|e| bad("signing certificate", e.to_string()))?,
+            ca: Certificate::from_pem(ca_cert_pem)
+                .map_err(|e| bad("CA certificate", e.to_string()))?,
+        })
+    }
+
+    /// Hex SHA-256 of the signing certificate's DER (stored with each report).
+    pub fn certificate_sha256(&self) -> String {
+        hex::encode(Sha256::digest(self.cert.to_der().unwrap_or_default()))
+    }
+
+    /// Signs `pdf` (as printpdf wrote it) with a PAdES signature dated `date`
+    /// (`D:YYYYMMDDHHmmSSZ`); returns the signed file.
+    pub fn sign(&self, pdf: &[u8], date: &str) -> Result<Vec<u8>, SigningError> {
+        let (mut out, contents) = with_signature_field(pdf, date)?;
+        let digest = {
+            let mut h = Sha256::new();
+            h.update(&out[..contents.start]);
+            h.update(&out[contents.end..]);
+            h.finalize().to_vec()
+        };
+        let der = self.signed_data(&digest)?;
+        if der.len() > SIGNATURE_BYTES {
+            return Err(SigningError::Cms(format!(
+                "the signature ({} bytes) exceeds its reserved room",
+                der.len()
+            )));
+        }
+        let mut text = hex::encode(&der);
+        text.push_str(&"0".repeat(SIGNATURE_BYTES * 2 - text.len()));
+        out[contents.start + 1..contents.end - 1].copy_from_slice(text.as_bytes());
+        Ok(out)
+    }
+
+    fn signed_data(&self, digest: &[u8]) -> Result<Vec<u8>, SigningError> {
+        let fail = |e: &dyn std::fmt::Display| SigningError::Cms(e.to_string());
+        let content = EncapsulatedContentInfo {
+            econtent_type: const_oid::db::rfc5911::ID_DATA,
+            econtent: None,
+        };
+        let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: self.cert.tbs_certificate.issuer.clone(),
+            serial_number: self.cert.tbs_certificate.serial_number.clone(),
+        });
+        let sha256 = spki::AlgorithmIdentifierOwned {
+            oid: const_oid::db::rfc5912::ID_SHA_256,
+            parameters: None,
+        };
+        let mut signer =
+            SignerInfoBuilder::new(&self.key, sid, sha256.clone(), &content, Some(digest))
+                .map_err(|e| fail(&e))?;
+        signer
+            .add_signed_attribute(signing_certificate_v2(&self.cert)?)
+            .map_err(|e| fail(&e))?;
+        let info = SignedDataBuilder::new(&content)
+            .add_digest_algorithm(sha256)
+            .map_err(|e| fail(&e))?
+            .add_certificate(CertificateChoices::Certificate(self.cert.clone()))
+            .map_err(|e| fail(&e))?
+            .add_certificate(CertificateChoices::Certificate(self.ca.clone()))
+            .map_err(|e| fail(&e))?
+            .add_signer_info::<_, p256::ecdsa::DerSignature>(signer)
+            .map_err(|e| fail(&e))?
+            .build()
+            .map_err(|e| fail(&e))?;
+        info.to_der().map_err(|e| fail(&e))
+    }
+}
+
+/// The ESS signing-certificate-v2 attribute (RFC 5035): the SHA-256 of the signing
+/// certificate, binding it to the signature.
+fn signing_certificate_v2(cert: &Certificate) -> Result<x509_cert::attr::Attribute, SigningError> {
+    use der::asn1::{OctetString, SetOfVec};
+    #[derive(der::Sequence)]
+    struct EssCertIdV2 {
+        cert_hash: OctetString,
+    }
+    #[derive(der::Sequence)]
+    struct SigningCertificateV2 {
+        certs: Vec<EssCertIdV2>,
+    }
+    let fail = |e: der::Error| SigningError::Cms(e.to_string());
+    let hash = Sha256::digest(cert.to_der().map_err(fail)?);
+    let value = SigningCertificateV2 {
+        certs: vec![EssCertIdV2 {
+            cert_hash: OctetString::new(hash.to_vec()).map_err(fail)?,
+        }],
+    };
+    Ok(x509_cert::attr::Attribute {
+        oid: const_oid::db::rfc5911::ID_AA_SIGNING_CERTIFICATE_V_2,
+        values: SetOfVec::try_from(vec![der::Any::encode_from(&value).map_err(fail)?])
+            .map_err(fail)?,
+    })
+}
+
+/// Appends the signature field to `pdf` (incremental update, placeholders for the byte ranges
+/// and the contents), fills in the byte ranges, and returns the file with the span of the
+/// `/Contents` hex string (angle brackets included).
+fn with_signature_field(
+    pdf: &[u8],
+    date: &str,
+) -> Result<(Vec<u8>, std::ops::Range<usize>), SigningError> {
+    let bad = |e: lopdf::Error| SigningError::Pdf(e.to_string());
+    let previous = lopdf::Document::load_mem(pdf).map_err(bad)?;
+    let page_id = *previous
+        .get_pages()
+        .values()
+        .next()
+        .ok_or_else(|| SigningError::Pdf("the document has no page".into()))?;
+    let catalog_id = previous
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_reference)
+        .map_err(bad)?;
+    let mut doc = IncrementalDocument::create_from(pdf.to_vec(), previous);
+    let placeholder_range = BYTE_RANGE_PLACEHOLDER;
+    let signature = doc.new_document.add_object(dictionary! {
+        "Type" => "Sig",
+        "Filter" => "Adobe.PPKLite",
+        "SubFilter" => "ETSI.CAdES.detached",
+        "ByteRange" => vec![
+            Object::Integer(0),
+            Object::Integer(9_999_999_999),
+            Object::Integer(9_999_999_999),
+            Object::Integer(9_999_999_999),
+        ],
+        "Contents" => Object::String(vec![0u8; SIGNATURE_BYTES], StringFormat::Hexadecimal),
+        "M" => Object::string_literal(date),
+        "Reason" => Object::string_literal("leaktrace evidence report"),
+    });
+    let widget = doc.new_document.add_object(dictionary! {
+        "Type" => "Annot",
+        "Subtype" => "Widget",
+        "FT" => "Sig",
+        "T" => Object::string_literal("leaktrace-signature"),
+        "V" => signature,
+        "Rect" => vec![0.into(), 0.into(), 0.into(), 0.into()],
+        "F" => 132,
+        "P" => page_id,
+    });
+    doc.opt_clone_object_to_new_document(page_id).map_err(bad)?;
+    doc.new_document
+        .get_object_mut(page_id)
+        .and_then(Object::as_dict_mut)
+        .map_err(bad)?
+        .set("Annots", vec![Object::Reference(widget)]);
+    doc.opt_clone_object_to_new_document(catalog_id)
+        .map_err(bad)?;
+    doc.new_document
+        .get_object_mut(catalog_id)
+        .and_then(Object::as_dict_mut)
+        .map_err(bad)?
+        .set(
+            "AcroForm",
+            dictionary! { "Fields" => vec![Object::Reference(widget)], "SigFlags" => 3 },
+        );
+    let mut out = Vec::new();
+    doc.save_to(&mut out)
+        .map_err(|e| SigningError::Pdf(e.to_string()))?;
+
+    let contents_text = format!("<{}>", "00".repeat(SIGNATURE_BYTES));
+    let start = find_last(&out, contents_text.as_bytes())
+        .ok_or_else(|| SigningError::Pdf("signature placeholder not written".into()))?;
+    let end = start + contents_text.len();
+    let at = find_last(&out, placeholder_range)
+        .ok_or_else(|| SigningError::Pdf("byte range placeholder not written".into()))?;
+    let ranges = format!("[0 {start} {end} {}]", out.len() - end);
+    if ranges.len() > placeholder_range.len() {
+        return Err(SigningError::Pdf("the report is too large to sign".into()));
+    }
+    let padded = format!("{ranges:<width$}", width = placeholder_range.len());
+    out[at..at + placeholder_range.len()].copy_from_slice(padded.as_bytes());
+    Ok((out, start..end))
+}
+
+fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// The signing certificate's subject (for display).
+pub fn subject(cert_pem: &str) -> Option<String> {
+    Certificate::from_pem(cert_pem)
+        .ok()
+        .map(|c| c.tbs_certificate.subject.to_string())
+}

@@ -1,0 +1,348 @@
+//! Evidence reports of finished cases: gathered from the case, its matches, the matched
+//! session and the audit trail, laid out and signed by `forensics::evidence`, stored in the
+//! data dir's `reports/` folder and recorded (`evidence_reports`), each issue audited.
+//! The report PKI (a CA and a signing certificate) lives in the secrets folder, created on
+//! first use with owner-only permissions.
+
+use std::path::{Path, PathBuf};
+
+use forensics::evidence::document::{self, CandidateRow, Report};
+use forensics::evidence::signing::{self, ReportSigner};
+use forensics::media::decode::FrameReader;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use shared::codes;
+use shared::config::Config;
+use shared::db::repo::audit::{self, Verification};
+use shared::db::repo::{cases, devices, evidence_reports, sessions, users, videos};
+use shared::db::Db;
+use shared::sealing;
+use shared::secrets::{self, Secrets};
+
+use crate::error::CliError;
+
+const CA_CERT: &str = "report-ca.pem";
+const CA_KEY: &str = "report-ca.key";
+const SIGNING_CERT: &str = "report-signing.pem";
+const SIGNING_KEY: &str = "report-signing.key";
+
+fn secrets_dir(config: &Config) -> PathBuf {
+    config.data_dir.join("secrets")
+}
+
+/// The report signer, its PKI created on first use.
+pub fn signer(config: &Config) -> Result<ReportSigner, CliError> {
+    let dir = secrets_dir(config);
+    let io = |e: std::io::Error| CliError::Failure(anyhow::anyhow!("report certificates: {e}"));
+    if !dir.join(SIGNING_KEY).exists() {
+        secrets::create_dir_private(&dir).map_err(io)?;
+        let deployment = config.data_dir.display().to_string();
+        let made =
+            signing::create_identity(&deployment).map_err(|e| CliError::Failure(e.into()))?;
+        for (name, text) in [
+            (CA_CERT, &made.ca_cert_pem),
+            (CA_KEY, &made.ca_key_pem),
+            (SIGNING_CERT, &made.signing_cert_pem),
+            (SIGNING_KEY, &made.signing_key_pem),
+        ] {
+            match secrets::write_new_private(&dir.join(name), text.as_bytes()) {
+                Ok(()) => {}
+                // Another process created the identity first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => break,
+                Err(e) => return Err(io(e)),
+            }
+        }
+    }
+    // Stored with a trailing newline added; PEM parsers want exactly one.
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map(|t| format!("{}\n", t.trim_end()))
+            .map_err(io)
+    };
+    ReportSigner::from_pem(&read(SIGNING_CERT)?, &read(SIGNING_KEY)?, &read(CA_CERT)?)
+        .map_err(|e| CliError::Failure(e.into()))
+}
+
+/// The CA certificate that issued the report-signing certificate (PEM), created on first use.
+pub fn ca_pem(config: &Config) -> Result<String, CliError> {
+    signer(config)?;
+    std::fs::read_to_string(secrets_dir(config).join(CA_CERT))
+        .map(|t| format!("{}\n", t.trim_end()))
+        .map_err(|e| CliError::Failure(anyhow::anyhow!("report CA certificate: {e}")))
+}
+
+fn fact(label: &str, value: impl ToString) -> (String, String) {
+    (label.to_string(), value.to_string())
+}
+
+fn time(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Plain-language verdict and what the probability means.
+fn explanation(
+    verdict: &str,
+    best: Option<&Value>,
+    threshold: f64,
+    candidates: usize,
+) -> Vec<String> {
+    let p = best
+        .and_then(|m| m["false_positive_probability"].as_f64())
+        .unwrap_or(1.0);
+    let mut out = vec![match verdict {
+        "identified" => format!(
+            "The copy carries the forensic watermark code of session {} (user {}). The \
+             probability that a copy not made from that session would match it this well is \
+             at most {p:.2e}, below the decision threshold of {threshold:.0e}.",
+            best.and_then(|m| m["session_id"].as_str()).unwrap_or("?"),
+            best.and_then(|m| m["user"].as_str()).unwrap_or("?"),
+        ),
+        "inconclusive" => format!(
+            "The copy shows a packaged title, but no session's code matches it strongly enough: \
+             the best match's false-positive probability ({p:.2e}) is not below the decision \
+             threshold of {threshold:.0e}. No session is named."
+        ),
+        _ => "The copy matches no packaged title: there is no watermark to read. No session \
+              is named."
+            .to_string(),
+    }];
+    out.push(format!(
+        "What the probability means: each session's code is a sequence of independent random \
+         bits; the probability is the chance that any of the {candidates} sessions compared, \
+         had it not leaked the copy, would score at least as high (an upper bound, corrected \
+         for the number of sessions compared). It does not say who handled the copy after \
+         it left that session (recording, sharing, re-encoding), nor does it exclude \
+         collusion between several sessions mixing their copies."
+    ));
+    out
+}
+
+/// Issues (renders, signs, stores, records and audits) a report of a finished case.
+pub fn issue(
+    config: &Config,
+    db: &Db,
+    secrets: &Secrets,
+    case_id: &str,
+    actor: &str,
+) -> Result<(evidence_reports::ReportRow, Vec<u8>), CliError> {
+    let mut conn = db.conn()?;
+    let case = cases::get(&mut conn, case_id)?;
+    if case.status != "done" {
+        return Err(CliError::input(format!(
+            "case {case_id} is {}: a report needs a finished analysis",
+            case.status
+        )));
+    }
+    let result: Value = case
+        .result_json
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(Value::Null);
+    let verdict = result["verdict"]
+        .as_str()
+        .unwrap_or("inconclusive")
+        .to_string();
+    let matches = result["matches"].as_array().cloned().unwrap_or_default();
+    let best = matches.first();
+
+    // The suspect file, as received (probed again when it is still there).
+    let mut file = vec![
+        fact("File name", &case.file_name),
+        fact("Size", format!("{} bytes", case.file_size)),
+        fact("SHA-256", &case.file_sha256),
+    ];
+    let limits = crate::analysis::limits(config);
+    if let Ok(reader) = FrameReader::open(Path::new(&case.stored_path), &limits) {
+        let info = reader.info();
+        file.push(fact("Container", &info.container));
+        file.push(fact("Video codec", &info.video_codec));
+        file.push(fact(
+            "Resolution",
+            format!("{}x{}", info.source_width, info.source_height),
+        ));
+        file.push(fact("Duration", format!("{:.2} s", info.duration_seconds)));
+        file.push(fact("Frame rate", format!("{:.3} fps", info.fps())));
+    }
+
+    let (title, units, video_secret) = match result["video_id"].as_str() {
+        Some(id) => {
+            let v = videos::get(&mut conn, id)?;
+            let secret: Option<[u8; 32]> = sealing::open(
+                secrets.master_key(),
+                &sealing::video_secret_aad(id),
+                &v.sealed_secret,
+            )
+            .ok()
+            .and_then(|s| s.try_into().ok());
+            (format!("{} ({id})", v.title), v.unit_count, secret)
+        }
+        None => ("none".to_string(), 0, None),
+    };
+    let a = &result["alignment"];
+    let alignment = if a.is_object() {
+        vec![
+            fact(
+                "Time offset",
+                format!(
+                    "{:.2} s (title = copy + offset)",
+                    a["offset_seconds"].as_f64().unwrap_or(0.0)
+                ),
+            ),
+            fact(
+                "Time match score",
+                format!("{:.3}", a["time_score"].as_f64().unwrap_or(0.0)),
+            ),
+            fact(
+                "Units covered",
+                format!(
+                    "{} to {} ({} observed)",
+                    a["first_unit"], a["last_unit"], result["units_observed"]
+                ),
+            ),
+            fact(
+                "Copy frames",
+                format!(
+                    "{} at {:.3} fps, {}x{}",
+                    a["suspect_frames"],
+                    a["suspect_fps"].as_f64().unwrap_or(0.0),
+                    a["suspect_size"][0],
+                    a["suspect_size"][1]
+                ),
+            ),
+            fact("Picture area in copy", a["active_area"].to_string()),
+            fact("Part of title frame", a["reference_crop"].to_string()),
+        ]
+    } else {
+        Vec::new()
+    };
+    let unit_values: Vec<Option<f64>> = result["unit_values"]
+        .as_array()
+        .map(|v| v.iter().map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let matched_code = match (best.and_then(|m| m["session_id"].as_str()), video_secret) {
+        (Some(sid), Some(secret)) => Some(codes::session_code(&secret, sid, units as u32)),
+        _ => None,
+    };
+
+    let mut session = Vec::new();
+    if verdict == "identified" {
+        if let Some(sid) = best.and_then(|m| m["session_id"].as_str()) {
+            let s = sessions::get(&mut conn, sid)?;
+            let user = users::get(&mut conn, &s.user_id)?;
+            let device = devices::get(&mut conn, &s.device_id)?;
+            session = vec![
+                fact("Session", &s.id),
+                fact("User", format!("{} ({})", user.username, user.id)),
+                fact("Device", &device.id),
+                fact(
+                    "Fingerprint SHA-256",
+                    hex::encode(Sha256::digest(device.fingerprint.as_bytes())),
+                ),
+                fact("Session requested", time(s.created_at)),
+                fact("Key exchange", s.keyed_at.map_or("-".into(), time)),
+                fact("Last activity", time(s.last_activity_at)),
+                fact("Segments served", s.segments_served),
+                fact(
+                    "Client address",
+                    s.client_address.clone().unwrap_or_else(|| "-".into()),
+                ),
+                fact("Session state", &s.state),
+            ];
+        }
+    }
+
+    let m = &result["metadata_layer"];
+    let metadata_layer = if m.is_null() {
+        vec!["No session marker box was found in the copy (it is removed by any re-encoding or remux; its absence says nothing about the watermark).".to_string()]
+    } else if m["valid"] == true {
+        vec![format!(
+            "The copy carries a session marker box with a valid signature naming session {} (title {}, issued {}). This is an exact, independent attribution.",
+            m["session_id"].as_str().unwrap_or("?"),
+            m["video_id"].as_str().unwrap_or("?"),
+            m["issued_at"]
+        )]
+    } else {
+        vec![format!(
+            "The copy carries a session marker box whose signature does not verify ({}): it is not relied on.",
+            m["reason"].as_str().unwrap_or("invalid")
+        )]
+    };
+
+    let audit_entries = audit::for_case(&mut conn, case_id)?;
+    let head = match audit::verify(&mut conn)? {
+        Verification::Intact { head, .. } => head,
+        Verification::Broken { seq, reason } => format!("BROKEN at entry {seq}: {reason}"),
+    };
+    let report = Report {
+        case_id: case.id.clone(),
+        submitted_by: format!("{} {}", case.submitter_kind, case.submitter_id.clone().unwrap_or_default()),
+        submitted_at: time(case.created_at),
+        generated_at: time(shared::db::now()),
+        file,
+        title,
+        verdict: verdict.clone(),
+        threshold: config.analysis.false_positive_threshold,
+        explanation: explanation(
+            &verdict,
+            best,
+            config.analysis.false_positive_threshold,
+            result["sessions_compared"]
+                .as_u64()
+                .map_or(matches.len(), |n| n as usize),
+        ),
+        alignment,
+        units: unit_values,
+        matched_code,
+        candidates: matches
+            .iter()
+            .map(|m| CandidateRow {
+                session_id: m["session_id"].as_str().unwrap_or_default().to_string(),
+                user: m["user"].as_str().unwrap_or_default().to_string(),
+                score: m["score"].as_f64().unwrap_or(0.0),
+                false_positive_probability: m["false_positive_probability"].as_f64().unwrap_or(1.0),
+                unit_agreement: m["unit_agreement"].as_f64().unwrap_or(0.0),
+            })
+            .collect(),
+        metadata_layer,
+        session,
+        method: vec![
+            "Packaging embedded an invisible watermark in two variants (A and B) of every unit of the title; each session received its own sequence of variants, its code, derived from a secret key and the session id.".into(),
+            "The copy was aligned with the title in time (thumbnail correlation) and space (bars and crop search); for every unit, the copy was compared with both variants after a brightness and contrast fit, giving a signed value (B positive, A negative).".into(),
+            "Every session that streamed the title was scored by the normalised correlation of its code with those values; the false-positive probability is the exact tail of that score for a random code (normal approximation beyond 256 units), times the number of sessions.".into(),
+        ],
+        software: format!("leaktrace {}", env!("CARGO_PKG_VERSION")),
+        audit: audit_entries
+            .iter()
+            .map(|e| [time(e.created_at), e.actor.clone(), e.action.clone(), e.entry_hash[..16].to_string()])
+            .collect(),
+        audit_head: head,
+    };
+    let unsigned = document::render(&report);
+    let signer = signer(config)?;
+    let date = chrono::Utc::now().format("D:%Y%m%d%H%M%SZ").to_string();
+    let signed = signer
+        .sign(&unsigned, &date)
+        .map_err(|e| CliError::Failure(e.into()))?;
+    let sha256 = hex::encode(Sha256::digest(&signed));
+    let dir = config.data_dir.join("reports");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(format!("{case_id}-{}.pdf", &sha256[..12]));
+    std::fs::write(&path, &signed)
+        .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    let row = evidence_reports::create(
+        &mut conn,
+        case_id,
+        &path.to_string_lossy(),
+        &sha256,
+        &signer.certificate_sha256(),
+    )?;
+    audit::append(
+        &mut conn,
+        Some(case_id),
+        actor,
+        "report_issued",
+        &json!({"report_id": row.id, "sha256": sha256}).to_string(),
+    )?;
+    Ok((row, signed))
+}
