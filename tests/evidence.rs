@@ -9,8 +9,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::evidence::{
-    self, case, get_bytes, nss_trusting, pdfsig, raw_request, submit, submit_raw, wait_case, Auth,
-    Part,
+    self, case, get_bytes, nss_trusting, pdfsig, post_raw, raw_request, submit, submit_raw,
+    wait_case, Auth, Part,
 };
 use common::leaks::{leak, packaged, Title};
 use common::viewer::{user_token, PASSWORD};
@@ -147,6 +147,33 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
         let (status, _, body) = get_bytes(&server, who, &report_path);
         assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     }
+    // Verification: the downloaded report is valid, ours and stored; the tampered copy is not
+    // valid and matches nothing stored; a file without signature says so; viewers may not ask.
+    let verify = |who: Auth, bytes: &[u8]| {
+        post_raw(
+            &server,
+            who,
+            "/api/reports/verify/",
+            "application/pdf",
+            bytes,
+        )
+    };
+    let r = verify(Auth::Bearer(&legal), &pdf);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["signed"], true, "{v}");
+    assert_eq!(v["signature_valid"], true, "{v}");
+    assert_eq!(v["issued_by_this_deployment"], true, "{v}");
+    assert_eq!(v["matches_stored_report"], true, "{v}");
+    assert_eq!(v["case_id"], case_id.as_str());
+    let v = verify(Auth::Bearer(&legal), &tampered).json();
+    assert_eq!(v["signature_valid"], false, "{v}");
+    assert_eq!(v["matches_stored_report"], false, "{v}");
+    let v = verify(Auth::Bearer(&legal), b"%PDF-1.7 not signed").json();
+    assert_eq!(v["signed"], false, "{v}");
+    verify(Auth::Bearer(&viewer), &pdf).assert_error(403, "wrong_role");
+    verify(Auth::Bearer(&legal), b"").assert_error(400, "empty_file");
+
     // The CLI issues one too.
     let out = d.join("cli-report.pdf");
     t.h.run(&["report", &case_id, "--out", out.to_str().unwrap()], None)
@@ -165,6 +192,7 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
             "report_issued",
             "report_downloaded",
             "report_downloaded",
+            "report_verified",
             "report_issued",
         ]
     );

@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use shared::auth::api_key;
 use shared::db::repo::{api_keys, audit, cases, evidence_reports, videos};
 use shared::db::DbError;
@@ -164,6 +165,15 @@ async fn check_video(stored: &StoredUpload, state: &AppState) -> Result<(), ApiE
     checked.map_err(upload_error)
 }
 
+/// The request's content type, lower case ("" when absent).
+fn content_type(req: &HttpRequest) -> String {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
 fn validate_form(form: &Form) -> Result<(), ApiError> {
     if let Some(h) = &form.expected_watermark_hash {
         if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -198,12 +208,7 @@ pub async fn verify_watermark(
     if declared.is_some_and(|n| n > limit.saturating_add(FORM_OVERHEAD)) {
         return Err(upload_error(UploadError::TooLarge { limit }));
     }
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let content_type = content_type(&req);
     let (form, stored) = if content_type.starts_with("multipart/form-data") {
         read_multipart(Multipart::new(req.headers(), payload), &state).await?
     } else if content_type.starts_with("application/json") {
@@ -476,4 +481,114 @@ pub async fn report_ca(state: web::Data<AppState>) -> Result<HttpResponse, ApiEr
     Ok(HttpResponse::Ok()
         .content_type("application/x-pem-file")
         .body(pem))
+}
+
+/// Largest PDF accepted for verification.
+const MAX_VERIFY_BYTES: usize = 64 << 20;
+
+/// The uploaded PDF: a raw `application/pdf` body or the `file` field of a multipart form.
+async fn pdf_body(req: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    let too_big = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_large",
+            format!("a report to verify is at most {MAX_VERIFY_BYTES} bytes"),
+        )
+    };
+    let incomplete =
+        |e: &dyn std::fmt::Display| upload_error(UploadError::Incomplete(e.to_string()));
+    let content_type = content_type(req);
+    let mut bytes = Vec::new();
+    if content_type.starts_with("multipart/form-data") {
+        let mut form = Multipart::new(req.headers(), payload);
+        while let Some(field) = form.next().await {
+            let mut field = field.map_err(|e| incomplete(&e))?;
+            let is_file = field.name() == Some("file");
+            while let Some(chunk) = field.next().await {
+                let chunk = chunk.map_err(|e| incomplete(&e))?;
+                if is_file {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() > MAX_VERIFY_BYTES {
+                        return Err(too_big());
+                    }
+                }
+            }
+        }
+    } else if content_type.starts_with("application/pdf")
+        || content_type.starts_with("application/octet-stream")
+    {
+        let mut payload = payload;
+        while let Some(chunk) = payload.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| incomplete(&e))?);
+            if bytes.len() > MAX_VERIFY_BYTES {
+                return Err(too_big());
+            }
+        }
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the PDF as application/pdf or as the \"file\" field of a multipart form",
+        ));
+    }
+    if bytes.is_empty() {
+        return Err(upload_error(UploadError::Empty));
+    }
+    Ok(bytes)
+}
+
+/// `POST /api/reports/verify/`: is an evidence report's signature valid, was it issued by
+/// this deployment, and is it byte for byte a report this deployment stored? Analysts, legal
+/// and admins; each verification is audited.
+pub async fn verify_report(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = match caller(&req, &streaming).await? {
+        Caller::User {
+            id,
+            role: Role::Analyst | Role::Legal | Role::Admin,
+        } => format!("user:{id}"),
+        _ => return Err(wrong_role("verify evidence reports")),
+    };
+    let pdf = pdf_body(&req, payload).await?;
+    let st = state.clone();
+    let answer = web::block(move || -> Result<Value, ApiError> {
+        let sha256 = hex::encode(Sha256::digest(&pdf));
+        let ca = crate::reports::ca_pem(&st.config).map_err(ApiError::internal)?;
+        let mut conn = st.db.conn()?;
+        let stored = evidence_reports::find_by_sha256(&mut conn, &sha256)?;
+        let mut answer = match forensics::evidence::signing::check(&pdf, &ca) {
+            Ok(c) => json!({
+                "signed": true,
+                "signature_valid": c.valid(),
+                "whole_document_signed": c.whole_document,
+                "issued_by_this_deployment": c.issued_by_ca,
+                "signer": c.signer,
+            }),
+            Err(e) => json!({
+                "signed": false,
+                "signature_valid": false,
+                "issued_by_this_deployment": false,
+                "reason": e.to_string(),
+            }),
+        };
+        answer["sha256"] = json!(sha256);
+        answer["matches_stored_report"] = json!(stored.is_some());
+        answer["report_id"] = json!(stored.as_ref().map(|r| r.id.clone()));
+        answer["case_id"] = json!(stored.as_ref().map(|r| r.case_id.clone()));
+        audit::append(
+            &mut conn,
+            stored.as_ref().map(|r| r.case_id.as_str()),
+            &actor,
+            "report_verified",
+            &answer.to_string(),
+        )?;
+        Ok(answer)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(HttpResponse::Ok().json(answer))
 }

@@ -41,6 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/api/cases/{case_id}/report.pdf").route(web::get().to(evidence::case_report)),
         )
         .service(resource("/api/reports/ca.pem").route(web::get().to(evidence::report_ca)))
+        .service(resource("/api/reports/verify/").route(web::post().to(evidence::verify_report)))
         .service(
             web::resource("/")
                 .route(web::get().to(pages::landing))

@@ -89,7 +89,12 @@ pub fn submit(server: &Server, auth: Auth, parts: &[Part]) -> Reply {
 
 /// `POST /api/verify-watermark/` with any content type and body.
 pub fn submit_raw(server: &Server, auth: Auth, content_type: &str, body: &[u8]) -> Reply {
-    let req = ureq::post(&server.url("/api/verify-watermark/"))
+    post_raw(server, auth, "/api/verify-watermark/", content_type, body)
+}
+
+/// A POST of `body` as `content_type` to `path`.
+pub fn post_raw(server: &Server, auth: Auth, path: &str, content_type: &str, body: &[u8]) -> Reply {
+    let req = ureq::post(&server.url(path))
         .timeout(Duration::from_secs(120))
         .set("Content-Type", content_type);
     reply(authorised(req, auth).send_bytes(body))

@@ -36,6 +36,8 @@ pub enum SigningError {
     Pdf(String),
     #[error("cannot build the signature: {0}")]
     Cms(String),
+    #[error("no readable signature: {0}")]
+    Unsigned(String),
 }
 
 impl SigningError {
@@ -44,6 +46,7 @@ impl SigningError {
             SigningError::Certificates(_) | SigningError::Identity(_) => "report_identity",
             SigningError::Pdf(_) => "report_pdf",
             SigningError::Cms(_) => "report_signature",
+            SigningError::Unsigned(_) => "unsigned",
         }
     }
 }
@@ -300,4 +303,208 @@ pub fn subject(cert_pem: &str) -> Option<String> {
     Certificate::from_pem(cert_pem)
         .ok()
         .map(|c| c.tbs_certificate.subject.to_string())
+}
+
+/// What checking a signed report found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The signed byte ranges cover the whole file (nothing was appended after signing).
+    pub whole_document: bool,
+    /// The signed digest equals the digest of the signed byte ranges.
+    pub digest_matches: bool,
+    /// The signer's ECDSA signature over the signed attributes verifies.
+    pub signature_verifies: bool,
+    /// The signing certificate was issued by the given CA (its signature verifies).
+    pub issued_by_ca: bool,
+    /// The signing certificate's subject.
+    pub signer: String,
+}
+
+impl Checked {
+    /// Valid: the whole file is signed, unchanged, by a key whose signature verifies.
+    pub fn valid(&self) -> bool {
+        self.whole_document && self.digest_matches && self.signature_verifies
+    }
+}
+
+fn verifying_key(cert: &Certificate) -> Result<p256::ecdsa::VerifyingKey, SigningError> {
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(
+        cert.tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes(),
+    )
+    .map_err(|e| SigningError::Unsigned(format!("unsupported signing key: {e}")))
+}
+
+/// Checks the (last) PAdES signature of `pdf` against the CA certificate `ca_pem`. An error
+/// means there is no readable signature at all.
+pub fn check(pdf: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::SignedData;
+    use p256::ecdsa::signature::Verifier;
+    let unsigned = |why: &str| SigningError::Unsigned(why.to_string());
+    let at = find_last(pdf, b"/ByteRange").ok_or_else(|| unsigned("no signature in the file"))?;
+    let open = pdf[at..]
+        .iter()
+        .position(|&b| b == b'[')
+        .map(|i| at + i)
+        .ok_or_else(|| unsigned("malformed /ByteRange"))?;
+    let close = pdf[open..]
+        .iter()
+        .position(|&b| b == b']')
+        .map(|i| open + i)
+        .ok_or_else(|| unsigned("malformed /ByteRange"))?;
+    let numbers: Vec<usize> = std::str::from_utf8(&pdf[open + 1..close])
+        .ok()
+        .and_then(|t| t.split_whitespace().map(|n| n.parse().ok()).collect())
+        .ok_or_else(|| unsigned("malformed /ByteRange"))?;
+    let [0, b, c, d] = numbers[..] else {
+        return Err(unsigned("malformed /ByteRange"));
+    };
+    if b >= c || c.checked_add(d).is_none_or(|end| end > pdf.len()) {
+        return Err(unsigned("/ByteRange points outside the file"));
+    }
+    let contents = &pdf[b..c];
+    let hex_text = contents
+        .strip_prefix(b"<")
+        .and_then(|t| t.strip_suffix(b">"))
+        .ok_or_else(|| unsigned("malformed /Contents"))?;
+    let der_bytes = hex::decode(hex_text).map_err(|_| unsigned("malformed /Contents"))?;
+    let not_cms = |e: der::Error| SigningError::Unsigned(format!("the signature is not CMS: {e}"));
+    let mut reader = der::SliceReader::new(&der_bytes).map_err(not_cms)?;
+    let info: ContentInfo = der::Decode::decode(&mut reader).map_err(not_cms)?;
+    let signed: SignedData = info.content.decode_as().map_err(not_cms)?;
+    let signer_info = signed
+        .signer_infos
+        .0
+        .iter()
+        .next()
+        .ok_or_else(|| unsigned("the signature names no signer"))?;
+    let certs: Vec<&Certificate> = signed
+        .certificates
+        .iter()
+        .flat_map(|set| set.0.iter())
+        .filter_map(|c| match c {
+            CertificateChoices::Certificate(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let cert = match &signer_info.sid {
+        SignerIdentifier::IssuerAndSerialNumber(id) => certs.iter().find(|c| {
+            c.tbs_certificate.issuer == id.issuer
+                && c.tbs_certificate.serial_number == id.serial_number
+        }),
+        SignerIdentifier::SubjectKeyIdentifier(_) => None,
+    }
+    .ok_or_else(|| unsigned("the signer's certificate is not in the signature"))?;
+    let attributes = signer_info
+        .signed_attrs
+        .as_ref()
+        .ok_or_else(|| unsigned("the signature has no signed attributes"))?;
+    let digest = {
+        let mut h = Sha256::new();
+        h.update(&pdf[..b]);
+        h.update(&pdf[c..c + d]);
+        h.finalize()
+    };
+    let signed_digest = attributes
+        .iter()
+        .find(|a| a.oid == const_oid::db::rfc5911::ID_MESSAGE_DIGEST)
+        .and_then(|a| a.values.iter().next())
+        .and_then(|v| v.decode_as::<der::asn1::OctetString>().ok());
+    let signature_verifies = match (
+        verifying_key(cert),
+        attributes.to_der(),
+        p256::ecdsa::DerSignature::try_from(signer_info.signature.as_bytes()),
+    ) {
+        (Ok(key), Ok(signed_attributes), Ok(signature)) => {
+            key.verify(&signed_attributes, &signature).is_ok()
+        }
+        _ => false,
+    };
+    let ca = Certificate::from_pem(ca_pem)
+        .map_err(|e| SigningError::Identity(format!("CA certificate: {e}")))?;
+    let issued_by_ca = cert.tbs_certificate.issuer == ca.tbs_certificate.subject
+        && match (
+            verifying_key(&ca),
+            cert.tbs_certificate.to_der(),
+            cert.signature
+                .as_bytes()
+                .map(p256::ecdsa::DerSignature::try_from),
+        ) {
+            (Ok(key), Ok(tbs), Some(Ok(signature))) => key.verify(&tbs, &signature).is_ok(),
+            _ => false,
+        };
+    Ok(Checked {
+        whole_document: c + d == pdf.len(),
+        digest_matches: signed_digest.is_some_and(|s| s.as_bytes() == digest.as_slice()),
+        signature_verifies,
+        issued_by_ca,
+        signer: cert.tbs_certificate.subject.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::document::{render, Report};
+
+    fn report() -> Vec<u8> {
+        render(&Report {
+            case_id: "case-1".into(),
+            submitted_by: "user ann".into(),
+            submitted_at: "2026-11-28 10:00:00 UTC".into(),
+            generated_at: "2026-11-28 11:00:00 UTC".into(),
+            file: vec![("File name".into(), "leak.mp4".into())],
+            title: "Title".into(),
+            verdict: "identified".into(),
+            threshold: 1e-6,
+            explanation: vec!["Because.".into()],
+            alignment: Vec::new(),
+            units: vec![Some(1.0), None, Some(-0.5)],
+            matched_code: Some(vec![true, false, false]),
+            candidates: Vec::new(),
+            metadata_layer: vec!["None.".into()],
+            session: Vec::new(),
+            method: vec!["Method.".into()],
+            software: "leaktrace test".into(),
+            audit: vec![["t".into(), "a".into(), "x".into(), "h".into()]],
+            audit_head: "0".repeat(64),
+        })
+    }
+
+    #[test]
+    fn a_signed_report_checks_and_any_change_is_caught() {
+        let id = create_identity("test").unwrap();
+        let signer =
+            ReportSigner::from_pem(&id.signing_cert_pem, &id.signing_key_pem, &id.ca_cert_pem)
+                .unwrap();
+        let pdf = report();
+        assert!(
+            check(&pdf, &id.ca_cert_pem).is_err(),
+            "an unsigned file has no signature"
+        );
+        let signed = signer.sign(&pdf, "D:20261128110000Z").unwrap();
+        assert!(
+            signed.starts_with(&pdf),
+            "an incremental update keeps the original bytes"
+        );
+        let ok = check(&signed, &id.ca_cert_pem).unwrap();
+        assert!(ok.valid() && ok.issued_by_ca, "{ok:?}");
+        assert!(ok.signer.contains("leaktrace report signing"));
+
+        let mut changed = signed.clone();
+        changed[pdf.len() / 2] ^= 1;
+        let bad = check(&changed, &id.ca_cert_pem).unwrap();
+        assert!(!bad.valid() && !bad.digest_matches);
+
+        let mut appended = signed.clone();
+        appended.extend_from_slice(b"\n% more\n");
+        assert!(!check(&appended, &id.ca_cert_pem).unwrap().valid());
+
+        let other = create_identity("other").unwrap();
+        let foreign = check(&signed, &other.ca_cert_pem).unwrap();
+        assert!(foreign.valid() && !foreign.issued_by_ca);
+    }
 }
