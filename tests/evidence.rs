@@ -76,6 +76,10 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
         Duration::from_secs(600),
     );
     assert_eq!(done["status"], "done", "{done:#}");
+    // A case is finished just before its job ends.
+    wait_until(Duration::from_secs(60), "the job to end", || {
+        audit_actions(&t.h, &case_id).contains(&"job_ended".to_string())
+    });
     assert_eq!(done["progress"], 1.0);
     let result = &done["result"];
     assert_eq!(result["verdict"], "identified", "{result:#}");
@@ -189,6 +193,7 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
             "job_started",
             "analysis_started",
             "analysis_finished",
+            "job_ended",
             "report_issued",
             "report_downloaded",
             "report_downloaded",

@@ -6,7 +6,7 @@
 mod common;
 
 use base64::Engine;
-use common::evidence::{case, get_bytes, submit, submit_raw, Auth, Part};
+use common::evidence::{case, get_bytes, post_raw, submit, submit_raw, Auth, Part};
 use common::leaks::{leak, packaged};
 use common::viewer::{device_token, user_token, PASSWORD};
 use shared::auth::tokens::{unix_now, TokenKeys};
@@ -115,6 +115,12 @@ fn the_evidence_routes_against_every_caller() {
             _ => Error(403, "wrong_role"),
         })
     };
+    let verify_expect = |who: &str| {
+        refused_tokens(who).unwrap_or(match who {
+            "analyst" | "legal" | "admin" => Status(200),
+            _ => Error(403, "wrong_role"),
+        })
+    };
     let read_expect = |who: &str| {
         refused_tokens(who).unwrap_or(match who {
             "analyst" | "legal" | "admin" | "crawler (submitter)" => Status(200),
@@ -155,6 +161,18 @@ fn the_evidence_routes_against_every_caller() {
                 body: String::from_utf8_lossy(&body).into_owned(),
             },
             report_expect(who),
+        );
+        check(
+            "POST /api/reports/verify/",
+            who,
+            post_raw(
+                &server,
+                *auth,
+                "/api/reports/verify/",
+                "application/pdf",
+                b"%PDF-1.7",
+            ),
+            verify_expect(who),
         );
         // The CA certificate is public: any caller, any token.
         let (status, _, _) = get_bytes(&server, *auth, "/api/reports/ca.pem");

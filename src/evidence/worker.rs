@@ -100,9 +100,10 @@ impl Worker {
         tracing::info!(worker = %self.owner, job = %job.id, attempt = job.attempts, "job claimed");
         let outcome = self.run_job(&job);
         let mut conn = self.db.conn()?;
-        match outcome {
+        let (status, reason) = match outcome {
             Ok(()) => {
-                jobs::succeed(&mut conn, &job.id, &self.owner)?;
+                let held = jobs::succeed(&mut conn, &job.id, &self.owner)?;
+                (held.then_some(jobs::SUCCEEDED), None)
             }
             Err((reason, failure)) => {
                 tracing::warn!(job = %job.id, %reason, "job attempt failed");
@@ -111,7 +112,22 @@ impl Worker {
                     // Back to the queue: the case waits for the next attempt.
                     cases::set_progress(&mut conn, &case_id, "queued", 0.0)?;
                 }
+                (status, Some(reason))
             }
+        };
+        // The end of the attempt, unless the job was no longer this worker's to end.
+        if let Some(status) = status {
+            let detail = json!({
+                "job_id": job.id, "attempt": job.attempts, "worker": self.owner,
+                "status": status, "reason": reason,
+            });
+            audit::append(
+                &mut conn,
+                case_of(&job).as_deref(),
+                "system",
+                "job_ended",
+                &detail.to_string(),
+            )?;
         }
         Ok(true)
     }
