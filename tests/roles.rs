@@ -1,12 +1,12 @@
-//! Who may do what on the evidence routes: every route against every kind of caller (each
-//! role, crawler keys, no token, an expired, a tampered and an `alg: none` token, a device
-//! token where a user token is needed). Allowed callers reach the route's own checks (a
+//! Who may do what: the evidence routes and the viewer API's entry points against every kind
+//! of caller (each role, crawler keys, no token, an expired, a tampered and an `alg: none`
+//! token, a device token where a user token is needed). Allowed callers reach the route's own checks (a
 //! submission of a text file gets 415), refused ones get the documented 401 or 403.
 
 mod common;
 
 use base64::Engine;
-use common::evidence::{case, get_bytes, post_raw, submit, submit_raw, Auth, Part};
+use common::evidence::{case, get_bytes, post_json, post_raw, submit, submit_raw, Auth, Part};
 use common::leaks::{leak, packaged};
 use common::viewer::{device_token, user_token, PASSWORD};
 use shared::auth::tokens::{unix_now, TokenKeys};
@@ -22,7 +22,7 @@ enum Expect {
 use Expect::{Error, Status};
 
 #[test]
-fn the_evidence_routes_against_every_caller() {
+fn evidence_and_viewer_routes_against_every_caller() {
     let t = packaged(4.0);
     for (name, role) in [("ann", "analyst"), ("lee", "legal"), ("ada", "admin")] {
         t.h.add_user(name, role, PASSWORD);
@@ -121,6 +121,28 @@ fn the_evidence_routes_against_every_caller() {
             _ => Error(403, "wrong_role"),
         })
     };
+    // The viewer API takes bearer tokens only: a crawler key there is no credential at all.
+    let viewer_refusals = |who: &str| match who {
+        "crawler (submitter)" | "another crawler" | "revoked key" | "no token" => {
+            Some(Error(401, "missing_token"))
+        }
+        "expired token" => Some(Error(401, "token_expired")),
+        "tampered token" | "alg none token" => Some(Error(401, "invalid_token")),
+        _ => None,
+    };
+    let register_expect = |who: &str| {
+        viewer_refusals(who).unwrap_or(match who {
+            "viewer" | "admin" => Status(200),
+            "device token" => Error(401, "wrong_token_kind"),
+            _ => Error(403, "wrong_role"),
+        })
+    };
+    let titles_expect = |who: &str| {
+        viewer_refusals(who).unwrap_or(match who {
+            "device token" => Status(200),
+            _ => Error(401, "wrong_token_kind"),
+        })
+    };
     let read_expect = |who: &str| {
         refused_tokens(who).unwrap_or(match who {
             "analyst" | "legal" | "admin" | "crawler (submitter)" => Status(200),
@@ -173,6 +195,29 @@ fn the_evidence_routes_against_every_caller() {
                 b"%PDF-1.7",
             ),
             verify_expect(who),
+        );
+        check(
+            "POST /api/register-device/",
+            who,
+            post_json(
+                &server,
+                *auth,
+                "/api/register-device/",
+                &serde_json::json!({ "device_fingerprint": "3".repeat(64) }),
+            ),
+            register_expect(who),
+        );
+        let (status, content_type, body) = get_bytes(&server, *auth, "/api/videos/");
+        check(
+            "GET /api/videos/",
+            who,
+            common::Reply {
+                status,
+                content_type,
+                retry_after: None,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            },
+            titles_expect(who),
         );
         // The CA certificate is public: any caller, any token.
         let (status, _, _) = get_bytes(&server, *auth, "/api/reports/ca.pem");

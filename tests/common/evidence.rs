@@ -92,6 +92,17 @@ pub fn submit_raw(server: &Server, auth: Auth, content_type: &str, body: &[u8]) 
     post_raw(server, auth, "/api/verify-watermark/", content_type, body)
 }
 
+/// A POST of a JSON `body` to `path`.
+pub fn post_json(server: &Server, auth: Auth, path: &str, body: &serde_json::Value) -> Reply {
+    post_raw(
+        server,
+        auth,
+        path,
+        "application/json",
+        body.to_string().as_bytes(),
+    )
+}
+
 /// A POST of `body` as `content_type` to `path`.
 pub fn post_raw(server: &Server, auth: Auth, path: &str, content_type: &str, body: &[u8]) -> Reply {
     let req = ureq::post(&server.url(path))
