@@ -313,7 +313,7 @@ pub fn issue(
         software: format!("leaktrace {}", env!("CARGO_PKG_VERSION")),
         audit: audit_entries
             .iter()
-            .map(|e| [time(e.created_at), e.actor.clone(), e.action.clone(), e.entry_hash[..16].to_string()])
+            .map(|e| [time(e.created_at), e.actor.clone(), e.action.clone(), e.entry_hash.chars().take(16).collect()])
             .collect(),
         audit_head: head,
     };

@@ -6,7 +6,9 @@
 mod common;
 
 use base64::Engine;
-use common::evidence::{case, get_bytes, post_json, post_raw, submit, submit_raw, Auth, Part};
+use common::evidence::{
+    case, get_bytes, get_reply, post_json, post_raw, submit, submit_raw, Auth, Part,
+};
 use common::leaks::{leak, packaged};
 use common::viewer::{device_token, user_token, PASSWORD};
 use shared::auth::tokens::{unix_now, TokenKeys};
@@ -171,17 +173,10 @@ fn evidence_and_viewer_routes_against_every_caller() {
             case(&server, *auth, &case_id),
             read_expect(who),
         );
-        let (status, content_type, body) =
-            get_bytes(&server, *auth, &format!("/api/cases/{case_id}/report.pdf"));
         check(
             "GET /api/cases/{id}/report.pdf",
             who,
-            common::Reply {
-                status,
-                content_type,
-                retry_after: None,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            },
+            get_reply(&server, *auth, &format!("/api/cases/{case_id}/report.pdf")),
             report_expect(who),
         );
         check(
@@ -207,16 +202,10 @@ fn evidence_and_viewer_routes_against_every_caller() {
             ),
             register_expect(who),
         );
-        let (status, content_type, body) = get_bytes(&server, *auth, "/api/videos/");
         check(
             "GET /api/videos/",
             who,
-            common::Reply {
-                status,
-                content_type,
-                retry_after: None,
-                body: String::from_utf8_lossy(&body).into_owned(),
-            },
+            get_reply(&server, *auth, "/api/videos/"),
             titles_expect(who),
         );
         // The CA certificate is public: any caller, any token.

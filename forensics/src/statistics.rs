@@ -143,14 +143,15 @@ impl NullTail {
 
     /// The false-positive probability of the best of `candidates` scores (Bonferroni).
     pub fn false_positive_probability(&self, z: f64, candidates: usize) -> f64 {
-        (self.upper_tail(z) * candidates.max(1) as f64).min(1.0)
+        bonferroni(self.upper_tail(z), candidates)
     }
 }
 
 /// The false-positive probability of the best of `candidates` scores: its tail probability
-/// times the number of candidates (Bonferroni), capped at 1.
-pub fn false_positive_probability(z: f64, candidates: usize) -> f64 {
-    (normal_upper_tail(z) * candidates.max(1) as f64).min(1.0)
+/// The false-positive probability of the best of `candidates` scores whose single tail
+/// probability is `tail`: times the number of candidates (Bonferroni), capped at 1.
+pub fn bonferroni(tail: f64, candidates: usize) -> f64 {
+    (tail * candidates.max(1) as f64).min(1.0)
 }
 
 /// The decision rule: accuse only below the threshold (default 1e-6).
@@ -258,10 +259,13 @@ mod tests {
 
     #[test]
     fn bonferroni_and_decision() {
-        let p = false_positive_probability(6.0, 1000);
+        let p = bonferroni(normal_upper_tail(6.0), 1000);
         assert!((p - 1000.0 * normal_upper_tail(6.0)).abs() < 1e-15);
-        assert_eq!(false_positive_probability(-3.0, 10), 1.0);
-        assert_eq!(false_positive_probability(8.0, 0), normal_upper_tail(8.0));
+        assert_eq!(bonferroni(normal_upper_tail(-3.0), 10), 1.0);
+        assert_eq!(
+            bonferroni(normal_upper_tail(8.0), 0),
+            normal_upper_tail(8.0)
+        );
         assert_eq!(decide(9e-7, 1e-6), Decision::Identified);
         assert_eq!(decide(1e-6, 1e-6), Decision::Inconclusive);
     }

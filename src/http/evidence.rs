@@ -65,6 +65,14 @@ pub async fn caller(req: &HttpRequest, streaming: &StreamingState) -> Result<Cal
     })
 }
 
+/// A missing case is 404 `case_not_found`; other storage errors keep their mapping.
+fn case_error(e: DbError) -> ApiError {
+    match e {
+        DbError::NotFound(_) => ApiError::not_found_what("case_not_found", "no such case"),
+        other => other.into(),
+    }
+}
+
 fn wrong_role(what: &str) -> ApiError {
     ApiError::forbidden("wrong_role", format!("this account cannot {what}"))
 }
@@ -380,10 +388,7 @@ pub async fn case_status(
         .db
         .run(move |c| cases::get(c, &id))
         .await
-        .map_err(|e| match e {
-            DbError::NotFound(_) => ApiError::not_found_what("case_not_found", "no such case"),
-            other => other.into(),
-        })?;
+        .map_err(case_error)?;
     let allowed = match &caller {
         Caller::User { role, .. } => matches!(role, Role::Analyst | Role::Legal | Role::Admin),
         // A crawler sees the cases it submitted.
@@ -433,10 +438,7 @@ pub async fn case_report(
     let st = state.clone();
     let bytes = web::block(move || -> Result<Vec<u8>, ApiError> {
         let mut conn = st.db.conn()?;
-        let case = cases::get(&mut conn, &case_id).map_err(|e| match e {
-            DbError::NotFound(_) => ApiError::not_found_what("case_not_found", "no such case"),
-            other => other.into(),
-        })?;
+        let case = cases::get(&mut conn, &case_id).map_err(case_error)?;
         if case.status != "done" {
             return Err(ApiError::conflict(
                 "case_not_finished",

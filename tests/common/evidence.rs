@@ -113,8 +113,12 @@ pub fn post_raw(server: &Server, auth: Auth, path: &str, content_type: &str, bod
 
 /// `GET /api/cases/{id}/`.
 pub fn case(server: &Server, auth: Auth, case_id: &str) -> Reply {
-    let req =
-        ureq::get(&server.url(&format!("/api/cases/{case_id}/"))).timeout(Duration::from_secs(30));
+    get_reply(server, auth, &format!("/api/cases/{case_id}/"))
+}
+
+/// A GET of `path` (a text body; see [`get_bytes`] for binary ones).
+pub fn get_reply(server: &Server, auth: Auth, path: &str) -> Reply {
+    let req = ureq::get(&server.url(path)).timeout(Duration::from_secs(30));
     reply(authorised(req, auth).call())
 }
 
