@@ -10,8 +10,9 @@ BUILD_PACKAGES=(
   libavfilter-dev libavdevice-dev ffmpeg
   libsqlite3-dev libpq-dev
 )
-# What the test suite needs on top: a PostgreSQL server, PDF signature checks, NSS tools.
-TEST_PACKAGES=(postgresql poppler-utils libnss3-tools)
+# What the test suite needs on top: a PostgreSQL server, PDF signature checks, NSS tools,
+# and a real browser with its WebDriver for the front-end tests.
+TEST_PACKAGES=(postgresql poppler-utils libnss3-tools chromium chromium-driver)
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"

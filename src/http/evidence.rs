@@ -404,18 +404,66 @@ pub async fn case_status(
         .as_deref()
         .and_then(|r| serde_json::from_str(r).ok())
         .unwrap_or(Value::Null);
-    Ok(HttpResponse::Ok().json(json!({
+    let mut body = case_summary(&case);
+    body["result"] = result;
+    body["error"] = json!(case.error);
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// The fields of a case that the status and the list both show.
+fn case_summary(case: &cases::CaseRow) -> Value {
+    json!({
         "case_id": case.id,
         "status": case.status,
         "progress": case.progress,
-        "result": result,
-        "error": case.error,
+        "verdict": case.verdict,
+        "video_id": case.video_id,
         "file_name": case.file_name,
         "file_size": case.file_size,
         "file_sha256": case.file_sha256,
         "created_at": case.created_at.and_utc().to_rfc3339(),
         "updated_at": case.updated_at.and_utc().to_rfc3339(),
-    })))
+    })
+}
+
+/// Most cases one list answer holds.
+const CASE_LIST_MAX: i64 = 500;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<i64>,
+}
+
+/// `GET /api/cases/`: the newest cases first (`?limit=`, default 100, at most 500); analysts,
+/// legal and admins see every case, a crawler key the cases it submitted.
+pub async fn list_cases(
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller(&req, &streaming).await?;
+    let own_key = match caller {
+        Caller::User {
+            role: Role::Analyst | Role::Legal | Role::Admin,
+            ..
+        } => None,
+        Caller::User { .. } => return Err(wrong_role("list cases")),
+        Caller::Crawler { key_id } => Some(key_id),
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=CASE_LIST_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {CASE_LIST_MAX}"),
+        ));
+    }
+    let rows = state
+        .db
+        .run(move |c| cases::recent(c, own_key.as_deref(), limit))
+        .await?;
+    let list: Vec<Value> = rows.iter().map(case_summary).collect();
+    Ok(HttpResponse::Ok().json(list))
 }
 
 /// `GET /api/cases/{id}/report.pdf`: the case's signed evidence report (issued on first

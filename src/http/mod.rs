@@ -36,17 +36,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/api/verify-watermark/").route(web::post().to(evidence::verify_watermark)),
         )
+        .service(resource("/api/cases/").route(web::get().to(evidence::list_cases)))
         .service(resource("/api/cases/{case_id}/").route(web::get().to(evidence::case_status)))
         .service(
             resource("/api/cases/{case_id}/report.pdf").route(web::get().to(evidence::case_report)),
         )
         .service(resource("/api/reports/ca.pem").route(web::get().to(evidence::report_ca)))
         .service(resource("/api/reports/verify/").route(web::post().to(evidence::verify_report)))
-        .service(
-            web::resource("/")
-                .route(web::get().to(pages::landing))
-                .default_service(web::to(method_not_allowed)),
-        )
+        .configure(pages::routes)
         .service(
             web::resource("/healthz")
                 .route(web::get().to(health::healthz))
@@ -65,7 +62,9 @@ fn security_headers() -> middleware::DefaultHeaders {
         .add(("Referrer-Policy", "no-referrer"))
         .add((
             "Content-Security-Policy",
-            "default-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; frame-ancestors 'none'",
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
         ))
 }
 
@@ -108,6 +107,7 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
                         .error_handler(streaming::error::json_error),
                 )
                 .app_data(web::PathConfig::default().error_handler(streaming::error::path_error))
+                .app_data(web::QueryConfig::default().error_handler(streaming::error::query_error))
                 .wrap(security_headers())
                 .wrap_fn(|req, srv| {
                     let method = req.method().clone();

@@ -152,6 +152,14 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     api.into()
 }
 
+/// A malformed query string answers 400.
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::bad_request("invalid_query", err.to_string()).into()
+}
+
 /// Malformed path segments answer 400.
 pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request("invalid_path", err.to_string()).into()

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod evidence;
 pub mod leaks;
 pub mod media;

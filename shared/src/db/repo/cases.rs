@@ -160,13 +160,23 @@ pub fn matched_sessions(conn: &mut DbConnection, case_id: &str) -> Result<Vec<St
         .load(conn)?)
 }
 
-/// The newest cases first, at most `limit`.
-pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<CaseRow>, DbError> {
-    Ok(cases::table
+/// The newest cases first, at most `limit`; with `api_key`, only the cases that key submitted.
+pub fn recent(
+    conn: &mut DbConnection,
+    api_key: Option<&str>,
+    limit: i64,
+) -> Result<Vec<CaseRow>, DbError> {
+    let mut query = cases::table
         .order((cases::created_at.desc(), cases::id.desc()))
         .limit(limit)
         .select(CaseRow::as_select())
-        .load(conn)?)
+        .into_boxed();
+    if let Some(key) = api_key {
+        query = query
+            .filter(cases::submitter_kind.eq("api_key"))
+            .filter(cases::submitter_id.eq(key));
+    }
+    Ok(query.load(conn)?)
 }
 
 /// Sets a case's status (`queued` or `running`) and progress (0..1) while it is analysed; a

@@ -1,0 +1,229 @@
+//! The web front end in a real browser (headless Debian Chromium over WebDriver): a viewer
+//! plays a title decrypted in the page, the session's expiry stops playback with a sign-in
+//! prompt, a copy leaked from that playback is uploaded by an analyst and traced back to it,
+//! and the legal user downloads the signed report, which `pdfsig` accepts. Screenshots of
+//! every page land in `target/browser-artefacts/`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::browser::Browser;
+use common::evidence::{nss_trusting, pdfsig};
+use common::leaks::packaged;
+use common::media::ffmpeg;
+use common::viewer::{Client, PASSWORD};
+use serde_json::{json, Value};
+use shared::db::repo::sessions::{self, SessionState};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn testid(id: &str) -> String {
+    Browser::testid(id)
+}
+
+/// Whether `bytes` start with an ISOBMFF box a player would accept.
+fn is_mp4(bytes: &[u8]) -> bool {
+    bytes.len() >= 8
+        && u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) >= 8
+        && [b"ftyp", b"styp", b"moof", b"moov", b"mdat"]
+            .iter()
+            .any(|t| &bytes[4..8] == *t)
+}
+
+fn hex_bytes(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn a_viewer_plays_in_the_page_and_the_leak_is_traced_through_the_consoles() {
+    let t = packaged(40.0);
+    t.h.add_user("ann", "analyst", PASSWORD);
+    t.h.add_user("lee", "legal", PASSWORD);
+    let server = t.h.serve(&[]);
+    let b = Browser::start("end-to-end", 1280, 720);
+
+    // Landing page, then the viewer signs in there and lands on the watch page.
+    b.goto(&server.url("/"));
+    b.wait_for("#health.ok", 10 * SECOND);
+    b.screenshot("01-landing");
+    b.sign_in("val", PASSWORD);
+    let title = b.wait_for(&testid("title"), 30 * SECOND);
+    assert!(b.text(&title).contains("Leakable"));
+    b.screenshot("02-titles");
+    b.click(&title);
+
+    // Plays at least 5 s, frames decoded, no player error.
+    b.wait_until(
+        "5 s of playback",
+        90 * SECOND,
+        "const v = document.querySelector('[data-testid=player]'); return v.currentTime >= 5;",
+    );
+    let quality = b.exec(
+        "const v = document.querySelector('[data-testid=player]');
+         const q = v.getVideoPlaybackQuality();
+         return {frames: q.totalVideoFrames, dropped: q.droppedVideoFrames, error: v.error && v.error.message,
+                 alert: document.getElementById('alert').textContent};",
+        json!([]),
+    );
+    assert!(quality["frames"].as_u64().unwrap_or(0) > 0, "{quality}");
+    assert_eq!(quality["error"], Value::Null, "{quality}");
+    assert_eq!(quality["alert"], json!(""), "{quality}");
+    b.wait_until(
+        "the watermark timeline",
+        20 * SECOND,
+        "return document.querySelectorAll('#timeline span.played').length >= 5;",
+    );
+    b.screenshot("03-playing");
+    b.screenshot_at("03b-panels", "#panels");
+
+    // Every segment arrived encrypted and was decrypted in the page.
+    let stats = b.exec("return window.leaktrace.stats.segments;", json!([]));
+    let segments = stats.as_array().expect("segment stats");
+    assert!(segments.len() >= 6, "{stats}");
+    for s in segments {
+        assert_eq!(s["wireLooksLikeMp4"], json!(false), "{s}");
+        assert_eq!(s["plainLooksLikeMp4"], json!(true), "{s}");
+        assert!(!is_mp4(&hex_bytes(s["wireHead"].as_str().unwrap())), "{s}");
+    }
+    let wire_label = b.text(&b.wait_for(&testid("wire-is-mp4"), 5 * SECOND));
+    assert_eq!(wire_label, "not MP4");
+
+    // The same bytes fetched outside the page: not MP4 on the wire; the CEK the encryption
+    // panel shows opens them. That key and the device token are all a ripper needs.
+    let page = b.exec(
+        "const s = window.leaktrace.state;
+         return {session: s.session.id, token: s.device.token,
+                 cek: document.querySelector('[data-testid=cek]').textContent};",
+        json!([]),
+    );
+    let cek: [u8; 32] = hex_bytes(page["cek"].as_str().unwrap())
+        .try_into()
+        .expect("32-byte CEK");
+    let client = Client {
+        server: &server,
+        device_token: page["token"].as_str().unwrap().to_string(),
+        session_id: page["session"].as_str().unwrap().to_string(),
+        cek,
+    };
+    let (status, wire, _) = client.raw_segment("1");
+    assert_eq!(status, 200);
+    assert!(!is_mp4(&wire) && !is_mp4(&wire[12..]));
+
+    // The anti-piracy panel's direct requests are refused.
+    b.click(&b.wait_for("#probe", 5 * SECOND));
+    b.wait_until(
+        "the direct requests",
+        10 * SECOND,
+        "return document.querySelectorAll('[data-testid=direct-request-result]').length === 4;",
+    );
+    let probes = b.exec(
+        "return [...document.querySelectorAll('[data-testid=direct-request-result] td:last-child')].map(td => td.textContent);",
+        json!([]),
+    );
+    for (answer, expected) in probes
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["404", "404", "401", "401"])
+    {
+        assert!(answer.as_str().unwrap().starts_with(expected), "{probes}");
+    }
+
+    // The leak: the page's decrypted stream, saved and re-encoded at another size.
+    let d = t.dir.path();
+    let mut saved = client.segment("init");
+    for k in 1..=t.units {
+        saved.extend(client.segment(&k.to_string()));
+    }
+    std::fs::write(d.join("ripped.mp4"), saved).unwrap();
+    let leaked = d.join("leaked.mp4");
+    ffmpeg(&[
+        "-i",
+        d.join("ripped.mp4").to_str().unwrap(),
+        "-vf",
+        "scale=400:224",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "26",
+        leaked.to_str().unwrap(),
+    ]);
+
+    // The session expires: playback stops and the page asks to sign in again.
+    let db = t.h.db();
+    sessions::end(
+        &mut db.conn().unwrap(),
+        &client.session_id,
+        SessionState::Expired,
+        Some("idle"),
+    )
+    .unwrap();
+    b.wait_for(&testid("signin-prompt"), 20 * SECOND);
+    let stopped = b.exec(
+        "const v = document.querySelector('[data-testid=player]');
+         return {paused: v.paused, ready: v.readyState, src: v.getAttribute('src'), player: !!window.leaktrace.state.player,
+                 message: document.querySelector('[data-testid=signin-message]').textContent};",
+        json!([]),
+    );
+    assert_eq!(stopped["paused"], json!(true), "{stopped}");
+    // Nothing left to play: no source, no data, the player torn down.
+    assert_eq!(stopped["ready"], json!(0), "{stopped}");
+    assert_eq!(stopped["src"], Value::Null, "{stopped}");
+    assert_eq!(stopped["player"], json!(false), "{stopped}");
+    assert!(
+        stopped["message"].as_str().unwrap().contains("expired"),
+        "{stopped}"
+    );
+    b.screenshot("04-expired");
+
+    // The analyst uploads the leak and sees the browser's session identified.
+    b.goto(&server.url("/analyst/"));
+    b.sign_in("ann", PASSWORD);
+    let input = b.wait_for(&testid("upload"), 20 * SECOND);
+    b.type_into(&input, leaked.to_str().unwrap());
+    b.click(&b.wait_for("#submit", 5 * SECOND));
+    b.wait_until(
+        "the analysis",
+        300 * SECOND,
+        "const s = document.querySelector('[data-testid=case-status]');
+         return !!s && (s.textContent === 'done' || s.textContent === 'failed');",
+    );
+    assert_eq!(b.text(&b.wait_for(&testid("case-status"), SECOND)), "done");
+    assert_eq!(
+        b.text(&b.wait_for(&testid("verdict"), SECOND)),
+        "identified"
+    );
+    let best = b.text(&b.wait_for(&testid("candidate"), SECOND));
+    assert!(best.contains(&client.session_id), "{best}");
+    assert!(best.contains("val"), "{best}");
+    b.wait_for("svg.chart", SECOND);
+    b.screenshot_at("05-analyst-case", "#h-case");
+
+    // The legal user downloads the report; pdfsig accepts it and trusts its CA.
+    b.exec("sessionStorage.clear(); return true;", json!([]));
+    b.goto(&server.url("/legal/"));
+    b.sign_in("lee", PASSWORD);
+    b.click(&b.wait_for("[data-testid=case-row] button", 20 * SECOND));
+    b.click(&b.wait_for(&testid("report-link"), 20 * SECOND));
+    let pdf = b.downloaded(".pdf", 60 * SECOND);
+    b.screenshot_at("06-legal-case", "#h-case");
+    let ca = common::get(&server.url("/api/reports/ca.pem"));
+    let nss = d.join("nss");
+    nss_trusting(&nss, &ca.body);
+    let checked = pdfsig(&pdf, Some(&nss));
+    assert!(checked.contains("Signature is Valid"), "{checked}");
+    assert!(checked.contains("Certificate is Trusted"), "{checked}");
+
+    // The same report handed back to the legal console verifies as authentic.
+    b.type_into(
+        &b.wait_for(&testid("verify-upload"), SECOND),
+        pdf.to_str().unwrap(),
+    );
+    b.click(&b.wait_for("#verify", SECOND));
+    let verdict = b.text(&b.wait_for(&testid("verify-verdict"), 30 * SECOND));
+    assert!(verdict.starts_with("Authentic"), "{verdict}");
+    b.screenshot_at("07-legal-verified", "#h-verify");
+}
