@@ -42,7 +42,9 @@ cat <<INFO
 
   leaktrace is starting on http://$BIND/   (health: http://$BIND/healthz)
   Admin account: 'admin', its password is in $creds (owner-only file).
-  More users:  $BIN user add NAME --role viewer|analyst|legal|admin --password-stdin
+  Pages: /watch/ (viewer; admins may watch too), /analyst/, /legal/, /admin/ (users, keys,
+  packaging, security events). Add users there or with:
+               $BIN user add NAME --role viewer|analyst|legal|admin --password-stdin
   Crawler key: $BIN apikey create NAME
   Stop with Ctrl-C.
 

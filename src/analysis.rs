@@ -43,7 +43,7 @@ pub fn limits(config: &Config) -> Limits {
     }
 }
 
-fn sha256_file(path: &Path) -> Result<(u64, String), CliError> {
+pub fn sha256_file(path: &Path) -> Result<(u64, String), CliError> {
     let mut file = std::fs::File::open(path)
         .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
     let mut hasher = Sha256::new();

@@ -8,6 +8,7 @@ mod error;
 mod evidence;
 mod http;
 mod logging;
+mod packaging;
 mod reports;
 
 use std::process::ExitCode;

@@ -227,3 +227,157 @@ fn a_viewer_plays_in_the_page_and_the_leak_is_traced_through_the_consoles() {
     assert!(verdict.starts_with("Authentic"), "{verdict}");
     b.screenshot_at("07-legal-verified", "#h-verify");
 }
+
+#[test]
+fn an_admin_packages_a_title_and_revokes_a_ripping_session_in_the_browser() {
+    let h = common::Harness::new();
+    h.add_user("ada", "admin", PASSWORD);
+    h.add_user("vic", "viewer", PASSWORD);
+    // A one-second burst: fetching a few units at once is flagged at once.
+    let server = h.serve_with_env(&[], &[("LEAKTRACE_RIPPING_BURST_SECONDS", "1")]);
+    let source = common::media::clip(
+        h.dir.path(),
+        "source.mp4",
+        &common::media::ClipSpec {
+            size: "320x180",
+            rate: "25",
+            seconds: 6.0,
+            audio: true,
+            vf: None,
+            codec: &["-c:v", "libx264", "-crf", "20", "-c:a", "aac"],
+        },
+    );
+    let b = Browser::start("admin", 1280, 720);
+    b.goto(&server.url("/admin/"));
+    b.sign_in("ada", PASSWORD);
+
+    // Package an upload; the job's progress ends in the titles table.
+    b.type_into(
+        &b.wait_for(&testid("package-title"), 20 * SECOND),
+        "Browser upload",
+    );
+    b.type_into(
+        &b.wait_for(&testid("package-upload"), SECOND),
+        source.to_str().unwrap(),
+    );
+    b.click(&b.wait_for("#package", SECOND));
+    b.wait_until(
+        "the packaging job",
+        300 * SECOND,
+        "const s = document.querySelector('[data-testid=package-status]').textContent;
+         return s.startsWith('Packaged') || s.startsWith('Packaging failed');",
+    );
+    let status = b.text(&b.wait_for(&testid("package-status"), SECOND));
+    assert!(status.starts_with("Packaged"), "{status}");
+    b.wait_until(
+        "the new title in the list",
+        10 * SECOND,
+        "return document.getElementById('titles').textContent.includes('Browser upload');",
+    );
+    b.screenshot("01-packaged");
+
+    // A user and an API key, made in the console.
+    b.type_into(&b.wait_for("#user-name", SECOND), "newbie");
+    b.type_into(&b.wait_for("#user-password", SECOND), "newbie's password");
+    b.click(&b.wait_for("#user-form button", SECOND));
+    b.wait_until(
+        "the new user",
+        10 * SECOND,
+        "return [...document.querySelectorAll('[data-testid=user-row]')].some(r => r.textContent.includes('newbie'));",
+    );
+    assert_eq!(
+        common::viewer::login(&server, "newbie", "newbie's password").status,
+        200
+    );
+    b.type_into(&b.wait_for("#key-name", SECOND), "crawler-ui");
+    b.click(&b.wait_for("#key-form button", SECOND));
+    let key = b.text(&b.wait_for(&testid("new-api-key"), 10 * SECOND));
+    let r =
+        common::evidence::get_reply(&server, common::evidence::Auth::ApiKey(&key), "/api/cases/");
+    assert_eq!(r.status, 200, "{}", r.body);
+    b.screenshot_at("02-users-and-keys", "#h-users");
+
+    // A viewer rips the new title; the event streams in and the admin revokes the session.
+    let admin = common::viewer::user_token(&server, "ada", PASSWORD);
+    let titles = common::evidence::get_reply(
+        &server,
+        common::evidence::Auth::Bearer(&admin),
+        "/api/admin/titles/",
+    )
+    .json();
+    let video_id = titles[0]["id"].as_str().unwrap();
+    let client = Client::start(&server, "vic", &"4".repeat(64), video_id);
+    for k in 1..=5 {
+        client.raw_segment(&k.to_string());
+    }
+    let revoke = "[data-testid=security-event][data-kind^=ripping] button";
+    b.click(&b.wait_for(revoke, 30 * SECOND));
+    b.wait_until(
+        "the revocation",
+        20 * SECOND,
+        "return !!document.querySelector('[data-testid=security-event][data-kind=session_revoked]');",
+    );
+    let (status, body, _) = client.raw_segment("1");
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    b.screenshot_at("03-events", "#h-events");
+    b.screenshot_at("04-audit", "#h-audit");
+}
+
+#[test]
+fn the_pages_work_by_keyboard_at_phone_width_and_explain_errors() {
+    let h = common::Harness::new();
+    h.add_user("vic", "viewer", PASSWORD);
+    let server = h.serve(&[]);
+    let b = Browser::start("phone", 390, 844);
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth + 1;";
+
+    // Sign in with the keyboard only: a wrong password is explained in the form.
+    b.goto(&server.url("/"));
+    let name = b.wait_for(&testid("username"), 20 * SECOND);
+    b.type_into(&name, &format!("vic{}", common::browser::TAB));
+    b.type_into(
+        &b.active(),
+        &format!("not the password{}", common::browser::ENTER),
+    );
+    b.wait_until(
+        "the sign-in error",
+        10 * SECOND,
+        "return document.querySelector('form [role=alert]').textContent.includes('invalid_credentials');",
+    );
+    assert_eq!(b.exec(fits, json!([])), json!(true));
+    b.screenshot("01-sign-in-error");
+    let password = b.wait_for(&testid("password"), SECOND);
+    b.clear(&password);
+    b.type_into(&password, &format!("{PASSWORD}{}", common::browser::ENTER));
+
+    // The viewer's page: no titles yet, said plainly; nothing wider than the phone.
+    b.wait_until(
+        "the watch page",
+        20 * SECOND,
+        "return location.pathname === '/watch/' && document.getElementById('titles').textContent.includes('No titles');",
+    );
+    assert_eq!(b.exec(fits, json!([])), json!(true));
+    b.screenshot("02-watch");
+
+    // Another role's console says whose it is, and every page fits the width.
+    b.goto(&server.url("/analyst/"));
+    let refusal = b.text(&b.wait_for("#signin [role=alert]", 10 * SECOND));
+    assert!(
+        refusal.contains("for analyst or admin accounts"),
+        "{refusal}"
+    );
+    b.screenshot("03-analyst-refused");
+    for page in ["/legal/", "/admin/", "/"] {
+        b.goto(&server.url(page));
+        b.wait_for("header.top h1", 10 * SECOND);
+        assert_eq!(
+            b.exec(fits, json!([])),
+            json!(true),
+            "{page} is wider than a phone"
+        );
+    }
+    b.exec("sessionStorage.clear(); return true;", json!([]));
+    b.goto(&server.url("/admin/"));
+    b.wait_for(&testid("login"), 10 * SECOND);
+    b.screenshot("04-admin-sign-in");
+}

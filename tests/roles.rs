@@ -1,4 +1,4 @@
-//! Who may do what: the evidence routes and the viewer API's entry points against every kind
+//! Who may do what: the evidence routes, the admin API and the viewer API's entry points against every kind
 //! of caller (each role, crawler keys, no token, an expired, a tampered and an `alg: none`
 //! token, a device token where a user token is needed). Allowed callers reach the route's own checks (a
 //! submission of a text file gets 415), refused ones get the documented 401 or 403.
@@ -152,6 +152,20 @@ fn evidence_and_viewer_routes_against_every_caller() {
         })
     };
 
+    let list_expect = |who: &str| {
+        refused_tokens(who).unwrap_or(match who {
+            "viewer" => Error(403, "wrong_role"),
+            _ => Status(200),
+        })
+    };
+    // The admin API takes admins' user tokens only.
+    let admin_expect = |who: &str, allowed: Expect| {
+        viewer_refusals(who).unwrap_or(match who {
+            "admin" => allowed,
+            "device token" => Error(401, "wrong_token_kind"),
+            _ => Error(403, "wrong_role"),
+        })
+    };
     let check = |route: &str, who: &str, reply: common::Reply, want: Expect| match want {
         Status(s) => assert_eq!(reply.status, s, "{route} as {who}: {}", reply.body),
         Error(s, code) => {
@@ -208,6 +222,68 @@ fn evidence_and_viewer_routes_against_every_caller() {
             get_reply(&server, *auth, "/api/videos/"),
             titles_expect(who),
         );
+        check(
+            "GET /api/cases/",
+            who,
+            get_reply(&server, *auth, "/api/cases/"),
+            list_expect(who),
+        );
+        for path in [
+            "/api/admin/titles/",
+            "/api/admin/jobs/",
+            "/api/admin/users/",
+            "/api/admin/api-keys/",
+            "/api/admin/security-events/",
+            "/api/admin/audit/",
+        ] {
+            check(
+                &format!("GET {path}"),
+                who,
+                get_reply(&server, *auth, path),
+                admin_expect(who, Status(200)),
+            );
+        }
+        // Admins reach each change's own checks; nobody else does.
+        let changes: [(&str, serde_json::Value, Expect); 6] = [
+            (
+                "/api/admin/titles/",
+                serde_json::json!({"source_path": "nothing-here.mp4", "title": "T"}),
+                Error(400, "file_not_found"),
+            ),
+            (
+                "/api/admin/users/",
+                serde_json::json!({"username": "bad name", "role": "viewer", "password": "long enough pw"}),
+                Error(400, "invalid_username"),
+            ),
+            (
+                "/api/admin/users/nobody/disable/",
+                serde_json::json!({}),
+                Error(404, "user_not_found"),
+            ),
+            (
+                "/api/admin/api-keys/",
+                serde_json::json!({"name": "bad name"}),
+                Error(400, "invalid_api_key_name"),
+            ),
+            (
+                "/api/admin/api-keys/nothing/revoke/",
+                serde_json::json!({}),
+                Error(404, "api_key_not_found"),
+            ),
+            (
+                "/api/admin/sessions/nothing/revoke/",
+                serde_json::json!({}),
+                Error(404, "session_not_found"),
+            ),
+        ];
+        for (path, body, allowed) in changes {
+            check(
+                &format!("POST {path}"),
+                who,
+                post_json(&server, *auth, path, &body),
+                admin_expect(who, allowed),
+            );
+        }
         // The CA certificate is public: any caller, any token.
         let (status, _, _) = get_bytes(&server, *auth, "/api/reports/ca.pem");
         assert_eq!(status, 200, "ca.pem as {who}");

@@ -55,7 +55,8 @@ impl PackageOptions {
         }
     }
 
-    fn validate(&self) -> Result<(), PackageError> {
+    /// Refuses options outside their ranges (also checked by [`package`]).
+    pub fn validate(&self) -> Result<(), PackageError> {
         if !(MIN_UNIT_SECONDS..=MAX_UNIT_SECONDS).contains(&self.unit_seconds) {
             return Err(PackageError::InvalidOption(format!(
                 "unit length {} s is outside {MIN_UNIT_SECONDS}-{MAX_UNIT_SECONDS} s",

@@ -56,6 +56,21 @@ pub enum ValidationError {
     LongPassword { max: usize },
 }
 
+impl ValidationError {
+    /// The stable error code of the wire protocol.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ValidationError::UnknownRole(_) => "invalid_role",
+            ValidationError::Username(_) => "invalid_username",
+            ValidationError::ApiKeyName(_) => "invalid_api_key_name",
+            ValidationError::Title(_) => "invalid_title",
+            ValidationError::EmptyPassword
+            | ValidationError::ShortPassword { .. }
+            | ValidationError::LongPassword { .. } => "invalid_password",
+        }
+    }
+}
+
 impl FromStr for Role {
     type Err = ValidationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -1,4 +1,5 @@
-//! Analysis workers: take `analyse_case` jobs from the queue and run them. Any number of
+//! Workers: take jobs from the queue and run them: case analyses (`analyse_case`) and title
+//! packaging (`package_title`, see [`crate::packaging`]). Any number of
 //! workers, in `leaktrace serve` or `leaktrace worker` processes on any number of machines
 //! sharing the database, share the work; the queue's leases guarantee one runner per job.
 //!
@@ -20,8 +21,8 @@ use shared::db::repo::{audit, cases};
 use shared::db::Db;
 use shared::secrets::Secrets;
 
-use crate::analysis;
 use crate::error::CliError;
+use crate::{analysis, packaging};
 
 /// The job kind of a case analysis; its payload is `{"case_id": ...}`.
 pub const ANALYSE_CASE: &str = "analyse_case";
@@ -133,10 +134,40 @@ impl Worker {
     }
 
     fn run_job(&self, job: &JobRow) -> Result<(), (String, Failure)> {
-        let permanent = |reason: String| (reason, Failure::Permanent);
-        if job.kind != ANALYSE_CASE {
-            return Err(permanent(format!("unknown job kind {}", job.kind)));
+        match job.kind.as_str() {
+            ANALYSE_CASE => self.run_analysis(job),
+            packaging::PACKAGE_TITLE => self.run_packaging(job),
+            other => Err((format!("unknown job kind {other}"), Failure::Permanent)),
         }
+    }
+
+    /// How a failed attempt ends: input errors are permanent, the rest retried with backoff.
+    fn failure(job: &JobRow, e: CliError) -> (String, Failure) {
+        match e {
+            e @ CliError::Input(_) => (e.to_string(), Failure::Permanent),
+            e => {
+                let exponent = (job.attempts - 1).clamp(0, 10) as u32;
+                let retry_after = Span::seconds(FIRST_BACKOFF_SECONDS << exponent);
+                (e.to_string(), Failure::Transient { retry_after })
+            }
+        }
+    }
+
+    fn run_packaging(&self, job: &JobRow) -> Result<(), (String, Failure)> {
+        let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
+        let done = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            scope.spawn(|| self.heartbeat(job, None, &progress, &done));
+            let report = |p: f64| progress.store(p.to_bits(), Ordering::Relaxed);
+            let result = packaging::run_job(&self.config, &self.db, &self.secrets, job, &report);
+            done.store(true, Ordering::Relaxed);
+            result
+        });
+        result.map_err(|e| Self::failure(job, e))
+    }
+
+    fn run_analysis(&self, job: &JobRow) -> Result<(), (String, Failure)> {
+        let permanent = |reason: String| (reason, Failure::Permanent);
         let case_id = case_of(job).ok_or_else(|| permanent("payload without case_id".into()))?;
         let transient = |e: CliError| {
             let exponent = (job.attempts - 1).clamp(0, 10) as u32;
@@ -171,7 +202,7 @@ impl Worker {
         let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
         let done = AtomicBool::new(false);
         let result = std::thread::scope(|scope| {
-            scope.spawn(|| self.heartbeat(job, &case.id, &progress, &done));
+            scope.spawn(|| self.heartbeat(job, Some(&case.id), &progress, &done));
             let report = |p: f64| progress.store(p.to_bits(), Ordering::Relaxed);
             let result = analysis::run_case(
                 &self.config,
@@ -184,15 +215,18 @@ impl Worker {
             done.store(true, Ordering::Relaxed);
             result
         });
-        match result {
-            Ok(_) => Ok(()),
-            Err(e @ CliError::Input(_)) => Err(permanent(e.to_string())),
-            Err(e) => Err(transient(e)),
-        }
+        result.map(|_| ()).map_err(|e| Self::failure(job, e))
     }
 
-    /// Renews the lease and copies progress until `done`, at a third of the lease period.
-    fn heartbeat(&self, job: &JobRow, case_id: &str, progress: &AtomicU64, done: &AtomicBool) {
+    /// Renews the lease and copies progress (to the job, and to its case if it has one) until
+    /// `done`, at a third of the lease period.
+    fn heartbeat(
+        &self,
+        job: &JobRow,
+        case_id: Option<&str>,
+        progress: &AtomicU64,
+        done: &AtomicBool,
+    ) {
         let period = Duration::from_secs(self.config.evidence.job_lease_seconds.max(1)) / 3;
         let tick = Duration::from_millis(100);
         let mut waited = Duration::ZERO;
@@ -206,7 +240,9 @@ impl Worker {
             let p = f64::from_bits(progress.load(Ordering::Relaxed));
             let renewed = self.db.conn().ok().and_then(|mut c| {
                 let held = jobs::progress(&mut c, &job.id, &self.owner, p, self.lease()).ok()?;
-                let _ = cases::set_progress(&mut c, case_id, "running", p);
+                if let Some(case_id) = case_id {
+                    let _ = cases::set_progress(&mut c, case_id, "running", p);
+                }
                 Some(held)
             });
             if renewed == Some(false) {

@@ -2,8 +2,7 @@
 //! API key, analysts and admins with a user token) and case status (`GET /api/cases/{id}/`).
 //! Handlers check the caller and the request, then call [`crate::evidence`].
 
-use actix_multipart::{Field, Multipart};
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -16,19 +15,14 @@ use shared::db::DbError;
 use shared::domain::Role;
 use streaming::{ApiError, StreamingState};
 
+use super::forms::{self, upload_error};
 use super::AppState;
 use crate::analysis::Submitter;
-use crate::evidence::upload::{self, PartFile, StoredUpload, UploadError};
+use crate::evidence::upload::{self, StoredUpload, UploadError};
 use crate::evidence::{self, Request};
 
 /// Header a crawler sends its key in.
 const API_KEY_HEADER: &str = "X-API-Key";
-/// Largest text field of the submission form.
-const MAX_TEXT_FIELD: usize = 4096;
-/// Bytes gathered before each write to disk (off the async executor).
-const WRITE_CHUNK: usize = 1 << 20;
-/// Room for the multipart framing around the file when judging a declared length.
-const FORM_OVERHEAD: u64 = 64 * 1024;
 
 /// Who is calling an evidence route.
 pub enum Caller {
@@ -77,109 +71,13 @@ fn wrong_role(what: &str) -> ApiError {
     ApiError::forbidden("wrong_role", format!("this account cannot {what}"))
 }
 
-fn upload_error(e: UploadError) -> ApiError {
-    let status = match &e {
-        UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        UploadError::NotVideo(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        UploadError::Io(_) => return ApiError::internal(e),
-        _ => StatusCode::BAD_REQUEST,
-    };
-    ApiError::new(status, e.code(), e.to_string())
-}
-
 /// The form's fields, whichever way it came.
-#[derive(Default, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Form {
     video_id: Option<String>,
     expected_watermark_hash: Option<String>,
     video_file_path: Option<String>,
-}
-
-async fn text_field(field: &mut Field) -> Result<String, ApiError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(|e| upload_error(UploadError::Incomplete(e.to_string())))?;
-        bytes.extend_from_slice(&chunk);
-        if bytes.len() > MAX_TEXT_FIELD {
-            return Err(ApiError::bad_request(
-                "field_too_long",
-                format!("a form field is longer than {MAX_TEXT_FIELD} bytes"),
-            ));
-        }
-    }
-    String::from_utf8(bytes)
-        .map(|s| s.trim().to_string())
-        .map_err(|_| ApiError::bad_request("invalid_field", "a form field is not UTF-8 text"))
-}
-
-/// Streams the `file` field to a part file, writing in large blocks off the executor.
-async fn file_field(field: &mut Field, state: &AppState) -> Result<StoredUpload, ApiError> {
-    let raw_name = field
-        .content_disposition()
-        .and_then(|d| d.get_filename())
-        .unwrap_or_default()
-        .to_string();
-    let name = upload::clean_file_name(&raw_name).map_err(upload_error)?;
-    let dir = state.config.data_dir.join("uploads");
-    let limit = state.config.evidence.max_upload_bytes;
-    let write = |part: PartFile, block: Vec<u8>| async move {
-        web::block(move || {
-            let mut part = part;
-            part.write(&block).map(|()| part)
-        })
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(upload_error)
-    };
-    let mut part = web::block(move || PartFile::create(&dir, limit))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(upload_error)?;
-    let mut block = Vec::with_capacity(WRITE_CHUNK);
-    let mut size = 0u64;
-    while let Some(chunk) = field.next().await {
-        // On any error the part file is dropped, which removes it.
-        let chunk = chunk.map_err(|e| upload_error(UploadError::Incomplete(e.to_string())))?;
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(upload_error(UploadError::TooLarge { limit }));
-        }
-        block.extend_from_slice(&chunk);
-        if block.len() >= WRITE_CHUNK {
-            part = write(part, std::mem::take(&mut block)).await?;
-        }
-    }
-    part = write(part, block).await?;
-    web::block(move || part.finish(&name))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(upload_error)
-}
-
-/// Checks the stored file with FFmpeg; removes it when it is not a video.
-async fn check_video(stored: &StoredUpload, state: &AppState) -> Result<(), ApiError> {
-    let path = stored.path.clone();
-    let limits = crate::analysis::limits(&state.config);
-    let checked = web::block(move || {
-        let result = upload::check_video(&path, &limits);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&path);
-        }
-        result
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    checked.map_err(upload_error)
-}
-
-/// The request's content type, lower case ("" when absent).
-fn content_type(req: &HttpRequest) -> String {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase()
 }
 
 fn validate_form(form: &Form) -> Result<(), ApiError> {
@@ -208,19 +106,19 @@ pub async fn verify_watermark(
         }
     }
     let limit = state.config.evidence.max_upload_bytes;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit.saturating_add(FORM_OVERHEAD)) {
-        return Err(upload_error(UploadError::TooLarge { limit }));
-    }
-    let content_type = content_type(&req);
+    forms::refuse_declared_length(&req, limit)?;
+    let content_type = forms::content_type(&req);
     let (form, stored) = if content_type.starts_with("multipart/form-data") {
-        read_multipart(Multipart::new(req.headers(), payload), &state).await?
+        let uploads = state.config.data_dir.join("uploads");
+        let mut sent = forms::read_multipart(&req, payload, uploads, limit).await?;
+        let fields = Form {
+            video_id: sent.take("video_id"),
+            expected_watermark_hash: sent.take("expected_watermark_hash"),
+            video_file_path: sent.take("video_file_path"),
+        };
+        (fields, sent.file)
     } else if content_type.starts_with("application/json") {
-        (read_json(payload).await?, None)
+        (forms::read_json(payload).await?, None)
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -273,7 +171,7 @@ pub async fn verify_watermark(
             ))
         }
     };
-    check_video(&stored, &state).await?;
+    forms::check_video(&stored, &state.config).await?;
     let case_id = {
         let (config, db, stored_c) = (state.config.clone(), state.db.clone(), stored.clone());
         let (submitter_kind, submitter_id) = match &caller {
@@ -311,68 +209,6 @@ pub async fn verify_watermark(
         "case_id": case_id,
         "status_url": format!("/api/cases/{case_id}/"),
     })))
-}
-
-async fn read_multipart(
-    mut form: Multipart,
-    state: &AppState,
-) -> Result<(Form, Option<StoredUpload>), ApiError> {
-    let mut fields = Form::default();
-    let mut stored: Option<StoredUpload> = None;
-    let result: Result<(), ApiError> = async {
-        while let Some(field) = form.next().await {
-            let mut field =
-                field.map_err(|e| upload_error(UploadError::Incomplete(e.to_string())))?;
-            let name = field.name().unwrap_or_default().to_string();
-            match name.as_str() {
-                "file" if stored.is_none() => stored = Some(file_field(&mut field, state).await?),
-                "file" => {
-                    return Err(ApiError::bad_request(
-                        "too_many_files",
-                        "send one file per submission",
-                    ))
-                }
-                "video_id" => fields.video_id = Some(text_field(&mut field).await?),
-                "expected_watermark_hash" => {
-                    fields.expected_watermark_hash = Some(text_field(&mut field).await?)
-                }
-                "video_file_path" => fields.video_file_path = Some(text_field(&mut field).await?),
-                _ => {
-                    text_field(&mut field).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        if let Some(s) = &stored {
-            let _ = std::fs::remove_file(&s.path);
-        }
-        return Err(e);
-    }
-    // Empty fields count as absent.
-    let clean = |v: Option<String>| v.filter(|s| !s.is_empty());
-    fields.video_id = clean(fields.video_id);
-    fields.expected_watermark_hash = clean(fields.expected_watermark_hash);
-    fields.video_file_path = clean(fields.video_file_path);
-    Ok((fields, stored))
-}
-
-async fn read_json(mut payload: web::Payload) -> Result<Form, ApiError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| upload_error(UploadError::Incomplete(e.to_string())))?;
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_TEXT_FIELD * 4 {
-            return Err(ApiError::bad_request(
-                "body_too_long",
-                "the JSON body is too long",
-            ));
-        }
-    }
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
 }
 
 /// `GET /api/cases/{id}/`: status, progress and (once done) the extract result.
@@ -547,7 +383,7 @@ async fn pdf_body(req: &HttpRequest, payload: web::Payload) -> Result<Vec<u8>, A
     };
     let incomplete =
         |e: &dyn std::fmt::Display| upload_error(UploadError::Incomplete(e.to_string()));
-    let content_type = content_type(req);
+    let content_type = forms::content_type(req);
     let mut bytes = Vec::new();
     if content_type.starts_with("multipart/form-data") {
         let mut form = Multipart::new(req.headers(), payload);

@@ -1,7 +1,9 @@
 //! Server assembly: shared state, middleware and routes. Handlers stay thin and call into the
 //! domain and db layers; errors leave through [`streaming::ApiError`].
 
+mod admin;
 mod evidence;
+mod forms;
 mod health;
 mod pages;
 
@@ -43,6 +45,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/api/reports/ca.pem").route(web::get().to(evidence::report_ca)))
         .service(resource("/api/reports/verify/").route(web::post().to(evidence::verify_report)))
+        .service(
+            resource("/api/admin/titles/")
+                .route(web::get().to(admin::list_titles))
+                .route(web::post().to(admin::package_title)),
+        )
+        .service(resource("/api/admin/jobs/").route(web::get().to(admin::list_jobs)))
+        .service(resource("/api/admin/jobs/{job_id}/").route(web::get().to(admin::job_status)))
+        .service(
+            resource("/api/admin/users/")
+                .route(web::get().to(admin::list_users))
+                .route(web::post().to(admin::add_user)),
+        )
+        .service(
+            resource("/api/admin/users/{name}/{action}/")
+                .route(web::post().to(admin::set_user_disabled)),
+        )
+        .service(
+            resource("/api/admin/api-keys/")
+                .route(web::get().to(admin::list_keys))
+                .route(web::post().to(admin::create_key)),
+        )
+        .service(
+            resource("/api/admin/api-keys/{name}/revoke/").route(web::post().to(admin::revoke_key)),
+        )
+        .service(resource("/api/admin/audit/").route(web::get().to(admin::audit_trail)))
+        .service(
+            resource("/api/admin/security-events/").route(web::get().to(admin::security_events)),
+        )
+        .service(
+            resource("/api/admin/sessions/{session_id}/revoke/")
+                .route(web::post().to(admin::revoke_session)),
+        )
         .configure(pages::routes)
         .service(
             web::resource("/healthz")

@@ -24,52 +24,33 @@ const PAGES: &[(&str, &[u8])] = &[
     ("/watch/", web_file!("pages/watch.html")),
     ("/analyst/", web_file!("pages/analyst.html")),
     ("/legal/", web_file!("pages/legal.html")),
+    ("/admin/", web_file!("pages/admin.html")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";
 
+/// A file of `web/assets/`, served under its own name.
+macro_rules! own_asset {
+    ($name:literal, $type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $type,
+            body: include_bytes!(concat!("../../web/assets/", $name)),
+        }
+    };
+}
+
 /// The assets, served at `/assets/{name}`.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        body: web_file!("assets/app.css"),
-    },
-    Asset {
-        name: "common.js",
-        content_type: JS,
-        body: web_file!("assets/common.js"),
-    },
-    Asset {
-        name: "protocol.js",
-        content_type: JS,
-        body: web_file!("assets/protocol.js"),
-    },
-    Asset {
-        name: "landing.js",
-        content_type: JS,
-        body: web_file!("assets/landing.js"),
-    },
-    Asset {
-        name: "viewer.js",
-        content_type: JS,
-        body: web_file!("assets/viewer.js"),
-    },
-    Asset {
-        name: "analyst.js",
-        content_type: JS,
-        body: web_file!("assets/analyst.js"),
-    },
-    Asset {
-        name: "cases.js",
-        content_type: JS,
-        body: web_file!("assets/cases.js"),
-    },
-    Asset {
-        name: "legal.js",
-        content_type: JS,
-        body: web_file!("assets/legal.js"),
-    },
+    own_asset!("app.css", "text/css; charset=utf-8"),
+    own_asset!("common.js", JS),
+    own_asset!("protocol.js", JS),
+    own_asset!("landing.js", JS),
+    own_asset!("viewer.js", JS),
+    own_asset!("cases.js", JS),
+    own_asset!("analyst.js", JS),
+    own_asset!("legal.js", JS),
+    own_asset!("admin.js", JS),
     Asset {
         name: "shaka-player.js",
         content_type: JS,

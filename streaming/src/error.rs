@@ -152,6 +152,14 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     api.into()
 }
 
+/// A missing session is 404 `session_not_found`; other storage errors keep their mapping.
+pub fn session_error(e: DbError) -> ApiError {
+    match e {
+        DbError::NotFound(_) => ApiError::not_found_what("session_not_found", "no such session"),
+        other => other.into(),
+    }
+}
+
 /// A malformed query string answers 400.
 pub fn query_error(
     err: actix_web::error::QueryPayloadError,

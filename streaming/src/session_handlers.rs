@@ -90,12 +90,7 @@ pub async fn owned_session(
         .db
         .run(move |c| sessions::get(c, &id))
         .await
-        .map_err(|e| match e {
-            DbError::NotFound(_) => {
-                ApiError::not_found_what("session_not_found", "no such session")
-            }
-            other => other.into(),
-        })?;
+        .map_err(crate::error::session_error)?;
     // Counts this instance has not written yet (see `activity`).
     session.segments_served += state.activity.pending(&session.id);
     if session.user_id != claims.sub || Some(&session.device_id) != claims.did.as_ref() {

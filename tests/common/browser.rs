@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
+/// WebDriver's codes for the Tab and Enter keys, for `type_into`.
+pub const TAB: &str = "\u{E004}";
+pub const ENTER: &str = "\u{E007}";
+
 /// The key W3C WebDriver uses for element references.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -194,6 +198,17 @@ impl Browser {
     /// `css` by its `data-testid`.
     pub fn testid(id: &str) -> String {
         format!("[data-testid=\"{id}\"]")
+    }
+
+    /// Empties a field.
+    pub fn clear(&self, e: &Element) {
+        self.cmd("POST", &format!("element/{}/clear", e.0), json!({}));
+    }
+
+    /// The element that has the keyboard focus.
+    pub fn active(&self) -> Element {
+        let v = self.cmd("GET", "element/active", json!({}));
+        Element(v[ELEMENT].as_str().expect("a focused element").to_string())
     }
 
     pub fn click(&self, e: &Element) {

@@ -115,6 +115,15 @@ pub fn append(
     }
 }
 
+/// The newest entries first, at most `limit`.
+pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<AuditEntry>, DbError> {
+    Ok(audit_log::table
+        .order(audit_log::seq.desc())
+        .limit(limit)
+        .select(AuditEntry::as_select())
+        .load(conn)?)
+}
+
 /// Entries of one case, oldest first.
 pub fn for_case(conn: &mut DbConnection, case_id: &str) -> Result<Vec<AuditEntry>, DbError> {
     Ok(audit_log::table

@@ -80,6 +80,16 @@ pub fn enqueue(
     get(conn, &id)
 }
 
+/// The newest jobs of `kind` first, at most `limit`.
+pub fn recent(conn: &mut DbConnection, kind: &str, limit: i64) -> Result<Vec<JobRow>, DbError> {
+    Ok(jobs::table
+        .filter(jobs::kind.eq(kind))
+        .order((jobs::created_at.desc(), jobs::id.desc()))
+        .limit(limit)
+        .select(JobRow::as_select())
+        .load(conn)?)
+}
+
 pub fn get(conn: &mut DbConnection, id: &str) -> Result<JobRow, DbError> {
     jobs::table
         .find(id)

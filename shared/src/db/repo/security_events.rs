@@ -97,6 +97,27 @@ pub fn recent(conn: &mut DbConnection, limit: i64) -> Result<Vec<SecurityEventRo
         .load(conn)?)
 }
 
+/// The newest events first, at most `limit`, only those recorded at or after `since` when
+/// given (a poller passes the time of the newest event it has and drops the ids it has seen).
+pub fn since(
+    conn: &mut DbConnection,
+    since: Option<NaiveDateTime>,
+    limit: i64,
+) -> Result<Vec<SecurityEventRow>, DbError> {
+    let mut query = security_events::table
+        .order((
+            security_events::created_at.desc(),
+            security_events::id.desc(),
+        ))
+        .limit(limit)
+        .select(SecurityEventRow::as_select())
+        .into_boxed();
+    if let Some(t) = since {
+        query = query.filter(security_events::created_at.ge(t));
+    }
+    Ok(query.load(conn)?)
+}
+
 /// Events of one session, oldest first.
 pub fn for_session(
     conn: &mut DbConnection,

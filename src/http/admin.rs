@@ -1,0 +1,632 @@
+//! The admin routes behind the admin console (`/api/admin/...`, user tokens of admins only):
+//! package a title (an upload or a file in the inbox) as a job with progress, users, API
+//! keys, the security events stream and session revocation. Every change is an audit entry.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, NaiveDateTime};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::auth::{api_key, password};
+use shared::db::repo::security_events::{SecurityEventRow, Severity};
+use shared::db::repo::sessions::{self, SessionState};
+use shared::db::repo::{api_keys, audit, jobs, security_events, users, videos};
+use shared::db::{DbConnection, DbError};
+use shared::domain::{self, Role, ValidationError};
+use streaming::{ApiError, StreamingState};
+
+use super::forms::{self, upload_error};
+use super::AppState;
+use crate::error::CliError;
+use crate::evidence::upload;
+use crate::packaging::{self, PackageJob, TitleSpec};
+
+/// The caller's `user:<id>` when it is an admin; 403 `wrong_role` for anyone else.
+async fn admin(req: &HttpRequest, streaming: &StreamingState) -> Result<String, ApiError> {
+    let claims = streaming::auth::authenticate(streaming, req, "user").await?;
+    if claims.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "wrong_role",
+            "this page and its API are for admin accounts",
+        ));
+    }
+    Ok(format!("user:{}", claims.sub))
+}
+
+fn invalid(e: ValidationError) -> ApiError {
+    ApiError::bad_request(e.code(), e.to_string())
+}
+
+fn time(t: NaiveDateTime) -> String {
+    t.and_utc().to_rfc3339()
+}
+
+/// Appends an audit entry for an admin action.
+fn audited(c: &mut DbConnection, actor: &str, action: &str, detail: Value) -> Result<(), DbError> {
+    audit::append(c, None, actor, action, &detail.to_string()).map(|_| ())
+}
+
+/// A taken name as 409 with `code`; other storage errors keep their mapping.
+fn taken(code: &'static str) -> impl Fn(DbError) -> ApiError {
+    move |e| match e {
+        DbError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, code, m),
+        other => other.into(),
+    }
+}
+
+/// A packaging failure as an HTTP answer: input errors are 400 (409 `title_exists`).
+fn cli_error(e: CliError) -> ApiError {
+    match e {
+        CliError::Input(inner) => match inner.downcast::<DbError>() {
+            Ok(db) => taken("title_exists")(db),
+            Err(other) => match other.downcast::<ValidationError>() {
+                Ok(v) => invalid(v),
+                Err(other) => ApiError::bad_request("invalid_option", other.to_string()),
+            },
+        },
+        CliError::Failure(e) => ApiError::internal(e),
+    }
+}
+
+/// An admin-only list: every row `fetch` loads, shown by `show`.
+async fn admin_list<R: Send + 'static>(
+    req: &HttpRequest,
+    state: &AppState,
+    streaming: &StreamingState,
+    fetch: fn(&mut DbConnection) -> Result<Vec<R>, DbError>,
+    show: fn(&R) -> Value,
+) -> Result<HttpResponse, ApiError> {
+    admin(req, streaming).await?;
+    let rows = state.db.run(fetch).await?;
+    Ok(HttpResponse::Ok().json(rows.iter().map(show).collect::<Vec<_>>()))
+}
+
+// ---------------------------------------------------------------------------------------
+// Titles and packaging jobs
+
+/// `GET /api/admin/titles/`: every packaged title.
+pub async fn list_titles(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    admin_list(&req, &state, &streaming, videos::list, title_json).await
+}
+
+fn title_json(v: &videos::VideoRow) -> Value {
+    json!({
+        "id": v.id, "title": v.title, "duration_seconds": v.duration_seconds,
+        "unit_seconds": v.unit_seconds, "units": v.unit_count, "width": v.width,
+        "height": v.height, "frame_rate": v.frame_rate, "has_audio": v.has_audio,
+        "created_at": time(v.created_at),
+    })
+}
+
+/// A packaging request as JSON: a file in the inbox.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboxTitle {
+    source_path: String,
+    title: String,
+    unit_seconds: Option<f64>,
+    crf: Option<u8>,
+    preset: Option<String>,
+    strength: Option<f32>,
+}
+
+fn number<T: std::str::FromStr>(form: &mut forms::Form, name: &str) -> Result<Option<T>, ApiError> {
+    form.take(name)
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError::bad_request("invalid_option", format!("{name} is not a valid number"))
+            })
+        })
+        .transpose()
+}
+
+/// `POST /api/admin/titles/`: packages an uploaded file (multipart `file`, `title`, optional
+/// `unit_seconds`, `crf`, `preset`, `strength`) or an inbox file (JSON `source_path`, same
+/// options) in a job: 202 with the job id and its status URL.
+pub async fn package_title(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&req, &streaming).await?;
+    let limit = state.config.limits.max_input_bytes;
+    forms::refuse_declared_length(&req, limit)?;
+    let content_type = forms::content_type(&req);
+    let (spec, source, remove_source) = if content_type.starts_with("multipart/form-data") {
+        let dir = state.config.data_dir.join("sources");
+        let mut form = forms::read_multipart(&req, payload, dir, limit).await?;
+        let spec = (|| {
+            let defaults = TitleSpec::new(form.take("title").unwrap_or_default());
+            Ok::<_, ApiError>(TitleSpec {
+                unit_seconds: number(&mut form, "unit_seconds")?.unwrap_or(defaults.unit_seconds),
+                crf: number(&mut form, "crf")?.unwrap_or(defaults.crf),
+                strength: number(&mut form, "strength")?.unwrap_or(defaults.strength),
+                preset: form.take("preset").unwrap_or(defaults.preset.clone()),
+                ..defaults
+            })
+        })();
+        let spec = spec.inspect_err(|_| form.discard())?;
+        let Some(file) = form.file else {
+            return Err(ApiError::bad_request(
+                "missing_file",
+                "the form has no \"file\" field",
+            ));
+        };
+        (spec, file.path, true)
+    } else if content_type.starts_with("application/json") {
+        let body: InboxTitle = forms::read_json(payload).await?;
+        let defaults = TitleSpec::new(body.title);
+        let spec = TitleSpec {
+            unit_seconds: body.unit_seconds.unwrap_or(defaults.unit_seconds),
+            crf: body.crf.unwrap_or(defaults.crf),
+            preset: body.preset.unwrap_or(defaults.preset.clone()),
+            strength: body.strength.unwrap_or(defaults.strength),
+            ..defaults
+        };
+        let source = upload::inbox_file(&state.config.inbox_dir(), &body.source_path)
+            .map_err(upload_error)?;
+        (spec, source, false)
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send multipart/form-data with a \"file\" field, or JSON with source_path",
+        ));
+    };
+    let refuse = |e: ApiError| {
+        if remove_source {
+            let _ = std::fs::remove_file(&source);
+        }
+        e
+    };
+    // Bad options, a taken title and a file FFmpeg cannot read are refused before queueing.
+    let (config, db) = (state.config.clone(), state.db.clone());
+    let checked_spec = spec.clone();
+    web::block(move || checked_spec.check(&config, &db))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| refuse(cli_error(e)))?;
+    let limits = crate::analysis::limits(&state.config);
+    let probe = source.clone();
+    web::block(move || upload::check_video(&probe, &limits))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| refuse(upload_error(e)))?;
+    let job = PackageJob {
+        source: source.clone(),
+        remove_source,
+        spec,
+        requested_by: actor,
+    };
+    let (config, db) = (state.config.clone(), state.db.clone());
+    let row = web::block(move || packaging::enqueue(&db, &config, &job))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| refuse(cli_error(e)))?;
+    Ok(HttpResponse::Accepted().json(json!({
+        "job_id": row.id,
+        "status_url": format!("/api/admin/jobs/{}/", row.id),
+    })))
+}
+
+fn job_json(job: &jobs::JobRow, video_id: Option<String>) -> Value {
+    let payload = packaging::job_payload(job).ok();
+    json!({
+        "job_id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress,
+        "attempts": job.attempts, "max_attempts": job.max_attempts, "error": job.last_error,
+        "title": payload.map(|p| p.spec.title), "video_id": video_id,
+        "created_at": time(job.created_at), "updated_at": time(job.updated_at),
+    })
+}
+
+/// The packaged title of a succeeded packaging job (titles are unique).
+fn packaged_id(c: &mut DbConnection, job: &jobs::JobRow) -> Result<Option<String>, DbError> {
+    if job.status != jobs::SUCCEEDED {
+        return Ok(None);
+    }
+    let Ok(payload) = packaging::job_payload(job) else {
+        return Ok(None);
+    };
+    Ok(videos::find_by_title(c, &payload.spec.title)?.map(|v| v.id))
+}
+
+/// `GET /api/admin/jobs/`: the newest packaging jobs.
+pub async fn list_jobs(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&req, &streaming).await?;
+    let list = state
+        .db
+        .run(|c| {
+            let rows = jobs::recent(c, packaging::PACKAGE_TITLE, 50)?;
+            rows.iter()
+                .map(|j| Ok(job_json(j, packaged_id(c, j)?)))
+                .collect::<Result<Vec<_>, DbError>>()
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// `GET /api/admin/jobs/{id}/`: a packaging job's status and progress, and its title's id
+/// once packaged.
+pub async fn job_status(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&req, &streaming).await?;
+    let id = path.into_inner();
+    let body = state
+        .db
+        .run(move |c| {
+            let job = jobs::get(c, &id)?;
+            if job.kind != packaging::PACKAGE_TITLE {
+                return Err(DbError::NotFound("job"));
+            }
+            Ok(job_json(&job, packaged_id(c, &job)?))
+        })
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound(_) => ApiError::not_found_what("job_not_found", "no such job"),
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+// ---------------------------------------------------------------------------------------
+// Users
+
+fn user_json(u: &users::UserRow) -> Value {
+    json!({
+        "id": u.id, "username": u.username, "role": u.role, "disabled": u.disabled,
+        "created_at": time(u.created_at),
+    })
+}
+
+/// `GET /api/admin/users/`.
+pub async fn list_users(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    admin_list(&req, &state, &streaming, users::list, user_json).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    username: String,
+    role: String,
+    password: String,
+}
+
+/// `POST /api/admin/users/` `{"username","role","password"}`: 201 with the user.
+pub async fn add_user(
+    req: HttpRequest,
+    body: web::Json<NewUserBody>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&req, &streaming).await?;
+    let NewUserBody {
+        username,
+        role,
+        password: new_password,
+    } = body.into_inner();
+    domain::validate_username(&username).map_err(invalid)?;
+    let role: Role = role.parse().map_err(invalid)?;
+    domain::validate_new_password(&new_password).map_err(invalid)?;
+    let hash = web::block(move || password::hash(&new_password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let user = state
+        .db
+        .run(move |c| {
+            let user = users::create(c, &username, &hash, role)?;
+            let detail = json!({"username": user.username, "role": user.role});
+            audited(c, &actor, "user_created", detail)?;
+            Ok(user)
+        })
+        .await
+        .map_err(taken("user_exists"))?;
+    Ok(HttpResponse::Created().json(user_json(&user)))
+}
+
+/// `POST /api/admin/users/{name}/disable/` and `.../enable/`. An admin cannot disable their
+/// own account (409 `cannot_disable_self`).
+pub async fn set_user_disabled(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&req, &streaming).await?;
+    let (name, action) = path.into_inner();
+    let disable = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => return Err(ApiError::not_found()),
+    };
+    let user = state
+        .db
+        .run(move |c| {
+            let Some(user) = users::find_by_username(c, &name)? else {
+                return Err(DbError::NotFound("user"));
+            };
+            if disable && actor == format!("user:{}", user.id) {
+                return Err(DbError::Conflict(
+                    "you cannot disable your own account".into(),
+                ));
+            }
+            users::set_disabled(c, &name, disable)?;
+            let action = if disable {
+                "user_disabled"
+            } else {
+                "user_enabled"
+            };
+            audited(c, &actor, action, json!({"username": name}))?;
+            users::get(c, &user.id)
+        })
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound(_) => ApiError::not_found_what("user_not_found", "no such user"),
+            DbError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "cannot_disable_self", m),
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(user_json(&user)))
+}
+
+// ---------------------------------------------------------------------------------------
+// API keys
+
+fn key_json(k: &api_keys::ApiKeyRow) -> Value {
+    json!({
+        "id": k.id, "name": k.name, "prefix": k.key_prefix, "created_at": time(k.created_at),
+        "last_used_at": k.last_used_at.map(time), "revoked_at": k.revoked_at.map(time),
+    })
+}
+
+/// `GET /api/admin/api-keys/`.
+pub async fn list_keys(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    admin_list(&req, &state, &streaming, api_keys::list, key_json).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKeyBody {
+    name: String,
+}
+
+/// `POST /api/admin/api-keys/` `{"name"}`: 201 with the key itself, shown only this once.
+pub async fn create_key(
+    req: HttpRequest,
+    body: web::Json<NewKeyBody>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&req, &streaming).await?;
+    let name = body.into_inner().name;
+    domain::validate_api_key_name(&name).map_err(invalid)?;
+    let key = api_key::generate();
+    let (prefix, hash) = (key.display_prefix.clone(), key.hash.clone());
+    let row = state
+        .db
+        .run(move |c| {
+            let row = api_keys::create(c, &name, &prefix, &hash)?;
+            audited(
+                c,
+                &actor,
+                "api_key_created",
+                json!({"name": name, "prefix": prefix}),
+            )?;
+            Ok(row)
+        })
+        .await
+        .map_err(taken("api_key_exists"))?;
+    let mut body = key_json(&row);
+    body["key"] = json!(key.plaintext);
+    Ok(HttpResponse::Created().json(body))
+}
+
+/// `POST /api/admin/api-keys/{name}/revoke/`.
+pub async fn revoke_key(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&req, &streaming).await?;
+    let name = path.into_inner();
+    let row = state
+        .db
+        .run(move |c| {
+            api_keys::revoke(c, &name)?;
+            audited(c, &actor, "api_key_revoked", json!({"name": name}))?;
+            api_keys::list(c)?
+                .into_iter()
+                .find(|k| k.name == name)
+                .ok_or(DbError::NotFound("API key"))
+        })
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound(_) => {
+                ApiError::not_found_what("api_key_not_found", "no such API key")
+            }
+            other => other.into(),
+        })?;
+    Ok(HttpResponse::Ok().json(key_json(&row)))
+}
+
+// ---------------------------------------------------------------------------------------
+// Audit trail
+
+/// `GET /api/admin/audit/?limit=N`: the newest audit entries first (default 100, at most 500)
+/// and whether the whole chain verifies.
+pub async fn audit_trail(
+    req: HttpRequest,
+    query: web::Query<EventsQuery>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&req, &streaming).await?;
+    let limit = list_limit(query.limit)?;
+    let (entries, check, people) = state
+        .db
+        .run(move |c| Ok((audit::recent(c, limit)?, audit::verify(c)?, users::list(c)?)))
+        .await?;
+    let names: std::collections::HashMap<String, String> = people
+        .into_iter()
+        .map(|u| (format!("user:{}", u.id), u.username))
+        .collect();
+    let chain = match check {
+        audit::Verification::Intact { entries, head } => {
+            json!({"intact": true, "entries": entries, "head": head})
+        }
+        audit::Verification::Broken { seq, reason } => {
+            json!({"intact": false, "broken_at": seq, "reason": reason})
+        }
+    };
+    let list: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "seq": e.seq, "case_id": e.case_id, "actor": e.actor,
+                "actor_name": names.get(&e.actor), "action": e.action,
+                "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or(json!(e.detail)),
+                "created_at": time(e.created_at),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"chain": chain, "entries": list})))
+}
+
+fn list_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=EVENTS_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {EVENTS_MAX}"),
+        ));
+    }
+    Ok(limit)
+}
+
+// ---------------------------------------------------------------------------------------
+// Security events and sessions
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Most events one answer holds.
+const EVENTS_MAX: i64 = 500;
+
+fn event_json(e: &SecurityEventRow, names: &std::collections::HashMap<String, String>) -> Value {
+    json!({
+        "id": e.id, "kind": e.kind, "severity": e.severity, "session_id": e.session_id,
+        "user": e.user_id.as_ref().and_then(|id| names.get(id)), "user_id": e.user_id,
+        "device_id": e.device_id, "address": e.address, "detail": e.detail,
+        "created_at": time(e.created_at),
+    })
+}
+
+/// `GET /api/admin/security-events/?since=<RFC 3339>&limit=N`: the newest events first
+/// (default 100, at most 500), only those at or after `since` when given: a console polls
+/// with the time of the newest event it holds and skips the ids it has.
+pub async fn security_events(
+    req: HttpRequest,
+    query: web::Query<EventsQuery>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&req, &streaming).await?;
+    let limit = list_limit(query.limit)?;
+    let since = query
+        .since
+        .as_deref()
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.naive_utc())
+                .map_err(|_| {
+                    ApiError::bad_request("invalid_since", "since must be an RFC 3339 time")
+                })
+        })
+        .transpose()?;
+    let (rows, people) = state
+        .db
+        .run(move |c| Ok((security_events::since(c, since, limit)?, users::list(c)?)))
+        .await?;
+    let names = people.into_iter().map(|u| (u.id, u.username)).collect();
+    Ok(HttpResponse::Ok().json(
+        rows.iter()
+            .map(|e| event_json(e, &names))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// `POST /api/admin/sessions/{id}/revoke/`: ends a viewer session at once (its next request,
+/// on any server instance, is refused and the page stops playback); 409 `session_ended`
+/// when it already ended.
+pub async fn revoke_session(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    streaming: web::Data<StreamingState>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = admin(&req, &streaming).await?;
+    let id = path.into_inner();
+    let sid = id.clone();
+    let session = state
+        .db
+        .run(move |c| sessions::get(c, &sid))
+        .await
+        .map_err(streaming::error::session_error)?;
+    if matches!(
+        session.state_at(shared::db::now()),
+        SessionState::Expired | SessionState::Revoked
+    ) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "session_ended",
+            format!("the session has already ended ({})", session.state),
+        ));
+    }
+    let (sid, who) = (id.clone(), actor.clone());
+    state
+        .db
+        .run(move |c| {
+            sessions::end(c, &sid, SessionState::Revoked, Some("revoked by an admin"))?;
+            audited(c, &who, "session_revoked", json!({"session_id": sid}))
+        })
+        .await?;
+    streaming.caches.forget_session(&id);
+    streaming::monitor::record(
+        &streaming,
+        Severity::Warning,
+        streaming::monitor::Event {
+            kind: "session_revoked",
+            session_id: Some(id.clone()),
+            user_id: Some(session.user_id.clone()),
+            device_id: Some(session.device_id.clone()),
+            address: streaming::auth::client_address(&req),
+            detail: format!("revoked by {actor}"),
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"session_id": id, "state": "revoked"})))
+}

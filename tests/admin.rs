@@ -1,0 +1,319 @@
+//! The admin API (behind the admin console): packaging titles as jobs from an upload or the
+//! inbox, users, API keys, the security events stream and session revocation, each audited;
+//! bad requests refused with the documented errors and no file left behind.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::evidence::{get_reply, multipart, post_json, post_raw, Auth, Part};
+use common::media::{clip, ClipSpec};
+use common::viewer::{user_token, Client, PASSWORD};
+use common::{get, Harness, Server};
+use serde_json::{json, Value};
+
+fn small_clip(dir: &Path, name: &str) -> std::path::PathBuf {
+    clip(
+        dir,
+        name,
+        &ClipSpec {
+            size: "320x180",
+            rate: "25",
+            seconds: 3.0,
+            audio: false,
+            vf: None,
+            codec: &["-c:v", "libx264", "-crf", "20"],
+        },
+    )
+}
+
+/// Polls a packaging job until it ends; its last status document.
+fn wait_job(server: &Server, token: &str, job_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let r = get_reply(
+            server,
+            Auth::Bearer(token),
+            &format!("/api/admin/jobs/{job_id}/"),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let j = r.json();
+        if j["status"] == "succeeded" || j["status"] == "failed" {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job still {}", j["status"]);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
+    let h = Harness::new();
+    h.add_user("ada", "admin", PASSWORD);
+    h.add_user("vic", "viewer", PASSWORD);
+    let server = h.serve(&[]);
+    let admin = user_token(&server, "ada", PASSWORD);
+    let auth = Auth::Bearer(&admin);
+    let d = h.dir.path();
+    let source = std::fs::read(small_clip(d, "source.mp4")).unwrap();
+    let sources = h.data_dir.join("sources");
+
+    // An upload with options, packaged by a job with progress.
+    let (ct, body) = multipart(&[
+        Part::text("title", "Uploaded"),
+        Part::text("unit_seconds", "0.5"),
+        Part::file("source.mp4", &source),
+    ]);
+    let r = post_raw(&server, auth, "/api/admin/titles/", &ct, &body);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let job_id = r.json()["job_id"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["status_url"], format!("/api/admin/jobs/{job_id}/"));
+    let job = wait_job(&server, &admin, &job_id);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["progress"], json!(1.0), "{job}");
+    assert_eq!(job["title"], "Uploaded");
+    let video_id = job["video_id"].as_str().expect("the packaged title's id");
+    let titles = get_reply(&server, auth, "/api/admin/titles/").json();
+    assert_eq!(titles[0]["id"], video_id, "{titles}");
+    assert_eq!(titles[0]["units"], 6, "3 s in 0.5 s units: {titles}");
+    // The uploaded source is gone once packaged; a viewer can open the title.
+    assert_eq!(files_in(&sources), 0);
+    let client = Client::start(&server, "vic", &"1".repeat(64), video_id);
+    assert!(!client.segment("init").is_empty());
+
+    // The same title again: 409 before any work, and no upload left behind.
+    let r = post_raw(&server, auth, "/api/admin/titles/", &ct, &body);
+    r.assert_error(409, "title_exists");
+    assert_eq!(files_in(&sources), 0);
+    // Bad options and a file that is not a video, likewise refused cleanly.
+    for (parts, status, code) in [
+        (
+            vec![
+                Part::text("title", "Other"),
+                Part::text("unit_seconds", "9"),
+                Part::file("s.mp4", &source),
+            ],
+            400,
+            "invalid_option",
+        ),
+        (
+            vec![
+                Part::text("title", "Other"),
+                Part::text("crf", "high"),
+                Part::file("s.mp4", &source),
+            ],
+            400,
+            "invalid_option",
+        ),
+        (
+            vec![Part::text("title", ""), Part::file("s.mp4", &source)],
+            400,
+            "invalid_title",
+        ),
+        (
+            vec![
+                Part::text("title", "Other"),
+                Part::file("notes.txt", b"not a video"),
+            ],
+            415,
+            "unsupported_media",
+        ),
+        (vec![Part::text("title", "Other")], 400, "missing_file"),
+    ] {
+        let (ct, body) = multipart(&parts);
+        post_raw(&server, auth, "/api/admin/titles/", &ct, &body).assert_error(status, code);
+        assert_eq!(files_in(&sources), 0, "{code} left a file");
+    }
+    post_raw(&server, auth, "/api/admin/titles/", "text/plain", b"x")
+        .assert_error(415, "unsupported_media_type");
+
+    // A file already in the inbox: packaged in place, and the inbox file stays.
+    let inbox = h.data_dir.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("drop.mp4"), &source).unwrap();
+    let r = post_json(
+        &server,
+        auth,
+        "/api/admin/titles/",
+        &json!({"source_path": "drop.mp4", "title": "From the inbox"}),
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let job = wait_job(&server, &admin, r.json()["job_id"].as_str().unwrap());
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(inbox.join("drop.mp4").is_file());
+    post_json(
+        &server,
+        auth,
+        "/api/admin/titles/",
+        &json!({"source_path": "../secrets/jwt.key", "title": "Escape"}),
+    )
+    .assert_error(400, "path_outside_inbox");
+    let jobs = get_reply(&server, auth, "/api/admin/jobs/").json();
+    assert_eq!(jobs.as_array().unwrap().len(), 2, "{jobs}");
+    get_reply(&server, auth, "/api/admin/jobs/nothing/").assert_error(404, "job_not_found");
+}
+
+#[test]
+fn an_admin_manages_users_keys_events_and_sessions() {
+    let t = common::leaks::packaged(4.0);
+    t.h.add_user("ada", "admin", PASSWORD);
+    let server = t.h.serve(&[]);
+    let admin = user_token(&server, "ada", PASSWORD);
+    let auth = Auth::Bearer(&admin);
+
+    // Users: added, listed, disabled (cannot sign in), enabled again.
+    let r = post_json(
+        &server,
+        auth,
+        "/api/admin/users/",
+        &json!({"username": "nina", "role": "analyst", "password": "nina's password"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["role"], "analyst");
+    assert!(r.json().get("password_hash").is_none());
+    post_json(
+        &server,
+        auth,
+        "/api/admin/users/",
+        &json!({"username": "nina", "role": "analyst", "password": "another password"}),
+    )
+    .assert_error(409, "user_exists");
+    for (body, code) in [
+        (
+            json!({"username": "x", "role": "boss", "password": "long enough pw"}),
+            "invalid_role",
+        ),
+        (
+            json!({"username": "x", "role": "viewer", "password": "short"}),
+            "invalid_password",
+        ),
+    ] {
+        post_json(&server, auth, "/api/admin/users/", &body).assert_error(400, code);
+    }
+    let users = get_reply(&server, auth, "/api/admin/users/").json();
+    assert!(users
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u["username"] == "nina"));
+    let r = post_json(&server, auth, "/api/admin/users/nina/disable/", &json!({}));
+    assert_eq!(r.json()["disabled"], true, "{}", r.body);
+    common::viewer::login(&server, "nina", "nina's password")
+        .assert_error(401, "invalid_credentials");
+    post_json(&server, auth, "/api/admin/users/nina/enable/", &json!({}));
+    assert_eq!(
+        common::viewer::login(&server, "nina", "nina's password").status,
+        200
+    );
+    post_json(&server, auth, "/api/admin/users/ada/disable/", &json!({}))
+        .assert_error(409, "cannot_disable_self");
+
+    // API keys: the key is shown once, works, and stops working when revoked.
+    let r = post_json(
+        &server,
+        auth,
+        "/api/admin/api-keys/",
+        &json!({"name": "crawler-x"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    let listed = get_reply(&server, auth, "/api/admin/api-keys/").json();
+    assert!(listed[0].get("key").is_none(), "{listed}");
+    assert!(
+        key.starts_with(listed[0]["prefix"].as_str().unwrap()),
+        "{listed}"
+    );
+    // A crawler lists only its own cases (it has none).
+    let r = get_reply(&server, Auth::ApiKey(&key), "/api/cases/");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!([]));
+    post_json(
+        &server,
+        auth,
+        "/api/admin/api-keys/crawler-x/revoke/",
+        &json!({}),
+    );
+    get_reply(&server, Auth::ApiKey(&key), "/api/cases/").assert_error(401, "invalid_api_key");
+
+    // The events stream: a probe for a file shows up; `since` narrows the list.
+    let before = get_reply(&server, auth, "/api/admin/security-events/").json();
+    get(&server.url("/media/title.mp4")).assert_error(404, "not_found");
+    let events = get_reply(&server, auth, "/api/admin/security-events/?limit=5").json();
+    assert_eq!(events[0]["kind"], "direct_file_probe", "{events}");
+    let since = events[0]["created_at"].as_str().unwrap().to_string();
+    let newer = get_reply(
+        &server,
+        auth,
+        &format!(
+            "/api/admin/security-events/?since={}",
+            since.replace('+', "%2B")
+        ),
+    )
+    .json();
+    // Only the events at or after the newest one known.
+    assert!(newer
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["id"] == events[0]["id"]));
+    let since_time = chrono::DateTime::parse_from_rfc3339(&since).unwrap();
+    for e in newer.as_array().unwrap() {
+        let t = chrono::DateTime::parse_from_rfc3339(e["created_at"].as_str().unwrap()).unwrap();
+        assert!(t >= since_time, "{e} is older than {since}");
+    }
+    assert!(newer.as_array().unwrap().len() <= before.as_array().unwrap().len() + 1);
+    get_reply(&server, auth, "/api/admin/security-events/?since=yesterday")
+        .assert_error(400, "invalid_since");
+    get_reply(&server, auth, "/api/admin/security-events/?limit=0")
+        .assert_error(400, "invalid_limit");
+
+    // A session revoked by the admin is refused at once, and cannot be revoked twice.
+    let client = Client::start(&server, "vic", &"1".repeat(64), &t.video_id);
+    client.segment("1");
+    let path = format!("/api/admin/sessions/{}/revoke/", client.session_id);
+    let r = post_json(&server, auth, &path, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (status, body, _) = client.raw_segment("2");
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    post_json(&server, auth, &path, &json!({})).assert_error(409, "session_ended");
+    let events = get_reply(&server, auth, "/api/admin/security-events/?limit=5").json();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "session_revoked"
+                && e["session_id"] == json!(client.session_id)
+                && e["user"] == "vic"),
+        "{events}"
+    );
+
+    // Every change is in the audit trail, whose chain still verifies.
+    let trail = get_reply(&server, auth, "/api/admin/audit/?limit=50").json();
+    assert_eq!(trail["chain"]["intact"], true, "{trail}");
+    let actions: Vec<String> = trail["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    for action in [
+        "user_created",
+        "user_disabled",
+        "user_enabled",
+        "api_key_created",
+        "api_key_revoked",
+        "session_revoked",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
+    t.h.run(&["audit", "verify"], None).success();
+}
