@@ -8,6 +8,8 @@ mod common;
 
 use std::time::Duration;
 
+use base64::Engine;
+
 use common::browser::Browser;
 use common::evidence::{nss_trusting, pdfsig};
 use common::leaks::packaged;
@@ -77,6 +79,37 @@ fn a_viewer_plays_in_the_page_and_the_leak_is_traced_through_the_consoles() {
         "return document.querySelectorAll('#timeline span.played').length >= 5;",
     );
     b.screenshot("03-playing");
+
+    // The device token is renewed (here on demand; the page does it a minute before expiry)
+    // and playback goes on with the new one.
+    let exp = |token: &Value| -> u64 {
+        let payload = token.as_str().unwrap().split('.').nth(1).unwrap();
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        serde_json::from_slice::<Value>(&claims).unwrap()["exp"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = b.exec("return window.leaktrace.state.device.token;", json!([]));
+    let after = b.exec_async(
+        "const done = arguments[0];
+         window.leaktrace.refreshNow().then(() => done(window.leaktrace.state.device.token));",
+        json!([]),
+    );
+    assert!(exp(&after) > exp(&before), "{before} -> {after}");
+    let t0 = b.exec(
+        "return document.querySelector('[data-testid=player]').currentTime;",
+        json!([]),
+    );
+    b.wait_until(
+        "playback after the refresh",
+        20 * SECOND,
+        &format!(
+            "return document.querySelector('[data-testid=player]').currentTime > {} + 1;",
+            t0
+        ),
+    );
     b.screenshot_at("03b-panels", "#panels");
 
     // Every segment arrived encrypted and was decrypted in the page.
@@ -380,4 +413,124 @@ fn the_pages_work_by_keyboard_at_phone_width_and_explain_errors() {
     b.goto(&server.url("/admin/"));
     b.wait_for(&testid("login"), 10 * SECOND);
     b.screenshot("04-admin-sign-in");
+}
+
+/// Median and 95th percentile of `v` (sorted in place).
+fn median_p95(v: &mut [f64]) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.95))
+}
+
+/// In-page decryption cost per segment, at three picture sizes, beside the same decryption in
+/// Rust (`streaming::crypto::open`) in the same run. A benchmark, not a test: run by
+/// `scripts/bench-browser.sh` (release build), which prints the table for docs/BENCHMARKS.md.
+#[test]
+#[ignore = "benchmark: scripts/bench-browser.sh"]
+fn bench_in_page_decryption() {
+    const REPS: usize = 20;
+    println!();
+    println!("| picture | mean segment | in page: median | p95 | MB/s | Rust: median | page / Rust | during playback (mean) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (size, label) in [
+        ("854x480", "480p"),
+        ("1280x720", "720p"),
+        ("1920x1080", "1080p"),
+    ] {
+        let h = common::Harness::new();
+        h.add_user("vic", "viewer", PASSWORD);
+        let dir = tempfile::tempdir().unwrap();
+        let input = common::media::clip(
+            dir.path(),
+            "title.mp4",
+            &common::media::ClipSpec {
+                size,
+                rate: "25",
+                seconds: 20.0,
+                audio: false,
+                vf: None,
+                codec: &["-c:v", "libx264", "-crf", "16"],
+            },
+        );
+        let units = h.package(&input, "Bench", &[])["units"].as_u64().unwrap();
+        let server = h.serve_with_env(&[], &[("LEAKTRACE_RIPPING_BURST_SECONDS", "1e9")]);
+        let b = Browser::start("bench", 1280, 720);
+        b.goto(&server.url("/watch/"));
+        b.sign_in("vic", PASSWORD);
+        b.click(&b.wait_for(&testid("title"), 30 * SECOND));
+        b.wait_until(
+            "playback",
+            120 * SECOND,
+            "return document.querySelector('[data-testid=player]').currentTime >= 3;",
+        );
+        let playback: Vec<f64> = b
+            .exec(
+                "return window.leaktrace.stats.segments.map(s => s.ms);",
+                json!([]),
+            )
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        let page = b.exec_async(
+            "const [units, reps, done] = arguments;
+             (async () => {
+               const proto = await import('/assets/protocol.js');
+               const s = window.leaktrace.state;
+               const out = [];
+               for (let k = 1; k <= units; k++) {
+                 const r = await fetch(`/api/video/stream/${s.session.id}/${k}/`,
+                   {headers: {Authorization: 'Bearer ' + s.device.token}});
+                 const wire = new Uint8Array(await r.arrayBuffer());
+                 const t0 = performance.now();
+                 for (let i = 0; i < reps; i++) await proto.decryptSegment(s.session.cek, s.session.id, String(k), wire);
+                 out.push({bytes: wire.length, ms: (performance.now() - t0) / reps});
+               }
+               return out;
+             })().then(done, (e) => done({error: String(e)}));",
+            json!([units, REPS]),
+        );
+        let rows = page.as_array().unwrap_or_else(|| panic!("{page}"));
+        let mut page_ms: Vec<f64> = rows.iter().map(|r| r["ms"].as_f64().unwrap()).collect();
+        let bytes: f64 = rows.iter().map(|r| r["bytes"].as_f64().unwrap()).sum();
+        let total_ms: f64 = page_ms.iter().sum();
+
+        // The same segments decrypted natively, in this process, in the same run.
+        let state = b.exec(
+            "const s = window.leaktrace.state;
+             return {session: s.session.id, token: s.device.token,
+                     cek: document.querySelector('[data-testid=cek]').textContent};",
+            json!([]),
+        );
+        let client = Client {
+            server: &server,
+            device_token: state["token"].as_str().unwrap().to_string(),
+            session_id: state["session"].as_str().unwrap().to_string(),
+            cek: hex_bytes(state["cek"].as_str().unwrap())
+                .try_into()
+                .unwrap(),
+        };
+        let mut native_ms = Vec::new();
+        for k in 1..=units {
+            let segment = k.to_string();
+            let (_, wire, _) = client.raw_segment(&segment);
+            let aad = streaming::crypto::segment_aad(&client.session_id, &segment);
+            let t0 = std::time::Instant::now();
+            for _ in 0..REPS {
+                streaming::crypto::open(&client.cek, aad.as_bytes(), &wire).unwrap();
+            }
+            native_ms.push(t0.elapsed().as_secs_f64() * 1000.0 / REPS as f64);
+        }
+        let (pm, pp) = median_p95(&mut page_ms);
+        let (nm, _) = median_p95(&mut native_ms);
+        let played = playback.iter().sum::<f64>() / playback.len().max(1) as f64;
+        println!(
+            "| {label} | {:.0} KiB | {pm:.2} ms | {pp:.2} ms | {:.0} | {nm:.3} ms | {:.1}x | {played:.2} ms ({} segments) |",
+            bytes / rows.len() as f64 / 1024.0,
+            bytes / 1e6 / (total_ms / 1000.0),
+            pm / nm,
+            playback.len(),
+        );
+    }
 }

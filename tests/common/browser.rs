@@ -240,6 +240,16 @@ impl Browser {
         )
     }
 
+    /// Runs an asynchronous `script`: it calls `arguments[arguments.length - 1]` with its
+    /// result.
+    pub fn exec_async(&self, script: &str, args: Value) -> Value {
+        self.cmd(
+            "POST",
+            "execute/async",
+            json!({ "script": script, "args": args }),
+        )
+    }
+
     /// Waits (up to `limit`) until `script` returns true.
     pub fn wait_until(&self, what: &str, limit: Duration, script: &str) {
         let deadline = Instant::now() + limit;

@@ -25,8 +25,9 @@ const state = {
   stats: { segments: [] },
   ended: false,
 };
-// Read by the browser tests and by anyone measuring the page: per-segment decryption timings.
-window.leaktrace = { stats: state.stats, state };
+// Read by the browser tests and by anyone measuring the page: per-segment decryption timings,
+// the session state, and the token refresh (which otherwise runs a minute before expiry).
+window.leaktrace = { stats: state.stats, state, refreshNow: () => refreshDevice() };
 
 // ---------------------------------------------------------------------------------------
 // Device
