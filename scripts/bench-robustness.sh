@@ -21,21 +21,8 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-FIT="scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,fps=25,setsar=1,format=yuv420p"
-
 log "composing the test title"
-inputs=(-i samples/bigbuckbunny.mp4)
-parts=1
-if [ -f ../shared/media/bikes.mp4 ]; then inputs+=(-i ../shared/media/bikes.mp4); parts=2; fi
-inputs+=(-f lavfi -t 30 -i "testsrc2=size=1280x720:rate=25"
-  -f lavfi -t 25 -i "mandelbrot=size=1280x720:rate=25"
-  -f lavfi -t 20 -i "life=size=320x180:rate=25:mold=10:ratio=0.3,scale=1280:720:flags=neighbor"
-  -f lavfi -t 15 -i "smptehdbars=size=1280x720:rate=25,drawbox=x='mod(t*200\,1100)':y=260:w=180:h=180:color=orange@1:t=fill")
-n=$((parts + 4))
-chain=""; labels=""
-for i in $(seq 0 $((n - 1))); do chain+="[$i:v]$FIT[v$i];"; labels+="[v$i]"; done
-ffmpeg -nostdin -v error -y "${inputs[@]}" -filter_complex "${chain}${labels}concat=n=$n:v=1:a=0[out]" \
-  -map "[out]" -c:v libx264 -preset fast -crf 16 "$WORK/title.mp4"
+compose_title "$WORK/title.mp4"
 
 DATA="$WORK/data"
 "$BIN" --log-level warn --data-dir "$DATA" migrate >/dev/null
@@ -60,6 +47,10 @@ for u in viewer2 viewer3 viewer4; do
   i=$((i + 1))
 done
 "$EX/open_sessions" "$BASE" crowd "bench password" "$INNOCENT" "$VIDEO" >/dev/null
+# The server's worker builds the title's reference store (queued by packaging); extraction
+# uses it once it is there.
+for _ in $(seq 3000); do [ -f "$DATA/videos/$VIDEO/reference/units/1.lts" ] && break; sleep 0.2; done
+[ -f "$DATA/videos/$VIDEO/reference/units/1.lts" ] || die "the reference store was not built"
 kill "${PIDS[0]}"; PIDS=()
 CANDIDATES=$((INNOCENT + 4))
 

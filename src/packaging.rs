@@ -20,6 +20,9 @@ use crate::error::CliError;
 
 /// The job kind of a packaging request; its payload is a [`PackageJob`].
 pub const PACKAGE_TITLE: &str = "package_title";
+/// The job kind that builds a packaged title's reference store (`forensics::refstore`), queued
+/// by every packaging; its payload is `{"video_id"}`.
+pub const BUILD_REFERENCE: &str = "build_reference_store";
 
 impl From<PackageError> for CliError {
     fn from(e: PackageError) -> Self {
@@ -160,6 +163,11 @@ pub fn package_and_record(
         }
     };
     tracing::info!(video_id = %row.id, title = %row.title, units = row.unit_count, "packaged");
+    // The reference store is built by a worker afterwards: packaging stays as fast as it was,
+    // and until the store is there extractions decode the variants instead.
+    if let Err(e) = enqueue_reference(db, config, &row.id) {
+        tracing::warn!(video_id = %row.id, error = %e, "cannot queue the reference store job");
+    }
     Ok(Packaged {
         row,
         frames: manifest.video.frame_count,
@@ -197,6 +205,54 @@ pub fn enqueue(db: &Db, config: &Config, job: &PackageJob) -> Result<JobRow, Cli
         &json!({"job_id": row.id, "title": job.spec.title}).to_string(),
     )?;
     Ok(row)
+}
+
+/// Queues the building of a title's reference store.
+pub fn enqueue_reference(db: &Db, config: &Config, video_id: &str) -> Result<JobRow, CliError> {
+    Ok(jobs::enqueue(
+        &mut *db.conn()?,
+        BUILD_REFERENCE,
+        &json!({ "video_id": video_id }).to_string(),
+        config.evidence.job_max_attempts as i32,
+    )?)
+}
+
+/// Builds a title's reference store, reporting progress; nothing to do when it exists.
+pub fn run_reference_job(
+    config: &Config,
+    db: &Db,
+    job: &JobRow,
+    report: &dyn Fn(f64),
+) -> Result<(), CliError> {
+    let video_id = serde_json::from_str::<serde_json::Value>(&job.payload)
+        .ok()
+        .and_then(|p| p["video_id"].as_str().map(str::to_string))
+        .ok_or_else(|| CliError::input("the reference store job has no video_id"))?;
+    let row = videos::get(&mut *db.conn()?, &video_id)?;
+    let layout = shared::package::Layout::new(config.data_dir.join(&row.storage_dir));
+    if forensics::refstore::exists(&layout) {
+        return Ok(());
+    }
+    let manifest: shared::package::PackageManifest = std::fs::read(layout.manifest())
+        .map_err(anyhow::Error::from)
+        .and_then(|b| serde_json::from_slice(&b).map_err(anyhow::Error::from))
+        .map_err(|e| CliError::input(format!("the title's package.json is unreadable: {e}")))?;
+    let work = config
+        .data_dir
+        .join("work")
+        .join(format!("reference-{video_id}-{}", shared::db::new_id()));
+    std::fs::create_dir_all(&work).map_err(|e| CliError::Failure(e.into()))?;
+    let built = forensics::refstore::build_for_title(
+        &layout,
+        &manifest,
+        &work,
+        &crate::analysis::limits(config),
+        &mut |done, total| report(done as f64 / total.max(1) as f64),
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    let bytes = built?;
+    tracing::info!(%video_id, bytes, "reference store built");
+    Ok(())
 }
 
 /// The payload of a packaging job row.

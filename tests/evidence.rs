@@ -17,6 +17,9 @@ use common::viewer::{user_token, PASSWORD};
 use common::{get, Harness};
 use shared::db::repo::{audit, jobs, security_events};
 
+/// The job kind of a case analysis (packaging also queues reference-store jobs).
+const ANALYSE: &str = "analyse_case";
+
 fn api_key(h: &Harness, name: &str) -> String {
     let out = h.run(&["apikey", "create", name], None);
     out.success();
@@ -404,7 +407,7 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
     let mut conn = db.conn().unwrap();
     // A case is finished just before its job is ended.
     wait_until(Duration::from_secs(60), "the jobs to end", || {
-        jobs::count_by_status(&mut conn, jobs::SUCCEEDED).unwrap() == 6
+        jobs::count_by_status(&mut conn, ANALYSE, jobs::SUCCEEDED).unwrap() == 6
     });
     for w in &mut pair {
         let _ = w.kill();
@@ -446,7 +449,7 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
         }
     }
     let cases = [crashed.expect("a job caught running")];
-    let succeeded_before = jobs::count_by_status(&mut conn, jobs::SUCCEEDED).unwrap();
+    let succeeded_before = jobs::count_by_status(&mut conn, ANALYSE, jobs::SUCCEEDED).unwrap();
     let mut second = worker(&t.h, &lease);
     let v = wait_case(
         &server,
@@ -455,7 +458,7 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
         Duration::from_secs(600),
     );
     wait_until(Duration::from_secs(60), "the job to end", || {
-        jobs::count_by_status(&mut conn, jobs::SUCCEEDED).unwrap() == succeeded_before + 1
+        jobs::count_by_status(&mut conn, ANALYSE, jobs::SUCCEEDED).unwrap() == succeeded_before + 1
     });
     let _ = second.kill();
     let _ = second.wait();
@@ -472,7 +475,7 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
     assert_eq!(workers.len(), 2, "{workers:?}");
     assert_ne!(workers[0], workers[1]);
     assert_eq!(
-        jobs::count_by_status(&mut conn, jobs::SUCCEEDED).unwrap(),
+        jobs::count_by_status(&mut conn, ANALYSE, jobs::SUCCEEDED).unwrap(),
         succeeded_before + 1
     );
     assert!(matches!(

@@ -37,6 +37,18 @@ fn a_leaked_and_re_encoded_copy_names_its_session() {
     let leaker = leak(&server, "val", &"1".repeat(64), &t, &d.join("val.mp4"));
     let innocent = leak(&server, "vic", &"2".repeat(64), &t, &d.join("vic.mp4"));
     leak(&server, "vera", &"3".repeat(64), &t, &d.join("vera.mp4"));
+    // The server's worker builds the title's reference store after packaging.
+    let store =
+        t.h.data_dir
+            .join("videos")
+            .join(&t.video_id)
+            .join("reference")
+            .join("units");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !store.join("1.lts").is_file() {
+        assert!(std::time::Instant::now() < deadline, "no reference store");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     drop(server);
 
     // The raw leak: identified, and the marker box (metadata layer) names the same session.
@@ -72,6 +84,35 @@ fn a_leaked_and_re_encoded_copy_names_its_session() {
         );
     }
     let _ = innocent;
+
+    // The reference store (the variants' template, read instead of decoding both variants)
+    // and the decoding path agree: same session, same evidence within a hair.
+    assert!(store.join(format!("{}.lts", t.units)).is_file());
+    std::fs::rename(&store, d.join("units-aside")).unwrap();
+    let decoded = extract(&t.h, &attacked, &[]);
+    std::fs::rename(d.join("units-aside"), &store).unwrap();
+    assert_eq!(decoded["verdict"], "identified", "{decoded:#}");
+    assert_eq!(decoded["matches"][0]["session_id"], leaker.as_str());
+    let values = |v: &Value| -> Vec<f64> {
+        v["unit_values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap_or(0.0))
+            .collect()
+    };
+    let (with_store, without) = (values(&r), values(&decoded));
+    let dot: f64 = with_store.iter().zip(&without).map(|(a, b)| a * b).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let cosine = dot / (norm(&with_store) * norm(&without));
+    assert!(cosine > 0.999, "unit values differ: cosine {cosine}");
+    let z = |v: &Value| v["matches"][0]["score"].as_f64().unwrap();
+    assert!(
+        (z(&r) / z(&decoded) - 1.0).abs() < 0.02,
+        "z {} with the store, {} decoding",
+        z(&r),
+        z(&decoded)
+    );
 
     // Calibration: 100,000 random codes against these real soft values. The claimed tail
     // probability at 1e-3 must hold within a factor of 2.

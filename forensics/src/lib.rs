@@ -7,5 +7,6 @@ pub mod fingerprint;
 pub mod matching;
 pub mod media;
 pub mod package;
+pub mod refstore;
 pub mod statistics;
 pub mod watermark;

@@ -152,7 +152,7 @@ impl PackageError {
     }
 }
 
-fn io_err<'a>(
+pub(crate) fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> PackageError + 'a {

@@ -1,5 +1,6 @@
-//! Workers: take jobs from the queue and run them: case analyses (`analyse_case`) and title
-//! packaging (`package_title`, see [`crate::packaging`]). Any number of
+//! Workers: take jobs from the queue and run them: case analyses (`analyse_case`), title
+//! packaging (`package_title`) and reference stores (`build_reference_store`, see
+//! [`crate::packaging`]). Any number of
 //! workers, in `leaktrace serve` or `leaktrace worker` processes on any number of machines
 //! sharing the database, share the work; the queue's leases guarantee one runner per job.
 //!
@@ -136,7 +137,12 @@ impl Worker {
     fn run_job(&self, job: &JobRow) -> Result<(), (String, Failure)> {
         match job.kind.as_str() {
             ANALYSE_CASE => self.run_analysis(job),
-            packaging::PACKAGE_TITLE => self.run_packaging(job),
+            packaging::PACKAGE_TITLE => self.run_with_progress(job, |w, report| {
+                packaging::run_job(&w.config, &w.db, &w.secrets, job, report)
+            }),
+            packaging::BUILD_REFERENCE => self.run_with_progress(job, |w, report| {
+                packaging::run_reference_job(&w.config, &w.db, job, report)
+            }),
             other => Err((format!("unknown job kind {other}"), Failure::Permanent)),
         }
     }
@@ -153,13 +159,18 @@ impl Worker {
         }
     }
 
-    fn run_packaging(&self, job: &JobRow) -> Result<(), (String, Failure)> {
+    /// Runs `work` (a job without a case) with a heartbeat copying its progress to the job.
+    fn run_with_progress(
+        &self,
+        job: &JobRow,
+        work: impl FnOnce(&Worker, &dyn Fn(f64)) -> Result<(), CliError>,
+    ) -> Result<(), (String, Failure)> {
         let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
         let done = AtomicBool::new(false);
         let result = std::thread::scope(|scope| {
             scope.spawn(|| self.heartbeat(job, None, &progress, &done));
             let report = |p: f64| progress.store(p.to_bits(), Ordering::Relaxed);
-            let result = packaging::run_job(&self.config, &self.db, &self.secrets, job, &report);
+            let result = work(self, &report);
             done.store(true, Ordering::Relaxed);
             result
         });

@@ -152,7 +152,8 @@ fn luma(f: &frame::Video) -> Plane<'_> {
     }
 }
 
-fn frame_gray(f: &frame::Video) -> Gray {
+/// A decoded frame as the analysis sees it: luma, area-downscaled to [`FRAME_WIDTH`].
+pub(crate) fn frame_gray(f: &frame::Video) -> Gray {
     let h = (FRAME_WIDTH as f64 * f.height() as f64 / f.width().max(1) as f64).round() as usize;
     Gray::downscale(&luma(f), FRAME_WIDTH, h.max(8))
 }

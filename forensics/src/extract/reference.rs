@@ -3,8 +3,6 @@
 //! ahead of the comparison (units are closed GOPs, so init + the units' fragments in order
 //! is a valid file); a unit asked for out of order is decoded on its own.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -13,6 +11,7 @@ use shared::package::Variant;
 use super::gray::{Gray, Rect};
 use super::{frame_gray, ExtractError, ReferenceTitle};
 use crate::media::decode::{FrameReader, Limits};
+use crate::refstore;
 
 /// Units decoded ahead of the comparison, per variant.
 const READ_AHEAD_UNITS: usize = 2;
@@ -31,18 +30,49 @@ fn join_units(
     units: std::ops::RangeInclusive<u32>,
     path: &Path,
 ) -> Result<(), ExtractError> {
-    let work_error = |source| ExtractError::Work {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut out = BufWriter::new(File::create(path).map_err(work_error)?);
-    let parts = std::iter::once(title.layout.video_init())
-        .chain(units.map(|u| title.layout.video_unit(variant, u)));
-    for part in parts {
-        let mut input = File::open(&part).map_err(|e| reference_error(title, e.to_string()))?;
-        std::io::copy(&mut input, &mut out).map_err(work_error)?;
+    refstore::join_units(&title.layout, variant, units, path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            reference_error(title, e.to_string())
+        } else {
+            ExtractError::Work {
+                path: path.to_path_buf(),
+                source: e,
+            }
+        }
+    })
+}
+
+/// Both variants of `unit` from the title's reference store, full-frame.
+fn stored_unit(title: &ReferenceTitle, unit: u32) -> Result<(Vec<Gray>, Vec<Gray>), ExtractError> {
+    refstore::read_unit(&refstore::unit_path(&title.layout, unit))
+        .map_err(|e| reference_error(title, format!("reference store, unit {unit}: {e}")))
+}
+
+/// Reads units `first..=last` from the reference store, sending each unit's frames of A and
+/// of B (on the grid) as soon as they are read. Stops when a receiver is gone.
+fn stream_store(
+    title: &ReferenceTitle,
+    (first, last): (u32, u32),
+    grid: Grid,
+    to: [SyncSender<Decoded>; 2],
+) {
+    for unit in first..=last {
+        let placed = stored_unit(title, unit).map(|(a, b)| {
+            let (a, b) = rayon::join(|| grid.place(&a), || grid.place(&b));
+            [a, b]
+        });
+        match placed {
+            Ok([a, b]) => {
+                if to[0].send(Ok((unit, a))).is_err() || to[1].send(Ok((unit, b))).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = to[0].send(Err(e));
+                return;
+            }
+        }
     }
-    out.flush().map_err(work_error)
 }
 
 /// Decodes unit `unit` of `variant` on its own into full-frame grays.
@@ -201,6 +231,10 @@ impl UnitSource<'_> {
             };
             let (a, b) = match streamed {
                 Some(pair) => pair,
+                None if refstore::exists(&self.title.layout) => {
+                    let (a, b) = stored_unit(self.title, unit)?;
+                    (self.grid.place(&a), self.grid.place(&b))
+                }
                 None => {
                     let (a, b) = rayon::join(
                         || decode_unit(self.title, Variant::A, unit, self.work, self.limits),
@@ -237,7 +271,14 @@ pub(super) fn with_units<R>(
             });
             from
         };
-        let streams = [start(Variant::A), start(Variant::B)];
+        let streams = if refstore::exists(&title.layout) {
+            let (to_a, from_a) = sync_channel(READ_AHEAD_UNITS);
+            let (to_b, from_b) = sync_channel(READ_AHEAD_UNITS);
+            scope.spawn(move || stream_store(title, (first, last), grid, [to_a, to_b]));
+            [from_a, from_b]
+        } else {
+            [start(Variant::A), start(Variant::B)]
+        };
         let mut source = UnitSource {
             title,
             grid,

@@ -439,7 +439,10 @@ fn jobs_claim_heartbeat_progress_and_finish() {
     let failed = jobs::get(&mut conn, &b.id).unwrap();
     assert_eq!(failed.last_error.as_deref(), Some("not a video"));
     assert!(jobs::claim(&mut conn, "w1", lease).unwrap().is_none());
-    assert_eq!(jobs::count_by_status(&mut conn, jobs::FAILED).unwrap(), 1);
+    assert_eq!(
+        jobs::count_by_status(&mut conn, "analyse", jobs::FAILED).unwrap(),
+        1
+    );
 }
 
 #[test]

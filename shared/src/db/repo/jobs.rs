@@ -280,9 +280,10 @@ pub fn fail(
     })
 }
 
-/// Jobs by status, for monitoring and tests.
-pub fn count_by_status(conn: &mut DbConnection, status: &str) -> Result<i64, DbError> {
+/// Jobs of `kind` by status, for monitoring and tests.
+pub fn count_by_status(conn: &mut DbConnection, kind: &str, status: &str) -> Result<i64, DbError> {
     Ok(jobs::table
+        .filter(jobs::kind.eq(kind))
         .filter(jobs::status.eq(status))
         .count()
         .get_result(conn)?)

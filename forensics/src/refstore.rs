@@ -1,0 +1,373 @@
+//! The compact reference store: for every frame of a packaged title, the midpoint and half
+//! difference of its two variants *as encoded* (decoded back once, at packaging time), at the
+//! extraction's analysis width. It is the informed detector's template, so an extraction
+//! decodes only the suspect instead of the suspect and both variants.
+//!
+//! One file per unit (`reference/units/<unit>.lts`): a header (magic `LTRS`, version, width,
+//! height, frame count) then a zstd stream of 16-bit fixed point values per frame: the
+//! midpoint (1/4 grey level; the first frame of a unit as differences along each row, the
+//! others as differences from the frame before) and the half difference (1/16 grey level). Quantisation is far below what the detector resolves (a test compares
+//! extractions with and without the store). Titles packaged without a store are still
+//! analysed by decoding their variants.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+
+use shared::package::{Layout, PackageManifest, Variant};
+
+use crate::extract::frame_gray;
+use crate::extract::gray::Gray;
+use crate::media::decode::{FrameReader, Limits};
+use crate::media::MediaError;
+use crate::package::{io_err as io, PackageError};
+
+const MAGIC: &[u8; 4] = b"LTRS";
+const VERSION: u8 = 1;
+/// Fixed-point scales of the midpoint and of the half difference.
+const MID_SCALE: f32 = 4.0;
+const DIFF_SCALE: f32 = 16.0;
+/// zstd level: fast to write, still most of the gain.
+const LEVEL: i32 = 3;
+/// Frames decoded ahead of the writer, per variant.
+const QUEUE: usize = 16;
+
+fn store_dir(layout: &Layout) -> PathBuf {
+    layout.root.join("reference").join("units")
+}
+
+/// The store file of 1-based `unit`.
+pub fn unit_path(layout: &Layout, unit: u32) -> PathBuf {
+    store_dir(layout).join(format!("{unit}.lts"))
+}
+
+/// Whether the title's store is complete (it is published whole, by a rename; titles whose
+/// store is not built yet, or packaged before it existed, have none).
+pub fn exists(layout: &Layout) -> bool {
+    unit_path(layout, 1).is_file()
+}
+
+/// Writes init + the fragments of `units` of `variant` to `out`: a valid stream, since units
+/// are closed GOPs.
+pub fn join_units(
+    layout: &Layout,
+    variant: Variant,
+    units: std::ops::RangeInclusive<u32>,
+    out: &Path,
+) -> io::Result<()> {
+    let mut writer = BufWriter::new(File::create(out)?);
+    let parts =
+        std::iter::once(layout.video_init()).chain(units.map(|u| layout.video_unit(variant, u)));
+    for part in parts {
+        std::io::copy(&mut File::open(&part)?, &mut writer)?;
+    }
+    writer.flush()
+}
+
+/// Builds the store of a packaged title in the background of packaging (a worker job): both
+/// variants joined and decoded, the store written beside and published by a rename, so an
+/// extraction sees either no store or a whole one. Returns its size in bytes.
+pub fn build_for_title(
+    layout: &Layout,
+    package: &PackageManifest,
+    work: &Path,
+    limits: &Limits,
+    progress: &mut dyn FnMut(u32, u32),
+) -> Result<u64, PackageError> {
+    let units = package.video.unit_count;
+    let (a, b) = (work.join("a.mp4"), work.join("b.mp4"));
+    join_units(layout, Variant::A, 1..=units, &a).map_err(io("write", &a))?;
+    join_units(layout, Variant::B, 1..=units, &b).map_err(io("write", &b))?;
+    let staging = Layout::new(work.join("title"));
+    let built = build(
+        &staging,
+        &a,
+        &b,
+        package.video.unit_frames,
+        units,
+        limits,
+        progress,
+    );
+    let _ = std::fs::remove_file(&a);
+    let _ = std::fs::remove_file(&b);
+    let bytes = built?;
+    let (from, to) = (store_dir(&staging), store_dir(layout));
+    if to.exists() {
+        std::fs::remove_dir_all(&to).map_err(io("replace", &to))?;
+    }
+    std::fs::rename(&from, &to).map_err(io("publish", &to))?;
+    Ok(bytes)
+}
+
+fn bad(reason: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, reason.into())
+}
+
+fn fixed(v: f32, scale: f32) -> i16 {
+    (v * scale).round().clamp(i16::MIN as f32, i16::MAX as f32) as i16
+}
+
+/// Writes one unit: the frames of variant A and of variant B, pairwise of one size.
+pub fn write_unit(path: &Path, a: &[Gray], b: &[Gray]) -> io::Result<u64> {
+    let (Some(first), true) = (a.first(), a.len() == b.len()) else {
+        return Err(bad(
+            "a unit needs the same number of A and B frames, at least one",
+        ));
+    };
+    let (w, h) = (first.width, first.height);
+    if a.iter().chain(b).any(|g| g.width != w || g.height != h) {
+        return Err(bad("frames of one unit differ in size"));
+    }
+    let size = |n: usize| u16::try_from(n).map_err(|_| bad("dimension too large"));
+    let mut out = BufWriter::new(File::create(path)?);
+    out.write_all(MAGIC)?;
+    out.write_all(&[VERSION])?;
+    for n in [size(w)?, size(h)?, size(a.len())?] {
+        out.write_all(&n.to_le_bytes())?;
+    }
+    let mut z = zstd::Encoder::new(out, LEVEL)?;
+    let mut buf = Vec::with_capacity(4 * w * h);
+    let mut previous: Option<Vec<i16>> = None;
+    for (ga, gb) in a.iter().zip(b) {
+        buf.clear();
+        let mids: Vec<i16> = ga
+            .data
+            .iter()
+            .zip(&gb.data)
+            .map(|(&x, &y)| fixed(0.5 * (x + y), MID_SCALE))
+            .collect();
+        match &previous {
+            Some(before) => {
+                for (&m, &p) in mids.iter().zip(before) {
+                    buf.extend_from_slice(&m.wrapping_sub(p).to_le_bytes());
+                }
+            }
+            None => {
+                for row in mids.chunks(w) {
+                    let mut prev = 0i16;
+                    for &m in row {
+                        buf.extend_from_slice(&m.wrapping_sub(prev).to_le_bytes());
+                        prev = m;
+                    }
+                }
+            }
+        }
+        previous = Some(mids);
+        for (&x, &y) in ga.data.iter().zip(&gb.data) {
+            buf.extend_from_slice(&fixed(0.5 * (y - x), DIFF_SCALE).to_le_bytes());
+        }
+        z.write_all(&buf)?;
+    }
+    let out = z.finish()?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(file.metadata()?.len())
+}
+
+/// Reads one unit back: (variant A frames, variant B frames).
+pub fn read_unit(path: &Path) -> io::Result<(Vec<Gray>, Vec<Gray>)> {
+    let mut input = BufReader::new(File::open(path)?);
+    let mut head = [0u8; 11];
+    input.read_exact(&mut head)?;
+    if &head[..4] != MAGIC || head[4] != VERSION {
+        return Err(bad("not a reference store unit of this version"));
+    }
+    let n = |i: usize| u16::from_le_bytes([head[i], head[i + 1]]) as usize;
+    let (w, h, frames) = (n(5), n(7), n(9));
+    if w == 0 || h == 0 {
+        return Err(bad("empty frame size"));
+    }
+    let mut z = zstd::Decoder::with_buffer(input)?;
+    let mut raw = vec![0u8; 4 * w * h];
+    let (mut a, mut b) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
+    let value = |bytes: &[u8], i: usize| i16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+    let mut mid = vec![0i16; w * h];
+    for frame in 0..frames {
+        z.read_exact(&mut raw)?;
+        let (deltas, diffs) = raw.split_at(2 * w * h);
+        if frame == 0 {
+            for (row, out) in mid.chunks_mut(w).enumerate() {
+                let mut m = 0i16;
+                for (col, v) in out.iter_mut().enumerate() {
+                    m = m.wrapping_add(value(deltas, row * w + col));
+                    *v = m;
+                }
+            }
+        } else {
+            for (i, v) in mid.iter_mut().enumerate() {
+                *v = v.wrapping_add(value(deltas, i));
+            }
+        }
+        let mut ga = Vec::with_capacity(w * h);
+        let mut gb = Vec::with_capacity(w * h);
+        for (i, &m) in mid.iter().enumerate() {
+            let centre = m as f32 / MID_SCALE;
+            let half = value(diffs, i) as f32 / DIFF_SCALE;
+            ga.push(centre - half);
+            gb.push(centre + half);
+        }
+        a.push(Gray {
+            width: w,
+            height: h,
+            data: ga,
+        });
+        b.push(Gray {
+            width: w,
+            height: h,
+            data: gb,
+        });
+    }
+    Ok((a, b))
+}
+
+/// Builds a store under `layout` from a title's two encoded variant files (each the whole title as
+/// one stream): both decoded on their own threads, frames paired and written unit by unit.
+/// `progress(done, total)` counts units. Returns the store's size in bytes.
+pub fn build(
+    layout: &Layout,
+    variant_a: &Path,
+    variant_b: &Path,
+    unit_frames: u32,
+    unit_count: u32,
+    limits: &Limits,
+    progress: &mut dyn FnMut(u32, u32),
+) -> Result<u64, PackageError> {
+    let dir = unit_path(layout, 1)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    let unit_frames = unit_frames.max(1) as usize;
+    std::thread::scope(|scope| {
+        let decode = |path: &Path| {
+            let (to, from) = sync_channel::<Result<Gray, MediaError>>(QUEUE);
+            let path = path.to_path_buf();
+            scope.spawn(move || {
+                let run = || -> Result<(), MediaError> {
+                    let mut reader =
+                        FrameReader::open_with_threads(&path, limits, 1)?.without_length_check();
+                    while let Some(f) = reader.next_frame()? {
+                        if to.send(Ok(frame_gray(&f))).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                };
+                if let Err(e) = run() {
+                    let _ = to.send(Err(e));
+                }
+            });
+            from
+        };
+        let (from_a, from_b) = (decode(variant_a), decode(variant_b));
+        let mut total = 0u64;
+        let mut unit = 1u32;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut flush = |unit: &mut u32, a: &mut Vec<Gray>, b: &mut Vec<Gray>| {
+            let path = unit_path(layout, *unit);
+            total += write_unit(&path, a, b).map_err(io("write", &path))?;
+            progress(*unit, unit_count);
+            a.clear();
+            b.clear();
+            *unit += 1;
+            Ok::<(), PackageError>(())
+        };
+        loop {
+            match (from_a.recv(), from_b.recv()) {
+                (Ok(ga), Ok(gb)) => {
+                    a.push(ga?);
+                    b.push(gb?);
+                    if a.len() == unit_frames {
+                        flush(&mut unit, &mut a, &mut b)?;
+                    }
+                }
+                (Err(_), Err(_)) => break,
+                (Ok(Err(e)), _) | (_, Ok(Err(e))) => return Err(e.into()),
+                _ => {
+                    return Err(PackageError::Inconsistent(
+                        "variants A and B decode to different frame counts".into(),
+                    ))
+                }
+            }
+        }
+        if !a.is_empty() {
+            flush(&mut unit, &mut a, &mut b)?;
+        }
+        if unit - 1 != unit_count {
+            return Err(PackageError::Inconsistent(format!(
+                "reference store: {} units decoded, {unit_count} packaged",
+                unit - 1
+            )));
+        }
+        Ok(total)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gray(w: usize, h: usize, f: impl Fn(usize, usize) -> f32) -> Gray {
+        Gray {
+            width: w,
+            height: h,
+            data: (0..h)
+                .flat_map(|y| (0..w).map(move |x| (x, y)))
+                .map(|(x, y)| f(x, y))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_unit_round_trips_within_the_fixed_point_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.lts");
+        let a: Vec<Gray> = (0..3)
+            .map(|t| {
+                gray(37, 21, |x, y| {
+                    16.0 + ((x * 7 + y * 3 + t) % 220) as f32 + 0.37
+                })
+            })
+            .collect();
+        let b: Vec<Gray> = a
+            .iter()
+            .map(|g| Gray {
+                data: g
+                    .data
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| v + ((i % 5) as f32 - 2.0) * 0.731)
+                    .collect(),
+                ..g.clone()
+            })
+            .collect();
+        let bytes = write_unit(&path, &a, &b).unwrap();
+        assert!(bytes > 11);
+        let (ra, rb) = read_unit(&path).unwrap();
+        assert_eq!(ra.len(), 3);
+        for (orig, back) in a.iter().chain(&b).zip(ra.iter().chain(&rb)) {
+            assert_eq!((back.width, back.height), (37, 21));
+            for (x, y) in orig.data.iter().zip(&back.data) {
+                assert!(
+                    (x - y).abs() <= 0.5 / MID_SCALE + 0.5 / DIFF_SCALE + 1e-4,
+                    "{x} {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_or_foreign_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lts");
+        std::fs::write(&path, b"not a store").unwrap();
+        assert!(read_unit(&path).is_err());
+        let a = vec![gray(8, 8, |x, _| x as f32)];
+        write_unit(&path, &a, &a).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        assert!(read_unit(&path).is_err());
+        assert!(write_unit(&path, &a, &[]).is_err());
+    }
+}
