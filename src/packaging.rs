@@ -289,14 +289,21 @@ pub fn run_job(
                 payload.source.display()
             )));
         }
-        package_and_record(
+        let packaged = package_and_record(
             config,
             db,
             secrets,
             &payload.source,
             &payload.spec,
             &mut |p| report(overall(p)),
-        )?;
+        );
+        if let Err(e) = packaged {
+            // A source that cannot be packaged is not retried: drop the upload.
+            if payload.remove_source && matches!(e, CliError::Input(_)) {
+                let _ = std::fs::remove_file(&payload.source);
+            }
+            return Err(e);
+        }
     }
     if payload.remove_source {
         let _ = std::fs::remove_file(&payload.source);
