@@ -241,7 +241,6 @@ fn an_admin_manages_users_keys_events_and_sessions() {
     get_reply(&server, Auth::ApiKey(&key), "/api/cases/").assert_error(401, "invalid_api_key");
 
     // The events stream: a probe for a file shows up; `since` narrows the list.
-    let before = get_reply(&server, auth, "/api/admin/security-events/").json();
     get(&server.url("/media/title.mp4")).assert_error(404, "not_found");
     let events = get_reply(&server, auth, "/api/admin/security-events/?limit=5").json();
     assert_eq!(events[0]["kind"], "direct_file_probe", "{events}");
@@ -266,7 +265,6 @@ fn an_admin_manages_users_keys_events_and_sessions() {
         let t = chrono::DateTime::parse_from_rfc3339(e["created_at"].as_str().unwrap()).unwrap();
         assert!(t >= since_time, "{e} is older than {since}");
     }
-    assert!(newer.as_array().unwrap().len() <= before.as_array().unwrap().len() + 1);
     get_reply(&server, auth, "/api/admin/security-events/?since=yesterday")
         .assert_error(400, "invalid_since");
     get_reply(&server, auth, "/api/admin/security-events/?limit=0")

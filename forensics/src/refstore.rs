@@ -30,6 +30,8 @@ const MID_SCALE: f32 = 4.0;
 const DIFF_SCALE: f32 = 16.0;
 /// zstd level: fast to write, still most of the gain.
 const LEVEL: i32 = 3;
+/// Largest frame side a store file may declare.
+const MAX_SIDE: usize = 4096;
 /// Frames decoded ahead of the writer, per variant.
 const QUEUE: usize = 16;
 
@@ -175,8 +177,10 @@ pub fn read_unit(path: &Path) -> io::Result<(Vec<Gray>, Vec<Gray>)> {
     }
     let n = |i: usize| u16::from_le_bytes([head[i], head[i + 1]]) as usize;
     let (w, h, frames) = (n(5), n(7), n(9));
-    if w == 0 || h == 0 {
-        return Err(bad("empty frame size"));
+    // Stored frames are analysis-width grays: a larger size means a damaged file, which must
+    // not make the reader allocate gigabytes.
+    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
+        return Err(bad(format!("implausible frame size {w}x{h}")));
     }
     let mut z = zstd::Decoder::with_buffer(input)?;
     let mut raw = vec![0u8; 4 * w * h];
@@ -369,5 +373,10 @@ mod tests {
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         assert!(read_unit(&path).is_err());
         assert!(write_unit(&path, &a, &[]).is_err());
+        // A header claiming a huge frame is refused before any allocation.
+        let mut huge = bytes[..11].to_vec();
+        huge[5..9].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        std::fs::write(&path, &huge).unwrap();
+        assert!(read_unit(&path).is_err());
     }
 }
