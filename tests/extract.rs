@@ -259,7 +259,13 @@ fn the_leaker_survives_the_reduced_attack_suite() {
             .iter()
             .skip(1)
             .all(|m| m["false_positive_probability"].as_f64().unwrap() > 1e-3);
-        if r["verdict"] != "identified" || best["session_id"] != leaker.as_str() || !innocent_ok {
+        // 40 units at 270 lines after CRF 23: at most two may be read wrong.
+        let agreement = best["unit_agreement"].as_f64().unwrap_or(0.0);
+        if r["verdict"] != "identified"
+            || best["session_id"] != leaker.as_str()
+            || !innocent_ok
+            || agreement < 0.95
+        {
             failures.push(format!("{name}: {r:#}"));
         }
     }

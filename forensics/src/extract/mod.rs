@@ -252,6 +252,16 @@ fn grid_size(aspect: f64) -> (usize, usize) {
     (GRID_WIDTH, h)
 }
 
+/// The grid on which the suspect and the reference `crop` of a `width` x `height` title are
+/// compared: the crop's own proportions, whatever the suspect's. A copy squeezed into a
+/// letterbox (or pillarbox) is stretched back rather than the reference squeezed: sampling
+/// the reference more coarsely in one direction than the other left sharp edges aliased
+/// differently on the two sides, enough to flip units of hard-edged content.
+fn comparison_grid(crop: Rect, width: u32, height: u32) -> (usize, usize) {
+    let aspect = crop.width() * width.max(1) as f64 / (crop.height() * height.max(1) as f64);
+    grid_size(aspect)
+}
+
 /// Finds which of `titles` the suspect shows and extracts its per-unit soft values.
 /// `Ok(None)`: the suspect matches no title (verdict `no_watermark`).
 pub fn extract(
@@ -365,6 +375,7 @@ pub fn extract(
         covered.clone().min().unwrap_or(1),
         covered.max().unwrap_or(0),
     );
+    let (gw, gh) = comparison_grid(crop, title.package.video.width, title.package.video.height);
     let grid = reference::Grid {
         crop,
         width: gw,
@@ -422,4 +433,25 @@ pub fn extract(
             last_unit,
         },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_comparison_grid_follows_the_reference_not_the_squeezed_copy() {
+        let rect = |x0, y0, x1, y1| Rect { x0, y0, x1, y1 };
+        // The whole 16:9 frame, whether the copy shows it at 16:9 or squeezed to 1280x540.
+        assert_eq!(comparison_grid(Rect::FULL, 1280, 720), (GRID_WIDTH, 108));
+        // A crop of 10% per side keeps the proportions; a band without the top and bottom
+        // eighths is wider.
+        let sides = rect(0.1, 0.1, 0.9, 0.9);
+        assert_eq!(comparison_grid(sides, 1280, 720), (GRID_WIDTH, 108));
+        let band = rect(0.0, 0.125, 1.0, 0.875);
+        assert_eq!(comparison_grid(band, 1280, 720), (GRID_WIDTH, 81));
+        // Degenerate sizes stay within the grid's bounds.
+        assert_eq!(comparison_grid(Rect::FULL, 1, 4000).1, 320);
+        assert_eq!(comparison_grid(Rect::FULL, 4000, 1).1, 48);
+    }
 }
