@@ -151,12 +151,15 @@ impl Worker {
     fn failure(job: &JobRow, e: CliError) -> (String, Failure) {
         match e {
             e @ CliError::Input(_) => (e.to_string(), Failure::Permanent),
-            e => {
-                let exponent = (job.attempts - 1).clamp(0, 10) as u32;
-                let retry_after = Span::seconds(FIRST_BACKOFF_SECONDS << exponent);
-                (e.to_string(), Failure::Transient { retry_after })
-            }
+            e => Self::retry(job, e),
         }
+    }
+
+    /// A failed attempt to be retried after a backoff doubling with each attempt.
+    fn retry(job: &JobRow, reason: impl std::fmt::Display) -> (String, Failure) {
+        let exponent = (job.attempts - 1).clamp(0, 10) as u32;
+        let retry_after = Span::seconds(FIRST_BACKOFF_SECONDS << exponent);
+        (reason.to_string(), Failure::Transient { retry_after })
     }
 
     /// Runs `work` (a job without a case) with a heartbeat copying its progress to the job.
@@ -180,16 +183,14 @@ impl Worker {
     fn run_analysis(&self, job: &JobRow) -> Result<(), (String, Failure)> {
         let permanent = |reason: String| (reason, Failure::Permanent);
         let case_id = case_of(job).ok_or_else(|| permanent("payload without case_id".into()))?;
-        let transient = |e: CliError| {
-            let exponent = (job.attempts - 1).clamp(0, 10) as u32;
-            let retry_after = Span::seconds(FIRST_BACKOFF_SECONDS << exponent);
-            (e.to_string(), Failure::Transient { retry_after })
-        };
+        // Any database error while the case is being opened is worth another attempt (a
+        // conflict here is a race with another writer, not bad input).
+        let transient = |e: shared::db::DbError| Self::retry(job, e);
         let case = {
-            let mut conn = self.db.conn().map_err(|e| transient(e.into()))?;
+            let mut conn = self.db.conn().map_err(transient)?;
             let case = cases::get(&mut conn, &case_id).map_err(|e| match e {
                 shared::db::DbError::NotFound(_) => permanent(format!("case {case_id} is gone")),
-                other => transient(other.into()),
+                other => transient(other),
             })?;
             if matches!(case.status.as_str(), "done" | "failed") {
                 // Finished by an earlier attempt whose worker died before ending the job.
@@ -205,9 +206,8 @@ impl Worker {
                 "job_started",
                 &detail.to_string(),
             )
-            .map_err(|e| transient(e.into()))?;
-            cases::set_progress(&mut conn, &case.id, "running", 0.0)
-                .map_err(|e| transient(e.into()))?;
+            .map_err(transient)?;
+            cases::set_progress(&mut conn, &case.id, "running", 0.0).map_err(transient)?;
             case
         };
         let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
