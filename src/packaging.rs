@@ -298,8 +298,10 @@ pub fn run_job(
             &mut |p| report(overall(p)),
         );
         if let Err(e) = packaged {
-            // A source that cannot be packaged is not retried: drop the upload.
-            if payload.remove_source && matches!(e, CliError::Input(_)) {
+            // No attempt will follow when the source cannot be packaged or this was the last
+            // attempt: drop the upload.
+            let last = matches!(e, CliError::Input(_)) || job.attempts >= job.max_attempts;
+            if payload.remove_source && last {
                 let _ = std::fs::remove_file(&payload.source);
             }
             return Err(e);

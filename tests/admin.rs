@@ -158,6 +158,42 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
     get_reply(&server, auth, "/api/admin/jobs/nothing/").assert_error(404, "job_not_found");
 }
 
+/// A packaging job that keeps failing for a reason of this installation (here the titles'
+/// folder is a file) is retried until its attempts are spent; the last one drops the upload.
+#[test]
+fn the_last_failed_attempt_of_a_packaging_job_drops_its_upload() {
+    let h = Harness::new();
+    h.add_user("ada", "admin", PASSWORD);
+    let server = h.serve_with_env(&[], &[("LEAKTRACE_JOB_MAX_ATTEMPTS", "1")]);
+    let admin = user_token(&server, "ada", PASSWORD);
+    let videos = h.data_dir.join("videos");
+    if videos.is_dir() {
+        std::fs::remove_dir_all(&videos).unwrap();
+    }
+    std::fs::write(&videos, b"not a folder").unwrap();
+    let source = std::fs::read(small_clip(h.dir.path(), "source.mp4")).unwrap();
+    let (ct, body) = multipart(&[
+        Part::text("title", "Doomed"),
+        Part::file("source.mp4", &source),
+    ]);
+    let r = post_raw(
+        &server,
+        Auth::Bearer(&admin),
+        "/api/admin/titles/",
+        &ct,
+        &body,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let job = wait_job(&server, &admin, r.json()["job_id"].as_str().unwrap());
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["attempts"], 1, "{job}");
+    assert!(
+        job["error"].as_str().unwrap_or("").contains("videos"),
+        "the reason names the folder: {job}"
+    );
+    assert_eq!(files_in(&h.data_dir.join("sources")), 0);
+}
+
 #[test]
 fn an_admin_manages_users_keys_events_and_sessions() {
     let t = common::leaks::packaged(4.0);
