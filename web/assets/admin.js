@@ -198,6 +198,8 @@ async function refreshAudit() {
 // ---------------------------------------------------------------------------------------
 // Security events
 
+// `rows`: the newest events, at most 1000; `seen`: their ids (the `since` query includes the
+// newest event's instant, so the last page comes back and is recognised by id).
 const events = { seen: new Set(), newest: null, rows: [] };
 const RANK = { info: 0, warning: 1, critical: 2 };
 
@@ -224,10 +226,10 @@ async function pollEvents() {
   try {
     const list = await authed(`/api/admin/security-events/${q}`);
     const fresh = list.filter((e) => !events.seen.has(e.id));
-    fresh.forEach((e) => events.seen.add(e.id));
     if (list.length) events.newest = list[0].created_at;
     if (fresh.length || !events.rows.length) {
       events.rows = fresh.concat(events.rows).slice(0, 1000);
+      events.seen = new Set(events.rows.map((e) => e.id));
       renderEvents();
     }
     $('#events-live').textContent = 'live';
