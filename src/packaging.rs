@@ -165,8 +165,10 @@ pub fn package_and_record(
     tracing::info!(video_id = %row.id, title = %row.title, units = row.unit_count, "packaged");
     // The reference store is built by a worker afterwards: packaging stays as fast as it was,
     // and until the store is there extractions decode the variants instead.
-    if let Err(e) = enqueue_reference(db, config, &row.id) {
-        tracing::warn!(video_id = %row.id, error = %e, "cannot queue the reference store job");
+    if config.analysis.reference_store {
+        if let Err(e) = enqueue_reference(db, config, &row.id) {
+            tracing::warn!(video_id = %row.id, error = %e, "cannot queue the reference store job");
+        }
     }
     Ok(Packaged {
         row,
@@ -215,6 +217,35 @@ pub fn enqueue_reference(db: &Db, config: &Config, video_id: &str) -> Result<Job
         &json!({ "video_id": video_id }).to_string(),
         config.evidence.job_max_attempts as i32,
     )?)
+}
+
+/// Queues the reference store of every title that has none and no job building one (titles
+/// packaged while the store was switched off, or whose job failed for good); how many.
+pub fn queue_missing_reference_stores(db: &Db, config: &Config) -> Result<usize, CliError> {
+    let (titles, pending) = {
+        let mut conn = db.conn()?;
+        (
+            videos::list(&mut conn)?,
+            jobs::pending(&mut conn, BUILD_REFERENCE)?,
+        )
+    };
+    let queued: std::collections::HashSet<String> = pending
+        .iter()
+        .filter_map(|job| {
+            let payload: serde_json::Value = serde_json::from_str(&job.payload).ok()?;
+            Some(payload["video_id"].as_str()?.to_string())
+        })
+        .collect();
+    let mut count = 0;
+    for title in titles {
+        let layout = shared::package::Layout::new(config.data_dir.join(&title.storage_dir));
+        if queued.contains(&title.id) || forensics::refstore::exists(&layout) {
+            continue;
+        }
+        enqueue_reference(db, config, &title.id)?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// Builds a title's reference store, reporting progress; nothing to do when it exists.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use common::media::{clip, count_frames, decode_errors, ffmpeg, ClipSpec};
 use common::Harness;
 use rand::{Rng, SeedableRng};
-use shared::db::repo::videos;
+use shared::db::repo::{jobs, videos};
 use shared::package::{Layout, PackageManifest, Variant};
 use shared::sealing;
 
@@ -418,18 +418,23 @@ fn bad_inputs_are_refused_with_a_reason_and_leave_nothing() {
         .fails_with(2, "invalid title");
 }
 
+/// A 160x90 clip of `seconds`, `t.mp4` in `dir`.
+fn tiny_clip(dir: &Path, seconds: f64) -> PathBuf {
+    clip(
+        dir,
+        "t.mp4",
+        &ClipSpec {
+            seconds,
+            ..spec("160x90", "25", false, None, &["-c:v", "libx264"])
+        },
+    )
+}
+
 #[test]
 fn a_title_that_exists_is_refused_before_any_work() {
     let h = Harness::new();
     let dir = tempfile::tempdir().unwrap();
-    let input = clip(
-        dir.path(),
-        "t.mp4",
-        &ClipSpec {
-            seconds: 1.0,
-            ..spec("160x90", "25", false, None, &["-c:v", "libx264"])
-        },
-    );
+    let input = tiny_clip(dir.path(), 1.0);
     h.package(&input, "Only Once", &[]);
     let before = video_dir_entries(&h);
     h.run(
@@ -485,4 +490,54 @@ fn every_shared_development_clip_packages() {
         assert_eq!(decode_errors(&joined), "", "{name}");
         assert_eq!(count_frames(&joined), m.video.frame_count, "{name}");
     }
+}
+
+/// With `analysis.reference_store` off, packaging queues no reference store and workers build
+/// none; switched back on, the workers queue and build the missing store when they start.
+#[test]
+fn the_reference_store_can_be_switched_off_and_is_built_once_switched_back_on() {
+    const BUILD: &str = "build_reference_store";
+    let h = Harness::new();
+    let dir = tempfile::tempdir().unwrap();
+    let input = tiny_clip(dir.path(), 2.0);
+    let config = dir.path().join("leaktrace.toml");
+    std::fs::write(&config, "[analysis]\nreference_store = false\n").unwrap();
+    let out = h.package(
+        &input,
+        "Without store",
+        &["--config", config.to_str().unwrap()],
+    );
+    let id = out["video_id"].as_str().unwrap().to_string();
+    let pending = || {
+        jobs::pending(&mut h.db().conn().unwrap(), BUILD)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(pending(), 0, "no store job queued");
+
+    // Still off: a server's workers leave the title alone.
+    let server = h.serve_with_env(&[], &[("LEAKTRACE_REFERENCE_STORE", "false")]);
+    assert_eq!(pending(), 0);
+    drop(server);
+    let store = Layout::new(h.data_dir.join("videos").join(&id));
+    assert!(!forensics::refstore::exists(&store));
+
+    // Back on (the default): queued once at start-up, and built.
+    let server = h.serve(&[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !forensics::refstore::exists(&store) {
+        assert!(std::time::Instant::now() < deadline, "no reference store");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(server);
+    let all = jobs::recent(&mut h.db().conn().unwrap(), BUILD, 10).unwrap();
+    assert_eq!(all.len(), 1, "one job");
+    // Started again with the store there: nothing more is queued.
+    drop(h.serve(&[]));
+    assert_eq!(
+        jobs::recent(&mut h.db().conn().unwrap(), BUILD, 10)
+            .unwrap()
+            .len(),
+        1
+    );
 }

@@ -140,12 +140,17 @@ pub struct Analysis {
     /// A session is named (verdict `identified`) only when the false-positive probability of
     /// its match is below this.
     pub false_positive_threshold: f64,
+    /// Build each title's reference store after packaging (about 1.8 times the variants'
+    /// storage; extraction then decodes only the suspect, about 1.75 times faster). When
+    /// on, workers also queue the store of every title that lacks one when they start.
+    pub reference_store: bool,
 }
 
 impl Default for Analysis {
     fn default() -> Self {
         Analysis {
             false_positive_threshold: 1e-6,
+            reference_store: true,
         }
     }
 }
@@ -303,6 +308,7 @@ pub struct PartialEvidence {
 #[serde(deny_unknown_fields)]
 pub struct PartialAnalysis {
     pub false_positive_threshold: Option<f64>,
+    pub reference_store: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -411,6 +417,7 @@ impl PartialConfig {
             },
             analysis: PartialAnalysis {
                 false_positive_threshold: parse_env(env, "LEAKTRACE_FALSE_POSITIVE_THRESHOLD")?,
+                reference_store: parse_env(env, "LEAKTRACE_REFERENCE_STORE")?,
             },
             evidence: PartialEvidence {
                 max_upload_bytes: parse_env(env, "LEAKTRACE_MAX_UPLOAD_BYTES")?,
@@ -497,6 +504,9 @@ impl Config {
         }
         if let Some(v) = layer.analysis.false_positive_threshold {
             self.analysis.false_positive_threshold = v;
+        }
+        if let Some(v) = layer.analysis.reference_store {
+            self.analysis.reference_store = v;
         }
         let (e, l) = (&mut self.evidence, layer.evidence);
         if let Some(v) = l.max_upload_bytes {
@@ -875,6 +885,28 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn the_reference_store_setting_comes_from_file_and_environment() {
+        assert!(Config::default().analysis.reference_store);
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(dir.path(), "[analysis]\nreference_store = false\n");
+        let c = Config::assemble(Some(&file), &Env::new(), PartialConfig::default()).unwrap();
+        assert!(!c.analysis.reference_store);
+        assert!(c.to_redacted_toml().contains("reference_store = false"));
+        let on = env(&[("LEAKTRACE_REFERENCE_STORE", "true")]);
+        let c = Config::assemble(Some(&file), &on, PartialConfig::default()).unwrap();
+        assert!(
+            c.analysis.reference_store,
+            "the environment wins over the file"
+        );
+        let bad = env(&[("LEAKTRACE_REFERENCE_STORE", "sometimes")]);
+        let err = Config::assemble(None, &bad, PartialConfig::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("LEAKTRACE_REFERENCE_STORE"),
+            "{err}"
+        );
     }
 
     #[test]

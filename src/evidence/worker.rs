@@ -279,6 +279,13 @@ pub fn spawn_workers(
     count: u32,
     stop: Arc<AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<()>> {
+    if count > 0 && config.analysis.reference_store {
+        match packaging::queue_missing_reference_stores(db, config) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(titles = n, "reference stores queued for titles without one"),
+            Err(e) => tracing::warn!(error = %e, "cannot queue the missing reference stores"),
+        }
+    }
     (0..count as usize)
         .map(|i| {
             let worker = Worker::new(config.clone(), db.clone(), secrets.clone(), i);

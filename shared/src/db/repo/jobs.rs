@@ -90,6 +90,17 @@ pub fn recent(conn: &mut DbConnection, kind: &str, limit: i64) -> Result<Vec<Job
         .load(conn)?)
 }
 
+/// The jobs of `kind` not finished yet (queued, including those waiting to be retried, or
+/// running), oldest first.
+pub fn pending(conn: &mut DbConnection, kind: &str) -> Result<Vec<JobRow>, DbError> {
+    Ok(jobs::table
+        .filter(jobs::kind.eq(kind))
+        .filter(jobs::status.eq_any([QUEUED, RUNNING]))
+        .order((jobs::created_at.asc(), jobs::id.asc()))
+        .select(JobRow::as_select())
+        .load(conn)?)
+}
+
 pub fn get(conn: &mut DbConnection, id: &str) -> Result<JobRow, DbError> {
     jobs::table
         .find(id)
