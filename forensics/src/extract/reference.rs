@@ -205,31 +205,46 @@ pub(super) struct UnitSource<'a> {
 }
 
 impl UnitSource<'_> {
-    fn next_of(&mut self, side: usize, unit: u32) -> Result<Option<Vec<Gray>>, ExtractError> {
-        while self.delivered[side] < unit {
-            match self.streams[side].recv() {
-                Ok(Ok((u, frames))) => {
-                    self.delivered[side] = u;
-                    if u == unit {
-                        return Ok(Some(frames));
-                    }
+    /// Unit `unit` of both streams, reading both sides in step (a stream of the store sends
+    /// A then B for each unit into channels of a few units each: reading far ahead on one
+    /// side alone would leave the sender blocked on the other). `None` when the streams are
+    /// already past it or have ended.
+    fn streamed(&mut self, unit: u32) -> Result<Option<(Vec<Gray>, Vec<Gray>)>, ExtractError> {
+        let mut found: [Option<Vec<Gray>>; 2] = [None, None];
+        loop {
+            let mut read = false;
+            for side in 0..2 {
+                if found[side].is_some() || self.delivered[side] >= unit {
+                    continue;
                 }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => break,
+                match self.streams[side].recv() {
+                    Ok(Ok((u, frames))) => {
+                        self.delivered[side] = u;
+                        if u == unit {
+                            found[side] = Some(frames);
+                        }
+                        read = true;
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    // The stream has ended: later units are decoded on their own.
+                    Err(_) => self.delivered[side] = u32::MAX,
+                }
+            }
+            if !read {
+                break;
             }
         }
-        Ok(None)
+        Ok(match found {
+            [Some(a), Some(b)] => Some((a, b)),
+            _ => None,
+        })
     }
 
     /// Unit `unit` of both variants: from the streams when it lies ahead of them, else
     /// decoded on its own.
     pub fn get(&mut self, unit: u32) -> Result<&UnitReference, ExtractError> {
         if self.current.as_ref().map(|c| c.unit) != Some(unit) {
-            let streamed = match (self.next_of(0, unit)?, self.next_of(1, unit)?) {
-                (Some(a), Some(b)) => Some((a, b)),
-                _ => None,
-            };
-            let (a, b) = match streamed {
+            let (a, b) = match self.streamed(unit)? {
                 Some(pair) => pair,
                 None if refstore::exists(&self.title.layout) => {
                     let (a, b) = stored_unit(self.title, unit)?;
