@@ -209,19 +209,19 @@ impl UnitSource<'_> {
     /// A then B for each unit into channels of a few units each: reading far ahead on one
     /// side alone would leave the sender blocked on the other). `None` when the streams are
     /// already past it or have ended.
-    fn streamed(&mut self, unit: u32) -> Result<Option<(Vec<Gray>, Vec<Gray>)>, ExtractError> {
+    fn streamed(&mut self, unit: u32) -> Result<Option<[Vec<Gray>; 2]>, ExtractError> {
         let mut found: [Option<Vec<Gray>>; 2] = [None, None];
         loop {
             let mut read = false;
-            for side in 0..2 {
-                if found[side].is_some() || self.delivered[side] >= unit {
+            for (side, slot) in found.iter_mut().enumerate() {
+                if slot.is_some() || self.delivered[side] >= unit {
                     continue;
                 }
                 match self.streams[side].recv() {
                     Ok(Ok((u, frames))) => {
                         self.delivered[side] = u;
                         if u == unit {
-                            found[side] = Some(frames);
+                            *slot = Some(frames);
                         }
                         read = true;
                     }
@@ -235,7 +235,7 @@ impl UnitSource<'_> {
             }
         }
         Ok(match found {
-            [Some(a), Some(b)] => Some((a, b)),
+            [Some(a), Some(b)] => Some([a, b]),
             _ => None,
         })
     }
@@ -245,7 +245,7 @@ impl UnitSource<'_> {
     pub fn get(&mut self, unit: u32) -> Result<&UnitReference, ExtractError> {
         if self.current.as_ref().map(|c| c.unit) != Some(unit) {
             let (a, b) = match self.streamed(unit)? {
-                Some(pair) => pair,
+                Some([a, b]) => (a, b),
                 None if refstore::exists(&self.title.layout) => {
                     let (a, b) = stored_unit(self.title, unit)?;
                     (self.grid.place(&a), self.grid.place(&b))
