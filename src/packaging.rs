@@ -219,6 +219,11 @@ pub fn enqueue_reference(db: &Db, config: &Config, video_id: &str) -> Result<Job
     )?)
 }
 
+/// The title a reference store job builds for (its payload's `video_id`).
+fn reference_job_title(job: &JobRow) -> Option<String> {
+    job.payload_str("video_id")
+}
+
 /// Queues the reference store of every title that has none and no job building one (titles
 /// packaged while the store was switched off, or whose job failed for good); how many.
 pub fn queue_missing_reference_stores(db: &Db, config: &Config) -> Result<usize, CliError> {
@@ -229,13 +234,8 @@ pub fn queue_missing_reference_stores(db: &Db, config: &Config) -> Result<usize,
             jobs::pending(&mut conn, BUILD_REFERENCE)?,
         )
     };
-    let queued: std::collections::HashSet<String> = pending
-        .iter()
-        .filter_map(|job| {
-            let payload: serde_json::Value = serde_json::from_str(&job.payload).ok()?;
-            Some(payload["video_id"].as_str()?.to_string())
-        })
-        .collect();
+    let queued: std::collections::HashSet<String> =
+        pending.iter().filter_map(reference_job_title).collect();
     let mut count = 0;
     for title in titles {
         let layout = shared::package::Layout::new(config.data_dir.join(&title.storage_dir));
@@ -255,9 +255,7 @@ pub fn run_reference_job(
     job: &JobRow,
     report: &dyn Fn(f64),
 ) -> Result<(), CliError> {
-    let video_id = serde_json::from_str::<serde_json::Value>(&job.payload)
-        .ok()
-        .and_then(|p| p["video_id"].as_str().map(str::to_string))
+    let video_id = reference_job_title(job)
         .ok_or_else(|| CliError::input("the reference store job has no video_id"))?;
     let row = videos::get(&mut *db.conn()?, &video_id)?;
     let layout = shared::package::Layout::new(config.data_dir.join(&row.storage_dir));

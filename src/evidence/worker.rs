@@ -264,11 +264,7 @@ impl Worker {
 }
 
 fn case_of(job: &JobRow) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(&job.payload)
-        .ok()?
-        .get("case_id")?
-        .as_str()
-        .map(str::to_string)
+    job.payload_str("case_id")
 }
 
 /// Starts `count` workers on their own threads; they stop when `stop` is set.

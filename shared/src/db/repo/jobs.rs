@@ -39,6 +39,17 @@ pub struct JobRow {
     pub updated_at: NaiveDateTime,
 }
 
+impl JobRow {
+    /// A string field of the job's JSON payload (`case_id`, `video_id`, ...).
+    pub fn payload_str(&self, key: &str) -> Option<String> {
+        serde_json::from_str::<serde_json::Value>(&self.payload)
+            .ok()?
+            .get(key)?
+            .as_str()
+            .map(str::to_string)
+    }
+}
+
 #[derive(Insertable)]
 #[diesel(table_name = jobs)]
 struct NewJob<'a> {
