@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 ensure_packages "${BUILD_PACKAGES[@]}" chromium chromium-driver
-cargo test --release --locked --test browser -- --ignored --nocapture --test-threads 1 \
+cargo test --release --locked --test it -- --ignored --nocapture --test-threads 1 \
   bench_in_page_decryption 2>/dev/null | grep '^|'

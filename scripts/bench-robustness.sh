@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Robustness of leak identification against what pirates do, end to end:
-# a title of about 105 s (the bundled sample, ../shared/media/bikes.mp4 when present, and
+# a title of about 105 s (the bundled sample, the development clip bikes.mp4, and
 # generated content), packaged; INNOCENT+4 sessions streamed through the real protocol; the
 # leaked copy of session 1 attacked with the ffmpeg CLI; `leaktrace extract` on each copy.
 # Prints per attack: unit accuracy of the leaker's code, its z score and false-positive

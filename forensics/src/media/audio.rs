@@ -147,6 +147,7 @@ pub fn encode_audio(
 
 /// Tells the demuxer to skip every stream but `keep`, so this pass does not read the video
 /// data a second time.
+#[allow(unsafe_code)] // one AVStream field: see the SAFETY comment below.
 fn ignore_other_streams(ictx: &mut format::context::Input, keep: usize) {
     for i in 0..ictx.nb_streams() as usize {
         if i == keep {

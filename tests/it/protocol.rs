@@ -2,11 +2,11 @@
 //! a client that speaks docs/PROTOCOL.md logs in, registers, exchanges keys, fetches the MPD
 //! and every segment, decrypts them, and FFmpeg decodes the result to the exact frame count.
 
-mod common;
+use crate::common;
 
-use common::media::{clip, count_frames, decode_errors, ClipSpec};
-use common::viewer::{request_stream, Client};
-use common::{send, Harness, Server};
+use crate::common::media::{clip, count_frames, decode_errors, ClipSpec};
+use crate::common::viewer::{request_stream, Client};
+use crate::common::{send, Harness, Server};
 use shared::codes;
 use shared::db::repo::videos;
 use shared::marker::{find_marker, MarkerSigner};

@@ -1,10 +1,8 @@
 //! `leaktrace serve` end to end: landing page, health check, JSON errors, secrets on first use.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::{get, request, Harness};
+use crate::common::{get, request, Harness};
 
 #[test]
 fn serves_landing_page_and_health_with_database_check() {

@@ -1,8 +1,6 @@
 //! The `leaktrace` CLI end to end: real binary, real database (SQLite or PostgreSQL).
 
-mod common;
-
-use common::{bare_cmd, run_command, Harness};
+use crate::common::{bare_cmd, run_command, Harness};
 use shared::auth::{api_key, password};
 use shared::db::repo::{api_keys, users};
 use shared::domain::Role;

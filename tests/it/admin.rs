@@ -2,15 +2,15 @@
 //! inbox, users, API keys, the security events stream and session revocation, each audited;
 //! bad requests refused with the documented errors and no file left behind.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::evidence::{get_reply, multipart, post_json, post_raw, Auth, Part};
-use common::media::{clip, ClipSpec};
-use common::viewer::{user_token, Client, PASSWORD};
-use common::{get, Harness, Server};
+use crate::common::evidence::{get_reply, multipart, post_json, post_raw, Auth, Part};
+use crate::common::media::{clip, ClipSpec};
+use crate::common::viewer::{user_token, Client, PASSWORD};
+use crate::common::{get, Harness, Server};
 use serde_json::{json, Value};
 
 fn small_clip(dir: &Path, name: &str) -> std::path::PathBuf {

@@ -4,17 +4,17 @@
 //! and the legal user downloads the signed report, which `pdfsig` accepts. Screenshots of
 //! every page land in `target/browser-artefacts/`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use base64::Engine;
 
-use common::browser::Browser;
-use common::evidence::{nss_trusting, pdfsig};
-use common::leaks::packaged;
-use common::media::ffmpeg;
-use common::viewer::{Client, PASSWORD};
+use crate::common::browser::Browser;
+use crate::common::evidence::{nss_trusting, pdfsig};
+use crate::common::leaks::packaged;
+use crate::common::media::ffmpeg;
+use crate::common::viewer::{Client, PASSWORD};
 use serde_json::{json, Value};
 use shared::db::repo::sessions::{self, SessionState};
 

@@ -1,11 +1,11 @@
 //! `leaktrace package` end to end: real FFmpeg decode and libx264 encodes, real database.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::media::{clip, count_frames, decode_errors, ffmpeg, ClipSpec};
-use common::Harness;
+use crate::common::media::{clip, count_frames, decode_errors, ffmpeg, ClipSpec};
+use crate::common::Harness;
 use rand::{Rng, SeedableRng};
 use shared::db::repo::{jobs, videos};
 use shared::package::{Layout, PackageManifest, Variant};
@@ -466,23 +466,26 @@ fn media_limits_from_the_configuration_are_enforced() {
     }
 }
 
-/// Every development clip beside the checkout (`../shared/media`, present on developer
-/// machines and in CI) packages, and its variants decode to the exact frame count.
+/// Every clip of the repository's `samples/` and of `$LEAKTRACE_MEDIA_DIR` (a folder of more
+/// development clips, when set) packages, and its variants decode to the exact frame count.
 #[test]
-fn every_shared_development_clip_packages() {
-    let media = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/media");
-    let Ok(entries) = std::fs::read_dir(&media) else {
-        eprintln!("{} not present: nothing to check", media.display());
-        return;
-    };
+fn every_development_clip_packages() {
+    let mut clips: Vec<PathBuf> = Vec::new();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let extra = std::env::var_os("LEAKTRACE_MEDIA_DIR").map(PathBuf::from);
+    for folder in std::iter::once(samples).chain(extra) {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            clips.push(entry.unwrap().path());
+        }
+    }
     let h = Harness::new();
     let dir = tempfile::tempdir().unwrap();
-    for entry in entries {
-        let path = entry.unwrap().path();
+    for (index, path) in clips.into_iter().enumerate() {
         if path.extension().and_then(|e| e.to_str()) != Some("mp4") {
             continue;
         }
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        // The same clip may be in both folders: one title each.
+        let name = format!("{index} {}", path.file_name().unwrap().to_string_lossy());
         let out = h.package(&path, &name, &[]);
         let (layout, m) = manifest(&h, out["video_id"].as_str().unwrap());
         let joined = dir.path().join(format!("{name}.b.mp4"));

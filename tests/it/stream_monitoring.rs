@@ -3,14 +3,12 @@
 //! demo endpoints, and monitoring that acts (ripping, concurrent sessions, authentication
 //! failures, file probes, roles), each leaving a security event.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::media::{clip, decode_errors, ClipSpec};
-use common::viewer::{self, login, register, request_stream, user_token, Client, PASSWORD};
-use common::{get, raw_get, send, Harness};
+use crate::common::media::{clip, decode_errors, ClipSpec};
+use crate::common::viewer::{self, login, register, request_stream, user_token, Client, PASSWORD};
+use crate::common::{get, raw_get, send, Harness};
 use shared::codes;
 use shared::db::repo::{security_events, sessions, videos};
 use shared::package::{Layout, PackageManifest};

@@ -1,8 +1,8 @@
 //! Login, device registration, device token refresh and the title list over real HTTP.
 
-mod common;
+use crate::common;
 
-use common::{send, Harness, Server};
+use crate::common::{send, Harness, Server};
 use serde_json::json;
 use shared::auth::tokens::{unix_now, TokenKeys};
 use shared::db::repo::videos;
@@ -18,7 +18,7 @@ fn setup() -> (Harness, Server) {
     (h, server)
 }
 
-use common::viewer::{login, register};
+use crate::common::viewer::{login, register};
 
 fn user_token(s: &Server) -> String {
     common::viewer::user_token(s, "vic", common::viewer::PASSWORD)

@@ -2,19 +2,19 @@
 //! token), queued as jobs, analysed by workers (in the server and in `leaktrace worker`
 //! processes), with audit trail and detection events; bad submissions refused cleanly.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::evidence::{
+use crate::common::evidence::{
     self, case, get_bytes, nss_trusting, pdfsig, post_raw, raw_request, submit, submit_raw,
     wait_case, Auth, Part,
 };
-use common::leaks::{leak, packaged, Title};
-use common::viewer::{user_token, PASSWORD};
-use common::{get, Harness};
+use crate::common::leaks::{leak, packaged, Title};
+use crate::common::viewer::{user_token, PASSWORD};
+use crate::common::{get, Harness};
 use shared::db::repo::{audit, jobs, security_events};
 
 /// The job kind of a case analysis (packaging also queues reference-store jobs).

@@ -1,10 +1,10 @@
 //! Stream sessions over real HTTP: request, X25519 key exchange, CEK unwrap by a client that
 //! implements docs/PROTOCOL.md independently of the server code paths, and the status endpoint.
 
-mod common;
+use crate::common;
 
+use crate::common::{send, Harness, Server};
 use base64::Engine;
-use common::{send, Harness, Server};
 use serde_json::json;
 use shared::db::repo::{security_events, sessions, videos};
 use streaming::crypto;

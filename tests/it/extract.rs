@@ -1,13 +1,11 @@
 //! Leak identification end to end: a title packaged for real, sessions streamed through the
 //! real protocol, a leaked copy attacked with the `ffmpeg` CLI, then `leaktrace extract`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::leaks::{leak, packaged};
-use common::media::ffmpeg;
-use common::Harness;
+use crate::common::leaks::{leak, packaged};
+use crate::common::media::ffmpeg;
+use crate::common::Harness;
 use forensics::statistics;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;

@@ -3,14 +3,14 @@
 //! token, a device token where a user token is needed). Allowed callers reach the route's own checks (a
 //! submission of a text file gets 415), refused ones get the documented 401 or 403.
 
-mod common;
+use crate::common;
 
-use base64::Engine;
-use common::evidence::{
+use crate::common::evidence::{
     case, get_bytes, get_reply, post_json, post_raw, submit, submit_raw, Auth, Part,
 };
-use common::leaks::{leak, packaged};
-use common::viewer::{device_token, user_token, PASSWORD};
+use crate::common::leaks::{leak, packaged};
+use crate::common::viewer::{device_token, user_token, PASSWORD};
+use base64::Engine;
 use shared::auth::tokens::{unix_now, TokenKeys};
 use shared::db::repo::users;
 use shared::domain::Role;

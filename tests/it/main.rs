@@ -1,0 +1,19 @@
+//! The integration tests of the `leaktrace` binary, gathered in one test binary so that the
+//! suite links FFmpeg, diesel and actix once instead of once per file. Each module is one
+//! area; `common` holds the harness (a private data dir and database per test, the real
+//! binary, a real server, media and browser helpers).
+
+mod common;
+
+mod admin;
+mod browser;
+mod cli;
+mod evidence;
+mod extract;
+mod package;
+mod protocol;
+mod roles;
+mod serve;
+mod stream_monitoring;
+mod stream_session;
+mod viewer_auth;
