@@ -9,16 +9,16 @@ use std::time::Duration;
 use forensics::extract::{self, Extraction, Progress, ReferenceTitle};
 use forensics::matching::{self, Candidate, CodeBook, Match};
 use forensics::media::decode::Limits;
+use formats::codes;
+use formats::digest;
+use formats::marker::{self, MarkerSigner};
+use formats::sealing;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use shared::codes;
 use shared::config::Config;
 use shared::db::repo::cases::{self, CaseRow, NewCase, NewMatch};
 use shared::db::repo::security_events::{self, NewEvent, Severity};
 use shared::db::repo::{audit, sessions, users, videos};
 use shared::db::{Db, DbConnection, DbError};
-use shared::marker::{self, MarkerSigner};
-use shared::sealing;
 use shared::secrets::Secrets;
 
 use crate::error::CliError;
@@ -44,22 +44,8 @@ pub fn limits(config: &Config) -> Limits {
 }
 
 pub fn sha256_file(path: &Path) -> Result<(u64, String), CliError> {
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((size, hex::encode(hasher.finalize())))
+    digest::sha256_file(path)
+        .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))
 }
 
 /// The metadata layer: a session marker box at the start of the file, verified.
@@ -112,7 +98,7 @@ fn reference_titles(
     };
     rows.iter()
         .map(|v| {
-            ReferenceTitle::load(&v.id, &config.data_dir.join(&v.storage_dir))
+            ReferenceTitle::load(&v.id, config.layout().title(&v.storage_dir))
                 .map_err(|e| CliError::Failure(e.into()))
         })
         .collect()
@@ -127,18 +113,12 @@ fn candidates(
 ) -> Result<(Vec<Candidate>, CodeBook, codes::CodeKey), CliError> {
     let mut conn = db.conn()?;
     let row = videos::get(&mut conn, video_id)?;
-    let secret: [u8; 32] = sealing::open(
-        secrets.master_key(),
-        &sealing::video_secret_aad(video_id),
-        &row.sealed_secret,
-    )
-    .ok()
-    .and_then(|v| v.try_into().ok())
-    .ok_or_else(|| {
-        CliError::Failure(anyhow::anyhow!(
-            "the secret of title {video_id} cannot be unsealed"
-        ))
-    })?;
+    let secret = sealing::open_video_secret(secrets.master_key(), video_id, &row.sealed_secret)
+        .map_err(|e| {
+            CliError::Failure(anyhow::anyhow!(
+                "the secret of title {video_id} cannot be unsealed: {e}"
+            ))
+        })?;
     let mut names = std::collections::HashMap::new();
     let mut out = Vec::new();
     for s in sessions::list_for_video(&mut conn, video_id)?
@@ -278,9 +258,8 @@ pub fn run_case(
     // A folder per run: should a lapsed lease let a second worker start the same case, the
     // two runs never share (or remove) each other's files.
     let work = config
-        .data_dir
-        .join("work")
-        .join(format!("{}-{}", case.id, shared::db::new_id()));
+        .layout()
+        .work(&format!("{}-{}", case.id, shared::db::new_id()));
     let outcome = extract::extract(suspect, &titles, &work, &limits(config), progress);
     let _ = std::fs::remove_dir_all(&work);
     let extraction = match outcome {

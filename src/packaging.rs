@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use forensics::media::decode::Limits;
 use forensics::package::{self, PackageError, PackageOptions, Progress, Stage};
+use formats::layout::DataLayout;
+use formats::package::PackageManifest;
+use formats::sealing;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shared::config::Config;
 use shared::db::repo::jobs::{self, JobRow};
 use shared::db::repo::videos::{self, NewVideo, VideoRow};
 use shared::db::{now, Db, DbError};
-use shared::package::{relative_dir, videos_dir};
+use shared::domain;
 use shared::secrets::Secrets;
-use shared::{domain, sealing};
 
 use crate::error::CliError;
 
@@ -120,20 +122,12 @@ pub fn package_and_record(
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Packaged, CliError> {
     spec.check(config, db)?;
-    let packaged = package::package(
-        input,
-        &videos_dir(&config.data_dir),
-        &spec.options(config),
-        on_progress,
-    )?;
+    let packaged = package::package(input, &config.layout(), &spec.options(config), on_progress)?;
     let manifest = packaged.manifest.clone();
     let video_id = manifest.video_id.clone();
-    let sealed_secret = sealing::seal(
-        secrets.master_key(),
-        &sealing::video_secret_aad(&video_id),
-        &packaged.secret,
-    )
-    .map_err(|e| CliError::Failure(e.into()))?;
+    let sealed_secret =
+        sealing::seal_video_secret(secrets.master_key(), &video_id, &packaged.secret)
+            .map_err(|e| CliError::Failure(e.into()))?;
     let folder = packaged.commit()?;
     let record = NewVideo {
         id: video_id.clone(),
@@ -145,7 +139,7 @@ pub fn package_and_record(
         height: manifest.video.height as i32,
         frame_rate: manifest.video.frame_rate[0] as f64 / manifest.video.frame_rate[1] as f64,
         has_audio: manifest.audio.is_some(),
-        storage_dir: relative_dir(&video_id),
+        storage_dir: DataLayout::relative_title_dir(&video_id),
         sealed_secret,
         source_sha256: manifest.source.sha256.clone(),
         created_at: now(),
@@ -238,7 +232,7 @@ pub fn queue_missing_reference_stores(db: &Db, config: &Config) -> Result<usize,
         pending.iter().filter_map(reference_job_title).collect();
     let mut count = 0;
     for title in titles {
-        let layout = shared::package::Layout::new(config.data_dir.join(&title.storage_dir));
+        let layout = config.layout().title(&title.storage_dir);
         if queued.contains(&title.id) || forensics::refstore::exists(&layout) {
             continue;
         }
@@ -258,18 +252,15 @@ pub fn run_reference_job(
     let video_id = reference_job_title(job)
         .ok_or_else(|| CliError::input("the reference store job has no video_id"))?;
     let row = videos::get(&mut *db.conn()?, &video_id)?;
-    let layout = shared::package::Layout::new(config.data_dir.join(&row.storage_dir));
+    let layout = config.layout().title(&row.storage_dir);
     if forensics::refstore::exists(&layout) {
         return Ok(());
     }
-    let manifest: shared::package::PackageManifest = std::fs::read(layout.manifest())
-        .map_err(anyhow::Error::from)
-        .and_then(|b| serde_json::from_slice(&b).map_err(anyhow::Error::from))
+    let manifest = PackageManifest::read(&layout)
         .map_err(|e| CliError::input(format!("the title's package.json is unreadable: {e}")))?;
     let work = config
-        .data_dir
-        .join("work")
-        .join(format!("reference-{video_id}-{}", shared::db::new_id()));
+        .layout()
+        .work(&format!("reference-{video_id}-{}", shared::db::new_id()));
     std::fs::create_dir_all(&work).map_err(|e| CliError::Failure(e.into()))?;
     let built = forensics::refstore::build_for_title(
         &layout,

@@ -1,22 +1,22 @@
 //! Evidence reports of finished cases: gathered from the case, its matches, the matched
-//! session and the audit trail, laid out and signed by `forensics::evidence`, stored in the
+//! session and the audit trail, laid out and signed by the `report` crate, stored in the
 //! data dir's `reports/` folder and recorded (`evidence_reports`), each issue audited.
 //! The report PKI (a CA and a signing certificate) lives in the secrets folder, created on
 //! first use with owner-only permissions.
 
 use std::path::{Path, PathBuf};
 
-use forensics::evidence::document::{self, CandidateRow, Report};
-use forensics::evidence::signing::{self, ReportSigner};
 use forensics::media::decode::FrameReader;
+use formats::codes;
+use formats::sealing;
+use report::document::{self, CandidateRow, Report};
+use report::signing::{self, ReportSigner};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::codes;
 use shared::config::Config;
 use shared::db::repo::audit::{self, Verification};
 use shared::db::repo::{cases, devices, evidence_reports, sessions, users, videos};
 use shared::db::Db;
-use shared::sealing;
 use shared::secrets::{self, Secrets};
 
 use crate::error::CliError;
@@ -27,7 +27,7 @@ const SIGNING_CERT: &str = "report-signing.pem";
 const SIGNING_KEY: &str = "report-signing.key";
 
 fn secrets_dir(config: &Config) -> PathBuf {
-    config.data_dir.join("secrets")
+    config.layout().secrets()
 }
 
 /// The report signer, its PKI created on first use.
@@ -167,13 +167,8 @@ pub fn issue(
     let (title, units, video_secret) = match result["video_id"].as_str() {
         Some(id) => {
             let v = videos::get(&mut conn, id)?;
-            let secret: Option<[u8; 32]> = sealing::open(
-                secrets.master_key(),
-                &sealing::video_secret_aad(id),
-                &v.sealed_secret,
-            )
-            .ok()
-            .and_then(|s| s.try_into().ok());
+            let secret =
+                sealing::open_video_secret(secrets.master_key(), id, &v.sealed_secret).ok();
             (format!("{} ({id})", v.title), v.unit_count, secret)
         }
         None => ("none".to_string(), 0, None),
@@ -324,10 +319,10 @@ pub fn issue(
         .sign(&unsigned, &date)
         .map_err(|e| CliError::Failure(e.into()))?;
     let sha256 = hex::encode(Sha256::digest(&signed));
-    let dir = config.data_dir.join("reports");
+    let dir = config.layout().reports();
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
-    let path = dir.join(format!("{case_id}-{}.pdf", &sha256[..12]));
+    let path = config.layout().report(case_id, &sha256[..12]);
     std::fs::write(&path, &signed)
         .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
     let row = evidence_reports::create(

@@ -4,8 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use forensics::matching::{rank, Candidate, CodeBook};
+use formats::codes::CodeKey;
 use rand::{Rng, SeedableRng};
-use shared::codes::CodeKey;
 
 const SESSIONS: usize = 1_000_000;
 

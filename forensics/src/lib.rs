@@ -1,7 +1,7 @@
-//! `forensics`: the forensic watermark's library side; no HTTP in here. FFmpeg media I/O,
-//! watermark embedding and A/B packaging, leak extraction and the matching statistics.
+//! `forensics`: the forensic watermark's library side: FFmpeg media I/O, watermark embedding
+//! and A/B packaging, the reference store, leak extraction and the matching statistics. No
+//! HTTP, no database and no PDF in here: it builds on `formats` only.
 
-pub mod evidence;
 pub mod extract;
 pub mod fingerprint;
 pub mod matching;

@@ -2,9 +2,9 @@
 //! (DESIGN section 3): every candidate scored, the best first, each with its Bonferroni
 //! false-positive probability; a verdict only from that probability.
 
+use formats::codes::CodeKey;
 use rayon::prelude::*;
 use serde::Serialize;
-use shared::codes::CodeKey;
 
 use crate::statistics::{self, Decision};
 
@@ -303,7 +303,7 @@ mod tests {
             let book = CodeBook::derive(&key, &ids, 0..units as usize);
             assert_eq!(book.len(), ids.len());
             for (i, id) in ids.iter().enumerate() {
-                let code = shared::codes::session_code(&secret, id, units);
+                let code = formats::codes::session_code(&secret, id, units);
                 for (k, &b) in code.iter().enumerate() {
                     assert_eq!(book.bit(i, k), b, "{id} unit {k} of {units}");
                 }
@@ -311,7 +311,7 @@ mod tests {
             }
         }
         // A window derives the same bits, and nothing outside it.
-        let code = shared::codes::session_code(&secret, &ids[3], 700);
+        let code = formats::codes::session_code(&secret, &ids[3], 700);
         let book = CodeBook::derive(&key, &ids, 300..450);
         for (k, &b) in code.iter().enumerate() {
             let inside = (256..450).contains(&k);

@@ -4,18 +4,18 @@
 //! only when complete ([`Packaged::commit`]); a failed or abandoned run leaves nothing behind.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use ffmpeg_next::frame;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
-use shared::isobmff;
-use shared::package::{
-    self as layout, AudioTrack, Layout, PackageManifest, SourceFile, Variant, VideoTrack,
-    WatermarkParams,
+use formats::digest::{copy_with_progress, HashingWriter};
+use formats::isobmff;
+use formats::layout::{DataLayout, Layout, Variant};
+use formats::package::{
+    self as manifest_format, AudioTrack, PackageManifest, SourceFile, VideoTrack, WatermarkParams,
 };
+use rand::RngCore;
 
 use crate::fingerprint::{self, THUMB_HEIGHT, THUMB_WIDTH};
 use crate::media::audio;
@@ -197,10 +197,10 @@ impl Packaged {
     }
 }
 
-/// Packages `input` into a staging folder under `videos_dir`.
+/// Packages `input` into a staging folder of the data dir `data`.
 pub fn package(
     input: &Path,
-    videos_dir: &Path,
+    data: &DataLayout,
     options: &PackageOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Packaged, PackageError> {
@@ -209,19 +209,14 @@ pub fn package(
     let info = reader.info().clone();
 
     let video_id = uuid::Uuid::new_v4().to_string();
-    fs::create_dir_all(videos_dir).map_err(io_err("create", videos_dir))?;
+    let videos = data.videos();
+    fs::create_dir_all(&videos).map_err(io_err("create", &videos))?;
     let staging = Staging {
-        path: videos_dir.join(format!(".staging-{video_id}")),
+        path: data.staging_dir(&video_id),
         keep: false,
     };
     let layout = Layout::new(&staging.path);
-    for dir in [
-        layout.source_dir(),
-        layout.root.join("video").join(Variant::A.folder()),
-        layout.root.join("video").join(Variant::B.folder()),
-        layout.root.join("reference"),
-        layout.root.join("work"),
-    ] {
+    for dir in layout.folders() {
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
     }
 
@@ -242,8 +237,8 @@ pub fn package(
         sample_aspect: info.sample_aspect,
         frame_rate: info.frame_rate,
     };
-    let work_a = layout.root.join("work").join("a.mp4");
-    let work_b = layout.root.join("work").join("b.mp4");
+    let work_a = layout.work_file("a.mp4");
+    let work_b = layout.work_file("b.mp4");
     let expected_frames = (info.duration_seconds * fps).round() as u64;
 
     let (tx_a, rx_a) = sync_channel::<frame::Video>(QUEUE_FRAMES);
@@ -289,11 +284,11 @@ pub fn package(
         duration_seconds,
         &options.limits,
     )?;
-    let work_dir = layout.root.join("work");
+    let work_dir = layout.work_dir();
     fs::remove_dir_all(&work_dir).map_err(io_err("remove", &work_dir))?;
 
     let manifest = PackageManifest {
-        format_version: layout::FORMAT_VERSION,
+        format_version: manifest_format::FORMAT_VERSION,
         video_id: video_id.clone(),
         title: options.title.clone(),
         video: VideoTrack {
@@ -329,7 +324,7 @@ pub fn package(
     Ok(Packaged {
         manifest,
         secret,
-        target: videos_dir.join(&video_id),
+        target: data.title_dir(&video_id),
         staging,
     })
 }
@@ -342,12 +337,12 @@ fn package_audio(
     max_seconds: f64,
     limits: &Limits,
 ) -> Result<Option<AudioTrack>, PackageError> {
-    let work = layout.root.join("work").join("audio.mp4");
+    let work = layout.work_file("audio.mp4");
     let Some(encoded) = audio::encode_audio(input, &work, segment_seconds, max_seconds, limits)?
     else {
         return Ok(None);
     };
-    let dir = layout.root.join("audio");
+    let dir = layout.audio_dir();
     fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
     let split = fmp4::split_file(&work, &|k| layout.audio_unit(k))?;
     fs::write(layout.audio_init(), &split.init).map_err(io_err("write", &layout.audio_init()))?;
@@ -404,29 +399,21 @@ fn copy_source(
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .filter(|e| !e.is_empty() && e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
         .unwrap_or_else(|| "bin".into());
-    let dest = layout.source_dir().join(format!("original.{ext}"));
+    let dest = layout.source_file(&ext);
     let mut src = File::open(input).map_err(io_err("read", input))?;
     let total = src.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut out = BufWriter::new(File::create(&dest).map_err(io_err("create", &dest))?);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    loop {
-        let n = src.read(&mut buf).map_err(io_err("read", input))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io_err("write", &dest))?;
-        done += n as u64;
+    let out = File::create(&dest).map_err(io_err("create", &dest))?;
+    let mut out = HashingWriter::new(BufWriter::new(out));
+    copy_with_progress(&mut src, &mut out, &mut |done| {
         progress(Progress {
             stage: Stage::Source,
             done,
             total,
-        });
-    }
-    out.flush().map_err(io_err("write", &dest))?;
-    Ok((name, hex::encode(hasher.finalize())))
+        })
+    })
+    .map_err(io_err("copy the source to", &dest))?;
+    let (_, _, sha256) = out.finish().map_err(io_err("write", &dest))?;
+    Ok((name, sha256))
 }
 
 fn encode_variant(

@@ -12,10 +12,11 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::sync_channel;
 
-use shared::package::{Layout, PackageManifest, Variant};
+use formats::layout::{Layout, Variant};
+use formats::package::PackageManifest;
 
 use crate::extract::frame_gray;
 use crate::extract::gray::Gray;
@@ -35,19 +36,10 @@ const MAX_SIDE: usize = 4096;
 /// Frames decoded ahead of the writer, per variant.
 const QUEUE: usize = 16;
 
-fn store_dir(layout: &Layout) -> PathBuf {
-    layout.root.join("reference").join("units")
-}
-
-/// The store file of 1-based `unit`.
-pub fn unit_path(layout: &Layout, unit: u32) -> PathBuf {
-    store_dir(layout).join(format!("{unit}.lts"))
-}
-
 /// Whether the title's store is complete (it is published whole, by a rename; titles whose
 /// store is not built yet, or packaged before it existed, have none).
 pub fn exists(layout: &Layout) -> bool {
-    unit_path(layout, 1).is_file()
+    layout.reference_unit(1).is_file()
 }
 
 /// Writes init + the fragments of `units` of `variant` to `out`: a valid stream, since units
@@ -94,7 +86,7 @@ pub fn build_for_title(
     let _ = std::fs::remove_file(&a);
     let _ = std::fs::remove_file(&b);
     let bytes = built?;
-    let (from, to) = (store_dir(&staging), store_dir(layout));
+    let (from, to) = (staging.reference_store(), layout.reference_store());
     if to.exists() {
         std::fs::remove_dir_all(&to).map_err(io("replace", &to))?;
     }
@@ -237,10 +229,7 @@ pub fn build(
     limits: &Limits,
     progress: &mut dyn FnMut(u32, u32),
 ) -> Result<u64, PackageError> {
-    let dir = unit_path(layout, 1)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let dir = layout.reference_store();
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let unit_frames = unit_frames.max(1) as usize;
     std::thread::scope(|scope| {
@@ -269,7 +258,7 @@ pub fn build(
         let mut unit = 1u32;
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let mut flush = |unit: &mut u32, a: &mut Vec<Gray>, b: &mut Vec<Gray>| {
-            let path = unit_path(layout, *unit);
+            let path = layout.reference_unit(*unit);
             total += write_unit(&path, a, b).map_err(io("write", &path))?;
             progress(*unit, unit_count);
             a.clear();

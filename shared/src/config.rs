@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use formats::layout::DataLayout;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{DatabaseTarget, DbError};
@@ -125,12 +126,17 @@ impl Default for Evidence {
 }
 
 impl Config {
+    /// The data dir's folders and files.
+    pub fn layout(&self) -> DataLayout {
+        DataLayout::new(&self.data_dir)
+    }
+
     /// Where crawler-dropped suspect files are accepted from.
     pub fn inbox_dir(&self) -> PathBuf {
         self.evidence
             .inbox_dir
             .clone()
-            .unwrap_or_else(|| self.data_dir.join("inbox"))
+            .unwrap_or_else(|| self.layout().default_inbox())
     }
 }
 
@@ -629,7 +635,7 @@ impl Config {
             Some(_) => "<redacted: set by configuration>".to_string(),
             None => format!(
                 "<redacted: kept in {}>",
-                self.data_dir.join("secrets").join(file).display()
+                self.layout().secrets().join(file).display()
             ),
         };
         #[derive(Serialize)]

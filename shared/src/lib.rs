@@ -2,15 +2,10 @@
 //! the database (schema, pool, migrations, repositories), credentials and server secrets.
 
 pub mod auth;
-pub mod codes;
 pub mod config;
 pub mod datadir;
 pub mod db;
 pub mod domain;
-pub mod isobmff;
-pub mod marker;
-pub mod package;
-pub mod sealing;
 pub mod secrets;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

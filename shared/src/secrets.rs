@@ -8,6 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use formats::layout::DataLayout;
 use rand::RngCore;
 
 use crate::config::{SecretOverrides, SecretString};
@@ -73,7 +74,7 @@ impl Secrets {
         data_dir: &Path,
         overrides: &SecretOverrides,
     ) -> Result<Secrets, SecretsError> {
-        let dir = data_dir.join("secrets");
+        let dir = DataLayout::new(data_dir).secrets();
         let (jwt_key, jwt_source) = resolve(
             &dir,
             JWT_KEY_FILE,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use forensics::media::decode::{FrameReader, Limits};
 use forensics::media::MediaError;
-use sha2::{Digest, Sha256};
+use formats::digest::{copy_with_progress, HashingWriter};
 
 /// Longest file name kept (bytes); longer names are cut.
 const MAX_NAME_BYTES: usize = 200;
@@ -78,13 +78,12 @@ pub fn clean_file_name(raw: &str) -> Result<String, UploadError> {
     Ok(name)
 }
 
-/// An upload being written: removed on drop unless [`PartFile::finish`] kept it.
+/// An upload being written, hashed on the way: removed on drop unless [`PartFile::finish`]
+/// kept it.
 pub struct PartFile {
-    out: Option<BufWriter<File>>,
+    out: Option<HashingWriter<BufWriter<File>>>,
     path: PathBuf,
-    size: u64,
     limit: u64,
-    hasher: Sha256,
 }
 
 impl PartFile {
@@ -94,44 +93,42 @@ impl PartFile {
         let path = dir.join(format!("{}.part", shared::db::new_id()));
         let file = File::create(&path)?;
         Ok(PartFile {
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            out: Some(HashingWriter::new(BufWriter::with_capacity(1 << 20, file))),
             path,
-            size: 0,
             limit,
-            hasher: Sha256::new(),
         })
     }
 
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), UploadError> {
-        self.size += chunk.len() as u64;
-        if self.size > self.limit {
+        let Some(out) = self.out.as_mut() else {
+            return Err(UploadError::Incomplete("written after the end".into()));
+        };
+        if out.size() + chunk.len() as u64 > self.limit {
             return Err(UploadError::TooLarge { limit: self.limit });
         }
-        self.hasher.update(chunk);
-        match self.out.as_mut() {
-            Some(out) => Ok(out.write_all(chunk)?),
-            None => Err(UploadError::Incomplete("written after the end".into())),
-        }
+        Ok(out.write_all(chunk)?)
     }
 
-    /// Copies everything from `input`.
+    /// Copies everything from `input`, within the limit.
     pub fn copy_from(&mut self, input: &mut impl Read) -> Result<(), UploadError> {
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = input.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            self.write(&buf[..n])?;
+        let mut limited = input.take(self.limit.saturating_add(1));
+        let Some(out) = self.out.as_mut() else {
+            return Err(UploadError::Incomplete("written after the end".into()));
+        };
+        copy_with_progress(&mut limited, out, &mut |_| {})?;
+        if out.size() > self.limit {
+            return Err(UploadError::TooLarge { limit: self.limit });
         }
+        Ok(())
     }
 
     /// Ends the upload: refuses an empty one, else renames it to `<id>-<file_name>` beside.
     pub fn finish(mut self, file_name: &str) -> Result<StoredUpload, UploadError> {
-        if let Some(mut out) = self.out.take() {
-            out.flush()?;
-        }
-        if self.size == 0 {
+        let Some(out) = self.out.take() else {
+            return Err(UploadError::Incomplete("finished twice".into()));
+        };
+        let (_, size, sha256) = out.finish()?;
+        if size == 0 {
             return Err(UploadError::Empty);
         }
         let dir = self.path.parent().unwrap_or(Path::new("."));
@@ -143,17 +140,13 @@ impl PartFile {
         let stored = dir.join(format!("{stem}-{file_name}"));
         std::fs::rename(&self.path, &stored)?;
         // Renamed: nothing left for drop to remove.
-        self.path = stored.clone();
-        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
-        let upload = StoredUpload {
+        self.path = PathBuf::new();
+        Ok(StoredUpload {
             path: stored,
             file_name: file_name.to_string(),
-            size: self.size,
+            size,
             sha256,
-        };
-        self.size = 0;
-        self.path = PathBuf::new();
-        Ok(upload)
+        })
     }
 }
 
@@ -232,6 +225,7 @@ pub fn store_inbox_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn file_names_are_plain_names() {

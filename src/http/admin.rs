@@ -138,7 +138,7 @@ pub async fn package_title(
     forms::refuse_declared_length(&req, limit)?;
     let content_type = forms::content_type(&req);
     let (spec, source, remove_source) = if content_type.starts_with("multipart/form-data") {
-        let dir = state.config.data_dir.join("sources");
+        let dir = state.config.layout().sources();
         let mut form = forms::read_multipart(&req, payload, dir, limit).await?;
         let spec = (|| {
             let defaults = TitleSpec::new(form.take("title").unwrap_or_default());

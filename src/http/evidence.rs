@@ -109,7 +109,7 @@ pub async fn verify_watermark(
     forms::refuse_declared_length(&req, limit)?;
     let content_type = forms::content_type(&req);
     let (form, stored) = if content_type.starts_with("multipart/form-data") {
-        let uploads = state.config.data_dir.join("uploads");
+        let uploads = state.config.layout().uploads();
         let mut sent = forms::read_multipart(&req, payload, uploads, limit).await?;
         let fields = Form {
             video_id: sent.take("video_id"),
@@ -158,7 +158,7 @@ pub async fn verify_watermark(
         (None, Some(path)) => {
             let inbox = state.config.inbox_dir();
             let source = upload::inbox_file(&inbox, path).map_err(upload_error)?;
-            let uploads = state.config.data_dir.join("uploads");
+            let uploads = state.config.layout().uploads();
             web::block(move || upload::store_inbox_file(&source, &uploads, limit))
                 .await
                 .map_err(ApiError::internal)?
@@ -446,7 +446,7 @@ pub async fn verify_report(
         let ca = crate::reports::ca_pem(&st.config).map_err(ApiError::internal)?;
         let mut conn = st.db.conn()?;
         let stored = evidence_reports::find_by_sha256(&mut conn, &sha256)?;
-        let mut answer = match forensics::evidence::signing::check(&pdf, &ca) {
+        let mut answer = match report::signing::check(&pdf, &ca) {
             Ok(c) => json!({
                 "signed": true,
                 "signature_valid": c.valid(),

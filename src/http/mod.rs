@@ -112,7 +112,7 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
         TokenKeys::new(secrets.jwt_key()),
         dummy_password_hash,
         *secrets.master_key(),
-        config.data_dir.clone(),
+        config.layout(),
         config.monitoring,
     ));
     // Analysis workers beside the server, stopped when it stops.

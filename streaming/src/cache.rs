@@ -4,15 +4,15 @@
 //! the key exchange is done, so neither needs invalidation, only a bound on its size.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use shared::codes;
+use formats::codes;
+use formats::layout::{DataLayout, Layout, Variant};
+use formats::package::PackageManifest;
+use formats::sealing;
 use shared::db::repo::sessions::SessionRow;
 use shared::db::repo::videos::{self, VideoRow};
-use shared::package::{Layout, PackageManifest, Variant};
-use shared::sealing;
 
 use crate::error::ApiError;
 use crate::session_handlers::cek_seal_aad;
@@ -35,21 +35,14 @@ pub struct Title {
 }
 
 impl Title {
-    fn load(master_key: &[u8; 32], data_dir: &Path, video: &VideoRow) -> Result<Title, ApiError> {
-        let layout = Layout::new(data_dir.join(&video.storage_dir));
+    fn load(master_key: &[u8; 32], data: &DataLayout, video: &VideoRow) -> Result<Title, ApiError> {
+        let layout = data.title(&video.storage_dir);
         let read = |path: std::path::PathBuf| {
             std::fs::read(&path).map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
         };
-        let package: PackageManifest = serde_json::from_slice(&read(layout.manifest())?)
-            .map_err(|e| ApiError::internal(format!("{}: {e}", layout.manifest().display())))?;
-        let secret: [u8; 32] = sealing::open(
-            master_key,
-            &sealing::video_secret_aad(&video.id),
-            &video.sealed_secret,
-        )
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .ok_or_else(|| ApiError::internal("the video secret cannot be unsealed"))?;
+        let package = PackageManifest::read(&layout).map_err(ApiError::internal)?;
+        let secret = sealing::open_video_secret(master_key, &video.id, &video.sealed_secret)
+            .map_err(|e| ApiError::internal(format!("the video secret cannot be unsealed: {e}")))?;
         let video_init = read(layout.video_init())?;
         let audio_init = match package.audio {
             Some(_) => Some(read(layout.audio_init())?),
@@ -107,7 +100,7 @@ impl Caches {
         }
         let id = video_id.to_string();
         let video = state.db.run(move |c| videos::get(c, &id)).await?;
-        let (key, dir) = (state.master_key, state.data_dir.clone());
+        let (key, dir) = (state.master_key, state.data.clone());
         let title = Arc::new(
             actix_web::web::block(move || Title::load(&key, &dir, &video))
                 .await

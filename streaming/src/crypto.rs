@@ -3,15 +3,15 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use formats::sealing::{self, SealError};
 use hkdf::Hkdf;
 use rand::RngCore;
 use sha2::Sha256;
-use shared::sealing::{self, SealError};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 /// HKDF `info` for the session key.
 pub const SESSION_KEY_INFO: &[u8] = b"leaktrace/v1/session-key";
-pub use shared::sealing::{KEY_LEN, NONCE_LEN, TAG_LEN};
+pub use formats::sealing::{KEY_LEN, NONCE_LEN, TAG_LEN};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {

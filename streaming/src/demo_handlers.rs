@@ -2,12 +2,12 @@
 //! is, for the session's own device. They can be switched off (`monitoring.demo_api`).
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use formats::codes;
+use formats::marker::{encode_verifying_key, MARKER_UUID};
 use serde_json::json;
-use shared::codes;
 use shared::db::now;
 use shared::db::repo::security_events;
 use shared::db::repo::sessions;
-use shared::marker::{encode_verifying_key, MARKER_UUID};
 
 use crate::auth::authenticate;
 use crate::error::ApiError;

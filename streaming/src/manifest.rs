@@ -5,7 +5,7 @@
 //! Fragmented MP4 has no edit list to hide the encoder's B-frame delay, so the first frame is
 //! presented slightly after zero; `presentationTimeOffset` moves it back to the period start.
 
-use shared::package::PackageManifest;
+use formats::package::PackageManifest;
 
 /// Renders the MPD for `session_id`.
 pub fn render(m: &PackageManifest, session_id: &str) -> String {
@@ -71,7 +71,7 @@ fn xml_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::package::{AudioTrack, SourceFile, VideoTrack, WatermarkParams};
+    use formats::package::{AudioTrack, SourceFile, VideoTrack, WatermarkParams};
 
     fn manifest(frame_rate: [i32; 2], start: f64, audio: bool) -> PackageManifest {
         PackageManifest {

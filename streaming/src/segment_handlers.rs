@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpRequest, HttpResponse};
+use formats::marker::MarkerPayload;
+use formats::sealing;
 use shared::db::now;
 use shared::db::repo::sessions::{self, SessionRow, SessionState};
-use shared::marker::MarkerPayload;
-use shared::sealing;
 
 use crate::auth::authenticate;
 use crate::cache::Title;

@@ -3,6 +3,7 @@
 //! master key; the ephemeral secret is destroyed once the exchange is done.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use formats::sealing;
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::tokens::Claims;
@@ -11,7 +12,6 @@ use shared::db::repo::security_events::Severity;
 use shared::db::repo::sessions::{self, NewSession, SessionRow, SessionState, IDLE_SECONDS};
 use shared::db::repo::videos;
 use shared::db::DbError;
-use shared::sealing;
 use x25519_dalek::StaticSecret;
 
 use crate::auth::{authenticate, client_address};

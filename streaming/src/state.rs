@@ -1,9 +1,8 @@
-use std::path::PathBuf;
-
+use formats::layout::DataLayout;
+use formats::marker::MarkerSigner;
 use shared::auth::tokens::TokenKeys;
 use shared::config::Monitoring;
 use shared::db::Db;
-use shared::marker::MarkerSigner;
 
 use crate::activity::Activity;
 use crate::cache::Caches;
@@ -17,8 +16,8 @@ pub struct StreamingState {
     pub dummy_password_hash: String,
     /// Seals ephemeral session secrets and content keys at rest.
     pub master_key: [u8; 32],
-    /// Where packaged titles live (`videos.storage_dir` is relative to it).
-    pub data_dir: PathBuf,
+    /// The data dir, where packaged titles live (`videos.storage_dir` is relative to it).
+    pub data: DataLayout,
     pub monitoring: Monitoring,
     /// Signs the session marker box of each session's init segment.
     pub marker: MarkerSigner,
@@ -32,7 +31,7 @@ impl StreamingState {
         tokens: TokenKeys,
         dummy_password_hash: String,
         master_key: [u8; 32],
-        data_dir: PathBuf,
+        data: DataLayout,
         monitoring: Monitoring,
     ) -> Self {
         StreamingState {
@@ -41,7 +40,7 @@ impl StreamingState {
             dummy_password_hash,
             marker: MarkerSigner::from_master_key(&master_key),
             master_key,
-            data_dir,
+            data,
             monitoring,
             caches: Caches::default(),
             activity: Activity::default(),

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use crate::common::media::{clip, count_frames, decode_errors, ffmpeg, ClipSpec};
 use crate::common::Harness;
+use formats::layout::{Layout, Variant};
+use formats::package::PackageManifest;
+use formats::sealing;
 use rand::{Rng, SeedableRng};
 use shared::db::repo::{jobs, videos};
-use shared::package::{Layout, PackageManifest, Variant};
-use shared::sealing;
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/bigbuckbunny.mp4");
 

@@ -7,11 +7,12 @@ use crate::common;
 use crate::common::media::{clip, count_frames, decode_errors, ClipSpec};
 use crate::common::viewer::{request_stream, Client};
 use crate::common::{send, Harness, Server};
-use shared::codes;
+use formats::codes;
+use formats::layout::{Layout, Variant};
+use formats::marker::{find_marker, MarkerSigner};
+use formats::package::PackageManifest;
+use formats::sealing;
 use shared::db::repo::videos;
-use shared::marker::{find_marker, MarkerSigner};
-use shared::package::{Layout, PackageManifest, Variant};
-use shared::sealing;
 use streaming::crypto;
 
 fn setup() -> (Harness, Server, String, tempfile::TempDir) {

@@ -9,10 +9,11 @@ use std::process::Command;
 use crate::common::media::{clip, decode_errors, ClipSpec};
 use crate::common::viewer::{self, login, register, request_stream, user_token, Client, PASSWORD};
 use crate::common::{get, raw_get, send, Harness};
-use shared::codes;
+use formats::codes;
+use formats::layout::Layout;
+use formats::package::PackageManifest;
+use formats::sealing;
 use shared::db::repo::{security_events, sessions, videos};
-use shared::package::{Layout, PackageManifest};
-use shared::sealing;
 
 /// A 6-second 160x90 title with audio, in 1-second units.
 fn packaged() -> (Harness, String, tempfile::TempDir) {
@@ -103,8 +104,8 @@ fn audio_and_presentation_offset_are_in_the_mpd_and_the_segments_play() {
     let vfile = dir.path().join("video.mp4");
     std::fs::write(&vfile, &video).unwrap();
     assert_eq!(decode_errors(&vfile), "");
-    let unit1 = std::fs::read(layout.video_unit(shared::package::Variant::A, 1)).unwrap();
-    assert_eq!(shared::isobmff::first_presentation_time(&unit1), Some(0));
+    let unit1 = std::fs::read(layout.video_unit(formats::layout::Variant::A, 1)).unwrap();
+    assert_eq!(formats::isobmff::first_presentation_time(&unit1), Some(0));
     assert_eq!(m.video.start_seconds, 0.0);
     assert!(first_packet(&vfile, "v:0").is_some());
     assert!(

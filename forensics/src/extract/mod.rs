@@ -23,8 +23,9 @@ pub mod timing;
 use std::path::{Path, PathBuf};
 
 use ffmpeg_next::frame;
+use formats::layout::{Layout, Variant};
+use formats::package::PackageManifest;
 use serde::Serialize;
-use shared::package::{Layout, PackageManifest, Variant};
 
 use crate::fingerprint::{self, Thumbnails, THUMB_HEIGHT, THUMB_WIDTH};
 use crate::media::decode::{FrameReader, Limits};
@@ -84,15 +85,12 @@ pub struct ReferenceTitle {
 
 impl ReferenceTitle {
     /// Reads `package.json` and the reference thumbnails of a packaged title.
-    pub fn load(video_id: &str, root: &Path) -> Result<ReferenceTitle, ExtractError> {
+    pub fn load(video_id: &str, layout: Layout) -> Result<ReferenceTitle, ExtractError> {
         let bad = |reason: String| ExtractError::Reference {
             video_id: video_id.to_string(),
             reason,
         };
-        let layout = Layout::new(root);
-        let manifest = std::fs::read(layout.manifest()).map_err(|e| bad(e.to_string()))?;
-        let package: PackageManifest =
-            serde_json::from_slice(&manifest).map_err(|e| bad(e.to_string()))?;
+        let package = PackageManifest::read(&layout).map_err(|e| bad(e.to_string()))?;
         let thumbs = std::fs::read(layout.thumbnails()).map_err(|e| bad(e.to_string()))?;
         let thumbnails = fingerprint::parse(&thumbs).map_err(|e| bad(e.to_string()))?;
         Ok(ReferenceTitle {

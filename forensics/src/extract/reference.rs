@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use shared::package::Variant;
+use formats::layout::Variant;
 
 use super::gray::{Gray, Rect};
 use super::{frame_gray, ExtractError, ReferenceTitle};
@@ -44,7 +44,7 @@ fn join_units(
 
 /// Both variants of `unit` from the title's reference store, full-frame.
 fn stored_unit(title: &ReferenceTitle, unit: u32) -> Result<(Vec<Gray>, Vec<Gray>), ExtractError> {
-    refstore::read_unit(&refstore::unit_path(&title.layout, unit))
+    refstore::read_unit(&title.layout.reference_unit(unit))
         .map_err(|e| reference_error(title, format!("reference store, unit {unit}: {e}")))
 }
 

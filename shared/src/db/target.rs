@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use formats::layout::DataLayout;
+
 use super::DbError;
 
 /// The two supported backends.
@@ -44,7 +46,7 @@ impl DatabaseTarget {
     /// The SQLite database inside the data dir: the zero set-up default.
     pub fn default_sqlite(data_dir: &Path) -> Self {
         DatabaseTarget::Sqlite {
-            path: data_dir.join("leaktrace.db"),
+            path: DataLayout::new(data_dir).sqlite_database(),
         }
     }
 

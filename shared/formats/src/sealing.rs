@@ -85,6 +85,27 @@ pub fn video_secret_aad(video_id: &str) -> Vec<u8> {
     format!("leaktrace/v1/video-secret/{video_id}").into_bytes()
 }
 
+/// Seals a title's watermark secret under the master key, bound to the title's id.
+pub fn seal_video_secret(
+    master_key: &[u8; KEY_LEN],
+    video_id: &str,
+    secret: &[u8; 32],
+) -> Result<Vec<u8>, SealError> {
+    seal(master_key, &video_secret_aad(video_id), secret)
+}
+
+/// The one unsealing of a title's watermark secret (stored sealed under the master key, bound
+/// to the title's id). A secret of the wrong length is as unusable as an altered one.
+pub fn open_video_secret(
+    master_key: &[u8; KEY_LEN],
+    video_id: &str,
+    sealed: &[u8],
+) -> Result<[u8; 32], SealError> {
+    open(master_key, &video_secret_aad(video_id), sealed)?
+        .try_into()
+        .map_err(|_| SealError::Authentication)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +142,20 @@ mod tests {
         );
         assert_eq!(open(&key, b"purpose", &a[..27]), Err(SealError::Truncated));
         assert_eq!(video_secret_aad("v1"), b"leaktrace/v1/video-secret/v1");
+    }
+
+    #[test]
+    fn a_video_secret_opens_only_for_its_title_and_key() {
+        let master = [3u8; 32];
+        let sealed = seal_video_secret(&master, "v1", &[7u8; 32]).unwrap();
+        assert_eq!(open_video_secret(&master, "v1", &sealed), Ok([7u8; 32]));
+        assert!(open_video_secret(&master, "v2", &sealed).is_err());
+        assert!(open_video_secret(&[4u8; 32], "v1", &sealed).is_err());
+        // Sealed with the right binding but not 32 bytes long: refused too.
+        let short = seal(&master, &video_secret_aad("v1"), &[1u8; 16]).unwrap();
+        assert_eq!(
+            open_video_secret(&master, "v1", &short),
+            Err(SealError::Authentication)
+        );
     }
 }

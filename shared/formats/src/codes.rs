@@ -11,7 +11,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::package::Variant;
+use crate::layout::Variant;
 
 const LABEL: &[u8] = b"leaktrace/v1/code/";
 

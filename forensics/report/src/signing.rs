@@ -448,7 +448,7 @@ pub fn check(pdf: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evidence::document::{render, Report};
+    use crate::document::{render, Report};
 
     fn report() -> Vec<u8> {
         render(&Report {

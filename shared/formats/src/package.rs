@@ -1,85 +1,39 @@
-//! The on-disk form of a packaged title, shared by the packager (forensics, which writes it)
-//! and the streaming side (which reads it and never calls FFmpeg).
-//!
-//! ```text
-//! <data>/videos/<video_id>/
-//!   package.json          PackageManifest
-//!   video/init.mp4        the one init segment (identical for A and B)
-//!   video/a/<k>.m4s       unit k (1-based) of variant A
-//!   video/b/<k>.m4s       unit k of variant B
-//!   audio/init.mp4        unmarked audio track (when the source has audio)
-//!   audio/<k>.m4s
-//!   reference/thumbs.bin  per-frame luma thumbnails of the unmarked source (alignment)
-//!   source/original.<ext> the source as received
-//! ```
+//! A packaged title's manifest, `package.json`: written by packaging (`forensics`), read by
+//! streaming (which never calls FFmpeg) and by extraction. [`PackageManifest::read`] is its one
+//! reader. Where the files it describes live is [`crate::layout`]'s.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub const MANIFEST_FILE: &str = "package.json";
+use crate::layout::Layout;
+
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Folder of all titles inside the data dir.
-pub fn videos_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("videos")
+/// `package.json` cannot be read or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a package manifest: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
-/// Where one title lives, relative to the data dir (stored in the database).
-pub fn relative_dir(video_id: &str) -> String {
-    format!("videos/{video_id}")
-}
-
-/// The two watermark variants of a unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Variant {
-    A,
-    B,
-}
-
-impl Variant {
-    pub fn folder(self) -> &'static str {
-        match self {
-            Variant::A => "a",
-            Variant::B => "b",
-        }
-    }
-}
-
-/// Paths inside one title's folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
-    pub root: PathBuf,
-}
-
-impl Layout {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Layout { root: root.into() }
-    }
-    pub fn manifest(&self) -> PathBuf {
-        self.root.join(MANIFEST_FILE)
-    }
-    pub fn video_init(&self) -> PathBuf {
-        self.root.join("video").join("init.mp4")
-    }
-    /// Unit `unit` is 1-based, as in segment URLs.
-    pub fn video_unit(&self, variant: Variant, unit: u32) -> PathBuf {
-        self.root
-            .join("video")
-            .join(variant.folder())
-            .join(format!("{unit}.m4s"))
-    }
-    pub fn audio_init(&self) -> PathBuf {
-        self.root.join("audio").join("init.mp4")
-    }
-    pub fn audio_unit(&self, unit: u32) -> PathBuf {
-        self.root.join("audio").join(format!("{unit}.m4s"))
-    }
-    pub fn thumbnails(&self) -> PathBuf {
-        self.root.join("reference").join("thumbs.bin")
-    }
-    pub fn source_dir(&self) -> PathBuf {
-        self.root.join("source")
+impl PackageManifest {
+    /// Reads and parses a title's `package.json`.
+    pub fn read(layout: &Layout) -> Result<PackageManifest, ManifestError> {
+        let path = layout.manifest();
+        let bytes = std::fs::read(&path).map_err(|source| ManifestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| ManifestError::Parse { path, source })
     }
 }
 
@@ -167,13 +121,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn layout_paths_and_unit_frames() {
-        let l = Layout::new("/d/videos/v1");
-        assert_eq!(
-            l.video_unit(Variant::B, 3),
-            PathBuf::from("/d/videos/v1/video/b/3.m4s")
-        );
-        assert_eq!(l.manifest(), PathBuf::from("/d/videos/v1/package.json"));
+    fn unit_frames() {
         let t = VideoTrack {
             codec: "avc1.64001f".into(),
             width: 1280,
@@ -191,5 +139,20 @@ mod tests {
         assert_eq!(t.frames_in_unit(1), 25);
         assert_eq!(t.frames_in_unit(6), 7);
         assert_eq!(t.frames_in_unit(7), 0);
+    }
+
+    #[test]
+    fn a_missing_or_foreign_manifest_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        assert!(matches!(
+            PackageManifest::read(&layout),
+            Err(ManifestError::Read { .. })
+        ));
+        std::fs::write(layout.manifest(), b"{\"format_version\": 1}").unwrap();
+        assert!(matches!(
+            PackageManifest::read(&layout),
+            Err(ManifestError::Parse { .. })
+        ));
     }
 }
