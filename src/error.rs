@@ -1,87 +1,226 @@
-//! How a command failure reaches the shell: a message on stderr and an exit status.
-//! Status 2: the input was wrong (arguments, names, passwords, conflicts, configuration).
-//! Status 1: the environment failed (database unreachable, data dir unusable, I/O).
+//! The application error: every failure of a command, a job or a route, as the typed error of
+//! the subsystem it came from, or one of the few conditions only the application knows. Each
+//! says whether the caller's input is at fault ([`AppError::is_input`]) and gives a stable
+//! code ([`AppError::code`]). It is mapped once to exit statuses (here: 2 for bad input, 1
+//! for a failing environment) and once to the API's error shape (`http::app_error`); jobs
+//! end an attempt for good on input errors and retry the others.
 
-use std::fmt;
+use std::path::PathBuf;
 
+use forensics::extract::ExtractError;
+use forensics::media::MediaError;
+use forensics::package::PackageError;
+use forensics::refstore::RefStoreError;
+use formats::package::ManifestError;
+use report::signing::SigningError;
 use shared::config::ConfigError;
 use shared::datadir::DataDirError;
 use shared::db::DbError;
 use shared::domain::ValidationError;
 use shared::secrets::SecretsError;
 
-#[derive(Debug)]
-pub enum CliError {
-    Input(anyhow::Error),
-    Failure(anyhow::Error),
+use crate::uploads::UploadError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    #[error(transparent)]
+    RefStore(#[from] RefStoreError),
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    /// A title id that names no packaged title.
+    #[error("no packaged title has id {0}")]
+    UnknownTitle(String),
+    /// A title name already taken.
+    #[error("a title named '{0}' already exists")]
+    TitleExists(String),
+    /// A report asked of a case whose analysis has not finished.
+    #[error("case {case_id} is {status}: a report needs a finished analysis")]
+    CaseNotFinished { case_id: String, status: String },
+    /// A finished case whose stored result does not parse (a damaged database).
+    #[error("the stored result of case {0} is unreadable")]
+    DamagedCase(String),
+    /// A command used wrongly in a way its argument parser cannot see.
+    #[error("{0}")]
+    Usage(String),
+    /// The audit trail does not verify.
+    #[error("audit trail broken at entry {seq}: {reason}")]
+    AuditBroken { seq: i64, reason: String },
+    /// A password cannot be hashed.
+    #[error(transparent)]
+    PasswordHash(#[from] shared::auth::password::HashError),
+    /// A file named as input that cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A job whose payload this build cannot use.
+    #[error("the {kind} job's payload is unusable: {reason}")]
+    JobPayload { kind: &'static str, reason: String },
+    /// The file a packaging job was to package is no longer there.
+    #[error("the source file {0} is gone")]
+    SourceGone(PathBuf),
+    /// A title's watermark secret does not unseal under this deployment's master key.
+    #[error("the secret of title {video_id} cannot be unsealed: {source}")]
+    TitleSecret {
+        video_id: String,
+        source: formats::sealing::SealError,
+    },
+    /// A passing condition worth another attempt (a race with another writer).
+    #[error("{0}")]
+    Retry(String),
+    /// A file or folder of this installation cannot be written or read.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The server cannot listen or run.
+    #[error("{0}")]
+    Server(String),
 }
 
-impl CliError {
-    pub fn input(message: impl fmt::Display) -> Self {
-        CliError::Input(anyhow::anyhow!("{message}"))
+impl AppError {
+    /// True when the input (arguments, a request, a submitted file, the configuration) is at
+    /// fault rather than this installation: exit status 2, a 4xx answer, a job that is not
+    /// retried.
+    pub fn is_input(&self) -> bool {
+        match self {
+            AppError::Config(_) | AppError::Validation(_) => true,
+            AppError::Db(e) => matches!(
+                e,
+                DbError::Conflict(_)
+                    | DbError::NotFound(_)
+                    | DbError::MalformedUrl(_)
+                    | DbError::UnsupportedScheme(_)
+            ),
+            AppError::Media(e) => e.is_input_error(),
+            AppError::Package(e) => e.is_input_error(),
+            AppError::Extract(e) => e.is_input_error(),
+            AppError::Upload(e) => e.is_input(),
+            // A title whose manifest is unreadable stays so: not worth another attempt.
+            AppError::Manifest(_) => true,
+            AppError::UnknownTitle(_)
+            | AppError::TitleExists(_)
+            | AppError::CaseNotFinished { .. }
+            | AppError::Unreadable { .. }
+            | AppError::JobPayload { .. }
+            | AppError::SourceGone(_)
+            | AppError::Usage(_) => true,
+            AppError::DataDir(_)
+            | AppError::Secrets(_)
+            | AppError::RefStore(_)
+            | AppError::Signing(_)
+            | AppError::TitleSecret { .. }
+            | AppError::DamagedCase(_)
+            | AppError::AuditBroken { .. }
+            | AppError::PasswordHash(_)
+            | AppError::Retry(_)
+            | AppError::Io { .. }
+            | AppError::Server(_) => false,
+        }
     }
 
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Config(e) => e.code(),
+            AppError::DataDir(e) => e.code(),
+            AppError::Secrets(e) => e.code(),
+            AppError::Db(e) => e.code(),
+            AppError::Validation(e) => e.code(),
+            AppError::Media(e) => e.code(),
+            AppError::Package(e) => e.code(),
+            AppError::RefStore(e) => e.code(),
+            AppError::Extract(e) => e.code(),
+            AppError::Manifest(_) => "package_unreadable",
+            AppError::Upload(e) => e.code(),
+            AppError::Signing(e) => e.code(),
+            AppError::UnknownTitle(_) => "unknown_video",
+            AppError::TitleExists(_) => "title_exists",
+            AppError::CaseNotFinished { .. } => "case_not_finished",
+            AppError::Unreadable { .. } => "file_unreadable",
+            AppError::JobPayload { .. } => "invalid_job",
+            AppError::SourceGone(_) => "file_not_found",
+            AppError::TitleSecret { .. } => "secret_unsealable",
+            AppError::DamagedCase(_) => "case_damaged",
+            AppError::Usage(_) => "invalid_arguments",
+            AppError::AuditBroken { .. } => "audit_broken",
+            AppError::PasswordHash(_) => "password_hash_failed",
+            AppError::Retry(_) => "retry",
+            AppError::Io { .. } => "io_error",
+            AppError::Server(_) => "server_failed",
+        }
+    }
+
+    /// The shell's exit status: 2 for bad input, 1 for a failing environment.
     pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Input(_) => 2,
-            CliError::Failure(_) => 1,
+        if self.is_input() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// An I/O failure of this installation's files.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> AppError {
+        let path = path.into();
+        move |source| AppError::Io {
+            action,
+            path,
+            source,
         }
     }
 }
 
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // Subsystem messages already include their cause: print the top level only.
-            CliError::Input(e) | CliError::Failure(e) => write!(f, "{e}"),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_errors_exit_2_and_the_environment_exits_1() {
+        let input = [
+            AppError::UnknownTitle("v".into()),
+            AppError::Db(DbError::NotFound("case")),
+            AppError::Db(DbError::Conflict("taken".into())),
+            AppError::TitleExists("t".into()),
+        ];
+        for e in &input {
+            assert_eq!(e.exit_code(), 2, "{e}");
         }
-    }
-}
-
-impl From<ValidationError> for CliError {
-    fn from(e: ValidationError) -> Self {
-        CliError::Input(e.into())
-    }
-}
-
-impl From<ConfigError> for CliError {
-    fn from(e: ConfigError) -> Self {
-        CliError::Input(e.into())
-    }
-}
-
-impl From<DataDirError> for CliError {
-    fn from(e: DataDirError) -> Self {
-        CliError::Failure(e.into())
-    }
-}
-
-impl From<SecretsError> for CliError {
-    fn from(e: SecretsError) -> Self {
-        CliError::Failure(e.into())
-    }
-}
-
-impl From<DbError> for CliError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Conflict(_)
-            | DbError::NotFound(_)
-            | DbError::MalformedUrl(_)
-            | DbError::UnsupportedScheme(_) => CliError::Input(e.into()),
-            _ => CliError::Failure(e.into()),
+        let environment = [
+            AppError::Db(DbError::Pool("gone".into())),
+            AppError::Retry("race".into()),
+            AppError::io("write", "/x")(std::io::Error::other("disk full")),
+        ];
+        for e in &environment {
+            assert_eq!(e.exit_code(), 1, "{e}");
         }
-    }
-}
-
-impl From<anyhow::Error> for CliError {
-    fn from(e: anyhow::Error) -> Self {
-        CliError::Failure(e)
-    }
-}
-
-impl From<std::io::Error> for CliError {
-    fn from(e: std::io::Error) -> Self {
-        CliError::Failure(e.into())
+        assert_eq!(input[0].code(), "unknown_video");
+        assert_eq!(input[1].code(), "not_found");
     }
 }

@@ -1,11 +1,15 @@
 //! Logging with `tracing` to standard error: readable lines, or JSON objects per line.
 
-use shared::config::{LogConfig, LogFormat};
+use shared::config::{ConfigError, LogConfig, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-pub fn init(config: &LogConfig) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.level)
-        .map_err(|e| anyhow::anyhow!("invalid log level '{}': {e}", config.level))?;
+use crate::error::AppError;
+
+pub fn init(config: &LogConfig) -> Result<(), AppError> {
+    let filter = EnvFilter::try_new(&config.level).map_err(|e| ConfigError::Value {
+        key: "log.level".into(),
+        message: format!("'{}' is not a log level: {e}", config.level),
+    })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -15,5 +19,5 @@ pub fn init(config: &LogConfig) -> anyhow::Result<()> {
             .try_init(),
         LogFormat::Json => builder.json().with_current_span(false).try_init(),
     };
-    result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+    result.map_err(|e| AppError::Server(format!("cannot start logging: {e}")))
 }

@@ -1,15 +1,16 @@
 //! The `leaktrace` binary: CLI and server assembly over the `shared`, `streaming` and
 //! `forensics` crates.
 
-mod analysis;
+mod cases;
 mod cli;
 mod commands;
 mod error;
-mod evidence;
 mod http;
+mod jobs;
 mod logging;
 mod packaging;
 mod reports;
+mod uploads;
 
 use std::process::ExitCode;
 
@@ -17,7 +18,7 @@ use clap::Parser;
 use shared::config::{Config, Env};
 
 use crate::cli::Cli;
-use crate::error::CliError;
+use crate::error::AppError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,9 +32,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
+fn run(cli: Cli) -> Result<(), AppError> {
     let env: Env = std::env::vars().collect();
     let config = Config::assemble(cli.global.config.as_deref(), &env, cli.config_layer())?;
-    logging::init(&config.log).map_err(CliError::Input)?;
+    logging::init(&config.log)?;
+    for notice in &config.deprecations {
+        tracing::warn!("configuration: {notice}");
+    }
     commands::dispatch(cli.command, config, &env)
 }

@@ -7,11 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use forensics::media::decode::FrameReader;
+use formats::case::{Alignment, CaseResult, CaseStatus, Match, MetadataLayer, Verdict};
 use formats::codes;
 use formats::sealing;
 use report::document::{self, CandidateRow, Report};
 use report::signing::{self, ReportSigner};
-use serde_json::{json, Value};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use shared::config::Config;
 use shared::db::repo::audit::{self, Verification};
@@ -19,7 +20,8 @@ use shared::db::repo::{cases, devices, evidence_reports, sessions, users, videos
 use shared::db::Db;
 use shared::secrets::{self, Secrets};
 
-use crate::error::CliError;
+use crate::error::AppError;
+use crate::jobs::detail_json;
 
 const CA_CERT: &str = "report-ca.pem";
 const CA_KEY: &str = "report-ca.key";
@@ -31,44 +33,48 @@ fn secrets_dir(config: &Config) -> PathBuf {
 }
 
 /// The report signer, its PKI created on first use.
-pub fn signer(config: &Config) -> Result<ReportSigner, CliError> {
+pub fn signer(config: &Config) -> Result<ReportSigner, AppError> {
     let dir = secrets_dir(config);
-    let io = |e: std::io::Error| CliError::Failure(anyhow::anyhow!("report certificates: {e}"));
     if !dir.join(SIGNING_KEY).exists() {
-        secrets::create_dir_private(&dir).map_err(io)?;
+        secrets::create_dir_private(&dir).map_err(AppError::io("create", &dir))?;
         let deployment = config.data_dir.display().to_string();
-        let made =
-            signing::create_identity(&deployment).map_err(|e| CliError::Failure(e.into()))?;
+        let made = signing::create_identity(&deployment)?;
         for (name, text) in [
             (CA_CERT, &made.ca_cert_pem),
             (CA_KEY, &made.ca_key_pem),
             (SIGNING_CERT, &made.signing_cert_pem),
             (SIGNING_KEY, &made.signing_key_pem),
         ] {
-            match secrets::write_new_private(&dir.join(name), text.as_bytes()) {
+            let path = dir.join(name);
+            match secrets::write_new_private(&path, text.as_bytes()) {
                 Ok(()) => {}
                 // Another process created the identity first: use theirs.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => break,
-                Err(e) => return Err(io(e)),
+                Err(e) => return Err(AppError::io("write", path)(e)),
             }
         }
     }
     // Stored with a trailing newline added; PEM parsers want exactly one.
     let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name))
+        let path = dir.join(name);
+        std::fs::read_to_string(&path)
             .map(|t| format!("{}\n", t.trim_end()))
-            .map_err(io)
+            .map_err(AppError::io("read", path))
     };
-    ReportSigner::from_pem(&read(SIGNING_CERT)?, &read(SIGNING_KEY)?, &read(CA_CERT)?)
-        .map_err(|e| CliError::Failure(e.into()))
+    Ok(ReportSigner::from_pem(
+        &read(SIGNING_CERT)?,
+        &read(SIGNING_KEY)?,
+        &read(CA_CERT)?,
+    )?)
 }
 
 /// The CA certificate that issued the report-signing certificate (PEM), created on first use.
-pub fn ca_pem(config: &Config) -> Result<String, CliError> {
+pub fn ca_pem(config: &Config) -> Result<String, AppError> {
     signer(config)?;
-    std::fs::read_to_string(secrets_dir(config).join(CA_CERT))
+    let path = secrets_dir(config).join(CA_CERT);
+    std::fs::read_to_string(&path)
         .map(|t| format!("{}\n", t.trim_end()))
-        .map_err(|e| CliError::Failure(anyhow::anyhow!("report CA certificate: {e}")))
+        .map_err(AppError::io("read", path))
 }
 
 fn fact(label: &str, value: impl ToString) -> (String, String) {
@@ -81,29 +87,27 @@ fn time(t: chrono::NaiveDateTime) -> String {
 
 /// Plain-language verdict and what the probability means.
 fn explanation(
-    verdict: &str,
-    best: Option<&Value>,
+    verdict: Verdict,
+    best: Option<&Match>,
     threshold: f64,
     candidates: usize,
 ) -> Vec<String> {
-    let p = best
-        .and_then(|m| m["false_positive_probability"].as_f64())
-        .unwrap_or(1.0);
+    let p = best.map_or(1.0, |m| m.false_positive_probability);
     let mut out = vec![match verdict {
-        "identified" => format!(
+        Verdict::Identified => format!(
             "The copy carries the forensic watermark code of session {} (user {}). The \
              probability that a copy not made from that session would match it this well is \
              at most {p:.2e}, below the decision threshold of {threshold:.0e}.",
-            best.and_then(|m| m["session_id"].as_str()).unwrap_or("?"),
-            best.and_then(|m| m["user"].as_str()).unwrap_or("?"),
+            best.map_or("?", |m| m.session_id.as_str()),
+            best.map_or("?", |m| m.user.as_str()),
         ),
-        "inconclusive" => format!(
+        Verdict::Inconclusive => format!(
             "The copy shows a packaged title, but no session's code matches it strongly enough: \
              the best match's false-positive probability ({p:.2e}) is not below the decision \
              threshold of {threshold:.0e}. No session is named."
         ),
-        _ => "The copy matches no packaged title: there is no watermark to read. No session \
-              is named."
+        Verdict::NoWatermark => "The copy matches no packaged title: there is no watermark to \
+                                 read. No session is named."
             .to_string(),
     }];
     out.push(format!(
@@ -117,6 +121,67 @@ fn explanation(
     out
 }
 
+/// The alignment facts of a report.
+fn alignment_facts(a: &Alignment, units_observed: u32) -> Vec<(String, String)> {
+    vec![
+        fact(
+            "Time offset",
+            format!("{:.2} s (title = copy + offset)", a.offset_seconds),
+        ),
+        fact("Time match score", format!("{:.3}", a.time_score)),
+        fact(
+            "Units covered",
+            format!(
+                "{} to {} ({units_observed} observed)",
+                a.first_unit, a.last_unit
+            ),
+        ),
+        fact(
+            "Copy frames",
+            format!(
+                "{} at {:.3} fps, {}x{}",
+                a.suspect_frames, a.suspect_fps, a.suspect_size[0], a.suspect_size[1]
+            ),
+        ),
+        fact("Picture area in copy", rect(a.active_area)),
+        fact("Part of title frame", rect(a.reference_crop)),
+    ]
+}
+
+/// A rectangle of fractions as the extract JSON writes it.
+fn rect(r: [f64; 4]) -> String {
+    serde_json::to_string(&r).unwrap_or_default()
+}
+
+/// What the metadata layer says, in a sentence.
+fn metadata_finding(layer: Option<&MetadataLayer>) -> String {
+    let unknown = || "?".to_string();
+    match layer {
+        None => "No session marker box was found in the copy (it is removed by any re-encoding \
+                 or remux; its absence says nothing about the watermark)."
+            .to_string(),
+        Some(m) if m.valid => format!(
+            "The copy carries a session marker box with a valid signature naming session {} \
+             (title {}, issued {}). This is an exact, independent attribution.",
+            m.session_id.clone().unwrap_or_else(unknown),
+            m.video_id.clone().unwrap_or_else(unknown),
+            m.issued_at.map_or_else(unknown, |t| t.to_string()),
+        ),
+        Some(m) => format!(
+            "The copy carries a session marker box whose signature does not verify ({}): it is \
+             not relied on.",
+            m.reason.as_deref().unwrap_or("invalid")
+        ),
+    }
+}
+
+/// The detail of a `report_issued` audit entry.
+#[derive(Serialize)]
+struct IssuedDetail<'a> {
+    report_id: &'a str,
+    sha256: &'a str,
+}
+
 /// Issues (renders, signs, stores, records and audits) a report of a finished case.
 pub fn issue(
     config: &Config,
@@ -124,26 +189,19 @@ pub fn issue(
     secrets: &Secrets,
     case_id: &str,
     actor: &str,
-) -> Result<(evidence_reports::ReportRow, Vec<u8>), CliError> {
+) -> Result<(evidence_reports::ReportRow, Vec<u8>), AppError> {
     let mut conn = db.conn()?;
     let case = cases::get(&mut conn, case_id)?;
-    if case.status != "done" {
-        return Err(CliError::input(format!(
-            "case {case_id} is {}: a report needs a finished analysis",
-            case.status
-        )));
+    if case.status != CaseStatus::Done {
+        return Err(AppError::CaseNotFinished {
+            case_id: case_id.to_string(),
+            status: case.status.to_string(),
+        });
     }
-    let result: Value = case
-        .result_json
-        .as_deref()
-        .and_then(|r| serde_json::from_str(r).ok())
-        .unwrap_or(Value::Null);
-    let verdict = result["verdict"]
-        .as_str()
-        .unwrap_or("inconclusive")
-        .to_string();
-    let matches = result["matches"].as_array().cloned().unwrap_or_default();
-    let best = matches.first();
+    let result: CaseResult = case
+        .result()
+        .ok_or_else(|| AppError::DamagedCase(case_id.into()))?;
+    let best = result.best();
 
     // The suspect file, as received (probed again when it is still there).
     let mut file = vec![
@@ -151,7 +209,7 @@ pub fn issue(
         fact("Size", format!("{} bytes", case.file_size)),
         fact("SHA-256", &case.file_sha256),
     ];
-    let limits = crate::analysis::limits(config);
+    let limits = crate::cases::analysis::limits(config);
     if let Ok(reader) = FrameReader::open(Path::new(&case.stored_path), &limits) {
         let info = reader.info();
         file.push(fact("Container", &info.container));
@@ -164,7 +222,7 @@ pub fn issue(
         file.push(fact("Frame rate", format!("{:.3} fps", info.fps())));
     }
 
-    let (title, units, video_secret) = match result["video_id"].as_str() {
+    let (title, units, video_secret) = match result.video_id.as_deref() {
         Some(id) => {
             let v = videos::get(&mut conn, id)?;
             let secret =
@@ -173,132 +231,76 @@ pub fn issue(
         }
         None => ("none".to_string(), 0, None),
     };
-    let a = &result["alignment"];
-    let alignment = if a.is_object() {
-        vec![
-            fact(
-                "Time offset",
-                format!(
-                    "{:.2} s (title = copy + offset)",
-                    a["offset_seconds"].as_f64().unwrap_or(0.0)
-                ),
-            ),
-            fact(
-                "Time match score",
-                format!("{:.3}", a["time_score"].as_f64().unwrap_or(0.0)),
-            ),
-            fact(
-                "Units covered",
-                format!(
-                    "{} to {} ({} observed)",
-                    a["first_unit"], a["last_unit"], result["units_observed"]
-                ),
-            ),
-            fact(
-                "Copy frames",
-                format!(
-                    "{} at {:.3} fps, {}x{}",
-                    a["suspect_frames"],
-                    a["suspect_fps"].as_f64().unwrap_or(0.0),
-                    a["suspect_size"][0],
-                    a["suspect_size"][1]
-                ),
-            ),
-            fact("Picture area in copy", a["active_area"].to_string()),
-            fact("Part of title frame", a["reference_crop"].to_string()),
-        ]
-    } else {
-        Vec::new()
-    };
-    let unit_values: Vec<Option<f64>> = result["unit_values"]
-        .as_array()
-        .map(|v| v.iter().map(Value::as_f64).collect())
+    let alignment = result
+        .alignment
+        .as_ref()
+        .map(|a| alignment_facts(a, result.units_observed))
         .unwrap_or_default();
-    let matched_code = match (best.and_then(|m| m["session_id"].as_str()), video_secret) {
-        (Some(sid), Some(secret)) => Some(codes::session_code(&secret, sid, units as u32)),
+    let matched_code = match (best, video_secret) {
+        (Some(m), Some(secret)) => Some(codes::session_code(&secret, &m.session_id, units as u32)),
         _ => None,
     };
 
     let mut session = Vec::new();
-    if verdict == "identified" {
-        if let Some(sid) = best.and_then(|m| m["session_id"].as_str()) {
-            let s = sessions::get(&mut conn, sid)?;
-            let user = users::get(&mut conn, &s.user_id)?;
-            let device = devices::get(&mut conn, &s.device_id)?;
-            session = vec![
-                fact("Session", &s.id),
-                fact("User", format!("{} ({})", user.username, user.id)),
-                fact("Device", &device.id),
-                fact(
-                    "Fingerprint SHA-256",
-                    hex::encode(Sha256::digest(device.fingerprint.as_bytes())),
-                ),
-                fact("Session requested", time(s.created_at)),
-                fact("Key exchange", s.keyed_at.map_or("-".into(), time)),
-                fact("Last activity", time(s.last_activity_at)),
-                fact("Segments served", s.segments_served),
-                fact(
-                    "Client address",
-                    s.client_address.clone().unwrap_or_else(|| "-".into()),
-                ),
-                fact("Session state", &s.state),
-            ];
-        }
+    if let Some(matched) = result.identified() {
+        let s = sessions::get(&mut conn, &matched.session_id)?;
+        let user = users::get(&mut conn, &s.user_id)?;
+        let device = devices::get(&mut conn, &s.device_id)?;
+        session = vec![
+            fact("Session", &s.id),
+            fact("User", format!("{} ({})", user.username, user.id)),
+            fact("Device", &device.id),
+            fact(
+                "Fingerprint SHA-256",
+                hex::encode(Sha256::digest(device.fingerprint.as_bytes())),
+            ),
+            fact("Session requested", time(s.created_at)),
+            fact("Key exchange", s.keyed_at.map_or("-".into(), time)),
+            fact("Last activity", time(s.last_activity_at)),
+            fact("Segments served", s.segments_served),
+            fact(
+                "Client address",
+                s.client_address.clone().unwrap_or_else(|| "-".into()),
+            ),
+            fact("Session state", s.state),
+        ];
     }
-
-    let m = &result["metadata_layer"];
-    let metadata_layer = if m.is_null() {
-        vec!["No session marker box was found in the copy (it is removed by any re-encoding or remux; its absence says nothing about the watermark).".to_string()]
-    } else if m["valid"] == true {
-        vec![format!(
-            "The copy carries a session marker box with a valid signature naming session {} (title {}, issued {}). This is an exact, independent attribution.",
-            m["session_id"].as_str().unwrap_or("?"),
-            m["video_id"].as_str().unwrap_or("?"),
-            m["issued_at"]
-        )]
-    } else {
-        vec![format!(
-            "The copy carries a session marker box whose signature does not verify ({}): it is not relied on.",
-            m["reason"].as_str().unwrap_or("invalid")
-        )]
-    };
 
     let audit_entries = audit::for_case(&mut conn, case_id)?;
     let head = match audit::verify(&mut conn)? {
         Verification::Intact { head, .. } => head,
         Verification::Broken { seq, reason } => format!("BROKEN at entry {seq}: {reason}"),
     };
+    let threshold = config.analysis.false_positive_threshold;
     let report = Report {
         case_id: case.id.clone(),
-        submitted_by: format!("{} {}", case.submitter_kind, case.submitter_id.clone().unwrap_or_default()),
+        submitted_by: format!(
+            "{} {}",
+            case.submitter_kind,
+            case.submitter_id.clone().unwrap_or_default()
+        ),
         submitted_at: time(case.created_at),
         generated_at: time(shared::db::now()),
         file,
         title,
-        verdict: verdict.clone(),
-        threshold: config.analysis.false_positive_threshold,
-        explanation: explanation(
-            &verdict,
-            best,
-            config.analysis.false_positive_threshold,
-            result["sessions_compared"]
-                .as_u64()
-                .map_or(matches.len(), |n| n as usize),
-        ),
+        verdict: result.verdict.to_string(),
+        threshold,
+        explanation: explanation(result.verdict, best, threshold, result.sessions_compared),
         alignment,
-        units: unit_values,
+        units: result.unit_values.clone().unwrap_or_default(),
         matched_code,
-        candidates: matches
+        candidates: result
+            .matches
             .iter()
             .map(|m| CandidateRow {
-                session_id: m["session_id"].as_str().unwrap_or_default().to_string(),
-                user: m["user"].as_str().unwrap_or_default().to_string(),
-                score: m["score"].as_f64().unwrap_or(0.0),
-                false_positive_probability: m["false_positive_probability"].as_f64().unwrap_or(1.0),
-                unit_agreement: m["unit_agreement"].as_f64().unwrap_or(0.0),
+                session_id: m.session_id.clone(),
+                user: m.user.clone(),
+                score: m.score,
+                false_positive_probability: m.false_positive_probability,
+                unit_agreement: m.unit_agreement,
             })
             .collect(),
-        metadata_layer,
+        metadata_layer: vec![metadata_finding(result.metadata_layer.as_ref())],
         session,
         method: vec![
             "Packaging embedded an invisible watermark in two variants (A and B) of every unit of the title; each session received its own sequence of variants, its code, derived from a secret key and the session id.".into(),
@@ -315,16 +317,12 @@ pub fn issue(
     let unsigned = document::render(&report);
     let signer = signer(config)?;
     let date = chrono::Utc::now().format("D:%Y%m%d%H%M%SZ").to_string();
-    let signed = signer
-        .sign(&unsigned, &date)
-        .map_err(|e| CliError::Failure(e.into()))?;
+    let signed = signer.sign(&unsigned, &date)?;
     let sha256 = hex::encode(Sha256::digest(&signed));
     let dir = config.layout().reports();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(AppError::io("create", &dir))?;
     let path = config.layout().report(case_id, &sha256[..12]);
-    std::fs::write(&path, &signed)
-        .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    std::fs::write(&path, &signed).map_err(AppError::io("write", &path))?;
     let row = evidence_reports::create(
         &mut conn,
         case_id,
@@ -332,12 +330,10 @@ pub fn issue(
         &sha256,
         &signer.certificate_sha256(),
     )?;
-    audit::append(
-        &mut conn,
-        Some(case_id),
-        actor,
-        "report_issued",
-        &json!({"report_id": row.id, "sha256": sha256}).to_string(),
-    )?;
+    let detail = detail_json(&IssuedDetail {
+        report_id: &row.id,
+        sha256: &sha256,
+    });
+    audit::append(&mut conn, Some(case_id), actor, "report_issued", &detail)?;
     Ok((row, signed))
 }

@@ -2,9 +2,9 @@
 //! (DESIGN section 3): every candidate scored, the best first, each with its Bonferroni
 //! false-positive probability; a verdict only from that probability.
 
+use formats::case::{Match, Verdict};
 use formats::codes::CodeKey;
 use rayon::prelude::*;
-use serde::Serialize;
 
 use crate::statistics::{self, Decision};
 
@@ -157,17 +157,6 @@ impl CodeBook {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Match {
-    pub session_id: String,
-    pub user: String,
-    pub device_id: String,
-    pub score: f64,
-    pub false_positive_probability: f64,
-    /// Share of observed units whose soft value has the sign of this session's bit.
-    pub unit_agreement: f64,
-}
-
 /// Scores every candidate (`codes` holds their codes in the same order); returns the best
 /// `keep` (at least five when there are that many), best first.
 pub fn rank(soft: &[f64], candidates: &[Candidate], codes: &CodeBook, keep: usize) -> Vec<Match> {
@@ -210,15 +199,15 @@ pub fn rank(soft: &[f64], candidates: &[Candidate], codes: &CodeBook, keep: usiz
 }
 
 /// `identified` only when the best match's false-positive probability is under `threshold`.
-pub fn verdict(matches: &[Match], threshold: f64) -> &'static str {
+pub fn verdict(matches: &[Match], threshold: f64) -> Verdict {
     match matches.first() {
         Some(m)
             if statistics::decide(m.false_positive_probability, threshold)
                 == Decision::Identified =>
         {
-            "identified"
+            Verdict::Identified
         }
-        _ => "inconclusive",
+        _ => Verdict::Inconclusive,
     }
 }
 
@@ -256,14 +245,14 @@ mod tests {
         assert_eq!(m[0].unit_agreement, 1.0);
         assert!(m[1].false_positive_probability > 1e-3);
         assert!(m.windows(2).all(|w| w[0].score >= w[1].score));
-        assert_eq!(verdict(&m, 1e-6), "identified");
+        assert_eq!(verdict(&m, 1e-6), Verdict::Identified);
         // No signal, no accusation.
         let silent = vec![0.0; units];
         assert_eq!(
             verdict(&rank(&silent, &cands, &book, 5), 1e-6),
-            "inconclusive"
+            Verdict::Inconclusive
         );
-        assert_eq!(verdict(&[], 1e-6), "inconclusive");
+        assert_eq!(verdict(&[], 1e-6), Verdict::Inconclusive);
     }
 
     #[test]

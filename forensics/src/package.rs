@@ -152,7 +152,7 @@ impl PackageError {
     }
 }
 
-pub(crate) fn io_err<'a>(
+fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> PackageError + 'a {

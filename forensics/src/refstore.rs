@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
 use formats::layout::{Layout, Variant};
@@ -22,7 +22,44 @@ use crate::extract::frame_gray;
 use crate::extract::gray::Gray;
 use crate::media::decode::{FrameReader, Limits};
 use crate::media::MediaError;
-use crate::package::{io_err as io, PackageError};
+
+/// Building a reference store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefStoreError {
+    /// The packaged variants do not decode.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The variants disagree with each other or with the manifest.
+    #[error("the reference store cannot be built: {0}")]
+    Inconsistent(String),
+}
+
+impl RefStoreError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RefStoreError::Media(e) => e.code(),
+            RefStoreError::Io { .. } => "io_error",
+            RefStoreError::Inconsistent(_) => "reference_store_failed",
+        }
+    }
+}
+
+fn io<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> RefStoreError + 'a {
+    move |source| RefStoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 const MAGIC: &[u8; 4] = b"LTRS";
 const VERSION: u8 = 1;
@@ -68,7 +105,7 @@ pub fn build_for_title(
     work: &Path,
     limits: &Limits,
     progress: &mut dyn FnMut(u32, u32),
-) -> Result<u64, PackageError> {
+) -> Result<u64, RefStoreError> {
     let units = package.video.unit_count;
     let (a, b) = (work.join("a.mp4"), work.join("b.mp4"));
     join_units(layout, Variant::A, 1..=units, &a).map_err(io("write", &a))?;
@@ -228,7 +265,7 @@ pub fn build(
     unit_count: u32,
     limits: &Limits,
     progress: &mut dyn FnMut(u32, u32),
-) -> Result<u64, PackageError> {
+) -> Result<u64, RefStoreError> {
     let dir = layout.reference_store();
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
     let unit_frames = unit_frames.max(1) as usize;
@@ -264,7 +301,7 @@ pub fn build(
             a.clear();
             b.clear();
             *unit += 1;
-            Ok::<(), PackageError>(())
+            Ok::<(), RefStoreError>(())
         };
         loop {
             match (from_a.recv(), from_b.recv()) {
@@ -278,7 +315,7 @@ pub fn build(
                 (Err(_), Err(_)) => break,
                 (Ok(Err(e)), _) | (_, Ok(Err(e))) => return Err(e.into()),
                 _ => {
-                    return Err(PackageError::Inconsistent(
+                    return Err(RefStoreError::Inconsistent(
                         "variants A and B decode to different frame counts".into(),
                     ))
                 }
@@ -288,7 +325,7 @@ pub fn build(
             flush(&mut unit, &mut a, &mut b)?;
         }
         if unit - 1 != unit_count {
-            return Err(PackageError::Inconsistent(format!(
+            return Err(RefStoreError::Inconsistent(format!(
                 "reference store: {} units decoded, {unit_count} packaged",
                 unit - 1
             )));

@@ -93,9 +93,13 @@ pub struct Config {
     pub monitoring: Monitoring,
     pub analysis: Analysis,
     pub evidence: Evidence,
+    pub jobs: Jobs,
+    /// Settings given under a deprecated name, one notice each, for the log once it is set
+    /// up (assembly itself has nowhere to log to).
+    pub deprecations: Vec<String>,
 }
 
-/// The evidence pipeline: uploads and the analysis jobs.
+/// Suspect submissions: uploads and the crawler inbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evidence {
     /// Largest suspect upload accepted (413 beyond).
@@ -103,14 +107,6 @@ pub struct Evidence {
     /// The folder crawlers drop suspect files into (`video_file_path` submissions must lie
     /// inside it); `None`: `inbox` in the data dir.
     pub inbox_dir: Option<PathBuf>,
-    /// Analysis workers `leaktrace serve` runs beside the server (0: leave the jobs to
-    /// `leaktrace worker` processes).
-    pub workers: u32,
-    /// A job's lease: a worker renews it while it works; when it lapses (the worker died),
-    /// another worker takes the job over.
-    pub job_lease_seconds: u64,
-    /// Attempts of a job that keeps failing for transient reasons.
-    pub job_max_attempts: u32,
 }
 
 impl Default for Evidence {
@@ -118,9 +114,29 @@ impl Default for Evidence {
         Evidence {
             max_upload_bytes: 4 << 30,
             inbox_dir: None,
+        }
+    }
+}
+
+/// The job queue's workers: analyses, packaging, reference stores.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Jobs {
+    /// Workers `leaktrace serve` runs beside the server (0: leave the jobs to
+    /// `leaktrace worker` processes).
+    pub workers: u32,
+    /// A job's lease: a worker renews it while it works; when it lapses (the worker died),
+    /// another worker takes the job over.
+    pub lease_seconds: u64,
+    /// Attempts of a job that keeps failing for transient reasons.
+    pub max_attempts: u32,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Jobs {
             workers: 1,
-            job_lease_seconds: 60,
-            job_max_attempts: 3,
+            lease_seconds: 60,
+            max_attempts: 3,
         }
     }
 }
@@ -274,6 +290,8 @@ impl Default for Config {
             monitoring: Monitoring::default(),
             analysis: Analysis::default(),
             evidence: Evidence::default(),
+            jobs: Jobs::default(),
+            deprecations: Vec::new(),
         }
     }
 }
@@ -298,6 +316,16 @@ pub struct PartialConfig {
     pub analysis: PartialAnalysis,
     #[serde(default)]
     pub evidence: PartialEvidence,
+    #[serde(default)]
+    pub jobs: PartialJobs,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialJobs {
+    pub workers: Option<u32>,
+    pub lease_seconds: Option<u64>,
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -305,8 +333,11 @@ pub struct PartialConfig {
 pub struct PartialEvidence {
     pub max_upload_bytes: Option<u64>,
     pub inbox_dir: Option<PathBuf>,
+    /// Deprecated: `jobs.workers`.
     pub workers: Option<u32>,
+    /// Deprecated: `jobs.lease_seconds`.
     pub job_lease_seconds: Option<u64>,
+    /// Deprecated: `jobs.max_attempts`.
     pub job_max_attempts: Option<u32>,
 }
 
@@ -428,9 +459,12 @@ impl PartialConfig {
             evidence: PartialEvidence {
                 max_upload_bytes: parse_env(env, "LEAKTRACE_MAX_UPLOAD_BYTES")?,
                 inbox_dir: get("LEAKTRACE_INBOX_DIR").map(PathBuf::from),
+                ..PartialEvidence::default()
+            },
+            jobs: PartialJobs {
                 workers: parse_env(env, "LEAKTRACE_WORKERS")?,
-                job_lease_seconds: parse_env(env, "LEAKTRACE_JOB_LEASE_SECONDS")?,
-                job_max_attempts: parse_env(env, "LEAKTRACE_JOB_MAX_ATTEMPTS")?,
+                lease_seconds: parse_env(env, "LEAKTRACE_JOB_LEASE_SECONDS")?,
+                max_attempts: parse_env(env, "LEAKTRACE_JOB_MAX_ATTEMPTS")?,
             },
         })
     }
@@ -521,14 +555,43 @@ impl Config {
         if let Some(v) = l.inbox_dir {
             e.inbox_dir = Some(v);
         }
+        // The old names of the job settings, under `[evidence]`: still read, each noticed;
+        // the new name wins within one layer.
+        let old = [
+            ("evidence.workers", "jobs.workers", l.workers.is_some()),
+            (
+                "evidence.job_lease_seconds",
+                "jobs.lease_seconds",
+                l.job_lease_seconds.is_some(),
+            ),
+            (
+                "evidence.job_max_attempts",
+                "jobs.max_attempts",
+                l.job_max_attempts.is_some(),
+            ),
+        ];
+        for (name, new, given) in old {
+            if given {
+                self.deprecations
+                    .push(format!("{name} is deprecated and will go: use {new}"));
+            }
+        }
+        let (j, l) = (
+            &mut self.jobs,
+            PartialJobs {
+                workers: layer.jobs.workers.or(l.workers),
+                lease_seconds: layer.jobs.lease_seconds.or(l.job_lease_seconds),
+                max_attempts: layer.jobs.max_attempts.or(l.job_max_attempts),
+            },
+        );
         if let Some(v) = l.workers {
-            e.workers = v;
+            j.workers = v;
         }
-        if let Some(v) = l.job_lease_seconds {
-            e.job_lease_seconds = v;
+        if let Some(v) = l.lease_seconds {
+            j.lease_seconds = v;
         }
-        if let Some(v) = l.job_max_attempts {
-            e.job_max_attempts = v;
+        if let Some(v) = l.max_attempts {
+            j.max_attempts = v;
         }
         self
     }
@@ -560,9 +623,9 @@ impl Config {
                 message: "must be positive".into(),
             });
         }
-        if self.evidence.job_lease_seconds == 0 || self.evidence.job_max_attempts == 0 {
+        if self.jobs.lease_seconds == 0 || self.jobs.max_attempts == 0 {
             return Err(ConfigError::Value {
-                key: "evidence.job_lease_seconds / job_max_attempts".into(),
+                key: "jobs.lease_seconds / jobs.max_attempts".into(),
                 message: "must be at least 1".into(),
             });
         }
@@ -649,14 +712,12 @@ impl Config {
             monitoring: Monitoring,
             analysis: Analysis,
             evidence: EvidenceView,
+            jobs: Jobs,
         }
         #[derive(Serialize)]
         struct EvidenceView {
             max_upload_bytes: u64,
             inbox_dir: String,
-            workers: u32,
-            job_lease_seconds: u64,
-            job_max_attempts: u32,
         }
         #[derive(Serialize)]
         struct ServerView<'a> {
@@ -692,10 +753,8 @@ impl Config {
             evidence: EvidenceView {
                 max_upload_bytes: self.evidence.max_upload_bytes,
                 inbox_dir: self.inbox_dir().display().to_string(),
-                workers: self.evidence.workers,
-                job_lease_seconds: self.evidence.job_lease_seconds,
-                job_max_attempts: self.evidence.job_max_attempts,
             },
+            jobs: self.jobs,
         };
         toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
@@ -891,6 +950,48 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn job_settings_moved_to_jobs_and_the_old_names_still_count_with_a_notice() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = write_file(
+            dir.path(),
+            "[evidence]\nworkers = 3\njob_lease_seconds = 9\njob_max_attempts = 4\n",
+        );
+        let c = Config::assemble(Some(&old), &env(&[]), PartialConfig::default()).unwrap();
+        assert_eq!(
+            c.jobs,
+            Jobs {
+                workers: 3,
+                lease_seconds: 9,
+                max_attempts: 4
+            }
+        );
+        assert_eq!(c.deprecations.len(), 3, "{:?}", c.deprecations);
+        assert!(c.deprecations[0].contains("use jobs.workers"));
+        // The new name wins over the old in one file; the environment over both.
+        let both = write_file(
+            dir.path(),
+            "[evidence]\nworkers = 3\n[jobs]\nworkers = 2\nlease_seconds = 7\n",
+        );
+        let c = Config::assemble(Some(&both), &env(&[]), PartialConfig::default()).unwrap();
+        assert_eq!((c.jobs.workers, c.jobs.lease_seconds), (2, 7));
+        assert_eq!(c.deprecations.len(), 1);
+        let c = Config::assemble(
+            Some(&both),
+            &env(&[("LEAKTRACE_WORKERS", "5")]),
+            PartialConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.jobs.workers, 5);
+        // The new names alone: no notice.
+        let new = write_file(dir.path(), "[jobs]\nmax_attempts = 1\n");
+        let c = Config::assemble(Some(&new), &env(&[]), PartialConfig::default()).unwrap();
+        assert_eq!((c.jobs.max_attempts, c.deprecations.len()), (1, 0));
+        let zero = write_file(dir.path(), "[jobs]\nlease_seconds = 0\n");
+        assert!(Config::assemble(Some(&zero), &env(&[]), PartialConfig::default()).is_err());
+        assert!(Config::default().to_redacted_toml().contains("[jobs]"));
     }
 
     #[test]

@@ -9,9 +9,9 @@ use shared::domain;
 
 use super::open_database;
 use crate::cli::{ApikeyCommand, UserCommand};
-use crate::error::CliError;
+use crate::error::AppError;
 
-pub fn user(config: &Config, command: UserCommand, env: &Env) -> Result<(), CliError> {
+pub fn user(config: &Config, command: UserCommand, env: &Env) -> Result<(), AppError> {
     match command {
         UserCommand::Add {
             name,
@@ -22,7 +22,7 @@ pub fn user(config: &Config, command: UserCommand, env: &Env) -> Result<(), CliE
             let password = read_new_password(password_stdin, env)?;
             domain::validate_new_password(&password)?;
             let (db, _) = open_database(config)?;
-            let hash = password::hash(&password).map_err(|e| CliError::Failure(e.into()))?;
+            let hash = password::hash(&password)?;
             let user = users::create(&mut *db.conn()?, &name, &hash, role)?;
             tracing::info!(user = %user.username, role = %role, "user added");
             println!("added {} user '{}'", role, user.username);
@@ -58,19 +58,22 @@ pub fn user(config: &Config, command: UserCommand, env: &Env) -> Result<(), CliE
 }
 
 /// The new password: first line of stdin with `--password-stdin`, else `LEAKTRACE_PASSWORD`.
-fn read_new_password(from_stdin: bool, env: &Env) -> Result<String, CliError> {
+fn read_new_password(from_stdin: bool, env: &Env) -> Result<String, AppError> {
     if from_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(AppError::io("read", "standard input"))?;
         let line = line.strip_suffix('\n').unwrap_or(&line);
         return Ok(line.strip_suffix('\r').unwrap_or(line).to_string());
     }
     env.get("LEAKTRACE_PASSWORD").cloned().ok_or_else(|| {
-        CliError::input("no password given: use --password-stdin or set LEAKTRACE_PASSWORD")
+        AppError::Usage("no password given: use --password-stdin or set LEAKTRACE_PASSWORD".into())
     })
 }
 
-pub fn apikey(config: &Config, command: ApikeyCommand) -> Result<(), CliError> {
+pub fn apikey(config: &Config, command: ApikeyCommand) -> Result<(), AppError> {
     match command {
         ApikeyCommand::Create { name } => {
             domain::validate_api_key_name(&name)?;

@@ -5,9 +5,9 @@ use shared::db::repo::audit::{self, Verification};
 
 use super::open_database;
 use crate::cli::AuditCommand;
-use crate::error::CliError;
+use crate::error::AppError;
 
-pub fn run(config: &Config, command: AuditCommand) -> Result<(), CliError> {
+pub fn run(config: &Config, command: AuditCommand) -> Result<(), AppError> {
     match command {
         AuditCommand::Verify => {
             let (db, _) = open_database(config)?;
@@ -16,9 +16,7 @@ pub fn run(config: &Config, command: AuditCommand) -> Result<(), CliError> {
                     println!("audit trail intact: {entries} entries, head {head}");
                     Ok(())
                 }
-                Verification::Broken { seq, reason } => Err(CliError::Failure(anyhow::anyhow!(
-                    "audit trail broken at entry {seq}: {reason}"
-                ))),
+                Verification::Broken { seq, reason } => Err(AppError::AuditBroken { seq, reason }),
             }
         }
     }

@@ -11,9 +11,9 @@ use shared::db::Db;
 use shared::secrets::Secrets;
 
 use crate::cli::Command;
-use crate::error::CliError;
+use crate::error::AppError;
 
-pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), CliError> {
+pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppError> {
     match command {
         Command::Config => {
             print!("{}", config.to_redacted_toml());
@@ -44,13 +44,9 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), CliEr
             let out = out
                 .unwrap_or_else(|| std::path::Path::new("reports").join(format!("{case_id}.pdf")));
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    CliError::Failure(anyhow::anyhow!("cannot create {}: {e}", dir.display()))
-                })?;
+                std::fs::create_dir_all(dir).map_err(AppError::io("create", dir))?;
             }
-            std::fs::write(&out, bytes).map_err(|e| {
-                CliError::Failure(anyhow::anyhow!("cannot write {}: {e}", out.display()))
-            })?;
+            std::fs::write(&out, bytes).map_err(AppError::io("write", &out))?;
             println!(
                 "report {} (SHA-256 {}) written to {}",
                 row.id,
@@ -65,13 +61,7 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), CliEr
             // Runs until the process is stopped: a job it held is taken over by another
             // worker once its lease lapses.
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let workers = crate::evidence::worker::spawn_workers(
-                &config,
-                &db,
-                &secrets,
-                threads.max(1),
-                stop,
-            );
+            let workers = crate::jobs::spawn_workers(&config, &db, &secrets, threads.max(1), stop);
             println!("leaktrace worker: {} analysis thread(s)", workers.len());
             for w in workers {
                 let _ = w.join();
@@ -89,7 +79,7 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), CliEr
 }
 
 /// Checks the data dir, connects, and applies pending migrations (returned).
-pub(crate) fn open_database(config: &Config) -> Result<(Db, Vec<String>), CliError> {
+pub(crate) fn open_database(config: &Config) -> Result<(Db, Vec<String>), AppError> {
     datadir::prepare(&config.data_dir)?;
     let target = config.database_target()?;
     let db = Db::open(&target)?;

@@ -4,13 +4,13 @@ use std::io::IsTerminal;
 
 use forensics::package::{Progress, Stage};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
+use serde::Serialize;
 use shared::config::Config;
 use shared::secrets::Secrets;
 
 use super::open_database;
 use crate::cli::PackageArgs;
-use crate::error::CliError;
+use crate::error::AppError;
 use crate::packaging::{self, TitleSpec};
 
 /// Picture buffers (about 3 MB at 1080p) are allocated by FFmpeg on the decoding thread and
@@ -31,7 +31,24 @@ fn keep_picture_buffers_mmapped() {
     }
 }
 
-pub fn run(config: &Config, args: PackageArgs) -> Result<(), CliError> {
+/// What `leaktrace package --json` prints.
+#[derive(Serialize)]
+struct PackagedJson<'a> {
+    video_id: &'a str,
+    title: &'a str,
+    duration_seconds: f64,
+    unit_seconds: f64,
+    units: i32,
+    frames: u64,
+    width: i32,
+    height: i32,
+    frame_rate: f64,
+    codec: &'a str,
+    has_audio: bool,
+    source_sha256: &'a str,
+}
+
+pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
     keep_picture_buffers_mmapped();
     let (db, _) = open_database(config)?;
     let spec = TitleSpec {
@@ -58,21 +75,23 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), CliError> {
     let row = &packaged.row;
 
     if args.json {
-        let out = json!({
-            "video_id": row.id,
-            "title": row.title,
-            "duration_seconds": row.duration_seconds,
-            "unit_seconds": row.unit_seconds,
-            "units": row.unit_count,
-            "frames": packaged.frames,
-            "width": row.width,
-            "height": row.height,
-            "frame_rate": row.frame_rate,
-            "codec": packaged.codec,
-            "has_audio": row.has_audio,
-            "source_sha256": row.source_sha256,
-        });
-        println!("{out}");
+        let out = PackagedJson {
+            video_id: &row.id,
+            title: &row.title,
+            duration_seconds: row.duration_seconds,
+            unit_seconds: row.unit_seconds,
+            units: row.unit_count,
+            frames: packaged.frames,
+            width: row.width,
+            height: row.height,
+            frame_rate: row.frame_rate,
+            codec: &packaged.codec,
+            has_audio: row.has_audio,
+            source_sha256: &row.source_sha256,
+        };
+        let json = serde_json::to_string(&out)
+            .map_err(|e| AppError::Server(format!("cannot print the result: {e}")))?;
+        println!("{json}");
     } else {
         println!(
             "packaged '{}' as {}: {} units of {:.2} s, {}x{} at {:.3} fps, {}",

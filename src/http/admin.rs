@@ -4,34 +4,26 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use api::auth::{client_address, Admin};
+use api::error::not_found_as;
+use api::ApiError;
 use chrono::{DateTime, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::auth::{api_key, password};
+use shared::db::repo::jobs::{self, JobKind, JobStatus};
 use shared::db::repo::security_events::{SecurityEventRow, Severity};
 use shared::db::repo::sessions::{self, SessionState};
-use shared::db::repo::{api_keys, audit, jobs, security_events, users, videos};
+use shared::db::repo::{api_keys, audit, security_events, users, videos};
 use shared::db::{DbConnection, DbError};
 use shared::domain::{self, Role, ValidationError};
-use streaming::{ApiError, StreamingState};
+use streaming::StreamingState;
 
 use super::forms::{self, upload_error};
 use super::AppState;
-use crate::error::CliError;
-use crate::evidence::upload;
-use crate::packaging::{self, PackageJob, TitleSpec};
-
-/// The caller's `user:<id>` when it is an admin; 403 `wrong_role` for anyone else.
-async fn admin(req: &HttpRequest, streaming: &StreamingState) -> Result<String, ApiError> {
-    let claims = streaming::auth::authenticate(streaming, req, "user").await?;
-    if claims.role != Role::Admin {
-        return Err(ApiError::forbidden(
-            "wrong_role",
-            "this page and its API are for admin accounts",
-        ));
-    }
-    Ok(format!("user:{}", claims.sub))
-}
+use crate::jobs::package_title::{self, PackageTitle};
+use crate::packaging::TitleSpec;
+use crate::uploads as upload;
 
 fn invalid(e: ValidationError) -> ApiError {
     ApiError::bad_request(e.code(), e.to_string())
@@ -54,29 +46,13 @@ fn taken(code: &'static str) -> impl Fn(DbError) -> ApiError {
     }
 }
 
-/// A packaging failure as an HTTP answer: input errors are 400 (409 `title_exists`).
-fn cli_error(e: CliError) -> ApiError {
-    match e {
-        CliError::Input(inner) => match inner.downcast::<DbError>() {
-            Ok(db) => taken("title_exists")(db),
-            Err(other) => match other.downcast::<ValidationError>() {
-                Ok(v) => invalid(v),
-                Err(other) => ApiError::bad_request("invalid_option", other.to_string()),
-            },
-        },
-        CliError::Failure(e) => ApiError::internal(e),
-    }
-}
-
-/// An admin-only list: every row `fetch` loads, shown by `show`.
+/// An admin-only list: every row `fetch` loads, shown by `show` (the caller is an admin: see
+/// the handler's extractor).
 async fn admin_list<R: Send + 'static>(
-    req: &HttpRequest,
     state: &AppState,
-    streaming: &StreamingState,
     fetch: fn(&mut DbConnection) -> Result<Vec<R>, DbError>,
     show: fn(&R) -> Value,
 ) -> Result<HttpResponse, ApiError> {
-    admin(req, streaming).await?;
     let rows = state.db.run(fetch).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(show).collect::<Vec<_>>()))
 }
@@ -86,11 +62,10 @@ async fn admin_list<R: Send + 'static>(
 
 /// `GET /api/admin/titles/`: every packaged title.
 pub async fn list_titles(
-    req: HttpRequest,
+    _admin: Admin,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin_list(&req, &state, &streaming, videos::list, title_json).await
+    admin_list(&state, videos::list, title_json).await
 }
 
 fn title_json(v: &videos::VideoRow) -> Value {
@@ -128,12 +103,12 @@ fn number<T: std::str::FromStr>(form: &mut forms::Form, name: &str) -> Result<Op
 /// `unit_seconds`, `crf`, `preset`, `strength`) or an inbox file (JSON `source_path`, same
 /// options) in a job: 202 with the job id and its status URL.
 pub async fn package_title(
+    admin: Admin,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = admin(&req, &streaming).await?;
+    let actor = admin.actor();
     let limit = state.config.limits.max_input_bytes;
     forms::refuse_declared_length(&req, limit)?;
     let content_type = forms::content_type(&req);
@@ -190,24 +165,24 @@ pub async fn package_title(
     web::block(move || checked_spec.check(&config, &db))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| refuse(cli_error(e)))?;
-    let limits = crate::analysis::limits(&state.config);
+        .map_err(|e| refuse(super::app_error(e)))?;
+    let limits = crate::cases::analysis::limits(&state.config);
     let probe = source.clone();
     web::block(move || upload::check_video(&probe, &limits))
         .await
         .map_err(ApiError::internal)?
         .map_err(|e| refuse(upload_error(e)))?;
-    let job = PackageJob {
+    let job = PackageTitle {
         source: source.clone(),
         remove_source,
         spec,
         requested_by: actor,
     };
     let (config, db) = (state.config.clone(), state.db.clone());
-    let row = web::block(move || packaging::enqueue(&db, &config, &job))
+    let row = web::block(move || package_title::enqueue(&db, &config, &job))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| refuse(cli_error(e)))?;
+        .map_err(|e| refuse(super::app_error(e)))?;
     Ok(HttpResponse::Accepted().json(json!({
         "job_id": row.id,
         "status_url": format!("/api/admin/jobs/{}/", row.id),
@@ -215,37 +190,35 @@ pub async fn package_title(
 }
 
 fn job_json(job: &jobs::JobRow, video_id: Option<String>) -> Value {
-    let payload = packaging::job_payload(job).ok();
+    let spec = package_title::title_of(job);
     json!({
         "job_id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress,
         "attempts": job.attempts, "max_attempts": job.max_attempts, "error": job.last_error,
-        "title": payload.map(|p| p.spec.title), "video_id": video_id,
+        "title": spec.map(|s| s.title), "video_id": video_id,
         "created_at": time(job.created_at), "updated_at": time(job.updated_at),
     })
 }
 
 /// The packaged title of a succeeded packaging job (titles are unique).
 fn packaged_id(c: &mut DbConnection, job: &jobs::JobRow) -> Result<Option<String>, DbError> {
-    if job.status != jobs::SUCCEEDED {
+    if job.status != JobStatus::Succeeded {
         return Ok(None);
     }
-    let Ok(payload) = packaging::job_payload(job) else {
+    let Some(spec) = package_title::title_of(job) else {
         return Ok(None);
     };
-    Ok(videos::find_by_title(c, &payload.spec.title)?.map(|v| v.id))
+    Ok(videos::find_by_title(c, &spec.title)?.map(|v| v.id))
 }
 
 /// `GET /api/admin/jobs/`: the newest packaging jobs.
 pub async fn list_jobs(
-    req: HttpRequest,
+    _admin: Admin,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&req, &streaming).await?;
     let list = state
         .db
         .run(|c| {
-            let rows = jobs::recent(c, packaging::PACKAGE_TITLE, 50)?;
+            let rows = jobs::recent(c, JobKind::PackageTitle, 50)?;
             rows.iter()
                 .map(|j| Ok(job_json(j, packaged_id(c, j)?)))
                 .collect::<Result<Vec<_>, DbError>>()
@@ -257,18 +230,16 @@ pub async fn list_jobs(
 /// `GET /api/admin/jobs/{id}/`: a packaging job's status and progress, and its title's id
 /// once packaged.
 pub async fn job_status(
-    req: HttpRequest,
+    _admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&req, &streaming).await?;
     let id = path.into_inner();
     let body = state
         .db
         .run(move |c| {
             let job = jobs::get(c, &id)?;
-            if job.kind != packaging::PACKAGE_TITLE {
+            if job.kind != JobKind::PackageTitle {
                 return Err(DbError::NotFound("job"));
             }
             Ok(job_json(&job, packaged_id(c, &job)?))
@@ -293,11 +264,10 @@ fn user_json(u: &users::UserRow) -> Value {
 
 /// `GET /api/admin/users/`.
 pub async fn list_users(
-    req: HttpRequest,
+    _admin: Admin,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin_list(&req, &state, &streaming, users::list, user_json).await
+    admin_list(&state, users::list, user_json).await
 }
 
 #[derive(Deserialize)]
@@ -310,12 +280,11 @@ pub struct NewUserBody {
 
 /// `POST /api/admin/users/` `{"username","role","password"}`: 201 with the user.
 pub async fn add_user(
-    req: HttpRequest,
+    admin: Admin,
     body: web::Json<NewUserBody>,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = admin(&req, &streaming).await?;
+    let actor = admin.actor();
     let NewUserBody {
         username,
         role,
@@ -344,12 +313,11 @@ pub async fn add_user(
 /// `POST /api/admin/users/{name}/disable/` and `.../enable/`. An admin cannot disable their
 /// own account (409 `cannot_disable_self`).
 pub async fn set_user_disabled(
-    req: HttpRequest,
+    admin: Admin,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = admin(&req, &streaming).await?;
+    let actor = admin.actor();
     let (name, action) = path.into_inner();
     let disable = match action.as_str() {
         "disable" => true,
@@ -397,11 +365,10 @@ fn key_json(k: &api_keys::ApiKeyRow) -> Value {
 
 /// `GET /api/admin/api-keys/`.
 pub async fn list_keys(
-    req: HttpRequest,
+    _admin: Admin,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin_list(&req, &state, &streaming, api_keys::list, key_json).await
+    admin_list(&state, api_keys::list, key_json).await
 }
 
 #[derive(Deserialize)]
@@ -412,12 +379,11 @@ pub struct NewKeyBody {
 
 /// `POST /api/admin/api-keys/` `{"name"}`: 201 with the key itself, shown only this once.
 pub async fn create_key(
-    req: HttpRequest,
+    admin: Admin,
     body: web::Json<NewKeyBody>,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = admin(&req, &streaming).await?;
+    let actor = admin.actor();
     let name = body.into_inner().name;
     domain::validate_api_key_name(&name).map_err(invalid)?;
     let key = api_key::generate();
@@ -443,12 +409,11 @@ pub async fn create_key(
 
 /// `POST /api/admin/api-keys/{name}/revoke/`.
 pub async fn revoke_key(
-    req: HttpRequest,
+    admin: Admin,
     path: web::Path<String>,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = admin(&req, &streaming).await?;
+    let actor = admin.actor();
     let name = path.into_inner();
     let row = state
         .db
@@ -476,12 +441,10 @@ pub async fn revoke_key(
 /// `GET /api/admin/audit/?limit=N`: the newest audit entries first (default 100, at most 500)
 /// and whether the whole chain verifies.
 pub async fn audit_trail(
-    req: HttpRequest,
+    _admin: Admin,
     query: web::Query<EventsQuery>,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&req, &streaming).await?;
     let limit = list_limit(query.limit)?;
     let (entries, check, people) = state
         .db
@@ -549,12 +512,10 @@ fn event_json(e: &SecurityEventRow, names: &std::collections::HashMap<String, St
 /// (default 100, at most 500), only those at or after `since` when given: a console polls
 /// with the time of the newest event it holds and skips the ids it has.
 pub async fn security_events(
-    req: HttpRequest,
+    _admin: Admin,
     query: web::Query<EventsQuery>,
     state: web::Data<AppState>,
-    streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin(&req, &streaming).await?;
     let limit = list_limit(query.limit)?;
     let since = query
         .since
@@ -583,19 +544,20 @@ pub async fn security_events(
 /// on any server instance, is refused and the page stops playback); 409 `session_ended`
 /// when it already ended.
 pub async fn revoke_session(
+    admin: Admin,
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
     streaming: web::Data<StreamingState>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = admin(&req, &streaming).await?;
+    let actor = admin.actor();
     let id = path.into_inner();
     let sid = id.clone();
     let session = state
         .db
         .run(move |c| sessions::get(c, &sid))
         .await
-        .map_err(streaming::error::session_error)?;
+        .map_err(not_found_as("session_not_found", "no such session"))?;
     if matches!(
         session.state_at(shared::db::now()),
         SessionState::Expired | SessionState::Revoked
@@ -623,7 +585,7 @@ pub async fn revoke_session(
             session_id: Some(id.clone()),
             user_id: Some(session.user_id.clone()),
             device_id: Some(session.device_id.clone()),
-            address: streaming::auth::client_address(&req),
+            address: client_address(&req),
             detail: format!("revoked by {actor}"),
         },
     )

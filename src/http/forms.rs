@@ -10,12 +10,12 @@ use actix_multipart::{Field, Multipart};
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
+use api::ApiError;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use shared::config::Config;
-use streaming::ApiError;
 
-use crate::evidence::upload::{self, PartFile, StoredUpload, UploadError};
+use crate::uploads::{self as upload, PartFile, StoredUpload, UploadError};
 
 /// Largest text field of a form.
 const MAX_TEXT_FIELD: usize = 4096;
@@ -197,7 +197,7 @@ pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result
 /// Checks the stored file with FFmpeg; removes it when it is not a video.
 pub async fn check_video(stored: &StoredUpload, config: &Config) -> Result<(), ApiError> {
     let path = stored.path.clone();
-    let limits = crate::analysis::limits(config);
+    let limits = crate::cases::analysis::limits(config);
     let checked = web::block(move || {
         let result = upload::check_video(&path, &limits);
         if result.is_err() {

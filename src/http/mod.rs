@@ -1,16 +1,21 @@
-//! Server assembly: shared state, middleware and routes. Handlers stay thin and call into the
-//! domain and db layers; errors leave through [`streaming::ApiError`].
+//! Server assembly: shared state, middleware and routes. Handlers stay thin: an extractor
+//! says who is calling (`api::auth`), the body calls into the domain and db layers, and
+//! errors leave through [`api::ApiError`] ([`app_error`] maps the application's).
 
 mod admin;
-mod evidence;
+mod cases;
 mod forms;
 mod health;
 mod pages;
+mod reports;
 
 use std::time::Instant;
 
 use actix_web::dev::Service;
+use actix_web::http::StatusCode;
 use actix_web::{middleware, web, App, HttpServer};
+use api::auth::Auth;
+use api::ApiError;
 use shared::auth::password;
 use shared::auth::tokens::TokenKeys;
 use shared::config::Config;
@@ -18,7 +23,7 @@ use shared::db::Db;
 use shared::secrets::Secrets;
 use streaming::StreamingState;
 
-use crate::error::CliError;
+use crate::error::AppError;
 
 /// Largest JSON body any endpoint accepts.
 const JSON_LIMIT: usize = 64 * 1024;
@@ -35,16 +40,14 @@ pub struct AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.configure(streaming::routes)
+        .service(resource("/api/verify-watermark/").route(web::post().to(cases::verify_watermark)))
+        .service(resource("/api/cases/").route(web::get().to(cases::list_cases)))
+        .service(resource("/api/cases/{case_id}/").route(web::get().to(cases::case_status)))
         .service(
-            resource("/api/verify-watermark/").route(web::post().to(evidence::verify_watermark)),
+            resource("/api/cases/{case_id}/report.pdf").route(web::get().to(reports::case_report)),
         )
-        .service(resource("/api/cases/").route(web::get().to(evidence::list_cases)))
-        .service(resource("/api/cases/{case_id}/").route(web::get().to(evidence::case_status)))
-        .service(
-            resource("/api/cases/{case_id}/report.pdf").route(web::get().to(evidence::case_report)),
-        )
-        .service(resource("/api/reports/ca.pem").route(web::get().to(evidence::report_ca)))
-        .service(resource("/api/reports/verify/").route(web::post().to(evidence::verify_report)))
+        .service(resource("/api/reports/ca.pem").route(web::get().to(reports::report_ca)))
+        .service(resource("/api/reports/verify/").route(web::post().to(reports::verify_report)))
         .service(
             resource("/api/admin/titles/")
                 .route(web::get().to(admin::list_titles))
@@ -102,14 +105,48 @@ fn security_headers() -> middleware::DefaultHeaders {
         ))
 }
 
+/// The one mapping of application errors to the API's answers: input errors are the caller's
+/// (404 for what does not exist, 409 for a conflict, 400 otherwise, with the error's code),
+/// everything else a 500 whose details stay in the log.
+pub fn app_error(e: AppError) -> ApiError {
+    match e {
+        AppError::Db(db) => db.into(),
+        AppError::Upload(u) => forms::upload_error(u),
+        e if e.is_input() => {
+            let status = match &e {
+                AppError::UnknownTitle(_) | AppError::SourceGone(_) => StatusCode::NOT_FOUND,
+                AppError::TitleExists(_) | AppError::CaseNotFinished { .. } => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            ApiError::new(status, e.code(), e.to_string())
+        }
+        e => ApiError::internal(e),
+    }
+}
+
+/// Runs blocking work (database, files, FFmpeg) off the executor; its application errors
+/// leave as API answers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(work)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(app_error)
+}
+
 /// Runs the server until interrupted.
-pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError> {
+pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError> {
     let bind = config.server.bind.clone();
-    let dummy_password_hash =
-        password::unguessable_hash().map_err(|e| CliError::Failure(e.into()))?;
+    let dummy_password_hash = password::unguessable_hash()?;
+    let tokens = TokenKeys::new(secrets.jwt_key());
+    let auth = web::Data::new(Auth {
+        db: db.clone(),
+        tokens: tokens.clone(),
+    });
     let streaming_state = web::Data::new(StreamingState::new(
         db.clone(),
-        TokenKeys::new(secrets.jwt_key()),
+        tokens,
         dummy_password_hash,
         *secrets.master_key(),
         config.layout(),
@@ -117,13 +154,8 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
     ));
     // Analysis workers beside the server, stopped when it stops.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers = crate::evidence::worker::spawn_workers(
-        config,
-        &db,
-        secrets,
-        config.evidence.workers,
-        stop.clone(),
-    );
+    let workers =
+        crate::jobs::spawn_workers(config, &db, secrets, config.jobs.workers, stop.clone());
     let state = web::Data::new(AppState {
         db,
         config: config.clone(),
@@ -134,14 +166,15 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(auth.clone())
                 .app_data(streaming_state.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(JSON_LIMIT)
-                        .error_handler(streaming::error::json_error),
+                        .error_handler(api::error::json_error),
                 )
-                .app_data(web::PathConfig::default().error_handler(streaming::error::path_error))
-                .app_data(web::QueryConfig::default().error_handler(streaming::error::query_error))
+                .app_data(web::PathConfig::default().error_handler(api::error::path_error))
+                .app_data(web::QueryConfig::default().error_handler(api::error::query_error))
                 .wrap(security_headers())
                 .wrap_fn(|req, srv| {
                     let method = req.method().clone();
@@ -163,12 +196,15 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), CliError>
                 .configure(routes)
         })
         .bind(&bind)
-        .map_err(|e| CliError::Failure(anyhow::anyhow!("cannot listen on {bind}: {e}")))?;
+        .map_err(|e| AppError::Server(format!("cannot listen on {bind}: {e}")))?;
         for addr in server.addrs() {
             tracing::info!(address = %addr, "leaktrace listening");
             println!("leaktrace listening on http://{addr}/");
         }
-        server.run().await.map_err(CliError::from)
+        server
+            .run()
+            .await
+            .map_err(|e| AppError::Server(format!("the server stopped: {e}")))
     })?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in workers {

@@ -3,7 +3,7 @@
 //! the JSON API with the caller's token.
 
 use actix_web::{web, HttpResponse};
-use streaming::ApiError;
+use api::ApiError;
 
 /// One file the browser may load.
 struct Asset {

@@ -14,9 +14,9 @@ use formats::sealing;
 use shared::db::repo::sessions::SessionRow;
 use shared::db::repo::videos::{self, VideoRow};
 
-use crate::error::ApiError;
 use crate::session_handlers::cek_seal_aad;
 use crate::state::StreamingState;
+use api::ApiError;
 
 /// Session keys kept at most this long after their last use (a session idles out after five
 /// minutes, so an entry older than this belongs to a dead session).

@@ -9,8 +9,10 @@ use shared::db::now;
 use shared::db::repo::security_events;
 use shared::db::repo::sessions;
 
-use crate::auth::authenticate;
-use crate::error::ApiError;
+use api::auth::{authenticate, Auth, Device};
+use api::ApiError;
+use shared::auth::tokens::TokenKind;
+
 use crate::monitor::Pace;
 use crate::session_handlers::{owned_session, status_json};
 use crate::state::StreamingState;
@@ -23,14 +25,25 @@ fn enabled(state: &StreamingState) -> Result<(), ApiError> {
     }
 }
 
+/// The session's device, once the demo API is known to be on (when it is off, every caller
+/// gets the same 404, authenticated or not).
+async fn demo_caller(
+    state: &StreamingState,
+    auth: &Auth,
+    req: &HttpRequest,
+) -> Result<Device, ApiError> {
+    enabled(state)?;
+    authenticate(auth, req, TokenKind::Device).await.map(Device)
+}
+
 pub async fn security(
     state: web::Data<StreamingState>,
+    auth: web::Data<Auth>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    enabled(&state)?;
-    let claims = authenticate(&state, &req, "device").await?;
-    let (session, current) = owned_session(&state, &req, &claims, &path.into_inner()).await?;
+    let device = demo_caller(&state, &auth, &req).await?;
+    let (session, current) = owned_session(&state, &req, &device, &path.into_inner()).await?;
     let title = state.caches.title(&state, &session.video_id).await?;
     let v = &title.package.video;
     let unit_seconds = v.unit_seconds();
@@ -81,12 +94,12 @@ pub async fn security(
 
 pub async fn watermark(
     state: web::Data<StreamingState>,
+    auth: web::Data<Auth>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    enabled(&state)?;
-    let claims = authenticate(&state, &req, "device").await?;
-    let (session, _) = owned_session(&state, &req, &claims, &path.into_inner()).await?;
+    let device = demo_caller(&state, &auth, &req).await?;
+    let (session, _) = owned_session(&state, &req, &device, &path.into_inner()).await?;
     let title = state.caches.title(&state, &session.video_id).await?;
     let code = title.code(&session.id);
     let letters: String = code.iter().map(|&b| if b { 'B' } else { 'A' }).collect();

@@ -5,13 +5,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::password;
-use shared::auth::tokens::{unix_now, Claims};
+use shared::auth::tokens::{unix_now, Claims, TokenKind};
 use shared::db::repo::security_events::Subject;
 use shared::db::repo::{devices, users, videos};
-use shared::domain::Role;
 
-use crate::auth::{authenticate, client_address};
-use crate::error::ApiError;
+use api::auth::{authenticate, client_address, Auth, Device, Viewer};
+use api::ApiError;
+
 use crate::monitor;
 use crate::state::StreamingState;
 
@@ -83,17 +83,10 @@ fn parse_fingerprint(raw: &str) -> Result<String, ApiError> {
 }
 
 pub async fn register_device(
+    Viewer(claims): Viewer,
     state: web::Data<StreamingState>,
-    req: HttpRequest,
     body: web::Json<FingerprintBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = authenticate(&state, &req, "user").await?;
-    if !matches!(claims.role, Role::Viewer | Role::Admin) {
-        return Err(ApiError::forbidden(
-            "wrong_role",
-            "only viewer and admin accounts can register playback devices",
-        ));
-    }
     let fingerprint = parse_fingerprint(&body.device_fingerprint)?;
     let user_id = claims.sub.clone();
     let fp = fingerprint.clone();
@@ -108,12 +101,14 @@ pub async fn register_device(
 
 pub async fn refresh_device_token(
     state: web::Data<StreamingState>,
+    auth: web::Data<Auth>,
     req: HttpRequest,
     body: web::Json<FingerprintBody>,
 ) -> Result<HttpResponse, ApiError> {
     let address = client_address(&req).unwrap_or_default();
+    // The attempt budget first: a client over it learns nothing more about its token.
     monitor::check_auth_budget(&state, Subject::Address(&address)).await?;
-    let claims = authenticate(&state, &req, "device").await?;
+    let claims = authenticate(&auth, &req, TokenKind::Device).await?;
     let fingerprint = parse_fingerprint(&body.device_fingerprint)?;
     if claims.dfp.as_deref() != Some(fingerprint.as_str()) {
         monitor::record_auth_failure(
@@ -171,10 +166,9 @@ fn device_token_answer(
 }
 
 pub async fn list_videos(
+    _device: Device,
     state: web::Data<StreamingState>,
-    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    authenticate(&state, &req, "device").await?;
     let all = state.db.run(videos::list).await?;
     let items: Vec<_> = all
         .into_iter()

@@ -1,13 +1,12 @@
 //! `streaming`: the viewer-facing secure delivery flow: the protocol's cryptography
-//! ([`crypto`]), authentication and device binding, and the HTTP handlers of the viewer API.
-//! It never calls FFmpeg.
+//! ([`crypto`]), sessions bound to devices, monitoring that acts ([`monitor`]), and the HTTP
+//! handlers of the viewer API (callers and errors through the `api` crate). It never calls
+//! FFmpeg.
 
 mod activity;
-pub mod auth;
 mod cache;
 pub mod crypto;
 mod demo_handlers;
-pub mod error;
 mod handlers;
 mod manifest;
 pub mod monitor;
@@ -17,7 +16,8 @@ pub mod state;
 
 use actix_web::web;
 
-pub use error::ApiError;
+use api::auth::client_address;
+use api::ApiError;
 pub use state::StreamingState;
 
 /// Registers the viewer API. Needs `web::Data<StreamingState>` in the app.
@@ -78,7 +78,7 @@ pub async fn unknown_path(
         shared::db::repo::security_events::Severity::Warning,
         monitor::Event {
             kind: monitor::FILE_PROBE,
-            address: auth::client_address(&req),
+            address: client_address(&req),
             detail: format!("{} {shown}", req.method()),
             ..monitor::Event::default()
         },

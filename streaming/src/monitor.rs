@@ -15,9 +15,9 @@ use shared::db::now;
 use shared::db::repo::security_events::{self, NewEvent, Severity, Subject};
 use shared::db::repo::sessions::{self, SessionRow, SessionState};
 
-use crate::auth::client_address;
-use crate::error::ApiError;
 use crate::state::StreamingState;
+use api::auth::client_address;
+use api::ApiError;
 
 pub const AUTH_FAILURE: &str = "auth_failure";
 pub const RIPPING_SUSPECTED: &str = "ripping_suspected";

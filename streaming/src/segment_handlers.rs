@@ -12,9 +12,10 @@ use formats::sealing;
 use shared::db::now;
 use shared::db::repo::sessions::{self, SessionRow, SessionState};
 
-use crate::auth::authenticate;
+use api::auth::Device;
+use api::ApiError;
+
 use crate::cache::Title;
-use crate::error::ApiError;
 use crate::session_handlers::{owned_session, refuse_ended};
 use crate::state::StreamingState;
 use crate::{crypto, manifest, monitor};
@@ -28,10 +29,10 @@ struct Streamable {
 async fn streamable(
     state: &StreamingState,
     req: &HttpRequest,
+    device: &Device,
     session_id: &str,
 ) -> Result<Streamable, ApiError> {
-    let claims = authenticate(state, req, "device").await?;
-    let (session, current) = owned_session(state, req, &claims, session_id).await?;
+    let (session, current) = owned_session(state, req, device, session_id).await?;
     refuse_ended(current)?;
     if current == SessionState::Requested {
         return Err(ApiError::conflict(
@@ -44,11 +45,12 @@ async fn streamable(
 }
 
 pub async fn manifest(
+    device: Device,
     state: web::Data<StreamingState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = streamable(&state, &req, &path.into_inner()).await?;
+    let s = streamable(&state, &req, &device, &path.into_inner()).await?;
     record_activity(&state, &s.session.id, 0).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/dash+xml")
@@ -88,12 +90,13 @@ fn no_segment() -> ApiError {
 }
 
 pub async fn segment(
+    device: Device,
     state: web::Data<StreamingState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (session_id, name) = path.into_inner();
-    let s = streamable(&state, &req, &session_id).await?;
+    let s = streamable(&state, &req, &device, &session_id).await?;
     let which = Segment::parse(&name).ok_or_else(no_segment)?;
     let package = &s.title.package;
     let keys = state.caches.session_keys(&state, &s.session, &s.title)?;

@@ -6,7 +6,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use formats::sealing;
 use serde::Deserialize;
 use serde_json::json;
-use shared::auth::tokens::Claims;
 use shared::db::now;
 use shared::db::repo::security_events::Severity;
 use shared::db::repo::sessions::{self, NewSession, SessionRow, SessionState, IDLE_SECONDS};
@@ -14,8 +13,10 @@ use shared::db::repo::videos;
 use shared::db::DbError;
 use x25519_dalek::StaticSecret;
 
-use crate::auth::{authenticate, client_address};
-use crate::error::ApiError;
+use api::auth::{client_address, Device};
+use api::error::not_found_as;
+use api::ApiError;
+
 use crate::state::StreamingState;
 use crate::{crypto, monitor};
 
@@ -35,11 +36,11 @@ pub struct RequestStreamBody {
 }
 
 pub async fn request_stream(
+    Device(claims): Device,
     state: web::Data<StreamingState>,
     req: HttpRequest,
     body: web::Json<RequestStreamBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = authenticate(&state, &req, "device").await?;
     let video_id = body.into_inner().video_id;
     monitor::check_concurrency(&state, &req, &claims.sub, claims.did.as_deref()).await?;
     let (secret, public) = crypto::generate_keypair();
@@ -82,15 +83,16 @@ pub async fn request_stream(
 pub async fn owned_session(
     state: &StreamingState,
     req: &HttpRequest,
-    claims: &Claims,
+    device: &Device,
     session_id: &str,
 ) -> Result<(SessionRow, SessionState), ApiError> {
+    let claims = &device.0;
     let id = session_id.to_string();
     let mut session = state
         .db
         .run(move |c| sessions::get(c, &id))
         .await
-        .map_err(crate::error::session_error)?;
+        .map_err(not_found_as("session_not_found", "no such session"))?;
     // Counts this instance has not written yet (see `activity`).
     session.segments_served += state.activity.pending(&session.id);
     if session.user_id != claims.sub || Some(&session.device_id) != claims.did.as_ref() {
@@ -127,7 +129,7 @@ pub async fn owned_session(
         ));
     }
     let current = session.state_at(now());
-    if current == SessionState::Expired && session.state != "expired" {
+    if current == SessionState::Expired && session.state != SessionState::Expired {
         let id = session.id.clone();
         state
             .db
@@ -160,18 +162,18 @@ pub struct KeyExchangeBody {
 }
 
 pub async fn complete_key_exchange(
+    device: Device,
     state: web::Data<StreamingState>,
     req: HttpRequest,
     body: web::Json<KeyExchangeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = authenticate(&state, &req, "device").await?;
     let KeyExchangeBody {
         session_id,
         client_public_key,
     } = body.into_inner();
     let client = crypto::decode_public_key(&client_public_key)
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
-    let (session, current) = owned_session(&state, &req, &claims, &session_id).await?;
+    let (session, current) = owned_session(&state, &req, &device, &session_id).await?;
     refuse_ended(current)?;
     if current != SessionState::Requested {
         return Err(ApiError::conflict(
@@ -210,12 +212,12 @@ pub async fn complete_key_exchange(
 }
 
 pub async fn security_status(
+    device: Device,
     state: web::Data<StreamingState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = authenticate(&state, &req, "device").await?;
-    let (session, current) = owned_session(&state, &req, &claims, &path.into_inner()).await?;
+    let (session, current) = owned_session(&state, &req, &device, &path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(status_json(&session, current)))
 }
 

@@ -15,10 +15,11 @@ use crate::common::evidence::{
 use crate::common::leaks::{leak, packaged, Title};
 use crate::common::viewer::{user_token, PASSWORD};
 use crate::common::{get, Harness};
-use shared::db::repo::{audit, jobs, security_events};
+use shared::db::repo::jobs::{self, JobKind, JobStatus};
+use shared::db::repo::{audit, security_events};
 
 /// The job kind of a case analysis (packaging also queues reference-store jobs).
-const ANALYSE: &str = "analyse_case";
+const ANALYSE: JobKind = JobKind::AnalyseCase;
 
 fn api_key(h: &Harness, name: &str) -> String {
     let out = h.run(&["apikey", "create", name], None);
@@ -407,7 +408,7 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
     let mut conn = db.conn().unwrap();
     // A case is finished just before its job is ended.
     wait_until(Duration::from_secs(60), "the jobs to end", || {
-        jobs::count_by_status(&mut conn, ANALYSE, jobs::SUCCEEDED).unwrap() == 6
+        jobs::count_by_status(&mut conn, ANALYSE, JobStatus::Succeeded).unwrap() == 6
     });
     for w in &mut pair {
         let _ = w.kill();
@@ -449,7 +450,7 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
         }
     }
     let cases = [crashed.expect("a job caught running")];
-    let succeeded_before = jobs::count_by_status(&mut conn, ANALYSE, jobs::SUCCEEDED).unwrap();
+    let succeeded_before = jobs::count_by_status(&mut conn, ANALYSE, JobStatus::Succeeded).unwrap();
     let mut second = worker(&t.h, &lease);
     let v = wait_case(
         &server,
@@ -458,7 +459,8 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
         Duration::from_secs(600),
     );
     wait_until(Duration::from_secs(60), "the job to end", || {
-        jobs::count_by_status(&mut conn, ANALYSE, jobs::SUCCEEDED).unwrap() == succeeded_before + 1
+        jobs::count_by_status(&mut conn, ANALYSE, JobStatus::Succeeded).unwrap()
+            == succeeded_before + 1
     });
     let _ = second.kill();
     let _ = second.wait();
@@ -475,7 +477,7 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
     assert_eq!(workers.len(), 2, "{workers:?}");
     assert_ne!(workers[0], workers[1]);
     assert_eq!(
-        jobs::count_by_status(&mut conn, ANALYSE, jobs::SUCCEEDED).unwrap(),
+        jobs::count_by_status(&mut conn, ANALYSE, JobStatus::Succeeded).unwrap(),
         succeeded_before + 1
     );
     assert!(matches!(

@@ -7,6 +7,7 @@ use crate::common::leaks::{leak, packaged};
 use crate::common::media::ffmpeg;
 use crate::common::Harness;
 use forensics::statistics;
+use formats::case::{CaseStatus, Verdict};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use shared::db::repo::cases;
@@ -144,8 +145,8 @@ fn a_leaked_and_re_encoded_copy_names_its_session() {
     let case_id = r["case_id"].as_str().unwrap();
     let db = t.h.db();
     let row = cases::get(&mut db.conn().unwrap(), case_id).unwrap();
-    assert_eq!(row.status, "done");
-    assert_eq!(row.verdict.as_deref(), Some("identified"));
+    assert_eq!(row.status, CaseStatus::Done);
+    assert_eq!(row.verdict, Some(Verdict::Identified));
     assert_eq!(
         cases::matched_sessions(&mut db.conn().unwrap(), case_id).unwrap()[0],
         leaker

@@ -10,7 +10,8 @@ use formats::layout::{Layout, Variant};
 use formats::package::PackageManifest;
 use formats::sealing;
 use rand::{Rng, SeedableRng};
-use shared::db::repo::{jobs, videos};
+use shared::db::repo::jobs::{self, JobKind};
+use shared::db::repo::videos;
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/bigbuckbunny.mp4");
 
@@ -500,7 +501,7 @@ fn every_development_clip_packages() {
 /// none; switched back on, the workers queue and build the missing store when they start.
 #[test]
 fn the_reference_store_can_be_switched_off_and_is_built_once_switched_back_on() {
-    const BUILD: &str = "build_reference_store";
+    const BUILD: JobKind = JobKind::BuildReferenceStore;
     let h = Harness::new();
     let dir = tempfile::tempdir().unwrap();
     let input = tiny_clip(dir.path(), 2.0);

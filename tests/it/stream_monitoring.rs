@@ -13,6 +13,7 @@ use formats::codes;
 use formats::layout::Layout;
 use formats::package::PackageManifest;
 use formats::sealing;
+use shared::db::repo::sessions::SessionState;
 use shared::db::repo::{security_events, sessions, videos};
 
 /// A 6-second 160x90 title with audio, in 1-second units.
@@ -262,7 +263,7 @@ fn ripping_past_the_limit_revokes_when_configured() {
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&body).contains("session_revoked"));
     let row = sessions::get(&mut h.db().conn().unwrap(), &client.session_id).unwrap();
-    assert_eq!(row.state, "revoked");
+    assert_eq!(row.state, SessionState::Revoked);
     let revoked = events(&h, "ripping_revoked");
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0].severity, "critical");

@@ -6,6 +6,7 @@ use crate::common;
 use crate::common::{send, Harness, Server};
 use base64::Engine;
 use serde_json::json;
+use shared::db::repo::sessions::SessionState;
 use shared::db::repo::{security_events, sessions, videos};
 use streaming::crypto;
 
@@ -94,7 +95,7 @@ fn key_exchange_delivers_a_cek_only_the_client_can_unwrap() {
     // At rest: the ephemeral secret is gone, the CEK is sealed, not stored in the clear.
     let db = h.db();
     let row = sessions::get(&mut db.conn().unwrap(), &session_id).unwrap();
-    assert_eq!(row.state, "keyed");
+    assert_eq!(row.state, SessionState::Keyed);
     assert!(row.sealed_server_secret.is_none());
     let sealed = row.sealed_cek.unwrap();
     assert!(

@@ -23,9 +23,9 @@ pub mod timing;
 use std::path::{Path, PathBuf};
 
 use ffmpeg_next::frame;
+use formats::case::Alignment;
 use formats::layout::{Layout, Variant};
 use formats::package::PackageManifest;
-use serde::Serialize;
 
 use crate::fingerprint::{self, Thumbnails, THUMB_HEIGHT, THUMB_WIDTH};
 use crate::media::decode::{FrameReader, Limits};
@@ -105,25 +105,6 @@ impl ReferenceTitle {
         let [n, d] = self.package.video.frame_rate;
         n as f64 / d.max(1) as f64
     }
-}
-
-/// How the suspect was mapped onto the title.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Alignment {
-    /// Title time = suspect time + offset.
-    pub offset_seconds: f64,
-    /// Mean correlation of matched thumbnails (1 = same pictures).
-    pub time_score: f64,
-    pub suspect_fps: f64,
-    pub suspect_frames: u64,
-    pub suspect_size: [u32; 2],
-    /// The suspect's picture area without bars, as fractions of its frame.
-    pub active_area: [f64; 4],
-    /// The part of the title's frame the picture shows, as fractions of the title's frame.
-    pub reference_crop: [f64; 4],
-    /// The first and last unit the suspect covers.
-    pub first_unit: u32,
-    pub last_unit: u32,
 }
 
 /// What a suspect carries of a title's watermark.

@@ -19,7 +19,7 @@ pub enum TokenError {
     #[error("the token is invalid")]
     Invalid,
     #[error("a {expected} token is required")]
-    WrongKind { expected: &'static str },
+    WrongKind { expected: TokenKind },
 }
 
 impl TokenError {
@@ -32,6 +32,14 @@ impl TokenError {
     }
 }
 
+formats::named_enum! {
+    /// What a token is for: a signed-in user, or one registered device of a user.
+    pub enum TokenKind {
+        User = "user",
+        Device = "device",
+    }
+}
+
 /// What a token says. `device_id` and `fingerprint` are present on device tokens only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -39,8 +47,7 @@ pub struct Claims {
     /// The user id.
     pub sub: String,
     pub role: Role,
-    /// "user" or "device".
-    pub typ: String,
+    pub typ: TokenKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub did: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,7 +102,7 @@ impl TokenKeys {
             iss: ISSUER.into(),
             sub: user_id.into(),
             role,
-            typ: "user".into(),
+            typ: TokenKind::User,
             did: None,
             dfp: None,
             iat: now,
@@ -117,7 +124,7 @@ impl TokenKeys {
             iss: ISSUER.into(),
             sub: user_id.into(),
             role,
-            typ: "device".into(),
+            typ: TokenKind::Device,
             did: Some(device_id.into()),
             dfp: Some(fingerprint.into()),
             iat: now,
@@ -127,7 +134,7 @@ impl TokenKeys {
     }
 
     /// Verifies signature (HS256 only), issuer, expiry (no leeway) and kind.
-    pub fn verify(&self, token: &str, kind: &'static str) -> Result<Claims, TokenError> {
+    pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_issuer(&[ISSUER]);
@@ -139,8 +146,8 @@ impl TokenKeys {
             })?;
         let claims = data.claims;
         let complete = match kind {
-            "device" => claims.did.is_some() && claims.dfp.is_some(),
-            _ => true,
+            TokenKind::Device => claims.did.is_some() && claims.dfp.is_some(),
+            TokenKind::User => true,
         };
         if claims.typ != kind || !complete {
             return Err(TokenError::WrongKind { expected: kind });
@@ -173,19 +180,26 @@ mod tests {
             .issue_device("u1", Role::Viewer, "d1", &"ab".repeat(32), now)
             .unwrap();
         assert_eq!(t.expires_in, 300);
-        let c = keys().verify(&t.token, "device").unwrap();
+        let c = keys().verify(&t.token, TokenKind::Device).unwrap();
         assert_eq!((c.sub.as_str(), c.did.as_deref()), ("u1", Some("d1")));
         assert_eq!(c.dfp.as_deref(), Some("ab".repeat(32).as_str()));
         assert_eq!(
-            keys().verify(&t.token, "user"),
-            Err(TokenError::WrongKind { expected: "user" })
+            keys().verify(&t.token, TokenKind::User),
+            Err(TokenError::WrongKind {
+                expected: TokenKind::User
+            })
         );
         let u = keys().issue_user("u1", Role::Analyst, now).unwrap();
         assert_eq!(
-            keys().verify(&u.token, "device"),
-            Err(TokenError::WrongKind { expected: "device" })
+            keys().verify(&u.token, TokenKind::Device),
+            Err(TokenError::WrongKind {
+                expected: TokenKind::Device
+            })
         );
-        assert_eq!(keys().verify(&u.token, "user").unwrap().role, Role::Analyst);
+        assert_eq!(
+            keys().verify(&u.token, TokenKind::User).unwrap().role,
+            Role::Analyst
+        );
     }
 
     #[test]
@@ -194,10 +208,13 @@ mod tests {
         let t = keys()
             .issue_device("u1", Role::Viewer, "d1", "f", old)
             .unwrap();
-        assert_eq!(keys().verify(&t.token, "device"), Err(TokenError::Expired));
+        assert_eq!(
+            keys().verify(&t.token, TokenKind::Device),
+            Err(TokenError::Expired)
+        );
         let fresh = keys().issue_user("u1", Role::Viewer, unix_now()).unwrap();
         assert_eq!(
-            TokenKeys::new(&[1u8; 64]).verify(&fresh.token, "user"),
+            TokenKeys::new(&[1u8; 64]).verify(&fresh.token, TokenKind::User),
             Err(TokenError::Invalid),
             "another key"
         );
@@ -206,14 +223,20 @@ mod tests {
         let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(r#"{"alg":"none","typ":"JWT"}"#);
         let forged = format!("{none_header}.{payload}.");
-        assert_eq!(keys().verify(&forged, "user"), Err(TokenError::Invalid));
+        assert_eq!(
+            keys().verify(&forged, TokenKind::User),
+            Err(TokenError::Invalid)
+        );
         // Tampered payload.
         let mut parts: Vec<String> = fresh.token.split('.').map(String::from).collect();
         parts[1].push('A');
         assert_eq!(
-            keys().verify(&parts.join("."), "user"),
+            keys().verify(&parts.join("."), TokenKind::User),
             Err(TokenError::Invalid)
         );
-        assert_eq!(keys().verify("garbage", "user"), Err(TokenError::Invalid));
+        assert_eq!(
+            keys().verify("garbage", TokenKind::User),
+            Err(TokenError::Invalid)
+        );
     }
 }

@@ -22,6 +22,8 @@ pub enum DbError {
     Query(#[from] DieselError),
     #[error("database task failed: {0}")]
     Task(String),
+    #[error("cannot encode {0} for storage")]
+    Encode(String),
 }
 
 impl DbError {
@@ -32,6 +34,7 @@ impl DbError {
             DbError::Connect { .. } => "database_unreachable",
             DbError::Migration { .. } => "database_migration_failed",
             DbError::Pool(_) => "database_unavailable",
+            DbError::Encode(_) => "database_encode_failed",
             DbError::NotFound(_) => "not_found",
             DbError::Conflict(_) => "conflict",
             DbError::Query(_) | DbError::Task(_) => "database_error",

@@ -2,6 +2,7 @@
 //! an r2d2 pool, embedded migrations per backend, and repository functions in [`repo`].
 
 mod error;
+pub mod names;
 pub mod repo;
 pub mod schema;
 mod target;

@@ -311,7 +311,7 @@ fn sessions_lifecycle_keying_activity_and_expiry() {
         "only once"
     );
     let keyed = sessions::get(&mut conn, "s1").unwrap();
-    assert_eq!(keyed.state, "keyed");
+    assert_eq!(keyed.state, SessionState::Keyed);
     assert_eq!(keyed.sealed_cek.as_deref(), Some(&[9u8, 9][..]));
     assert_eq!(
         keyed.sealed_server_secret, None,
@@ -322,8 +322,8 @@ fn sessions_lifecycle_keying_activity_and_expiry() {
     sessions::record_activity(&mut conn, "s1", 2).unwrap();
     let streaming = sessions::get(&mut conn, "s1").unwrap();
     assert_eq!(
-        (streaming.state.as_str(), streaming.segments_served),
-        ("streaming", 3)
+        (streaming.state, streaming.segments_served),
+        (SessionState::Streaming, 3)
     );
     let later = streaming.expires_at + chrono::Duration::seconds(1);
     assert_eq!(
@@ -339,7 +339,7 @@ fn sessions_lifecycle_keying_activity_and_expiry() {
     sessions::record_activity(&mut conn, "s1", 1).unwrap();
     assert_eq!(
         sessions::get(&mut conn, "s1").unwrap().state,
-        "revoked",
+        SessionState::Revoked,
         "no resurrection"
     );
     assert_eq!(sessions::list_for_video(&mut conn, "v1").unwrap().len(), 1);
@@ -401,16 +401,16 @@ fn security_events_are_recorded_and_listed() {
 
 #[test]
 fn jobs_claim_heartbeat_progress_and_finish() {
-    use super::repo::jobs::{self, Failure};
+    use super::repo::jobs::{self, Failure, JobKind, JobStatus};
     use chrono::Duration;
     let t = TestDatabase::new();
     let db = t.open();
     let mut conn = db.conn().unwrap();
     let lease = Duration::seconds(30);
     assert!(jobs::claim(&mut conn, "w1", lease).unwrap().is_none());
-    let first = jobs::enqueue(&mut conn, "analyse", r#"{"n":1}"#, 3).unwrap();
-    let second = jobs::enqueue(&mut conn, "analyse", r#"{"n":2}"#, 3).unwrap();
-    assert_eq!(first.status, jobs::QUEUED);
+    let first = jobs::enqueue(&mut conn, JobKind::AnalyseCase, r#"{"n":1}"#, 3).unwrap();
+    let second = jobs::enqueue(&mut conn, JobKind::AnalyseCase, r#"{"n":2}"#, 3).unwrap();
+    assert_eq!(first.status, JobStatus::Queued);
     // Oldest first; a claimed job is nobody else's.
     let a = jobs::claim(&mut conn, "w1", lease).unwrap().unwrap();
     assert_eq!((a.id.as_str(), a.attempts), (first.id.as_str(), 1));
@@ -426,41 +426,69 @@ fn jobs_claim_heartbeat_progress_and_finish() {
     assert!(!jobs::succeed(&mut conn, &a.id, "w2").unwrap());
     assert!(jobs::succeed(&mut conn, &a.id, "w1").unwrap());
     let done = jobs::get(&mut conn, &a.id).unwrap();
-    assert_eq!(
-        (done.status.as_str(), done.progress),
-        (jobs::SUCCEEDED, 1.0)
-    );
+    assert_eq!((done.status, done.progress), (JobStatus::Succeeded, 1.0));
     assert!(done.lease_owner.is_none());
     // A permanent failure ends the job at once.
     assert_eq!(
         jobs::fail(&mut conn, &b.id, "w2", "not a video", Failure::Permanent).unwrap(),
-        Some(jobs::FAILED)
+        Some(JobStatus::Failed)
     );
     let failed = jobs::get(&mut conn, &b.id).unwrap();
     assert_eq!(failed.last_error.as_deref(), Some("not a video"));
     assert!(jobs::claim(&mut conn, "w1", lease).unwrap().is_none());
     assert_eq!(
-        jobs::count_by_status(&mut conn, "analyse", jobs::FAILED).unwrap(),
+        jobs::count_by_status(&mut conn, JobKind::AnalyseCase, JobStatus::Failed).unwrap(),
         1
     );
 }
 
 #[test]
+fn a_job_of_a_kind_this_build_does_not_know_is_left_for_a_worker_that_does() {
+    use super::repo::jobs::{self, JobKind};
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let known = jobs::enqueue(&mut conn, JobKind::PackageTitle, "{}", 1).unwrap();
+    // A newer deployment's kind, written by hand.
+    diesel::insert_into(super::schema::jobs::table)
+        .values((
+            super::schema::jobs::id.eq("future"),
+            super::schema::jobs::kind.eq("transcribe_title"),
+            super::schema::jobs::payload.eq("{}"),
+            super::schema::jobs::status.eq("queued"),
+            super::schema::jobs::progress.eq(0.0),
+            super::schema::jobs::attempts.eq(0),
+            super::schema::jobs::max_attempts.eq(1),
+            super::schema::jobs::run_after.eq(super::now() - chrono::Duration::seconds(60)),
+            super::schema::jobs::created_at.eq(super::now() - chrono::Duration::seconds(60)),
+            super::schema::jobs::updated_at.eq(super::now()),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    let lease = chrono::Duration::seconds(30);
+    let claimed = jobs::claim(&mut conn, "w1", lease).unwrap().unwrap();
+    assert_eq!(claimed.id, known.id, "the older unknown job is passed over");
+    assert!(jobs::claim(&mut conn, "w1", lease).unwrap().is_none());
+    // Read directly, the unknown kind is an error, not a guess.
+    assert!(jobs::get(&mut conn, "future").is_err());
+}
+
+#[test]
 fn jobs_retry_with_backoff_until_attempts_are_spent_and_expired_leases_are_taken_over() {
-    use super::repo::jobs::{self, Failure};
+    use super::repo::jobs::{self, Failure, JobKind, JobStatus};
     use chrono::Duration;
     let t = TestDatabase::new();
     let db = t.open();
     let mut conn = db.conn().unwrap();
     let lease = Duration::seconds(30);
-    let job = jobs::enqueue(&mut conn, "analyse", "{}", 2).unwrap();
+    let job = jobs::enqueue(&mut conn, JobKind::AnalyseCase, "{}", 2).unwrap();
     let c = jobs::claim(&mut conn, "w1", lease).unwrap().unwrap();
     let later = Failure::Transient {
         retry_after: Duration::seconds(3600),
     };
     assert_eq!(
         jobs::fail(&mut conn, &c.id, "w1", "database hiccup", later).unwrap(),
-        Some(jobs::QUEUED)
+        Some(JobStatus::Queued)
     );
     // Not before its backoff has passed.
     assert!(jobs::claim(&mut conn, "w1", lease).unwrap().is_none());
@@ -476,11 +504,11 @@ fn jobs_retry_with_backoff_until_attempts_are_spent_and_expired_leases_are_taken
     assert_eq!(c.attempts, 2);
     assert_eq!(
         jobs::fail(&mut conn, &c.id, "w1", "again", now).unwrap(),
-        Some(jobs::FAILED)
+        Some(JobStatus::Failed)
     );
 
     // A worker that stops renewing its lease loses the job to another.
-    let job = jobs::enqueue(&mut conn, "analyse", "{}", 3).unwrap();
+    let job = jobs::enqueue(&mut conn, JobKind::AnalyseCase, "{}", 3).unwrap();
     let short = Duration::milliseconds(-1);
     let crashed = jobs::claim(&mut conn, "crashed", short).unwrap().unwrap();
     assert_eq!(crashed.id, job.id);
@@ -504,7 +532,13 @@ fn concurrent_claimers_never_take_one_job_twice() {
     {
         let mut conn = db.conn().unwrap();
         for i in 0..total {
-            jobs::enqueue(&mut conn, "analyse", &format!("{{\"n\":{i}}}"), 1).unwrap();
+            jobs::enqueue(
+                &mut conn,
+                jobs::JobKind::AnalyseCase,
+                &format!("{{\"n\":{i}}}"),
+                1,
+            )
+            .unwrap();
         }
     }
     let claimed: Vec<String> = std::thread::scope(|s| {

@@ -3,7 +3,9 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use formats::case::{CaseResult, CaseStatus, SubmitterKind, Verdict};
 
+use crate::db::names::NullableName;
 use crate::db::schema::{cases, matches};
 use crate::db::{new_id, now, DbConnection, DbError};
 
@@ -11,9 +13,11 @@ use crate::db::{new_id, now, DbConnection, DbError};
 #[diesel(table_name = cases)]
 pub struct CaseRow {
     pub id: String,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: CaseStatus,
     pub progress: f64,
-    pub submitter_kind: String,
+    #[diesel(deserialize_as = String)]
+    pub submitter_kind: SubmitterKind,
     pub submitter_id: Option<String>,
     pub file_name: String,
     pub file_size: i64,
@@ -21,17 +25,38 @@ pub struct CaseRow {
     pub stored_path: String,
     pub video_id: Option<String>,
     pub expected_watermark_hash: Option<String>,
-    pub verdict: Option<String>,
+    #[diesel(deserialize_as = NullableName<Verdict>)]
+    pub verdict: Option<Verdict>,
     pub result_json: Option<String>,
     pub error: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
+impl CaseRow {
+    /// The stored result of a finished case (`None` before; a stored text that does not
+    /// parse, which only a damaged database holds, reads as none).
+    pub fn result(&self) -> Option<CaseResult> {
+        let text = self.result_json.as_deref()?;
+        match serde_json::from_str(text) {
+            Ok(result) => Some(result),
+            Err(e) => {
+                tracing::error!(case = %self.id, error = %e, "stored case result does not parse");
+                None
+            }
+        }
+    }
+
+    /// Whether `key_id` is the API key that submitted the case.
+    pub fn submitted_by_key(&self, key_id: &str) -> bool {
+        self.submitter_kind == SubmitterKind::ApiKey && self.submitter_id.as_deref() == Some(key_id)
+    }
+}
+
 /// A new case, as submitted.
 #[derive(Debug, Clone)]
 pub struct NewCase<'a> {
-    pub submitter_kind: &'a str,
+    pub submitter_kind: SubmitterKind,
     pub submitter_id: Option<&'a str>,
     pub file_name: &'a str,
     pub file_size: i64,
@@ -60,15 +85,19 @@ struct Row<'a> {
 }
 
 /// Records a case in state `running` (the CLI analyses at once) or `queued`.
-pub fn create(conn: &mut DbConnection, case: &NewCase, status: &str) -> Result<CaseRow, DbError> {
+pub fn create(
+    conn: &mut DbConnection,
+    case: &NewCase,
+    status: CaseStatus,
+) -> Result<CaseRow, DbError> {
     let id = new_id();
     let t = now();
     diesel::insert_into(cases::table)
         .values(Row {
             id: &id,
-            status,
+            status: status.as_str(),
             progress: 0.0,
-            submitter_kind: case.submitter_kind,
+            submitter_kind: case.submitter_kind.as_str(),
             submitter_id: case.submitter_id,
             file_name: case.file_name,
             file_size: case.file_size,
@@ -92,42 +121,31 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<CaseRow, DbError> {
         .ok_or(DbError::NotFound("case"))
 }
 
-/// One ranked match of a finished case.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewMatch<'a> {
-    pub session_id: &'a str,
-    pub score: f64,
-    pub false_positive_probability: f64,
-}
-
-/// Marks a case done with its verdict, result JSON and matches (rank 1 = best), atomically.
-pub fn finish(
-    conn: &mut DbConnection,
-    id: &str,
-    video_id: Option<&str>,
-    verdict: &str,
-    result_json: &str,
-    ranked: &[NewMatch],
-) -> Result<(), DbError> {
+/// Marks the case of `result` done with its verdict, result and matches (rank 1 = best),
+/// atomically.
+pub fn finish(conn: &mut DbConnection, result: &CaseResult) -> Result<(), DbError> {
+    let id = result.case_id.as_str();
+    let text = serde_json::to_string(result)
+        .map_err(|e| DbError::Encode(format!("the result of case {id}: {e}")))?;
     conn.transaction(|c| {
         let t = now();
         diesel::update(cases::table.find(id))
             .set((
-                cases::status.eq("done"),
+                cases::status.eq(CaseStatus::Done.as_str()),
                 cases::progress.eq(1.0),
-                cases::video_id.eq(video_id),
-                cases::verdict.eq(Some(verdict)),
-                cases::result_json.eq(Some(result_json)),
+                cases::video_id.eq(result.video_id.as_deref()),
+                cases::verdict.eq(Some(result.verdict.as_str())),
+                cases::result_json.eq(Some(&text)),
                 cases::updated_at.eq(t),
             ))
             .execute(c)?;
         diesel::delete(matches::table.filter(matches::case_id.eq(id))).execute(c)?;
-        for (rank, m) in ranked.iter().enumerate() {
+        for (rank, m) in result.matches.iter().enumerate() {
             diesel::insert_into(matches::table)
                 .values((
                     matches::id.eq(new_id()),
                     matches::case_id.eq(id),
-                    matches::session_id.eq(m.session_id),
+                    matches::session_id.eq(&m.session_id),
                     matches::rank.eq(rank as i32 + 1),
                     matches::score.eq(m.score),
                     matches::false_positive_probability.eq(m.false_positive_probability),
@@ -143,7 +161,7 @@ pub fn finish(
 pub fn fail(conn: &mut DbConnection, id: &str, error: &str) -> Result<(), DbError> {
     diesel::update(cases::table.find(id))
         .set((
-            cases::status.eq("failed"),
+            cases::status.eq(CaseStatus::Failed.as_str()),
             cases::error.eq(Some(error)),
             cases::updated_at.eq(now()),
         ))
@@ -173,7 +191,7 @@ pub fn recent(
         .into_boxed();
     if let Some(key) = api_key {
         query = query
-            .filter(cases::submitter_kind.eq("api_key"))
+            .filter(cases::submitter_kind.eq(SubmitterKind::ApiKey.as_str()))
             .filter(cases::submitter_id.eq(key));
     }
     Ok(query.load(conn)?)
@@ -184,19 +202,16 @@ pub fn recent(
 pub fn set_progress(
     conn: &mut DbConnection,
     id: &str,
-    status: &str,
+    status: CaseStatus,
     progress: f64,
 ) -> Result<(), DbError> {
-    diesel::update(
-        cases::table
-            .find(id)
-            .filter(cases::status.ne_all(["done", "failed"])),
-    )
-    .set((
-        cases::status.eq(status),
-        cases::progress.eq(progress.clamp(0.0, 1.0)),
-        cases::updated_at.eq(now()),
-    ))
-    .execute(conn)?;
+    let finished = [CaseStatus::Done.as_str(), CaseStatus::Failed.as_str()];
+    diesel::update(cases::table.find(id).filter(cases::status.ne_all(finished)))
+        .set((
+            cases::status.eq(status.as_str()),
+            cases::progress.eq(progress.clamp(0.0, 1.0)),
+            cases::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
     Ok(())
 }

@@ -16,18 +16,46 @@ use diesel::prelude::*;
 use crate::db::schema::jobs;
 use crate::db::{new_id, now, DbConnection, DbError};
 
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const SUCCEEDED: &str = "succeeded";
-pub const FAILED: &str = "failed";
+formats::named_enum! {
+    /// Where a job is.
+    pub enum JobStatus {
+        /// Waiting for a worker (new, or back after a transient failure).
+        Queued = "queued",
+        /// Held by a worker's lease.
+        Running = "running",
+        Succeeded = "succeeded",
+        /// Failed for good (a permanent failure, or the attempts spent).
+        Failed = "failed",
+    }
+}
+
+formats::named_enum! {
+    /// What a job does; each kind has its payload and its runner (`src/jobs/` of the binary).
+    pub enum JobKind {
+        /// Analyse a case's suspect file.
+        AnalyseCase = "analyse_case",
+        /// Package a source file as a title.
+        PackageTitle = "package_title",
+        /// Build a packaged title's reference store.
+        BuildReferenceStore = "build_reference_store",
+    }
+}
+
+/// The stored names of every kind this build runs: a worker claims no other (a newer
+/// deployment's kind waits for a worker that knows it).
+fn known_kinds() -> Vec<&'static str> {
+    JobKind::ALL.iter().map(|k| k.as_str()).collect()
+}
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = jobs)]
 pub struct JobRow {
     pub id: String,
-    pub kind: String,
+    #[diesel(deserialize_as = String)]
+    pub kind: JobKind,
     pub payload: String,
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: JobStatus,
     pub progress: f64,
     pub attempts: i32,
     pub max_attempts: i32,
@@ -37,17 +65,6 @@ pub struct JobRow {
     pub last_error: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-}
-
-impl JobRow {
-    /// A string field of the job's JSON payload (`case_id`, `video_id`, ...).
-    pub fn payload_str(&self, key: &str) -> Option<String> {
-        serde_json::from_str::<serde_json::Value>(&self.payload)
-            .ok()?
-            .get(key)?
-            .as_str()
-            .map(str::to_string)
-    }
 }
 
 #[derive(Insertable)]
@@ -68,7 +85,7 @@ struct NewJob<'a> {
 /// Queues a job of `kind` with its JSON `payload`, to run at most `max_attempts` times.
 pub fn enqueue(
     conn: &mut DbConnection,
-    kind: &str,
+    kind: JobKind,
     payload: &str,
     max_attempts: i32,
 ) -> Result<JobRow, DbError> {
@@ -77,9 +94,9 @@ pub fn enqueue(
     diesel::insert_into(jobs::table)
         .values(NewJob {
             id: &id,
-            kind,
+            kind: kind.as_str(),
             payload,
-            status: QUEUED,
+            status: JobStatus::Queued.as_str(),
             progress: 0.0,
             attempts: 0,
             max_attempts: max_attempts.max(1),
@@ -92,9 +109,9 @@ pub fn enqueue(
 }
 
 /// The newest jobs of `kind` first, at most `limit`.
-pub fn recent(conn: &mut DbConnection, kind: &str, limit: i64) -> Result<Vec<JobRow>, DbError> {
+pub fn recent(conn: &mut DbConnection, kind: JobKind, limit: i64) -> Result<Vec<JobRow>, DbError> {
     Ok(jobs::table
-        .filter(jobs::kind.eq(kind))
+        .filter(jobs::kind.eq(kind.as_str()))
         .order((jobs::created_at.desc(), jobs::id.desc()))
         .limit(limit)
         .select(JobRow::as_select())
@@ -103,10 +120,11 @@ pub fn recent(conn: &mut DbConnection, kind: &str, limit: i64) -> Result<Vec<Job
 
 /// The jobs of `kind` not finished yet (queued, including those waiting to be retried, or
 /// running), oldest first.
-pub fn pending(conn: &mut DbConnection, kind: &str) -> Result<Vec<JobRow>, DbError> {
+pub fn pending(conn: &mut DbConnection, kind: JobKind) -> Result<Vec<JobRow>, DbError> {
+    let unfinished = [JobStatus::Queued.as_str(), JobStatus::Running.as_str()];
     Ok(jobs::table
-        .filter(jobs::kind.eq(kind))
-        .filter(jobs::status.eq_any([QUEUED, RUNNING]))
+        .filter(jobs::kind.eq(kind.as_str()))
+        .filter(jobs::status.eq_any(unfinished))
         .order((jobs::created_at.asc(), jobs::id.asc()))
         .select(JobRow::as_select())
         .load(conn)?)
@@ -121,14 +139,18 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<JobRow, DbError> {
         .ok_or(DbError::NotFound("job"))
 }
 
-/// The filter of claimable jobs at time `t`: queued and due, or running with an expired
-/// lease (its worker is gone).
+/// The filter of claimable jobs at time `t`: of a kind this build knows, and queued and due,
+/// or running with an expired lease (its worker is gone).
 macro_rules! claimable {
     ($t:expr) => {
-        jobs::status
-            .eq(QUEUED)
-            .and(jobs::run_after.le($t))
-            .or(jobs::status.eq(RUNNING).and(jobs::lease_expires_at.lt($t)))
+        jobs::kind.eq_any(known_kinds()).and(
+            jobs::status
+                .eq(JobStatus::Queued.as_str())
+                .and(jobs::run_after.le($t))
+                .or(jobs::status
+                    .eq(JobStatus::Running.as_str())
+                    .and(jobs::lease_expires_at.lt($t))),
+        )
     };
 }
 
@@ -141,7 +163,7 @@ macro_rules! take {
             Some(id) => {
                 diesel::update(jobs::table.find(&id))
                     .set((
-                        jobs::status.eq(RUNNING),
+                        jobs::status.eq(JobStatus::Running.as_str()),
                         jobs::lease_owner.eq(Some($owner)),
                         jobs::lease_expires_at.eq(Some($until)),
                         jobs::attempts.eq(jobs::attempts + 1),
@@ -198,7 +220,7 @@ macro_rules! held_by {
     ($id:expr, $owner:expr) => {
         jobs::table
             .find($id)
-            .filter(jobs::status.eq(RUNNING))
+            .filter(jobs::status.eq(JobStatus::Running.as_str()))
             .filter(jobs::lease_owner.eq($owner))
     };
 }
@@ -243,7 +265,7 @@ pub fn progress(
 pub fn succeed(conn: &mut DbConnection, id: &str, owner: &str) -> Result<bool, DbError> {
     let n = diesel::update(held_by!(id, owner))
         .set((
-            jobs::status.eq(SUCCEEDED),
+            jobs::status.eq(JobStatus::Succeeded.as_str()),
             jobs::progress.eq(1.0),
             jobs::lease_owner.eq(None::<String>),
             jobs::lease_expires_at.eq(None::<NaiveDateTime>),
@@ -271,7 +293,7 @@ pub fn fail(
     owner: &str,
     error: &str,
     failure: Failure,
-) -> Result<Option<&'static str>, DbError> {
+) -> Result<Option<JobStatus>, DbError> {
     conn.transaction(|c| {
         let Some(job) = held_by!(id, owner)
             .select(JobRow::as_select())
@@ -287,10 +309,14 @@ pub fn fail(
             }
             _ => None,
         };
-        let status = if retry.is_some() { QUEUED } else { FAILED };
+        let status = if retry.is_some() {
+            JobStatus::Queued
+        } else {
+            JobStatus::Failed
+        };
         diesel::update(jobs::table.find(id))
             .set((
-                jobs::status.eq(status),
+                jobs::status.eq(status.as_str()),
                 jobs::run_after.eq(retry.unwrap_or(job.run_after)),
                 jobs::lease_owner.eq(None::<String>),
                 jobs::lease_expires_at.eq(None::<NaiveDateTime>),
@@ -303,10 +329,14 @@ pub fn fail(
 }
 
 /// Jobs of `kind` by status, for monitoring and tests.
-pub fn count_by_status(conn: &mut DbConnection, kind: &str, status: &str) -> Result<i64, DbError> {
+pub fn count_by_status(
+    conn: &mut DbConnection,
+    kind: JobKind,
+    status: JobStatus,
+) -> Result<i64, DbError> {
     Ok(jobs::table
-        .filter(jobs::kind.eq(kind))
-        .filter(jobs::status.eq(status))
+        .filter(jobs::kind.eq(kind.as_str()))
+        .filter(jobs::status.eq(status.as_str()))
         .count()
         .get_result(conn)?)
 }

@@ -7,37 +7,14 @@ use crate::db::{now, DbConnection, DbError};
 /// Idle time after which a session expires.
 pub const IDLE_SECONDS: i64 = 300;
 
-/// Lifecycle: requested -> keyed -> streaming -> expired | revoked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionState {
-    Requested,
-    Keyed,
-    Streaming,
-    Expired,
-    Revoked,
-}
-
-impl SessionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionState::Requested => "requested",
-            SessionState::Keyed => "keyed",
-            SessionState::Streaming => "streaming",
-            SessionState::Expired => "expired",
-            SessionState::Revoked => "revoked",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<SessionState> {
-        [
-            SessionState::Requested,
-            SessionState::Keyed,
-            SessionState::Streaming,
-            SessionState::Expired,
-            SessionState::Revoked,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
+formats::named_enum! {
+    /// Lifecycle: requested -> keyed -> streaming -> expired | revoked.
+    pub enum SessionState {
+        Requested = "requested",
+        Keyed = "keyed",
+        Streaming = "streaming",
+        Expired = "expired",
+        Revoked = "revoked",
     }
 }
 
@@ -48,7 +25,8 @@ pub struct SessionRow {
     pub user_id: String,
     pub device_id: String,
     pub video_id: String,
-    pub state: String,
+    #[diesel(deserialize_as = String)]
+    pub state: SessionState,
     pub server_public_key: String,
     pub sealed_server_secret: Option<Vec<u8>>,
     pub sealed_cek: Option<Vec<u8>>,
@@ -64,7 +42,7 @@ pub struct SessionRow {
 impl SessionRow {
     /// The stored state, with idle expiry applied as of `at`.
     pub fn state_at(&self, at: NaiveDateTime) -> SessionState {
-        let stored = SessionState::parse(&self.state).unwrap_or(SessionState::Revoked);
+        let stored = self.state;
         match stored {
             SessionState::Expired | SessionState::Revoked => stored,
             _ if at >= self.expires_at => SessionState::Expired,
@@ -80,7 +58,8 @@ pub struct NewSession {
     pub user_id: String,
     pub device_id: String,
     pub video_id: String,
-    pub state: String,
+    /// Always `requested` (see [`NewSession::requested`]).
+    state: &'static str,
     pub server_public_key: String,
     pub sealed_server_secret: Option<Vec<u8>>,
     pub client_address: Option<String>,
@@ -106,7 +85,7 @@ impl NewSession {
             user_id,
             device_id,
             video_id,
-            state: SessionState::Requested.as_str().into(),
+            state: SessionState::Requested.as_str(),
             server_public_key,
             sealed_server_secret: Some(sealed_server_secret),
             client_address,

@@ -47,6 +47,11 @@ impl UploadError {
             UploadError::Io(_) => "io_error",
         }
     }
+
+    /// True when the client's upload or request is at fault (not this installation's disk).
+    pub fn is_input(&self) -> bool {
+        !matches!(self, UploadError::Io(_))
+    }
 }
 
 /// A suspect file stored for analysis.

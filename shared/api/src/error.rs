@@ -4,9 +4,21 @@
 use actix_web::error::{JsonPayloadError, PathError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
 use shared::auth::tokens::TokenError;
 use shared::db::DbError;
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -101,7 +113,12 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
         }
-        response.json(json!({"error": {"code": self.code, "message": self.message}}))
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+            },
+        })
     }
 }
 
@@ -152,10 +169,11 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
     api.into()
 }
 
-/// A missing session is 404 `session_not_found`; other storage errors keep their mapping.
-pub fn session_error(e: DbError) -> ApiError {
-    match e {
-        DbError::NotFound(_) => ApiError::not_found_what("session_not_found", "no such session"),
+/// A missing row is 404 with `code` and `message` (`case_not_found`, `session_not_found`...);
+/// other storage errors keep their mapping.
+pub fn not_found_as(code: &'static str, message: &'static str) -> impl Fn(DbError) -> ApiError {
+    move |e| match e {
+        DbError::NotFound(_) => ApiError::not_found_what(code, message),
         other => other.into(),
     }
 }

@@ -1,0 +1,341 @@
+//! The leak analysis of one recorded case: the pipeline behind `leaktrace extract` and the
+//! `analyse_case` jobs. Media work is `forensics::extract`, scoring `forensics::matching`;
+//! this module brings the titles, sessions and secrets from the database and writes the
+//! case's typed result.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use forensics::extract::{self, Extraction, Progress, ReferenceTitle};
+use forensics::matching::{self, Candidate, CodeBook};
+use forensics::media::decode::Limits;
+use formats::case::{CaseResult, ExpectedHash, Match, MetadataLayer, Verdict};
+use formats::codes;
+use formats::marker::{self, MarkerSigner};
+use formats::sealing;
+use serde::Serialize;
+use shared::config::Config;
+use shared::db::repo::cases::{self, CaseRow};
+use shared::db::repo::security_events::{self, NewEvent, Severity};
+use shared::db::repo::{audit, sessions, users, videos};
+use shared::db::{Db, DbConnection, DbError};
+use shared::secrets::Secrets;
+
+use crate::error::AppError;
+use crate::jobs::detail_json;
+
+/// Bytes of the suspect's start searched for the session marker box.
+const MARKER_SCAN_BYTES: u64 = 8 << 20;
+/// Matches kept in the result (at least the best five, as the extract JSON promises).
+const MATCHES_KEPT: usize = 5;
+
+/// The media limits of an analysis.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        max_input_bytes: config.limits.max_input_bytes,
+        max_duration_seconds: config.limits.max_media_seconds,
+        max_wall_time: Duration::from_secs(config.limits.max_processing_seconds),
+    }
+}
+
+/// The metadata layer: a session marker box at the start of the file, verified.
+fn metadata_layer(path: &Path, signer: &MarkerSigner) -> Option<MetadataLayer> {
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MARKER_SCAN_BYTES).read_to_end(&mut head))
+        .ok()?;
+    match marker::find_marker(&head) {
+        Ok(Some(found)) => Some(match found.verify(&signer.verifying_key()) {
+            Ok(p) => MetadataLayer::valid(p.session_id, p.video_id, p.issued_at),
+            Err(e) => MetadataLayer::invalid(e.to_string(), found.claimed().map(|p| p.session_id)),
+        }),
+        Ok(None) => None,
+        Err(e) => Some(MetadataLayer::invalid(e.to_string(), None)),
+    }
+}
+
+/// The titles to compare the suspect with: the one named, or every packaged title.
+fn reference_titles(
+    config: &Config,
+    db: &Db,
+    video: Option<&str>,
+) -> Result<Vec<ReferenceTitle>, AppError> {
+    let rows = match video {
+        Some(id) => vec![videos::get(&mut *db.conn()?, id).map_err(|e| match e {
+            DbError::NotFound(_) => AppError::UnknownTitle(id.to_string()),
+            other => other.into(),
+        })?],
+        None => videos::list(&mut *db.conn()?)?,
+    };
+    rows.iter()
+        .map(|v| {
+            Ok(ReferenceTitle::load(
+                &v.id,
+                config.layout().title(&v.storage_dir),
+            )?)
+        })
+        .collect()
+}
+
+/// The sessions that were keyed for the title, and their codes over the unit indexes `units`.
+fn candidates(
+    db: &Db,
+    secrets: &Secrets,
+    video_id: &str,
+    units: std::ops::Range<usize>,
+) -> Result<(Vec<Candidate>, CodeBook, codes::CodeKey), AppError> {
+    let mut conn = db.conn()?;
+    let row = videos::get(&mut conn, video_id)?;
+    let secret = sealing::open_video_secret(secrets.master_key(), video_id, &row.sealed_secret)
+        .map_err(|source| AppError::TitleSecret {
+            video_id: video_id.to_string(),
+            source,
+        })?;
+    let mut names = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for s in sessions::list_for_video(&mut conn, video_id)?
+        .into_iter()
+        .filter(|s| s.keyed_at.is_some())
+    {
+        if !names.contains_key(&s.user_id) {
+            let name = users::get(&mut conn, &s.user_id).map(|u| u.username)?;
+            names.insert(s.user_id.clone(), name);
+        }
+        out.push(Candidate {
+            user: names.get(&s.user_id).cloned().unwrap_or_default(),
+            session_id: s.id,
+            device_id: s.device_id,
+        });
+    }
+    let ids: Vec<&str> = out.iter().map(|c| c.session_id.as_str()).collect();
+    let key = codes::CodeKey::new(&secret);
+    let book = CodeBook::derive(&key, &ids, units);
+    Ok((out, book, key))
+}
+
+/// Whether the code of the best match hashes to what the submitter expected.
+fn expected_hash_finding(
+    expected: Option<&str>,
+    best: Option<&Match>,
+    key: Option<&codes::CodeKey>,
+    units: u32,
+) -> Option<ExpectedHash> {
+    let expected = expected?;
+    let found = best
+        .zip(key)
+        .map(|(m, k)| codes::code_hash(&k.code(&m.session_id, units)));
+    Some(ExpectedHash {
+        expected: expected.to_string(),
+        equal: found
+            .as_deref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(expected.trim())),
+        best_match_code_hash: found,
+    })
+}
+
+/// The detail of an `analysis_failed` audit entry.
+#[derive(Serialize)]
+struct FailedDetail<'a> {
+    code: &'a str,
+    reason: String,
+}
+
+/// The detail of an `analysis_finished` audit entry.
+#[derive(Serialize)]
+struct FinishedDetail<'a> {
+    verdict: Verdict,
+    video_id: Option<&'a str>,
+    best_match: Option<BestMatch<'a>>,
+}
+
+#[derive(Serialize)]
+struct BestMatch<'a> {
+    session_id: &'a str,
+    score: f64,
+    false_positive_probability: f64,
+}
+
+/// The detail of a `piracy_detected` security event.
+#[derive(Serialize)]
+struct DetectionDetail<'a> {
+    case_id: &'a str,
+    score: f64,
+    false_positive_probability: f64,
+}
+
+/// Per unit of the title: the soft value, `None` where the unit was not observed (0).
+fn unit_values(soft: &[f64]) -> Vec<Option<f64>> {
+    soft.iter().map(|&v| (v != 0.0).then_some(v)).collect()
+}
+
+/// Analyses the suspect of `case`, finishes the case (or marks it failed) and returns its
+/// result. An `identified` verdict raises a `piracy_detected` security event tied to the
+/// session, its user and device.
+pub fn run_case(
+    config: &Config,
+    db: &Db,
+    secrets: &Secrets,
+    case: &CaseRow,
+    actor: &str,
+    progress: Progress,
+) -> Result<CaseResult, AppError> {
+    let suspect = Path::new(&case.stored_path);
+    let titles = reference_titles(config, db, case.video_id.as_deref())?;
+    audit::append(
+        &mut *db.conn()?,
+        Some(&case.id),
+        actor,
+        "analysis_started",
+        "{}",
+    )?;
+    // A folder per run: should a lapsed lease let a second worker start the same case, the
+    // two runs never share (or remove) each other's files.
+    let work = config
+        .layout()
+        .work(&format!("{}-{}", case.id, shared::db::new_id()));
+    let outcome = extract::extract(suspect, &titles, &work, &limits(config), progress);
+    let _ = std::fs::remove_dir_all(&work);
+    let extraction = match outcome {
+        Ok(e) => e,
+        Err(e) => {
+            let mut conn = db.conn()?;
+            let _ = cases::fail(&mut conn, &case.id, &e.to_string());
+            let detail = FailedDetail {
+                code: e.code(),
+                reason: e.to_string(),
+            };
+            let _ = audit::append(
+                &mut conn,
+                Some(&case.id),
+                actor,
+                "analysis_failed",
+                &detail_json(&detail),
+            );
+            return Err(e.into());
+        }
+    };
+    let metadata = metadata_layer(
+        suspect,
+        &MarkerSigner::from_master_key(secrets.master_key()),
+    );
+    let (matches, verdict, key, compared) = match &extraction {
+        None => (Vec::new(), Verdict::NoWatermark, None, 0),
+        Some(e) => {
+            // Only the units the suspect shows are derived and scored.
+            let observed = e.soft.iter().position(|&v| v != 0.0).unwrap_or(0)
+                ..e.soft.iter().rposition(|&v| v != 0.0).map_or(0, |k| k + 1);
+            let (cands, book, key) = candidates(db, secrets, &e.video_id, observed)?;
+            let ranked = matching::rank(&e.soft, &cands, &book, MATCHES_KEPT);
+            let verdict = matching::verdict(&ranked, config.analysis.false_positive_threshold);
+            (ranked, verdict, Some(key), cands.len())
+        }
+    };
+    let units = extraction.as_ref().map_or(0, |e| e.soft.len() as u32);
+    let expected_watermark_hash = expected_hash_finding(
+        case.expected_watermark_hash.as_deref(),
+        matches.first(),
+        key.as_ref(),
+        units,
+    );
+    let result = CaseResult {
+        case_id: case.id.clone(),
+        verdict,
+        video_id: extraction.as_ref().map(|e| e.video_id.clone()),
+        units_observed: extraction.as_ref().map_or(0, |e| e.units_observed),
+        alignment: extraction.as_ref().map(|e| e.alignment.clone()),
+        metadata_layer: metadata,
+        matches,
+        unit_values: extraction
+            .as_ref()
+            .map(|e: &Extraction| unit_values(&e.soft)),
+        sessions_compared: compared,
+        expected_watermark_hash,
+    };
+    let mut conn = db.conn()?;
+    cases::finish(&mut conn, &result)?;
+    let summary = FinishedDetail {
+        verdict,
+        video_id: result.video_id.as_deref(),
+        best_match: result.best().map(|m| BestMatch {
+            session_id: &m.session_id,
+            score: m.score,
+            false_positive_probability: m.false_positive_probability,
+        }),
+    };
+    audit::append(
+        &mut conn,
+        Some(&case.id),
+        actor,
+        "analysis_finished",
+        &detail_json(&summary),
+    )?;
+    if let Some(best) = result.identified() {
+        raise_detection(&mut conn, &case.id, best)?;
+    }
+    Ok(result)
+}
+
+/// The piracy detection event of an identified case.
+fn raise_detection(conn: &mut DbConnection, case_id: &str, best: &Match) -> Result<(), AppError> {
+    let session = sessions::get(conn, &best.session_id)?;
+    let detail = detail_json(&DetectionDetail {
+        case_id,
+        score: best.score,
+        false_positive_probability: best.false_positive_probability,
+    });
+    security_events::record(
+        conn,
+        Severity::Critical,
+        &NewEvent {
+            kind: "piracy_detected",
+            session_id: Some(&session.id),
+            user_id: Some(&session.user_id),
+            device_id: Some(&session.device_id),
+            address: None,
+            detail: &detail,
+        },
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn best(session: &str) -> Match {
+        Match {
+            session_id: session.into(),
+            user: "u".into(),
+            device_id: "d".into(),
+            score: 9.0,
+            false_positive_probability: 1e-12,
+            unit_agreement: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_expected_hash_is_compared_with_the_best_matchs_code() {
+        let key = codes::CodeKey::new(&[3u8; 32]);
+        let right = codes::code_hash(&key.code("s1", 40));
+        let m = best("s1");
+        let found =
+            expected_hash_finding(Some(&right.to_uppercase()), Some(&m), Some(&key), 40).unwrap();
+        assert!(found.equal);
+        assert_eq!(found.best_match_code_hash.as_deref(), Some(right.as_str()));
+        let other = expected_hash_finding(Some(&"0".repeat(64)), Some(&m), Some(&key), 40).unwrap();
+        assert!(!other.equal);
+        let none = expected_hash_finding(Some(&right), None, Some(&key), 40).unwrap();
+        assert!(!none.equal);
+        assert!(none.best_match_code_hash.is_none());
+        assert!(expected_hash_finding(None, Some(&m), Some(&key), 40).is_none());
+    }
+
+    #[test]
+    fn unobserved_units_have_no_value() {
+        assert_eq!(
+            unit_values(&[0.0, 1.5, -0.5]),
+            vec![None, Some(1.5), Some(-0.5)]
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The case routes: suspect submission (`POST /api/verify-watermark/`: crawlers with an API
+//! key, analysts and admins with a user token), the case list and a case's status and result.
+//! Handlers take the caller from [`Caller`], check the request, then call [`crate::cases`].
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use api::auth::Caller;
+use api::error::not_found_as;
+use api::ApiError;
+use formats::case::{CaseResult, CaseStatus, SubmitterKind, Verdict};
+use serde::{Deserialize, Serialize};
+use shared::db::repo::{cases as case_rows, videos};
+
+use super::forms;
+use super::{blocking, AppState};
+use crate::cases::{self, Request, Submitter};
+use crate::uploads::{self, StoredUpload};
+
+/// A missing case is 404 `case_not_found`.
+pub fn case_error(e: shared::db::DbError) -> ApiError {
+    not_found_as("case_not_found", "no such case")(e)
+}
+
+fn wrong_role(what: &str) -> ApiError {
+    ApiError::forbidden("wrong_role", format!("this account cannot {what}"))
+}
+
+/// The form's fields, whichever way it came.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Form {
+    video_id: Option<String>,
+    expected_watermark_hash: Option<String>,
+    video_file_path: Option<String>,
+}
+
+fn validate_form(form: &Form) -> Result<(), ApiError> {
+    if let Some(h) = &form.expected_watermark_hash {
+        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::bad_request(
+                "invalid_watermark_hash",
+                "expected_watermark_hash must be 64 hexadecimal characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The answer to a submission: where to follow the case.
+#[derive(Serialize)]
+struct Accepted {
+    case_id: String,
+    status_url: String,
+}
+
+/// `POST /api/verify-watermark/`: 202 with the case id and its status URL.
+pub async fn verify_watermark(
+    caller: Caller,
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = caller.submitter()?;
+    let limit = state.config.evidence.max_upload_bytes;
+    forms::refuse_declared_length(&req, limit)?;
+    let content_type = forms::content_type(&req);
+    let (form, stored) = if content_type.starts_with("multipart/form-data") {
+        let uploads = state.config.layout().uploads();
+        let mut sent = forms::read_multipart(&req, payload, uploads, limit).await?;
+        let fields = Form {
+            video_id: sent.take("video_id"),
+            expected_watermark_hash: sent.take("expected_watermark_hash"),
+            video_file_path: sent.take("video_file_path"),
+        };
+        (fields, sent.file)
+    } else if content_type.starts_with("application/json") {
+        (forms::read_json(payload).await?, None)
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send multipart/form-data with a \"file\" field (or JSON with video_file_path)",
+        ));
+    };
+    // Anything refused from here on must not leave the stored file behind.
+    let refuse = |stored: &Option<StoredUpload>, e: ApiError| {
+        if let Some(s) = stored {
+            let _ = std::fs::remove_file(&s.path);
+        }
+        e
+    };
+    validate_form(&form).map_err(|e| refuse(&stored, e))?;
+    if let Some(id) = form.video_id.clone() {
+        let known = state.db.run(move |c| videos::get(c, &id)).await;
+        if let Err(e) = known {
+            let e = not_found_as("unknown_video", "no packaged title has this id")(e);
+            return Err(refuse(&stored, e));
+        }
+    }
+    let stored = match (stored, form.video_file_path.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "ambiguous_submission",
+                "send either a file or a video_file_path, not both",
+            ))
+        }
+        (Some(s), None) => s,
+        (None, Some(path)) => {
+            let inbox = state.config.inbox_dir();
+            let source = uploads::inbox_file(&inbox, path).map_err(forms::upload_error)?;
+            let uploads = state.config.layout().uploads();
+            blocking(move || Ok(uploads::store_inbox_file(&source, &uploads, limit)?)).await?
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "missing_file",
+                "the form has no \"file\" field (nor a video_file_path)",
+            ))
+        }
+    };
+    forms::check_video(&stored, &state.config).await?;
+    let submitter = match caller {
+        Caller::Crawler { key_id } => Submitter {
+            kind: SubmitterKind::ApiKey,
+            id: Some(key_id),
+        },
+        Caller::User { id, .. } => Submitter {
+            kind: SubmitterKind::User,
+            id: Some(id),
+        },
+    };
+    let (config, db, stored_c) = (state.config.clone(), state.db.clone(), stored.clone());
+    let Form {
+        video_id,
+        expected_watermark_hash,
+        ..
+    } = form;
+    let case_id = blocking(move || {
+        cases::submit(
+            &config,
+            &db,
+            &stored_c,
+            Request {
+                submitter: &submitter,
+                video_id: video_id.as_deref(),
+                expected_watermark_hash: expected_watermark_hash.as_deref(),
+            },
+        )
+    })
+    .await
+    .inspect_err(|_| {
+        let _ = std::fs::remove_file(&stored.path);
+    })?;
+    Ok(HttpResponse::Accepted().json(Accepted {
+        status_url: format!("/api/cases/{case_id}/"),
+        case_id,
+    }))
+}
+
+/// The fields of a case that the status and the list both show.
+#[derive(Serialize)]
+pub struct CaseSummary {
+    case_id: String,
+    status: CaseStatus,
+    progress: f64,
+    verdict: Option<Verdict>,
+    video_id: Option<String>,
+    file_name: String,
+    file_size: i64,
+    file_sha256: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&case_rows::CaseRow> for CaseSummary {
+    fn from(case: &case_rows::CaseRow) -> Self {
+        CaseSummary {
+            case_id: case.id.clone(),
+            status: case.status,
+            progress: case.progress,
+            verdict: case.verdict,
+            video_id: case.video_id.clone(),
+            file_name: case.file_name.clone(),
+            file_size: case.file_size,
+            file_sha256: case.file_sha256.clone(),
+            created_at: case.created_at.and_utc().to_rfc3339(),
+            updated_at: case.updated_at.and_utc().to_rfc3339(),
+        }
+    }
+}
+
+/// `GET /api/cases/{id}/`: the summary, the result once done, the error once failed.
+#[derive(Serialize)]
+struct CaseView {
+    #[serde(flatten)]
+    summary: CaseSummary,
+    result: Option<CaseResult>,
+    error: Option<String>,
+}
+
+/// `GET /api/cases/{id}/`: status, progress and (once done) the extract result.
+pub async fn case_status(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let case = state
+        .db
+        .run(move |c| case_rows::get(c, &id))
+        .await
+        .map_err(case_error)?;
+    let allowed = match &caller {
+        Caller::User { .. } => caller.reads_evidence(),
+        // A crawler sees the cases it submitted.
+        Caller::Crawler { key_id } => case.submitted_by_key(key_id),
+    };
+    if !allowed {
+        return Err(wrong_role("read this case"));
+    }
+    Ok(HttpResponse::Ok().json(CaseView {
+        summary: CaseSummary::from(&case),
+        result: case.result(),
+        error: case.error.clone(),
+    }))
+}
+
+/// Most cases one list answer holds.
+const CASE_LIST_MAX: i64 = 500;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<i64>,
+}
+
+/// `GET /api/cases/`: the newest cases first (`?limit=`, default 100, at most 500); analysts,
+/// legal and admins see every case, a crawler key the cases it submitted.
+pub async fn list_cases(
+    caller: Caller,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let own_key = match caller {
+        Caller::Crawler { key_id } => Some(key_id),
+        user if user.reads_evidence() => None,
+        Caller::User { .. } => return Err(wrong_role("list cases")),
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=CASE_LIST_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {CASE_LIST_MAX}"),
+        ));
+    }
+    let rows = state
+        .db
+        .run(move |c| case_rows::recent(c, own_key.as_deref(), limit))
+        .await?;
+    let list: Vec<CaseSummary> = rows.iter().map(CaseSummary::from).collect();
+    Ok(HttpResponse::Ok().json(list))
+}

@@ -1,0 +1,97 @@
+//! `package_title`: packaging a source as a title, queued by the admin console (an upload or
+//! an inbox file). Idempotent: when an earlier attempt already recorded the title from this
+//! very source (same SHA-256), the job is done.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use shared::config::Config;
+use shared::db::repo::jobs::{JobKind, JobRow};
+use shared::db::repo::{audit, videos};
+use shared::db::Db;
+
+use super::{detail_json, Context, Job};
+use crate::error::AppError;
+use crate::packaging::{self, TitleSpec};
+
+/// The payload of a packaging job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageTitle {
+    /// The source file (an upload in the data dir, or a file in the inbox).
+    pub source: PathBuf,
+    /// Remove the source once packaged (an upload; never an inbox file).
+    pub remove_source: bool,
+    pub spec: TitleSpec,
+    /// Who asked (`user:<id>`), for the audit trail.
+    pub requested_by: String,
+}
+
+/// The detail of a `title_packaging_requested` audit entry.
+#[derive(Serialize)]
+struct RequestedDetail<'a> {
+    job_id: &'a str,
+    title: &'a str,
+}
+
+/// Queues a packaging job, audited as the requester's.
+pub fn enqueue(db: &Db, config: &Config, job: &PackageTitle) -> Result<JobRow, AppError> {
+    let mut conn = db.conn()?;
+    let row = super::enqueue(&mut conn, config, job)?;
+    let detail = RequestedDetail {
+        job_id: &row.id,
+        title: &job.spec.title,
+    };
+    audit::append(
+        &mut conn,
+        None,
+        &job.requested_by,
+        "title_packaging_requested",
+        &detail_json(&detail),
+    )?;
+    Ok(row)
+}
+
+impl Job for PackageTitle {
+    const KIND: JobKind = JobKind::PackageTitle;
+
+    fn run(&self, cx: &Context) -> Result<(), AppError> {
+        if let Some(existing) = videos::find_by_title(&mut *cx.db.conn()?, &self.spec.title)? {
+            let same = self.source.is_file()
+                && formats::digest::sha256_file(&self.source)
+                    .map(|(_, sha)| sha == existing.source_sha256)
+                    .unwrap_or(false);
+            if !same {
+                return Err(AppError::TitleExists(self.spec.title.clone()));
+            }
+        } else {
+            if !self.source.is_file() {
+                return Err(AppError::SourceGone(self.source.clone()));
+            }
+            let packaged = packaging::package_and_record(
+                cx.config,
+                cx.db,
+                cx.secrets,
+                &self.source,
+                &self.spec,
+                &mut |p| (cx.progress)(packaging::overall(p)),
+            );
+            if let Err(e) = packaged {
+                // No attempt will follow when the source cannot be packaged or this was the
+                // last attempt: drop the upload.
+                if self.remove_source && (e.is_input() || cx.last_attempt()) {
+                    let _ = std::fs::remove_file(&self.source);
+                }
+                return Err(e);
+            }
+        }
+        if self.remove_source {
+            let _ = std::fs::remove_file(&self.source);
+        }
+        Ok(())
+    }
+}
+
+/// The title a packaging job names, whatever became of it.
+pub fn title_of(row: &JobRow) -> Option<TitleSpec> {
+    super::payload::<PackageTitle>(row).ok().map(|job| job.spec)
+}
