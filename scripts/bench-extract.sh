@@ -4,7 +4,9 @@
 # and without it (store moved aside: both variants decoded too), alternating, RUNS times each.
 # Also prints the store's size beside the variants', the packaging time and the time the
 # server's worker takes to build the store after packaging.
-# Usage: scripts/bench-extract.sh [RUNS=3]
+# With BEFORE=/path/to/an/older/leaktrace, each run also times that binary on the same data
+# dir and suspect, so a change is measured side by side with what it replaces.
+# Usage: [BEFORE=BIN] scripts/bench-extract.sh [RUNS=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -47,11 +49,11 @@ kill "${PIDS[@]}"; PIDS=()
 # The suspect: 60 s from 20 s on, re-encoded with x264 CRF 23 (1500 frames of 1280x720).
 ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" -ss 20 -t 60 -c:v libx264 -preset fast -crf 23 -an "$WORK/suspect.mp4"
 
-run() { # LABEL
-  local start took verdict
+run() { # LABEL [BINARY]
+  local start took verdict bin=${2:-$BIN}
   start=$(date +%s.%N)
-  verdict=$("$BIN" --log-level warn --data-dir "$DATA" extract "$WORK/suspect.mp4" --video "$VIDEO" --json |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["verdict"], "z=%.1f" % r["matches"][0]["score"])')
+  verdict=$("$bin" --log-level warn --data-dir "$DATA" extract "$WORK/suspect.mp4" --video "$VIDEO" --json |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["verdict"], "z=%.2f" % r["matches"][0]["score"])')
   took=$(seconds_since "$start")
   echo "| $1 | $took s | $verdict |"
 }
@@ -63,7 +65,9 @@ echo "| reference | wall time | result |"
 echo "|---|---|---|"
 for _ in $(seq "$RUNS"); do
   run "store (suspect decoded only)"
+  [ -n "${BEFORE:-}" ] && run "store, before" "$BEFORE"
   mv "$TITLE_DIR/reference/units" "$WORK/units-aside"
   run "no store (both variants decoded)"
+  [ -n "${BEFORE:-}" ] && run "no store, before" "$BEFORE"
   mv "$WORK/units-aside" "$TITLE_DIR/reference/units"
 done

@@ -1,4 +1,5 @@
-//! The command line (DESIGN section 5). Global flags form the top configuration layer.
+//! The command line, as docs/PROTOCOL.md and the README document it. Global flags form the
+//! top configuration layer.
 
 use std::path::PathBuf;
 
@@ -93,7 +94,7 @@ pub struct ExtractArgs {
     /// Compare with this title only (default: find the title among all packaged ones)
     #[arg(long = "video", value_name = "ID")]
     pub video: Option<String>,
-    /// Print one JSON object (DESIGN section 5)
+    /// Print one JSON object: the extract JSON of docs/PROTOCOL.md
     #[arg(long)]
     pub json: bool,
 }

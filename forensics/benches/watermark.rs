@@ -2,9 +2,11 @@
 //! Run: cargo bench -p forensics --bench watermark
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use forensics::watermark::embed::{embed_pair, embed_pair_reference, PlaneMut, DEFAULT_STRENGTH};
-use forensics::watermark::mask::{gain_map, gain_map_reference, Plane};
+use forensics::frame::plane_view;
+use forensics::watermark::embed::{embed_pair, embed_pair_reference, DEFAULT_STRENGTH};
+use forensics::watermark::mask::{gain_map, gain_map_reference};
 use forensics::watermark::pattern::{render, render_reference, unit_grids};
+use ndarray::ArrayViewMut2;
 use rand::{Rng, SeedableRng};
 
 const W: usize = 1280;
@@ -26,12 +28,7 @@ fn picture() -> Vec<u8> {
 
 fn kernels(c: &mut Criterion) {
     let data = picture();
-    let plane = Plane {
-        data: &data,
-        stride: W,
-        width: W,
-        height: H,
-    };
+    let plane = plane_view(&data, W, H, W);
     let grids = unit_grids(&[7u8; 32], 1, W, H);
     let pattern = render(&grids, W, H);
     let gains = gain_map(&plane);
@@ -57,14 +54,8 @@ fn kernels(c: &mut Criterion) {
                 &pattern,
                 &gains,
                 DEFAULT_STRENGTH,
-                &mut PlaneMut {
-                    data: &mut a,
-                    stride: W,
-                },
-                &mut PlaneMut {
-                    data: &mut b,
-                    stride: W,
-                },
+                &mut ArrayViewMut2::from_shape((H, W), &mut a[..]).unwrap(),
+                &mut ArrayViewMut2::from_shape((H, W), &mut b[..]).unwrap(),
             )
         })
     });
@@ -75,14 +66,8 @@ fn kernels(c: &mut Criterion) {
                 &pattern,
                 &gains,
                 DEFAULT_STRENGTH,
-                &mut PlaneMut {
-                    data: &mut a,
-                    stride: W,
-                },
-                &mut PlaneMut {
-                    data: &mut b,
-                    stride: W,
-                },
+                &mut ArrayViewMut2::from_shape((H, W), &mut a[..]).unwrap(),
+                &mut ArrayViewMut2::from_shape((H, W), &mut b[..]).unwrap(),
             )
         })
     });

@@ -4,31 +4,20 @@
 
 use std::io::{self, Seek, SeekFrom, Write};
 
-use crate::watermark::mask::Plane;
+use ndarray::{Array3, ArrayView2};
+
+use crate::frame;
 
 pub const THUMB_WIDTH: usize = 32;
 pub const THUMB_HEIGHT: usize = 18;
 pub const MAGIC: &[u8; 8] = b"LTTHUMB1";
 
-/// Area average of the plane over a `tw` x `th` grid of cells.
-pub fn thumbnail(plane: &Plane, tw: usize, th: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(tw * th);
-    for cy in 0..th {
-        let y0 = cy * plane.height / th;
-        let y1 = ((cy + 1) * plane.height / th).max(y0 + 1);
-        for cx in 0..tw {
-            let x0 = cx * plane.width / tw;
-            let x1 = ((cx + 1) * plane.width / tw).max(x0 + 1);
-            let mut sum = 0u64;
-            for y in y0..y1 {
-                let row = &plane.data[y * plane.stride + x0..y * plane.stride + x1];
-                sum += row.iter().map(|&v| v as u64).sum::<u64>();
-            }
-            let n = ((x1 - x0) * (y1 - y0)) as u64;
-            out.push(((sum + n / 2) / n) as u8);
-        }
-    }
-    out
+/// The stored thumbnail of one frame's luma plane, row by row as the file holds it.
+pub fn thumbnail(plane: ArrayView2<u8>) -> Vec<u8> {
+    frame::thumbnail(plane, THUMB_HEIGHT, THUMB_WIDTH)
+        .iter()
+        .copied()
+        .collect()
 }
 
 /// Writes the file header; when the count is not known yet, write 0 and [`patch_count`] later.
@@ -47,12 +36,10 @@ pub fn patch_count(w: &mut (impl Write + Seek), frames: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Thumbnails read back: `frames[i]` is frame `i`.
+/// Thumbnails read back, `[[frame, row, column]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thumbnails {
-    pub width: usize,
-    pub height: usize,
-    pub frames: Vec<Vec<u8>>,
+    pub frames: Array3<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +58,9 @@ pub fn parse(data: &[u8]) -> Result<Thumbnails, ThumbnailFileError> {
     if size == 0 || data.len() != 20 + size * count {
         return Err(bad("size does not match the header"));
     }
-    Ok(Thumbnails {
-        width,
-        height,
-        frames: data[20..].chunks(size).map(<[u8]>::to_vec).collect(),
-    })
+    let frames = Array3::from_shape_vec((count, height, width), data[20..].to_vec())
+        .map_err(|e| bad(&e.to_string()))?;
+    Ok(Thumbnails { frames })
 }
 
 #[cfg(test)]
@@ -86,22 +71,14 @@ mod tests {
     fn thumbnail_averages_cells_and_file_round_trips() {
         let (w, h, stride) = (64, 36, 70);
         let mut data = vec![0u8; stride * h];
-        for y in 0..h {
-            for x in 0..w {
-                data[y * stride + x] = if x < w / 2 { 10 } else { 200 };
+        for row in data.chunks_mut(stride) {
+            for (x, v) in row[..w].iter_mut().enumerate() {
+                *v = if x < w / 2 { 10 } else { 200 };
             }
         }
-        let t = thumbnail(
-            &Plane {
-                data: &data,
-                stride,
-                width: w,
-                height: h,
-            },
-            4,
-            2,
-        );
-        assert_eq!(t, vec![10, 10, 200, 200, 10, 10, 200, 200]);
+        let t = thumbnail(frame::plane_view(&data, w, h, stride));
+        assert_eq!(t.len(), THUMB_WIDTH * THUMB_HEIGHT);
+        assert_eq!((t[0], t[THUMB_WIDTH - 1], t[THUMB_WIDTH]), (10, 200, 10));
 
         let mut cursor = io::Cursor::new(Vec::new());
         write_header(&mut cursor, 0).unwrap();
@@ -114,8 +91,8 @@ mod tests {
         patch_count(&mut cursor, 2).unwrap();
         let file = cursor.into_inner();
         let parsed = parse(&file).unwrap();
-        assert_eq!(parsed.frames.len(), 2);
-        assert_eq!(parsed.frames[1][0], 2);
+        assert_eq!(parsed.frames.dim(), (2, THUMB_HEIGHT, THUMB_WIDTH));
+        assert_eq!(parsed.frames[[1, 0, 0]], 2);
         assert!(parse(&file[..file.len() - 1]).is_err());
         assert!(parse(b"nonsense").is_err());
     }

@@ -4,6 +4,7 @@
 
 pub mod extract;
 pub mod fingerprint;
+pub mod frame;
 pub mod matching;
 pub mod media;
 pub mod package;

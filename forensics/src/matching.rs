@@ -1,6 +1,6 @@
 //! Matching extracted soft values against the codes of the sessions that streamed the title
-//! (DESIGN section 3): every candidate scored, the best first, each with its Bonferroni
-//! false-positive probability; a verdict only from that probability.
+//! (each session's code picks a variant per unit): every candidate scored, the best first,
+//! each with its Bonferroni false-positive probability; a verdict only from that probability.
 
 use formats::case::{Match, Verdict};
 use formats::codes::CodeKey;

@@ -18,13 +18,14 @@ use formats::package::{
 use rand::RngCore;
 
 use crate::fingerprint::{self, THUMB_HEIGHT, THUMB_WIDTH};
+use crate::frame::{luma, luma_mut};
 use crate::media::audio;
 use crate::media::decode::{FrameReader, Limits, SourceInfo};
 use crate::media::encode::{EncoderSettings, Geometry, VariantWriter, DEFAULT_CRF, DEFAULT_PRESET};
 use crate::media::fmp4::{self, Fmp4Error};
 use crate::media::MediaError;
-use crate::watermark::embed::{embed_pair, PlaneMut, DEFAULT_STRENGTH};
-use crate::watermark::mask::{gain_map, Plane};
+use crate::watermark::embed::{embed_pair, DEFAULT_STRENGTH};
+use crate::watermark::mask::gain_map;
 use crate::watermark::pattern::{unit_pattern, Pattern};
 
 pub const ALGORITHM: &str = "leaktrace-ab-v1";
@@ -467,32 +468,20 @@ impl Embedder<'_> {
                 current = Some((unit, unit_pattern(self.secret, unit, w, h)));
             }
             let pattern = current.as_ref().map(|(_, p)| p).ok_or_else(encoder_gone)?;
-            let src = Plane {
-                data: source.data(0),
-                stride: source.stride(0),
-                width: w,
-                height: h,
-            };
+            let src = luma(&source);
             thumbs
-                .write_all(&fingerprint::thumbnail(&src, THUMB_WIDTH, THUMB_HEIGHT))
+                .write_all(&fingerprint::thumbnail(src))
                 .map_err(thumb_err)?;
             let gains = gain_map(&src);
             let mut a = source.clone();
             let mut b = source.clone();
-            let (stride_a, stride_b) = (a.stride(0), b.stride(0));
             embed_pair(
                 &src,
                 pattern,
                 &gains,
                 self.strength,
-                &mut PlaneMut {
-                    data: a.data_mut(0),
-                    stride: stride_a,
-                },
-                &mut PlaneMut {
-                    data: b.data_mut(0),
-                    stride: stride_b,
-                },
+                &mut luma_mut(&mut a),
+                &mut luma_mut(&mut b),
             );
             a.set_pts(Some(index));
             b.set_pts(Some(index));

@@ -18,10 +18,40 @@ use std::sync::mpsc::sync_channel;
 use formats::layout::{Layout, Variant};
 use formats::package::PackageManifest;
 
-use crate::extract::frame_gray;
-use crate::extract::gray::Gray;
+use crate::frame::{analysis_gray, Gray};
 use crate::media::decode::{FrameReader, Limits};
 use crate::media::MediaError;
+
+/// One reference frame as the detector takes it: the midpoint of the two variants, and half
+/// their difference (`(B - A) / 2`), on one grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefFrame {
+    pub mid: Gray,
+    pub half_diff: Gray,
+}
+
+impl RefFrame {
+    /// The frame of two decoded variants of one picture, of one size.
+    pub fn from_variants(a: &Gray, b: &Gray) -> RefFrame {
+        RefFrame {
+            mid: ndarray::Zip::from(a)
+                .and(b)
+                .map_collect(|&x, &y| 0.5 * (x + y)),
+            half_diff: ndarray::Zip::from(a)
+                .and(b)
+                .map_collect(|&x, &y| 0.5 * (y - x)),
+        }
+    }
+
+    /// The frame resampled onto another grid (both planes alike: resampling is linear, so
+    /// this is the midpoint and half difference of the resampled variants).
+    pub fn map(&self, f: impl Fn(&Gray) -> Gray) -> RefFrame {
+        RefFrame {
+            mid: f(&self.mid),
+            half_diff: f(&self.half_diff),
+        }
+    }
+}
 
 /// Building a reference store failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +68,9 @@ pub enum RefStoreError {
     /// The variants disagree with each other or with the manifest.
     #[error("the reference store cannot be built: {0}")]
     Inconsistent(String),
+    /// A store file that is not one, or is cut short.
+    #[error("reference store file {path}: {reason}")]
+    Damaged { path: PathBuf, reason: String },
 }
 
 impl RefStoreError {
@@ -46,6 +79,7 @@ impl RefStoreError {
             RefStoreError::Media(e) => e.code(),
             RefStoreError::Io { .. } => "io_error",
             RefStoreError::Inconsistent(_) => "reference_store_failed",
+            RefStoreError::Damaged { .. } => "reference_unreadable",
         }
     }
 }
@@ -139,35 +173,35 @@ fn fixed(v: f32, scale: f32) -> i16 {
     (v * scale).round().clamp(i16::MIN as f32, i16::MAX as f32) as i16
 }
 
-/// Writes one unit: the frames of variant A and of variant B, pairwise of one size.
-pub fn write_unit(path: &Path, a: &[Gray], b: &[Gray]) -> io::Result<u64> {
-    let (Some(first), true) = (a.first(), a.len() == b.len()) else {
-        return Err(bad(
-            "a unit needs the same number of A and B frames, at least one",
-        ));
+/// Writes one unit's frames, all of one size.
+pub fn write_unit(path: &Path, frames: &[RefFrame]) -> Result<u64, RefStoreError> {
+    write_frames(path, frames).map_err(io("write", path))
+}
+
+fn write_frames(path: &Path, frames: &[RefFrame]) -> io::Result<u64> {
+    let Some(first) = frames.first() else {
+        return Err(bad("a unit needs at least one frame"));
     };
-    let (w, h) = (first.width, first.height);
-    if a.iter().chain(b).any(|g| g.width != w || g.height != h) {
+    let (h, w) = first.mid.dim();
+    if frames
+        .iter()
+        .any(|f| f.mid.dim() != (h, w) || f.half_diff.dim() != (h, w))
+    {
         return Err(bad("frames of one unit differ in size"));
     }
     let size = |n: usize| u16::try_from(n).map_err(|_| bad("dimension too large"));
     let mut out = BufWriter::new(File::create(path)?);
     out.write_all(MAGIC)?;
     out.write_all(&[VERSION])?;
-    for n in [size(w)?, size(h)?, size(a.len())?] {
+    for n in [size(w)?, size(h)?, size(frames.len())?] {
         out.write_all(&n.to_le_bytes())?;
     }
     let mut z = zstd::Encoder::new(out, LEVEL)?;
     let mut buf = Vec::with_capacity(4 * w * h);
     let mut previous: Option<Vec<i16>> = None;
-    for (ga, gb) in a.iter().zip(b) {
+    for frame in frames {
         buf.clear();
-        let mids: Vec<i16> = ga
-            .data
-            .iter()
-            .zip(&gb.data)
-            .map(|(&x, &y)| fixed(0.5 * (x + y), MID_SCALE))
-            .collect();
+        let mids: Vec<i16> = frame.mid.iter().map(|&m| fixed(m, MID_SCALE)).collect();
         match &previous {
             Some(before) => {
                 for (&m, &p) in mids.iter().zip(before) {
@@ -185,8 +219,8 @@ pub fn write_unit(path: &Path, a: &[Gray], b: &[Gray]) -> io::Result<u64> {
             }
         }
         previous = Some(mids);
-        for (&x, &y) in ga.data.iter().zip(&gb.data) {
-            buf.extend_from_slice(&fixed(0.5 * (y - x), DIFF_SCALE).to_le_bytes());
+        for &d in frame.half_diff.iter() {
+            buf.extend_from_slice(&fixed(d, DIFF_SCALE).to_le_bytes());
         }
         z.write_all(&buf)?;
     }
@@ -196,8 +230,18 @@ pub fn write_unit(path: &Path, a: &[Gray], b: &[Gray]) -> io::Result<u64> {
     Ok(file.metadata()?.len())
 }
 
-/// Reads one unit back: (variant A frames, variant B frames).
-pub fn read_unit(path: &Path) -> io::Result<(Vec<Gray>, Vec<Gray>)> {
+/// Reads one unit back, frame by frame.
+pub fn read_unit(path: &Path) -> Result<Vec<RefFrame>, RefStoreError> {
+    read_frames(path).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => RefStoreError::Damaged {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+        _ => io("read", path)(e),
+    })
+}
+
+fn read_frames(path: &Path) -> io::Result<Vec<RefFrame>> {
     let mut input = BufReader::new(File::open(path)?);
     let mut head = [0u8; 11];
     input.read_exact(&mut head)?;
@@ -205,7 +249,7 @@ pub fn read_unit(path: &Path) -> io::Result<(Vec<Gray>, Vec<Gray>)> {
         return Err(bad("not a reference store unit of this version"));
     }
     let n = |i: usize| u16::from_le_bytes([head[i], head[i + 1]]) as usize;
-    let (w, h, frames) = (n(5), n(7), n(9));
+    let (w, h, count) = (n(5), n(7), n(9));
     // Stored frames are analysis-width grays: a larger size means a damaged file, which must
     // not make the reader allocate gigabytes.
     if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
@@ -213,45 +257,45 @@ pub fn read_unit(path: &Path) -> io::Result<(Vec<Gray>, Vec<Gray>)> {
     }
     let mut z = zstd::Decoder::with_buffer(input)?;
     let mut raw = vec![0u8; 4 * w * h];
-    let (mut a, mut b) = (Vec::with_capacity(frames), Vec::with_capacity(frames));
-    let value = |bytes: &[u8], i: usize| i16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+    let mut frames = Vec::with_capacity(count);
+    let values = |bytes: &[u8]| -> Vec<i16> {
+        bytes
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect()
+    };
     let mut mid = vec![0i16; w * h];
-    for frame in 0..frames {
+    for index in 0..count {
         z.read_exact(&mut raw)?;
         let (deltas, diffs) = raw.split_at(2 * w * h);
-        if frame == 0 {
-            for (row, out) in mid.chunks_mut(w).enumerate() {
+        let deltas = values(deltas);
+        if index == 0 {
+            // Differences along each row.
+            for (out, row) in mid.chunks_mut(w).zip(deltas.chunks(w)) {
                 let mut m = 0i16;
-                for (col, v) in out.iter_mut().enumerate() {
-                    m = m.wrapping_add(value(deltas, row * w + col));
+                for (v, &d) in out.iter_mut().zip(row) {
+                    m = m.wrapping_add(d);
                     *v = m;
                 }
             }
         } else {
-            for (i, v) in mid.iter_mut().enumerate() {
-                *v = v.wrapping_add(value(deltas, i));
+            // Differences from the frame before.
+            for (v, &d) in mid.iter_mut().zip(&deltas) {
+                *v = v.wrapping_add(d);
             }
         }
-        let mut ga = Vec::with_capacity(w * h);
-        let mut gb = Vec::with_capacity(w * h);
-        for (i, &m) in mid.iter().enumerate() {
-            let centre = m as f32 / MID_SCALE;
-            let half = value(diffs, i) as f32 / DIFF_SCALE;
-            ga.push(centre - half);
-            gb.push(centre + half);
-        }
-        a.push(Gray {
-            width: w,
-            height: h,
-            data: ga,
-        });
-        b.push(Gray {
-            width: w,
-            height: h,
-            data: gb,
+        let centre: Vec<f32> = mid.iter().map(|&m| m as f32 / MID_SCALE).collect();
+        let half: Vec<f32> = values(diffs)
+            .into_iter()
+            .map(|d| d as f32 / DIFF_SCALE)
+            .collect();
+        let shape = |data| Gray::from_shape_vec((h, w), data).map_err(|e| bad(e.to_string()));
+        frames.push(RefFrame {
+            mid: shape(centre)?,
+            half_diff: shape(half)?,
         });
     }
-    Ok((a, b))
+    Ok(frames)
 }
 
 /// Builds a store under `layout` from a title's two encoded variant files (each the whole title as
@@ -278,7 +322,7 @@ pub fn build(
                     let mut reader =
                         FrameReader::open_with_threads(&path, limits, 1)?.without_length_check();
                     while let Some(f) = reader.next_frame()? {
-                        if to.send(Ok(frame_gray(&f))).is_err() {
+                        if to.send(Ok(analysis_gray(&f))).is_err() {
                             break;
                         }
                     }
@@ -293,23 +337,20 @@ pub fn build(
         let (from_a, from_b) = (decode(variant_a), decode(variant_b));
         let mut total = 0u64;
         let mut unit = 1u32;
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        let mut flush = |unit: &mut u32, a: &mut Vec<Gray>, b: &mut Vec<Gray>| {
-            let path = layout.reference_unit(*unit);
-            total += write_unit(&path, a, b).map_err(io("write", &path))?;
+        let mut frames = Vec::with_capacity(unit_frames);
+        let mut flush = |unit: &mut u32, frames: &mut Vec<RefFrame>| {
+            total += write_unit(&layout.reference_unit(*unit), frames)?;
             progress(*unit, unit_count);
-            a.clear();
-            b.clear();
+            frames.clear();
             *unit += 1;
             Ok::<(), RefStoreError>(())
         };
         loop {
             match (from_a.recv(), from_b.recv()) {
                 (Ok(ga), Ok(gb)) => {
-                    a.push(ga?);
-                    b.push(gb?);
-                    if a.len() == unit_frames {
-                        flush(&mut unit, &mut a, &mut b)?;
+                    frames.push(RefFrame::from_variants(&ga?, &gb?));
+                    if frames.len() == unit_frames {
+                        flush(&mut unit, &mut frames)?;
                     }
                 }
                 (Err(_), Err(_)) => break,
@@ -321,8 +362,8 @@ pub fn build(
                 }
             }
         }
-        if !a.is_empty() {
-            flush(&mut unit, &mut a, &mut b)?;
+        if !frames.is_empty() {
+            flush(&mut unit, &mut frames)?;
         }
         if unit - 1 != unit_count {
             return Err(RefStoreError::Inconsistent(format!(
@@ -338,51 +379,32 @@ pub fn build(
 mod tests {
     use super::*;
 
-    fn gray(w: usize, h: usize, f: impl Fn(usize, usize) -> f32) -> Gray {
-        Gray {
-            width: w,
-            height: h,
-            data: (0..h)
-                .flat_map(|y| (0..w).map(move |x| (x, y)))
-                .map(|(x, y)| f(x, y))
-                .collect(),
-        }
+    fn frame(t: usize) -> RefFrame {
+        let a = Gray::from_shape_fn((21, 37), |(y, x)| {
+            16.0 + ((x * 7 + y * 3 + t) % 220) as f32 + 0.37
+        });
+        let b = Gray::from_shape_fn((21, 37), |(y, x)| {
+            a[[y, x]] + (((y * 37 + x) % 5) as f32 - 2.0) * 0.731
+        });
+        RefFrame::from_variants(&a, &b)
     }
 
     #[test]
     fn a_unit_round_trips_within_the_fixed_point_steps() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("1.lts");
-        let a: Vec<Gray> = (0..3)
-            .map(|t| {
-                gray(37, 21, |x, y| {
-                    16.0 + ((x * 7 + y * 3 + t) % 220) as f32 + 0.37
-                })
-            })
-            .collect();
-        let b: Vec<Gray> = a
-            .iter()
-            .map(|g| Gray {
-                data: g
-                    .data
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| v + ((i % 5) as f32 - 2.0) * 0.731)
-                    .collect(),
-                ..g.clone()
-            })
-            .collect();
-        let bytes = write_unit(&path, &a, &b).unwrap();
+        let frames: Vec<RefFrame> = (0..3).map(frame).collect();
+        let bytes = write_unit(&path, &frames).unwrap();
         assert!(bytes > 11);
-        let (ra, rb) = read_unit(&path).unwrap();
-        assert_eq!(ra.len(), 3);
-        for (orig, back) in a.iter().chain(&b).zip(ra.iter().chain(&rb)) {
-            assert_eq!((back.width, back.height), (37, 21));
-            for (x, y) in orig.data.iter().zip(&back.data) {
-                assert!(
-                    (x - y).abs() <= 0.5 / MID_SCALE + 0.5 / DIFF_SCALE + 1e-4,
-                    "{x} {y}"
-                );
+        let back = read_unit(&path).unwrap();
+        assert_eq!(back.len(), 3);
+        for (orig, back) in frames.iter().zip(&back) {
+            assert_eq!(back.mid.dim(), (21, 37));
+            for (x, y) in orig.mid.iter().zip(back.mid.iter()) {
+                assert!((x - y).abs() <= 0.5 / MID_SCALE + 1e-4, "{x} {y}");
+            }
+            for (x, y) in orig.half_diff.iter().zip(back.half_diff.iter()) {
+                assert!((x - y).abs() <= 0.5 / DIFF_SCALE + 1e-4, "{x} {y}");
             }
         }
     }
@@ -392,17 +414,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.lts");
         std::fs::write(&path, b"not a store").unwrap();
-        assert!(read_unit(&path).is_err());
-        let a = vec![gray(8, 8, |x, _| x as f32)];
-        write_unit(&path, &a, &a).unwrap();
+        assert!(matches!(
+            read_unit(&path),
+            Err(RefStoreError::Damaged { .. })
+        ));
+        write_unit(&path, &[frame(0)]).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(read_unit(&path).is_err());
-        assert!(write_unit(&path, &a, &[]).is_err());
+        assert!(matches!(
+            read_unit(&path),
+            Err(RefStoreError::Damaged { .. })
+        ));
+        assert!(write_unit(&path, &[]).is_err());
         // A header claiming a huge frame is refused before any allocation.
         let mut huge = bytes[..11].to_vec();
         huge[5..9].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
         std::fs::write(&path, &huge).unwrap();
-        assert!(read_unit(&path).is_err());
+        assert!(matches!(
+            read_unit(&path),
+            Err(RefStoreError::Damaged { .. })
+        ));
+        assert!(matches!(
+            read_unit(&dir.path().join("missing.lts")),
+            Err(RefStoreError::Io { .. })
+        ));
     }
 }

@@ -1,4 +1,4 @@
-//! Matching statistics (DESIGN section 3): the score of a candidate code against per-unit
+//! Matching statistics: the score of a candidate code against per-unit
 //! soft values, its tail probability under the innocent hypothesis, and the Bonferroni bound
 //! over all candidates.
 //!

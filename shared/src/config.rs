@@ -177,7 +177,8 @@ impl Default for Analysis {
     }
 }
 
-/// What the streaming monitor tolerates before it acts (DESIGN section 4, issue: monitoring).
+/// What the streaming monitor tolerates before it acts: ripping pace, concurrent sessions,
+/// authentication failures (see `streaming::monitor` and docs/PROTOCOL.md, "Monitoring").
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Monitoring {
     /// Sessions one user may have open (requested, keyed or streaming) at once.

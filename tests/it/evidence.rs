@@ -142,9 +142,11 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
     nss_trusting(&nss, &ca);
     let trusted = pdfsig(&file, Some(&nss));
     assert!(trusted.contains("Certificate is Trusted"), "{trusted}");
+    // One byte of the signed content changed: in the middle of what precedes the signature
+    // (the first signed byte range; an incremental update appends the signature dictionary).
     let mut tampered = pdf.clone();
-    let at = tampered.len() / 3;
-    tampered[at] ^= 0x01;
+    let signature = pdf.windows(10).rposition(|w| w == b"/ByteRange").unwrap();
+    tampered[signature / 2] ^= 0x01;
     std::fs::write(d.join("tampered.pdf"), &tampered).unwrap();
     let broken = pdfsig(&d.join("tampered.pdf"), None);
     assert!(!broken.contains("Signature is Valid"), "{broken}");

@@ -3,8 +3,8 @@
 //! works, and the case's audit trail. Signing is [`super::signing`]'s job.
 
 use printpdf::{
-    BuiltinFont, Color, Mm, Op, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions, Point, Pt,
-    RawImage, RawImageData, RawImageFormat, Rgb, TextItem, XObjectTransform,
+    BuiltinFont, Color, Mm, Op, PaintMode, PdfDocument, PdfFontHandle, PdfPage, PdfSaveOptions,
+    Point, Pt, Rect as PdfRect, Rgb, TextItem,
 };
 
 use super::chart;
@@ -52,8 +52,8 @@ pub struct Report {
 const PAGE_W: f32 = 210.0;
 const PAGE_H: f32 = 297.0;
 const MARGIN: f32 = 18.0;
-const CHART_W: usize = 1400;
-const CHART_H: usize = 420;
+/// The chart's height over its width.
+const CHART_ASPECT: f32 = 0.3;
 
 fn ascii(s: &str) -> String {
     s.chars()
@@ -239,29 +239,30 @@ pub fn render(r: &Report) -> Vec<u8> {
          (dark: B, light: A). Gaps are units the copy does not show.",
         9.0,
     );
-    let chart = chart::draw(&r.units, r.matched_code.as_deref(), CHART_W, CHART_H);
-    let image = RawImage {
-        pixels: RawImageData::U8(chart.pixels),
-        width: chart.width,
-        height: chart.height,
-        data_format: RawImageFormat::RGB8,
-        tag: Vec::new(),
-    };
-    let image_id = doc.add_image(&image);
+    // The chart as vector shapes: exact at any zoom or print size.
     let shown_w = PAGE_W - 2.0 * MARGIN;
-    let shown_h = shown_w * CHART_H as f32 / CHART_W as f32;
+    let shown_h = shown_w * CHART_ASPECT;
     l.room(shown_h + 4.0);
     l.y -= shown_h + 3.0;
-    let dpi = CHART_W as f32 / (shown_w / 25.4);
-    l.ops.push(Op::UseXobject {
-        id: image_id,
-        transform: XObjectTransform {
-            translate_x: Some(Mm(MARGIN).into()),
-            translate_y: Some(Mm(l.y).into()),
-            dpi: Some(dpi),
-            ..Default::default()
-        },
-    });
+    let bottom = l.y;
+    for shape in chart::draw(&r.units, r.matched_code.as_deref()) {
+        let [red, green, blue] = shape.colour;
+        l.ops.extend([
+            Op::SetFillColor {
+                col: Color::Rgb(Rgb::new(red, green, blue, None)),
+            },
+            Op::DrawRectangle {
+                rectangle: PdfRect {
+                    x: Mm(MARGIN + shape.x0 * shown_w).into(),
+                    y: Mm(bottom + shape.y0 * shown_h).into(),
+                    width: Mm((shape.x1 - shape.x0) * shown_w).into(),
+                    height: Mm((shape.y1 - shape.y0) * shown_h).into(),
+                    mode: Some(PaintMode::Fill),
+                    winding_order: None,
+                },
+            },
+        ]);
+    }
 
     l.heading("Candidate sessions (best first)");
     let rows: Vec<Vec<String>> = r
@@ -339,4 +340,99 @@ pub fn render(r: &Report) -> Vec<u8> {
         .collect();
     doc.with_pages(pages)
         .save(&PdfSaveOptions::default(), &mut Vec::new())
+}
+
+/// A small complete report for tests, with the given per-unit values and matched code.
+#[cfg(test)]
+pub(crate) fn sample(units: Vec<Option<f64>>, matched_code: Vec<bool>) -> Report {
+    Report {
+        case_id: "case-1".into(),
+        submitted_by: "user ann".into(),
+        submitted_at: "2026-11-28 10:00:00 UTC".into(),
+        generated_at: "2026-11-28 11:00:00 UTC".into(),
+        file: vec![("File name".into(), "leak.mp4".into())],
+        title: "Title".into(),
+        verdict: "identified".into(),
+        threshold: 1e-6,
+        explanation: vec!["Because.".into()],
+        alignment: Vec::new(),
+        units,
+        matched_code: Some(matched_code),
+        candidates: Vec::new(),
+        metadata_layer: vec!["None.".into()],
+        session: Vec::new(),
+        method: vec!["Method.".into()],
+        software: "leaktrace test".into(),
+        audit: vec![["t".into(), "a".into(), "x".into(), "h".into()]],
+        audit_head: "0".repeat(64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chart::{AGREE, DISAGREE};
+
+    /// A report whose chart shows 20 units up and agreeing, then 20 down and disagreeing.
+    fn report() -> Report {
+        let units: Vec<Option<f64>> = (0..40)
+            .map(|k| Some(if k < 20 { 1.0 } else { -1.0 }))
+            .collect();
+        sample(units, vec![true; 40])
+    }
+
+    /// The bounding box (x0, y0, x1, y1, image rows downward) of the pixels near `colour`.
+    fn bounds(page: &image::RgbImage, colour: [f32; 3]) -> Option<(u32, u32, u32, u32)> {
+        let target = colour.map(|c| (c * 255.0).round() as i32);
+        let mut found: Option<(u32, u32, u32, u32)> = None;
+        for (x, y, p) in page.enumerate_pixels() {
+            let near =
+                p.0.iter()
+                    .zip(target)
+                    .all(|(&v, t)| (v as i32 - t).abs() <= 12);
+            if near {
+                let b = found.get_or_insert((x, y, x, y));
+                *b = (b.0.min(x), b.1.min(y), b.2.max(x), b.3.max(y));
+            }
+        }
+        found
+    }
+
+    /// The chart is drawn as vectors where the layout puts it: rendered by poppler, the
+    /// agreeing bars stand left of and above the disagreeing ones, which hang below the axis.
+    #[test]
+    fn the_vector_chart_renders_with_its_bars_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let pdf = dir.path().join("report.pdf");
+        std::fs::write(&pdf, render(&report())).unwrap();
+        let prefix = dir.path().join("page");
+        let status = std::process::Command::new("pdftoppm")
+            .args(["-png", "-r", "60", "-f", "1", "-l", "1"])
+            .arg(&pdf)
+            .arg(&prefix)
+            .status()
+            .expect("pdftoppm (poppler-utils, installed by scripts/test.sh) must be on PATH");
+        assert!(status.success());
+        let png = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "png"))
+            .expect("a rendered page");
+        let page = image::open(&png).unwrap().to_rgb8();
+        let agree = bounds(&page, AGREE).expect("green bars");
+        let disagree = bounds(&page, DISAGREE).expect("red bars");
+        assert!(
+            agree.2 < disagree.0,
+            "agreeing units first: {agree:?} {disagree:?}"
+        );
+        assert!(
+            agree.3 <= disagree.1 + 1,
+            "up above down: {agree:?} {disagree:?}"
+        );
+        // Both halves are about as wide (20 units each) and as tall (values of equal size).
+        let (wa, wd) = (agree.2 - agree.0, disagree.2 - disagree.0);
+        assert!(wa.abs_diff(wd) <= 3, "{wa} {wd}");
+        let (ha, hd) = (agree.3 - agree.1, disagree.3 - disagree.1);
+        assert!(ha.abs_diff(hd) <= 2 && ha > 10, "{ha} {hd}");
+    }
 }

@@ -374,6 +374,15 @@ pub fn check(pdf: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
     let not_cms = |e: der::Error| SigningError::Unsigned(format!("the signature is not CMS: {e}"));
     let mut reader = der::SliceReader::new(&der_bytes).map_err(not_cms)?;
     let info: ContentInfo = der::Decode::decode(&mut reader).map_err(not_cms)?;
+    // The signature is padded with zeros to the reserved size; anything else after it is
+    // unsigned data smuggled into the file.
+    let used = usize::try_from(der::Reader::position(&reader)).map_err(not_cms)?;
+    if der_bytes[used.min(der_bytes.len())..]
+        .iter()
+        .any(|&b| b != 0)
+    {
+        return Err(unsigned("bytes other than padding follow the signature"));
+    }
     let signed: SignedData = info.content.decode_as().map_err(not_cms)?;
     let signer_info = signed
         .signer_infos
@@ -448,30 +457,26 @@ pub fn check(pdf: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::document::{render, Report};
+    use crate::document::{render, sample};
 
     fn report() -> Vec<u8> {
-        render(&Report {
-            case_id: "case-1".into(),
-            submitted_by: "user ann".into(),
-            submitted_at: "2026-11-28 10:00:00 UTC".into(),
-            generated_at: "2026-11-28 11:00:00 UTC".into(),
-            file: vec![("File name".into(), "leak.mp4".into())],
-            title: "Title".into(),
-            verdict: "identified".into(),
-            threshold: 1e-6,
-            explanation: vec!["Because.".into()],
-            alignment: Vec::new(),
-            units: vec![Some(1.0), None, Some(-0.5)],
-            matched_code: Some(vec![true, false, false]),
-            candidates: Vec::new(),
-            metadata_layer: vec!["None.".into()],
-            session: Vec::new(),
-            method: vec!["Method.".into()],
-            software: "leaktrace test".into(),
-            audit: vec![["t".into(), "a".into(), "x".into(), "h".into()]],
-            audit_head: "0".repeat(64),
-        })
+        render(&sample(
+            vec![Some(1.0), None, Some(-0.5)],
+            vec![true, false, false],
+        ))
+    }
+
+    /// The four numbers of a signed file's `/ByteRange`.
+    fn byte_range(pdf: &[u8]) -> [usize; 4] {
+        let at = pdf.windows(10).rposition(|w| w == b"/ByteRange").unwrap();
+        let open = at + pdf[at..].iter().position(|&b| b == b'[').unwrap();
+        let close = open + pdf[open..].iter().position(|&b| b == b']').unwrap();
+        let numbers: Vec<usize> = std::str::from_utf8(&pdf[open + 1..close])
+            .unwrap()
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        numbers.try_into().unwrap()
     }
 
     #[test]
@@ -498,6 +503,20 @@ mod tests {
         changed[pdf.len() / 2] ^= 1;
         let bad = check(&changed, &id.ca_cert_pem).unwrap();
         assert!(!bad.valid() && !bad.digest_matches);
+
+        // A digit of the signature's zero padding changed: refused, though the signature
+        // itself still verifies.
+        let mut padded = signed.clone();
+        let [_, gap_start, gap_end, _] = byte_range(&padded);
+        let end = gap_end - 1;
+        assert_eq!(
+            (padded[gap_start], padded[end], padded[end - 1]),
+            (b'<', b'>', b'0'),
+            "the signature's hex string, padded"
+        );
+        padded[end - 1] = b'1';
+        let err = check(&padded, &id.ca_cert_pem).unwrap_err();
+        assert!(err.to_string().contains("padding"), "{err}");
 
         let mut appended = signed.clone();
         appended.extend_from_slice(b"\n% more\n");

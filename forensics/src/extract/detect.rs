@@ -5,7 +5,9 @@
 //! `-sqrt(energy)` for A, with noise of equal variance for every unit: the weighting that
 //! adds units best.
 
-use super::gray::{linear_fit, Gray};
+use super::fit::linear_fit;
+use crate::frame::Gray;
+use crate::refstore::RefFrame;
 
 pub struct Detector {
     numerator: Vec<f64>,
@@ -24,23 +26,18 @@ impl Detector {
         self.numerator.len()
     }
 
-    /// Adds one suspect frame `s` of 1-based `unit`, with the two variants of its reference
-    /// frame, all on the same grid.
-    pub fn add(&mut self, unit: u32, s: &Gray, a: &Gray, b: &Gray) {
+    /// Adds one suspect frame `s` of 1-based `unit`, with its reference frame (the variants'
+    /// midpoint and half difference), all on the same grid.
+    pub fn add(&mut self, unit: u32, s: &Gray, reference: &RefFrame) {
         let Some(k) = (unit as usize).checked_sub(1).filter(|k| *k < self.units()) else {
             return;
         };
-        let mid: Vec<f32> = a
-            .data
-            .iter()
-            .zip(&b.data)
-            .map(|(x, y)| 0.5 * (x + y))
-            .collect();
-        let (gain, offset) = linear_fit(&s.data, &mid);
+        let (gain, offset) = linear_fit(s, &reference.mid);
         let mut num = 0f64;
         let mut energy = 0f64;
-        for ((&sv, &m), (&av, &bv)) in s.data.iter().zip(&mid).zip(a.data.iter().zip(&b.data)) {
-            let w = (gain * 0.5 * (bv - av)) as f64;
+        let pairs = reference.mid.iter().zip(reference.half_diff.iter());
+        for (&sv, (&m, &h)) in s.iter().zip(pairs) {
+            let w = (gain * h) as f64;
             let d = (sv - gain * m - offset) as f64;
             num += d * w;
             energy += w * w;
@@ -66,40 +63,25 @@ mod tests {
     #[test]
     fn the_sign_follows_the_variant_under_noise_and_contrast() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let n = 64 * 36;
+        let shape = (36, 64);
         let mut d = Detector::new(2);
         for unit in 1..=2u32 {
             for _ in 0..10 {
-                let base: Vec<f32> = (0..n).map(|_| rng.gen_range(40.0..200.0)).collect();
-                let w: Vec<f32> = (0..n).map(|_| rng.gen_range(-1.5..1.5)).collect();
-                let a = Gray {
-                    width: 64,
-                    height: 36,
-                    data: base.iter().zip(&w).map(|(b, w)| b - w).collect(),
-                };
-                let b = Gray {
-                    width: 64,
-                    height: 36,
-                    data: base.iter().zip(&w).map(|(b, w)| b + w).collect(),
-                };
+                let base = Gray::from_shape_simple_fn(shape, || rng.gen_range(40.0..200.0));
+                let w = Gray::from_shape_simple_fn(shape, || rng.gen_range(-1.5..1.5));
+                let (a, b) = (&base - &w, &base + &w);
+                let reference = RefFrame::from_variants(&a, &b);
                 // Unit 1 carries B, unit 2 carries A; both after contrast 0.7, offset 30, noise.
                 let src = if unit == 1 { &b } else { &a };
-                let s = Gray {
-                    width: 64,
-                    height: 36,
-                    data: src
-                        .data
-                        .iter()
-                        .map(|v| 0.7 * v + 30.0 + rng.gen_range(-3.0..3.0))
-                        .collect(),
-                };
-                d.add(unit, &s, &a, &b);
+                let s = src.mapv(|v| 0.7 * v + 30.0 + rng.gen_range(-3.0..3.0));
+                d.add(unit, &s, &reference);
             }
         }
         let soft = d.soft_values();
         assert!(soft[0] > 10.0, "{soft:?}");
         assert!(soft[1] < -10.0, "{soft:?}");
         // Out-of-range units are ignored.
-        d.add(9, &Gray::new(1, 1), &Gray::new(1, 1), &Gray::new(1, 1));
+        let one = Gray::zeros((1, 1));
+        d.add(9, &one, &RefFrame::from_variants(&one, &one));
     }
 }

@@ -1,20 +1,22 @@
-//! Leak extraction (DESIGN section 3, "detection is informed"): which title a suspect copy
-//! shows, where in it and through what geometry, and for each unit whether the copy lies
-//! nearer variant A or variant B, as a soft value. Matching those values against sessions'
-//! codes is [`crate::matching`]'s job.
+//! Leak extraction ("detection is informed": the analysis knows the title and both of its
+//! variants): which title a suspect copy shows, where in it and through what geometry, and
+//! for each unit whether the copy lies nearer variant A or variant B, as a soft value.
+//! Matching those values against sessions' codes is [`crate::matching`]'s job.
 //!
-//! The pipeline, memory-bounded whatever the suspect's length:
-//! 1. decode the suspect once for thumbnails (and a few analysis frames), find its black
-//!    bars, find the title and the time mapping against the stored reference thumbnails
-//!    ([`timing`]);
-//! 2. decode the reference units of those analysis frames (variant A) and search the crop
-//!    that maps the suspect's picture onto the reference frame ([`spatial`]);
-//! 3. decode the suspect again and, unit by unit, the title's A and B units; per frame fit
-//!    the suspect to the A/B midpoint (brightness, contrast) and correlate the residual with
-//!    the A/B difference ([`detect`]).
+//! The passes, memory-bounded whatever the suspect's length ([`extract`] runs them in turn):
+//! 1. [`survey`]: decode the suspect once, keeping a thumbnail and the analysis gray of every
+//!    frame (spilled to the work folder, [`spill`]) and a few full frames spread over it;
+//! 2. [`identify`]: cut the suspect's black bars away and find the title and the time mapping
+//!    against the stored reference thumbnails ([`timing`]);
+//! 3. [`locate`]: decode the reference units of those few frames (variant A) and search the
+//!    crop that maps the suspect's picture onto the reference frame ([`spatial`]);
+//! 4. [`compare`]: read the suspect's frames back and, unit by unit, the title's reference
+//!    frames ([`reference`]: the variants' midpoint and half difference, from the reference
+//!    store or decoded); per frame fit the suspect to the midpoint (brightness, contrast)
+//!    and correlate the residual with the half difference ([`detect`]).
 
 pub mod detect;
-pub mod gray;
+pub mod fit;
 mod reference;
 pub mod spatial;
 pub mod spill;
@@ -22,21 +24,17 @@ pub mod timing;
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg_next::frame;
 use formats::case::Alignment;
 use formats::layout::{Layout, Variant};
 use formats::package::PackageManifest;
+use rayon::prelude::*;
 
 use crate::fingerprint::{self, Thumbnails, THUMB_HEIGHT, THUMB_WIDTH};
+use crate::frame::{analysis_gray, resample, shrink, Gray, Rect};
 use crate::media::decode::{FrameReader, Limits};
 use crate::media::MediaError;
-use crate::watermark::mask::Plane;
-use gray::{Gray, Rect};
-use rayon::prelude::*;
 use spill::{SpillReader, SpillWriter};
 
-/// Width of the full-frame grays kept for analysis (suspect and reference).
-pub const FRAME_WIDTH: usize = 384;
 /// Width of the grid on which suspect and reference are compared.
 pub const GRID_WIDTH: usize = 192;
 /// Frames used for the spatial search.
@@ -105,6 +103,11 @@ impl ReferenceTitle {
         let [n, d] = self.package.video.frame_rate;
         n as f64 / d.max(1) as f64
     }
+
+    /// The 1-based unit of reference frame `index`.
+    fn unit_of(&self, index: usize) -> u32 {
+        (index / self.package.video.unit_frames.max(1) as usize) as u32 + 1
+    }
 }
 
 /// What a suspect carries of a title's watermark.
@@ -118,30 +121,17 @@ pub struct Extraction {
     pub alignment: Alignment,
 }
 
-fn rect_array(r: Rect) -> [f64; 4] {
-    [r.x0, r.y0, r.x1, r.y1]
-}
+/// Progress of an extraction, 0 to 1, as it goes (called often: keep it cheap).
+pub type Progress<'a> = &'a (dyn Fn(f64) + Sync);
 
-fn luma(f: &frame::Video) -> Plane<'_> {
-    Plane {
-        data: f.data(0),
-        stride: f.stride(0),
-        width: f.width() as usize,
-        height: f.height() as usize,
-    }
-}
-
-/// A decoded frame as the analysis sees it: luma, area-downscaled to [`FRAME_WIDTH`].
-pub(crate) fn frame_gray(f: &frame::Video) -> Gray {
-    let h = (FRAME_WIDTH as f64 * f.height() as f64 / f.width().max(1) as f64).round() as usize;
-    Gray::downscale(&luma(f), FRAME_WIDTH, h.max(8))
-}
+/// Share of the work done when the first pass ends.
+const SURVEY_SHARE: f64 = 0.4;
 
 /// What the first pass keeps of the suspect.
-struct Survey {
+pub struct Survey {
     fps: f64,
     size: [u32; 2],
-    /// (time, full-frame gray at thumbnail size), one per frame.
+    /// (time, full-frame gray at 4x thumbnail size), one per frame.
     thumbs: Vec<(f64, Gray)>,
     /// Full-frame grays of frames spread over the file, by frame index.
     samples: Vec<(usize, Gray)>,
@@ -149,13 +139,8 @@ struct Survey {
     frames: Option<SpillReader>,
 }
 
-/// Progress of an extraction, 0 to 1, as it goes (called often: keep it cheap).
-pub type Progress<'a> = &'a (dyn Fn(f64) + Sync);
-
-/// Share of the work done when the first pass ends.
-const SURVEY_SHARE: f64 = 0.4;
-
-fn survey(
+/// Pass 1: the suspect decoded once.
+pub fn survey(
     suspect: &Path,
     work: &Path,
     limits: &Limits,
@@ -176,12 +161,12 @@ fn survey(
     let mut samples = Vec::new();
     let mut index = 0usize;
     while let Some(f) = reader.next_frame()? {
-        let full = frame_gray(&f);
+        let full = analysis_gray(&f);
         // Thumbnails of the whole frame at 4x the stored size, so that bars can be cut away
         // before they are reduced to the stored size.
         thumbs.push((
             index as f64 / fps,
-            full.shrink(THUMB_WIDTH * 4, THUMB_HEIGHT * 4),
+            shrink(&full, THUMB_HEIGHT * 4, THUMB_WIDTH * 4),
         ));
         spill.push(&full).map_err(work_error)?;
         if index % every == every / 2 {
@@ -212,33 +197,201 @@ impl SuspectFrames {
                 path: work.to_path_buf(),
                 source,
             }),
-            SuspectFrames::Decoded(r) => Ok(r.next_frame()?.as_ref().map(frame_gray)),
+            SuspectFrames::Decoded(r) => Ok(r.next_frame()?.as_ref().map(analysis_gray)),
         }
     }
 }
 
-/// A reference thumbnail normalised for comparison.
+/// A title's stored thumbnails, each normalised for comparison.
 fn reference_thumbs(t: &Thumbnails) -> Vec<Vec<f32>> {
     t.frames
-        .iter()
+        .outer_iter()
         .map(|f| timing::normalise(&f.iter().map(|&v| v as f32).collect::<Vec<_>>()))
         .collect()
 }
 
-/// The grid size for a picture of `aspect` (width / height).
+/// The grid size for a picture of `aspect` (width / height): (rows, columns).
 fn grid_size(aspect: f64) -> (usize, usize) {
-    let h = (GRID_WIDTH as f64 / aspect).round().clamp(48.0, 320.0) as usize;
-    (GRID_WIDTH, h)
+    let rows = (GRID_WIDTH as f64 / aspect).round().clamp(48.0, 320.0) as usize;
+    (rows, GRID_WIDTH)
 }
 
 /// The grid on which the suspect and the reference `crop` of a `width` x `height` title are
-/// compared: the crop's own proportions, whatever the suspect's. A copy squeezed into a
-/// letterbox (or pillarbox) is stretched back rather than the reference squeezed: sampling
-/// the reference more coarsely in one direction than the other left sharp edges aliased
-/// differently on the two sides, enough to flip units of hard-edged content.
+/// compared, (rows, columns): the crop's own proportions, whatever the suspect's. A copy
+/// squeezed into a letterbox (or pillarbox) is stretched back rather than the reference
+/// squeezed: sampling the reference more coarsely in one direction than the other left sharp
+/// edges aliased differently on the two sides, enough to flip units of hard-edged content.
 fn comparison_grid(crop: Rect, width: u32, height: u32) -> (usize, usize) {
     let aspect = crop.width() * width.max(1) as f64 / (crop.height() * height.max(1) as f64);
     grid_size(aspect)
+}
+
+/// Which title the suspect shows and when: the suspect's picture area without bars, the
+/// title (index into `titles`) and the time mapping. `None`: no title matches.
+pub fn identify(
+    survey: &Survey,
+    titles: &[ReferenceTitle],
+) -> Option<(Rect, usize, timing::TimeAlignment)> {
+    let bar_frames: Vec<&Gray> = survey
+        .thumbs
+        .iter()
+        .step_by((survey.thumbs.len() / 60).max(1))
+        .map(|(_, g)| g)
+        .collect();
+    let active = spatial::active_area(&bar_frames);
+    let suspect_thumbs: Vec<(f64, Vec<f32>)> = survey
+        .thumbs
+        .iter()
+        .map(|(t, g)| {
+            let small = resample(g, active, THUMB_HEIGHT, THUMB_WIDTH);
+            (
+                *t,
+                timing::normalise(&small.iter().copied().collect::<Vec<f32>>()),
+            )
+        })
+        .collect();
+    // The title whose reference thumbnails match best.
+    let mut best: Option<(usize, timing::TimeAlignment)> = None;
+    for (i, title) in titles.iter().enumerate() {
+        let reference = reference_thumbs(&title.thumbnails);
+        if let Some(a) = timing::align(&suspect_thumbs, &reference, title.fps()) {
+            if best.as_ref().is_none_or(|(_, b)| a.score > b.score) {
+                best = Some((i, a));
+            }
+        }
+    }
+    let (index, time) = best.filter(|(_, a)| a.score >= MIN_TIME_SCORE)?;
+    Some((active, index, time))
+}
+
+/// Where in the title's frame the suspect's picture lies: the crop of the reference frame,
+/// searched on the sampled frames against variant A of their reference frames and of those
+/// frames' neighbours in the same unit.
+pub fn locate(
+    survey: &Survey,
+    title: &ReferenceTitle,
+    time: &timing::TimeAlignment,
+    active: Rect,
+    work: &Path,
+    limits: &Limits,
+) -> Result<Rect, ExtractError> {
+    let unit_frames = title.package.video.unit_frames.max(1) as usize;
+    let aspect = active.width() * survey.size[0] as f64 / (active.height() * survey.size[1] as f64);
+    let (rows, cols) = grid_size(aspect);
+    let mapped: Vec<(&Gray, usize)> = survey
+        .samples
+        .iter()
+        .filter_map(|(index, g)| Some((g, time.frames.get(*index).copied().flatten()?)))
+        .take(SPATIAL_FRAMES)
+        .collect();
+    // Each unit the samples fall in, decoded once (in parallel).
+    let mut units: Vec<u32> = mapped.iter().map(|&(_, r)| title.unit_of(r)).collect();
+    units.sort_unstable();
+    units.dedup();
+    let decoded = units
+        .par_iter()
+        .map(|&unit| reference::decode_unit(title, Variant::A, unit, work, limits))
+        .collect::<Result<Vec<Vec<Gray>>, ExtractError>>()?;
+    let suspects: Vec<Gray> = mapped
+        .iter()
+        .map(|&(g, _)| resample(g, active, rows / 2, cols / 2))
+        .collect();
+    let pairs: Vec<spatial::Pair> = mapped
+        .iter()
+        .zip(&suspects)
+        .filter_map(|(&(_, r), suspect)| {
+            let frames = &decoded[units.binary_search(&title.unit_of(r)).ok()?];
+            let at = r % unit_frames;
+            let references: Vec<&Gray> = frames
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i.abs_diff(at) <= 1)
+                .map(|(_, f)| f)
+                .collect();
+            (!references.is_empty()).then_some(spatial::Pair {
+                suspect,
+                references,
+            })
+        })
+        .collect();
+    Ok(spatial::find_crop(&pairs))
+}
+
+/// What the comparison pass found: soft values per unit, the units covered.
+struct Compared {
+    soft: Vec<f64>,
+    first_unit: u32,
+    last_unit: u32,
+}
+
+/// Pass 2: every suspect frame (read back from the spill, or decoded again) compared with
+/// its reference frame (or a neighbour in the unit that fits better), unit by unit.
+fn compare(
+    survey: &mut Survey,
+    suspect: &Path,
+    title: &ReferenceTitle,
+    time: &timing::TimeAlignment,
+    (active, crop): (Rect, Rect),
+    work: &Path,
+    limits: &Limits,
+) -> Result<Compared, ExtractError> {
+    let mut frames = match survey.frames.take() {
+        Some(spilled) => SuspectFrames::Spilled(spilled),
+        None => SuspectFrames::Decoded(Box::new(FrameReader::open(suspect, limits)?)),
+    };
+    let unit_frames = title.package.video.unit_frames.max(1) as usize;
+    let units = title.package.video.unit_count;
+    let covered = time
+        .frames
+        .iter()
+        .flatten()
+        .map(|&r| title.unit_of(r))
+        .filter(|&u| u <= units);
+    let span = (
+        covered.clone().min().unwrap_or(1),
+        covered.max().unwrap_or(0),
+    );
+    let (rows, cols) = comparison_grid(crop, title.package.video.width, title.package.video.height);
+    let grid = reference::Grid {
+        crop,
+        width: cols,
+        height: rows,
+    };
+    let mut detector = detect::Detector::new(units as usize);
+    let (first_unit, last_unit) =
+        reference::with_units(title, span, grid, work, limits, |source| {
+            let mut index = 0usize;
+            let (mut first_unit, mut last_unit) = (u32::MAX, 0u32);
+            while let Some(frame) = frames.next_gray(work)? {
+                let mapped = time.frames.get(index).copied().flatten();
+                index += 1;
+                let Some(r) = mapped else { continue };
+                let unit = title.unit_of(r);
+                if unit > units {
+                    continue;
+                }
+                let reference = source.get(unit)?;
+                let s = resample(&frame, active, rows, cols);
+                // The reference frame (or a neighbour in the unit) the suspect frame fits best.
+                let at = r % unit_frames;
+                let best = (at.saturating_sub(1)..=at + 1)
+                    .filter_map(|i| reference.frames.get(i))
+                    .map(|f| (fit::fitted_error(&s, &f.mid), f))
+                    .min_by(|x, y| x.0.total_cmp(&y.0));
+                let Some((_, matched)) = best else {
+                    continue;
+                };
+                detector.add(unit, &s, matched);
+                first_unit = first_unit.min(unit);
+                last_unit = last_unit.max(unit);
+            }
+            Ok((first_unit, last_unit))
+        })?;
+    Ok(Compared {
+        soft: detector.soft_values(),
+        first_unit,
+        last_unit,
+    })
 }
 
 /// Finds which of `titles` the suspect shows and extracts its per-unit soft values.
@@ -261,144 +414,33 @@ pub fn extract(
         frames = survey.thumbs.len(),
         "extract: suspect surveyed"
     );
-    let bar_frames: Vec<&Gray> = survey
-        .thumbs
-        .iter()
-        .step_by((survey.thumbs.len() / 60).max(1))
-        .map(|(_, g)| g)
-        .collect();
-    let active = spatial::active_area(&bar_frames);
-    let suspect_thumbs: Vec<(f64, Vec<f32>)> = survey
-        .thumbs
-        .iter()
-        .map(|(t, g)| {
-            let small = g.resample(active, THUMB_WIDTH, THUMB_HEIGHT);
-            (*t, timing::normalise(&small.data))
-        })
-        .collect();
-
-    // The title whose reference thumbnails match best.
-    let mut best: Option<(usize, timing::TimeAlignment)> = None;
-    for (i, title) in titles.iter().enumerate() {
-        let reference = reference_thumbs(&title.thumbnails);
-        if let Some(a) = timing::align(&suspect_thumbs, &reference, title.fps()) {
-            let better = match &best {
-                Some((_, b)) => a.score > b.score,
-                None => true,
-            };
-            if better {
-                best = Some((i, a));
-            }
-        }
-    }
-    let Some((ti, time)) = best.filter(|(_, a)| a.score >= MIN_TIME_SCORE) else {
+    let Some((active, index, time)) = identify(&survey, titles) else {
         return Ok(None);
     };
-    let title = &titles[ti];
-    let unit_frames = title.package.video.unit_frames.max(1) as usize;
-    let unit_of = |ref_index: usize| (ref_index / unit_frames) as u32 + 1;
-
-    // Spatial search on the sampled frames, against variant A of their reference frames and
-    // of those frames' neighbours in the same unit.
-    let sus_aspect =
-        active.width() * survey.size[0] as f64 / (active.height() * survey.size[1] as f64);
-    let (gw, gh) = grid_size(sus_aspect);
-    let mapped: Vec<(&Gray, usize)> = survey
-        .samples
-        .iter()
-        .filter_map(|(index, g)| Some((g, time.frames.get(*index).copied().flatten()?)))
-        .take(SPATIAL_FRAMES)
-        .collect();
-    let pairs_data = mapped
-        .par_iter()
-        .map(|&(g, r)| {
-            let frames = reference::decode_unit(title, Variant::A, unit_of(r), work, limits)?;
-            let at = r % unit_frames;
-            let near: Vec<Gray> = frames
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| i.abs_diff(at) <= 1)
-                .map(|(_, f)| f)
-                .collect();
-            Ok((g.resample(active, gw / 2, gh / 2), near))
-        })
-        .collect::<Result<Vec<(Gray, Vec<Gray>)>, ExtractError>>()?;
-    let pairs: Vec<spatial::Pair> = pairs_data
-        .iter()
-        .filter(|(_, r)| !r.is_empty())
-        .map(|(s, r)| spatial::Pair {
-            suspect: s,
-            references: r.iter().collect(),
-        })
-        .collect();
-    let crop = spatial::find_crop(&pairs);
+    let title = &titles[index];
+    let crop = locate(&survey, title, &time, active, work, limits)?;
     progress(SURVEY_SHARE + 0.05);
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "extract: title, time and crop found"
     );
-
-    // Second pass: per-unit soft values.
-    let mut frames = match survey.frames.take() {
-        Some(spilled) => SuspectFrames::Spilled(spilled),
-        None => SuspectFrames::Decoded(Box::new(FrameReader::open(suspect, limits)?)),
-    };
-    let units = title.package.video.unit_count;
-    let covered = time
-        .frames
-        .iter()
-        .flatten()
-        .map(|&r| unit_of(r))
-        .filter(|&u| u <= units);
-    let span = (
-        covered.clone().min().unwrap_or(1),
-        covered.max().unwrap_or(0),
-    );
-    let (gw, gh) = comparison_grid(crop, title.package.video.width, title.package.video.height);
-    let grid = reference::Grid {
-        crop,
-        width: gw,
-        height: gh,
-    };
-    let mut detector = detect::Detector::new(units as usize);
-    let (first_unit, last_unit) =
-        reference::with_units(title, span, grid, work, limits, |source| {
-            let mut index = 0usize;
-            let (mut first_unit, mut last_unit) = (u32::MAX, 0u32);
-            while let Some(frame) = frames.next_gray(work)? {
-                let mapped = time.frames.get(index).copied().flatten();
-                index += 1;
-                let Some(r) = mapped else { continue };
-                let unit = unit_of(r);
-                if unit > units {
-                    continue;
-                }
-                let reference = source.get(unit)?;
-                let s = frame.resample(active, gw, gh);
-                // The reference frame (or a neighbour in the unit) the suspect frame fits best.
-                let at = r % unit_frames;
-                let best = (at.saturating_sub(1)..=at + 1)
-                    .filter(|&i| i < reference.mid.len().min(reference.b.len()))
-                    .map(|i| (gray::fitted_error(&s.data, &reference.mid[i].data), i))
-                    .min_by(|x, y| x.0.total_cmp(&y.0));
-                let Some((_, i)) = best else {
-                    continue;
-                };
-                detector.add(unit, &s, &reference.a[i], &reference.b[i]);
-                first_unit = first_unit.min(unit);
-                last_unit = last_unit.max(unit);
-            }
-            Ok((first_unit, last_unit))
-        })?;
+    let compared = compare(
+        &mut survey,
+        suspect,
+        title,
+        &time,
+        (active, crop),
+        work,
+        limits,
+    )?;
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "extract: units compared"
     );
-    let soft = detector.soft_values();
-    let units_observed = soft.iter().filter(|s| **s != 0.0).count() as u32;
+    let units_observed = compared.soft.iter().filter(|s| **s != 0.0).count() as u32;
     Ok(Some(Extraction {
         video_id: title.video_id.clone(),
-        soft,
+        soft: compared.soft,
         units_observed,
         alignment: Alignment {
             offset_seconds: time.offset_seconds,
@@ -406,10 +448,14 @@ pub fn extract(
             suspect_fps: survey.fps,
             suspect_frames: survey.thumbs.len() as u64,
             suspect_size: survey.size,
-            active_area: rect_array(active),
-            reference_crop: rect_array(crop),
-            first_unit: if units_observed == 0 { 0 } else { first_unit },
-            last_unit,
+            active_area: active.to_array(),
+            reference_crop: crop.to_array(),
+            first_unit: if units_observed == 0 {
+                0
+            } else {
+                compared.first_unit
+            },
+            last_unit: compared.last_unit,
         },
     }))
 }
@@ -422,15 +468,15 @@ mod tests {
     fn the_comparison_grid_follows_the_reference_not_the_squeezed_copy() {
         let rect = |x0, y0, x1, y1| Rect { x0, y0, x1, y1 };
         // The whole 16:9 frame, whether the copy shows it at 16:9 or squeezed to 1280x540.
-        assert_eq!(comparison_grid(Rect::FULL, 1280, 720), (GRID_WIDTH, 108));
+        assert_eq!(comparison_grid(Rect::FULL, 1280, 720), (108, GRID_WIDTH));
         // A crop of 10% per side keeps the proportions; a band without the top and bottom
         // eighths is wider.
         let sides = rect(0.1, 0.1, 0.9, 0.9);
-        assert_eq!(comparison_grid(sides, 1280, 720), (GRID_WIDTH, 108));
+        assert_eq!(comparison_grid(sides, 1280, 720), (108, GRID_WIDTH));
         let band = rect(0.0, 0.125, 1.0, 0.875);
-        assert_eq!(comparison_grid(band, 1280, 720), (GRID_WIDTH, 81));
+        assert_eq!(comparison_grid(band, 1280, 720), (81, GRID_WIDTH));
         // Degenerate sizes stay within the grid's bounds.
-        assert_eq!(comparison_grid(Rect::FULL, 1, 4000).1, 320);
-        assert_eq!(comparison_grid(Rect::FULL, 4000, 1).1, 48);
+        assert_eq!(comparison_grid(Rect::FULL, 1, 4000).0, 320);
+        assert_eq!(comparison_grid(Rect::FULL, 4000, 1).0, 48);
     }
 }

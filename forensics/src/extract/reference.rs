@@ -1,17 +1,19 @@
-//! The title's side of the comparison: units of the packaged variants A and B decoded back
-//! to grays. A run of units is decoded as one stream per variant, each by its own thread
-//! ahead of the comparison (units are closed GOPs, so init + the units' fragments in order
-//! is a valid file); a unit asked for out of order is decoded on its own.
+//! The title's side of the comparison: each unit's reference frames (the variants' midpoint
+//! and half difference) on the comparison grid. They come from the title's reference store,
+//! read ahead on a thread; a title without one has its variants A and B decoded back, a run
+//! of units as one stream per variant, each by its own thread ahead of the comparison (units
+//! are closed GOPs, so init + the units' fragments in order is a valid file); a unit asked
+//! for out of order is read or decoded on its own.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use formats::layout::Variant;
 
-use super::gray::{Gray, Rect};
-use super::{frame_gray, ExtractError, ReferenceTitle};
+use super::{ExtractError, ReferenceTitle};
+use crate::frame::{analysis_gray, resample, Gray, Rect};
 use crate::media::decode::{FrameReader, Limits};
-use crate::refstore;
+use crate::refstore::{self, RefFrame};
 
 /// Units decoded ahead of the comparison, per variant.
 const READ_AHEAD_UNITS: usize = 2;
@@ -42,40 +44,33 @@ fn join_units(
     })
 }
 
-/// Both variants of `unit` from the title's reference store, full-frame.
-fn stored_unit(title: &ReferenceTitle, unit: u32) -> Result<(Vec<Gray>, Vec<Gray>), ExtractError> {
+/// Unit `unit` from the title's reference store, full-frame.
+fn stored_unit(title: &ReferenceTitle, unit: u32) -> Result<Vec<RefFrame>, ExtractError> {
     refstore::read_unit(&title.layout.reference_unit(unit))
         .map_err(|e| reference_error(title, format!("reference store, unit {unit}: {e}")))
 }
 
-/// Reads units `first..=last` from the reference store, sending each unit's frames of A and
-/// of B (on the grid) as soon as they are read. Stops when a receiver is gone.
+/// Reads units `first..=last` from the reference store, sending each unit's frames (on the
+/// grid) as soon as they are read. Stops when the receiver is gone.
 fn stream_store(
     title: &ReferenceTitle,
     (first, last): (u32, u32),
     grid: Grid,
-    to: [SyncSender<Decoded>; 2],
+    to: SyncSender<Result<UnitReference, ExtractError>>,
 ) {
     for unit in first..=last {
-        let placed = stored_unit(title, unit).map(|(a, b)| {
-            let (a, b) = rayon::join(|| grid.place(&a), || grid.place(&b));
-            [a, b]
+        let placed = stored_unit(title, unit).map(|frames| UnitReference {
+            unit,
+            frames: grid.place_frames(&frames),
         });
-        match placed {
-            Ok([a, b]) => {
-                if to[0].send(Ok((unit, a))).is_err() || to[1].send(Ok((unit, b))).is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                let _ = to[0].send(Err(e));
-                return;
-            }
+        let failed = placed.is_err();
+        if to.send(placed).is_err() || failed {
+            return;
         }
     }
 }
 
-/// Decodes unit `unit` of `variant` on its own into full-frame grays.
+/// Decodes unit `unit` of `variant` on its own into full-frame analysis grays.
 pub(super) fn decode_unit(
     title: &ReferenceTitle,
     variant: Variant,
@@ -83,7 +78,12 @@ pub(super) fn decode_unit(
     work: &Path,
     limits: &Limits,
 ) -> Result<Vec<Gray>, ExtractError> {
-    let path = work.join(format!("{}-{unit}.mp4", variant.folder()));
+    // A name of its own: the same unit may be decoded by two threads at once.
+    let path = work.join(format!(
+        "{}-{unit}-{}.mp4",
+        variant.folder(),
+        uuid::Uuid::new_v4().simple()
+    ));
     join_units(title, variant, unit..=unit, &path)?;
     let decoded = FrameReader::open_with_threads(&path, limits, 1)
         .map_err(|e| reference_error(title, e.to_string()))
@@ -94,7 +94,7 @@ pub(super) fn decode_unit(
                 .next_frame()
                 .map_err(|e| reference_error(title, e.to_string()))?
             {
-                out.push(frame_gray(&f));
+                out.push(analysis_gray(&f));
             }
             Ok(out)
         });
@@ -102,33 +102,11 @@ pub(super) fn decode_unit(
     decoded
 }
 
-/// Both variants of a unit on the comparison grid (the reference crop resampled), and their
-/// midpoint, frame by frame.
+/// A unit's reference frames on the comparison grid (the reference crop resampled): each
+/// frame's variant midpoint and half difference, as the detector takes them.
 pub(super) struct UnitReference {
     pub unit: u32,
-    pub a: Vec<Gray>,
-    pub b: Vec<Gray>,
-    pub mid: Vec<Gray>,
-}
-
-impl UnitReference {
-    fn new(unit: u32, a: Vec<Gray>, b: Vec<Gray>) -> UnitReference {
-        let mid = a
-            .iter()
-            .zip(&b)
-            .map(|(ga, gb)| Gray {
-                width: ga.width,
-                height: ga.height,
-                data: ga
-                    .data
-                    .iter()
-                    .zip(&gb.data)
-                    .map(|(x, y)| 0.5 * (x + y))
-                    .collect(),
-            })
-            .collect();
-        UnitReference { unit, a, b, mid }
-    }
+    pub frames: Vec<RefFrame>,
 }
 
 /// The geometry the reference is compared on.
@@ -140,11 +118,24 @@ pub(super) struct Grid {
 }
 
 impl Grid {
-    fn place(&self, frames: &[Gray]) -> Vec<Gray> {
-        frames
+    fn place(&self, g: &Gray) -> Gray {
+        resample(g, self.crop, self.height, self.width)
+    }
+
+    fn place_frames(&self, frames: &[RefFrame]) -> Vec<RefFrame> {
+        frames.iter().map(|f| f.map(|g| self.place(g))).collect()
+    }
+}
+
+/// The frames of both variants of one unit, already on the grid, paired.
+fn pair_variants(unit: u32, a: &[Gray], b: &[Gray]) -> UnitReference {
+    UnitReference {
+        unit,
+        frames: a
             .iter()
-            .map(|g| g.resample(self.crop, self.width, self.height))
-            .collect()
+            .zip(b)
+            .map(|(a, b)| RefFrame::from_variants(a, b))
+            .collect(),
     }
 }
 
@@ -173,7 +164,7 @@ fn stream_variant(
             .next_frame()
             .map_err(|e| reference_error(title, e.to_string()))?
         {
-            frames.push(frame_gray(&f).resample(grid.crop, grid.width, grid.height));
+            frames.push(grid.place(&analysis_gray(&f)));
             if frames.len() == unit_frames {
                 if to.send(Ok((unit, std::mem::take(&mut frames)))).is_err() {
                     return Ok(());
@@ -192,24 +183,57 @@ fn stream_variant(
     let _ = std::fs::remove_file(&path);
 }
 
+/// Where the units come from, read ahead of the comparison.
+enum Streams {
+    /// The reference store: units already paired and on the grid.
+    Store(Receiver<Result<UnitReference, ExtractError>>),
+    /// Variants A and B decoded as one stream each: each unit's frames on the grid.
+    Variants([Receiver<Decoded>; 2]),
+}
+
 /// The units of a title as the comparison asks for them.
 pub(super) struct UnitSource<'a> {
     title: &'a ReferenceTitle,
     grid: Grid,
     work: &'a Path,
     limits: &'a Limits,
-    streams: [Receiver<Decoded>; 2],
-    /// The last unit each stream delivered.
+    streams: Streams,
+    /// The last unit each stream delivered (the store's in both).
     delivered: [u32; 2],
     current: Option<UnitReference>,
 }
 
 impl UnitSource<'_> {
-    /// Unit `unit` of both streams, reading both sides in step (a stream of the store sends
-    /// A then B for each unit into channels of a few units each: reading far ahead on one
-    /// side alone would leave the sender blocked on the other). `None` when the streams are
-    /// already past it or have ended.
-    fn streamed(&mut self, unit: u32) -> Result<Option<[Vec<Gray>; 2]>, ExtractError> {
+    /// Unit `unit` from the streams; `None` when they are already past it or have ended.
+    fn streamed(&mut self, unit: u32) -> Result<Option<UnitReference>, ExtractError> {
+        match &self.streams {
+            Streams::Store(from) => {
+                while self.delivered[0] < unit {
+                    match from.recv() {
+                        Ok(Ok(r)) => {
+                            self.delivered = [r.unit; 2];
+                            if r.unit == unit {
+                                return Ok(Some(r));
+                            }
+                        }
+                        Ok(Err(e)) => return Err(e),
+                        // The stream has ended: later units are read on their own.
+                        Err(_) => self.delivered = [u32::MAX; 2],
+                    }
+                }
+                Ok(None)
+            }
+            Streams::Variants(_) => self.streamed_variants(unit),
+        }
+    }
+
+    /// Unit `unit` of both variant streams, reading both sides in step (each stream fills a
+    /// channel of a few units: reading far ahead on one side alone would leave the other
+    /// sender blocked).
+    fn streamed_variants(&mut self, unit: u32) -> Result<Option<UnitReference>, ExtractError> {
+        let Streams::Variants(streams) = &self.streams else {
+            return Ok(None);
+        };
         let mut found: [Option<Vec<Gray>>; 2] = [None, None];
         loop {
             let mut read = false;
@@ -217,7 +241,7 @@ impl UnitSource<'_> {
                 if slot.is_some() || self.delivered[side] >= unit {
                     continue;
                 }
-                match self.streams[side].recv() {
+                match streams[side].recv() {
                     Ok(Ok((u, frames))) => {
                         self.delivered[side] = u;
                         if u == unit {
@@ -235,30 +259,33 @@ impl UnitSource<'_> {
             }
         }
         Ok(match found {
-            [Some(a), Some(b)] => Some([a, b]),
+            [Some(a), Some(b)] => Some(pair_variants(unit, &a, &b)),
             _ => None,
         })
     }
 
-    /// Unit `unit` of both variants: from the streams when it lies ahead of them, else
-    /// decoded on its own.
+    /// Unit `unit`: from the streams when it lies ahead of them, else read or decoded on its
+    /// own.
     pub fn get(&mut self, unit: u32) -> Result<&UnitReference, ExtractError> {
         if self.current.as_ref().map(|c| c.unit) != Some(unit) {
-            let (a, b) = match self.streamed(unit)? {
-                Some([a, b]) => (a, b),
-                None if refstore::exists(&self.title.layout) => {
-                    let (a, b) = stored_unit(self.title, unit)?;
-                    (self.grid.place(&a), self.grid.place(&b))
-                }
+            let reference = match self.streamed(unit)? {
+                Some(r) => r,
+                None if refstore::exists(&self.title.layout) => UnitReference {
+                    unit,
+                    frames: self.grid.place_frames(&stored_unit(self.title, unit)?),
+                },
                 None => {
                     let (a, b) = rayon::join(
                         || decode_unit(self.title, Variant::A, unit, self.work, self.limits),
                         || decode_unit(self.title, Variant::B, unit, self.work, self.limits),
                     );
-                    (self.grid.place(&a?), self.grid.place(&b?))
+                    let place = |frames: Vec<Gray>| -> Vec<Gray> {
+                        frames.iter().map(|g| self.grid.place(g)).collect()
+                    };
+                    pair_variants(unit, &place(a?), &place(b?))
                 }
             };
-            self.current = Some(UnitReference::new(unit, a, b));
+            self.current = Some(reference);
         }
         match self.current.as_ref() {
             Some(c) => Ok(c),
@@ -267,8 +294,8 @@ impl UnitSource<'_> {
     }
 }
 
-/// Runs `body` with a [`UnitSource`] whose streams decode units `first..=last` of both
-/// variants on two threads.
+/// Runs `body` with a [`UnitSource`] whose streams read units `first..=last` ahead: from the
+/// reference store on one thread, or else both variants decoded on two threads.
 pub(super) fn with_units<R>(
     title: &ReferenceTitle,
     (first, last): (u32, u32),
@@ -287,12 +314,11 @@ pub(super) fn with_units<R>(
             from
         };
         let streams = if refstore::exists(&title.layout) {
-            let (to_a, from_a) = sync_channel(READ_AHEAD_UNITS);
-            let (to_b, from_b) = sync_channel(READ_AHEAD_UNITS);
-            scope.spawn(move || stream_store(title, (first, last), grid, [to_a, to_b]));
-            [from_a, from_b]
+            let (to, from) = sync_channel(READ_AHEAD_UNITS);
+            scope.spawn(move || stream_store(title, (first, last), grid, to));
+            Streams::Store(from)
         } else {
-            [start(Variant::A), start(Variant::B)]
+            Streams::Variants([start(Variant::A), start(Variant::B)])
         };
         let mut source = UnitSource {
             title,

@@ -3,7 +3,8 @@
 //! up to about 12% per side, any rescale) is searched for, comparing resampled reference
 //! frames with suspect frames after a per-frame brightness/contrast fit.
 
-use super::gray::{fitted_error, Gray, Rect};
+use super::fit::fitted_error;
+use crate::frame::{resample, Gray, Rect};
 
 /// Rows or columns darker than this (8-bit luma) on average, and nearly constant, are bars.
 const BAR_LEVEL: f32 = 28.0;
@@ -14,23 +15,15 @@ pub fn active_area(frames: &[&Gray]) -> Rect {
     let Some(first) = frames.first() else {
         return Rect::FULL;
     };
-    let (w, h) = (first.width, first.height);
-    let row_is_bar = |y: usize| {
-        frames.iter().all(|f| {
-            let row = &f.data[y * w..(y + 1) * w];
-            let mean = row.iter().sum::<f32>() / w as f32;
-            let spread = row.iter().map(|v| (v - mean).abs()).fold(0.0, f32::max);
-            mean < BAR_LEVEL && spread < BAR_SPREAD * 3.0
-        })
+    let (h, w) = first.dim();
+    // A line (row or column) of dark, nearly constant pixels in every frame.
+    let is_bar = |line: ndarray::ArrayView1<f32>| {
+        let mean = line.iter().sum::<f32>() / line.len() as f32;
+        let spread = line.iter().map(|v| (v - mean).abs()).fold(0.0, f32::max);
+        mean < BAR_LEVEL && spread < BAR_SPREAD * 3.0
     };
-    let col_is_bar = |x: usize| {
-        frames.iter().all(|f| {
-            let col: Vec<f32> = (0..h).map(|y| f.data[y * w + x]).collect();
-            let mean = col.iter().sum::<f32>() / h as f32;
-            let spread = col.iter().map(|v| (v - mean).abs()).fold(0.0, f32::max);
-            mean < BAR_LEVEL && spread < BAR_SPREAD * 3.0
-        })
-    };
+    let row_is_bar = |y: usize| frames.iter().all(|f| is_bar(f.row(y)));
+    let col_is_bar = |x: usize| frames.iter().all(|f| is_bar(f.column(x)));
     let top = (0..h / 3).take_while(|&y| row_is_bar(y)).count();
     let bottom = (0..h / 3).take_while(|&y| row_is_bar(h - 1 - y)).count();
     let left = (0..w / 3).take_while(|&x| col_is_bar(x)).count();
@@ -60,8 +53,8 @@ fn error_of(pairs: &[Pair], rect: Rect) -> f64 {
             p.references
                 .iter()
                 .map(|reference| {
-                    let r = reference.resample(rect, p.suspect.width, p.suspect.height);
-                    fitted_error(&p.suspect.data, &r.data)
+                    let (rows, cols) = p.suspect.dim();
+                    fitted_error(p.suspect, &resample(reference, rect, rows, cols))
                 })
                 .fold(f64::INFINITY, f64::min)
         })
@@ -130,17 +123,13 @@ mod tests {
 
     /// A textured frame: sums of a few sinusoids, different per seed.
     fn scene(w: usize, h: usize, seed: f32) -> Gray {
-        let mut g = Gray::new(w, h);
-        for y in 0..h {
-            for x in 0..w {
-                let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
-                g.data[y * w + x] = 128.0
-                    + 50.0 * (u * 9.0 + seed).sin() * (v * 7.0 - seed).cos()
-                    + 30.0 * (u * 23.0 * (1.0 + seed * 0.1) + v * 5.0).sin()
-                    + 20.0 * (v * 31.0 + seed * 2.0).cos();
-            }
-        }
-        g
+        Gray::from_shape_fn((h, w), |(y, x)| {
+            let (u, v) = (x as f32 / w as f32, y as f32 / h as f32);
+            128.0
+                + 50.0 * (u * 9.0 + seed).sin() * (v * 7.0 - seed).cos()
+                + 30.0 * (u * 23.0 * (1.0 + seed * 0.1) + v * 5.0).sin()
+                + 20.0 * (v * 31.0 + seed * 2.0).cos()
+        })
     }
 
     #[test]
@@ -154,11 +143,7 @@ mod tests {
         };
         let sus: Vec<Gray> = refs
             .iter()
-            .map(|r| {
-                let mut s = r.resample(crop, 128, 72);
-                s.data.iter_mut().for_each(|v| *v = *v * 0.8 + 20.0);
-                s
-            })
+            .map(|r| resample(r, crop, 72, 128).mapv(|v| v * 0.8 + 20.0))
             .collect();
         let pairs: Vec<Pair> = sus
             .iter()
@@ -182,11 +167,9 @@ mod tests {
     #[test]
     fn letterbox_bars_are_found() {
         let mut g = scene(160, 90, 1.0);
-        for y in 0..90 {
-            for x in 0..160 {
-                if !(12..78).contains(&y) || x < 5 {
-                    g.data[y * 160 + x] = 16.0;
-                }
+        for ((y, x), v) in g.indexed_iter_mut() {
+            if !(12..78).contains(&y) || x < 5 {
+                *v = 16.0;
             }
         }
         let a = active_area(&[&g]);

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::gray::Gray;
+use crate::frame::Gray;
 
 /// Fixed-point scale of a stored grey level.
 const SCALE: f32 = 256.0;
@@ -35,17 +35,18 @@ impl SpillWriter {
         let Some(out) = self.out.as_mut() else {
             return Ok(());
         };
-        let size = 8 + 2 * g.data.len() as u64;
+        let size = 8 + 2 * g.len() as u64;
         if self.bytes + size > self.limit {
             self.out = None;
             let _ = std::fs::remove_file(&self.path);
             return Ok(());
         }
         self.bytes += size;
-        out.write_all(&(g.width as u32).to_le_bytes())?;
-        out.write_all(&(g.height as u32).to_le_bytes())?;
-        let mut buf = Vec::with_capacity(2 * g.data.len());
-        for &v in &g.data {
+        let (height, width) = g.dim();
+        out.write_all(&(width as u32).to_le_bytes())?;
+        out.write_all(&(height as u32).to_le_bytes())?;
+        let mut buf = Vec::with_capacity(2 * g.len());
+        for &v in g.iter() {
             let q = (v * SCALE).round().clamp(0.0, u16::MAX as f32) as u16;
             buf.extend_from_slice(&q.to_le_bytes());
         }
@@ -97,11 +98,9 @@ impl SpillReader {
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]) as f32 / SCALE)
             .collect();
-        Ok(Some(Gray {
-            width,
-            height,
-            data,
-        }))
+        Gray::from_shape_vec((height, width), data)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 }
 
@@ -116,11 +115,7 @@ mod tests {
     use super::*;
 
     fn gray(seed: f32) -> Gray {
-        Gray {
-            width: 5,
-            height: 3,
-            data: (0..15).map(|i| (seed + i as f32 * 16.37) % 255.9).collect(),
-        }
+        Gray::from_shape_fn((3, 5), |(y, x)| (seed + (y * 5 + x) as f32 * 16.37) % 255.9)
     }
 
     #[test]
@@ -135,8 +130,8 @@ mod tests {
         for i in 0..4 {
             let g = r.next_frame().expect("read").expect("a frame");
             let want = gray(i as f32 * 3.3);
-            assert_eq!((g.width, g.height), (5, 3));
-            for (a, b) in g.data.iter().zip(&want.data) {
+            assert_eq!(g.dim(), (3, 5));
+            for (a, b) in g.iter().zip(want.iter()) {
                 assert!((a - b).abs() <= 0.5 / SCALE, "{a} {b}");
             }
         }

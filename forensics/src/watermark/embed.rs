@@ -1,19 +1,14 @@
 //! Embedding: variant A adds `+w`, variant B adds `-w` to the luma plane, where
 //! `w(x, y) = strength * gain(x, y) * pattern(x, y)`. Chroma is left untouched.
 
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, Zip};
 use rayon::prelude::*;
 
-use super::mask::{GainMap, Plane};
+use super::mask::GainMap;
 use super::pattern::Pattern;
 
 /// Default peak-scale strength in luma levels (the RMS change is `strength` times the RMS gain).
 pub const DEFAULT_STRENGTH: f32 = 1.0;
-
-/// A writable luma plane.
-pub struct PlaneMut<'a> {
-    pub data: &'a mut [u8],
-    pub stride: usize,
-}
 
 #[inline]
 fn apply(y: u8, d: f32) -> (u8, u8) {
@@ -26,133 +21,124 @@ fn apply(y: u8, d: f32) -> (u8, u8) {
 
 /// Reference implementation: pixel by pixel, one thread.
 pub fn embed_pair_reference(
-    src: &Plane,
+    src: &ArrayView2<u8>,
     pattern: &Pattern,
     gains: &GainMap,
     strength: f32,
-    a: &mut PlaneMut,
-    b: &mut PlaneMut,
+    a: &mut ArrayViewMut2<u8>,
+    b: &mut ArrayViewMut2<u8>,
 ) {
-    for y in 0..src.height {
-        for x in 0..src.width {
-            let d = strength * gains.at(x, y) * pattern.values[y * pattern.width + x];
-            let (va, vb) = apply(src.data[y * src.stride + x], d);
-            a.data[y * a.stride + x] = va;
-            b.data[y * b.stride + x] = vb;
-        }
+    for ((y, x), &s) in src.indexed_iter() {
+        let d = strength * gains.at(x, y) * pattern[[y, x]];
+        let (va, vb) = apply(s, d);
+        a[[y, x]] = va;
+        b[[y, x]] = vb;
     }
 }
 
-/// Fast implementation: rows in parallel, column taps computed once per picture.
+/// Fast implementation: rows in parallel, column taps computed once per picture, each row's
+/// gains interpolated once into a buffer.
 pub fn embed_pair(
-    src: &Plane,
+    src: &ArrayView2<u8>,
     pattern: &Pattern,
     gains: &GainMap,
     strength: f32,
-    a: &mut PlaneMut,
-    b: &mut PlaneMut,
+    a: &mut ArrayViewMut2<u8>,
+    b: &mut ArrayViewMut2<u8>,
 ) {
-    let width = src.width;
+    let width = src.ncols();
     let taps = gains.column_taps(width);
-    a.data
-        .par_chunks_mut(a.stride)
-        .zip(b.data.par_chunks_mut(b.stride))
-        .take(src.height)
+    a.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(b.axis_iter_mut(Axis(0)))
+        .zip(src.axis_iter(Axis(0)))
+        .zip(pattern.axis_iter(Axis(0)))
         .enumerate()
         .for_each_init(
             || vec![0f32; width],
-            |row_gain, (y, (row_a, row_b))| {
+            |row_gain, (y, (((row_a, row_b), s), p))| {
                 gains.row(y, &taps, row_gain);
-                let p = &pattern.values[y * pattern.width..y * pattern.width + width];
-                let s = &src.data[y * src.stride..y * src.stride + width];
-                for x in 0..width {
-                    let (va, vb) = apply(s[x], strength * row_gain[x] * p[x]);
-                    row_a[x] = va;
-                    row_b[x] = vb;
-                }
+                Zip::from(row_a)
+                    .and(row_b)
+                    .and(s)
+                    .and(p)
+                    .and(&row_gain[..])
+                    .for_each(|va, vb, &sv, &pv, &g| {
+                        (*va, *vb) = apply(sv, strength * g * pv);
+                    });
             },
         );
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::mask::gain_map;
+    use super::super::mask::{gain_map, MAX_GAIN};
     use super::super::pattern::unit_pattern;
     use super::*;
+    use crate::frame::plane_view;
+    use ndarray::ShapeBuilder;
     use rand::{Rng, SeedableRng};
 
+    /// A flat third near the top of the range, noise elsewhere, rows `stride` bytes apart.
     fn picture(w: usize, h: usize, stride: usize) -> Vec<u8> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        (0..stride * h)
-            .map(|i| {
-                let x = i % stride;
-                if x < w / 3 {
-                    235 // flat, near the top of the range
+        let mut data = vec![0u8; stride * h];
+        for row in data.chunks_mut(stride) {
+            for (x, v) in row.iter_mut().enumerate() {
+                *v = if x < w / 3 {
+                    235
                 } else {
                     rng.gen_range(0..=255)
-                }
-            })
-            .collect()
+                };
+            }
+        }
+        data
     }
 
     #[test]
     fn fast_and_reference_agree_and_variants_are_antipodal() {
         let (w, h, stride) = (150, 86, 160);
         let data = picture(w, h, stride);
-        let src = Plane {
-            data: &data,
-            stride,
-            width: w,
-            height: h,
-        };
+        let src = plane_view(&data, w, h, stride);
         let pattern = unit_pattern(&[4u8; 32], 1, w, h);
         let gains = gain_map(&src);
-        let peak = pattern.values.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let bound = (DEFAULT_STRENGTH * super::super::mask::MAX_GAIN * peak).ceil() as i32;
+        let peak = pattern.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let bound = (DEFAULT_STRENGTH * MAX_GAIN * peak).ceil() as i32;
         let mut out = [
             vec![0u8; stride * h],
             vec![0u8; stride * h],
             vec![0u8; stride * h],
             vec![0u8; stride * h],
         ];
+        fn view(d: &mut [u8], w: usize, h: usize, stride: usize) -> ArrayViewMut2<'_, u8> {
+            ArrayViewMut2::from_shape((h, w).strides((stride, 1)), d).unwrap()
+        }
         let [ra, rb, fa, fb] = &mut out;
-        embed_pair_reference(
-            &src,
-            &pattern,
-            &gains,
-            DEFAULT_STRENGTH,
-            &mut PlaneMut { data: ra, stride },
-            &mut PlaneMut { data: rb, stride },
-        );
-        embed_pair(
-            &src,
-            &pattern,
-            &gains,
-            DEFAULT_STRENGTH,
-            &mut PlaneMut { data: fa, stride },
-            &mut PlaneMut { data: fb, stride },
-        );
-        for y in 0..h {
-            for x in 0..w {
-                let i = y * stride + x;
-                assert_eq!((ra[i], rb[i]), (fa[i], fb[i]), "pixel {x},{y}");
-                let (s, a, b) = (data[i] as i32, ra[i] as i32, rb[i] as i32);
-                if (4..=251).contains(&s) {
-                    // Away from clipping, A and B sit on opposite sides of the source.
-                    assert!((a - s) * (b - s) <= 0, "antipodal at {x},{y}");
-                    assert!((a - s).abs() <= bound, "bounded change");
-                }
+        let (mut va, mut vb) = (view(ra, w, h, stride), view(rb, w, h, stride));
+        embed_pair_reference(&src, &pattern, &gains, DEFAULT_STRENGTH, &mut va, &mut vb);
+        let (mut va, mut vb) = (view(fa, w, h, stride), view(fb, w, h, stride));
+        embed_pair(&src, &pattern, &gains, DEFAULT_STRENGTH, &mut va, &mut vb);
+        let (ra, rb) = (plane_view(ra, w, h, stride), plane_view(rb, w, h, stride));
+        let (fa, fb) = (plane_view(fa, w, h, stride), plane_view(fb, w, h, stride));
+        assert_eq!(ra, fa);
+        assert_eq!(rb, fb);
+        for ((y, x), &s) in src.indexed_iter() {
+            let (s, a, b) = (s as i32, ra[[y, x]] as i32, rb[[y, x]] as i32);
+            if (4..=251).contains(&s) {
+                // Away from clipping, A and B sit on opposite sides of the source.
+                assert!((a - s) * (b - s) <= 0, "antipodal at {x},{y}");
+                assert!((a - s).abs() <= bound, "bounded change");
             }
         }
         // The watermark's energy: small overall, and small in the flat third.
         let mse = |x0: usize, x1: usize| {
-            let mut e = 0f64;
-            for y in 0..h {
-                for x in x0..x1 {
-                    let i = y * stride + x;
-                    e += ((ra[i] as f64) - (data[i] as f64)).powi(2);
-                }
-            }
+            let changed = ra.slice(ndarray::s![.., x0..x1]);
+            let original = src.slice(ndarray::s![.., x0..x1]);
+            let e: f64 = changed
+                .iter()
+                .zip(original.iter())
+                .map(|(&c, &o)| (c as f64 - o as f64).powi(2))
+                .sum();
             e / ((x1 - x0) * h) as f64
         };
         // Flat area: PSNR above 50 dB (MSE < 0.65); texture: clearly more.

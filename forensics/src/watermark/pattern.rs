@@ -7,6 +7,7 @@
 //! RMS. The grid values come from ChaCha20 keyed by SHA-256(secret, unit index), so only the
 //! holder of the per-video secret can regenerate a pattern.
 
+use ndarray::{Array2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
@@ -20,20 +21,15 @@ const FINE_WEIGHT: f32 = 0.6;
 /// Normalised values are clipped here, so that rare peaks do not show as blotches.
 pub const PEAK: f32 = 2.5;
 
-/// A grid of Gaussian values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Grid {
-    pub cols: usize,
-    pub rows: usize,
-    pub values: Vec<f32>,
-}
+/// A grid of Gaussian values, `[[row, column]]`.
+pub type Grid = Array2<f32>;
 
-impl Grid {
-    fn at(&self, col: isize, row: isize) -> f32 {
-        let c = col.clamp(0, self.cols as isize - 1) as usize;
-        let r = row.clamp(0, self.rows as isize - 1) as usize;
-        self.values[r * self.cols + c]
-    }
+/// The grid value at (`col`, `row`), clamped to the grid (the pattern's edges extend).
+fn at(grid: &Grid, col: isize, row: isize) -> f32 {
+    let (rows, cols) = grid.dim();
+    let c = col.clamp(0, cols as isize - 1) as usize;
+    let r = row.clamp(0, rows as isize - 1) as usize;
+    grid[[r, c]]
 }
 
 /// Columns for `rows` grid rows on a `width` x `height` picture (at least 2).
@@ -49,10 +45,10 @@ pub fn unit_grids(secret: &[u8; 32], unit: u32, width: usize, height: usize) -> 
     seed_hash.update(unit.to_le_bytes());
     let seed: [u8; 32] = seed_hash.finalize().into();
     let mut rng = ChaCha20Rng::from_seed(seed);
+    // Filled row by row: the order the keyed stream's values have always taken.
     let mut grid = |rows: usize| {
         let cols = grid_cols(rows, width, height);
-        let values = (0..rows * cols).map(|_| gaussian(&mut rng)).collect();
-        Grid { cols, rows, values }
+        Grid::from_shape_simple_fn((rows, cols), || gaussian(&mut rng))
     };
     let coarse = grid(COARSE_ROWS);
     let fine = grid(FINE_ROWS);
@@ -85,99 +81,81 @@ fn grid_coord(i: usize, n: usize, cells: usize) -> (isize, f32) {
     (base as isize, x - base)
 }
 
-/// A full-resolution pattern, zero mean and unit variance before clipping at `PEAK`,
-/// row-major `width * height`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pattern {
-    pub width: usize,
-    pub height: usize,
-    pub values: Vec<f32>,
-}
+/// A full-resolution pattern, `[[row, column]]`, zero mean and unit variance before
+/// clipping at `PEAK`.
+pub type Pattern = Array2<f32>;
 
 /// Reference implementation: direct 4x4 bicubic evaluation per pixel and octave.
 pub fn render_reference(grids: &[Grid; 2], width: usize, height: usize) -> Pattern {
-    let mut values = vec![0f32; width * height];
+    let mut values = Pattern::zeros((height, width));
     for (octave, grid) in grids.iter().enumerate() {
         let weight = if octave == 0 { 1.0 } else { FINE_WEIGHT };
-        for y in 0..height {
-            let (gy, fy) = grid_coord(y, height, grid.rows);
+        let (rows, cols) = grid.dim();
+        for ((y, x), out) in values.indexed_iter_mut() {
+            let (gy, fy) = grid_coord(y, height, rows);
             let wy = cubic_weights(fy);
-            for x in 0..width {
-                let (gx, fx) = grid_coord(x, width, grid.cols);
-                let wx = cubic_weights(fx);
-                let mut v = 0f32;
-                for (j, wyj) in wy.iter().enumerate() {
-                    for (i, wxi) in wx.iter().enumerate() {
-                        v += wyj * wxi * grid.at(gx - 1 + i as isize, gy - 1 + j as isize);
-                    }
+            let (gx, fx) = grid_coord(x, width, cols);
+            let wx = cubic_weights(fx);
+            let mut v = 0f32;
+            for (j, wyj) in wy.iter().enumerate() {
+                for (i, wxi) in wx.iter().enumerate() {
+                    v += wyj * wxi * at(grid, gx - 1 + i as isize, gy - 1 + j as isize);
                 }
-                values[y * width + x] += weight * v;
             }
+            *out += weight * v;
         }
     }
     normalise(&mut values);
-    Pattern {
-        width,
-        height,
-        values,
-    }
+    values
 }
 
 /// Fast implementation: separable interpolation (grid rows along x first, then down y),
 /// rows in parallel.
 pub fn render(grids: &[Grid; 2], width: usize, height: usize) -> Pattern {
-    // Per octave: horizontally interpolated grid rows, `rows x width`.
-    let horizontal: Vec<Vec<f32>> = grids
+    // Per octave: horizontally interpolated grid rows, `[[grid row, x]]`.
+    let horizontal: Vec<Array2<f32>> = grids
         .iter()
         .map(|grid| {
+            let (rows, cols) = grid.dim();
             let taps: Vec<(isize, [f32; 4])> = (0..width)
                 .map(|x| {
-                    let (gx, fx) = grid_coord(x, width, grid.cols);
+                    let (gx, fx) = grid_coord(x, width, cols);
                     (gx, cubic_weights(fx))
                 })
                 .collect();
-            let mut out = vec![0f32; grid.rows * width];
-            for r in 0..grid.rows {
-                for (x, (gx, w)) in taps.iter().enumerate() {
-                    let mut v = 0f32;
-                    for (i, wi) in w.iter().enumerate() {
-                        v += wi * grid.at(gx - 1 + i as isize, r as isize);
-                    }
-                    out[r * width + x] = v;
+            Array2::from_shape_fn((rows, width), |(r, x)| {
+                let (gx, w) = taps[x];
+                let mut v = 0f32;
+                for (i, wi) in w.iter().enumerate() {
+                    v += wi * at(grid, gx - 1 + i as isize, r as isize);
                 }
-            }
-            out
+                v
+            })
         })
         .collect();
-    let mut values = vec![0f32; width * height];
+    let mut values = Pattern::zeros((height, width));
     values
-        .par_chunks_mut(width)
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
         .enumerate()
-        .for_each(|(y, row)| {
+        .for_each(|(y, mut row)| {
             for (octave, grid) in grids.iter().enumerate() {
                 let weight = if octave == 0 { 1.0 } else { FINE_WEIGHT };
-                let (gy, fy) = grid_coord(y, height, grid.rows);
+                let rows = grid.nrows();
+                let (gy, fy) = grid_coord(y, height, rows);
                 let wy = cubic_weights(fy);
-                let h = &horizontal[octave];
                 for (j, wj) in wy.iter().enumerate() {
-                    let r = (gy - 1 + j as isize).clamp(0, grid.rows as isize - 1) as usize;
-                    let src = &h[r * width..(r + 1) * width];
+                    let r = (gy - 1 + j as isize).clamp(0, rows as isize - 1) as usize;
                     let k = weight * wj;
-                    for (dst, s) in row.iter_mut().zip(src) {
-                        *dst += k * s;
-                    }
+                    row.zip_mut_with(&horizontal[octave].row(r), |dst, s| *dst += k * s);
                 }
             }
         });
     normalise(&mut values);
-    Pattern {
-        width,
-        height,
-        values,
-    }
+    values
 }
 
-fn normalise(values: &mut [f32]) {
+fn normalise(values: &mut Pattern) {
     let n = values.len().max(1) as f64;
     let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
     let var = values
@@ -207,9 +185,8 @@ mod tests {
             let a = render_reference(&grids, w, h);
             let b = render(&grids, w, h);
             let max = a
-                .values
                 .iter()
-                .zip(&b.values)
+                .zip(b.iter())
                 .map(|(x, y)| (x - y).abs())
                 .fold(0f32, f32::max);
             assert!(max < 1e-4, "{w}x{h}: max difference {max}");
@@ -224,16 +201,11 @@ mod tests {
         let p1 = unit_pattern(&[1u8; 32], 1, w, h);
         let q0 = unit_pattern(&[2u8; 32], 0, w, h);
         assert_eq!(p0, p0b, "deterministic");
-        let rms = (p0.values.iter().map(|v| v * v).sum::<f32>() / p0.values.len() as f32).sqrt();
+        let rms = (p0.iter().map(|v| v * v).sum::<f32>() / p0.len() as f32).sqrt();
         assert!((0.97..=1.0).contains(&rms), "{rms}");
-        assert!(p0.values.iter().all(|v| v.abs() <= PEAK));
+        assert!(p0.iter().all(|v| v.abs() <= PEAK));
         let corr = |a: &Pattern, b: &Pattern| {
-            a.values
-                .iter()
-                .zip(&b.values)
-                .map(|(x, y)| x * y)
-                .sum::<f32>()
-                / a.values.len() as f32
+            a.iter().zip(b.iter()).map(|(x, y)| x * y).sum::<f32>() / a.len() as f32
         };
         assert!(corr(&p0, &p1).abs() < 0.2, "units differ");
         assert!(corr(&p0, &q0).abs() < 0.2, "secrets differ");
@@ -244,14 +216,16 @@ mod tests {
         // Neighbouring pixels are strongly correlated (a smooth field), unlike white noise.
         let (w, h) = (640, 360);
         let p = unit_pattern(&[5u8; 32], 3, w, h);
-        let mut num = 0f64;
-        let mut den = 0f64;
-        for y in 0..h {
-            for x in 0..w - 1 {
-                num += (p.values[y * w + x] * p.values[y * w + x + 1]) as f64;
-                den += (p.values[y * w + x] as f64).powi(2);
-            }
-        }
+        let (left, right) = (
+            p.slice(ndarray::s![.., ..w - 1]),
+            p.slice(ndarray::s![.., 1..]),
+        );
+        let num: f64 = left
+            .iter()
+            .zip(right.iter())
+            .map(|(a, b)| (a * b) as f64)
+            .sum();
+        let den: f64 = left.iter().map(|&a| (a as f64).powi(2)).sum();
         assert!(num / den > 0.95, "lag-1 autocorrelation {}", num / den);
     }
 
@@ -261,15 +235,12 @@ mod tests {
         let full = unit_pattern(&[9u8; 32], 2, 320, 180);
         let half = unit_pattern(&[9u8; 32], 2, 160, 90);
         let mut corr = 0f64;
-        for y in 0..90 {
-            for x in 0..160 {
-                let avg = (full.values[(2 * y) * 320 + 2 * x]
-                    + full.values[(2 * y) * 320 + 2 * x + 1]
-                    + full.values[(2 * y + 1) * 320 + 2 * x]
-                    + full.values[(2 * y + 1) * 320 + 2 * x + 1])
-                    / 4.0;
-                corr += (avg * half.values[y * 160 + x]) as f64;
-            }
+        for ((y, x), &v) in half.indexed_iter() {
+            let avg = full
+                .slice(ndarray::s![2 * y..2 * y + 2, 2 * x..2 * x + 2])
+                .sum()
+                / 4.0;
+            corr += (avg * v) as f64;
         }
         assert!(corr / (160.0 * 90.0) > 0.9, "{}", corr / (160.0 * 90.0));
     }

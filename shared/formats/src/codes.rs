@@ -1,4 +1,4 @@
-//! Session watermark codes (DESIGN section 3): bit `k` of a session's code picks variant A (0)
+//! Session watermark codes, each session's A/B sequence: bit `k` of a session's code picks variant A (0)
 //! or B (1) of unit `k + 1`, and is a keyed PRF of (video secret, session id, k):
 //!
 //! `block_j = HMAC-SHA256(key = video secret, "leaktrace/v1/code/" || session_id || 0x00 || j_be32)`

@@ -1,4 +1,4 @@
-//! The signed session marker (DESIGN section 3, metadata layer): a top-level ISOBMFF `uuid`
+//! The signed session marker, extraction's second, independent layer: a top-level ISOBMFF `uuid`
 //! box appended to each session's init segment, naming the session, signed with Ed25519.
 //! Trivial to strip, but exact when present, so extraction reports it as a second layer.
 //!

@@ -1,0 +1,372 @@
+//! The frame model: every 2-D picture in `forensics` is an `ndarray` array indexed
+//! `[[row, column]]`. This leaf module owns the views over FFmpeg's planes (no copies: the
+//! plane's row stride becomes the view's row stride), the one area-averaging downscale (full
+//! frames to analysis grays, analysis grays to thumbnails, the packaging thumbnails), and the
+//! bilinear resampling of a sub-rectangle, which is how a suspect (rescaled, cropped,
+//! letterboxed) is brought onto the reference's geometry.
+//!
+//! The kernels here work row by row on contiguous row slices (`ArrayView1::as_slice`), which
+//! the compiler vectorises; nothing else in the crate indexes pixels by hand.
+
+use ffmpeg_next::frame;
+use ndarray::{Array2, ArrayView, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, ShapeBuilder};
+
+/// A luma image in `f32` grey levels: analysis frames, grids, thumbnails before rounding.
+pub type Gray = Array2<f32>;
+
+/// Width of the full-frame grays kept for analysis (suspect and reference).
+pub const ANALYSIS_WIDTH: usize = 384;
+
+/// The luma plane of a decoded frame, borrowed.
+pub fn luma(f: &frame::Video) -> ArrayView2<'_, u8> {
+    let (width, height, stride) = (f.width() as usize, f.height() as usize, f.stride(0));
+    plane_view(f.data(0), width, height, stride)
+}
+
+/// The luma plane of a frame, writable.
+pub fn luma_mut(f: &mut frame::Video) -> ArrayViewMut2<'_, u8> {
+    let (width, height, stride) = (f.width() as usize, f.height() as usize, f.stride(0));
+    // FFmpeg's planes hold `stride * height` bytes with `stride >= width`; one that does not
+    // (never seen) is an empty picture rather than a panic.
+    ArrayViewMut2::from_shape((height, width).strides((stride, 1)), f.data_mut(0))
+        .unwrap_or_else(|_| empty_mut())
+}
+
+fn empty_mut<'a>() -> ArrayViewMut2<'a, u8> {
+    let empty: &'a mut [u8] = &mut [];
+    ArrayViewMut1::from(empty).insert_axis(Axis(0))
+}
+
+/// A `width` x `height` plane stored row by row `stride` bytes apart; an empty picture when
+/// `data` is too short for that.
+pub fn plane_view(data: &[u8], width: usize, height: usize, stride: usize) -> ArrayView2<'_, u8> {
+    ArrayView2::from_shape((height, width).strides((stride.max(width), 1)), data)
+        .unwrap_or_else(|_| ArrayView::from(&data[..0]).insert_axis(Axis(0)))
+}
+
+/// A pixel type whose area average is taken: its sum type (exact for 8-bit planes).
+pub trait AreaPixel: Copy {
+    type Sum: Copy + Default + std::ops::AddAssign + std::iter::Sum<Self::Sum>;
+    fn widen(self) -> Self::Sum;
+}
+
+impl AreaPixel for u8 {
+    type Sum = u32;
+    #[inline]
+    fn widen(self) -> u32 {
+        self as u32
+    }
+}
+
+impl AreaPixel for f32 {
+    type Sum = f32;
+    #[inline]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+/// The cells of an axis of `len` pixels split into `cells`: cell `c` covers
+/// `c * len / cells .. (c + 1) * len / cells` (at least one pixel).
+fn cells(len: usize, cells: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..cells).map(move |c| {
+        let start = c * len / cells;
+        (
+            start,
+            ((c + 1) * len / cells).max(start + 1).min(len.max(1)),
+        )
+    })
+}
+
+/// The one area-averaging downscale: `src` onto a `rows` x `cols` grid of cells, each cell's
+/// sum and pixel count turned into the output by `finish` (a mean in `f32`, or a mean rounded
+/// to 8 bits). Rows of a cell are summed per column first (a loop the compiler vectorises),
+/// then the columns of each cell.
+pub fn area_reduce<T: AreaPixel, O: Clone + Default>(
+    src: ArrayView2<T>,
+    rows: usize,
+    cols: usize,
+    finish: impl Fn(T::Sum, usize) -> O,
+) -> Array2<O> {
+    let (height, width) = src.dim();
+    let mut out = Array2::default((rows, cols));
+    if width == 0 || height == 0 {
+        return out;
+    }
+    let col_cells: Vec<(usize, usize)> = cells(width, cols).collect();
+    let mut column_sums = vec![T::Sum::default(); width];
+    for ((y0, y1), mut out_row) in cells(height, rows).zip(out.rows_mut()) {
+        column_sums.fill(T::Sum::default());
+        for row in src.slice(ndarray::s![y0..y1, ..]).rows() {
+            match row.as_slice() {
+                Some(pixels) => {
+                    for (sum, &v) in column_sums.iter_mut().zip(pixels) {
+                        *sum += v.widen();
+                    }
+                }
+                None => {
+                    for (sum, &v) in column_sums.iter_mut().zip(row.iter()) {
+                        *sum += v.widen();
+                    }
+                }
+            }
+        }
+        for (o, &(x0, x1)) in out_row.iter_mut().zip(&col_cells) {
+            let sum: T::Sum = column_sums[x0..x1].iter().copied().sum();
+            *o = finish(sum, (x1 - x0) * (y1 - y0));
+        }
+    }
+    out
+}
+
+/// Reference implementation of [`area_reduce`]: each cell summed on its own, in any order
+/// (exact for 8-bit planes, whose sums are integers).
+pub fn area_reduce_reference<T: AreaPixel, O: Clone + Default>(
+    src: ArrayView2<T>,
+    rows: usize,
+    cols: usize,
+    finish: impl Fn(T::Sum, usize) -> O,
+) -> Array2<O> {
+    let (height, width) = src.dim();
+    if width == 0 || height == 0 {
+        return Array2::default((rows, cols));
+    }
+    let row_cells: Vec<(usize, usize)> = cells(height, rows).collect();
+    let col_cells: Vec<(usize, usize)> = cells(width, cols).collect();
+    Array2::from_shape_fn((rows, cols), |(cy, cx)| {
+        let ((y0, y1), (x0, x1)) = (row_cells[cy], col_cells[cx]);
+        let cell = src.slice(ndarray::s![y0..y1, x0..x1]);
+        finish(cell.iter().map(|v| v.widen()).sum(), cell.len())
+    })
+}
+
+/// The area average of an 8-bit plane on a `rows` x `cols` grid, in grey levels.
+pub fn downscale(src: ArrayView2<u8>, rows: usize, cols: usize) -> Gray {
+    area_reduce(src, rows, cols, |sum, n| sum as f32 / n as f32)
+}
+
+/// A decoded frame as the analysis sees it: luma, area-downscaled to [`ANALYSIS_WIDTH`]
+/// columns (rows keep the frame's proportions, at least 8).
+pub fn analysis_gray(f: &frame::Video) -> Gray {
+    let view = luma(f);
+    let (h, w) = view.dim();
+    let rows = (ANALYSIS_WIDTH as f64 * h as f64 / w.max(1) as f64).round() as usize;
+    downscale(view, rows.max(8), ANALYSIS_WIDTH)
+}
+
+/// The area average of a gray on a smaller `rows` x `cols` grid.
+pub fn shrink(src: &Gray, rows: usize, cols: usize) -> Gray {
+    area_reduce(src.view(), rows, cols, |sum, n| sum / n as f32)
+}
+
+/// The area average of an 8-bit plane on a `rows` x `cols` grid, rounded to 8 bits
+/// (halves up): the packaging thumbnails.
+pub fn thumbnail(src: ArrayView2<u8>, rows: usize, cols: usize) -> Array2<u8> {
+    area_reduce(src, rows, cols, |sum, n| {
+        let n = n as u32;
+        ((sum + n / 2) / n) as u8
+    })
+}
+
+/// A rectangle in normalised coordinates of an image (0..1 on both axes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rect {
+    pub x0: f64,
+    pub y0: f64,
+    pub x1: f64,
+    pub y1: f64,
+}
+
+impl Rect {
+    pub const FULL: Rect = Rect {
+        x0: 0.0,
+        y0: 0.0,
+        x1: 1.0,
+        y1: 1.0,
+    };
+
+    pub fn width(&self) -> f64 {
+        self.x1 - self.x0
+    }
+
+    pub fn height(&self) -> f64 {
+        self.y1 - self.y0
+    }
+
+    /// `[x0, y0, x1, y1]`, as the extract JSON writes rectangles.
+    pub fn to_array(self) -> [f64; 4] {
+        [self.x0, self.y0, self.x1, self.y1]
+    }
+}
+
+/// Reference implementation of bilinear sampling: the value at a continuous position in pixel
+/// units (clamped to the image).
+pub fn sample(src: &Gray, x: f64, y: f64) -> f32 {
+    let (height, width) = src.dim();
+    let x = x.clamp(0.0, (width - 1) as f64);
+    let y = y.clamp(0.0, (height - 1) as f64);
+    let (xi, yi) = (x.floor() as usize, y.floor() as usize);
+    let (fx, fy) = ((x - xi as f64) as f32, (y - yi as f64) as f32);
+    let x1 = (xi + 1).min(width - 1);
+    let y1 = (yi + 1).min(height - 1);
+    let top = src[[yi, xi]] * (1.0 - fx) + src[[yi, x1]] * fx;
+    let bottom = src[[y1, xi]] * (1.0 - fx) + src[[y1, x1]] * fx;
+    top * (1.0 - fy) + bottom * fy
+}
+
+/// The two neighbours and the weight of the second for a bilinear sample at `p` on an axis of
+/// `len` pixels (clamped to the axis).
+struct Tap {
+    i0: usize,
+    i1: usize,
+    f: f32,
+}
+
+impl Tap {
+    fn new(p: f64, len: usize) -> Tap {
+        let p = p.clamp(0.0, (len - 1) as f64);
+        let i0 = p.floor() as usize;
+        Tap {
+            i0,
+            i1: (i0 + 1).min(len - 1),
+            f: (p - i0 as f64) as f32,
+        }
+    }
+}
+
+/// The part `rect` of `src` resampled onto a `rows` x `cols` grid (pixel centres): the same
+/// values as [`sample`] at every grid point, with the taps of each column and row computed
+/// once and whole rows read as slices.
+pub fn resample(src: &Gray, rect: Rect, rows: usize, cols: usize) -> Gray {
+    let (height, width) = src.dim();
+    let mut out = Gray::zeros((rows, cols));
+    if width == 0 || height == 0 {
+        return out;
+    }
+    let sx = rect.width() * width as f64 / cols as f64;
+    let sy = rect.height() * height as f64 / rows as f64;
+    let ox = rect.x0 * width as f64 - 0.5;
+    let oy = rect.y0 * height as f64 - 0.5;
+    let xs: Vec<Tap> = (0..cols)
+        .map(|x| Tap::new(ox + (x as f64 + 0.5) * sx, width))
+        .collect();
+    for (y, mut out_row) in out.rows_mut().into_iter().enumerate() {
+        let ty = Tap::new(oy + (y as f64 + 0.5) * sy, height);
+        let (r0, r1) = (src.row(ty.i0), src.row(ty.i1));
+        for (o, tx) in out_row.iter_mut().zip(&xs) {
+            let top = r0[tx.i0] * (1.0 - tx.f) + r0[tx.i1] * tx.f;
+            let bottom = r1[tx.i0] * (1.0 - tx.f) + r1[tx.i1] * tx.f;
+            *o = top * (1.0 - ty.f) + bottom * ty.f;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(w: usize, h: usize) -> Gray {
+        Gray::from_shape_fn((h, w), |(y, x)| (x * 2 + y) as f32)
+    }
+
+    #[test]
+    fn a_view_follows_the_plane_stride_without_copying() {
+        let data: Vec<u8> = (0..40).map(|i| i as u8).collect();
+        let v = plane_view(&data, 3, 4, 10);
+        assert_eq!(v.dim(), (4, 3));
+        assert_eq!(v[[2, 1]], 21);
+        assert_eq!(v.as_ptr(), data.as_ptr());
+        // A plane shorter than it claims is an empty picture, not a panic.
+        assert_eq!(plane_view(&data, 3, 9, 10).len(), 0);
+    }
+
+    #[test]
+    fn area_averages_of_planes_and_grays() {
+        let data: Vec<u8> = (0..16).collect();
+        let plane = plane_view(&data, 4, 4, 4);
+        let flat = |g: &Gray| g.iter().copied().collect::<Vec<f32>>();
+        assert_eq!(flat(&downscale(plane, 2, 2)), vec![2.5, 4.5, 10.5, 12.5]);
+        assert_eq!(shrink(&downscale(plane, 2, 2), 1, 1)[[0, 0]], 7.5);
+        assert_eq!(flat(&shrink(&ramp(6, 3), 1, 3)), vec![2.0, 6.0, 10.0]);
+        // Thumbnails round halves up, like the integer mean (sum + n/2) / n.
+        let thumb = thumbnail(plane, 2, 2);
+        assert_eq!(
+            thumb.iter().copied().collect::<Vec<u8>>(),
+            vec![3, 5, 11, 13]
+        );
+        // A padded plane (stride beyond the width) averages only its pixels.
+        let mut padded = vec![255u8; 8 * 2];
+        for y in 0..2 {
+            for x in 0..4 {
+                padded[y * 8 + x] = 10;
+            }
+        }
+        assert_eq!(thumbnail(plane_view(&padded, 4, 2, 8), 1, 2)[[0, 1]], 10);
+        // More cells than pixels: every cell still covers one.
+        assert_eq!(downscale(plane_view(&data, 2, 2, 2), 3, 3).dim(), (3, 3));
+    }
+
+    #[test]
+    fn the_fast_area_average_equals_the_reference() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let (w, h, stride) = (203, 117, 224);
+        let data: Vec<u8> = (0..stride * h).map(|_| rng.gen()).collect();
+        let plane = plane_view(&data, w, h, stride);
+        for (rows, cols) in [(18, 32), (61, 97), (117, 203), (5, 300)] {
+            let mean = |sum: u32, n: usize| sum as f32 / n as f32;
+            assert_eq!(
+                area_reduce(plane, rows, cols, mean),
+                area_reduce_reference(plane, rows, cols, mean),
+                "{rows}x{cols}"
+            );
+        }
+    }
+
+    #[test]
+    fn resample_of_the_full_rect_is_the_identity_and_follows_a_ramp() {
+        let r = ramp(8, 6);
+        let same = resample(&r, Rect::FULL, 6, 8);
+        for (a, b) in same.iter().zip(r.iter()) {
+            assert!((a - b).abs() < 1e-4);
+        }
+        let big = ramp(40, 40);
+        let half = resample(
+            &big,
+            Rect {
+                x0: 0.25,
+                y0: 0.25,
+                x1: 0.75,
+                y1: 0.75,
+            },
+            20,
+            20,
+        );
+        // Pixel (0,0) of the half-size crop is centred at (10.5, 10.5) - 0.5 = (10, 10).
+        assert!((half[[0, 0]] - (10.0 * 2.0 + 10.0)).abs() < 1e-3);
+        assert!((half[[19, 19]] - (29.0 * 2.0 + 29.0)).abs() < 1e-3);
+    }
+
+    #[test]
+    fn resample_equals_bilinear_sampling_at_every_grid_point() {
+        let r = ramp(37, 23);
+        let rect = Rect {
+            x0: -0.05,
+            y0: 0.1,
+            x1: 0.93,
+            y1: 1.02,
+        };
+        let (w, h) = (29, 17);
+        let g = resample(&r, rect, h, w);
+        let sx = rect.width() * 37.0 / w as f64;
+        let sy = rect.height() * 23.0 / h as f64;
+        for y in 0..h {
+            for x in 0..w {
+                let px = rect.x0 * 37.0 - 0.5 + (x as f64 + 0.5) * sx;
+                let py = rect.y0 * 23.0 - 0.5 + (y as f64 + 0.5) * sy;
+                assert_eq!(g[[y, x]], sample(&r, px, py), "({x}, {y})");
+            }
+        }
+    }
+}
