@@ -56,16 +56,32 @@ pub fn embed_pair(
         .enumerate()
         .for_each_init(
             || vec![0f32; width],
-            |row_gain, (y, (((row_a, row_b), s), p))| {
+            |row_gain, (y, (((mut row_a, mut row_b), s), p))| {
                 gains.row(y, &taps, row_gain);
+                let pixel = |va: &mut u8, vb: &mut u8, sv: u8, pv: f32, g: f32| {
+                    (*va, *vb) = apply(sv, strength * g * pv);
+                };
+                // FFmpeg's rows and the pattern's are contiguous: plain slices, which the
+                // compiler vectorises; any other layout goes through `Zip`.
+                let rows = (
+                    row_a.as_slice_mut(),
+                    row_b.as_slice_mut(),
+                    s.as_slice(),
+                    p.as_slice(),
+                );
+                if let (Some(ra), Some(rb), Some(s), Some(p)) = rows {
+                    let pixels = ra.iter_mut().zip(rb).zip(s).zip(p).zip(row_gain.iter());
+                    for ((((va, vb), &sv), &pv), &g) in pixels {
+                        pixel(va, vb, sv, pv, g);
+                    }
+                    return;
+                }
                 Zip::from(row_a)
                     .and(row_b)
                     .and(s)
                     .and(p)
                     .and(&row_gain[..])
-                    .for_each(|va, vb, &sv, &pv, &g| {
-                        (*va, *vb) = apply(sv, strength * g * pv);
-                    });
+                    .for_each(|va, vb, &sv, &pv, &g| pixel(va, vb, sv, pv, g));
             },
         );
 }

@@ -47,20 +47,17 @@ fn blocks(plane: &ArrayView2<u8>) -> (usize, usize) {
     (height.div_ceil(BLOCK), width.div_ceil(BLOCK))
 }
 
-/// Each block's activity averaged with its neighbours' (3x3, fewer at the edges), as a gain.
+/// Each block's activity averaged with its neighbours' (3x3, fewer at the edges), as a gain,
+/// summed in row order (as every gain has always been: packaged variants stay bit-identical).
 fn smooth_to_gains(stds: &Array2<f32>) -> GainMap {
     let (rows, cols) = stds.dim();
     GainMap(Array2::from_shape_fn((rows, cols), |(by, bx)| {
-        let around = stds.slice(ndarray::s![
-            by.saturating_sub(1)..(by + 2).min(rows),
-            bx.saturating_sub(1)..(bx + 2).min(cols)
-        ]);
-        // Summed in row order, as every gain has always been (packaged variants stay
-        // bit-identical).
         let (mut s, mut n) = (0f32, 0f32);
-        for &v in around.iter() {
-            s += v;
-            n += 1.0;
+        for dy in by.saturating_sub(1)..(by + 2).min(rows) {
+            for dx in bx.saturating_sub(1)..(bx + 2).min(cols) {
+                s += stds[[dy, dx]];
+                n += 1.0;
+            }
         }
         gain_of(s / n)
     }))
@@ -72,15 +69,43 @@ pub fn gain_map_reference(plane: &ArrayView2<u8>) -> GainMap {
     smooth_to_gains(&stds)
 }
 
-/// Fast implementation: block rows in parallel.
+/// Fast implementation: block rows in parallel, each block row's pixel rows read once as
+/// slices (every block of the row accumulated at once) instead of block by block.
 pub fn gain_map(plane: &ArrayView2<u8>) -> GainMap {
+    let (height, width) = plane.dim();
     let mut stds = Array2::zeros(blocks(plane));
+    let cols = stds.ncols();
     stds.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
-        .for_each(|(by, mut row)| {
-            for (bx, out) in row.iter_mut().enumerate() {
-                *out = block_std(plane, by, bx);
+        .for_each(|(by, mut out)| {
+            let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(height));
+            let mut sum = vec![0u32; cols];
+            let mut sq = vec![0u64; cols];
+            for row in (y0..y1).map(|y| plane.row(y)) {
+                let owned;
+                let pixels = match row.as_slice() {
+                    Some(pixels) => pixels,
+                    None => {
+                        owned = row.to_vec();
+                        &owned
+                    }
+                };
+                let cells = sum.iter_mut().zip(sq.iter_mut());
+                for ((s, q), block) in cells.zip(pixels.chunks(BLOCK)) {
+                    // Per block: at most 8 pixels of at most 255, so the squares fit a u32.
+                    let (bs, bq) = block.iter().fold((0u32, 0u32), |(bs, bq), &v| {
+                        let v = v as u32;
+                        (bs + v, bq + v * v)
+                    });
+                    *s += bs;
+                    *q += bq as u64;
+                }
+            }
+            for (bx, o) in out.iter_mut().enumerate() {
+                let n = ((((bx + 1) * BLOCK).min(width) - bx * BLOCK) * (y1 - y0)) as f64;
+                let mean = sum[bx] as f64 / n;
+                *o = ((sq[bx] as f64 / n - mean * mean).max(0.0)).sqrt() as f32;
             }
         });
     smooth_to_gains(&stds)
@@ -110,10 +135,22 @@ impl GainMap {
     pub fn row(&self, y: usize, taps: &[(usize, usize, f32)], out: &mut [f32]) {
         let (r0, r1, ty) = axis(y, self.0.nrows());
         let (top, bottom) = (self.0.row(r0), self.0.row(r1));
-        for (o, &(c0, c1, tx)) in out.iter_mut().zip(taps) {
-            let t = top[c0] * (1.0 - tx) + top[c1] * tx;
-            let b = bottom[c0] * (1.0 - tx) + bottom[c1] * tx;
+        // Top row's pair, bottom row's pair, weight of the second column.
+        let interpolate = |o: &mut f32, t: [f32; 2], b: [f32; 2], tx: f32| {
+            let t = t[0] * (1.0 - tx) + t[1] * tx;
+            let b = b[0] * (1.0 - tx) + b[1] * tx;
             *o = t * (1.0 - ty) + b * ty;
+        };
+        // The map is built row by row: its rows are slices (the fast path, once per pixel row
+        // of every frame).
+        if let (Some(top), Some(bottom)) = (top.as_slice(), bottom.as_slice()) {
+            for (o, &(c0, c1, tx)) in out.iter_mut().zip(taps) {
+                interpolate(o, [top[c0], top[c1]], [bottom[c0], bottom[c1]], tx);
+            }
+            return;
+        }
+        for (o, &(c0, c1, tx)) in out.iter_mut().zip(taps) {
+            interpolate(o, [top[c0], top[c1]], [bottom[c0], bottom[c1]], tx);
         }
     }
 

@@ -112,25 +112,30 @@ pub fn render_reference(grids: &[Grid; 2], width: usize, height: usize) -> Patte
 /// Fast implementation: separable interpolation (grid rows along x first, then down y),
 /// rows in parallel.
 pub fn render(grids: &[Grid; 2], width: usize, height: usize) -> Pattern {
-    // Per octave: horizontally interpolated grid rows, `[[grid row, x]]`.
+    // Per octave: horizontally interpolated grid rows, `[[grid row, x]]`; each pixel column's
+    // four grid columns (clamped at the edges) and weights computed once.
     let horizontal: Vec<Array2<f32>> = grids
         .iter()
         .map(|grid| {
             let (rows, cols) = grid.dim();
-            let taps: Vec<(isize, [f32; 4])> = (0..width)
+            let taps: Vec<([usize; 4], [f32; 4])> = (0..width)
                 .map(|x| {
                     let (gx, fx) = grid_coord(x, width, cols);
-                    (gx, cubic_weights(fx))
+                    let col = |i: isize| (gx - 1 + i).clamp(0, cols as isize - 1) as usize;
+                    ([col(0), col(1), col(2), col(3)], cubic_weights(fx))
                 })
                 .collect();
-            Array2::from_shape_fn((rows, width), |(r, x)| {
-                let (gx, w) = taps[x];
-                let mut v = 0f32;
-                for (i, wi) in w.iter().enumerate() {
-                    v += wi * at(grid, gx - 1 + i as isize, r as isize);
+            let mut out = Array2::zeros((rows, width));
+            for (src, mut dst) in grid.outer_iter().zip(out.outer_iter_mut()) {
+                for (d, (cols, w)) in dst.iter_mut().zip(&taps) {
+                    let mut v = 0f32;
+                    for (&c, wi) in cols.iter().zip(w) {
+                        v += wi * src[c];
+                    }
+                    *d = v;
                 }
-                v
-            })
+            }
+            out
         })
         .collect();
     let mut values = Pattern::zeros((height, width));
@@ -147,7 +152,17 @@ pub fn render(grids: &[Grid; 2], width: usize, height: usize) -> Pattern {
                 for (j, wj) in wy.iter().enumerate() {
                     let r = (gy - 1 + j as isize).clamp(0, rows as isize - 1) as usize;
                     let k = weight * wj;
-                    row.zip_mut_with(&horizontal[octave].row(r), |dst, s| *dst += k * s);
+                    let src = horizontal[octave].row(r);
+                    // Both rows are contiguous (fresh standard-layout arrays): plain slices,
+                    // which the compiler vectorises.
+                    match (row.as_slice_mut(), src.as_slice()) {
+                        (Some(dst), Some(src)) => {
+                            for (d, s) in dst.iter_mut().zip(src) {
+                                *d += k * s;
+                            }
+                        }
+                        _ => row.zip_mut_with(&src, |d, s| *d += k * s),
+                    }
                 }
             }
         });
@@ -155,7 +170,20 @@ pub fn render(grids: &[Grid; 2], width: usize, height: usize) -> Pattern {
     values
 }
 
+/// Zero mean, unit variance, clipped at `PEAK`, over the values in memory order (a pattern is
+/// built in standard layout, so that is row order).
 fn normalise(values: &mut Pattern) {
+    match values.as_slice_memory_order_mut() {
+        Some(flat) => normalise_flat(flat),
+        None => {
+            let mut flat: Vec<f32> = values.iter().copied().collect();
+            normalise_flat(&mut flat);
+            values.iter_mut().zip(flat).for_each(|(v, f)| *v = f);
+        }
+    }
+}
+
+fn normalise_flat(values: &mut [f32]) {
     let n = values.len().max(1) as f64;
     let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
     let var = values
