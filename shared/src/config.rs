@@ -195,7 +195,8 @@ pub struct Monitoring {
     /// the window before further attempts get 429 with Retry-After.
     pub auth_failures_max: u32,
     pub auth_failures_window_seconds: u64,
-    /// Serve `/api/demo/...` (session security state and watermark payload to its owner).
+    /// Serve `/api/demo/...` (session security state and watermark payload to its owner). Off
+    /// by default: a viewer who sees its own A/B code can compare it with a fellow pirate's.
     pub demo_api: bool,
 }
 
@@ -209,7 +210,7 @@ impl Default for Monitoring {
             ripping_action: RippingAction::Throttle,
             auth_failures_max: 5,
             auth_failures_window_seconds: 300,
-            demo_api: true,
+            demo_api: false,
         }
     }
 }
@@ -935,6 +936,10 @@ mod tests {
         assert_eq!(c.monitoring.ripping_action, RippingAction::Revoke);
         assert_eq!(c.monitoring.ripping_limit_speed, 8.0);
         assert!(!c.monitoring.demo_api);
+        assert!(
+            !Config::default().monitoring.demo_api,
+            "the demo API is off unless asked for"
+        );
         assert_eq!(c.monitoring.auth_failures_max, 5, "default kept");
         assert!(c.to_redacted_toml().contains("ripping_action = \"revoke\""));
         for (key, value) in [

@@ -44,7 +44,8 @@ fn a_viewer_plays_in_the_page_and_the_leak_is_traced_through_the_consoles() {
     let t = packaged(40.0);
     t.h.add_user("ann", "analyst", PASSWORD);
     t.h.add_user("lee", "legal", PASSWORD);
-    let server = t.h.serve(&[]);
+    // The transparency panels' watermark timeline reads the demo API.
+    let server = t.h.serve_with_env(&[], &[("LEAKTRACE_DEMO_API", "true")]);
     let b = Browser::start("end-to-end", 1280, 720);
 
     // Landing page, then the viewer signs in there and lands on the watch page.
@@ -121,7 +122,7 @@ fn a_viewer_plays_in_the_page_and_the_leak_is_traced_through_the_consoles() {
         assert_eq!(s["plainLooksLikeMp4"], json!(true), "{s}");
         assert!(!is_mp4(&hex_bytes(s["wireHead"].as_str().unwrap())), "{s}");
     }
-    let wire_label = b.text(&b.wait_for(&testid("wire-is-mp4"), 5 * SECOND));
+    let wire_label = b.wait_for_text(&testid("wire-is-mp4"), 5 * SECOND);
     assert_eq!(wire_label, "not MP4");
 
     // The same bytes fetched outside the page: not MP4 on the wire; the CEK the encryption
@@ -224,12 +225,9 @@ fn a_viewer_plays_in_the_page_and_the_leak_is_traced_through_the_consoles() {
         "const s = document.querySelector('[data-testid=case-status]');
          return !!s && (s.textContent === 'done' || s.textContent === 'failed');",
     );
-    assert_eq!(b.text(&b.wait_for(&testid("case-status"), SECOND)), "done");
-    assert_eq!(
-        b.text(&b.wait_for(&testid("verdict"), SECOND)),
-        "identified"
-    );
-    let best = b.text(&b.wait_for(&testid("candidate"), SECOND));
+    assert_eq!(b.wait_for_text(&testid("case-status"), SECOND), "done");
+    assert_eq!(b.wait_for_text(&testid("verdict"), SECOND), "identified");
+    let best = b.wait_for_text(&testid("candidate"), SECOND);
     assert!(best.contains(&client.session_id), "{best}");
     assert!(best.contains("val"), "{best}");
     b.wait_for("svg.chart", SECOND);
@@ -256,7 +254,7 @@ fn a_viewer_plays_in_the_page_and_the_leak_is_traced_through_the_consoles() {
         pdf.to_str().unwrap(),
     );
     b.click(&b.wait_for("#verify", SECOND));
-    let verdict = b.text(&b.wait_for(&testid("verify-verdict"), 30 * SECOND));
+    let verdict = b.wait_for_text(&testid("verify-verdict"), 30 * SECOND);
     assert!(verdict.starts_with("Authentic"), "{verdict}");
     b.screenshot_at("07-legal-verified", "#h-verify");
 }
@@ -300,7 +298,7 @@ fn an_admin_packages_a_title_and_revokes_a_ripping_session_in_the_browser() {
         "const s = document.querySelector('[data-testid=package-status]').textContent;
          return s.startsWith('Packaged') || s.startsWith('Packaging failed');",
     );
-    let status = b.text(&b.wait_for(&testid("package-status"), SECOND));
+    let status = b.wait_for_text(&testid("package-status"), SECOND);
     assert!(status.starts_with("Packaged"), "{status}");
     b.wait_until(
         "the new title in the list",
@@ -324,7 +322,7 @@ fn an_admin_packages_a_title_and_revokes_a_ripping_session_in_the_browser() {
     );
     b.type_into(&b.wait_for("#key-name", SECOND), "crawler-ui");
     b.click(&b.wait_for("#key-form button", SECOND));
-    let key = b.text(&b.wait_for(&testid("new-api-key"), 10 * SECOND));
+    let key = b.wait_for_text(&testid("new-api-key"), 10 * SECOND);
     let r =
         common::evidence::get_reply(&server, common::evidence::Auth::ApiKey(&key), "/api/cases/");
     assert_eq!(r.status, 200, "{}", r.body);
@@ -394,7 +392,7 @@ fn the_pages_work_by_keyboard_at_phone_width_and_explain_errors() {
 
     // Another role's console says whose it is, and every page fits the width.
     b.goto(&server.url("/analyst/"));
-    let refusal = b.text(&b.wait_for("#signin [role=alert]", 10 * SECOND));
+    let refusal = b.wait_for_text("#signin [role=alert]", 10 * SECOND);
     assert!(
         refusal.contains("for analyst or admin accounts"),
         "{refusal}"

@@ -137,7 +137,7 @@ fn audio_and_presentation_offset_are_in_the_mpd_and_the_segments_play() {
 #[test]
 fn demo_endpoints_show_the_security_state_and_the_code_to_the_owner_only() {
     let (h, video_id, _dir) = packaged();
-    let server = h.serve(&[]);
+    let server = h.serve_with_env(&[], &[("LEAKTRACE_DEMO_API", "true")]);
     let client = Client::start(&server, "vic", &"6".repeat(64), &video_id);
     let sid = client.session_id.clone();
     client.segment("1");
@@ -186,8 +186,8 @@ fn demo_endpoints_show_the_security_state_and_the_code_to_the_owner_only() {
     assert_eq!(sec["events"][0]["severity"], "critical");
     drop(server);
 
-    // Switched off, the demo endpoints do not exist.
-    let server = h.serve_with_env(&[], &[("LEAKTRACE_DEMO_API", "false")]);
+    // Off (the default), the demo endpoints do not exist.
+    let server = h.serve(&[]);
     let client = Client::start(&server, "vic", &"6".repeat(64), &video_id);
     client
         .get(&format!("/api/demo/security/{}/", client.session_id))

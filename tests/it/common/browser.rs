@@ -42,16 +42,29 @@ fn free_port() -> u16 {
 }
 
 fn answer(result: Result<ureq::Response, ureq::Error>, what: &str) -> Value {
+    match try_answer(result, what) {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The driver's answer, or its error as text. An element the page re-rendered between
+/// finding and reading it answers "stale element reference": `is_stale` tells.
+fn try_answer(result: Result<ureq::Response, ureq::Error>, what: &str) -> Result<Value, String> {
     let text = match result {
         Ok(r) => r.into_string().expect("driver answer"),
         Err(ureq::Error::Status(code, r)) => {
             let body = r.into_string().unwrap_or_default();
-            panic!("webdriver {what}: HTTP {code}: {body}")
+            return Err(format!("webdriver {what}: HTTP {code}: {body}"));
         }
         Err(e) => panic!("webdriver {what}: {e}"),
     };
     let v: Value = serde_json::from_str(&text).expect("driver JSON");
-    v["value"].clone()
+    Ok(v["value"].clone())
+}
+
+fn is_stale(error: &str) -> bool {
+    error.contains("stale element reference") || error.contains("no such element")
 }
 
 impl Browser {
@@ -146,6 +159,13 @@ impl Browser {
     }
 
     fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        match self.try_cmd(method, path, body) {
+            Ok(v) => v,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn try_cmd(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let url = format!("{}/session/{}/{path}", self.base, self.session);
         let req = ureq::request(method, &url).timeout(Duration::from_secs(120));
         let result = if method == "GET" {
@@ -153,7 +173,16 @@ impl Browser {
         } else {
             req.send_json(body)
         };
-        answer(result, path)
+        try_answer(result, path)
+    }
+
+    /// Whether `e` is displayed; `None` when the page replaced it since it was found.
+    fn displayed(&self, e: &Element) -> Option<bool> {
+        match self.try_cmd("GET", &format!("element/{}/displayed", e.0), json!({})) {
+            Ok(v) => Some(v == json!(true)),
+            Err(e) if is_stale(&e) => None,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     pub fn goto(&self, url: &str) {
@@ -178,9 +207,10 @@ impl Browser {
     pub fn wait_for(&self, css: &str, limit: Duration) -> Element {
         let deadline = Instant::now() + limit;
         loop {
+            // Panels re-render as playback statistics arrive: an element replaced between
+            // finding and asking is looked up again.
             if let Some(e) = self.try_find(css) {
-                if self.cmd("GET", &format!("element/{}/displayed", e.0), json!({})) == json!(true)
-                {
+                if self.displayed(&e) == Some(true) {
                     return e;
                 }
             }
@@ -192,6 +222,20 @@ impl Browser {
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The text of the displayed element matching `css`, read as one step: when the page
+    /// re-renders it between finding and reading, it is found again (up to `limit`).
+    pub fn wait_for_text(&self, css: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let e = self.wait_for(css, deadline.saturating_duration_since(Instant::now()));
+            match self.try_cmd("GET", &format!("element/{}/text", e.0), json!({})) {
+                Ok(v) => return v.as_str().unwrap_or_default().to_string(),
+                Err(err) if is_stale(&err) && Instant::now() <= deadline => {}
+                Err(err) => panic!("{err}"),
+            }
         }
     }
 
