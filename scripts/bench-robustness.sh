@@ -5,7 +5,9 @@
 # leaked copy of session 1 attacked with the ffmpeg CLI; `leaktrace extract` on each copy.
 # Prints per attack: unit accuracy of the leaker's code, its z score and false-positive
 # probability, the verdict, the best innocent's false-positive probability and the time.
-# Usage: scripts/bench-robustness.sh [INNOCENT_SESSIONS=100] [ATTACK_FILTER=.]
+# With BEFORE=/path/to/an/older/leaktrace, each attacked copy is also analysed by that binary
+# and its figures printed beside (same title, sessions and copy: a change side by side).
+# Usage: [BEFORE=BIN] scripts/bench-robustness.sh [INNOCENT_SESSIONS=100] [ATTACK_FILTER=.]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -77,12 +79,27 @@ attacks=(
   "excerpt 30 s, CRF 23|-ss 40 -t 30 ${X264[*]} -crf 23"
   "excerpt 30 s, CRF 28|-ss 40 -t 30 ${X264[*]} -crf 28"
   "chained: H.265 CRF 28, then 1/2 + H.264 CRF 28|CHAIN"
+  "sped up 5 % (re-timed to 25 fps), CRF 23|-vf setpts=PTS/1.05,fps=25 ${X264[*]} -crf 23"
+  "slowed down 4 %, CRF 23|-vf setpts=PTS*1.04,fps=25 ${X264[*]} -crf 23"
+  "sped up 15 %, CRF 23|-vf setpts=PTS/1.15,fps=25 ${X264[*]} -crf 23"
+  "slowed down 13 % (0.87x), CRF 23|-vf setpts=PTS/0.87,fps=25 ${X264[*]} -crf 23"
+  "sped up 10 % + crop 5 % + 854x480, CRF 23|-vf setpts=PTS/1.1,fps=25,crop=iw*0.9:ih*0.9,scale=854:480 ${X264[*]} -crf 23"
+  "1 frame in 7 dropped and re-timed (drift), CRF 23|-vf select=not(eq(mod(n\,7)\,3)),setpts=N/25/TB ${X264[*]} -crf 23"
+  "10 s cut out + 8 s of other material inserted, CRF 23|CUTINSERT"
+  "mirrored (horizontal flip), CRF 23|-vf hflip ${X264[*]} -crf 23"
+  "upside down (vertical flip), CRF 23|-vf vflip ${X264[*]} -crf 23"
+  "mirrored + crop 5 % + 640x360, CRF 23|-vf hflip,crop=iw*0.9:ih*0.9,scale=640:360 ${X264[*]} -crf 23"
+  "turned 3 degrees, cropped to hide the corners, CRF 23|-vf rotate=3*PI/180,crop=iw*0.88:ih*0.88,scale=1280:720 ${X264[*]} -crf 23"
+  "turned -5 degrees, cropped, 854x480, CRF 23|-vf rotate=-5*PI/180,crop=iw*0.84:ih*0.84,scale=854:480 ${X264[*]} -crf 23"
+  "camera off-axis (perspective), CRF 23|-vf perspective=x0=W*0.04:y0=H*0.03:x1=W*0.98:y1=0:x2=0:y2=H*0.97:x3=W*0.96:y3=H ${X264[*]} -crf 23"
+  "sped up 5 % + mirrored + turned 2 degrees + 854x480, CRF 28|-vf setpts=PTS/1.05,fps=25,hflip,rotate=2*PI/180,crop=iw*0.92:ih*0.92,scale=854:480 ${X264[*]} -crf 28"
 )
 
 echo "Title: $UNITS units of 1 s (1280x720, 25 fps); $CANDIDATES candidate sessions; leaker = session 1."
 echo
 echo "| attack | unit accuracy | z | false-positive probability | verdict | best innocent FPP | extract time |"
 echo "|---|---|---|---|---|---|---|"
+[ -n "${BEFORE:-}" ] && echo "(each attack: this build's row, then the BEFORE build's, marked 'before')"
 for entry in "${attacks[@]}"; do
   name=${entry%%|*}; args=${entry#*|}
   echo "$name" | grep -qE "$FILTER" || continue
@@ -90,14 +107,22 @@ for entry in "${attacks[@]}"; do
   if [ "$args" = CHAIN ]; then
     ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" -c:v libx265 -preset fast -crf 28 -x265-params log-level=error "$WORK/step1.mp4"
     ffmpeg -nostdin -v error -y -i "$WORK/step1.mp4" -vf scale=640:360 "${X264[@]}" -crf 28 "$out"
+  elif [ "$args" = CUTINSERT ]; then
+    # Title 0-30 s, 8 s of material the title does not have, then the title from 40 s on.
+    ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" -f lavfi -t 8 -i "cellauto=size=1280x720:rate=25" \
+      -filter_complex "[0:v]trim=0:30,setpts=PTS-STARTPTS[a];[0:v]trim=40,setpts=PTS-STARTPTS[b];[1:v]format=yuv420p,setsar=1[c];[a][c][b]concat=n=3:v=1:a=0[out]" \
+      -map "[out]" "${X264[@]}" -crf 23 "$out"
   else
     # shellcheck disable=SC2086
     ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" $args -an "$out"
   fi
+  for bin in "$BIN" ${BEFORE:+"$BEFORE"}; do
+  label=$name
+  [ "$bin" = "$BIN" ] || label="$name (before)"
   start=$(date +%s.%N)
-  result=$("$BIN" --log-level warn --data-dir "$DATA" extract "$out" --video "$VIDEO" --json || echo '{}')
+  result=$("$bin" --log-level warn --data-dir "$DATA" extract "$out" --video "$VIDEO" --json || echo '{}')
   took=$(python3 -c "import time; print(f'{time.time() - $start:.1f} s')")
-  python3 - "$LEAKER" "$name" "$took" <<PY
+  python3 - "$LEAKER" "$label" "$took" <<PY
 import json, sys
 leaker, name, took = sys.argv[1:4]
 r = json.loads('''$result''' or '{}')
@@ -113,4 +138,5 @@ if verdict == "identified" and ms and ms[0]["session_id"] != leaker:
     verdict = "WRONG SESSION"
 print(f"| {name} | {acc} | {z} | {fpp} | {verdict} | {best_innocent} | {took} |")
 PY
+  done
 done

@@ -118,6 +118,8 @@ impl AppError {
             AppError::Media(e) => e.is_input_error(),
             AppError::Package(e) => e.is_input_error(),
             AppError::Extract(e) => e.is_input_error(),
+            // Variants that do not decode within the limits will not on another attempt.
+            AppError::RefStore(forensics::refstore::RefStoreError::Media(e)) => e.is_input_error(),
             AppError::Upload(e) => e.is_input(),
             // A title whose manifest is unreadable stays so: not worth another attempt.
             AppError::Manifest(_) => true,
@@ -171,6 +173,21 @@ impl AppError {
             AppError::Retry(_) => "retry",
             AppError::Io { .. } => "io_error",
             AppError::Server(_) => "server_failed",
+        }
+    }
+
+    /// The message for a client of the API: the error itself, except where it would name a
+    /// file of this server (then what went wrong, without the path).
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Unreadable { .. } => "the file cannot be read".into(),
+            AppError::SourceGone(_) => "the source file is gone".into(),
+            AppError::Manifest(_) => "the title's package manifest is unreadable".into(),
+            AppError::Io { action, .. } => format!("the server cannot {action} a file"),
+            AppError::Media(_) | AppError::Package(_) | AppError::Extract(_) => {
+                format!("the media cannot be used ({})", self.code())
+            }
+            other => other.to_string(),
         }
     }
 

@@ -123,10 +123,33 @@ fn explanation(
 
 /// The alignment facts of a report.
 fn alignment_facts(a: &Alignment, units_observed: u32) -> Vec<(String, String)> {
-    vec![
+    // The time map, piece by piece (the first few of a long one).
+    const PIECES_SHOWN: usize = 8;
+    let mut pieces: Vec<String> = a
+        .time_map
+        .iter()
+        .take(PIECES_SHOWN)
+        .map(|p| {
+            format!(
+                "copy {:.1}-{:.1} s -> title {:.1}-{:.1} s",
+                p.suspect_seconds[0], p.suspect_seconds[1], p.title_seconds[0], p.title_seconds[1]
+            )
+        })
+        .collect();
+    if a.time_map.len() > PIECES_SHOWN {
+        pieces.push(format!("and {} more", a.time_map.len() - PIECES_SHOWN));
+    }
+    let mut facts = vec![
         fact(
             "Time offset",
-            format!("{:.2} s (title = copy + offset)", a.offset_seconds),
+            format!(
+                "{:.2} s (title time = offset + speed x copy time)",
+                a.offset_seconds
+            ),
+        ),
+        fact(
+            "Speed",
+            format!("{:.4} (title seconds per second of the copy)", a.speed),
         ),
         fact("Time match score", format!("{:.3}", a.time_score)),
         fact(
@@ -145,7 +168,14 @@ fn alignment_facts(a: &Alignment, units_observed: u32) -> Vec<(String, String)> 
         ),
         fact("Picture area in copy", rect(a.active_area)),
         fact("Part of title frame", rect(a.reference_crop)),
-    ]
+    ];
+    if a.time_map.len() > 1 {
+        facts.push(fact(
+            "Time map (cuts, inserted material)",
+            pieces.join("; "),
+        ));
+    }
+    facts
 }
 
 /// A rectangle of fractions as the extract JSON writes it.
@@ -285,7 +315,7 @@ pub fn issue(
         title,
         verdict: result.verdict.to_string(),
         threshold,
-        explanation: explanation(result.verdict, best, threshold, result.sessions_compared),
+        explanation: explanation(result.verdict, best, threshold, result.sessions_scored()),
         alignment,
         units: result.unit_values.clone().unwrap_or_default(),
         matched_code,

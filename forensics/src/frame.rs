@@ -9,6 +9,7 @@
 //! the compiler vectorises; nothing else in the crate indexes pixels by hand.
 
 use ffmpeg_next::frame;
+use formats::case::Flip;
 use ndarray::{Array2, ArrayView, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, ShapeBuilder};
 
 /// A luma image in `f32` grey levels: analysis frames, grids, thumbnails before rounding.
@@ -193,6 +194,23 @@ impl Rect {
         self.y1 - self.y0
     }
 
+    /// The same area sampled mirrored: its edges swapped on the flipped axes, so that a
+    /// resample of it undoes the flip.
+    pub fn flipped(self, flip: Flip) -> Rect {
+        let (h, v) = match flip {
+            Flip::None => (false, false),
+            Flip::Horizontal => (true, false),
+            Flip::Vertical => (false, true),
+            Flip::Both => (true, true),
+        };
+        Rect {
+            x0: if h { self.x1 } else { self.x0 },
+            x1: if h { self.x0 } else { self.x1 },
+            y0: if v { self.y1 } else { self.y0 },
+            y1: if v { self.y0 } else { self.y1 },
+        }
+    }
+
     /// `[x0, y0, x1, y1]`, as the extract JSON writes rectangles.
     pub fn to_array(self) -> [f64; 4] {
         [self.x0, self.y0, self.x1, self.y1]
@@ -257,6 +275,118 @@ pub fn resample(src: &Gray, rect: Rect, rows: usize, cols: usize) -> Gray {
             let top = r0[tx.i0] * (1.0 - tx.f) + r0[tx.i1] * tx.f;
             let bottom = r1[tx.i0] * (1.0 - tx.f) + r1[tx.i1] * tx.f;
             *o = top * (1.0 - ty.f) + bottom * ty.f;
+        }
+    }
+    out
+}
+
+/// Where the corners of a picture fall in another frame, as fractions of that frame:
+/// top-left, top-right, bottom-left, bottom-right. An axis-aligned crop is the special case
+/// [`Quad::from_rect`]; a rotated, sheared or (mildly) perspective view of the frame is any
+/// other. Points inside are placed by bilinear interpolation of the corners (exact for
+/// rotation, scaling and shear; close to the projective map for a camera slightly off-axis).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quad {
+    pub corners: [[f64; 2]; 4],
+}
+
+impl Quad {
+    pub fn from_rect(r: Rect) -> Quad {
+        Quad {
+            corners: [[r.x0, r.y0], [r.x1, r.y0], [r.x0, r.y1], [r.x1, r.y1]],
+        }
+    }
+
+    /// The rectangle, when the quad is one (axis-aligned).
+    pub fn as_rect(&self) -> Option<Rect> {
+        let [tl, tr, bl, br] = self.corners;
+        (tl[1] == tr[1] && bl[1] == br[1] && tl[0] == bl[0] && tr[0] == br[0]).then_some(Rect {
+            x0: tl[0],
+            y0: tl[1],
+            x1: br[0],
+            y1: br[1],
+        })
+    }
+
+    /// The smallest rectangle holding the quad.
+    pub fn bounds(&self) -> Rect {
+        let xs = self.corners.map(|c| c[0]);
+        let ys = self.corners.map(|c| c[1]);
+        let min = |v: [f64; 4]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = |v: [f64; 4]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Rect {
+            x0: min(xs),
+            y0: min(ys),
+            x1: max(xs),
+            y1: max(ys),
+        }
+    }
+
+    /// Width over height of the picture the quad shows, in pixels of a `width` x `height`
+    /// frame (for a rectangle, exactly its own proportions).
+    pub fn aspect(&self, width: u32, height: u32) -> f64 {
+        let (w, h) = (width.max(1) as f64, height.max(1) as f64);
+        if let Some(r) = self.as_rect() {
+            return r.width() * w / (r.height() * h);
+        }
+        let [tl, tr, bl, br] = self.corners;
+        let length = |a: [f64; 2], b: [f64; 2]| ((b[0] - a[0]) * w).hypot((b[1] - a[1]) * h);
+        let across = (length(tl, tr) + length(bl, br)) / 2.0;
+        let down = (length(tl, bl) + length(tr, br)) / 2.0;
+        across / down.max(1e-9)
+    }
+
+    /// The point at `(u, v)` of the picture (0..1 each way).
+    pub fn point(&self, u: f64, v: f64) -> [f64; 2] {
+        let [tl, tr, bl, br] = self.corners;
+        let left = [tl[0] + (bl[0] - tl[0]) * v, tl[1] + (bl[1] - tl[1]) * v];
+        let right = [tr[0] + (br[0] - tr[0]) * v, tr[1] + (br[1] - tr[1]) * v];
+        [
+            left[0] + (right[0] - left[0]) * u,
+            left[1] + (right[1] - left[1]) * u,
+        ]
+    }
+
+    /// The quad turned by `degrees` (clockwise on screen, y down) about its centre, the
+    /// picture's proportions in `aspect` (width / height of the frame it lies in) kept.
+    pub fn rotated(&self, degrees: f64, aspect: f64) -> Quad {
+        let c = self.point(0.5, 0.5);
+        let (sin, cos) = degrees.to_radians().sin_cos();
+        let turn = |p: [f64; 2]| {
+            // In units where x and y measure alike.
+            let (dx, dy) = ((p[0] - c[0]) * aspect, p[1] - c[1]);
+            [
+                c[0] + (dx * cos - dy * sin) / aspect,
+                c[1] + dx * sin + dy * cos,
+            ]
+        };
+        Quad {
+            corners: self.corners.map(turn),
+        }
+    }
+}
+
+/// The part `quad` of `src` resampled onto a `rows` x `cols` grid (pixel centres), with
+/// bilinear sampling. For an axis-aligned quad this is [`resample`] (used then, so results
+/// stay exactly what they were).
+pub fn warp(src: &Gray, quad: &Quad, rows: usize, cols: usize) -> Gray {
+    if let Some(rect) = quad.as_rect() {
+        return resample(src, rect, rows, cols);
+    }
+    let (height, width) = src.dim();
+    let mut out = Gray::zeros((rows, cols));
+    if width == 0 || height == 0 {
+        return out;
+    }
+    for (y, mut out_row) in out.rows_mut().into_iter().enumerate() {
+        let v = (y as f64 + 0.5) / rows as f64;
+        let left = quad.point(0.0, v);
+        let right = quad.point(1.0, v);
+        for (x, o) in out_row.iter_mut().enumerate() {
+            let u = (x as f64 + 0.5) / cols as f64;
+            let px = (left[0] + (right[0] - left[0]) * u) * width as f64 - 0.5;
+            let py = (left[1] + (right[1] - left[1]) * u) * height as f64 - 0.5;
+            *o = sample(src, px, py);
         }
     }
     out
@@ -346,6 +476,66 @@ mod tests {
         // Pixel (0,0) of the half-size crop is centred at (10.5, 10.5) - 0.5 = (10, 10).
         assert!((half[[0, 0]] - (10.0 * 2.0 + 10.0)).abs() < 1e-3);
         assert!((half[[19, 19]] - (29.0 * 2.0 + 29.0)).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_warp_of_a_rect_is_the_resample_and_a_turned_quad_turns_the_picture() {
+        let r = ramp(40, 30);
+        let rect = Rect {
+            x0: 0.1,
+            y0: 0.2,
+            x1: 0.9,
+            y1: 0.8,
+        };
+        assert_eq!(
+            warp(&r, &Quad::from_rect(rect), 12, 16),
+            resample(&r, rect, 12, 16)
+        );
+        // A quad that is a rect except for rounding is warped point by point: same values.
+        let mut nearly = Quad::from_rect(rect);
+        nearly.corners[0][0] += 1e-12;
+        let a = warp(&r, &nearly, 12, 16);
+        let b = resample(&r, rect, 12, 16);
+        for (x, y) in a.iter().zip(b.iter()) {
+            assert!((x - y).abs() < 1e-3, "{x} {y}");
+        }
+        // A quarter turn of a square maps its corners onto each other.
+        let square = Quad::from_rect(Rect {
+            x0: 0.25,
+            y0: 0.25,
+            x1: 0.75,
+            y1: 0.75,
+        });
+        let turned = square.rotated(90.0, 1.0);
+        let [tl, _, _, br] = turned.corners;
+        assert!(
+            (tl[0] - 0.75).abs() < 1e-9 && (tl[1] - 0.25).abs() < 1e-9,
+            "{tl:?}"
+        );
+        assert!(
+            (br[0] - 0.25).abs() < 1e-9 && (br[1] - 0.75).abs() < 1e-9,
+            "{br:?}"
+        );
+        let b = turned.bounds();
+        for (got, want) in [(b.x0, 0.25), (b.y0, 0.25), (b.x1, 0.75), (b.y1, 0.75)] {
+            assert!((got - want).abs() < 1e-9, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn a_flipped_rect_resamples_mirrored() {
+        let r = ramp(8, 6);
+        let h = resample(&r, Rect::FULL.flipped(Flip::Horizontal), 6, 8);
+        let v = resample(&r, Rect::FULL.flipped(Flip::Vertical), 6, 8);
+        let both = resample(&r, Rect::FULL.flipped(Flip::Both), 6, 8);
+        for y in 0..6 {
+            for x in 0..8 {
+                assert!((h[[y, x]] - r[[y, 7 - x]]).abs() < 1e-4);
+                assert!((v[[y, x]] - r[[5 - y, x]]).abs() < 1e-4);
+                assert!((both[[y, x]] - r[[5 - y, 7 - x]]).abs() < 1e-4);
+            }
+        }
+        assert_eq!(Rect::FULL.flipped(Flip::None), Rect::FULL);
     }
 
     #[test]

@@ -31,16 +31,20 @@ pub struct RefFrame {
 }
 
 impl RefFrame {
-    /// The frame of two decoded variants of one picture, of one size.
-    pub fn from_variants(a: &Gray, b: &Gray) -> RefFrame {
-        RefFrame {
+    /// The frame of two decoded variants of one picture; `None` when they differ in size
+    /// (variants that do not belong together).
+    pub fn from_variants(a: &Gray, b: &Gray) -> Option<RefFrame> {
+        if a.dim() != b.dim() {
+            return None;
+        }
+        Some(RefFrame {
             mid: ndarray::Zip::from(a)
                 .and(b)
                 .map_collect(|&x, &y| 0.5 * (x + y)),
             half_diff: ndarray::Zip::from(a)
                 .and(b)
                 .map_collect(|&x, &y| 0.5 * (y - x)),
-        }
+        })
     }
 
     /// The frame resampled onto another grid (both planes alike: resampling is linear, so
@@ -348,7 +352,12 @@ pub fn build(
         loop {
             match (from_a.recv(), from_b.recv()) {
                 (Ok(ga), Ok(gb)) => {
-                    frames.push(RefFrame::from_variants(&ga?, &gb?));
+                    let frame = RefFrame::from_variants(&ga?, &gb?).ok_or_else(|| {
+                        RefStoreError::Inconsistent(
+                            "variants A and B decode to frames of different sizes".into(),
+                        )
+                    })?;
+                    frames.push(frame);
                     if frames.len() == unit_frames {
                         flush(&mut unit, &mut frames)?;
                     }
@@ -386,7 +395,7 @@ mod tests {
         let b = Gray::from_shape_fn((21, 37), |(y, x)| {
             a[[y, x]] + (((y * 37 + x) % 5) as f32 - 2.0) * 0.731
         });
-        RefFrame::from_variants(&a, &b)
+        RefFrame::from_variants(&a, &b).unwrap()
     }
 
     #[test]

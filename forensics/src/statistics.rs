@@ -147,7 +147,6 @@ impl NullTail {
     }
 }
 
-/// The false-positive probability of the best of `candidates` scores: its tail probability
 /// The false-positive probability of the best of `candidates` scores whose single tail
 /// probability is `tail`: times the number of candidates (Bonferroni), capped at 1.
 pub fn bonferroni(tail: f64, candidates: usize) -> f64 {

@@ -118,7 +118,7 @@ pub fn app_error(e: AppError) -> ApiError {
                 AppError::TitleExists(_) | AppError::CaseNotFinished { .. } => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             };
-            ApiError::new(status, e.code(), e.to_string())
+            ApiError::new(status, e.code(), e.public_message())
         }
         e => ApiError::internal(e),
     }

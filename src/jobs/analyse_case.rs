@@ -54,6 +54,7 @@ impl Job for AnalyseCase {
             .map_err(|e| AppError::Retry(e.to_string()))?;
             cases::set_progress(&mut conn, &case.id, CaseStatus::Running, 0.0)
                 .map_err(|e| AppError::Retry(e.to_string()))?;
+            cx.case_running();
             case
         };
         let actor = format!("worker:{}", cx.worker);

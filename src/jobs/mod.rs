@@ -50,9 +50,17 @@ pub struct Context<'a> {
     pub worker: &'a str,
     /// Reports progress, 0 to 1 (cheap: the heartbeat copies it to the database).
     pub progress: &'a (dyn Fn(f64) + Sync),
+    /// Set once the job's case is audited and shows as running: from then on the heartbeat
+    /// copies progress to the case too.
+    case_running: &'a AtomicBool,
 }
 
 impl Context<'_> {
+    /// Says that the job's case now shows as running (its attempt is audited).
+    pub fn case_running(&self) {
+        self.case_running.store(true, Ordering::Relaxed);
+    }
+
     /// Whether a failure now is the job's last attempt.
     pub fn last_attempt(&self) -> bool {
         self.row.attempts >= self.row.max_attempts
@@ -235,8 +243,10 @@ impl Worker {
         let job: J = payload(row)?;
         let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
         let done = AtomicBool::new(false);
+        let case_running = AtomicBool::new(false);
+        let case = job.case_id().map(|id| (id, &case_running));
         std::thread::scope(|scope| {
-            scope.spawn(|| self.heartbeat(row, job.case_id(), &progress, &done));
+            scope.spawn(|| self.heartbeat(row, case, &progress, &done));
             let report = |p: f64| progress.store(p.to_bits(), Ordering::Relaxed);
             let cx = Context {
                 config: &self.config,
@@ -245,6 +255,7 @@ impl Worker {
                 row,
                 worker: &self.owner,
                 progress: &report,
+                case_running: &case_running,
             };
             let result = job.run(&cx);
             done.store(true, Ordering::Relaxed);
@@ -252,12 +263,12 @@ impl Worker {
         })
     }
 
-    /// Renews the lease and copies progress (to the job, and to its case if it has one) until
+    /// Renews the lease and copies progress (to the job, and to its case once it runs) until
     /// `done`, at a third of the lease period (at least every second).
     fn heartbeat(
         &self,
         row: &JobRow,
-        case_id: Option<&str>,
+        case: Option<(&str, &AtomicBool)>,
         progress: &AtomicU64,
         done: &AtomicBool,
     ) {
@@ -274,9 +285,11 @@ impl Worker {
             let p = f64::from_bits(progress.load(Ordering::Relaxed));
             let renewed = self.db.conn().ok().and_then(|mut c| {
                 let held = jobs::progress(&mut c, &row.id, &self.owner, p, self.lease()).ok()?;
-                if let Some(case_id) = case_id {
-                    let running = formats::case::CaseStatus::Running;
-                    let _ = cases::set_progress(&mut c, case_id, running, p);
+                if let Some((case_id, running)) = case {
+                    if running.load(Ordering::Relaxed) {
+                        let status = formats::case::CaseStatus::Running;
+                        let _ = cases::set_progress(&mut c, case_id, status, p);
+                    }
                 }
                 Some(held)
             });

@@ -199,7 +199,7 @@ fn the_leaker_survives_the_reduced_attack_suite() {
     leak(&server, "vic", &"5".repeat(64), &t, &d.join("vic.mp4"));
     drop(server);
     let leaked = d.join("vera.mp4");
-    let attacks: [(&str, &[&str]); 5] = [
+    let attacks: [(&str, &[&str]); 8] = [
         (
             "crop 5% per side, rescaled, CRF 23",
             &[
@@ -224,6 +224,39 @@ fn the_leaker_survives_the_reduced_attack_suite() {
             &[
                 "-vf",
                 "scale=480:200,pad=480:270:0:35",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "23",
+            ],
+        ),
+        (
+            "sped up 5 %, re-timed to 25 fps, CRF 23",
+            &[
+                "-vf",
+                "setpts=PTS/1.05,fps=25",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "23",
+            ],
+        ),
+        (
+            "slowed down 7 % with a cut of 6 s, CRF 23",
+            &[
+                "-vf",
+                "select='not(between(t,14,20))',setpts=N/25/TB*1.07,fps=25",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "23",
+            ],
+        ),
+        (
+            "mirrored, turned 3 degrees and cropped, CRF 23",
+            &[
+                "-vf",
+                "hflip,rotate=3*PI/180,crop=iw*0.88:ih*0.88,scale=480:270",
                 "-c:v",
                 "libx264",
                 "-crf",

@@ -108,6 +108,7 @@ export function caseView(c) {
       parts.push(el('h3', {}, 'Alignment'), el('dl', { class: 'facts' },
         el('dt', {}, 'Units covered'), el('dd', {}, `${a.first_unit}–${a.last_unit}`),
         el('dt', {}, 'Time offset'), el('dd', {}, `${a.offset_seconds.toFixed(2)} s (match ${a.time_score.toFixed(3)})`),
+        el('dt', {}, 'Speed'), el('dd', {}, `${(a.speed ?? 1).toFixed(4)}x${(a.time_map ?? []).length > 1 ? `, ${a.time_map.length} pieces (cuts or inserted material)` : ''}`),
         el('dt', {}, 'Suspect'), el('dd', {}, `${a.suspect_size[0]}x${a.suspect_size[1]}, ${a.suspect_fps.toFixed(2)} fps, ${a.suspect_frames} frames`)));
     }
     const m = r.metadata_layer;

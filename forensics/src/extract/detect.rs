@@ -70,7 +70,7 @@ mod tests {
                 let base = Gray::from_shape_simple_fn(shape, || rng.gen_range(40.0..200.0));
                 let w = Gray::from_shape_simple_fn(shape, || rng.gen_range(-1.5..1.5));
                 let (a, b) = (&base - &w, &base + &w);
-                let reference = RefFrame::from_variants(&a, &b);
+                let reference = RefFrame::from_variants(&a, &b).unwrap();
                 // Unit 1 carries B, unit 2 carries A; both after contrast 0.7, offset 30, noise.
                 let src = if unit == 1 { &b } else { &a };
                 let s = src.mapv(|v| 0.7 * v + 30.0 + rng.gen_range(-3.0..3.0));
@@ -82,6 +82,7 @@ mod tests {
         assert!(soft[1] < -10.0, "{soft:?}");
         // Out-of-range units are ignored.
         let one = Gray::zeros((1, 1));
-        d.add(9, &one, &RefFrame::from_variants(&one, &one));
+        d.add(9, &one, &RefFrame::from_variants(&one, &one).unwrap());
+        assert!(RefFrame::from_variants(&one, &Gray::zeros((2, 1))).is_none());
     }
 }

@@ -24,13 +24,13 @@ pub mod timing;
 
 use std::path::{Path, PathBuf};
 
-use formats::case::Alignment;
+use formats::case::{Alignment, Flip, TimePiece};
 use formats::layout::{Layout, Variant};
 use formats::package::PackageManifest;
 use rayon::prelude::*;
 
 use crate::fingerprint::{self, Thumbnails, THUMB_HEIGHT, THUMB_WIDTH};
-use crate::frame::{analysis_gray, resample, shrink, Gray, Rect};
+use crate::frame::{analysis_gray, resample, shrink, Gray, Quad, Rect};
 use crate::media::decode::{FrameReader, Limits};
 use crate::media::MediaError;
 use spill::{SpillReader, SpillWriter};
@@ -44,6 +44,27 @@ const SPATIAL_FRAMES: usize = 10;
 const SPILL_LIMIT_BYTES: u64 = 4 << 30;
 /// Below this mean thumbnail correlation a title is not considered shown by the suspect.
 pub const MIN_TIME_SCORE: f64 = 0.6;
+/// A copy that matches this well as it is is not looked at mirrored.
+const CLEAR_TIME_SCORE: f64 = 0.85;
+
+/// Which title the suspect shows, when, and its picture area and orientation.
+pub struct Identified {
+    /// The suspect's picture area without bars, as fractions of its frame.
+    pub active: Rect,
+    /// How the picture is mirrored relative to the title.
+    pub flip: Flip,
+    /// The title's index in the titles searched.
+    pub title: usize,
+    pub time: timing::TimeAlignment,
+}
+
+impl Identified {
+    /// The area of a suspect frame to sample so that it reads as the title does (mirroring
+    /// undone).
+    fn sampled(&self) -> Rect {
+        self.active.flipped(self.flip)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
@@ -216,22 +237,18 @@ fn grid_size(aspect: f64) -> (usize, usize) {
     (rows, GRID_WIDTH)
 }
 
-/// The grid on which the suspect and the reference `crop` of a `width` x `height` title are
-/// compared, (rows, columns): the crop's own proportions, whatever the suspect's. A copy
+/// The grid on which the suspect and the part `placement` of a `width` x `height` title are
+/// compared, (rows, columns): that part's own proportions, whatever the suspect's. A copy
 /// squeezed into a letterbox (or pillarbox) is stretched back rather than the reference
 /// squeezed: sampling the reference more coarsely in one direction than the other left sharp
 /// edges aliased differently on the two sides, enough to flip units of hard-edged content.
-fn comparison_grid(crop: Rect, width: u32, height: u32) -> (usize, usize) {
-    let aspect = crop.width() * width.max(1) as f64 / (crop.height() * height.max(1) as f64);
-    grid_size(aspect)
+fn comparison_grid(placement: &Quad, width: u32, height: u32) -> (usize, usize) {
+    grid_size(placement.aspect(width, height))
 }
 
 /// Which title the suspect shows and when: the suspect's picture area without bars, the
 /// title (index into `titles`) and the time mapping. `None`: no title matches.
-pub fn identify(
-    survey: &Survey,
-    titles: &[ReferenceTitle],
-) -> Option<(Rect, usize, timing::TimeAlignment)> {
+pub fn identify(survey: &Survey, titles: &[ReferenceTitle]) -> Option<Identified> {
     let bar_frames: Vec<&Gray> = survey
         .thumbs
         .iter()
@@ -239,29 +256,49 @@ pub fn identify(
         .map(|(_, g)| g)
         .collect();
     let active = spatial::active_area(&bar_frames);
-    let suspect_thumbs: Vec<(f64, Vec<f32>)> = survey
-        .thumbs
+    let references: Vec<Vec<Vec<f32>>> = titles
         .iter()
-        .map(|(t, g)| {
-            let small = resample(g, active, THUMB_HEIGHT, THUMB_WIDTH);
-            (
-                *t,
-                timing::normalise(&small.iter().copied().collect::<Vec<f32>>()),
-            )
-        })
+        .map(|t| reference_thumbs(&t.thumbnails))
         .collect();
-    // The title whose reference thumbnails match best.
-    let mut best: Option<(usize, timing::TimeAlignment)> = None;
-    for (i, title) in titles.iter().enumerate() {
-        let reference = reference_thumbs(&title.thumbnails);
-        if let Some(a) = timing::align(&suspect_thumbs, &reference, title.fps()) {
-            if best.as_ref().is_none_or(|(_, b)| a.score > b.score) {
-                best = Some((i, a));
+    let mut best: Option<Identified> = None;
+    for flip in Flip::ALL {
+        // The copy as it is first; mirrored readings only when that does not clearly match.
+        if best
+            .as_ref()
+            .is_some_and(|b| b.time.score >= CLEAR_TIME_SCORE)
+        {
+            break;
+        }
+        let sampled = active.flipped(*flip);
+        let suspect_thumbs: Vec<(f64, Vec<f32>)> = survey
+            .thumbs
+            .iter()
+            .map(|(t, g)| {
+                let small = resample(g, sampled, THUMB_HEIGHT, THUMB_WIDTH);
+                let values: Vec<f32> = small.iter().copied().collect();
+                (*t, timing::normalise(&values))
+            })
+            .collect();
+        // The title whose reference thumbnails match best.
+        for (i, (title, reference)) in titles.iter().zip(&references).enumerate() {
+            let Some(time) = timing::align(&suspect_thumbs, reference, title.fps()) else {
+                continue;
+            };
+            if time.shows_title(MIN_TIME_SCORE)
+                && best
+                    .as_ref()
+                    .is_none_or(|b| time.strength() > b.time.strength())
+            {
+                best = Some(Identified {
+                    active,
+                    flip: *flip,
+                    title: i,
+                    time,
+                });
             }
         }
     }
-    let (index, time) = best.filter(|(_, a)| a.score >= MIN_TIME_SCORE)?;
-    Some((active, index, time))
+    best
 }
 
 /// Where in the title's frame the suspect's picture lies: the crop of the reference frame,
@@ -270,11 +307,11 @@ pub fn identify(
 pub fn locate(
     survey: &Survey,
     title: &ReferenceTitle,
-    time: &timing::TimeAlignment,
-    active: Rect,
+    found: &Identified,
     work: &Path,
     limits: &Limits,
-) -> Result<Rect, ExtractError> {
+) -> Result<Quad, ExtractError> {
+    let (active, sampled, time) = (found.active, found.sampled(), &found.time);
     let unit_frames = title.package.video.unit_frames.max(1) as usize;
     let aspect = active.width() * survey.size[0] as f64 / (active.height() * survey.size[1] as f64);
     let (rows, cols) = grid_size(aspect);
@@ -294,7 +331,7 @@ pub fn locate(
         .collect::<Result<Vec<Vec<Gray>>, ExtractError>>()?;
     let suspects: Vec<Gray> = mapped
         .iter()
-        .map(|&(g, _)| resample(g, active, rows / 2, cols / 2))
+        .map(|&(g, _)| resample(g, sampled, rows / 2, cols / 2))
         .collect();
     let pairs: Vec<spatial::Pair> = mapped
         .iter()
@@ -314,7 +351,9 @@ pub fn locate(
             })
         })
         .collect();
-    Ok(spatial::find_crop(&pairs))
+    let video = &title.package.video;
+    let title_aspect = video.width.max(1) as f64 / video.height.max(1) as f64;
+    Ok(spatial::find_placement(&pairs, title_aspect))
 }
 
 /// What the comparison pass found: soft values per unit, the units covered.
@@ -330,11 +369,12 @@ fn compare(
     survey: &mut Survey,
     suspect: &Path,
     title: &ReferenceTitle,
-    time: &timing::TimeAlignment,
-    (active, crop): (Rect, Rect),
+    found: &Identified,
+    placement: Quad,
     work: &Path,
     limits: &Limits,
 ) -> Result<Compared, ExtractError> {
+    let (sampled, time) = (found.sampled(), &found.time);
     let mut frames = match survey.frames.take() {
         Some(spilled) => SuspectFrames::Spilled(spilled),
         None => SuspectFrames::Decoded(Box::new(FrameReader::open(suspect, limits)?)),
@@ -351,9 +391,13 @@ fn compare(
         covered.clone().min().unwrap_or(1),
         covered.max().unwrap_or(0),
     );
-    let (rows, cols) = comparison_grid(crop, title.package.video.width, title.package.video.height);
+    let (rows, cols) = comparison_grid(
+        &placement,
+        title.package.video.width,
+        title.package.video.height,
+    );
     let grid = reference::Grid {
-        crop,
+        placement,
         width: cols,
         height: rows,
     };
@@ -371,7 +415,7 @@ fn compare(
                     continue;
                 }
                 let reference = source.get(unit)?;
-                let s = resample(&frame, active, rows, cols);
+                let s = resample(&frame, sampled, rows, cols);
                 // The reference frame (or a neighbour in the unit) the suspect frame fits best.
                 let at = r % unit_frames;
                 let best = (at.saturating_sub(1)..=at + 1)
@@ -414,25 +458,18 @@ pub fn extract(
         frames = survey.thumbs.len(),
         "extract: suspect surveyed"
     );
-    let Some((active, index, time)) = identify(&survey, titles) else {
+    let Some(found) = identify(&survey, titles) else {
         return Ok(None);
     };
-    let title = &titles[index];
-    let crop = locate(&survey, title, &time, active, work, limits)?;
+    let title = &titles[found.title];
+    let placement = locate(&survey, title, &found, work, limits)?;
     progress(SURVEY_SHARE + 0.05);
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "extract: title, time and crop found"
     );
-    let compared = compare(
-        &mut survey,
-        suspect,
-        title,
-        &time,
-        (active, crop),
-        work,
-        limits,
-    )?;
+    let compared = compare(&mut survey, suspect, title, &found, placement, work, limits)?;
+    let time = &found.time;
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "extract: units compared"
@@ -444,12 +481,23 @@ pub fn extract(
         units_observed,
         alignment: Alignment {
             offset_seconds: time.offset_seconds,
+            speed: time.speed,
+            time_map: time
+                .pieces
+                .iter()
+                .map(|p| TimePiece {
+                    suspect_seconds: p.suspect,
+                    title_seconds: p.title,
+                })
+                .collect(),
             time_score: time.score,
             suspect_fps: survey.fps,
             suspect_frames: survey.thumbs.len() as u64,
             suspect_size: survey.size,
-            active_area: active.to_array(),
-            reference_crop: crop.to_array(),
+            active_area: found.active.to_array(),
+            flip: found.flip,
+            reference_crop: placement.bounds().to_array(),
+            reference_corners: Some(placement.corners),
             first_unit: if units_observed == 0 {
                 0
             } else {
@@ -468,15 +516,27 @@ mod tests {
     fn the_comparison_grid_follows_the_reference_not_the_squeezed_copy() {
         let rect = |x0, y0, x1, y1| Rect { x0, y0, x1, y1 };
         // The whole 16:9 frame, whether the copy shows it at 16:9 or squeezed to 1280x540.
-        assert_eq!(comparison_grid(Rect::FULL, 1280, 720), (108, GRID_WIDTH));
+        assert_eq!(
+            comparison_grid(&Quad::from_rect(Rect::FULL), 1280, 720),
+            (108, GRID_WIDTH)
+        );
         // A crop of 10% per side keeps the proportions; a band without the top and bottom
         // eighths is wider.
         let sides = rect(0.1, 0.1, 0.9, 0.9);
-        assert_eq!(comparison_grid(sides, 1280, 720), (108, GRID_WIDTH));
+        assert_eq!(
+            comparison_grid(&Quad::from_rect(sides), 1280, 720),
+            (108, GRID_WIDTH)
+        );
         let band = rect(0.0, 0.125, 1.0, 0.875);
-        assert_eq!(comparison_grid(band, 1280, 720), (81, GRID_WIDTH));
+        assert_eq!(
+            comparison_grid(&Quad::from_rect(band), 1280, 720),
+            (81, GRID_WIDTH)
+        );
         // Degenerate sizes stay within the grid's bounds.
-        assert_eq!(comparison_grid(Rect::FULL, 1, 4000).0, 320);
-        assert_eq!(comparison_grid(Rect::FULL, 4000, 1).0, 48);
+        assert_eq!(
+            comparison_grid(&Quad::from_rect(Rect::FULL), 1, 4000).0,
+            320
+        );
+        assert_eq!(comparison_grid(&Quad::from_rect(Rect::FULL), 4000, 1).0, 48);
     }
 }

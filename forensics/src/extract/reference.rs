@@ -11,7 +11,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use formats::layout::Variant;
 
 use super::{ExtractError, ReferenceTitle};
-use crate::frame::{analysis_gray, resample, Gray, Rect};
+use crate::frame::{analysis_gray, warp, Gray, Quad};
 use crate::media::decode::{FrameReader, Limits};
 use crate::refstore::{self, RefFrame};
 
@@ -109,17 +109,18 @@ pub(super) struct UnitReference {
     pub frames: Vec<RefFrame>,
 }
 
-/// The geometry the reference is compared on.
+/// The geometry the reference is compared on: where the suspect's picture lies in the
+/// reference frame, and the grid.
 #[derive(Clone, Copy)]
 pub(super) struct Grid {
-    pub crop: Rect,
+    pub placement: Quad,
     pub width: usize,
     pub height: usize,
 }
 
 impl Grid {
     fn place(&self, g: &Gray) -> Gray {
-        resample(g, self.crop, self.height, self.width)
+        warp(g, &self.placement, self.height, self.width)
     }
 
     fn place_frames(&self, frames: &[RefFrame]) -> Vec<RefFrame> {
@@ -127,14 +128,14 @@ impl Grid {
     }
 }
 
-/// The frames of both variants of one unit, already on the grid, paired.
+/// The frames of both variants of one unit, already on the grid (so of one size), paired.
 fn pair_variants(unit: u32, a: &[Gray], b: &[Gray]) -> UnitReference {
     UnitReference {
         unit,
         frames: a
             .iter()
             .zip(b)
-            .map(|(a, b)| RefFrame::from_variants(a, b))
+            .filter_map(|(a, b)| RefFrame::from_variants(a, b))
             .collect(),
     }
 }

@@ -4,7 +4,7 @@
 //! frames with suspect frames after a per-frame brightness/contrast fit.
 
 use super::fit::fitted_error;
-use crate::frame::{resample, Gray, Rect};
+use crate::frame::{warp, Gray, Quad, Rect};
 
 /// Rows or columns darker than this (8-bit luma) on average, and nearly constant, are bars.
 const BAR_LEVEL: f32 = 28.0;
@@ -47,6 +47,10 @@ pub struct Pair<'a> {
 }
 
 fn error_of(pairs: &[Pair], rect: Rect) -> f64 {
+    error_of_quad(pairs, &Quad::from_rect(rect))
+}
+
+fn error_of_quad(pairs: &[Pair], quad: &Quad) -> f64 {
     pairs
         .iter()
         .map(|p| {
@@ -54,7 +58,7 @@ fn error_of(pairs: &[Pair], rect: Rect) -> f64 {
                 .iter()
                 .map(|reference| {
                     let (rows, cols) = p.suspect.dim();
-                    fitted_error(p.suspect, &resample(reference, rect, rows, cols))
+                    fitted_error(p.suspect, &warp(reference, quad, rows, cols))
                 })
                 .fold(f64::INFINITY, f64::min)
         })
@@ -117,9 +121,79 @@ pub fn find_crop(pairs: &[Pair]) -> Rect {
     best.1
 }
 
+/// Angles (degrees) a turned copy is looked for at, and the sizes of the turned crop relative
+/// to the upright one (a copy turned and then cropped to hide the corners shows less).
+const ANGLES: [f64; 12] = [
+    -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0,
+];
+const TURNED_SCALES: [f64; 3] = [1.0, 0.94, 0.88];
+/// A placement other than the upright crop is taken only when it fits this much better.
+const MIN_GAIN: f64 = 0.02;
+
+/// Where the suspect's active area lies in the reference frame: the upright crop
+/// ([`find_crop`]), or, when the copy was turned (a few degrees), sheared or filmed slightly
+/// off-axis and that fits clearly better, a general quad: a turned crop searched over
+/// [`ANGLES`], then each corner moved on its own in shrinking steps. `aspect` is the reference
+/// frame's width over height.
+pub fn find_placement(pairs: &[Pair], aspect: f64) -> Quad {
+    let upright = Quad::from_rect(find_crop(pairs));
+    if pairs.is_empty() {
+        return upright;
+    }
+    let upright_error = error_of_quad(pairs, &upright);
+    let centre = upright.point(0.5, 0.5);
+    let scaled = |q: &Quad, s: f64| Quad {
+        corners: q.corners.map(|c| {
+            [
+                centre[0] + (c[0] - centre[0]) * s,
+                centre[1] + (c[1] - centre[1]) * s,
+            ]
+        }),
+    };
+    let mut best = (upright_error, upright);
+    for angle in ANGLES {
+        for scale in TURNED_SCALES {
+            let q = scaled(&upright, scale).rotated(angle, aspect);
+            let e = error_of_quad(pairs, &q);
+            if e < best.0 {
+                best = (e, q);
+            }
+        }
+    }
+    // Each corner on its own, in shrinking steps.
+    for step in [0.01, 0.004, 0.0015, 0.0005] {
+        let mut improved = true;
+        while improved {
+            improved = false;
+            for corner in 0..4 {
+                for axis in 0..2 {
+                    for sign in [-1.0, 1.0] {
+                        let mut q = best.1;
+                        q.corners[corner][axis] += sign * step;
+                        if !(-0.05..=1.05).contains(&q.corners[corner][axis]) {
+                            continue;
+                        }
+                        let e = error_of_quad(pairs, &q);
+                        if e < best.0 - 1e-9 {
+                            best = (e, q);
+                            improved = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if best.0 < upright_error * (1.0 - MIN_GAIN) {
+        best.1
+    } else {
+        upright
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::resample;
 
     /// A textured frame: sums of a few sinusoids, different per seed.
     fn scene(w: usize, h: usize, seed: f32) -> Gray {
@@ -162,6 +236,55 @@ mod tests {
         ] {
             assert!((a - b).abs() < 0.004, "{found:?} vs {crop:?}");
         }
+    }
+
+    #[test]
+    fn a_turned_copy_is_placed_by_its_corners() {
+        let refs: Vec<Gray> = (0..4).map(|i| scene(384, 216, i as f32)).collect();
+        let aspect = 384.0 / 216.0;
+        let truth = Quad::from_rect(Rect {
+            x0: 0.1,
+            y0: 0.1,
+            x1: 0.9,
+            y1: 0.9,
+        })
+        .rotated(4.0, aspect);
+        let sus: Vec<Gray> = refs
+            .iter()
+            .map(|r| warp(r, &truth, 72, 128).mapv(|v| v * 0.9 + 10.0))
+            .collect();
+        let pairs: Vec<Pair> = sus
+            .iter()
+            .zip(&refs)
+            .map(|(s, r)| Pair {
+                suspect: s,
+                references: vec![r],
+            })
+            .collect();
+        let found = find_placement(&pairs, aspect);
+        for (f, t) in found.corners.iter().zip(&truth.corners) {
+            assert!(
+                (f[0] - t[0]).abs() < 0.01 && (f[1] - t[1]).abs() < 0.01,
+                "{found:?} vs {truth:?}"
+            );
+        }
+        // An upright crop stays exactly the upright crop.
+        let crop = Rect {
+            x0: 0.05,
+            y0: 0.05,
+            x1: 0.95,
+            y1: 0.95,
+        };
+        let upright: Vec<Gray> = refs.iter().map(|r| resample(r, crop, 72, 128)).collect();
+        let pairs: Vec<Pair> = upright
+            .iter()
+            .zip(&refs)
+            .map(|(s, r)| Pair {
+                suspect: s,
+                references: vec![r],
+            })
+            .collect();
+        assert!(find_placement(&pairs, aspect).as_rect().is_some());
     }
 
     #[test]

@@ -1,9 +1,25 @@
 //! Alignment in time: where in the title a suspect's frames come from. Thumbnails of the
 //! suspect (after its bars are removed) are compared with the reference thumbnails stored at
-//! packaging time, normalised per frame (so brightness and contrast changes do not matter),
-//! at every candidate offset; the mapping is by timestamps, so excerpts and other frame rates
-//! align alike, and each frame is then refined to the best of its neighbours (dropped or
-//! duplicated frames).
+//! packaging time, normalised per frame (so brightness and contrast changes do not matter).
+//!
+//! A pirate's copy need not run at the title's speed, nor in one piece: it may be sped up or
+//! slowed down (re-timed to dodge content matching), drift (frames dropped or duplicated and
+//! re-timed), have scenes cut out or material inserted (ads, intros). So the suspect is
+//! aligned window by window ([`WINDOW_SECONDS`] of suspect time each), each window with its
+//! own offset and speed (title seconds per suspect second):
+//! 1. an anchor window (the most informative ones first) is looked for over the whole title,
+//!    at a few speeds;
+//! 2. the windows after and before it are each looked for near where the last two aligned
+//!    windows predict (drift-predicted), with a small penalty for leaving the prediction so that
+//!    stills and test cards keep it;
+//! 3. a window that matches nothing there is looked for over the whole title: a match elsewhere
+//!    is a cut (a new segment of the time map), no match at all is material the title does not
+//!    have (its frames stay unaligned);
+//! 4. each frame is mapped by interpolating between the window centres of its segment, then
+//!    moved to the best of its neighbouring reference frames (dropped or duplicated frames).
+
+use ndarray::Array2;
+use rayon::prelude::*;
 
 /// A thumbnail normalised to zero mean and unit norm (all zeros when flat).
 pub fn normalise(thumb: &[f32]) -> Vec<f32> {
@@ -21,18 +37,349 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// The time mapping found: reference time = suspect time + `offset_seconds`.
+/// Length of the windows the suspect is aligned by, in suspect seconds.
+pub const WINDOW_SECONDS: f64 = 4.0;
+/// A window is found where its mean thumbnail correlation reaches this.
+const WINDOW_MIN_SCORE: f64 = 0.6;
+/// Share of a window's frames that must carry a picture (not flat) for it to be aligned.
+const MIN_INFORMATIVE_SHARE: f64 = 0.25;
+/// Frames of a window compared in a whole-title search (evenly spread).
+const GLOBAL_SAMPLES: usize = 16;
+/// Speeds tried in a whole-title search; the local searches reach the rest of 0.8x..1.25x.
+const GLOBAL_SPEEDS: [f64; 3] = [0.92, 1.0, 1.08];
+/// Speeds a pirate's copy may plausibly run at.
+const SPEED_RANGE: (f64, f64) = (0.8, 1.25);
+/// How far (title seconds) a window is looked for around its predicted place.
+const LOCAL_RANGE_SECONDS: f64 = 1.5;
+/// Speed steps of the local search around the predicted speed.
+const LOCAL_SPEED_STEPS: [f64; 7] = [-0.03, -0.02, -0.01, 0.0, 0.01, 0.02, 0.03];
+/// Score lost per title second away from the predicted place, and per unit of speed change.
+const DRIFT_PENALTY_PER_SECOND: f64 = 0.05;
+const SPEED_PENALTY: f64 = 0.3;
+/// Whole-title searches tried for an anchor before giving up on the title (the first window
+/// found is the anchor: inserted material, often the most active, is passed over).
+const ANCHOR_TRIES: usize = 8;
+/// Places of the anchor in the title followed over the whole suspect before one is chosen.
+const ANCHOR_CANDIDATES: usize = 4;
+/// What a cut costs a mapping, in frames of perfect match.
+const CUT_PENALTY_FRAMES: f64 = 50.0;
+/// A window scoring this much below the best of the two before it is looked for elsewhere.
+const SCORE_DROP: f64 = 0.015;
+/// How much better a match elsewhere must be for a cut to be taken.
+const CUT_MARGIN: f64 = 0.02;
+/// A frame next to an aligned window is aligned too while its own correlation reaches this.
+const EXTEND_MIN_SCORE: f64 = 0.6;
+/// The share of informative frames that must be aligned for the title to count as shown.
+const MIN_COVERAGE: f64 = 0.25;
+
+/// One straight piece of the time map: suspect times `suspect` map linearly to title times
+/// `title`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimePiece {
+    pub suspect: [f64; 2],
+    pub title: [f64; 2],
+}
+
+impl TimePiece {
+    /// Title seconds per suspect second.
+    pub fn speed(&self) -> f64 {
+        let d = self.suspect[1] - self.suspect[0];
+        if d > 1e-9 {
+            (self.title[1] - self.title[0]) / d
+        } else {
+            1.0
+        }
+    }
+}
+
+/// The time mapping found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimeAlignment {
+    /// Title time at suspect time 0 on the longest segment's line.
     pub offset_seconds: f64,
+    /// Title seconds per suspect second on the longest segment.
+    pub speed: f64,
     /// Mean correlation of the matched thumbnails (1 = identical up to brightness/contrast).
     pub score: f64,
+    /// The share of informative suspect frames that are aligned.
+    pub coverage: f64,
     /// For each suspect frame, the reference frame it shows (None: outside the title).
     pub frames: Vec<Option<usize>>,
+    /// The time map: straight pieces in suspect order, a new piece at each cut or speed change.
+    pub pieces: Vec<TimePiece>,
+}
+
+/// A window of the suspect: its frames' indexes and its centre time.
+struct Window {
+    frames: std::ops::Range<usize>,
+    centre: f64,
+    /// Indexes of the frames that carry a picture.
+    informative: Vec<usize>,
+}
+
+/// Where a window was found: title time of its centre, speed, score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Fit {
+    title_centre: f64,
+    speed: f64,
+    score: f64,
+}
+
+/// The search context: suspect and reference thumbnails.
+struct Search<'a> {
+    suspect: &'a [(f64, Vec<f32>)],
+    reference: &'a [Vec<f32>],
+    fps: f64,
+}
+
+impl Search<'_> {
+    fn index(&self, title_time: f64) -> Option<usize> {
+        let i = (title_time * self.fps).round();
+        (i >= 0.0 && (i as usize) < self.reference.len()).then_some(i as usize)
+    }
+
+    /// Mean correlation of `frames` (suspect indexes) mapped by `(title_centre, speed)` about
+    /// `centre`, the correlation of `frames[n]` and reference frame `j` given by `dot_of(n, j)`
+    /// (a cache); frames outside the title count as 0, and a mapping that leaves most of them
+    /// outside does not count.
+    fn score_with(
+        &self,
+        frames: &[usize],
+        centre: f64,
+        title_centre: f64,
+        speed: f64,
+        dot_of: impl Fn(usize, usize) -> f32,
+    ) -> Option<f64> {
+        let mut sum = 0.0f64;
+        let mut inside = 0usize;
+        for (n, &i) in frames.iter().enumerate() {
+            let t = self.suspect[i].0;
+            if let Some(j) = self.index(title_centre + speed * (t - centre)) {
+                sum += dot_of(n, j) as f64;
+                inside += 1;
+            }
+        }
+        (inside * 2 >= frames.len() && !frames.is_empty()).then(|| sum / frames.len() as f64)
+    }
+
+    /// The window's best fits over the whole title, from a sample of its frames, each refined:
+    /// at most `keep`, at least a second apart, best first. Each sample frame's correlation
+    /// with every reference frame is computed once, then summed along each (offset, speed).
+    fn global(&self, w: &Window, keep: usize) -> Vec<Fit> {
+        let step = w.informative.len().div_ceil(GLOBAL_SAMPLES).max(1);
+        let sample: Vec<usize> = w.informative.iter().step_by(step).copied().collect();
+        let dots: Vec<Vec<f32>> = sample
+            .par_iter()
+            .map(|&i| {
+                self.reference
+                    .iter()
+                    .map(|r| dot(&self.suspect[i].1, r))
+                    .collect()
+            })
+            .collect();
+        let mut all: Vec<Fit> = Vec::new();
+        for speed in GLOBAL_SPEEDS {
+            for j in 0..self.reference.len() {
+                let title_centre = j as f64 / self.fps;
+                let mut sum = 0.0f64;
+                let mut inside = 0usize;
+                for (&i, row) in sample.iter().zip(&dots) {
+                    let t = self.suspect[i].0;
+                    if let Some(r) = self.index(title_centre + speed * (t - w.centre)) {
+                        sum += row[r] as f64;
+                        inside += 1;
+                    }
+                }
+                if !sample.is_empty() && inside * 2 >= sample.len() {
+                    all.push(Fit {
+                        title_centre,
+                        speed,
+                        score: sum / sample.len() as f64,
+                    });
+                }
+            }
+        }
+        all.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut kept: Vec<Fit> = Vec::new();
+        for fit in all {
+            if kept.len() == keep {
+                break;
+            }
+            if kept
+                .iter()
+                .all(|k| (k.title_centre - fit.title_centre).abs() >= 1.0)
+            {
+                kept.push(fit);
+            }
+        }
+        let mut refined: Vec<Fit> = kept
+            .into_iter()
+            .map(|c| self.local(w, c, 0.0, 0.0))
+            .collect();
+        refined.sort_by(|a, b| b.score.total_cmp(&a.score));
+        refined
+    }
+
+    /// The window's best fit near `predicted`, each candidate's score lowered by how far it
+    /// strays from the prediction (`penalty` per second and `speed_penalty` per unit of speed).
+    fn local(&self, w: &Window, predicted: Fit, penalty: f64, speed_penalty: f64) -> Fit {
+        let frames = &w.informative;
+        let mut best = predicted;
+        let mut best_adjusted = f64::NEG_INFINITY;
+        let steps = (LOCAL_RANGE_SECONDS * self.fps).ceil() as i64;
+        // Every correlation the searches below can ask for, computed once: the window's frames
+        // against the reference frames the candidate places can reach.
+        let cache = self.cache(w, predicted);
+        let consider = |title_centre: f64, speed: f64, best: &mut Fit, best_adj: &mut f64| {
+            if !(SPEED_RANGE.0..=SPEED_RANGE.1).contains(&speed) {
+                return;
+            }
+            let scored = self.score_with(frames, w.centre, title_centre, speed, |n, j| {
+                cache
+                    .get(n, j)
+                    .unwrap_or_else(|| dot(&self.suspect[frames[n]].1, &self.reference[j]))
+            });
+            if let Some(score) = scored {
+                let adjusted = score
+                    - penalty * (title_centre - predicted.title_centre).abs()
+                    - speed_penalty * (speed - predicted.speed).abs();
+                if adjusted > *best_adj {
+                    *best_adj = adjusted;
+                    *best = Fit {
+                        title_centre,
+                        speed,
+                        score,
+                    };
+                }
+            }
+        };
+        for ds in LOCAL_SPEED_STEPS {
+            for k in -steps..=steps {
+                let title_centre = predicted.title_centre + k as f64 / self.fps;
+                consider(
+                    title_centre,
+                    predicted.speed + ds,
+                    &mut best,
+                    &mut best_adjusted,
+                );
+            }
+        }
+        // Finer: a tenth of a frame and a quarter of a speed step around the best.
+        let coarse = best;
+        for ds in [-0.0075, -0.005, -0.0025, 0.0, 0.0025, 0.005, 0.0075] {
+            for k in -5..=5 {
+                let title_centre = coarse.title_centre + k as f64 * 0.1 / self.fps;
+                consider(
+                    title_centre,
+                    coarse.speed + ds,
+                    &mut best,
+                    &mut best_adjusted,
+                );
+            }
+        }
+        best
+    }
+}
+
+impl Search<'_> {
+    /// The correlations a local search around `predicted` can need.
+    fn cache(&self, w: &Window, predicted: Fit) -> DotCache {
+        let frames = &w.informative;
+        let (Some(&first), Some(&last)) = (frames.first(), frames.last()) else {
+            return DotCache::default();
+        };
+        let reach = LOCAL_RANGE_SECONDS + 1.0 / self.fps;
+        let speeds = [predicted.speed - 0.04, predicted.speed + 0.04];
+        let offsets = [
+            self.suspect[first].0 - w.centre,
+            self.suspect[last].0 - w.centre,
+        ];
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        for c in [
+            predicted.title_centre - reach,
+            predicted.title_centre + reach,
+        ] {
+            for s in speeds {
+                for d in offsets {
+                    lo = lo.min(c + s * d);
+                    hi = hi.max(c + s * d);
+                }
+            }
+        }
+        let last_frame = self.reference.len() as f64 - 1.0;
+        let j0 = ((lo * self.fps).floor() - 1.0).clamp(0.0, last_frame) as usize;
+        let j1 = ((hi * self.fps).ceil() + 1.0).clamp(0.0, last_frame) as usize;
+        let width = j1 + 1 - j0;
+        let values: Vec<f32> = frames
+            .par_iter()
+            .flat_map_iter(|&i| {
+                let thumb = &self.suspect[i].1;
+                self.reference[j0..=j1].iter().map(move |r| dot(thumb, r))
+            })
+            .collect();
+        let values = Array2::from_shape_vec((frames.len(), width), values).unwrap_or_default();
+        DotCache { j0, values }
+    }
+}
+
+/// Correlations of a window's frames (rows) with a run of reference frames from `j0`
+/// (columns).
+#[derive(Default)]
+struct DotCache {
+    j0: usize,
+    values: Array2<f32>,
+}
+
+impl DotCache {
+    fn get(&self, row: usize, j: usize) -> Option<f32> {
+        self.values.get((row, j.checked_sub(self.j0)?)).copied()
+    }
+}
+
+/// Splits the suspect into windows of [`WINDOW_SECONDS`].
+fn windows(suspect: &[(f64, Vec<f32>)]) -> Vec<Window> {
+    let mut out: Vec<Window> = Vec::new();
+    let mut start = 0usize;
+    while start < suspect.len() {
+        let t0 = suspect[start].0;
+        let mut end = start;
+        while end < suspect.len() && suspect[end].0 < t0 + WINDOW_SECONDS {
+            end += 1;
+        }
+        // A short tail joins the window before it.
+        let tail = suspect.last().map_or(0.0, |s| s.0) - suspect[end.min(suspect.len() - 1)].0;
+        if end < suspect.len() && tail < WINDOW_SECONDS / 2.0 {
+            end = suspect.len();
+        }
+        let frames = start..end.max(start + 1);
+        let informative = frames
+            .clone()
+            .filter(|&i| suspect[i].1.iter().any(|v| *v != 0.0))
+            .collect();
+        let centre = (suspect[frames.start].0 + suspect[frames.end - 1].0) / 2.0;
+        out.push(Window {
+            frames,
+            centre,
+            informative,
+        });
+        start = end.max(start + 1);
+    }
+    out
+}
+
+/// How much a window's picture changes: the anchor candidates come first.
+fn activity(suspect: &[(f64, Vec<f32>)], w: &Window) -> f64 {
+    w.informative
+        .windows(2)
+        .map(|p| 1.0 - dot(&suspect[p[0]].1, &suspect[p[1]].1) as f64)
+        .sum::<f64>()
+        + w.informative.len() as f64 * 1e-3
 }
 
 /// Aligns suspect thumbnails (`(time in seconds, normalised thumbnail)`) with the reference's
-/// (normalised, one per reference frame at `reference_fps`). `None` when nothing overlaps.
+/// (normalised, one per reference frame at `reference_fps`). `None` when no part of the
+/// suspect is found in the title.
 pub fn align(
     suspect: &[(f64, Vec<f32>)],
     reference: &[Vec<f32>],
@@ -41,72 +388,307 @@ pub fn align(
     if suspect.is_empty() || reference.is_empty() {
         return None;
     }
-    // At most 240 informative frames for the search (flat thumbnails say nothing).
-    let informative: Vec<&(f64, Vec<f32>)> = suspect
-        .iter()
-        .filter(|(_, t)| t.iter().any(|v| *v != 0.0))
+    let search = Search {
+        suspect,
+        reference,
+        fps: reference_fps,
+    };
+    let windows = windows(suspect);
+    let usable: Vec<usize> = (0..windows.len())
+        .filter(|&k| {
+            let w = &windows[k];
+            !w.informative.is_empty()
+                && w.informative.len() as f64 >= MIN_INFORMATIVE_SHARE * w.frames.len() as f64
+        })
         .collect();
-    if informative.is_empty() {
+    if usable.is_empty() {
         return None;
     }
-    let step = informative.len().div_ceil(240).max(1);
-    let samples: Vec<&(f64, Vec<f32>)> = informative.iter().step_by(step).copied().collect();
-    let index_of = |t: f64, offset: f64| -> Option<usize> {
-        let i = ((t + offset) * reference_fps).round();
-        (i >= 0.0 && (i as usize) < reference.len()).then_some(i as usize)
-    };
-    let score_at = |offset: f64| -> f64 {
-        let mut sum = 0.0f64;
-        let mut n = 0usize;
-        for (t, thumb) in &samples {
-            if let Some(i) = index_of(*t, offset) {
-                sum += dot(thumb, &reference[i]) as f64;
-                n += 1;
-            }
-        }
-        // Offsets that leave most samples outside the title do not count.
-        if n * 2 < samples.len() {
-            f64::NEG_INFINITY
-        } else {
-            sum / samples.len() as f64
-        }
-    };
-    let t0 = samples[0].0;
-    let mut best = (f64::NEG_INFINITY, 0.0);
-    for j in 0..reference.len() {
-        let offset = j as f64 / reference_fps - t0;
-        let s = score_at(offset);
-        if s > best.0 {
-            best = (s, offset);
-        }
-    }
-    if !best.0.is_finite() {
-        return None;
-    }
-    // Sub-frame refinement.
-    for k in -5..=5 {
-        let offset = best.1 + k as f64 * 0.1 / reference_fps;
-        let s = score_at(offset);
-        if s > best.0 + 1e-9 {
-            best = (s, offset);
-        }
-    }
-    let offset = best.1;
-    let frames = suspect
+
+    // 1. The anchor: the most active usable windows, each searched over the whole title; the
+    // first with a match gives the candidates (periodic content matches in several places).
+    let mut by_activity = usable.clone();
+    by_activity.sort_by(|&a, &b| {
+        activity(suspect, &windows[b]).total_cmp(&activity(suspect, &windows[a]))
+    });
+    let is_usable: Vec<bool> = (0..windows.len()).map(|k| usable.contains(&k)).collect();
+    let (anchor, candidates) = by_activity
         .iter()
-        .map(|(t, thumb)| {
-            let centre = index_of(*t, offset)?;
+        .take(ANCHOR_TRIES)
+        .map(|&k| {
+            let found: Vec<Fit> = search
+                .global(&windows[k], ANCHOR_CANDIDATES)
+                .into_iter()
+                .filter(|f| f.score >= WINDOW_MIN_SCORE)
+                .collect();
+            (k, found)
+        })
+        .find(|(_, found)| !found.is_empty())?;
+    // 2. and 3. Each candidate followed over the whole suspect; the one under which the most
+    // of the suspect matches, and matches best, is the alignment.
+    let followed: Vec<Vec<Option<(Fit, usize)>>> = candidates
+        .into_par_iter()
+        .map(|fit| extend(&search, &windows, &is_usable, anchor, fit))
+        .collect();
+    // The first of equally good candidates (the best anchor score) wins.
+    let fits = followed.into_iter().reduce(|best, other| {
+        if total(&windows, &other) > total(&windows, &best) {
+            other
+        } else {
+            best
+        }
+    })?;
+    Some(assemble(&search, &windows, &fits))
+}
+
+/// The evidence of a set of window fits: each fitted window's score times its informative
+/// frames, less [`CUT_PENALTY_FRAMES`] for every cut (of two mappings the thumbnails support
+/// alike, the simpler one: content that repeats, like a test pattern, matches in several
+/// places).
+fn total(windows: &[Window], fits: &[Option<(Fit, usize)>]) -> f64 {
+    let evidence: f64 = fits
+        .iter()
+        .zip(windows)
+        .filter_map(|(f, w)| f.map(|(fit, _)| fit.score * w.informative.len() as f64))
+        .sum();
+    let segments = fits
+        .iter()
+        .flatten()
+        .map(|(_, seg)| *seg)
+        .max()
+        .unwrap_or(0);
+    evidence - CUT_PENALTY_FRAMES * segments as f64
+}
+
+/// Follows the suspect outward from window `anchor` fitted at `anchor_fit`, window by window:
+/// each fit with the segment it belongs to (`None`: not in the title).
+fn extend(
+    search: &Search,
+    windows: &[Window],
+    is_usable: &[bool],
+    anchor: usize,
+    anchor_fit: Fit,
+) -> Vec<Option<(Fit, usize)>> {
+    let mut fits: Vec<Option<(Fit, usize)>> = vec![None; windows.len()];
+    fits[anchor] = Some((anchor_fit, 0));
+    let mut segments = 1usize;
+    for direction in [1i64, -1] {
+        // The last two fits of the current segment, nearest first.
+        let mut recent: Vec<(f64, Fit)> = vec![(windows[anchor].centre, anchor_fit)];
+        let mut current_segment = 0usize;
+        let mut k = anchor as i64 + direction;
+        while (0..windows.len() as i64).contains(&k) {
+            let index = k as usize;
+            k += direction;
+            if !is_usable[index] {
+                continue;
+            }
+            let w = &windows[index];
+            let (last_centre, last) = recent[0];
+            let speed = match recent.get(1) {
+                Some((c, f)) if (last_centre - c).abs() > 1e-6 => {
+                    ((last.title_centre - f.title_centre) / (last_centre - c))
+                        .clamp(SPEED_RANGE.0, SPEED_RANGE.1)
+                }
+                _ => last.speed,
+            };
+            let predicted = Fit {
+                title_centre: last.title_centre + speed * (w.centre - last_centre),
+                speed,
+                score: 0.0,
+            };
+            let near = search.local(w, predicted, DRIFT_PENALTY_PER_SECOND, SPEED_PENALTY);
+            // A window that matches markedly worse than the ones before it may lie past a cut
+            // that the prediction still half fits (pictures that change little): it is looked
+            // for over the whole title too, and moved only when it matches clearly better
+            // there.
+            let expected = recent.iter().map(|(_, f)| f.score).fold(0.0, f64::max);
+            let fit = if near.score >= WINDOW_MIN_SCORE && near.score >= expected - SCORE_DROP {
+                near
+            } else {
+                match search.global(w, 1).first() {
+                    Some(&far)
+                        if far.score >= WINDOW_MIN_SCORE
+                            && far.score > near.score + CUT_MARGIN
+                            && (far.title_centre - near.title_centre).abs()
+                                > LOCAL_RANGE_SECONDS =>
+                    {
+                        // A cut: the copy continues elsewhere in the title.
+                        current_segment = segments;
+                        segments += 1;
+                        recent.clear();
+                        far
+                    }
+                    // Still the best place near the prediction: kept.
+                    _ if near.score >= WINDOW_MIN_SCORE => near,
+                    // Material the title does not have: left unaligned.
+                    _ => continue,
+                }
+            };
+            fits[index] = Some((fit, current_segment));
+            recent.insert(0, (w.centre, fit));
+            recent.truncate(2);
+        }
+    }
+    fits
+}
+
+/// Builds the frame mapping and the time map from the windows' fits.
+fn assemble(search: &Search, windows: &[Window], fits: &[Option<(Fit, usize)>]) -> TimeAlignment {
+    let suspect = search.suspect;
+    let reference = search.reference;
+    // Runs of consecutive fitted windows of one segment, in suspect order.
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut last_segment = None;
+    for (k, fit) in fits.iter().enumerate() {
+        let Some((_, seg)) = fit else { continue };
+        if last_segment != Some(*seg) || runs.is_empty() {
+            runs.push(Vec::new());
+        }
+        last_segment = Some(*seg);
+        if let Some(run) = runs.last_mut() {
+            run.push(k);
+        }
+    }
+    let mut frames: Vec<Option<usize>> = vec![None; suspect.len()];
+    let mut pieces: Vec<TimePiece> = Vec::new();
+    for run in &runs {
+        let knots: Vec<(f64, f64, f64)> = run
+            .iter()
+            .filter_map(|&k| fits[k].map(|(f, _)| (windows[k].centre, f.title_centre, f.speed)))
+            .collect();
+        let title_time = |t: f64| -> f64 {
+            let after = knots.iter().position(|&(c, _, _)| c >= t);
+            match after {
+                // Before the first knot, or past the last: the edge window's own line.
+                Some(0) => knots[0].1 + knots[0].2 * (t - knots[0].0),
+                None => {
+                    let (c, u, s) = knots[knots.len() - 1];
+                    u + s * (t - c)
+                }
+                Some(i) => {
+                    let (c0, u0, _) = knots[i - 1];
+                    let (c1, u1, _) = knots[i];
+                    u0 + (u1 - u0) * (t - c0) / (c1 - c0).max(1e-9)
+                }
+            }
+        };
+        let map_frame = |i: usize| -> Option<usize> {
+            let (t, thumb) = &suspect[i];
+            let centre = search.index(title_time(*t))?;
+            // The best of the reference frame and its neighbours (dropped or duplicated
+            // frames, rounding).
             let lo = centre.saturating_sub(1);
             let hi = (centre + 1).min(reference.len() - 1);
             (lo..=hi)
                 .max_by(|&a, &b| dot(thumb, &reference[a]).total_cmp(&dot(thumb, &reference[b])))
-        })
+        };
+        for &k in run {
+            for i in windows[k].frames.clone() {
+                frames[i] = map_frame(i);
+            }
+        }
+        // Into the unaligned windows at either end of the run (a window straddling a cut or
+        // the edge of inserted material): frame by frame, while the frames still match.
+        let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+            continue;
+        };
+        let before =
+            (first > 0 && fits[first - 1].is_none()).then(|| windows[first - 1].frames.clone());
+        let after = fits
+            .get(last + 1)
+            .is_some_and(Option::is_none)
+            .then(|| windows[last + 1].frames.clone());
+        let outward: [Box<dyn Iterator<Item = usize>>; 2] = [
+            Box::new(before.into_iter().flatten().rev()),
+            Box::new(after.into_iter().flatten()),
+        ];
+        for side in outward {
+            for i in side {
+                let thumb = &suspect[i].1;
+                let informative = thumb.iter().any(|v| *v != 0.0);
+                let Some(j) = map_frame(i) else { break };
+                if informative && (dot(thumb, &reference[j]) as f64) < EXTEND_MIN_SCORE {
+                    break;
+                }
+                frames[i] = Some(j);
+            }
+        }
+        // The run as straight pieces: a piece grows over the knots while every knot it spans
+        // stays within a frame of its line (so a steady speed is one piece, whatever the
+        // noise of the windows' own fits, and a drift is a few).
+        let start = suspect[windows[first].frames.start].0;
+        let end = suspect[windows[last].frames.end - 1].0;
+        let mut points = vec![start];
+        points.extend(knots.iter().map(|k| k.0).filter(|&c| c > start && c < end));
+        points.push(end);
+        let points: Vec<(f64, f64)> = points.into_iter().map(|t| (t, title_time(t))).collect();
+        let tolerance = 1.0 / search.fps;
+        let mut run_pieces: Vec<TimePiece> = Vec::new();
+        let mut from = 0usize;
+        while from + 1 < points.len() {
+            let mut to = from + 1;
+            while to + 1 < points.len() {
+                let (t0, u0) = points[from];
+                let (t1, u1) = points[to + 1];
+                let fits_line = points[from + 1..=to].iter().all(|&(t, u)| {
+                    (u0 + (u1 - u0) * (t - t0) / (t1 - t0).max(1e-9) - u).abs() <= tolerance
+                });
+                if !fits_line {
+                    break;
+                }
+                to += 1;
+            }
+            run_pieces.push(TimePiece {
+                suspect: [points[from].0, points[to].0],
+                title: [points[from].1, points[to].1],
+            });
+            from = to;
+        }
+        pieces.extend(run_pieces);
+    }
+
+    // Scores over the informative frames: the mean correlation of those aligned, and the
+    // share aligned.
+    let informative: Vec<usize> = (0..suspect.len())
+        .filter(|&i| suspect[i].1.iter().any(|v| *v != 0.0))
         .collect();
-    Some(TimeAlignment {
-        offset_seconds: offset,
-        score: best.0,
+    let matched: Vec<f64> = informative
+        .iter()
+        .filter_map(|&i| frames[i].map(|j| dot(&suspect[i].1, &reference[j]) as f64))
+        .collect();
+    let score = matched.iter().sum::<f64>() / matched.len().max(1) as f64;
+    let coverage = matched.len() as f64 / informative.len().max(1) as f64;
+    // The longest piece's line gives the headline offset and speed.
+    let main = pieces
+        .iter()
+        .max_by(|a, b| (a.suspect[1] - a.suspect[0]).total_cmp(&(b.suspect[1] - b.suspect[0])))
+        .cloned()
+        .unwrap_or(TimePiece {
+            suspect: [0.0, 0.0],
+            title: [0.0, 0.0],
+        });
+    let speed = main.speed();
+    TimeAlignment {
+        offset_seconds: main.title[0] - speed * main.suspect[0],
+        speed,
+        score,
+        coverage,
         frames,
-    })
+        pieces,
+    }
+}
+
+impl TimeAlignment {
+    /// Whether the suspect shows this title: well matched over enough of its frames.
+    pub fn shows_title(&self, min_score: f64) -> bool {
+        self.score >= min_score && self.coverage >= MIN_COVERAGE
+    }
+
+    /// The score used to choose between titles: matched correlation times coverage.
+    pub fn strength(&self) -> f64 {
+        self.score * self.coverage
+    }
 }
 
 #[cfg(test)]
@@ -114,12 +696,16 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    fn reference(n: usize) -> Vec<Vec<f32>> {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        // A slowly changing scene: each frame drifts from the previous one.
+    /// A slowly changing scene: each frame drifts from the previous one, with a new shot
+    /// every `shot` frames.
+    fn reference(n: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut cur: Vec<f32> = (0..64).map(|_| rng.gen_range(0.0..255.0)).collect();
         (0..n)
-            .map(|_| {
+            .map(|i| {
+                if i % 90 == 0 {
+                    cur = (0..64).map(|_| rng.gen_range(0.0..255.0)).collect();
+                }
                 for v in cur.iter_mut() {
                     *v = (*v + rng.gen_range(-20.0..20.0)).clamp(0.0, 255.0);
                 }
@@ -128,38 +714,146 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn finds_an_excerpt_at_another_frame_rate_and_brightness() {
-        let raw = reference(500);
-        let norm: Vec<Vec<f32>> = raw.iter().map(|t| normalise(t)).collect();
-        // The excerpt starts at reference frame 200 (8 s at 25 fps) and is sampled at 30 fps,
-        // brighter and with more contrast.
-        let suspect: Vec<(f64, Vec<f32>)> = (0..150)
-            .map(|k| {
-                let t = k as f64 / 30.0;
-                let i = ((t + 8.0) * 25.0).round() as usize;
-                let thumb: Vec<f32> = raw[i].iter().map(|v| v * 1.2 + 10.0).collect();
+    /// A suspect made of `(suspect time, title time or None)` frames, brightened.
+    fn suspect(
+        raw: &[Vec<f32>],
+        fps: f64,
+        map: &[(f64, Option<f64>)],
+        seed: u64,
+    ) -> Vec<(f64, Vec<f32>)> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        map.iter()
+            .map(|&(t, u)| {
+                let thumb: Vec<f32> = match u {
+                    Some(u) => raw[(u * fps).round() as usize]
+                        .iter()
+                        .map(|v| v * 1.2 + 10.0)
+                        .collect(),
+                    None => (0..64).map(|_| rng.gen_range(0.0..255.0)).collect(),
+                };
                 (t, normalise(&thumb))
             })
+            .collect()
+    }
+
+    fn norm(raw: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        raw.iter().map(|t| normalise(t)).collect()
+    }
+
+    /// Share of frames mapped to within one frame of the truth (of those that have one).
+    fn accuracy(a: &TimeAlignment, map: &[(f64, Option<f64>)], fps: f64) -> f64 {
+        let truth: Vec<(usize, usize)> = map
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, u))| u.map(|u| (i, (u * fps).round() as usize)))
             .collect();
-        let a = align(&suspect, &norm, 25.0).expect("aligned");
+        let good = truth
+            .iter()
+            .filter(|&&(i, j)| a.frames[i].is_some_and(|f| f.abs_diff(j) <= 1))
+            .count();
+        good as f64 / truth.len() as f64
+    }
+
+    #[test]
+    fn finds_an_excerpt_at_another_frame_rate_and_brightness() {
+        let raw = reference(500, 5);
+        // The excerpt starts at reference frame 200 (8 s at 25 fps) and is sampled at 30 fps.
+        let map: Vec<(f64, Option<f64>)> = (0..150)
+            .map(|k| (k as f64 / 30.0, Some(k as f64 / 30.0 + 8.0)))
+            .collect();
+        let a = align(&suspect(&raw, 25.0, &map, 1), &norm(&raw), 25.0).expect("aligned");
         assert!(
             (a.offset_seconds - 8.0).abs() < 0.03,
             "{}",
             a.offset_seconds
         );
-        assert!(a.score > 0.99);
-        for (k, f) in a.frames.iter().enumerate() {
-            let expect = ((k as f64 / 30.0 + 8.0) * 25.0).round() as usize;
-            assert_eq!(*f, Some(expect), "frame {k}");
+        assert!((a.speed - 1.0).abs() < 0.01, "{}", a.speed);
+        assert!(a.score > 0.99 && a.coverage > 0.99);
+        assert!(accuracy(&a, &map, 25.0) > 0.99);
+    }
+
+    #[test]
+    fn a_copy_sped_up_or_slowed_down_is_followed() {
+        let raw = reference(2500, 6);
+        for speed in [0.87, 0.96, 1.05, 1.12] {
+            // 60 s of suspect time from title time 15 s, re-timed at 25 fps.
+            let map: Vec<(f64, Option<f64>)> = (0..1500)
+                .map(|k| (k as f64 / 25.0, Some(15.0 + speed * k as f64 / 25.0)))
+                .collect();
+            let a = align(&suspect(&raw, 25.0, &map, 2), &norm(&raw), 25.0).expect("aligned");
+            assert!(
+                (a.speed - speed).abs() < 0.005,
+                "speed {speed}: {}",
+                a.speed
+            );
+            assert!(
+                (a.offset_seconds - 15.0).abs() < 0.1,
+                "{}",
+                a.offset_seconds
+            );
+            let acc = accuracy(&a, &map, 25.0);
+            assert!(acc > 0.97, "speed {speed}: accuracy {acc}");
+            assert_eq!(a.pieces.len(), 1, "{:?}", a.pieces);
         }
     }
 
     #[test]
+    fn drift_cuts_and_inserted_material_are_followed() {
+        let raw = reference(3000, 7);
+        let mut map: Vec<(f64, Option<f64>)> = Vec::new();
+        let mut t = 0.0;
+        // 20 s drifting from 1.0x to 1.06x from title time 10 s...
+        let mut u = 10.0;
+        for k in 0..500 {
+            map.push((t, Some(u)));
+            t += 0.04;
+            u += 0.04 * (1.0 + 0.06 * k as f64 / 500.0);
+        }
+        // ... 10 s of an ad ...
+        for _ in 0..250 {
+            map.push((t, None));
+            t += 0.04;
+        }
+        // ... then the title again, 30 s further on (a scene removed), at 1.0x.
+        u += 30.0;
+        for _ in 0..500 {
+            map.push((t, Some(u)));
+            t += 0.04;
+            u += 0.04;
+        }
+        let a = align(&suspect(&raw, 25.0, &map, 3), &norm(&raw), 25.0).expect("aligned");
+        let acc = accuracy(&a, &map, 25.0);
+        assert!(acc > 0.95, "accuracy {acc}");
+        // The ad's frames are left unaligned (a window overlapping its edge may map a few).
+        let ad_mapped = map
+            .iter()
+            .zip(&a.frames)
+            .filter(|((_, u), f)| u.is_none() && f.is_some())
+            .count();
+        assert!(ad_mapped <= 100, "{ad_mapped} ad frames aligned");
+        assert!(a.pieces.len() >= 2, "a cut: {:?}", a.pieces);
+    }
+
+    #[test]
     fn flat_or_empty_input_does_not_align() {
-        let norm: Vec<Vec<f32>> = reference(50).iter().map(|t| normalise(t)).collect();
-        assert_eq!(align(&[], &norm, 25.0), None);
+        let norm_ref = norm(&reference(50, 5));
+        assert_eq!(align(&[], &norm_ref, 25.0), None);
         let flat = vec![(0.0, normalise(&[7.0; 64]))];
-        assert_eq!(align(&flat, &norm, 25.0), None);
+        assert_eq!(align(&flat, &norm_ref, 25.0), None);
+    }
+
+    #[test]
+    fn unrelated_material_does_not_align() {
+        let raw = reference(1000, 8);
+        let other = reference(200, 99);
+        let map: Vec<(f64, Option<f64>)> = (0..200)
+            .map(|k| (k as f64 / 25.0, Some(k as f64 / 25.0)))
+            .collect();
+        let s = suspect(&other, 25.0, &map, 4);
+        let found = align(&s, &norm(&raw), 25.0);
+        assert!(
+            found.as_ref().is_none_or(|a| !a.shows_title(0.6)),
+            "{found:?}"
+        );
     }
 }

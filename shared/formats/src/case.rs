@@ -61,11 +61,47 @@ pub struct Match {
     pub unit_agreement: f64,
 }
 
+crate::named_enum! {
+    /// How a copy's picture is mirrored relative to the title.
+    #[derive(Default)]
+    pub enum Flip {
+        #[default]
+        None = "none",
+        /// Left and right swapped.
+        Horizontal = "horizontal",
+        /// Upside down.
+        Vertical = "vertical",
+        /// Both (the same as a half turn).
+        Both = "both",
+    }
+}
+
+/// One straight piece of the time map: suspect times map linearly onto title times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimePiece {
+    /// Start and end, in seconds of the suspect.
+    pub suspect_seconds: [f64; 2],
+    /// Where they fall in the title, in seconds.
+    pub title_seconds: [f64; 2],
+}
+
+fn one() -> f64 {
+    1.0
+}
+
 /// How the suspect was mapped onto the title.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alignment {
-    /// Title time = suspect time + offset.
+    /// Title time = offset + speed x suspect time, on the longest piece of the time map.
     pub offset_seconds: f64,
+    /// Title seconds per suspect second on that piece (1: the copy runs at the title's speed;
+    /// results stored before speed was measured read 1).
+    #[serde(default = "one")]
+    pub speed: f64,
+    /// The whole time map, in suspect order: a new piece at each cut or change of speed;
+    /// parts of the suspect in no piece are not in the title (inserted material).
+    #[serde(default)]
+    pub time_map: Vec<TimePiece>,
     /// Mean correlation of matched thumbnails (1 = same pictures).
     pub time_score: f64,
     pub suspect_fps: f64,
@@ -73,8 +109,18 @@ pub struct Alignment {
     pub suspect_size: [u32; 2],
     /// The suspect's picture area without bars, as fractions of its frame.
     pub active_area: [f64; 4],
-    /// The part of the title's frame the picture shows, as fractions of the title's frame.
+    /// How that picture is mirrored relative to the title (results stored before mirrored
+    /// copies were looked for read `none`).
+    #[serde(default)]
+    pub flip: Flip,
+    /// The part of the title's frame the picture shows, as fractions of the title's frame
+    /// (for a turned or off-axis copy, the smallest rectangle holding it).
     pub reference_crop: [f64; 4],
+    /// Where the picture's corners fall in the title's frame, as fractions: top-left,
+    /// top-right, bottom-left, bottom-right (a turned copy's corners are not a rectangle's).
+    /// Results stored before corners were measured read none.
+    #[serde(default)]
+    pub reference_corners: Option<[[f64; 2]; 4]>,
     /// The first and last unit the suspect covers.
     pub first_unit: u32,
     pub last_unit: u32,
@@ -145,14 +191,18 @@ pub struct CaseResult {
     pub verdict: Verdict,
     /// The title the suspect shows, `None` for `no_watermark`.
     pub video_id: Option<String>,
+    #[serde(default)]
     pub units_observed: u32,
     pub alignment: Option<Alignment>,
     pub metadata_layer: Option<MetadataLayer>,
     /// The best candidates, best first (at most five).
+    #[serde(default)]
     pub matches: Vec<Match>,
     /// Per unit of the title: > 0 looks like variant B, < 0 like A, `None` when not observed.
     pub unit_values: Option<Vec<Option<f64>>>,
-    /// Sessions scored (the Bonferroni factor).
+    /// Sessions scored (the Bonferroni factor; results stored before it was recorded read 0:
+    /// see [`CaseResult::sessions_scored`]).
+    #[serde(default)]
     pub sessions_compared: usize,
     /// Upload API only: the submitter's expectation checked.
     pub expected_watermark_hash: Option<ExpectedHash>,
@@ -162,6 +212,12 @@ impl CaseResult {
     /// The best match, when there is one.
     pub fn best(&self) -> Option<&Match> {
         self.matches.first()
+    }
+
+    /// Sessions scored; for results stored before that was recorded, at least the matches
+    /// kept.
+    pub fn sessions_scored(&self) -> usize {
+        self.sessions_compared.max(self.matches.len())
     }
 
     /// The matched session, when the verdict names one.
@@ -183,12 +239,19 @@ mod tests {
             units_observed: 2,
             alignment: Some(Alignment {
                 offset_seconds: 1.5,
+                speed: 1.0,
+                time_map: vec![TimePiece {
+                    suspect_seconds: [0.0, 2.0],
+                    title_seconds: [1.5, 3.5],
+                }],
                 time_score: 0.98,
                 suspect_fps: 25.0,
                 suspect_frames: 50,
                 suspect_size: [640, 360],
                 active_area: [0.0, 0.0, 1.0, 1.0],
+                flip: Flip::None,
                 reference_crop: [0.0, 0.0, 1.0, 1.0],
+                reference_corners: None,
                 first_unit: 2,
                 last_unit: 3,
             }),
@@ -218,6 +281,14 @@ mod tests {
             serde_json::json!([640, 360])
         );
         let back: CaseResult = serde_json::from_value(json).unwrap();
+        // A result stored before `sessions_compared` (and the time map) existed still reads.
+        let mut old = serde_json::to_value(&result).unwrap();
+        old.as_object_mut().unwrap().remove("sessions_compared");
+        old["alignment"].as_object_mut().unwrap().remove("speed");
+        old["alignment"].as_object_mut().unwrap().remove("time_map");
+        let old: CaseResult = serde_json::from_value(old).unwrap();
+        assert_eq!(old.sessions_scored(), 1);
+        assert_eq!(old.alignment.as_ref().map(|a| a.speed), Some(1.0));
         assert_eq!(back, result);
         assert_eq!(back.identified().map(|m| m.session_id.as_str()), Some("s1"));
         assert_eq!(Verdict::NoWatermark.as_str(), "no_watermark");
