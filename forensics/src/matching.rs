@@ -157,42 +157,123 @@ impl CodeBook {
     }
 }
 
-/// Scores every candidate (`codes` holds their codes in the same order); returns the best
-/// `keep` (at least five when there are that many), best first.
-pub fn rank(soft: &[f64], candidates: &[Candidate], codes: &CodeBook, keep: usize) -> Vec<Match> {
-    let n = candidates.len().min(codes.len());
-    let scores = codes.scores(soft);
-    let mut order: Vec<usize> = (0..n).collect();
-    // Best first; ties by position, so the ranking is deterministic.
+/// One session scored: its id, score and the share of observed units whose value has the
+/// sign of its bit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub session_id: String,
+    pub score: f64,
+    pub unit_agreement: f64,
+}
+
+/// The best `keep` codes of `book` against `soft`, best first (ties by position, so the
+/// ranking is deterministic): (index in the book, score, unit agreement).
+fn best_of(book: &CodeBook, soft: &[f64], keep: usize) -> Vec<(usize, f64, f64)> {
+    let scores = book.scores(soft);
+    let mut order: Vec<usize> = (0..scores.len()).collect();
     let better = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b));
-    let keep = keep.max(5).min(n);
-    if keep < n {
+    if keep < order.len() {
         order.select_nth_unstable_by(keep, better);
         order.truncate(keep);
     }
     order.sort_by(better);
     let observed: Vec<usize> = (0..soft.len()).filter(|&k| soft[k] != 0.0).collect();
-    let tail = statistics::NullTail::new(soft);
     order
         .into_iter()
         .map(|i| {
-            let c = &candidates[i];
             let agree = observed
                 .iter()
-                .filter(|&&k| codes.bit(i, k) == (soft[k] > 0.0))
+                .filter(|&&k| book.bit(i, k) == (soft[k] > 0.0))
                 .count();
+            let agreement = agree as f64 / observed.len().max(1) as f64;
+            (i, scores[i], agreement)
+        })
+        .collect()
+}
+
+/// The unit indexes a suspect shows: from the first to the last unit with a value.
+fn observed_span(soft: &[f64]) -> std::ops::Range<usize> {
+    soft.iter().position(|&v| v != 0.0).unwrap_or(0)
+        ..soft.iter().rposition(|&v| v != 0.0).map_or(0, |k| k + 1)
+}
+
+/// The best sessions of a title, scored batch by batch: however many sessions the title has,
+/// only one batch of codes and the best few are held at a time.
+pub struct Ranking<'a> {
+    soft: &'a [f64],
+    key: &'a CodeKey,
+    keep: usize,
+    best: Vec<Scored>,
+    /// Sessions scored so far (the Bonferroni factor).
+    count: usize,
+}
+
+impl<'a> Ranking<'a> {
+    /// A ranking of codes keyed by `key` against `soft` (per unit, 0 where not observed),
+    /// keeping the best `keep` (at least five).
+    pub fn new(soft: &'a [f64], key: &'a CodeKey, keep: usize) -> Ranking<'a> {
+        Ranking {
+            soft,
+            key,
+            keep: keep.max(5),
+            best: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Scores a batch of sessions (codes derived over the units the suspect shows only).
+    pub fn add<S: AsRef<str> + Sync>(&mut self, session_ids: &[S]) {
+        let book = CodeBook::derive(self.key, session_ids, observed_span(self.soft));
+        for (i, score, unit_agreement) in best_of(&book, self.soft, self.keep) {
+            self.best.push(Scored {
+                session_id: session_ids[i].as_ref().to_string(),
+                score,
+                unit_agreement,
+            });
+        }
+        // A stable sort: earlier batches first among equal scores.
+        self.best.sort_by(|a, b| b.score.total_cmp(&a.score));
+        self.best.truncate(self.keep);
+        self.count += session_ids.len();
+    }
+
+    /// Sessions scored so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The best sessions, best first, each with its false-positive probability among all
+    /// the sessions scored.
+    pub fn finish(self) -> Vec<(Scored, f64)> {
+        let tail = statistics::NullTail::new(self.soft);
+        let count = self.count;
+        self.best
+            .into_iter()
+            .map(|s| {
+                let p = tail.false_positive_probability(s.score, count);
+                (s, p)
+            })
+            .collect()
+    }
+}
+
+/// Scores every candidate (`codes` holds their codes in the same order); returns the best
+/// `keep` (at least five when there are that many), best first.
+pub fn rank(soft: &[f64], candidates: &[Candidate], codes: &CodeBook, keep: usize) -> Vec<Match> {
+    let n = candidates.len().min(codes.len());
+    let tail = statistics::NullTail::new(soft);
+    best_of(codes, soft, keep.max(5).min(n))
+        .into_iter()
+        .filter(|&(i, _, _)| i < n)
+        .map(|(i, score, unit_agreement)| {
+            let c = &candidates[i];
             Match {
                 session_id: c.session_id.clone(),
                 user: c.user.clone(),
                 device_id: c.device_id.clone(),
-                score: scores[i],
-                false_positive_probability: tail
-                    .false_positive_probability(scores[i], candidates.len()),
-                unit_agreement: if observed.is_empty() {
-                    0.0
-                } else {
-                    agree as f64 / observed.len() as f64
-                },
+                score,
+                false_positive_probability: tail.false_positive_probability(score, n),
+                unit_agreement,
             }
         })
         .collect()

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use forensics::extract::{self, Extraction, Progress, ReferenceTitle};
-use forensics::matching::{self, Candidate, CodeBook};
+use forensics::matching::{self, Ranking};
 use forensics::media::decode::Limits;
 use formats::case::{CaseResult, ExpectedHash, Match, MetadataLayer, Verdict};
 use formats::codes;
@@ -78,40 +78,56 @@ fn reference_titles(
         .collect()
 }
 
-/// The sessions that were keyed for the title, and their codes over the unit indexes `units`.
-fn candidates(
+/// Candidates read from the database per batch.
+const CANDIDATE_BATCH: i64 = 50_000;
+
+/// Every session keyed for the title scored against `soft`, read in batches of ids (memory
+/// stays one batch of codes, whatever the title's audience); the best few named (user,
+/// device). Returns them with the number of sessions scored and the title's code key.
+fn score_sessions(
     db: &Db,
     secrets: &Secrets,
     video_id: &str,
-    units: std::ops::Range<usize>,
-) -> Result<(Vec<Candidate>, CodeBook, codes::CodeKey), AppError> {
-    let mut conn = db.conn()?;
-    let row = videos::get(&mut conn, video_id)?;
+    soft: &[f64],
+) -> Result<(Vec<Match>, usize, codes::CodeKey), AppError> {
+    let row = videos::get(&mut *db.conn()?, video_id)?;
     let secret = sealing::open_video_secret(secrets.master_key(), video_id, &row.sealed_secret)
         .map_err(|source| AppError::TitleSecret {
             video_id: video_id.to_string(),
             source,
         })?;
-    let mut names = std::collections::HashMap::new();
-    let mut out = Vec::new();
-    for s in sessions::list_for_video(&mut conn, video_id)?
-        .into_iter()
-        .filter(|s| s.keyed_at.is_some())
-    {
-        if !names.contains_key(&s.user_id) {
-            let name = users::get(&mut conn, &s.user_id).map(|u| u.username)?;
-            names.insert(s.user_id.clone(), name);
-        }
-        out.push(Candidate {
-            user: names.get(&s.user_id).cloned().unwrap_or_default(),
-            session_id: s.id,
-            device_id: s.device_id,
+    let key = codes::CodeKey::new(&secret);
+    let mut ranking = Ranking::new(soft, &key, MATCHES_KEPT);
+    let mut after: Option<String> = None;
+    loop {
+        let batch = sessions::keyed_ids_for_video(
+            &mut *db.conn()?,
+            video_id,
+            after.as_deref(),
+            CANDIDATE_BATCH,
+        )?;
+        let Some(last) = batch.last().cloned() else {
+            break;
+        };
+        ranking.add(&batch);
+        after = Some(last);
+    }
+    let count = ranking.count();
+    let mut conn = db.conn()?;
+    let mut matches = Vec::new();
+    for (scored, false_positive_probability) in ranking.finish() {
+        let session = sessions::get(&mut conn, &scored.session_id)?;
+        let user = users::get(&mut conn, &session.user_id)?;
+        matches.push(Match {
+            session_id: scored.session_id,
+            user: user.username,
+            device_id: session.device_id,
+            score: scored.score,
+            false_positive_probability,
+            unit_agreement: scored.unit_agreement,
         });
     }
-    let ids: Vec<&str> = out.iter().map(|c| c.session_id.as_str()).collect();
-    let key = codes::CodeKey::new(&secret);
-    let book = CodeBook::derive(&key, &ids, units);
-    Ok((out, book, key))
+    Ok((matches, count, key))
 }
 
 /// Whether the code of the best match hashes to what the submitter expected.
@@ -222,13 +238,9 @@ pub fn run_case(
     let (matches, verdict, key, compared) = match &extraction {
         None => (Vec::new(), Verdict::NoWatermark, None, 0),
         Some(e) => {
-            // Only the units the suspect shows are derived and scored.
-            let observed = e.soft.iter().position(|&v| v != 0.0).unwrap_or(0)
-                ..e.soft.iter().rposition(|&v| v != 0.0).map_or(0, |k| k + 1);
-            let (cands, book, key) = candidates(db, secrets, &e.video_id, observed)?;
-            let ranked = matching::rank(&e.soft, &cands, &book, MATCHES_KEPT);
+            let (ranked, count, key) = score_sessions(db, secrets, &e.video_id, &e.soft)?;
             let verdict = matching::verdict(&ranked, config.analysis.false_positive_threshold);
-            (ranked, verdict, Some(key), cands.len())
+            (ranked, verdict, Some(key), count)
         }
     };
     let units = extraction.as_ref().map_or(0, |e| e.soft.len() as u32);

@@ -283,6 +283,53 @@ fn devices_register_once_per_user_and_fingerprint() {
 }
 
 #[test]
+fn a_titles_keyed_sessions_are_read_in_batches_of_ids() {
+    use super::repo::sessions::{self, NewSession};
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let u = users::create(&mut conn, "sam", "h", Role::Viewer).unwrap();
+    let d = devices::register(&mut conn, &u.id, &"cd".repeat(32)).unwrap();
+    videos::create(&mut conn, &sample_video("v1", "Title")).unwrap();
+    videos::create(&mut conn, &sample_video("v2", "Other")).unwrap();
+    for i in 0..7 {
+        for video in ["v1", "v2"] {
+            let id = format!("{video}-s{i}");
+            let new = NewSession::requested(
+                id.clone(),
+                u.id.clone(),
+                d.id.clone(),
+                video.into(),
+                "pub".into(),
+                vec![1],
+                None,
+            );
+            sessions::create(&mut conn, &new).unwrap();
+            // Session 3 of each title never completed the key exchange: no candidate.
+            if i != 3 {
+                sessions::mark_keyed(&mut conn, &id, &[9]).unwrap();
+            }
+        }
+    }
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let batch = sessions::keyed_ids_for_video(&mut conn, "v1", after.as_deref(), 4).unwrap();
+        assert!(batch.len() <= 4);
+        let Some(last) = batch.last().cloned() else {
+            break;
+        };
+        all.extend(batch);
+        after = Some(last);
+    }
+    let want: Vec<String> = [0, 1, 2, 4, 5, 6]
+        .iter()
+        .map(|i| format!("v1-s{i}"))
+        .collect();
+    assert_eq!(all, want);
+}
+
+#[test]
 fn sessions_lifecycle_keying_activity_and_expiry() {
     use super::repo::sessions::{self, NewSession, SessionState};
     let t = TestDatabase::new();

@@ -181,6 +181,28 @@ pub fn list_for_video(conn: &mut DbConnection, video_id: &str) -> Result<Vec<Ses
         .load(conn)?)
 }
 
+/// Ids of the sessions of a title that completed the key exchange (the only ones that can have
+/// leaked it), in id order, at most `limit` after `after`: a title's candidates read in
+/// batches, whatever their number.
+pub fn keyed_ids_for_video(
+    conn: &mut DbConnection,
+    video_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<String>, DbError> {
+    let mut query = stream_sessions::table
+        .filter(stream_sessions::video_id.eq(video_id))
+        .filter(stream_sessions::keyed_at.is_not_null())
+        .order(stream_sessions::id.asc())
+        .limit(limit)
+        .select(stream_sessions::id)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(stream_sessions::id.gt(after));
+    }
+    Ok(query.load(conn)?)
+}
+
 /// A user's open sessions (requested, keyed or streaming, not idle past `at`), oldest first.
 pub fn open_for_user(
     conn: &mut DbConnection,
