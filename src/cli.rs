@@ -118,6 +118,10 @@ pub struct PackageArgs {
     /// Watermark strength (luma levels at unit mask gain); higher is more robust, less invisible
     #[arg(long, default_value_t = forensics::watermark::embed::DEFAULT_STRENGTH)]
     pub strength: f32,
+    /// How the sessions' codes are built: uniform-v1 (unbiased bits, strongest for a single
+    /// leaker) or tardos-v2 (biased bits that colluders mixing copies cannot cancel)
+    #[arg(long, default_value = "uniform-v1")]
+    pub code: formats::codes::CodeScheme,
     /// Print one JSON object instead of a summary
     #[arg(long)]
     pub json: bool,

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use forensics::package::{self, PackageOptions, Progress, Stage};
+use formats::codes::CodeScheme;
 use formats::layout::DataLayout;
 use formats::sealing;
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,9 @@ pub struct TitleSpec {
     pub crf: u8,
     pub preset: String,
     pub strength: f32,
+    /// How the sessions' codes are built.
+    #[serde(default)]
+    pub code: CodeScheme,
 }
 
 impl TitleSpec {
@@ -36,6 +40,7 @@ impl TitleSpec {
             crf: d.crf,
             preset: d.preset,
             strength: d.strength,
+            code: d.code,
         }
     }
 
@@ -45,6 +50,7 @@ impl TitleSpec {
             crf: self.crf,
             preset: self.preset.clone(),
             strength: self.strength,
+            code: self.code,
             limits: crate::cases::analysis::limits(config),
             ..PackageOptions::new(self.title.clone())
         }

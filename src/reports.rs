@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use forensics::media::decode::FrameReader;
 use formats::case::{Alignment, CaseResult, CaseStatus, Match, MetadataLayer, Verdict};
-use formats::codes;
+use formats::codes::{self, CodeScheme};
 use formats::sealing;
 use report::document::{self, CandidateRow, Report};
 use report::signing::{self, ReportSigner};
@@ -89,11 +89,29 @@ fn time(t: chrono::NaiveDateTime) -> String {
 fn explanation(
     verdict: Verdict,
     best: Option<&Match>,
+    accused: &[&Match],
     threshold: f64,
     candidates: usize,
 ) -> Vec<String> {
     let p = best.map_or(1.0, |m| m.false_positive_probability);
     let mut out = vec![match verdict {
+        Verdict::Identified if accused.len() > 1 => format!(
+            "The copy was mixed from the copies of {} sessions: {}. Each is named on its own \
+             evidence: the probability that a copy not made with that session would match it \
+             this well is at most the figure given, below the decision threshold of \
+             {threshold:.0e}. The first was found over the whole copy; the others over the \
+             units the sessions found before could not have supplied (the copy shows a variant \
+             none of them received).",
+            accused.len(),
+            accused
+                .iter()
+                .map(|m| format!(
+                    "session {} (user {}, {:.2e})",
+                    m.session_id, m.user, m.false_positive_probability
+                ))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
         Verdict::Identified => format!(
             "The copy carries the forensic watermark code of session {} (user {}). The \
              probability that a copy not made from that session would match it this well is \
@@ -114,9 +132,10 @@ fn explanation(
         "What the probability means: each session's code is a sequence of independent random \
          bits; the probability is the chance that any of the {candidates} sessions compared, \
          had it not leaked the copy, would score at least as high (an upper bound, corrected \
-         for the number of sessions compared). It does not say who handled the copy after \
-         it left that session (recording, sharing, re-encoding), nor does it exclude \
-         collusion between several sessions mixing their copies."
+         for the number of sessions compared and for every accusation pass). It does not say \
+         who handled the copy after it left that session (recording, sharing, re-encoding). \
+         A copy mixed from several sessions names those whose evidence suffices; others may \
+         have taken part without being named."
     ));
     out
 }
@@ -267,7 +286,12 @@ pub fn issue(
         .map(|a| alignment_facts(a, result.units_observed))
         .unwrap_or_default();
     let matched_code = match (best, video_secret) {
-        (Some(m), Some(secret)) => Some(codes::session_code(&secret, &m.session_id, units as u32)),
+        (Some(m), Some(secret)) => Some(codes::session_code(
+            &secret,
+            result.code,
+            &m.session_id,
+            units as u32,
+        )),
         _ => None,
     };
 
@@ -315,7 +339,13 @@ pub fn issue(
         title,
         verdict: result.verdict.to_string(),
         threshold,
-        explanation: explanation(result.verdict, best, threshold, result.sessions_scored()),
+        explanation: explanation(
+            result.verdict,
+            best,
+            &result.accused(),
+            threshold,
+            result.sessions_scored(),
+        ),
         alignment,
         units: result.unit_values.clone().unwrap_or_default(),
         matched_code,
@@ -335,7 +365,11 @@ pub fn issue(
         method: vec![
             "Packaging embedded an invisible watermark in two variants (A and B) of every unit of the title; each session received its own sequence of variants, its code, derived from a secret key and the session id.".into(),
             "The copy was aligned with the title in time (thumbnail correlation) and space (bars and crop search); for every unit, the copy was compared with both variants after a brightness and contrast fit, giving a signed value (B positive, A negative).".into(),
-            "Every session that streamed the title was scored by the normalised correlation of its code with those values; the false-positive probability is the exact tail of that score for a random code (normal approximation beyond 256 units), times the number of sessions.".into(),
+            match result.code {
+                CodeScheme::Uniform => "The title's codes are unbiased random bits (uniform-v1). Every session that streamed the title was scored by the normalised correlation of its code with those values; the false-positive probability is the exact tail of that score for a random code (normal approximation beyond 256 units), times the number of sessions, over the share of the decision budget of the pass that found it.".into(),
+                CodeScheme::Tardos => "The title's codes are biased random bits (tardos-v2, a code designed against colluders: each unit has its own bias, the same for every session). Every session that streamed the title was scored by the symmetric score of its code against those values (mean 0 and variance 1 for a session that did not leak); the false-positive probability is a Chernoff bound of that score's tail for a random code, times the number of sessions, over the share of the decision budget of the pass that found it.".into(),
+            },
+            "When a session is named, the units its code cannot explain (the copy shows a variant it did not receive) are scored again for every session, to name others who supplied them; such a pass has its own share of the budget, so that the chance of naming any innocent session in any pass stays below the threshold.".into(),
         ],
         software: format!("leaktrace {}", env!("CARGO_PKG_VERSION")),
         audit: audit_entries

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 const SESSIONS: usize = 1_000_000;
 
 fn matching(c: &mut Criterion) {
-    let key = CodeKey::new(&[9u8; 32]);
+    let key = CodeKey::new(&[9u8; 32], formats::codes::CodeScheme::Uniform);
     let ids: Vec<String> = (0..SESSIONS)
         .map(|i| uuid::Uuid::from_u128(0x5eed_0000_0000_0000 + i as u128).to_string())
         .collect();

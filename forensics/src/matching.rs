@@ -1,18 +1,126 @@
 //! Matching extracted soft values against the codes of the sessions that streamed the title
-//! (each session's code picks a variant per unit): every candidate scored, the best first,
-//! each with its Bonferroni false-positive probability; a verdict only from that probability.
+//! (each session's code picks a variant per unit): every candidate scored, the best kept, each
+//! with a calibrated false-positive probability; accusations only from that probability.
+//!
+//! A score adds, per unit, one weight when a session's bit is 1 and another when it is 0
+//! ([`UnitWeights`]). The first pass scores the whole copy with the symmetric weights (for an
+//! unbiased code, the normalised correlation). When a copy was mixed from several sessions,
+//! the units the sessions accused so far cannot explain (the copy shows a variant none of them
+//! received) were supplied by someone else: later passes score those units only, and name the
+//! next colluder. Each pass has its share of the false-positive budget ([`PASS_SHARES`]).
 
 use formats::case::{Match, Verdict};
 use formats::codes::CodeKey;
 use rayon::prelude::*;
 
-use crate::statistics::{self, Decision};
+use crate::statistics::{self, ChernoffTail, Decision, NullTail};
 
 /// A session that streamed the title. Its code is the same index in a [`CodeBook`].
 pub struct Candidate {
     pub session_id: String,
     pub user: String,
     pub device_id: String,
+}
+
+/// The per-unit weights of a score (indexed by unit from 0): a session scores `one[k]` at unit
+/// `k` when its bit is 1 (B) and `zero[k]` when it is 0; `bias[k]` is the probability of a 1
+/// for an innocent session. Units with both weights 0 do not count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitWeights {
+    pub one: Vec<f64>,
+    pub zero: Vec<f64>,
+    pub bias: Vec<f64>,
+}
+
+impl UnitWeights {
+    /// The symmetric score over the soft values: `s_k sqrt((1 - p) / p)` for a 1 and
+    /// `-s_k sqrt(p / (1 - p))` for a 0, divided by `sqrt(sum s_k^2)`, so that an innocent
+    /// session's score has mean 0 and variance 1 whatever the biases; with unbiased bits it is
+    /// the normalised correlation.
+    pub fn symmetric(soft: &[f64], bias: &[f64]) -> UnitWeights {
+        let norm = soft.iter().map(|s| s * s).sum::<f64>().sqrt();
+        let mut w = UnitWeights {
+            one: vec![0.0; soft.len()],
+            zero: vec![0.0; soft.len()],
+            bias: bias.to_vec(),
+        };
+        w.bias.resize(soft.len(), 0.5);
+        if norm > 0.0 {
+            for (k, &s) in soft.iter().enumerate() {
+                let p = w.bias[k].clamp(1e-9, 1.0 - 1e-9);
+                w.one[k] = s * ((1.0 - p) / p).sqrt() / norm;
+                w.zero[k] = -s * (p / (1.0 - p)).sqrt() / norm;
+            }
+        }
+        w
+    }
+
+    /// The symmetric score over the units `accused` (codes from unit 0) cannot explain: every
+    /// accused session has the same bit there and the copy shows the other variant.
+    pub fn unexplained(soft: &[f64], bias: &[f64], accused: &[Vec<bool>]) -> UnitWeights {
+        let masked: Vec<f64> = soft
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| {
+                let shown = s > 0.0;
+                let explained = accused.iter().any(|c| c.get(k) == Some(&shown));
+                if s == 0.0 || explained || accused.is_empty() {
+                    0.0
+                } else {
+                    s
+                }
+            })
+            .collect();
+        UnitWeights::symmetric(&masked, bias)
+    }
+
+    /// Units that count.
+    pub fn units_counted(&self) -> usize {
+        self.one
+            .iter()
+            .zip(&self.zero)
+            .filter(|(a, b)| **a != 0.0 || **b != 0.0)
+            .count()
+    }
+
+    /// The unit indexes from the first to the last that counts.
+    fn span(&self) -> std::ops::Range<usize> {
+        let counts = |k: &usize| self.one[*k] != 0.0 || self.zero[*k] != 0.0;
+        let first = (0..self.one.len()).find(counts).unwrap_or(0);
+        let last = (0..self.one.len()).rev().find(counts).map_or(0, |k| k + 1);
+        first..last.max(first)
+    }
+
+    /// The tail of an innocent session's score: exact (or normal, for long copies) when the
+    /// bits are unbiased and the weights antipodal, as for `uniform-v1`; a Chernoff bound
+    /// otherwise.
+    fn tail(&self) -> Tail {
+        let fair = self
+            .one
+            .iter()
+            .zip(&self.zero)
+            .zip(&self.bias)
+            .all(|((a, b), p)| (*a == 0.0 && *b == 0.0) || (*p == 0.5 && *a == -*b));
+        if fair {
+            Tail::Fair(NullTail::new(&self.one))
+        } else {
+            Tail::Chernoff(ChernoffTail::new(&self.one, &self.zero, &self.bias))
+        }
+    }
+}
+
+enum Tail {
+    Fair(NullTail),
+    Chernoff(ChernoffTail),
+}
+
+impl Tail {
+    fn false_positive_probability(&self, score: f64, candidates: usize) -> f64 {
+        match self {
+            Tail::Fair(t) => t.false_positive_probability(score, candidates),
+            Tail::Chernoff(t) => statistics::bonferroni(t.upper_tail(score), candidates),
+        }
+    }
 }
 
 /// The codes of many sessions over a window of units, packed: unit `offset + k` of candidate
@@ -52,35 +160,12 @@ impl CodeBook {
     ) -> CodeBook {
         let mut book = CodeBook::window(units);
         book.bits = vec![0; book.words * session_ids.len()];
-        let (offset, end) = (book.offset, book.offset + book.units);
-        let blocks = offset / 256..end.div_ceil(256);
+        let window = book.offset..book.offset + book.units;
+        let thresholds = key.window_thresholds(window.clone());
         book.bits
             .par_chunks_mut(book.words)
             .zip(session_ids.par_iter())
-            .for_each(|(row, id)| {
-                for j in blocks.clone() {
-                    let block = key.block(id.as_ref(), j as u32);
-                    // Block bytes are most significant bit first; rows are least significant
-                    // first.
-                    for (b, byte) in block.iter().enumerate() {
-                        let unit = j * 256 + b * 8;
-                        if unit < offset {
-                            continue;
-                        }
-                        if unit >= end {
-                            break;
-                        }
-                        let k = unit - offset;
-                        row[k / 64] |= (byte.reverse_bits() as u64) << (k % 64);
-                    }
-                }
-                // Bits past the window stay clear.
-                if (end - offset) % 64 != 0 {
-                    if let Some(last) = row.last_mut() {
-                        *last &= (1u64 << ((end - offset) % 64)) - 1;
-                    }
-                }
-            });
+            .for_each(|(row, id)| key.fill_row(id.as_ref(), window.clone(), &thresholds, row));
         book
     }
 
@@ -115,29 +200,20 @@ impl CodeBook {
         }
     }
 
-    /// Every candidate's score ([`statistics::score`]) against `soft` (indexed by unit from
-    /// 0; values outside the window must be 0). A table per byte of code turns each
-    /// candidate's correlation into one lookup per eight units.
-    pub fn scores(&self, soft: &[f64]) -> Vec<f64> {
-        let energy: f64 = soft.iter().map(|s| s * s).sum();
-        if energy <= 0.0 {
-            return vec![0.0; self.len()];
-        }
-        let norm = energy.sqrt();
+    /// Every candidate's score under `weights` (units outside the window must not count).
+    /// A table per byte of code turns each candidate's score into one lookup per eight units.
+    pub fn scores(&self, weights: &UnitWeights) -> Vec<f64> {
+        let weight = |k: usize, bit: bool| {
+            let w = if bit { &weights.one } else { &weights.zero };
+            w.get(k).copied().unwrap_or(0.0)
+        };
         let bytes = self.units.div_ceil(8);
         let tables: Vec<[f64; 256]> = (0..bytes)
             .map(|j| {
                 let mut table = [0f64; 256];
                 for (v, entry) in table.iter_mut().enumerate() {
                     *entry = (0..8)
-                        .map(|i| {
-                            let s = soft.get(self.offset + j * 8 + i).copied().unwrap_or(0.0);
-                            if v >> i & 1 == 1 {
-                                s
-                            } else {
-                                -s
-                            }
-                        })
+                        .map(|i| weight(self.offset + j * 8 + i, v >> i & 1 == 1))
                         .sum();
                 }
                 table
@@ -146,12 +222,11 @@ impl CodeBook {
         self.bits
             .par_chunks(self.words)
             .map(|row| {
-                let correlation: f64 = tables
+                tables
                     .iter()
                     .enumerate()
                     .map(|(j, table)| table[(row[j / 8] >> (8 * (j % 8)) & 0xff) as usize])
-                    .sum();
-                correlation / norm
+                    .sum()
             })
             .collect()
     }
@@ -166,10 +241,15 @@ pub struct Scored {
     pub unit_agreement: f64,
 }
 
-/// The best `keep` codes of `book` against `soft`, best first (ties by position, so the
-/// ranking is deterministic): (index in the book, score, unit agreement).
-fn best_of(book: &CodeBook, soft: &[f64], keep: usize) -> Vec<(usize, f64, f64)> {
-    let scores = book.scores(soft);
+/// The best `keep` codes of `book` under `weights`, best first (ties by position, so the
+/// ranking is deterministic): (index in the book, score, unit agreement with `soft`).
+fn best_of(
+    book: &CodeBook,
+    weights: &UnitWeights,
+    soft: &[f64],
+    keep: usize,
+) -> Vec<(usize, f64, f64)> {
+    let scores = book.scores(weights);
     let mut order: Vec<usize> = (0..scores.len()).collect();
     let better = |a: &usize, b: &usize| scores[*b].total_cmp(&scores[*a]).then(a.cmp(b));
     if keep < order.len() {
@@ -191,15 +271,10 @@ fn best_of(book: &CodeBook, soft: &[f64], keep: usize) -> Vec<(usize, f64, f64)>
         .collect()
 }
 
-/// The unit indexes a suspect shows: from the first to the last unit with a value.
-fn observed_span(soft: &[f64]) -> std::ops::Range<usize> {
-    soft.iter().position(|&v| v != 0.0).unwrap_or(0)
-        ..soft.iter().rposition(|&v| v != 0.0).map_or(0, |k| k + 1)
-}
-
-/// The best sessions of a title, scored batch by batch: however many sessions the title has,
-/// only one batch of codes and the best few are held at a time.
+/// The best sessions of a title under one score, scored batch by batch: however many sessions
+/// the title has, only one batch of codes and the best few are held at a time.
 pub struct Ranking<'a> {
+    weights: UnitWeights,
     soft: &'a [f64],
     key: &'a CodeKey,
     keep: usize,
@@ -209,10 +284,16 @@ pub struct Ranking<'a> {
 }
 
 impl<'a> Ranking<'a> {
-    /// A ranking of codes keyed by `key` against `soft` (per unit, 0 where not observed),
-    /// keeping the best `keep` (at least five).
-    pub fn new(soft: &'a [f64], key: &'a CodeKey, keep: usize) -> Ranking<'a> {
+    /// A ranking under `weights` of codes keyed by `key`, keeping the best `keep` (at least
+    /// five); `soft` (per unit, 0 where not observed) gives each kept session's agreement.
+    pub fn new(
+        weights: UnitWeights,
+        soft: &'a [f64],
+        key: &'a CodeKey,
+        keep: usize,
+    ) -> Ranking<'a> {
         Ranking {
+            weights,
             soft,
             key,
             keep: keep.max(5),
@@ -221,10 +302,10 @@ impl<'a> Ranking<'a> {
         }
     }
 
-    /// Scores a batch of sessions (codes derived over the units the suspect shows only).
+    /// Scores a batch of sessions (codes derived over the units that count only).
     pub fn add<S: AsRef<str> + Sync>(&mut self, session_ids: &[S]) {
-        let book = CodeBook::derive(self.key, session_ids, observed_span(self.soft));
-        for (i, score, unit_agreement) in best_of(&book, self.soft, self.keep) {
+        let book = CodeBook::derive(self.key, session_ids, self.weights.span());
+        for (i, score, unit_agreement) in best_of(&book, &self.weights, self.soft, self.keep) {
             self.best.push(Scored {
                 session_id: session_ids[i].as_ref().to_string(),
                 score,
@@ -245,7 +326,7 @@ impl<'a> Ranking<'a> {
     /// The best sessions, best first, each with its false-positive probability among all
     /// the sessions scored.
     pub fn finish(self) -> Vec<(Scored, f64)> {
-        let tail = statistics::NullTail::new(self.soft);
+        let tail = self.weights.tail();
         let count = self.count;
         self.best
             .into_iter()
@@ -257,12 +338,122 @@ impl<'a> Ranking<'a> {
     }
 }
 
-/// Scores every candidate (`codes` holds their codes in the same order); returns the best
-/// `keep` (at least five when there are that many), best first.
+/// The share of the false-positive budget of each accusation pass: a session accused in pass
+/// `i` reports its pass's false-positive probability divided by `PASS_SHARES[i]`, so that the
+/// probability that any innocent is accused in any pass stays below the threshold. The first
+/// pass (a single leaker) keeps most of it.
+pub const PASS_SHARES: [f64; 4] = [0.8, 0.1, 0.05, 0.05];
+
+/// Units a later pass needs before it is tried.
+const MIN_UNEXPLAINED_UNITS: usize = 8;
+
+/// One session's finding across the passes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub scored: Scored,
+    /// Its false-positive probability (its pass's, over that pass's share).
+    pub false_positive_probability: f64,
+    /// The pass that gave it (1: the whole copy; later: units earlier accusations leave
+    /// unexplained).
+    pub pass: u32,
+}
+
+/// What the passes found: the sessions accused (below the threshold) and the best others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accusation {
+    /// Accused first (in the order found), then the best of the rest; each session once.
+    pub findings: Vec<Finding>,
+    /// How many of `findings` are accused.
+    pub accused: usize,
+    /// Sessions scored (per pass).
+    pub sessions: usize,
+    pub passes: u32,
+}
+
+/// Runs the accusation passes over every session of a title: `scan` feeds the ranking every
+/// batch of session ids, once per pass. A pass runs only when the one before accused someone
+/// new, and a later pass only when enough units are left unexplained.
+pub fn accuse<E>(
+    soft: &[f64],
+    key: &CodeKey,
+    threshold: f64,
+    keep: usize,
+    mut scan: impl FnMut(&mut Ranking<'_>) -> Result<(), E>,
+) -> Result<Accusation, E> {
+    let bias = key.biases(0..soft.len());
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut accused: Vec<Finding> = Vec::new();
+    let mut sessions = 0;
+    let mut passes = 0;
+    let mut weights = UnitWeights::symmetric(soft, &bias);
+    for (pass, share) in PASS_SHARES.iter().enumerate() {
+        if weights.units_counted() == 0
+            || (pass > 0 && weights.units_counted() < MIN_UNEXPLAINED_UNITS)
+        {
+            break;
+        }
+        let mut ranking = Ranking::new(weights, soft, key, keep);
+        scan(&mut ranking)?;
+        sessions = ranking.count();
+        passes += 1;
+        let mut new = 0;
+        for (scored, p) in ranking.finish() {
+            let finding = Finding {
+                scored,
+                false_positive_probability: (p / share).min(1.0),
+                pass: pass as u32 + 1,
+            };
+            let id = &finding.scored.session_id;
+            if accused.iter().any(|a| &a.scored.session_id == id) {
+                continue;
+            }
+            if statistics::decide(finding.false_positive_probability, threshold)
+                == Decision::Identified
+            {
+                new += 1;
+                accused.push(finding);
+            } else if !findings.iter().any(|f| &f.scored.session_id == id) {
+                findings.push(finding);
+            }
+        }
+        if new == 0 {
+            break;
+        }
+        let codes: Vec<Vec<bool>> = accused
+            .iter()
+            .map(|a| key.code(&a.scored.session_id, soft.len() as u32))
+            .collect();
+        weights = UnitWeights::unexplained(soft, &bias, &codes);
+    }
+    findings.retain(|f| {
+        !accused
+            .iter()
+            .any(|a| a.scored.session_id == f.scored.session_id)
+    });
+    findings.sort_by(|a, b| {
+        a.false_positive_probability
+            .total_cmp(&b.false_positive_probability)
+            .then(b.scored.score.total_cmp(&a.scored.score))
+    });
+    let count = accused.len();
+    let rest = keep.max(5).saturating_sub(count);
+    accused.extend(findings.into_iter().take(rest));
+    Ok(Accusation {
+        findings: accused,
+        accused: count,
+        sessions,
+        passes,
+    })
+}
+
+/// Scores every candidate (`codes` holds their codes in the same order) with the symmetric
+/// weights of unbiased codes; returns the best `keep` (at least five when there are that
+/// many), best first.
 pub fn rank(soft: &[f64], candidates: &[Candidate], codes: &CodeBook, keep: usize) -> Vec<Match> {
     let n = candidates.len().min(codes.len());
-    let tail = statistics::NullTail::new(soft);
-    best_of(codes, soft, keep.max(5).min(n))
+    let weights = UnitWeights::symmetric(soft, &vec![0.5; soft.len()]);
+    let tail = weights.tail();
+    best_of(codes, &weights, soft, keep.max(5).min(n))
         .into_iter()
         .filter(|&(i, _, _)| i < n)
         .map(|(i, score, unit_agreement)| {
@@ -274,6 +465,8 @@ pub fn rank(soft: &[f64], candidates: &[Candidate], codes: &CodeBook, keep: usiz
                 score,
                 false_positive_probability: tail.false_positive_probability(score, n),
                 unit_agreement,
+                accused: false,
+                pass: 1,
             }
         })
         .collect()
@@ -295,6 +488,7 @@ pub fn verdict(matches: &[Match], threshold: f64) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use formats::codes::CodeScheme;
     use rand::{Rng, SeedableRng};
 
     fn candidate(i: usize) -> Candidate {
@@ -354,7 +548,8 @@ mod tests {
                 .collect();
             let mut book = CodeBook::new(units);
             codes.iter().for_each(|c| book.push(c));
-            for (i, score) in book.scores(&soft).into_iter().enumerate() {
+            let weights = UnitWeights::symmetric(&soft, &vec![0.5; units]);
+            for (i, score) in book.scores(&weights).into_iter().enumerate() {
                 let want = statistics::score(&soft, &codes[i]);
                 assert!(
                     (score - want).abs() < 1e-9,
@@ -367,13 +562,13 @@ mod tests {
     #[test]
     fn derived_codes_are_the_sessions_codes() {
         let secret = [5u8; 32];
-        let key = CodeKey::new(&secret);
+        let key = CodeKey::new(&secret, CodeScheme::Uniform);
         let ids: Vec<String> = (0..50).map(|i| format!("session-{i}")).collect();
         for units in [1u32, 106, 256, 300, 700] {
             let book = CodeBook::derive(&key, &ids, 0..units as usize);
             assert_eq!(book.len(), ids.len());
             for (i, id) in ids.iter().enumerate() {
-                let code = formats::codes::session_code(&secret, id, units);
+                let code = formats::codes::session_code(&secret, CodeScheme::Uniform, id, units);
                 for (k, &b) in code.iter().enumerate() {
                     assert_eq!(book.bit(i, k), b, "{id} unit {k} of {units}");
                 }
@@ -381,11 +576,168 @@ mod tests {
             }
         }
         // A window derives the same bits, and nothing outside it.
-        let code = formats::codes::session_code(&secret, &ids[3], 700);
+        let code = formats::codes::session_code(&secret, CodeScheme::Uniform, &ids[3], 700);
         let book = CodeBook::derive(&key, &ids, 300..450);
         for (k, &b) in code.iter().enumerate() {
             let inside = (256..450).contains(&k);
             assert_eq!(book.bit(3, k), b && inside, "unit {k}");
+        }
+    }
+
+    /// Sessions of a synthetic title and the copy a coalition makes of it.
+    struct Coalition {
+        key: CodeKey,
+        ids: Vec<String>,
+        soft: Vec<f64>,
+    }
+
+    /// `innocent` sessions plus `colluders` (ids "c0", "c1", ...) mixing `units` units by
+    /// `choose` (their bits at a unit -> the variant shown, or None for a blend of both), read
+    /// back with noise of standard deviation `noise` against an amplitude of 1.
+    fn coalition(
+        scheme: CodeScheme,
+        innocent: usize,
+        colluders: usize,
+        units: usize,
+        noise: f64,
+        seed: u64,
+        choose: impl Fn(&[bool], &mut rand_chacha::ChaCha8Rng) -> Option<bool>,
+    ) -> Coalition {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let key = CodeKey::new(&[seed as u8; 32], scheme);
+        let mut ids: Vec<String> = (0..innocent).map(|i| format!("i{i}")).collect();
+        let codes: Vec<Vec<bool>> = (0..colluders)
+            .map(|c| key.code(&format!("c{c}"), units as u32))
+            .collect();
+        ids.extend((0..colluders).map(|c| format!("c{c}")));
+        let soft = (0..units)
+            .map(|k| {
+                let bits: Vec<bool> = codes.iter().map(|c| c[k]).collect();
+                let signal = match choose(&bits, &mut rng) {
+                    Some(true) => 1.0,
+                    Some(false) => -1.0,
+                    None => 0.0,
+                };
+                // Box-Muller.
+                let (u, v): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
+                signal + noise * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+            })
+            .collect();
+        Coalition { key, ids, soft }
+    }
+
+    fn run(c: &Coalition) -> Accusation {
+        accuse(&c.soft, &c.key, 1e-6, 5, |ranking| {
+            for batch in c.ids.chunks(4096) {
+                ranking.add(batch);
+            }
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+    }
+
+    fn accused(a: &Accusation) -> Vec<&str> {
+        a.findings[..a.accused]
+            .iter()
+            .map(|f| f.scored.session_id.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_single_leaker_is_named_alone_under_either_code() {
+        for scheme in CodeScheme::ALL.iter().copied() {
+            let c = coalition(scheme, 5000, 1, 120, 0.8, 21, |b, _| Some(b[0]));
+            let a = run(&c);
+            assert_eq!(accused(&a), ["c0"], "{scheme}");
+            assert_eq!(a.findings[0].pass, 1);
+            assert!(a.findings[1..]
+                .iter()
+                .all(|f| f.false_positive_probability > 1e-3));
+            assert_eq!(a.sessions, 5001);
+        }
+    }
+
+    #[test]
+    fn two_colluders_swapping_units_are_both_named() {
+        // Each unit from one of the two at random: the first pass names one, the units it
+        // cannot explain name the other.
+        let c = coalition(CodeScheme::Tardos, 5000, 2, 400, 0.7, 22, |b, rng| {
+            Some(b[rng.gen_range(0..2)])
+        });
+        let a = run(&c);
+        let mut named = accused(&a);
+        named.sort();
+        assert_eq!(named, ["c0", "c1"], "{:?}", a.findings);
+        assert!(a.findings[a.accused..]
+            .iter()
+            .all(|f| f.false_positive_probability > 1e-3));
+    }
+
+    #[test]
+    fn three_colluders_taking_the_minority_variant_are_named_only_with_biased_codes() {
+        let minority = |b: &[bool], _: &mut rand_chacha::ChaCha8Rng| {
+            let ones = b.iter().filter(|x| **x).count();
+            Some(match ones {
+                0 => false,
+                3 => true,
+                1 => true,
+                _ => false,
+            })
+        };
+        // Unbiased codes: every colluder's expected score is 0; nobody is named, nobody
+        // innocent either.
+        let uniform = run(&coalition(
+            CodeScheme::Uniform,
+            3000,
+            3,
+            1800,
+            0.6,
+            23,
+            minority,
+        ));
+        assert_eq!(uniform.accused, 0, "{:?}", uniform.findings);
+        assert!(uniform
+            .findings
+            .iter()
+            .all(|f| f.false_positive_probability > 1e-3));
+        // Biased codes: the same coalition is named.
+        let tardos = run(&coalition(
+            CodeScheme::Tardos,
+            3000,
+            3,
+            1800,
+            0.6,
+            23,
+            minority,
+        ));
+        let named = accused(&tardos);
+        assert!(!named.is_empty(), "{:?}", tardos.findings);
+        assert!(named.iter().all(|s| s.starts_with('c')), "{named:?}");
+    }
+
+    #[test]
+    fn averaged_units_are_no_evidence_against_anyone() {
+        // Two colluders averaging their frames: where their variants differ the copy shows
+        // neither, elsewhere both's.
+        let c = coalition(CodeScheme::Tardos, 4000, 2, 400, 0.5, 24, |b, _| {
+            (b[0] == b[1]).then_some(b[0])
+        });
+        let a = run(&c);
+        let named = accused(&a);
+        assert!(!named.is_empty(), "{:?}", a.findings);
+        assert!(named.iter().all(|s| s.starts_with('c')), "{named:?}");
+    }
+
+    #[test]
+    fn derived_tardos_codes_are_the_sessions_codes() {
+        let key = CodeKey::new(&[8u8; 32], CodeScheme::Tardos);
+        let ids: Vec<String> = (0..20).map(|i| format!("session-{i}")).collect();
+        let book = CodeBook::derive(&key, &ids, 100..300);
+        for (i, id) in ids.iter().enumerate() {
+            let code = key.code(id, 300);
+            for (k, &b) in code.iter().enumerate() {
+                assert_eq!(book.bit(i, k), b && k >= 64, "{id} unit {k}");
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use ffmpeg_next::frame;
+use formats::codes::CodeScheme;
 use formats::digest::{copy_with_progress, HashingWriter};
 use formats::isobmff;
 use formats::layout::{DataLayout, Layout, Variant};
@@ -41,6 +42,8 @@ pub struct PackageOptions {
     pub crf: u8,
     pub preset: String,
     pub strength: f32,
+    /// How the sessions' codes will be built.
+    pub code: CodeScheme,
     pub limits: Limits,
 }
 
@@ -52,6 +55,7 @@ impl PackageOptions {
             crf: DEFAULT_CRF,
             preset: DEFAULT_PRESET.to_string(),
             strength: DEFAULT_STRENGTH,
+            code: CodeScheme::default(),
             limits: Limits::default(),
         }
     }
@@ -310,6 +314,7 @@ pub fn package(
         watermark: WatermarkParams {
             algorithm: ALGORITHM.to_string(),
             strength: options.strength,
+            code: options.code,
         },
         source: source_file(&info, source_name, source_sha256),
         thumbnail_size: [THUMB_WIDTH as u32, THUMB_HEIGHT as u32],

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use forensics::extract::{self, Extraction, Progress, ReferenceTitle};
-use forensics::matching::{self, Ranking};
+use forensics::matching;
 use forensics::media::decode::Limits;
 use formats::case::{CaseResult, ExpectedHash, Match, MetadataLayer, Verdict};
 use formats::codes;
@@ -82,52 +82,62 @@ fn reference_titles(
 const CANDIDATE_BATCH: i64 = 50_000;
 
 /// Every session keyed for the title scored against `soft`, read in batches of ids (memory
-/// stays one batch of codes, whatever the title's audience); the best few named (user,
-/// device). Returns them with the number of sessions scored and the title's code key.
+/// stays one batch of codes, whatever the title's audience), in as many accusation passes as
+/// the copy needs (see `forensics::matching::accuse`); the accused and the best others named
+/// (user, device). Returns them with the number of sessions scored and the title's code key.
 fn score_sessions(
     db: &Db,
     secrets: &Secrets,
-    video_id: &str,
-    soft: &[f64],
+    extraction: &Extraction,
+    threshold: f64,
 ) -> Result<(Vec<Match>, usize, codes::CodeKey), AppError> {
+    let video_id = extraction.video_id.as_str();
     let row = videos::get(&mut *db.conn()?, video_id)?;
     let secret = sealing::open_video_secret(secrets.master_key(), video_id, &row.sealed_secret)
         .map_err(|source| AppError::TitleSecret {
             video_id: video_id.to_string(),
             source,
         })?;
-    let key = codes::CodeKey::new(&secret);
-    let mut ranking = Ranking::new(soft, &key, MATCHES_KEPT);
-    let mut after: Option<String> = None;
-    loop {
-        let batch = sessions::keyed_ids_for_video(
-            &mut *db.conn()?,
-            video_id,
-            after.as_deref(),
-            CANDIDATE_BATCH,
-        )?;
-        let Some(last) = batch.last().cloned() else {
-            break;
-        };
-        ranking.add(&batch);
-        after = Some(last);
-    }
-    let count = ranking.count();
+    let key = codes::CodeKey::new(&secret, extraction.code);
+    let found = matching::accuse(
+        &extraction.soft,
+        &key,
+        threshold,
+        MATCHES_KEPT,
+        |ranking| -> Result<(), AppError> {
+            let mut after: Option<String> = None;
+            loop {
+                let batch = sessions::keyed_ids_for_video(
+                    &mut *db.conn()?,
+                    video_id,
+                    after.as_deref(),
+                    CANDIDATE_BATCH,
+                )?;
+                let Some(last) = batch.last().cloned() else {
+                    return Ok(());
+                };
+                ranking.add(&batch);
+                after = Some(last);
+            }
+        },
+    )?;
     let mut conn = db.conn()?;
     let mut matches = Vec::new();
-    for (scored, false_positive_probability) in ranking.finish() {
-        let session = sessions::get(&mut conn, &scored.session_id)?;
+    for (i, finding) in found.findings.into_iter().enumerate() {
+        let session = sessions::get(&mut conn, &finding.scored.session_id)?;
         let user = users::get(&mut conn, &session.user_id)?;
         matches.push(Match {
-            session_id: scored.session_id,
+            session_id: finding.scored.session_id,
             user: user.username,
             device_id: session.device_id,
-            score: scored.score,
-            false_positive_probability,
-            unit_agreement: scored.unit_agreement,
+            score: finding.scored.score,
+            false_positive_probability: finding.false_positive_probability,
+            unit_agreement: finding.scored.unit_agreement,
+            accused: i < found.accused,
+            pass: finding.pass,
         });
     }
-    Ok((matches, count, key))
+    Ok((matches, found.sessions, key))
 }
 
 /// Whether the code of the best match hashes to what the submitter expected.
@@ -238,8 +248,9 @@ pub fn run_case(
     let (matches, verdict, key, compared) = match &extraction {
         None => (Vec::new(), Verdict::NoWatermark, None, 0),
         Some(e) => {
-            let (ranked, count, key) = score_sessions(db, secrets, &e.video_id, &e.soft)?;
-            let verdict = matching::verdict(&ranked, config.analysis.false_positive_threshold);
+            let threshold = config.analysis.false_positive_threshold;
+            let (ranked, count, key) = score_sessions(db, secrets, e, threshold)?;
+            let verdict = matching::verdict(&ranked, threshold);
             (ranked, verdict, Some(key), count)
         }
     };
@@ -255,6 +266,7 @@ pub fn run_case(
         verdict,
         video_id: extraction.as_ref().map(|e| e.video_id.clone()),
         units_observed: extraction.as_ref().map_or(0, |e| e.units_observed),
+        code: extraction.as_ref().map(|e| e.code).unwrap_or_default(),
         alignment: extraction.as_ref().map(|e| e.alignment.clone()),
         metadata_layer: metadata,
         matches,
@@ -323,12 +335,14 @@ mod tests {
             score: 9.0,
             false_positive_probability: 1e-12,
             unit_agreement: 1.0,
+            accused: true,
+            pass: 1,
         }
     }
 
     #[test]
     fn the_expected_hash_is_compared_with_the_best_matchs_code() {
-        let key = codes::CodeKey::new(&[3u8; 32]);
+        let key = codes::CodeKey::new(&[3u8; 32], codes::CodeScheme::Uniform);
         let right = codes::code_hash(&key.code("s1", 40));
         let m = best("s1");
         let found =

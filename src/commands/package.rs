@@ -57,6 +57,7 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
         crf: args.crf,
         preset: args.preset.clone(),
         strength: args.strength,
+        code: args.code,
     };
     // Refuse a bad or taken title before the expensive part (checked again at the end).
     spec.check(config, &db)?;

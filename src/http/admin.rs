@@ -8,6 +8,7 @@ use api::auth::{client_address, Admin};
 use api::error::not_found_as;
 use api::ApiError;
 use chrono::{DateTime, NaiveDateTime};
+use formats::codes::CodeScheme;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::auth::{api_key, password};
@@ -87,6 +88,7 @@ struct InboxTitle {
     crf: Option<u8>,
     preset: Option<String>,
     strength: Option<f32>,
+    code: Option<CodeScheme>,
 }
 
 fn number<T: std::str::FromStr>(form: &mut forms::Form, name: &str) -> Result<Option<T>, ApiError> {
@@ -122,6 +124,15 @@ pub async fn package_title(
                 crf: number(&mut form, "crf")?.unwrap_or(defaults.crf),
                 strength: number(&mut form, "strength")?.unwrap_or(defaults.strength),
                 preset: form.take("preset").unwrap_or(defaults.preset.clone()),
+                code: match form.take("code") {
+                    None => defaults.code,
+                    Some(name) => name.parse().map_err(|_| {
+                        ApiError::bad_request(
+                            "invalid_option",
+                            "code is not uniform-v1 or tardos-v2",
+                        )
+                    })?,
+                },
                 ..defaults
             })
         })();
@@ -141,6 +152,7 @@ pub async fn package_title(
             crf: body.crf.unwrap_or(defaults.crf),
             preset: body.preset.unwrap_or(defaults.preset.clone()),
             strength: body.strength.unwrap_or(defaults.strength),
+            code: body.code.unwrap_or(defaults.code),
             ..defaults
         };
         let source = upload::inbox_file(&state.config.inbox_dir(), &body.source_path)

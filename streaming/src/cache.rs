@@ -60,7 +60,12 @@ impl Title {
 
     /// The session's whole code (one bit per unit).
     pub fn code(&self, session_id: &str) -> Vec<bool> {
-        codes::session_code(&self.secret, session_id, self.package.video.unit_count)
+        codes::session_code(
+            &self.secret,
+            self.package.watermark.code,
+            session_id,
+            self.package.video.unit_count,
+        )
     }
 }
 

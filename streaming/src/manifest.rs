@@ -102,6 +102,7 @@ mod tests {
             }),
             watermark: WatermarkParams {
                 algorithm: "x".into(),
+                code: Default::default(),
                 strength: 1.0,
             },
             source: SourceFile {

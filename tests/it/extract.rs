@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::leaks::{leak, packaged};
+use crate::common::leaks::{leak, leak_mixed, packaged, packaged_with};
 use crate::common::media::ffmpeg;
 use crate::common::Harness;
 use forensics::statistics;
@@ -295,4 +295,63 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A title packaged with the collusion-resistant code: a single leaker is named as under the
+/// unbiased code; two viewers who mix their copies unit by unit (each unit from one of them,
+/// as a keyed coin decides) and re-encode are the two best matches, every session the verdict
+/// names is one of them, and the innocent stays unremarkable (a loose bound: 180 half-second
+/// units are fewer than collusion needs for 1e-6; each colluder's expected score is about 5,
+/// so the bounds below fail by chance less than once in a thousand runs).
+#[test]
+fn colluders_mixing_their_copies_are_the_best_matches_under_the_tardos_code() {
+    let t = packaged_with(90.0, &["--code", "tardos-v2", "--unit-seconds", "0.5"]);
+    // Leaking is faster than real time: no ripping limit for this test.
+    let server =
+        t.h.serve_with_env(&[], &[("LEAKTRACE_RIPPING_BURST_SECONDS", "1e12")]);
+    let d = t.dir.path();
+    let leaker = leak(&server, "vera", &"7".repeat(64), &t, &d.join("vera.mp4"));
+    let pick = |unit: u32| (unit.wrapping_mul(2_654_435_761) >> 16 & 1) as usize;
+    let colluders = leak_mixed(
+        &server,
+        &[("vic", &"8".repeat(64)), ("val", &"9".repeat(64))],
+        &t,
+        &d.join("mixed.mp4"),
+        pick,
+    );
+    drop(server);
+
+    let single = extract(&t.h, &d.join("vera.mp4"), &["--video", &t.video_id]);
+    assert_eq!(single.code, formats::codes::CodeScheme::Tardos);
+    assert_eq!(single.verdict, Verdict::Identified, "{single:#?}");
+    assert_eq!(best_session(&single), leaker.as_str());
+    assert_eq!(single.accused().len(), 1, "{single:#?}");
+
+    let copy = attack(
+        &d.join("mixed.mp4"),
+        d.join("mixed-crf23.mp4"),
+        &["-c:v", "libx264", "-crf", "23", "-preset", "fast"],
+    );
+    let r = extract(&t.h, &copy, &["--video", &t.video_id]);
+    let mut best_two: Vec<&str> = r.matches[..2]
+        .iter()
+        .map(|m| m.session_id.as_str())
+        .collect();
+    best_two.sort();
+    let mut expected: Vec<&str> = colluders.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(best_two, expected, "{r:#?}");
+    assert!(r.matches[0].false_positive_probability < 0.05, "{r:#?}");
+    assert!(
+        r.accused()
+            .iter()
+            .all(|m| colluders.contains(&m.session_id)),
+        "{r:#?}"
+    );
+    assert!(
+        r.matches[2..]
+            .iter()
+            .all(|m| m.false_positive_probability > 1e-3),
+        "{r:#?}"
+    );
 }

@@ -106,7 +106,12 @@ fn a_client_streams_decrypts_and_decodes_its_own_variant_sequence() {
             joined.extend(plain);
         }
         // The sequence received is the session's code.
-        let code = codes::session_code(&secret, &client.session_id, units);
+        let code = codes::session_code(
+            &secret,
+            codes::CodeScheme::Uniform,
+            &client.session_id,
+            units,
+        );
         let expected: Vec<Variant> = (1..=units)
             .map(|k| codes::variant_for(&code, k).unwrap())
             .collect();

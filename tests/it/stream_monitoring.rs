@@ -165,7 +165,12 @@ fn demo_endpoints_show_the_security_state_and_the_code_to_the_owner_only() {
     .unwrap()
     .try_into()
     .unwrap();
-    let code = codes::session_code(&secret, &sid, wm["unit_count"].as_u64().unwrap() as u32);
+    let code = codes::session_code(
+        &secret,
+        codes::CodeScheme::Uniform,
+        &sid,
+        wm["unit_count"].as_u64().unwrap() as u32,
+    );
     let letters: String = code.iter().map(|&b| if b { 'B' } else { 'A' }).collect();
     assert_eq!(wm["code"], letters);
     assert_eq!(wm["code_hash"], codes::code_hash(&code));

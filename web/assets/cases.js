@@ -87,7 +87,11 @@ export function caseView(c) {
   if (c.status === 'failed') parts.push(el('p', { class: 'alert', role: 'alert' }, `The analysis failed: ${c.error || 'unknown error'}`));
   if (r) {
     const best = r.matches && r.matches[0];
-    if (best && r.verdict === 'identified') {
+    const accused = (r.matches || []).filter((m) => m.accused);
+    if (accused.length > 1) {
+      parts.push(el('p', { class: 'notice' }, `Identified: a copy mixed from ${accused.length} sessions, each named on its own evidence: `,
+        ...accused.flatMap((m, i) => [i ? '; ' : '', el('code', {}, m.session_id), ` of ${m.user} (${probability(m.false_positive_probability)})`]), '.'));
+    } else if (best && r.verdict === 'identified') {
       parts.push(el('p', { class: 'notice' }, `Identified: session `, el('code', {}, best.session_id),
         ` of ${best.user} on device `, el('code', {}, best.device_id),
         `, false-positive probability ${probability(best.false_positive_probability)}.`));
@@ -97,11 +101,12 @@ export function caseView(c) {
     parts.push(el('h3', {}, 'Candidates'),
       r.matches && r.matches.length
         ? el('div', { class: 'table-wrap' }, el('table', {},
-          el('thead', {}, el('tr', {}, ['#', 'Session', 'User', 'Device', 'Score (z)', 'False-positive probability'].map((h) => el('th', { scope: 'col' }, h)))),
+          el('thead', {}, el('tr', {}, ['#', 'Session', 'User', 'Device', 'Score (z)', 'False-positive probability', 'Named'].map((h) => el('th', { scope: 'col' }, h)))),
           el('tbody', {}, r.matches.map((m, i) => el('tr', { testid: 'candidate' },
             el('td', {}, String(i + 1)), el('td', { class: 'mono' }, m.session_id), el('td', {}, m.user),
             el('td', { class: 'mono' }, m.device_id), el('td', {}, m.score.toFixed(2)),
-            el('td', {}, probability(m.false_positive_probability)))))))
+            el('td', {}, probability(m.false_positive_probability)),
+            el('td', {}, m.accused ? (m.pass > 1 ? `yes (pass ${m.pass})` : 'yes') : ''))))))
         : el('p', { class: 'muted' }, 'No candidate sessions.'));
     if (r.alignment) {
       const a = r.alignment;

@@ -140,6 +140,8 @@ pub struct Extraction {
     pub soft: Vec<f64>,
     pub units_observed: u32,
     pub alignment: Alignment,
+    /// How the title's session codes are built.
+    pub code: formats::codes::CodeScheme,
 }
 
 /// Progress of an extraction, 0 to 1, as it goes (called often: keep it cheap).
@@ -479,6 +481,7 @@ pub fn extract(
         video_id: title.video_id.clone(),
         soft: compared.soft,
         units_observed,
+        code: title.package.watermark.code,
         alignment: Alignment {
             offset_seconds: time.offset_seconds,
             speed: time.speed,

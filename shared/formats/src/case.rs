@@ -53,12 +53,27 @@ pub struct Match {
     pub session_id: String,
     pub user: String,
     pub device_id: String,
-    /// z = sum_k s_k (2 b_k - 1) / sqrt(sum_k s_k^2) over the observed units.
+    /// The score of the pass that found the session: for an unbiased (`uniform-v1`) code in
+    /// the first pass, z = sum_k s_k (2 b_k - 1) / sqrt(sum_k s_k^2) over the observed units;
+    /// for a biased one, the symmetric score (mean 0, variance 1 for an innocent session).
     pub score: f64,
-    /// The one-sided tail of `score` times the number of candidates, at most 1.
+    /// The one-sided tail of `score` times the number of candidates, over the pass's share
+    /// of the budget; at most 1.
     pub false_positive_probability: f64,
     /// Share of observed units whose soft value has the sign of this session's bit.
     pub unit_agreement: f64,
+    /// Below the threshold: the session is named (several are when a copy was mixed from
+    /// several sessions). Results stored before several could be named read false.
+    #[serde(default)]
+    pub accused: bool,
+    /// The accusation pass that scored it: 1 over the whole copy, 2 and on over the units the
+    /// sessions accused before could not have supplied.
+    #[serde(default = "first_pass")]
+    pub pass: u32,
+}
+
+fn first_pass() -> u32 {
+    1
 }
 
 crate::named_enum! {
@@ -193,6 +208,10 @@ pub struct CaseResult {
     pub video_id: Option<String>,
     #[serde(default)]
     pub units_observed: u32,
+    /// How the title's session codes are built (results stored before there was a choice
+    /// read `uniform-v1`).
+    #[serde(default)]
+    pub code: crate::codes::CodeScheme,
     pub alignment: Option<Alignment>,
     pub metadata_layer: Option<MetadataLayer>,
     /// The best candidates, best first (at most five).
@@ -224,6 +243,17 @@ impl CaseResult {
     pub fn identified(&self) -> Option<&Match> {
         self.best().filter(|_| self.verdict == Verdict::Identified)
     }
+
+    /// Every session the verdict names: more than one when the copy was mixed from several
+    /// sessions' copies. Results stored before several could be named: the identified one.
+    pub fn accused(&self) -> Vec<&Match> {
+        let named: Vec<&Match> = self.matches.iter().filter(|m| m.accused).collect();
+        if named.is_empty() {
+            self.identified().into_iter().collect()
+        } else {
+            named
+        }
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +267,7 @@ mod tests {
             verdict: Verdict::Identified,
             video_id: Some("v1".into()),
             units_observed: 2,
+            code: crate::codes::CodeScheme::Uniform,
             alignment: Some(Alignment {
                 offset_seconds: 1.5,
                 speed: 1.0,
@@ -263,6 +294,8 @@ mod tests {
                 score: 9.0,
                 false_positive_probability: 1e-12,
                 unit_agreement: 1.0,
+                accused: true,
+                pass: 1,
             }],
             unit_values: Some(vec![None, Some(0.5), Some(-0.25)]),
             sessions_compared: 3,

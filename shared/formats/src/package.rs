@@ -102,6 +102,10 @@ pub struct AudioTrack {
 pub struct WatermarkParams {
     pub algorithm: String,
     pub strength: f32,
+    /// How the sessions' codes are built (titles packaged before there was a choice read
+    /// `uniform-v1`, the construction they were packaged with).
+    #[serde(default)]
+    pub code: crate::codes::CodeScheme,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

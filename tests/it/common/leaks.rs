@@ -16,6 +16,11 @@ pub struct Title {
 /// A title of `seconds` (480x270, 25 fps) packaged in a fresh harness with the viewers vic,
 /// val and vera.
 pub fn packaged(seconds: f64) -> Title {
+    packaged_with(seconds, &[])
+}
+
+/// [`packaged`] with more `leaktrace package` options (e.g. `--code tardos-v2`).
+pub fn packaged_with(seconds: f64, options: &[&str]) -> Title {
     let h = Harness::new();
     for user in ["vic", "val", "vera"] {
         h.add_user(user, "viewer", PASSWORD);
@@ -33,7 +38,7 @@ pub fn packaged(seconds: f64) -> Title {
             codec: &["-c:v", "libx264", "-crf", "18"],
         },
     );
-    let v = h.package(&input, "Leakable", &[]);
+    let v = h.package(&input, "Leakable", options);
     Title {
         video_id: v["video_id"].as_str().unwrap().to_string(),
         units: v["units"].as_u64().unwrap() as u32,
@@ -51,4 +56,26 @@ pub fn leak(server: &Server, user: &str, fp: &str, t: &Title, out: &Path) -> Str
     }
     std::fs::write(out, bytes).unwrap();
     client.session_id.clone()
+}
+
+/// What colluding viewers save: each unit from the session `pick(unit)` chooses among
+/// `viewers` (user, fingerprint), behind the first one's init segment. Returns their
+/// session ids in the order given.
+pub fn leak_mixed(
+    server: &Server,
+    viewers: &[(&str, &str)],
+    t: &Title,
+    out: &Path,
+    pick: impl Fn(u32) -> usize,
+) -> Vec<String> {
+    let clients: Vec<Client> = viewers
+        .iter()
+        .map(|(user, fp)| Client::start(server, user, fp, &t.video_id))
+        .collect();
+    let mut bytes = clients[0].segment("init");
+    for k in 1..=t.units {
+        bytes.extend(clients[pick(k) % clients.len()].segment(&k.to_string()));
+    }
+    std::fs::write(out, bytes).unwrap();
+    clients.iter().map(|c| c.session_id.clone()).collect()
 }
