@@ -55,6 +55,18 @@ fn matching(c: &mut Criterion) {
             b.iter(|| rank(&soft, &candidates, &book, 5))
         });
     }
+    // The collusion-resistant code derives each session's bits from a ChaCha20 keystream
+    // (one HMAC per session, one 32-bit word per unit) instead of one HMAC per 256 units.
+    let tardos = CodeKey::new(&[9u8; 32], formats::codes::CodeScheme::Tardos);
+    for (name, observed) in [
+        ("106 s title, whole copy", 0..106usize),
+        ("2 h title, 60 s excerpt", 2400..2460),
+        ("2 h title, whole copy", 0..7200),
+    ] {
+        g.bench_function(format!("derive tardos-v2 codes: {name}"), |b| {
+            b.iter(|| CodeBook::derive(&tardos, &ids, observed.clone()))
+        });
+    }
     g.finish();
 }
 

@@ -2,6 +2,7 @@
 //! and A/B packaging, the reference store, leak extraction and the matching statistics. No
 //! HTTP, no database and no PDF in here: it builds on `formats` only.
 
+pub mod coalition;
 pub mod extract;
 pub mod fingerprint;
 pub mod frame;

@@ -7,10 +7,15 @@
 //! unbiased code, the normalised correlation). When a copy was mixed from several sessions,
 //! the units the sessions accused so far cannot explain (the copy shows a variant none of them
 //! received) were supplied by someone else: later passes score those units only, and name the
-//! next colluder. Each pass has its share of the false-positive budget ([`PASS_SHARES`]).
+//! next colluder. Under a biased code the first pass also scores every session by the
+//! likelihood ratio of coalitions of 2, 3 and 4 whose strategy is estimated from the copy
+//! ([`crate::coalition`]). Each score of each pass has its share of the false-positive budget
+//! ([`Budget`]), so the chance of naming any innocent stays below the threshold.
 
 use formats::case::{Match, Verdict};
-use formats::codes::CodeKey;
+use formats::codes::{CodeKey, CodeScheme};
+
+use crate::coalition::Coalition;
 use rayon::prelude::*;
 
 use crate::statistics::{self, ChernoffTail, Decision, NullTail};
@@ -72,6 +77,14 @@ impl UnitWeights {
             })
             .collect();
         UnitWeights::symmetric(&masked, bias)
+    }
+
+    /// The likelihood-ratio score of a member of `coalition` (see [`crate::coalition`]).
+    pub fn coalition(soft: &[f64], bias: &[f64], coalition: &Coalition) -> UnitWeights {
+        let mut bias = bias.to_vec();
+        bias.resize(soft.len(), 0.5);
+        let (one, zero) = coalition.weights(soft, &bias);
+        UnitWeights { one, zero, bias }
     }
 
     /// Units that count.
@@ -271,50 +284,64 @@ fn best_of(
         .collect()
 }
 
-/// The best sessions of a title under one score, scored batch by batch: however many sessions
-/// the title has, only one batch of codes and the best few are held at a time.
+/// The best sessions of a title under one or more scores, scored batch by batch: however many
+/// sessions the title has, only one batch of codes and the best few per score are held at a
+/// time.
 pub struct Ranking<'a> {
-    weights: UnitWeights,
+    /// Each score's weights and its best sessions so far.
+    scores: Vec<(UnitWeights, Vec<Scored>)>,
     soft: &'a [f64],
     key: &'a CodeKey,
     keep: usize,
-    best: Vec<Scored>,
-    /// Sessions scored so far (the Bonferroni factor).
+    /// Sessions scored so far.
     count: usize,
+    /// The Bonferroni factor when more sessions exist than are scored (a simulation that
+    /// scores the colluders and a sample of innocents for a title of many sessions).
+    population: usize,
 }
 
 impl<'a> Ranking<'a> {
-    /// A ranking under `weights` of codes keyed by `key`, keeping the best `keep` (at least
-    /// five); `soft` (per unit, 0 where not observed) gives each kept session's agreement.
+    /// A ranking under each of `scores` of codes keyed by `key`, keeping the best `keep` (at
+    /// least five) of each; `soft` (per unit, 0 where not observed) gives each kept session's
+    /// agreement.
     pub fn new(
-        weights: UnitWeights,
+        scores: Vec<UnitWeights>,
         soft: &'a [f64],
         key: &'a CodeKey,
         keep: usize,
     ) -> Ranking<'a> {
         Ranking {
-            weights,
+            scores: scores.into_iter().map(|w| (w, Vec::new())).collect(),
             soft,
             key,
             keep: keep.max(5),
-            best: Vec::new(),
             count: 0,
+            population: 0,
         }
     }
 
-    /// Scores a batch of sessions (codes derived over the units that count only).
+    /// Scores a batch of sessions (codes derived once, over the units some score counts).
     pub fn add<S: AsRef<str> + Sync>(&mut self, session_ids: &[S]) {
-        let book = CodeBook::derive(self.key, session_ids, self.weights.span());
-        for (i, score, unit_agreement) in best_of(&book, &self.weights, self.soft, self.keep) {
-            self.best.push(Scored {
-                session_id: session_ids[i].as_ref().to_string(),
-                score,
-                unit_agreement,
-            });
+        let span = self
+            .scores
+            .iter()
+            .map(|(w, _)| w.span())
+            .filter(|s| !s.is_empty())
+            .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end))
+            .unwrap_or(0..0);
+        let book = CodeBook::derive(self.key, session_ids, span);
+        for (weights, best) in &mut self.scores {
+            for (i, score, unit_agreement) in best_of(&book, weights, self.soft, self.keep) {
+                best.push(Scored {
+                    session_id: session_ids[i].as_ref().to_string(),
+                    score,
+                    unit_agreement,
+                });
+            }
+            // A stable sort: earlier batches first among equal scores.
+            best.sort_by(|a, b| b.score.total_cmp(&a.score));
+            best.truncate(self.keep);
         }
-        // A stable sort: earlier batches first among equal scores.
-        self.best.sort_by(|a, b| b.score.total_cmp(&a.score));
-        self.best.truncate(self.keep);
         self.count += session_ids.len();
     }
 
@@ -323,26 +350,60 @@ impl<'a> Ranking<'a> {
         self.count
     }
 
-    /// The best sessions, best first, each with its false-positive probability among all
-    /// the sessions scored.
-    pub fn finish(self) -> Vec<(Scored, f64)> {
-        let tail = self.weights.tail();
-        let count = self.count;
-        self.best
+    /// Per score, the best sessions, best first, each with its false-positive probability
+    /// among all the sessions scored.
+    pub fn finish(self) -> Vec<Vec<(Scored, f64)>> {
+        let count = self.count.max(self.population);
+        self.scores
             .into_iter()
-            .map(|s| {
-                let p = tail.false_positive_probability(s.score, count);
-                (s, p)
+            .map(|(weights, best)| {
+                let tail = weights.tail();
+                best.into_iter()
+                    .map(|s| {
+                        let p = tail.false_positive_probability(s.score, count);
+                        (s, p)
+                    })
+                    .collect()
             })
             .collect()
     }
 }
 
-/// The share of the false-positive budget of each accusation pass: a session accused in pass
-/// `i` reports its pass's false-positive probability divided by `PASS_SHARES[i]`, so that the
-/// probability that any innocent is accused in any pass stays below the threshold. The first
-/// pass (a single leaker) keeps most of it.
-pub const PASS_SHARES: [f64; 4] = [0.8, 0.1, 0.05, 0.05];
+/// How the false-positive budget is shared: a session found by a score reports that score's
+/// false-positive probability divided by the score's share, so that the probability that any
+/// innocent is accused by any score of any pass stays below the threshold (the shares add up
+/// to 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// Pass 1's symmetric score (a single leaker's).
+    pub symmetric: f64,
+    /// Pass 1's coalition scores, each (biased codes only).
+    pub coalition: f64,
+    /// Passes 2, 3 and 4.
+    pub later: [f64; 3],
+}
+
+/// Coalition sizes pass 1 scores under a biased code.
+pub const COALITION_SIZES: [usize; 3] = [2, 3, 4];
+
+impl Budget {
+    pub fn for_scheme(scheme: CodeScheme) -> Budget {
+        match scheme {
+            // Unbiased codes: a coalition's likelihood ratio is the correlation again (or
+            // carries nothing), so pass 1 is the symmetric score alone.
+            CodeScheme::Uniform => Budget {
+                symmetric: 0.8,
+                coalition: 0.0,
+                later: [0.1, 0.05, 0.05],
+            },
+            CodeScheme::Tardos => Budget {
+                symmetric: 0.5,
+                coalition: 0.1,
+                later: [0.1, 0.05, 0.05],
+            },
+        }
+    }
+}
 
 /// Units a later pass needs before it is tried.
 const MIN_UNEXPLAINED_UNITS: usize = 8;
@@ -378,31 +439,73 @@ pub fn accuse<E>(
     key: &CodeKey,
     threshold: f64,
     keep: usize,
+    scan: impl FnMut(&mut Ranking<'_>) -> Result<(), E>,
+) -> Result<Accusation, E> {
+    accuse_among(soft, key, threshold, keep, 0, scan)
+}
+
+/// [`accuse`] for a title of at least `population` sessions, of which `scan` may feed only
+/// some (the Bonferroni factor is the larger of the two): for simulations.
+pub fn accuse_among<E>(
+    soft: &[f64],
+    key: &CodeKey,
+    threshold: f64,
+    keep: usize,
+    population: usize,
     mut scan: impl FnMut(&mut Ranking<'_>) -> Result<(), E>,
 ) -> Result<Accusation, E> {
     let bias = key.biases(0..soft.len());
+    let budget = Budget::for_scheme(key.scheme());
     let mut findings: Vec<Finding> = Vec::new();
     let mut accused: Vec<Finding> = Vec::new();
     let mut sessions = 0;
     let mut passes = 0;
-    let mut weights = UnitWeights::symmetric(soft, &bias);
-    for (pass, share) in PASS_SHARES.iter().enumerate() {
-        if weights.units_counted() == 0
-            || (pass > 0 && weights.units_counted() < MIN_UNEXPLAINED_UNITS)
-        {
+    // Pass 1: the symmetric score, and under a biased code each coalition's likelihood ratio.
+    let mut scores = vec![(UnitWeights::symmetric(soft, &bias), budget.symmetric)];
+    if budget.coalition > 0.0 {
+        for size in COALITION_SIZES {
+            if let Some(c) = Coalition::estimate(size, soft, &bias) {
+                scores.push((UnitWeights::coalition(soft, &bias, &c), budget.coalition));
+            }
+        }
+    }
+    for pass in 0..=budget.later.len() {
+        let counted = scores.first().map_or(0, |(w, _)| w.units_counted());
+        if counted == 0 || (pass > 0 && counted < MIN_UNEXPLAINED_UNITS) {
             break;
         }
+        let shares: Vec<f64> = scores.iter().map(|(_, share)| *share).collect();
+        let weights = scores.into_iter().map(|(w, _)| w).collect();
         let mut ranking = Ranking::new(weights, soft, key, keep);
+        ranking.population = population;
         scan(&mut ranking)?;
-        sessions = ranking.count();
+        sessions = ranking.count().max(population);
         passes += 1;
+        // Each session once, at its lowest probability over this pass's scores.
+        let mut found: Vec<Finding> = Vec::new();
+        for (ranked, share) in ranking.finish().into_iter().zip(shares) {
+            for (scored, p) in ranked {
+                let finding = Finding {
+                    scored,
+                    false_positive_probability: (p / share).min(1.0),
+                    pass: pass as u32 + 1,
+                };
+                let id = finding.scored.session_id.clone();
+                match found.iter_mut().find(|f| f.scored.session_id == id) {
+                    Some(f)
+                        if f.false_positive_probability <= finding.false_positive_probability => {}
+                    Some(f) => *f = finding,
+                    None => found.push(finding),
+                }
+            }
+        }
+        found.sort_by(|a, b| {
+            a.false_positive_probability
+                .total_cmp(&b.false_positive_probability)
+                .then(b.scored.score.total_cmp(&a.scored.score))
+        });
         let mut new = 0;
-        for (scored, p) in ranking.finish() {
-            let finding = Finding {
-                scored,
-                false_positive_probability: (p / share).min(1.0),
-                pass: pass as u32 + 1,
-            };
+        for finding in found {
             let id = &finding.scored.session_id;
             if accused.iter().any(|a| &a.scored.session_id == id) {
                 continue;
@@ -416,14 +519,17 @@ pub fn accuse<E>(
                 findings.push(finding);
             }
         }
-        if new == 0 {
+        if new == 0 || pass == budget.later.len() {
             break;
         }
         let codes: Vec<Vec<bool>> = accused
             .iter()
             .map(|a| key.code(&a.scored.session_id, soft.len() as u32))
             .collect();
-        weights = UnitWeights::unexplained(soft, &bias, &codes);
+        scores = vec![(
+            UnitWeights::unexplained(soft, &bias, &codes),
+            budget.later[pass],
+        )];
     }
     findings.retain(|f| {
         !accused
@@ -738,6 +844,35 @@ mod tests {
             for (k, &b) in code.iter().enumerate() {
                 assert_eq!(book.bit(i, k), b && k >= 64, "{id} unit {k}");
             }
+        }
+    }
+
+    /// The coalition scores are calibrated like the symmetric one: 100,000 innocent codes
+    /// scored with the weights estimated from a minority-taking coalition's copy exceed each
+    /// level no more often than the Chernoff bound says.
+    #[test]
+    fn coalition_scores_of_innocent_codes_stay_under_their_bound() {
+        let minority = |b: &[bool], _: &mut rand_chacha::ChaCha8Rng| {
+            Some(matches!(b.iter().filter(|x| **x).count(), 1 | 3))
+        };
+        let c = coalition(CodeScheme::Tardos, 0, 3, 200, 0.8, 25, minority);
+        let bias = c.key.biases(0..200);
+        let estimate = crate::coalition::Coalition::estimate(3, &c.soft, &bias).unwrap();
+        let weights = UnitWeights::coalition(&c.soft, &bias, &estimate);
+        let ids: Vec<String> = (0..100_000).map(|i| format!("innocent-{i}")).collect();
+        let scores = CodeBook::derive(&c.key, &ids, 0..200).scores(&weights);
+        let tail = ChernoffTail::new(&weights.one, &weights.zero, &weights.bias);
+        let mean: f64 = scores.iter().sum::<f64>() / scores.len() as f64;
+        let sd =
+            (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / scores.len() as f64).sqrt();
+        for k in [1.0, 2.0, 3.0, 3.5] {
+            let level = mean + k * sd;
+            let hits = scores.iter().filter(|&&s| s >= level).count() as f64;
+            let expected = tail.upper_tail(level) * scores.len() as f64;
+            assert!(
+                hits <= expected + 4.0 * expected.sqrt() + 3.0,
+                "level {level}: {hits} innocent codes above, bound says {expected}"
+            );
         }
     }
 }
