@@ -1,5 +1,5 @@
 //! Collusion bench, simulated at the matching level: how many minutes of a title (1-second
-//! units) a coalition's copy needs before its members are named at a false-positive probability
+//! units unless told) a coalition's copy needs before its members are named at a false-positive probability
 //! below 1e-6 among 1,000,000 sessions, for a single leaker and for 2, 3 and 4 colluders and
 //! every strategy, under both code schemes.
 //!
@@ -12,7 +12,8 @@
 //! colluders are scored together with a sample of innocents and the Bonferroni factor is the
 //! million; the sample shows that no innocent comes near the threshold.
 //!
-//! `cargo run --release -p forensics --example collusion [-- TRIALS]` prints a Markdown table:
+//! `cargo run --release -p forensics --example collusion [-- TRIALS [UNIT_SECONDS]]` prints a
+//! Markdown table (`A` is given per second of content: a unit of `u` seconds reads `A sqrt(u)`):
 //! per case, the minutes after which the first colluder is named and after which all are
 //! (median over TRIALS titles, default 5; "-" when 30 minutes are not enough), and the
 //! lowest false-positive probability of any innocent at 30 minutes.
@@ -26,7 +27,11 @@ const POPULATION: usize = 1_000_000;
 const THRESHOLD: f64 = 1e-6;
 const INNOCENT_SAMPLE: usize = 300;
 const MINUTES: usize = 30;
-const UNITS: usize = MINUTES * 60;
+
+/// Units in the title at `unit_seconds` per unit.
+fn units(unit_seconds: f64) -> usize {
+    (MINUTES as f64 * 60.0 / unit_seconds).round() as usize
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Strategy {
@@ -94,21 +99,30 @@ impl Strategy {
 
 /// One title and one coalition's copy of it.
 struct Trial {
+    unit_seconds: f64,
     key: CodeKey,
     ids: Vec<String>,
     colluders: usize,
     soft: Vec<f64>,
 }
 
-fn trial(scheme: CodeScheme, c: usize, strategy: Strategy, amplitude: f64, seed: u64) -> Trial {
+fn trial(
+    scheme: CodeScheme,
+    c: usize,
+    strategy: Strategy,
+    amplitude: f64,
+    unit_seconds: f64,
+    seed: u64,
+) -> Trial {
+    let units = units(unit_seconds);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut secret = [0u8; 32];
     rng.fill(&mut secret);
     let key = CodeKey::new(&secret, scheme);
     let mut ids: Vec<String> = (0..c).map(|i| format!("colluder-{i}")).collect();
-    let codes: Vec<Vec<bool>> = ids.iter().map(|id| key.code(id, UNITS as u32)).collect();
+    let codes: Vec<Vec<bool>> = ids.iter().map(|id| key.code(id, units as u32)).collect();
     ids.extend((0..INNOCENT_SAMPLE).map(|i| format!("innocent-{i}")));
-    let soft = (0..UNITS)
+    let soft = (0..units)
         .map(|k| {
             let bits: Vec<bool> = codes.iter().map(|code| code[k]).collect();
             let (u, v): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
@@ -117,6 +131,7 @@ fn trial(scheme: CodeScheme, c: usize, strategy: Strategy, amplitude: f64, seed:
         })
         .collect();
     Trial {
+        unit_seconds,
         key,
         ids,
         colluders: c,
@@ -126,7 +141,7 @@ fn trial(scheme: CodeScheme, c: usize, strategy: Strategy, amplitude: f64, seed:
 
 /// The accusation from the first `minutes` of the copy.
 fn accuse_prefix(t: &Trial, minutes: f64) -> Accusation {
-    let units = ((minutes * 60.0) as usize).min(UNITS);
+    let units = ((minutes * 60.0 / t.unit_seconds) as usize).min(t.soft.len());
     let mut soft = t.soft.clone();
     soft[units..].iter_mut().for_each(|s| *s = 0.0);
     let scan = |ranking: &mut forensics::matching::Ranking<'_>| {
@@ -187,8 +202,12 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(5);
+    let unit_seconds: f64 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1.0);
     println!(
-        "Simulated: {MINUTES} min title, 1 s units, {POPULATION} sessions (Bonferroni), \
+        "Simulated: {MINUTES} min title, {unit_seconds} s units, {POPULATION} sessions (Bonferroni), \
          threshold {THRESHOLD:e}, median of {trials} titles per row."
     );
     println!();
@@ -207,12 +226,21 @@ fn main() {
             };
             for &strategy in strategies {
                 for amplitude in [3.0, 1.0] {
+                    // A unit's value grows with the square root of its frames.
+                    let per_unit = amplitude * unit_seconds.sqrt();
                     let mut first = Vec::new();
                     let mut all = Vec::new();
                     let mut lowest_innocent = 1.0f64;
                     let mut innocents_named = 0;
                     for seed in 0..trials {
-                        let t = trial(scheme, c, strategy, amplitude, seed * 7919 + c as u64);
+                        let t = trial(
+                            scheme,
+                            c,
+                            strategy,
+                            per_unit,
+                            unit_seconds,
+                            seed * 7919 + c as u64,
+                        );
                         first.push(minutes_until(&t, |n| n >= 1));
                         all.push(minutes_until(&t, |n| n >= c));
                         let whole = accuse_prefix(&t, MINUTES as f64);

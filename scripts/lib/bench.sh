@@ -3,7 +3,10 @@
 # The release binary, built if missing or stale.
 release_binary() {
   cargo build --release --locked --bin leaktrace >&2
-  echo "$PWD/target/release/leaktrace"
+  # A copy (install replaces the file, it does not write into it): rebuilding while a long
+  # benchmark runs must not change the binary under it.
+  install -D target/release/leaktrace target/bench/leaktrace
+  echo "$PWD/target/bench/leaktrace"
 }
 
 # Joins a packaged title's init segment and every unit of one variant (a or b) into a file.

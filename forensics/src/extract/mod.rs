@@ -30,7 +30,7 @@ use formats::package::PackageManifest;
 use rayon::prelude::*;
 
 use crate::fingerprint::{self, Thumbnails, THUMB_HEIGHT, THUMB_WIDTH};
-use crate::frame::{analysis_gray, resample, shrink, Gray, Quad, Rect};
+use crate::frame::{analysis_gray, resample, shrink, warp, Gray, Quad, Rect};
 use crate::media::decode::{FrameReader, Limits};
 use crate::media::MediaError;
 use spill::{SpillReader, SpillWriter};
@@ -303,6 +303,61 @@ pub fn identify(survey: &Survey, titles: &[ReferenceTitle]) -> Option<Identified
     best
 }
 
+/// The time map again once the placement is known, against the reference thumbnails cut to
+/// the part of the title the suspect shows. The first alignment compared the suspect's
+/// picture with whole reference frames; a crop or a turn weakens that comparison, on slow or
+/// repetitive content enough for a drifting map to fit a little better than the true one.
+/// Kept when it matches better (both maps weighed against the placed reference); `None` for a
+/// copy that shows the whole frame.
+fn realign(
+    survey: &Survey,
+    title: &ReferenceTitle,
+    found: &Identified,
+    placement: &Quad,
+) -> Option<timing::TimeAlignment> {
+    let bounds = placement.bounds();
+    let whole = placement.as_rect().is_some()
+        && bounds.x0 <= 0.01
+        && bounds.y0 <= 0.01
+        && bounds.x1 >= 0.99
+        && bounds.y1 >= 0.99;
+    if whole {
+        return None;
+    }
+    let reference: Vec<Vec<f32>> = title
+        .thumbnails
+        .frames
+        .outer_iter()
+        .map(|f| {
+            let cut = warp(&f.mapv(f32::from), placement, THUMB_HEIGHT, THUMB_WIDTH);
+            timing::normalise(&cut.iter().copied().collect::<Vec<_>>())
+        })
+        .collect();
+    let sampled = found.sampled();
+    let suspect: Vec<(f64, Vec<f32>)> = survey
+        .thumbs
+        .iter()
+        .map(|(t, g)| {
+            let small = resample(g, sampled, THUMB_HEIGHT, THUMB_WIDTH);
+            (
+                *t,
+                timing::normalise(&small.iter().copied().collect::<Vec<_>>()),
+            )
+        })
+        .collect();
+    let time = timing::align(&suspect, &reference, title.fps())?;
+    // Both maps weighed against the same (placed) reference thumbnails, frames a map leaves
+    // out counting nothing.
+    let before = timing::strength_of(&suspect, &reference, &found.time.frames);
+    let after = time.strength();
+    tracing::debug!(
+        before,
+        after,
+        "extract: time map realigned against the placed reference"
+    );
+    (after > before).then_some(time)
+}
+
 /// Where in the title's frame the suspect's picture lies: the crop of the reference frame,
 /// searched on the sampled frames against variant A of their reference frames and of those
 /// frames' neighbours in the same unit.
@@ -460,11 +515,14 @@ pub fn extract(
         frames = survey.thumbs.len(),
         "extract: suspect surveyed"
     );
-    let Some(found) = identify(&survey, titles) else {
+    let Some(mut found) = identify(&survey, titles) else {
         return Ok(None);
     };
     let title = &titles[found.title];
     let placement = locate(&survey, title, &found, work, limits)?;
+    if let Some(time) = realign(&survey, title, &found, &placement) {
+        found.time = time;
+    }
     progress(SURVEY_SHARE + 0.05);
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),

@@ -69,6 +69,9 @@ const SCORE_DROP: f64 = 0.015;
 const CUT_MARGIN: f64 = 0.02;
 /// A frame next to an aligned window is aligned too while its own correlation reaches this.
 const EXTEND_MIN_SCORE: f64 = 0.6;
+/// A segment is taken as one straight line (one offset, one speed) unless its window-by-window
+/// fits match better by more than this mean correlation.
+const STRAIGHT_TOLERANCE: f64 = 0.01;
 /// The share of informative frames that must be aligned for the title to count as shown.
 const MIN_COVERAGE: f64 = 0.25;
 
@@ -438,7 +441,131 @@ pub fn align(
             best
         }
     })?;
+    let fits = straighten(&search, &windows, fits);
     Some(assemble(&search, &windows, &fits))
+}
+
+/// Each segment (the windows between cuts) as one straight line when that explains the
+/// thumbnails about as well as its window-by-window fits: a copy's speed is constant between
+/// cuts (a steady speed change, or frames dropped evenly), while window fits can wander where
+/// the pictures barely change or change like a zoom (a crop of a zoom looks like later
+/// frames). The line starts from the least-squares fit through the windows and is refined by
+/// coordinate ascent on the evidence; it replaces the fits unless they match better by more
+/// than [`STRAIGHT_TOLERANCE`].
+fn straighten(
+    search: &Search,
+    windows: &[Window],
+    mut fits: Vec<Option<(Fit, usize)>>,
+) -> Vec<Option<(Fit, usize)>> {
+    let segments = fits
+        .iter()
+        .flatten()
+        .map(|(_, s)| *s)
+        .max()
+        .map_or(0, |s| s + 1);
+    for segment in 0..segments {
+        let members: Vec<usize> = (0..fits.len())
+            .filter(|&k| fits[k].is_some_and(|(_, s)| s == segment))
+            .collect();
+        if members.len() < 3 {
+            continue;
+        }
+        let weight = |k: usize| windows[k].informative.len() as f64;
+        let frames: f64 = members.iter().map(|&k| weight(k)).sum();
+        if frames <= 0.0 {
+            continue;
+        }
+        let fitted: f64 = members
+            .iter()
+            .filter_map(|&k| fits[k].map(|(f, _)| f.score * weight(k)))
+            .sum();
+        // Least squares through (window centre, title centre), weighted by informative frames.
+        let (mut sw, mut sx, mut sy, mut sxx, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for &k in &members {
+            let Some((f, _)) = fits[k] else { continue };
+            let (x, y, w) = (windows[k].centre, f.title_centre, weight(k));
+            sw += w;
+            sx += w * x;
+            sy += w * y;
+            sxx += w * x * x;
+            sxy += w * x * y;
+        }
+        let spread = sw * sxx - sx * sx;
+        if spread <= 1e-9 {
+            continue;
+        }
+        let speed = ((sw * sxy - sx * sy) / spread).clamp(SPEED_RANGE.0, SPEED_RANGE.1);
+        let offset = (sy - speed * sx) / sw;
+        // The evidence of the line (offset, speed) and each window's score under it.
+        let evidence = |offset: f64, speed: f64| -> (f64, Vec<f64>) {
+            let scores: Vec<f64> = members
+                .iter()
+                .map(|&k| {
+                    let w = &windows[k];
+                    let title_centre = offset + speed * w.centre;
+                    search
+                        .score_with(&w.informative, w.centre, title_centre, speed, |n, j| {
+                            dot(&search.suspect[w.informative[n]].1, &search.reference[j])
+                        })
+                        .unwrap_or(0.0)
+                })
+                .collect();
+            let total = members
+                .iter()
+                .zip(&scores)
+                .map(|(&k, s)| s * weight(k))
+                .sum();
+            (total, scores)
+        };
+        let mut best = (offset, speed, evidence(offset, speed));
+        for (step_offset, step_speed) in [
+            (4.0 / search.fps, 0.004),
+            (1.0 / search.fps, 0.001),
+            (0.25 / search.fps, 0.00025),
+        ] {
+            let mut improved = true;
+            while improved {
+                improved = false;
+                for (d_offset, d_speed) in [
+                    (step_offset, 0.0),
+                    (-step_offset, 0.0),
+                    (0.0, step_speed),
+                    (0.0, -step_speed),
+                ] {
+                    let (o, s) = (best.0 + d_offset, best.1 + d_speed);
+                    if !(SPEED_RANGE.0..=SPEED_RANGE.1).contains(&s) {
+                        continue;
+                    }
+                    let e = evidence(o, s);
+                    if e.0 > best.2 .0 + 1e-9 {
+                        best = (o, s, e);
+                        improved = true;
+                    }
+                }
+            }
+        }
+        let (offset, speed, (total, scores)) = best;
+        tracing::trace!(
+            segment,
+            fitted,
+            straight = total,
+            frames,
+            "time: straight line tried"
+        );
+        if total >= fitted - STRAIGHT_TOLERANCE * frames {
+            for (&k, score) in members.iter().zip(scores) {
+                fits[k] = Some((
+                    Fit {
+                        title_centre: offset + speed * windows[k].centre,
+                        speed,
+                        score,
+                    },
+                    segment,
+                ));
+            }
+        }
+    }
+    fits
 }
 
 /// The evidence of a set of window fits: each fitted window's score times its informative
@@ -677,6 +804,28 @@ fn assemble(search: &Search, windows: &[Window], fits: &[Option<(Fit, usize)>]) 
         frames,
         pieces,
     }
+}
+
+/// The [`TimeAlignment::strength`] of the mapping `frames` for another set of thumbnails:
+/// the correlation of the informative suspect frames with the reference frames they are mapped
+/// to, summed, over the number of informative frames (an unmapped frame counts 0).
+pub fn strength_of(
+    suspect: &[(f64, Vec<f32>)],
+    reference: &[Vec<f32>],
+    frames: &[Option<usize>],
+) -> f64 {
+    let mut informative = 0usize;
+    let mut sum = 0.0f64;
+    for ((_, thumb), j) in suspect.iter().zip(frames) {
+        if !thumb.iter().any(|v| *v != 0.0) {
+            continue;
+        }
+        informative += 1;
+        if let Some(r) = j.and_then(|j| reference.get(j)) {
+            sum += dot(thumb, r) as f64;
+        }
+    }
+    sum / informative.max(1) as f64
 }
 
 impl TimeAlignment {
