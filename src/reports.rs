@@ -99,9 +99,9 @@ fn explanation(
             "The copy was mixed from the copies of {} sessions: {}. Each is named on its own \
              evidence: the probability that a copy not made with that session would match it \
              this well is at most the figure given, below the decision threshold of \
-             {threshold:.0e}. The first was found over the whole copy; the others over the \
-             units the sessions found before could not have supplied (the copy shows a variant \
-             none of them received).",
+             {threshold:.0e}. Sessions of pass 1 were found over the whole copy; those of later \
+             passes over the units the sessions found before could not have supplied (the copy \
+             shows a variant none of them received).",
             accused.len(),
             accused
                 .iter()

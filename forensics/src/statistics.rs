@@ -2,9 +2,10 @@
 //! soft values, its tail probability under the innocent hypothesis, and the Bonferroni bound
 //! over all candidates.
 //!
-//! For an innocent session the code bits are independent fair coins, so
-//! `z = sum_k s_k (2 b_k - 1) / sqrt(sum_k s_k^2)` has mean 0 and variance 1 exactly and is
-//! close to N(0, 1) once a few dozen units are observed.
+//! For an innocent session of an unbiased (`uniform-v1`) code the bits are independent fair
+//! coins, so `z = sum_k s_k (2 b_k - 1) / sqrt(sum_k s_k^2)` has mean 0 and variance 1 exactly
+//! and is close to N(0, 1) once a few dozen units are observed ([`NullTail`], exact for short
+//! copies). For biased bits, or any other per-unit weights, [`ChernoffTail`] bounds the tail.
 
 /// Score of one candidate code. `bits[k]` is the candidate's bit for unit `k` (variant B when
 /// true); `soft[k]` is positive when the suspect looks like variant B, negative for A, and

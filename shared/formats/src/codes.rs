@@ -78,11 +78,6 @@ impl CodeKey {
         mac.finalize().into_bytes().into()
     }
 
-    /// The probability that a session's bit for unit index `k` is 1 (B).
-    pub fn bias(&self, k: usize) -> f64 {
-        self.biases(k..k + 1)[0]
-    }
-
     /// The biases of the unit indexes `units` (all 1/2 under `uniform-v1`).
     pub fn biases(&self, units: std::ops::Range<usize>) -> Vec<f64> {
         self.thresholds(units)
