@@ -199,7 +199,7 @@ fn the_leaker_survives_the_reduced_attack_suite() {
     leak(&server, "vic", &"5".repeat(64), &t, &d.join("vic.mp4"));
     drop(server);
     let leaked = d.join("vera.mp4");
-    let attacks: [(&str, &[&str]); 8] = [
+    let attacks: [(&str, &[&str]); 9] = [
         (
             "crop 5% per side, rescaled, CRF 23",
             &[
@@ -262,6 +262,10 @@ fn the_leaker_survives_the_reduced_attack_suite() {
                 "-crf",
                 "23",
             ],
+        ),
+        (
+            "upside down, CRF 23",
+            &["-vf", "vflip", "-c:v", "libx264", "-crf", "23"],
         ),
         (
             "brightness, contrast, gamma",

@@ -44,8 +44,13 @@ const SPATIAL_FRAMES: usize = 10;
 const SPILL_LIMIT_BYTES: u64 = 4 << 30;
 /// Below this mean thumbnail correlation a title is not considered shown by the suspect.
 pub const MIN_TIME_SCORE: f64 = 0.6;
-/// A copy that matches this well as it is is not looked at mirrored.
-const CLEAR_TIME_SCORE: f64 = 0.85;
+/// A reading that matches this well (mean thumbnail correlation times the share of the frames
+/// aligned) is clear: mirrored readings are only checked against its time map, not searched.
+/// It must be high: content that is nearly symmetric (test cards, graphics, landscapes) can
+/// match upside down at 0.94 over the whole copy, at the wrong times.
+const CLEAR_TIME_STRENGTH: f64 = 0.97;
+/// How much better a mirrored reading must match a clear reading's time map to be searched.
+const MIRROR_MARGIN: f64 = 0.005;
 
 /// Which title the suspect shows, when, and its picture area and orientation.
 pub struct Identified {
@@ -264,13 +269,6 @@ pub fn identify(survey: &Survey, titles: &[ReferenceTitle]) -> Option<Identified
         .collect();
     let mut best: Option<Identified> = None;
     for flip in Flip::ALL {
-        // The copy as it is first; mirrored readings only when that does not clearly match.
-        if best
-            .as_ref()
-            .is_some_and(|b| b.time.score >= CLEAR_TIME_SCORE)
-        {
-            break;
-        }
         let sampled = active.flipped(*flip);
         let suspect_thumbs: Vec<(f64, Vec<f32>)> = survey
             .thumbs
@@ -281,11 +279,31 @@ pub fn identify(survey: &Survey, titles: &[ReferenceTitle]) -> Option<Identified
                 (*t, timing::normalise(&values))
             })
             .collect();
+        // A clear reading (the copy as it is comes first) is only searched again mirrored
+        // when the mirrored thumbnails match its time map better: content that is nearly
+        // symmetric matches both ways, the true orientation better.
+        if let Some(b) = best
+            .as_ref()
+            .filter(|b| b.time.strength() >= CLEAR_TIME_STRENGTH)
+        {
+            let mirrored =
+                timing::strength_of(&suspect_thumbs, &references[b.title], &b.time.frames);
+            if mirrored <= b.time.strength() + MIRROR_MARGIN {
+                continue;
+            }
+        }
         // The title whose reference thumbnails match best.
         for (i, (title, reference)) in titles.iter().zip(&references).enumerate() {
             let Some(time) = timing::align(&suspect_thumbs, reference, title.fps()) else {
                 continue;
             };
+            tracing::debug!(
+                flip = %flip,
+                title = %title.video_id,
+                score = time.score,
+                coverage = time.coverage,
+                "extract: reading aligned"
+            );
             if time.shows_title(MIN_TIME_SCORE)
                 && best
                     .as_ref()

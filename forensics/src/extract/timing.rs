@@ -72,6 +72,11 @@ const EXTEND_MIN_SCORE: f64 = 0.6;
 /// A segment is taken as one straight line (one offset, one speed) unless its window-by-window
 /// fits match better by more than this mean correlation.
 const STRAIGHT_TOLERANCE: f64 = 0.01;
+/// Unaligned windows between two aligned windows of a run are mapped by the run's line when
+/// the title advanced across them (at most this many suspect seconds) as the line says, to
+/// within this many frames.
+const GAP_FILL_SECONDS: f64 = 60.0;
+const GAP_FILL_TOLERANCE_FRAMES: f64 = 2.0;
 /// The share of informative frames that must be aligned for the title to count as shown.
 const MIN_COVERAGE: f64 = 0.25;
 
@@ -700,41 +705,78 @@ fn assemble(search: &Search, windows: &[Window], fits: &[Option<(Fit, usize)>]) 
                 }
             }
         };
-        let map_frame = |i: usize| -> Option<usize> {
+        // Frame `i` mapped to title time `at` (or by the run's knots), then to the best of
+        // that reference frame and its neighbours (dropped or duplicated frames, rounding).
+        let map_at = |i: usize, at: Option<f64>| -> Option<usize> {
             let (t, thumb) = &suspect[i];
-            let centre = search.index(title_time(*t))?;
-            // The best of the reference frame and its neighbours (dropped or duplicated
-            // frames, rounding).
+            let centre = search.index(at.unwrap_or_else(|| title_time(*t)))?;
             let lo = centre.saturating_sub(1);
             let hi = (centre + 1).min(reference.len() - 1);
             (lo..=hi)
                 .max_by(|&a, &b| dot(thumb, &reference[a]).total_cmp(&dot(thumb, &reference[b])))
+        };
+        let map_frame = |i: usize| map_at(i, None);
+        // A window's own line, for frames entered from it.
+        let line_of = |k: usize| {
+            let f = fits[k].map(|(f, _)| f);
+            let centre = windows[k].centre;
+            move |t: f64| f.map(|f| f.title_centre + f.speed * (t - centre))
         };
         for &k in run {
             for i in windows[k].frames.clone() {
                 frames[i] = map_frame(i);
             }
         }
-        // Into the unaligned windows at either end of the run (a window straddling a cut or
-        // the edge of inserted material): frame by frame, while the frames still match.
         let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
             continue;
         };
+        // Unaligned windows inside the run: where the title advanced across them as the run's
+        // line says, they show the title (content whose thumbnails match poorly, such as fine
+        // noise-like detail in a cropped copy) and are mapped by the line; otherwise (material
+        // inserted, a scene removed) they are entered frame by frame from both sides, as the
+        // run's ends are below.
+        let mut outward: Vec<(Box<dyn Iterator<Item = usize>>, usize)> = Vec::new();
+        for pair in run.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if b == a + 1 {
+                continue;
+            }
+            let (Some((fa, _)), Some((fb, _))) = (fits[a], fits[b]) else {
+                continue;
+            };
+            let elapsed = windows[b].centre - windows[a].centre;
+            let expected = 0.5 * (fa.speed + fb.speed) * elapsed;
+            let advanced = fb.title_centre - fa.title_centre;
+            let gap = windows[a + 1].frames.start..windows[b - 1].frames.end;
+            if elapsed <= GAP_FILL_SECONDS
+                && (advanced - expected).abs() <= GAP_FILL_TOLERANCE_FRAMES / search.fps
+            {
+                for i in gap {
+                    frames[i] = map_frame(i);
+                }
+            } else {
+                outward.push((Box::new(gap.clone()), a));
+                outward.push((Box::new(gap.rev()), b));
+            }
+        }
+        // Into the unaligned windows at either end of the run (a window straddling a cut or
+        // the edge of inserted material): frame by frame, while the frames still match.
         let before =
             (first > 0 && fits[first - 1].is_none()).then(|| windows[first - 1].frames.clone());
         let after = fits
             .get(last + 1)
             .is_some_and(Option::is_none)
             .then(|| windows[last + 1].frames.clone());
-        let outward: [Box<dyn Iterator<Item = usize>>; 2] = [
-            Box::new(before.into_iter().flatten().rev()),
-            Box::new(after.into_iter().flatten()),
-        ];
-        for side in outward {
+        outward.push((Box::new(before.into_iter().flatten().rev()), first));
+        outward.push((Box::new(after.into_iter().flatten()), last));
+        for (side, from) in outward {
+            let line = line_of(from);
             for i in side {
                 let thumb = &suspect[i].1;
                 let informative = thumb.iter().any(|v| *v != 0.0);
-                let Some(j) = map_frame(i) else { break };
+                let Some(j) = map_at(i, line(suspect[i].0)) else {
+                    break;
+                };
                 if informative && (dot(thumb, &reference[j]) as f64) < EXTEND_MIN_SCORE {
                     break;
                 }
@@ -981,6 +1023,31 @@ mod tests {
             .count();
         assert!(ad_mapped <= 100, "{ad_mapped} ad frames aligned");
         assert!(a.pieces.len() >= 2, "a cut: {:?}", a.pieces);
+    }
+
+    #[test]
+    fn a_stretch_that_matches_poorly_inside_a_steady_copy_is_mapped_by_its_line() {
+        let raw = reference(2500, 9);
+        // 60 s from title time 10 s; suspect seconds 20-36 read so noisily (fine detail lost
+        // to a crop and a rescale) that no window of them reaches the window score.
+        let map: Vec<(f64, Option<f64>)> = (0..1500)
+            .map(|k| (k as f64 / 25.0, Some(10.0 + k as f64 / 25.0)))
+            .collect();
+        let mut s = suspect(&raw, 25.0, &map, 5);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for (k, (_, thumb)) in s.iter_mut().enumerate().take(900).skip(500) {
+            let noisy: Vec<f32> = raw[250 + k]
+                .iter()
+                .map(|v| v + rng.gen_range(-300.0..300.0))
+                .collect();
+            *thumb = normalise(&noisy);
+        }
+        let a = align(&s, &norm(&raw), 25.0).expect("aligned");
+        let noisy_mapped = (500..900).filter(|&i| a.frames[i].is_some()).count();
+        assert_eq!(noisy_mapped, 400, "the poorly matching stretch is mapped");
+        let acc = accuracy(&a, &map, 25.0);
+        assert!(acc > 0.9, "accuracy {acc}");
+        assert_eq!(a.pieces.len(), 1, "{:?}", a.pieces);
     }
 
     #[test]
