@@ -79,7 +79,9 @@ pub async fn request_stream(
 }
 
 /// The session, if it belongs to the caller's user and device; expired sessions are marked.
-/// A session used from another device or user is revoked and the attempt recorded.
+/// A session asked for by another device or user is refused (403) and the attempt recorded
+/// against the caller; the session itself is untouched, so knowing a session's id is not
+/// enough to end someone else's playback.
 pub async fn owned_session(
     state: &StreamingState,
     req: &HttpRequest,
@@ -98,34 +100,20 @@ pub async fn owned_session(
     if session.user_id != claims.sub || Some(&session.device_id) != claims.did.as_ref() {
         monitor::record(
             state,
-            Severity::Critical,
+            Severity::Warning,
             monitor::Event {
                 kind: "session_device_mismatch",
                 session_id: Some(session.id.clone()),
                 user_id: Some(claims.sub.clone()),
                 device_id: claims.did.clone(),
                 address: client_address(req),
-                detail: "session used by another device or user; session revoked".into(),
+                detail: "session asked for by another device or user; refused".into(),
             },
         )
         .await?;
-        let sid = session.id.clone();
-        state
-            .db
-            .run(move |c| {
-                sessions::end(
-                    c,
-                    &sid,
-                    SessionState::Revoked,
-                    Some("used by another device or user"),
-                )
-            })
-            .await?;
-        state.caches.forget_session(&session.id);
-        state.activity.forget(&session.id);
         return Err(ApiError::forbidden(
             "device_mismatch",
-            "this session belongs to another user or device; it has been revoked",
+            "this session belongs to another user or device",
         ));
     }
     let current = session.state_at(now());

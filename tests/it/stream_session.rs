@@ -152,21 +152,33 @@ fn bad_keys_sessions_and_devices_are_refused_with_documented_codes() {
         .to_string();
     assert_eq!(exchange(&s, &dt, &fresh, &good).status, 200);
 
-    // Another device of the same user may not use a session: it is revoked and recorded.
+    // Another device may not use a session: refused and recorded against the caller, and the
+    // session is untouched (knowing its id must not let anyone end it).
     let other = device_token(&s, FP_B);
     exchange(&s, &other, &session_id, &good).assert_error(403, "device_mismatch");
     let status_url = s.url(&format!("/api/security/status/{session_id}/"));
     send("GET", &status_url, Some(&other), None).assert_error(403, "device_mismatch");
-    // Replay by the rightful device after the revocation is refused too.
-    exchange(&s, &dt, &session_id, &good).assert_error(403, "session_revoked");
+    assert_eq!(exchange(&s, &dt, &session_id, &good).status, 200);
     let status = send("GET", &status_url, Some(&dt), None);
-    assert_eq!(status.json()["status"], "revoked", "{}", status.body);
+    assert_ne!(status.json()["status"], "revoked", "{}", status.body);
     let db = h.db();
     let events = security_events::for_session(&mut db.conn().unwrap(), &session_id).unwrap();
-    assert!(!events.is_empty());
+    assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(
         (events[0].kind.as_str(), events[0].severity.as_str()),
-        ("session_device_mismatch", "critical")
+        ("session_device_mismatch", "warning")
+    );
+    let claims = |token: &str| {
+        let payload = token.split('.').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+    assert_eq!(
+        events[0].device_id.as_deref(),
+        claims(&other)["did"].as_str(),
+        "the event names the device that asked"
     );
     send(
         "POST",
