@@ -573,6 +573,7 @@ pub fn rank(soft: &[f64], candidates: &[Candidate], codes: &CodeBook, keep: usiz
                 unit_agreement,
                 accused: false,
                 pass: 1,
+                reference: None,
             }
         })
         .collect()

@@ -111,6 +111,23 @@ impl Secrets {
     pub fn master_key(&self) -> &[u8; MASTER_KEY_BYTES] {
         &self.master_key
     }
+
+    /// The opaque reference of a session accused in a case, as an API key (a crawler) is told
+    /// it: analysts see the same reference beside the session, so a crawler's report can be
+    /// matched to the case; the crawler cannot tell who it is, nor link two cases' references
+    /// (keyed by the master key and the case).
+    pub fn case_reference(&self, case_id: &str, session_id: &str) -> String {
+        use ring::hmac;
+        let derive = hmac::Key::new(hmac::HMAC_SHA256, &self.master_key);
+        let key = hmac::sign(&derive, b"leaktrace/case-reference/v1");
+        let key = hmac::Key::new(hmac::HMAC_SHA256, key.as_ref());
+        let mut message = Vec::with_capacity(case_id.len() + session_id.len() + 1);
+        message.extend_from_slice(case_id.as_bytes());
+        message.push(0);
+        message.extend_from_slice(session_id.as_bytes());
+        let tag = hmac::sign(&key, &message);
+        format!("ref_{}", hex::encode(&tag.as_ref()[..12]))
+    }
 }
 
 fn decode_hex_key(

@@ -135,6 +135,7 @@ fn score_sessions(
             unit_agreement: finding.scored.unit_agreement,
             accused: i < found.accused,
             pass: finding.pass,
+            reference: None,
         });
     }
     Ok((matches, found.sessions, key))
@@ -337,6 +338,7 @@ mod tests {
             unit_agreement: 1.0,
             accused: true,
             pass: 1,
+            reference: None,
         }
     }
 

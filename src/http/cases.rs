@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use api::auth::Caller;
 use api::error::not_found_as;
 use api::ApiError;
-use formats::case::{CaseResult, CaseStatus, SubmitterKind, Verdict};
+use formats::case::{CaseResult, CaseStatus, CrawlerResult, SubmitterKind, Verdict};
 use serde::{Deserialize, Serialize};
 use shared::db::repo::{cases as case_rows, videos};
 
@@ -194,8 +194,18 @@ impl From<&case_rows::CaseRow> for CaseSummary {
 struct CaseView {
     #[serde(flatten)]
     summary: CaseSummary,
-    result: Option<CaseResult>,
+    result: Option<ResultView>,
     error: Option<String>,
+}
+
+/// A case's result as the caller may see it.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ResultView {
+    /// Analysts, legal and admins: everything, accused sessions with their references.
+    Full(Box<CaseResult>),
+    /// API keys: the verdict and the accused sessions' references only.
+    Crawler(CrawlerResult),
 }
 
 /// `GET /api/cases/{id}/`: status, progress and (once done) the extract result.
@@ -218,9 +228,15 @@ pub async fn case_status(
     if !allowed {
         return Err(wrong_role("read this case"));
     }
+    let secrets = &state.secrets;
+    let reference = |session_id: &str| secrets.case_reference(&case.id, session_id);
+    let result = case.result().map(|r| match caller {
+        Caller::Crawler { .. } => ResultView::Crawler(r.for_crawler(reference)),
+        Caller::User { .. } => ResultView::Full(Box::new(r.with_references(reference))),
+    });
     Ok(HttpResponse::Ok().json(CaseView {
         summary: CaseSummary::from(&case),
-        result: case.result(),
+        result,
         error: case.error.clone(),
     }))
 }

@@ -85,23 +85,58 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
         audit_actions(&t.h, &case_id).contains(&"job_ended".to_string())
     });
     assert_eq!(done["progress"], 1.0);
+    // The crawler is told the verdict and an opaque reference of the accused session: no
+    // session ids, users or devices (of the accused or of anyone compared).
     let result = &done["result"];
     assert_eq!(result["verdict"], "identified", "{result:#}");
     assert_eq!(result["case_id"], case_id.as_str());
-    assert_eq!(result["matches"][0]["session_id"], leaker.as_str());
     assert_eq!(done["file_name"], "found-online.mp4");
     assert_eq!(done["file_size"], bytes.len());
-    assert_eq!(result["expected_watermark_hash"]["equal"], false);
+    assert_eq!(result["expected_watermark_hash_equal"], false);
+    assert!(result.get("matches").is_none(), "{result:#}");
+    let reference = result["accused"][0]["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reference.starts_with("ref_"), "{reference}");
+    assert!(
+        result["accused"][0]["false_positive_probability"]
+            .as_f64()
+            .unwrap()
+            < 1e-6
+    );
+    let seen = done.to_string();
+    for secret in [
+        leaker.as_str(),
+        "\"val\"",
+        "\"vic\"",
+        "\"device_id\"",
+        "\"user\"",
+    ] {
+        assert!(
+            !seen.contains(secret),
+            "{secret} shown to a crawler: {seen}"
+        );
+    }
+
+    // Who may read the case: legal and analysts see the sessions, the accused with the
+    // reference the crawler was given.
+    let legal = user_token(&server, "lee", PASSWORD);
+    let full = case(&server, Auth::Bearer(&legal), &case_id);
+    assert_eq!(full.status, 200);
+    let full = full.json();
+    let best = &full["result"]["matches"][0];
+    assert_eq!(best["session_id"], leaker.as_str());
+    assert_eq!(best["user"], "val");
+    assert_eq!(best["reference"], reference.as_str());
+    assert!(full["result"]["matches"][1].get("reference").is_none());
+    assert_eq!(full["result"]["expected_watermark_hash"]["equal"], false);
     assert_eq!(
-        result["expected_watermark_hash"]["best_match_code_hash"]
+        full["result"]["expected_watermark_hash"]["best_match_code_hash"]
             .as_str()
             .map(str::len),
         Some(64)
     );
-
-    // Who may read the case.
-    let legal = user_token(&server, "lee", PASSWORD);
-    assert_eq!(case(&server, Auth::Bearer(&legal), &case_id).status, 200);
     let viewer = user_token(&server, "vic", PASSWORD);
     case(&server, Auth::Bearer(&viewer), &case_id).assert_error(403, "wrong_role");
     case(&server, Auth::ApiKey(&other_key), &case_id).assert_error(403, "wrong_role");

@@ -70,6 +70,10 @@ pub struct Match {
     /// sessions accused before could not have supplied.
     #[serde(default = "first_pass")]
     pub pass: u32,
+    /// The opaque reference an API key is given for this session when it is accused (added
+    /// when the case is read; never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 fn first_pass() -> u32 {
@@ -227,7 +231,64 @@ pub struct CaseResult {
     pub expected_watermark_hash: Option<ExpectedHash>,
 }
 
+/// What an API key (a crawler) is told of a case's result: the verdict and, per accused
+/// session, an opaque reference and its false-positive probability. Never the candidates'
+/// users or devices, nor anything of the sessions that were not accused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrawlerResult {
+    pub case_id: String,
+    pub verdict: Verdict,
+    pub video_id: Option<String>,
+    pub units_observed: u32,
+    pub accused: Vec<AccusedReference>,
+    /// When identified and the submitter sent `expected_watermark_hash`: whether the best
+    /// match's code hashes to it.
+    pub expected_watermark_hash_equal: Option<bool>,
+}
+
+/// One accused session as an API key sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccusedReference {
+    pub reference: String,
+    pub false_positive_probability: f64,
+}
+
 impl CaseResult {
+    /// The result as an API key may see it, `reference` giving each accused session's opaque
+    /// reference.
+    pub fn for_crawler(&self, reference: impl Fn(&str) -> String) -> CrawlerResult {
+        let identified = self.verdict == Verdict::Identified;
+        CrawlerResult {
+            case_id: self.case_id.clone(),
+            verdict: self.verdict,
+            video_id: self.video_id.clone(),
+            units_observed: self.units_observed,
+            accused: self
+                .matches
+                .iter()
+                .filter(|m| m.accused && identified)
+                .map(|m| AccusedReference {
+                    reference: reference(&m.session_id),
+                    false_positive_probability: m.false_positive_probability,
+                })
+                .collect(),
+            expected_watermark_hash_equal: self
+                .expected_watermark_hash
+                .as_ref()
+                .filter(|_| identified)
+                .map(|e| e.equal),
+        }
+    }
+
+    /// Each accused session's reference filled in with `reference` (for the analysts' view).
+    pub fn with_references(mut self, reference: impl Fn(&str) -> String) -> CaseResult {
+        let identified = self.verdict == Verdict::Identified;
+        for m in self.matches.iter_mut().filter(|m| m.accused && identified) {
+            m.reference = Some(reference(&m.session_id));
+        }
+        self
+    }
+
     /// The best match, when there is one.
     pub fn best(&self) -> Option<&Match> {
         self.matches.first()
@@ -296,6 +357,7 @@ mod tests {
                 unit_agreement: 1.0,
                 accused: true,
                 pass: 1,
+                reference: None,
             }],
             unit_values: Some(vec![None, Some(0.5), Some(-0.25)]),
             sessions_compared: 3,
@@ -326,5 +388,62 @@ mod tests {
         assert_eq!(back.identified().map(|m| m.session_id.as_str()), Some("s1"));
         assert_eq!(Verdict::NoWatermark.as_str(), "no_watermark");
         assert!(CaseStatus::Failed.is_finished() && !CaseStatus::Running.is_finished());
+    }
+
+    #[test]
+    fn a_crawler_sees_references_of_the_accused_only_and_nothing_when_inconclusive() {
+        let candidate = |id: &str, accused: bool| Match {
+            session_id: id.into(),
+            user: format!("user-of-{id}"),
+            device_id: format!("device-of-{id}"),
+            score: 9.0,
+            false_positive_probability: if accused { 1e-9 } else { 0.5 },
+            unit_agreement: 0.9,
+            accused,
+            pass: 1,
+            reference: None,
+        };
+        let mut result = CaseResult {
+            case_id: "c1".into(),
+            verdict: Verdict::Identified,
+            video_id: Some("v1".into()),
+            units_observed: 40,
+            code: crate::codes::CodeScheme::Tardos,
+            alignment: None,
+            metadata_layer: None,
+            matches: vec![
+                candidate("s1", true),
+                candidate("s2", true),
+                candidate("s3", false),
+            ],
+            unit_values: None,
+            sessions_compared: 3,
+            expected_watermark_hash: Some(ExpectedHash {
+                expected: "ab".repeat(32),
+                best_match_code_hash: Some("cd".repeat(32)),
+                equal: false,
+            }),
+        };
+        let reference = |s: &str| format!("ref-{s}");
+        let seen = result.for_crawler(reference);
+        let refs: Vec<&str> = seen.accused.iter().map(|a| a.reference.as_str()).collect();
+        assert_eq!(refs, ["ref-s1", "ref-s2"]);
+        assert_eq!(seen.expected_watermark_hash_equal, Some(false));
+        let json = serde_json::to_string(&seen).unwrap();
+        assert!(
+            !json.contains("user-of") && !json.contains("device-of"),
+            "{json}"
+        );
+        let full = result.clone().with_references(reference);
+        assert_eq!(full.matches[1].reference.as_deref(), Some("ref-s2"));
+        assert_eq!(full.matches[2].reference, None);
+
+        result.verdict = Verdict::Inconclusive;
+        result.matches.iter_mut().for_each(|m| m.accused = false);
+        let seen = result.for_crawler(reference);
+        assert!(seen.accused.is_empty());
+        assert_eq!(seen.expected_watermark_hash_equal, None);
+        let json = serde_json::to_string(&seen).unwrap();
+        assert!(!json.contains("s1") && !json.contains("user-of"), "{json}");
     }
 }
