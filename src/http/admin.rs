@@ -101,6 +101,9 @@ fn number<T: std::str::FromStr>(form: &mut forms::Form, name: &str) -> Result<Op
         .transpose()
 }
 
+/// The text fields a multipart packaging request may carry (beside `file`).
+const PACKAGE_FIELDS: [&str; 6] = ["title", "unit_seconds", "crf", "preset", "strength", "code"];
+
 /// `POST /api/admin/titles/`: packages an uploaded file (multipart `file`, `title`, optional
 /// `unit_seconds`, `crf`, `preset`, `strength`) or an inbox file (JSON `source_path`, same
 /// options) in a job: 202 with the job id and its status URL.
@@ -116,7 +119,7 @@ pub async fn package_title(
     let content_type = forms::content_type(&req);
     let (spec, source, remove_source) = if content_type.starts_with("multipart/form-data") {
         let dir = state.config.layout().sources();
-        let mut form = forms::read_multipart(&req, payload, dir, limit).await?;
+        let mut form = forms::read_multipart(&req, payload, dir, limit, &PACKAGE_FIELDS).await?;
         let spec = (|| {
             let defaults = TitleSpec::new(form.take("title").unwrap_or_default());
             Ok::<_, ApiError>(TitleSpec {

@@ -25,6 +25,9 @@ fn wrong_role(what: &str) -> ApiError {
     ApiError::forbidden("wrong_role", format!("this account cannot {what}"))
 }
 
+/// The text fields a multipart submission may carry (beside `file`).
+const FORM_FIELDS: [&str; 3] = ["video_id", "expected_watermark_hash", "video_file_path"];
+
 /// The form's fields, whichever way it came.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,7 +69,7 @@ pub async fn verify_watermark(
     let content_type = forms::content_type(&req);
     let (form, stored) = if content_type.starts_with("multipart/form-data") {
         let uploads = state.config.layout().uploads();
-        let mut sent = forms::read_multipart(&req, payload, uploads, limit).await?;
+        let mut sent = forms::read_multipart(&req, payload, uploads, limit, &FORM_FIELDS).await?;
         let fields = Form {
             video_id: sent.take("video_id"),
             expected_watermark_hash: sent.take("expected_watermark_hash"),

@@ -138,38 +138,61 @@ async fn file_field(field: &mut Field, dir: PathBuf, limit: u64) -> Result<Store
 }
 
 /// Reads a multipart form: at most one `file` field (stored in `dir`, at most `limit`
-/// bytes) and text fields (empty ones count as absent).
+/// bytes) and the text fields named in `fields`, each at most once (empty ones count as
+/// absent). Any other field is refused as soon as its name arrives, so a form's text is
+/// bounded by `fields.len()` x [`MAX_TEXT_FIELD`] bytes however the request is sent.
 pub async fn read_multipart(
     req: &HttpRequest,
     payload: web::Payload,
     dir: PathBuf,
     limit: u64,
+    fields: &[&str],
 ) -> Result<Form, ApiError> {
     let mut multipart = Multipart::new(req.headers(), payload);
     let mut form = Form::default();
-    let result: Result<(), ApiError> = async {
-        while let Some(field) = multipart.next().await {
-            let mut field =
-                field.map_err(|e| upload_error(UploadError::Incomplete(e.to_string())))?;
-            let name = field.name().unwrap_or_default().to_string();
-            if name == "file" {
-                if form.file.is_some() {
-                    return Err(ApiError::bad_request(
-                        "too_many_files",
-                        "send one file per request",
-                    ));
+    let result: Result<(), ApiError> =
+        async {
+            let mut seen: Vec<&str> = Vec::new();
+            while let Some(field) = multipart.next().await {
+                let mut field =
+                    field.map_err(|e| upload_error(UploadError::Incomplete(e.to_string())))?;
+                let name = field.name().unwrap_or_default().to_string();
+                if name != "file" {
+                    let Some(known) = fields.iter().find(|f| **f == name) else {
+                        return Err(ApiError::bad_request(
+                            "unknown_field",
+                            format!(
+                            "the form has a field this route does not take (it takes \"file\"{})",
+                            fields.iter().map(|f| format!(", \"{f}\"")).collect::<String>()
+                        ),
+                        ));
+                    };
+                    if seen.contains(known) {
+                        return Err(ApiError::bad_request(
+                            "duplicate_field",
+                            format!("the form has the field \"{known}\" more than once"),
+                        ));
+                    }
+                    seen.push(known);
                 }
-                form.file = Some(file_field(&mut field, dir.clone(), limit).await?);
-            } else {
-                let value = text_field(&mut field).await?;
-                if !value.is_empty() {
-                    form.fields.insert(name, value);
+                if name == "file" {
+                    if form.file.is_some() {
+                        return Err(ApiError::bad_request(
+                            "too_many_files",
+                            "send one file per request",
+                        ));
+                    }
+                    form.file = Some(file_field(&mut field, dir.clone(), limit).await?);
+                } else {
+                    let value = text_field(&mut field).await?;
+                    if !value.is_empty() {
+                        form.fields.insert(name, value);
+                    }
                 }
             }
+            Ok(())
         }
-        Ok(())
-    }
-    .await;
+        .await;
     if let Err(e) = result {
         form.discard();
         return Err(e);

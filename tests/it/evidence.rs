@@ -313,6 +313,21 @@ fn bad_submissions_get_their_documented_error_and_leave_nothing_behind() {
         &[Part::file("a.mp4", &video), Part::file("b.mp4", b"second")],
     )
     .assert_error(400, "too_many_files");
+    // Only the documented text fields, each once: a form of endless field names is refused at
+    // the first unknown one, not gathered in memory.
+    let many: Vec<String> = (0..2_000).map(|i| format!("f{i}")).collect();
+    let parts: Vec<Part> = many.iter().map(|n| Part::text(n, "x")).collect();
+    submit(&server, a, &parts).assert_error(400, "unknown_field");
+    submit(
+        &server,
+        a,
+        &[
+            Part::file("a.mp4", &video),
+            Part::text("video_id", &t.video_id),
+            Part::text("video_id", &t.video_id),
+        ],
+    )
+    .assert_error(400, "duplicate_field");
     submit_raw(&server, a, "text/plain", b"hello").assert_error(415, "unsupported_media_type");
 
     // A huge declared length is refused before any byte is read; a body cut off mid-way is
