@@ -54,13 +54,34 @@ impl UploadError {
     }
 }
 
-/// A suspect file stored for analysis.
-#[derive(Debug, Clone)]
+/// A file stored for analysis (or packaging). It owns the file: dropped before [`keep`] (the
+/// request was refused, failed, or its client went away while it was checked), it removes
+/// it, so no upload outlives its request unless a case or job took it.
+///
+/// [`keep`]: StoredUpload::keep
+#[derive(Debug)]
 pub struct StoredUpload {
     pub path: PathBuf,
     pub file_name: String,
     pub size: u64,
     pub sha256: String,
+    kept: bool,
+}
+
+impl StoredUpload {
+    /// The file is taken (a case or job records its path): it stays.
+    pub fn keep(mut self) -> PathBuf {
+        self.kept = true;
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for StoredUpload {
+    fn drop(&mut self) {
+        if !self.kept && !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// A file name as sent by a client, accepted only as a plain name (no folders, no `..`, no
@@ -151,6 +172,7 @@ impl PartFile {
             file_name: file_name.to_string(),
             size,
             sha256,
+            kept: false,
         })
     }
 }

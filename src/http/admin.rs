@@ -117,7 +117,9 @@ pub async fn package_title(
     let limit = state.config.limits.max_input_bytes;
     forms::refuse_declared_length(&req, limit)?;
     let content_type = forms::content_type(&req);
-    let (spec, source, remove_source) = if content_type.starts_with("multipart/form-data") {
+    // An uploaded file removes itself when dropped (a refusal, a client gone) until the job
+    // takes it.
+    let (spec, source, upload) = if content_type.starts_with("multipart/form-data") {
         let dir = state.config.layout().sources();
         let mut form = forms::read_multipart(&req, payload, dir, limit, &PACKAGE_FIELDS).await?;
         let spec = (|| {
@@ -139,14 +141,14 @@ pub async fn package_title(
                 ..defaults
             })
         })();
-        let spec = spec.inspect_err(|_| form.discard())?;
+        let spec = spec?;
         let Some(file) = form.file else {
             return Err(ApiError::bad_request(
                 "missing_file",
                 "the form has no \"file\" field",
             ));
         };
-        (spec, file.path, true)
+        (spec, file.path.clone(), Some(file))
     } else if content_type.starts_with("application/json") {
         let body: InboxTitle = forms::read_json(payload).await?;
         let defaults = TitleSpec::new(body.title);
@@ -160,7 +162,7 @@ pub async fn package_title(
         };
         let source = upload::inbox_file(&state.config.inbox_dir(), &body.source_path)
             .map_err(upload_error)?;
-        (spec, source, false)
+        (spec, source, None)
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -168,36 +170,37 @@ pub async fn package_title(
             "send multipart/form-data with a \"file\" field, or JSON with source_path",
         ));
     };
-    let refuse = |e: ApiError| {
-        if remove_source {
-            let _ = std::fs::remove_file(&source);
-        }
-        e
-    };
     // Bad options, a taken title and a file FFmpeg cannot read are refused before queueing.
     let (config, db) = (state.config.clone(), state.db.clone());
     let checked_spec = spec.clone();
     web::block(move || checked_spec.check(&config, &db))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| refuse(super::app_error(e)))?;
+        .map_err(super::app_error)?;
     let limits = crate::cases::analysis::limits(&state.config);
     let probe = source.clone();
     web::block(move || upload::check_video(&probe, &limits))
         .await
         .map_err(ApiError::internal)?
-        .map_err(|e| refuse(upload_error(e)))?;
+        .map_err(upload_error)?;
     let job = PackageTitle {
         source: source.clone(),
-        remove_source,
+        remove_source: upload.is_some(),
         spec,
         requested_by: actor,
     };
     let (config, db) = (state.config.clone(), state.db.clone());
-    let row = web::block(move || package_title::enqueue(&db, &config, &job))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| refuse(super::app_error(e)))?;
+    // Runs to its end even when the client has gone: once queued, the job owns the file.
+    let row = web::block(move || {
+        let row = package_title::enqueue(&db, &config, &job)?;
+        if let Some(file) = upload {
+            file.keep();
+        }
+        Ok(row)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(super::app_error)?;
     Ok(HttpResponse::Accepted().json(json!({
         "job_id": row.id,
         "status_url": format!("/api/admin/jobs/{}/", row.id),

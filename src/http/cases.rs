@@ -14,7 +14,7 @@ use shared::db::repo::{cases as case_rows, videos};
 use super::forms;
 use super::{blocking, AppState};
 use crate::cases::{self, Request, Submitter};
-use crate::uploads::{self, StoredUpload};
+use crate::uploads;
 
 /// A missing case is 404 `case_not_found`.
 pub fn case_error(e: shared::db::DbError) -> ApiError {
@@ -85,20 +85,18 @@ pub async fn verify_watermark(
             "send multipart/form-data with a \"file\" field (or JSON with video_file_path)",
         ));
     };
-    // Anything refused from here on must not leave the stored file behind.
-    let refuse = |stored: &Option<StoredUpload>, e: ApiError| {
-        if let Some(s) = stored {
-            let _ = std::fs::remove_file(&s.path);
-        }
-        e
-    };
-    validate_form(&form).map_err(|e| refuse(&stored, e))?;
+    // A stored file removes itself when dropped: whatever is refused from here on (or a
+    // client that goes away) leaves nothing behind, until a case takes it.
+    validate_form(&form)?;
     if let Some(id) = form.video_id.clone() {
-        let known = state.db.run(move |c| videos::get(c, &id)).await;
-        if let Err(e) = known {
-            let e = not_found_as("unknown_video", "no packaged title has this id")(e);
-            return Err(refuse(&stored, e));
-        }
+        state
+            .db
+            .run(move |c| videos::get(c, &id))
+            .await
+            .map_err(not_found_as(
+                "unknown_video",
+                "no packaged title has this id",
+            ))?;
     }
     let stored = match (stored, form.video_file_path.as_deref()) {
         (Some(_), Some(_)) => {
@@ -132,28 +130,29 @@ pub async fn verify_watermark(
             id: Some(id),
         },
     };
-    let (config, db, stored_c) = (state.config.clone(), state.db.clone(), stored.clone());
+    let (config, db) = (state.config.clone(), state.db.clone());
     let Form {
         video_id,
         expected_watermark_hash,
         ..
     } = form;
+    // Runs to its end even when the client has gone: the case keeps the file, or a failure
+    // drops (removes) it.
     let case_id = blocking(move || {
-        cases::submit(
+        let id = cases::submit(
             &config,
             &db,
-            &stored_c,
+            &stored,
             Request {
                 submitter: &submitter,
                 video_id: video_id.as_deref(),
                 expected_watermark_hash: expected_watermark_hash.as_deref(),
             },
-        )
+        )?;
+        stored.keep();
+        Ok(id)
     })
-    .await
-    .inspect_err(|_| {
-        let _ = std::fs::remove_file(&stored.path);
-    })?;
+    .await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         status_url: format!("/api/cases/{case_id}/"),
         case_id,

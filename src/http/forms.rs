@@ -65,13 +65,6 @@ pub struct Form {
 }
 
 impl Form {
-    /// Removes the stored file (the request was refused after it arrived).
-    pub fn discard(&self) {
-        if let Some(f) = &self.file {
-            let _ = std::fs::remove_file(&f.path);
-        }
-    }
-
     /// Takes a text field out of the form.
     pub fn take(&mut self, name: &str) -> Option<String> {
         self.fields.remove(name)
@@ -193,11 +186,8 @@ pub async fn read_multipart(
             Ok(())
         }
         .await;
-    if let Err(e) = result {
-        form.discard();
-        return Err(e);
-    }
-    Ok(form)
+    // Refused: the stored file (if any) is dropped with the form, which removes it.
+    result.map(|()| form)
 }
 
 /// Reads a small JSON body (at most 16 KiB) into `T`.

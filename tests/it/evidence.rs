@@ -9,8 +9,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::evidence::{
-    self, case, get_bytes, nss_trusting, pdfsig, post_raw, raw_request, submit, submit_raw,
-    wait_case, Auth, Part,
+    self, case, get_bytes, get_reply, nss_trusting, pdfsig, post_raw, raw_request, send_and_leave,
+    submit, submit_raw, wait_case, Auth, Part,
 };
 use crate::common::leaks::{leak, packaged, Title};
 use crate::common::viewer::{user_token, PASSWORD};
@@ -345,6 +345,21 @@ fn bad_submissions_get_their_documented_error_and_leave_nothing_behind() {
     let (status, reply) = raw_request(&server, &head(body.len()), &body[..body.len() / 2], true);
     assert_eq!(status, 400, "{reply}");
     assert!(reply.contains("upload_incomplete"), "{reply}");
+    // A file and an inbox path: refused, and the uploaded file does not stay.
+    submit(
+        &server,
+        a,
+        &[
+            Part::file("a.mp4", &video),
+            Part::text("video_file_path", "dropped.mp4"),
+        ],
+    )
+    .assert_error(400, "ambiguous_submission");
+    // Clients that send a whole upload and go away before the answer: each file is a case's
+    // (the submission had got that far) or gone, never left over (counted at the end).
+    for _ in 0..5 {
+        send_and_leave(&server, &head(body.len()), &body);
+    }
 
     // The crawler inbox: inside it, accepted (and copied); outside it, refused.
     let inbox = t.h.data_dir.join("inbox");
@@ -389,10 +404,21 @@ fn bad_submissions_get_their_documented_error_and_leave_nothing_behind() {
     );
     assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
 
-    // Nothing refused left a file; the accepted inbox copy is the only upload.
-    let left = uploads_left(&t.h);
-    assert_eq!(left.len(), 1, "{left:?}");
-    assert!(left[0].ends_with("-dropped.mp4"), "{left:?}");
+    // Nothing refused left a file: the uploads are the accepted inbox copy and the files of
+    // the cases the departed clients' submissions opened (waiting until those are settled).
+    let cases_opened = || {
+        let list = get_reply(&server, Auth::Bearer(&analyst), "/api/cases/?limit=500").json();
+        list.as_array().map_or(0, |l| l.len())
+    };
+    let mut left = uploads_left(&t.h);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while left.len() != cases_opened() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        left = uploads_left(&t.h);
+    }
+    assert_eq!(left.len(), cases_opened(), "{left:?}");
+    assert!(left.iter().any(|f| f.ends_with("-dropped.mp4")), "{left:?}");
+    assert!(left.iter().all(|f| !f.ends_with(".part")), "{left:?}");
     assert_eq!(get(&server.url("/healthz")).status, 200);
 }
 

@@ -171,6 +171,15 @@ pub fn raw_request(server: &Server, head: &str, body: &[u8], close_early: bool) 
     (status, body)
 }
 
+/// Sends a whole request and goes away without reading the answer.
+pub fn send_and_leave(server: &Server, head: &str, body: &[u8]) {
+    let host = server.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream.write_all(body).expect("send body");
+    drop(stream);
+}
+
 /// poppler's `pdfsig` on a file (with an NSS database when given); its standard output.
 pub fn pdfsig(pdf: &std::path::Path, nss: Option<&std::path::Path>) -> String {
     let mut c = std::process::Command::new("pdfsig");
