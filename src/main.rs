@@ -5,6 +5,7 @@ mod cases;
 mod cli;
 mod commands;
 mod error;
+mod housekeeping;
 mod http;
 mod jobs;
 mod logging;

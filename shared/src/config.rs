@@ -198,6 +198,8 @@ pub struct Monitoring {
     /// Serve `/api/demo/...` (session security state and watermark payload to its owner). Off
     /// by default: a viewer who sees its own A/B code can compare it with a fellow pirate's.
     pub demo_api: bool,
+    /// Security events older than this many days are removed (0: kept forever).
+    pub event_retention_days: u32,
 }
 
 impl Default for Monitoring {
@@ -211,6 +213,7 @@ impl Default for Monitoring {
             auth_failures_max: 5,
             auth_failures_window_seconds: 300,
             demo_api: false,
+            event_retention_days: 90,
         }
     }
 }
@@ -361,6 +364,7 @@ pub struct PartialMonitoring {
     pub auth_failures_max: Option<u32>,
     pub auth_failures_window_seconds: Option<u64>,
     pub demo_api: Option<bool>,
+    pub event_retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -453,6 +457,7 @@ impl PartialConfig {
                     "LEAKTRACE_AUTH_FAILURES_WINDOW_SECONDS",
                 )?,
                 demo_api: parse_env(env, "LEAKTRACE_DEMO_API")?,
+                event_retention_days: parse_env(env, "LEAKTRACE_EVENT_RETENTION_DAYS")?,
             },
             analysis: PartialAnalysis {
                 false_positive_threshold: parse_env(env, "LEAKTRACE_FALSE_POSITIVE_THRESHOLD")?,
@@ -543,6 +548,9 @@ impl Config {
         }
         if let Some(v) = l.demo_api {
             m.demo_api = v;
+        }
+        if let Some(v) = l.event_retention_days {
+            m.event_retention_days = v;
         }
         if let Some(v) = layer.analysis.false_positive_threshold {
             self.analysis.false_positive_threshold = v;

@@ -93,3 +93,19 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Moves every security event of `kind` `days` into the past (retention tests).
+pub fn age_security_events(
+    conn: &mut crate::db::DbConnection,
+    kind: &str,
+    days: i64,
+) -> Result<usize, crate::db::DbError> {
+    use crate::db::schema::security_events::dsl;
+    use diesel::prelude::*;
+    let then = crate::db::now() - chrono::Duration::days(days);
+    Ok(
+        diesel::update(dsl::security_events.filter(dsl::kind.eq(kind)))
+            .set(dsl::created_at.eq(then))
+            .execute(conn)?,
+    )
+}

@@ -156,6 +156,7 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let workers =
         crate::jobs::spawn_workers(config, &db, secrets, config.jobs.workers, stop.clone());
+    let housekeeping = crate::housekeeping::spawn(config, &db, stop.clone());
     let state = web::Data::new(AppState {
         db,
         config: config.clone(),
@@ -207,7 +208,7 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
             .map_err(|e| AppError::Server(format!("the server stopped: {e}")))
     })?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in workers {
+    for w in workers.into_iter().chain(housekeeping) {
         let _ = w.join();
     }
     Ok(())

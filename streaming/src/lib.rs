@@ -10,6 +10,7 @@ mod demo_handlers;
 mod handlers;
 mod manifest;
 pub mod monitor;
+mod probes;
 mod segment_handlers;
 mod session_handlers;
 pub mod state;
@@ -73,15 +74,10 @@ pub async fn unknown_path(
         return Err(ApiError::not_found());
     }
     let shown: String = raw.chars().take(200).collect();
-    monitor::record(
+    monitor::record_probe(
         &state,
-        shared::db::repo::security_events::Severity::Warning,
-        monitor::Event {
-            kind: monitor::FILE_PROBE,
-            address: client_address(&req),
-            detail: format!("{} {shown}", req.method()),
-            ..monitor::Event::default()
-        },
+        client_address(&req),
+        format!("{} {shown}", req.method()),
     )
     .await?;
     if kind == monitor::PathKind::Traversal {

@@ -79,6 +79,59 @@ pub async fn record(
     Ok(())
 }
 
+/// Records an unauthenticated probe (`request`: method and path) from `address`: the first
+/// of the address's window as an event, later ones as that event's count (see `probes`).
+pub async fn record_probe(
+    state: &StreamingState,
+    address: Option<String>,
+    request: String,
+) -> Result<(), ApiError> {
+    use crate::probes::Write;
+    let key = address.clone().unwrap_or_default();
+    let count_detail = |count: u64, first: &str| {
+        format!(
+            "{count} probes from this address within 10 minutes; first: {first}; latest: {request}"
+        )
+    };
+    match state.probes.note(&key, &request, std::time::Instant::now()) {
+        Write::Nothing => Ok(()),
+        Write::Update {
+            event_id,
+            count,
+            first,
+        } => {
+            let detail = count_detail(count, &first);
+            state
+                .db
+                .run(move |c| security_events::set_detail(c, &event_id, &detail))
+                .await?;
+            Ok(())
+        }
+        Write::Record { key } => {
+            tracing::warn!(kind = FILE_PROBE, detail = %request, "security event");
+            let overflow = key == crate::probes::OVERFLOW;
+            let event = Event {
+                kind: FILE_PROBE,
+                address: if overflow { Some(key.clone()) } else { address },
+                detail: request.clone(),
+                ..Event::default()
+            };
+            let row = state
+                .db
+                .run(move |c| security_events::record(c, Severity::Warning, &event.as_new()))
+                .await?;
+            if let Some(count) = state.probes.recorded(&key, row.id.clone()) {
+                let detail = count_detail(count, &row.detail);
+                state
+                    .db
+                    .run(move |c| security_events::set_detail(c, &row.id, &detail))
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Records `event` unless its session already has one of the same kind (one-time flags).
 async fn record_once(
     state: &StreamingState,

@@ -23,6 +23,8 @@ pub struct StreamingState {
     pub marker: MarkerSigner,
     pub caches: Caches,
     pub activity: Activity,
+    /// Unauthenticated probes counted per address and window.
+    pub probes: crate::probes::Probes,
 }
 
 impl StreamingState {
@@ -44,6 +46,7 @@ impl StreamingState {
             monitoring,
             caches: Caches::default(),
             activity: Activity::default(),
+            probes: crate::probes::Probes::default(),
         }
     }
 }

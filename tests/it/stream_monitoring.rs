@@ -351,12 +351,41 @@ fn file_probes_and_traversal_are_refused_and_recorded() {
     raw_get(&server, "/static/%2e%2e/secrets/master.key").assert_error(403, "forbidden_path");
     raw_get(&server, "/api/..%2f..%2fdata/leaktrace.db").assert_error(403, "forbidden_path");
     raw_get(&server, "/x/../../secrets/jwt.key").assert_error(403, "forbidden_path");
+    // One address's probes are one event (per 10 minutes) that counts them.
     let probes = events(&h, "direct_file_probe");
-    assert_eq!(probes.len(), 7, "{probes:?}");
-    assert!(probes.iter().any(|e| e.detail.contains("/media/title.mp4")));
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert!(
+        probes[0].detail.contains("first: GET /media/title.mp4"),
+        "{probes:?}"
+    );
+    assert_eq!(probes[0].address.as_deref(), Some("127.0.0.1"));
     // A plain wrong URL is a 404 without an event.
     get(&server.url("/no-such-page")).assert_error(404, "not_found");
-    assert_eq!(events(&h, "direct_file_probe").len(), 7);
+    // A flood stays one row, its count written now and then (at powers of two and every 64).
+    for i in 0..300 {
+        get(&server.url(&format!("/media/{i}.mp4"))).assert_error(404, "not_found");
+    }
+    let probes = events(&h, "direct_file_probe");
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert!(
+        probes[0].detail.starts_with("256 probes from this address"),
+        "{probes:?}"
+    );
+    drop(server);
+
+    // Events past retention are removed by the server's housekeeping (at start, then hourly).
+    let aged =
+        shared::testing::age_security_events(&mut h.db().conn().unwrap(), "direct_file_probe", 100);
+    assert_eq!(aged.unwrap(), 1);
+    let server = h.serve(&[]);
+    get(&server.url("/media/again.mp4")).assert_error(404, "not_found");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while events(&h, "direct_file_probe").len() != 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let probes = events(&h, "direct_file_probe");
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert!(probes[0].detail.contains("/media/again.mp4"), "{probes:?}");
 }
 
 #[test]

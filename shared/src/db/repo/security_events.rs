@@ -162,6 +162,22 @@ pub fn count_since(
     Ok(row)
 }
 
+/// Rewrites an event's detail (an aggregated event's count).
+pub fn set_detail(conn: &mut DbConnection, id: &str, detail: &str) -> Result<(), DbError> {
+    diesel::update(security_events::table.find(id))
+        .set(security_events::detail.eq(detail))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Removes the events older than `before` (retention); returns how many.
+pub fn purge_before(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, DbError> {
+    Ok(
+        diesel::delete(security_events::table.filter(security_events::created_at.lt(before)))
+            .execute(conn)?,
+    )
+}
+
 /// True when the session already has an event of `kind` (one-time flags).
 pub fn session_has(conn: &mut DbConnection, session_id: &str, kind: &str) -> Result<bool, DbError> {
     use diesel::dsl::exists;

@@ -1,0 +1,60 @@
+//! Housekeeping beside the server: every [`EVERY`] (and once at start), security events older
+//! than `monitoring.event_retention_days` are removed, so that floods and years of routine
+//! events do not grow the database without bound. Stops with the server.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::config::Config;
+use shared::db::repo::security_events;
+use shared::db::Db;
+
+/// How often housekeeping runs.
+const EVERY: Duration = Duration::from_secs(3600);
+/// How often the thread looks at the stop flag.
+const TICK: Duration = Duration::from_millis(200);
+
+/// One round: events past retention removed; returns how many.
+pub fn run_once(config: &Config, db: &Db) -> Result<usize, shared::db::DbError> {
+    let days = config.monitoring.event_retention_days;
+    if days == 0 {
+        return Ok(0);
+    }
+    let before = shared::db::now() - chrono::Duration::days(i64::from(days));
+    security_events::purge_before(&mut *db.conn()?, before)
+}
+
+/// Runs [`run_once`] every [`EVERY`] until `stop`.
+pub fn spawn(
+    config: &Config,
+    db: &Db,
+    stop: Arc<AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let (config, db) = (config.clone(), db.clone());
+    let spawned = std::thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            let mut last: Option<Instant> = None;
+            while !stop.load(Ordering::Relaxed) {
+                if last.is_none_or(|t| t.elapsed() >= EVERY) {
+                    last = Some(Instant::now());
+                    match run_once(&config, &db) {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(events = n, "security events past retention removed")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+                    }
+                }
+                std::thread::sleep(TICK);
+            }
+        });
+    match spawned {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start housekeeping");
+            None
+        }
+    }
+}
