@@ -1,4 +1,6 @@
-//! Session activity written behind: segment counts and the idle clock are kept in memory and
+//! Session activity written behind (video units are not counted here: each is reserved in the
+//! database before it is served, see `monitor::reserve_unit`; what remains is the idle clock of
+//! manifest, init and audio fetches): kept in memory and
 //! written to the database at most once a second per session (the first request of a session
 //! is written at once, so `keyed` becomes `streaming` immediately). One UPDATE per segment
 //! serialised every request behind SQLite's single writer; this keeps the database writes per

@@ -13,7 +13,7 @@ use actix_web::HttpRequest;
 use shared::config::RippingAction;
 use shared::db::now;
 use shared::db::repo::security_events::{self, NewEvent, Severity, Subject};
-use shared::db::repo::sessions::{self, SessionRow, SessionState};
+use shared::db::repo::sessions::{self, Reservation, SessionRow, SessionState};
 
 use crate::state::StreamingState;
 use api::auth::client_address;
@@ -213,23 +213,17 @@ pub async fn record_auth_failure(
 
 // ---- concurrent sessions ----
 
-/// Refuses a new session (429) when the user already holds the allowed number of open ones.
-pub async fn check_concurrency(
+/// The refusal (429) of a new session for a user who already holds the allowed number of
+/// open ones (`open`, at `t`), recorded as an event.
+pub async fn refuse_concurrent(
     state: &StreamingState,
     req: &HttpRequest,
     user_id: &str,
     device_id: Option<&str>,
-) -> Result<(), ApiError> {
+    open: &[SessionRow],
+    t: chrono::NaiveDateTime,
+) -> ApiError {
     let max = state.monitoring.max_concurrent_sessions as usize;
-    let uid = user_id.to_string();
-    let t = now();
-    let open = state
-        .db
-        .run(move |c| sessions::open_for_user(c, &uid, t))
-        .await?;
-    if open.len() < max {
-        return Ok(());
-    }
     let mut devices: Vec<&str> = open.iter().map(|s| s.device_id.as_str()).collect();
     devices.sort_unstable();
     devices.dedup();
@@ -244,7 +238,7 @@ pub async fn check_concurrency(
         .min()
         .unwrap_or(1)
         .max(1) as u64;
-    record(
+    let recorded = record(
         state,
         Severity::Warning,
         Event {
@@ -256,12 +250,15 @@ pub async fn check_concurrency(
             ..Event::default()
         },
     )
-    .await?;
-    Err(ApiError::too_many(
+    .await;
+    if let Err(e) = recorded {
+        return e;
+    }
+    ApiError::too_many(
         "too_many_sessions",
         format!("this account already has {max} open sessions; close one or wait for it to expire"),
         wait,
-    ))
+    )
 }
 
 // ---- ripping ----
@@ -297,87 +294,145 @@ impl Pace {
     }
 }
 
-/// Checks the pace of a session about to receive one more unit of `unit_seconds`.
-pub async fn check_pace(
+/// Counts one more video unit of `unit_seconds` for a session, if its pace allows: the unit
+/// is reserved in the database (a conditional update, see `sessions::reserve_unit`) before it
+/// is served, so a burst of parallel requests, on one server or several, gets no more than
+/// the burst and the pace allow. Past the flag speed the session is flagged; past the limit
+/// it is throttled (429) or revoked, as configured.
+pub async fn reserve_unit(
     state: &StreamingState,
     req: &HttpRequest,
     session: &SessionRow,
     unit_seconds: f64,
 ) -> Result<(), ApiError> {
-    let Some(mut pace) = Pace::of(session, unit_seconds) else {
-        return Ok(());
+    let Some(pace) = Pace::of(session, unit_seconds) else {
+        return Err(ApiError::conflict(
+            "not_keyed",
+            "complete the key exchange before streaming",
+        ));
     };
-    pace.content_seconds += unit_seconds;
     let m = state.monitoring;
-    if pace.content_seconds > pace.budget(m.ripping_burst_seconds, m.ripping_flag_speed) {
-        let detail = format!(
-            "{}; above {} x real time",
-            pace.describe(),
-            m.ripping_flag_speed
-        );
-        record_once(
-            state,
-            Severity::Warning,
-            Event::about_session(RIPPING_SUSPECTED, session, req, detail),
-        )
-        .await?;
-    }
     let limit = pace.budget(m.ripping_burst_seconds, m.ripping_limit_speed);
-    if pace.content_seconds > limit {
-        return match m.ripping_action {
-            RippingAction::Throttle => {
-                let detail = format!(
-                    "{}; throttled above {} x real time",
-                    pace.describe(),
-                    m.ripping_limit_speed
-                );
-                record_once(
-                    state,
-                    Severity::Warning,
-                    Event::about_session(RIPPING_THROTTLED, session, req, detail),
-                )
-                .await?;
-                let wait = ((pace.content_seconds - limit) / m.ripping_limit_speed).ceil() as u64;
-                Err(ApiError::too_many(
-                    "rate_limited",
-                    "segments are being fetched much faster than real time; slow down",
-                    wait,
-                ))
-            }
-            RippingAction::Revoke => {
-                let detail = format!(
-                    "{}; revoked above {} x real time",
-                    pace.describe(),
-                    m.ripping_limit_speed
-                );
-                record(
-                    state,
-                    Severity::Critical,
-                    Event::about_session(RIPPING_REVOKED, session, req, detail),
-                )
-                .await?;
-                let id = session.id.clone();
-                state
-                    .db
-                    .run(move |c| {
-                        sessions::end(
-                            c,
-                            &id,
-                            SessionState::Revoked,
-                            Some("fetched faster than real time"),
-                        )
-                    })
-                    .await?;
-                state.caches.forget_session(&session.id);
-                state.activity.forget(&session.id);
-                Err(ApiError::forbidden(
-                    "session_revoked",
-                    "the session was revoked: segments were fetched much faster than real time",
-                ))
-            }
-        };
+    // Units that fit under the limit so far (the one asked for included).
+    let allowed = (limit / unit_seconds.max(1e-9) + 1e-9)
+        .floor()
+        .min(i64::MAX as f64) as i64;
+    let id = session.id.clone();
+    let reserved = state
+        .db
+        .run(move |c| sessions::reserve_unit(c, &id, allowed))
+        .await?;
+    let served = match reserved {
+        Reservation::Granted(served) => served,
+        Reservation::Ended => {
+            return Err(ApiError::forbidden(
+                "session_revoked",
+                "the session has ended",
+            ))
+        }
+        Reservation::OverLimit(served) => {
+            let over = Pace {
+                content_seconds: (served + 1) as f64 * unit_seconds,
+                ..pace
+            };
+            flag_if_fast(state, req, session, over).await?;
+            return over_limit(state, req, session, over, limit).await;
+        }
+    };
+    let now_at = Pace {
+        content_seconds: served as f64 * unit_seconds,
+        ..pace
+    };
+    flag_if_fast(state, req, session, now_at).await
+}
+
+/// Flags (once) a session whose pace is past the flag speed.
+async fn flag_if_fast(
+    state: &StreamingState,
+    req: &HttpRequest,
+    session: &SessionRow,
+    pace: Pace,
+) -> Result<(), ApiError> {
+    let m = state.monitoring;
+    if pace.content_seconds <= pace.budget(m.ripping_burst_seconds, m.ripping_flag_speed) {
+        return Ok(());
     }
-    Ok(())
+    let detail = format!(
+        "{}; above {} x real time",
+        pace.describe(),
+        m.ripping_flag_speed
+    );
+    record_once(
+        state,
+        Severity::Warning,
+        Event::about_session(RIPPING_SUSPECTED, session, req, detail),
+    )
+    .await
+}
+
+/// A session asking past its limit: throttled or revoked.
+async fn over_limit(
+    state: &StreamingState,
+    req: &HttpRequest,
+    session: &SessionRow,
+    pace: Pace,
+    limit: f64,
+) -> Result<(), ApiError> {
+    let m = state.monitoring;
+    match m.ripping_action {
+        RippingAction::Throttle => {
+            let detail = format!(
+                "{}; throttled above {} x real time",
+                pace.describe(),
+                m.ripping_limit_speed
+            );
+            record_once(
+                state,
+                Severity::Warning,
+                Event::about_session(RIPPING_THROTTLED, session, req, detail),
+            )
+            .await?;
+            let wait = ((pace.content_seconds - limit) / m.ripping_limit_speed)
+                .ceil()
+                .max(1.0) as u64;
+            Err(ApiError::too_many(
+                "rate_limited",
+                "segments are being fetched much faster than real time; slow down",
+                wait,
+            ))
+        }
+        RippingAction::Revoke => {
+            let detail = format!(
+                "{}; revoked above {} x real time",
+                pace.describe(),
+                m.ripping_limit_speed
+            );
+            record(
+                state,
+                Severity::Critical,
+                Event::about_session(RIPPING_REVOKED, session, req, detail),
+            )
+            .await?;
+            let id = session.id.clone();
+            state
+                .db
+                .run(move |c| {
+                    sessions::end(
+                        c,
+                        &id,
+                        SessionState::Revoked,
+                        Some("fetched faster than real time"),
+                    )
+                })
+                .await?;
+            state.caches.forget_session(&session.id);
+            state.activity.forget(&session.id);
+            Err(ApiError::forbidden(
+                "session_revoked",
+                "the session was revoked: segments were fetched much faster than real time",
+            ))
+        }
+    }
 }
 
 // ---- file probes ----

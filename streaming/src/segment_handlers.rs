@@ -120,8 +120,8 @@ pub async fn segment(
             if unit > package.video.unit_count {
                 return Err(no_segment());
             }
-            let unit_seconds = package.video.unit_seconds();
-            monitor::check_pace(&state, &req, &s.session, unit_seconds).await?;
+            // Counted before it is served (the pace's atomic reservation).
+            monitor::reserve_unit(&state, &req, &s.session, package.video.unit_seconds()).await?;
             let variant = keys
                 .variant(unit)
                 .ok_or_else(|| ApiError::internal("code shorter than the title"))?;
@@ -138,9 +138,11 @@ pub async fn segment(
     let aad = crypto::segment_aad(&s.session.id, &name);
     let body =
         sealing::seal_in_place(&keys.cek, aad.as_bytes(), buffer).map_err(ApiError::internal)?;
-    // Only video units count towards the pace: they are what a ripper needs.
-    let counted = matches!(which, Segment::Video(_)) as i64;
-    record_activity(&state, &s.session.id, counted).await?;
+    // Video units were counted when reserved (they are what a ripper needs, and what the pace
+    // counts); anything else moves the idle clock only.
+    if !matches!(which, Segment::Video(_)) {
+        record_activity(&state, &s.session.id, 0).await?;
+    }
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))

@@ -42,7 +42,6 @@ pub async fn request_stream(
     body: web::Json<RequestStreamBody>,
 ) -> Result<HttpResponse, ApiError> {
     let video_id = body.into_inner().video_id;
-    monitor::check_concurrency(&state, &req, &claims.sub, claims.did.as_deref()).await?;
     let (secret, public) = crypto::generate_keypair();
     let session_id = uuid::Uuid::new_v4().to_string();
     let sealed = sealing::seal(
@@ -60,17 +59,31 @@ pub async fn request_stream(
         sealed,
         client_address(&req),
     );
-    state
+    // Counted and created in one step (see `sessions::create_within_limit`).
+    let max = state.monitoring.max_concurrent_sessions as usize;
+    let at = now();
+    let admitted = state
         .db
         .run(move |c| {
             videos::get(c, &video_id)?;
-            sessions::create(c, &new)
+            sessions::create_within_limit(c, &new, max, at)
         })
         .await
         .map_err(|e| match e {
             DbError::NotFound(_) => ApiError::not_found_what("video_not_found", "no such title"),
             other => other.into(),
         })?;
+    if let sessions::Admission::Full(open) = admitted {
+        return Err(monitor::refuse_concurrent(
+            &state,
+            &req,
+            &claims.sub,
+            claims.did.as_deref(),
+            &open,
+            at,
+        )
+        .await);
+    }
     Ok(HttpResponse::Ok().json(json!({
         "session_id": session_id,
         "server_public_key": crypto::encode_public_key(&public),

@@ -243,6 +243,137 @@ fn ripping_is_flagged_then_throttled_with_retry_after() {
     assert_eq!(status["status"], "ok");
 }
 
+/// Parallel requests for every unit of a title: however many run at once, and on however
+/// many servers, the session is served no more units than the burst and the pace allow (each
+/// unit is reserved in the database before it is served). Before, every request in flight
+/// passed the check with the same count.
+#[test]
+fn a_parallel_burst_gets_no_more_than_the_pace_allows_on_one_or_two_servers() {
+    let h = Harness::new();
+    h.add_user("vic", "viewer", PASSWORD);
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(
+        dir.path(),
+        "title.mp4",
+        &ClipSpec {
+            size: "160x90",
+            rate: "25",
+            seconds: 40.0,
+            audio: false,
+            vf: None,
+            codec: &["-c:v", "libx264"],
+        },
+    );
+    let video_id = h.package(&input, "Burst", &["--unit-seconds", "0.5"])["video_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let env = [
+        ("LEAKTRACE_RIPPING_BURST_SECONDS", "10"),
+        ("LEAKTRACE_RIPPING_FLAG_SPEED", "1"),
+        ("LEAKTRACE_RIPPING_LIMIT_SPEED", "1"),
+    ];
+    let (burst, limit_speed, unit) = (10.0, 1.0, 0.5);
+    let one = h.serve_with_env(&[], &env);
+    let two = h.serve_with_env(&[], &env);
+    for (case, servers) in [
+        ("one server", vec![&one]),
+        ("two servers", vec![&one, &two]),
+    ] {
+        let started = std::time::Instant::now();
+        let first = Client::start(servers[0], "vic", &"d".repeat(64), &video_id);
+        let clients: Vec<Client> = servers
+            .iter()
+            .map(|s| Client {
+                server: s,
+                device_token: first.device_token.clone(),
+                session_id: first.session_id.clone(),
+                cek: first.cek,
+            })
+            .collect();
+        let served = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for t in 0..32 {
+                let (client, served) = (&clients[t % clients.len()], &served);
+                scope.spawn(move || {
+                    for k in 1..=80 {
+                        if client.raw_segment(&k.to_string()).0 == 200 {
+                            served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        let served = served.into_inner();
+        let allowed = ((burst + limit_speed * elapsed) / unit).floor() as usize;
+        assert!(
+            served >= (burst / unit) as usize && served <= allowed,
+            "{case}: {served} units served in {elapsed:.1} s; the pace allows {allowed}"
+        );
+        let db = h.db();
+        let row = sessions::get(&mut db.conn().unwrap(), &first.session_id).unwrap();
+        assert_eq!(
+            row.segments_served as usize, served,
+            "{case}: every unit served is counted"
+        );
+        drop(clients);
+        drop(first);
+        // The next case's session: this one ends so that the account has room.
+        sessions::end(
+            &mut db.conn().unwrap(),
+            &row.id,
+            SessionState::Revoked,
+            Some("test"),
+        )
+        .unwrap();
+    }
+}
+
+/// Parallel stream requests of one account, on two servers: no more sessions open than the
+/// account may hold (counted and created under one lock). Before, each request counted the
+/// open sessions before any of them was created.
+#[test]
+fn parallel_session_requests_open_no_more_than_the_limit_on_two_servers() {
+    let (h, video_id, _dir) = packaged();
+    let one = h.serve(&[]);
+    let two = h.serve(&[]);
+    let token = viewer::device_token(&one, "vic", &"e".repeat(64));
+    let opened = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..64 {
+            let (server, token, video_id, opened) = (
+                if t % 2 == 0 { &one } else { &two },
+                &token,
+                &video_id,
+                &opened,
+            );
+            scope.spawn(move || {
+                let r = request_stream(server, token, video_id);
+                match r.status {
+                    200 => {
+                        opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    429 => r.assert_error(429, "too_many_sessions"),
+                    other => panic!("{other}: {}", r.body),
+                }
+            });
+        }
+    });
+    assert_eq!(
+        opened.into_inner(),
+        2,
+        "the default limit is two open sessions"
+    );
+    let db = h.db();
+    let user = shared::db::repo::users::find_by_username(&mut db.conn().unwrap(), "vic")
+        .unwrap()
+        .unwrap();
+    let open =
+        sessions::open_for_user(&mut db.conn().unwrap(), &user.id, shared::db::now()).unwrap();
+    assert_eq!(open.len(), 2);
+}
+
 #[test]
 fn ripping_past_the_limit_revokes_when_configured() {
     let (h, video_id, _dir) = packaged();

@@ -1,4 +1,5 @@
 use chrono::{Duration, NaiveDateTime};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::db::schema::stream_sessions;
@@ -103,6 +104,57 @@ pub fn create(conn: &mut DbConnection, session: &NewSession) -> Result<SessionRo
     get(conn, &session.id)
 }
 
+/// What [`create_within_limit`] did.
+#[derive(Debug)]
+pub enum Admission {
+    Created(Box<SessionRow>),
+    /// The user already holds `max` open sessions (these), so none was created.
+    Full(Vec<SessionRow>),
+}
+
+/// The PostgreSQL advisory lock that serialises session admissions.
+const ADMISSION_LOCK_KEY: i64 = 0x6c74_5f73_6573_7331;
+
+/// Creates `session` only if its user holds fewer than `max` open sessions at `at`: the
+/// count and the insert run under a lock (a transaction-scoped advisory lock on PostgreSQL,
+/// the write lock taken first on SQLite), so parallel requests, on one server or several,
+/// cannot together pass the limit. Admissions are rare next to segments: one lock for all.
+pub fn create_within_limit(
+    conn: &mut DbConnection,
+    session: &NewSession,
+    max: usize,
+    at: NaiveDateTime,
+) -> Result<Admission, DbError> {
+    let admit = |c: &mut DbConnection| -> Result<Admission, DbError> {
+        let open = open_for_user(c, &session.user_id, at)?;
+        if open.len() >= max {
+            return Ok(Admission::Full(open));
+        }
+        Ok(Admission::Created(Box::new(create(c, session)?)))
+    };
+    match conn {
+        DbConnection::Postgresql(_) => conn.transaction(|c| {
+            c.batch_execute(&format!(
+                "SELECT pg_advisory_xact_lock({ADMISSION_LOCK_KEY})"
+            ))?;
+            admit(c)
+        }),
+        DbConnection::Sqlite(_) => {
+            conn.batch_execute("BEGIN IMMEDIATE")?;
+            match admit(conn) {
+                Ok(done) => {
+                    conn.batch_execute("COMMIT")?;
+                    Ok(done)
+                }
+                Err(e) => {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
 pub fn get(conn: &mut DbConnection, id: &str) -> Result<SessionRow, DbError> {
     stream_sessions::table
         .find(id)
@@ -132,6 +184,56 @@ pub fn mark_keyed(conn: &mut DbConnection, id: &str, sealed_cek: &[u8]) -> Resul
     ))
     .execute(conn)?;
     Ok(n == 1)
+}
+
+/// What [`reserve_unit`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Counted: the session has now been served this many video units.
+    Granted(i64),
+    /// Refused: the session has already been served this many, as many as `allowed`.
+    OverLimit(i64),
+    /// The session is no longer keyed or streaming.
+    Ended,
+}
+
+/// Counts one more video unit for a session before it is served, only while the session is
+/// keyed or streaming and has been served fewer than `allowed` units: one conditional UPDATE,
+/// atomic on both backends, so parallel requests (on one or many servers) can never together
+/// pass a limit that each checked alone. `keyed` becomes `streaming`, the idle expiry moves on.
+pub fn reserve_unit(
+    conn: &mut DbConnection,
+    id: &str,
+    allowed: i64,
+) -> Result<Reservation, DbError> {
+    let t = now();
+    let live = stream_sessions::state
+        .eq(SessionState::Keyed.as_str())
+        .or(stream_sessions::state.eq(SessionState::Streaming.as_str()));
+    let n = diesel::update(
+        stream_sessions::table
+            .find(id)
+            .filter(live)
+            .filter(stream_sessions::segments_served.lt(allowed)),
+    )
+    .set((
+        stream_sessions::state.eq(SessionState::Streaming.as_str()),
+        stream_sessions::segments_served.eq(stream_sessions::segments_served + 1),
+        stream_sessions::last_activity_at.eq(t),
+        stream_sessions::expires_at.eq(t + Duration::seconds(IDLE_SECONDS)),
+    ))
+    .execute(conn)?;
+    let (state, served): (String, i64) = stream_sessions::table
+        .find(id)
+        .select((stream_sessions::state, stream_sessions::segments_served))
+        .first(conn)?;
+    Ok(if n == 1 {
+        Reservation::Granted(served)
+    } else if state == SessionState::Keyed.as_str() || state == SessionState::Streaming.as_str() {
+        Reservation::OverLimit(served)
+    } else {
+        Reservation::Ended
+    })
 }
 
 /// Records activity (a manifest or segment fetch): `keyed` becomes `streaming`, the idle
