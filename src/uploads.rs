@@ -148,7 +148,8 @@ impl PartFile {
         Ok(())
     }
 
-    /// Ends the upload: refuses an empty one, else renames it to `<id>-<file_name>` beside.
+    /// Ends the upload: refuses an empty one, else renames it to `<id>.upload` beside (the
+    /// client's `file_name` is kept in the result, not in the name).
     pub fn finish(mut self, file_name: &str) -> Result<StoredUpload, UploadError> {
         let Some(out) = self.out.take() else {
             return Err(UploadError::Incomplete("finished twice".into()));
@@ -163,7 +164,9 @@ impl PartFile {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let stored = dir.join(format!("{stem}-{file_name}"));
+        // A random name without the client's: its extension would steer FFmpeg's choice of
+        // demuxer, and its name is the client's to choose (the case records it).
+        let stored = dir.join(format!("{stem}.upload"));
         std::fs::rename(&self.path, &stored)?;
         // Renamed: nothing left for drop to remove.
         self.path = PathBuf::new();
@@ -188,7 +191,8 @@ impl Drop for PartFile {
 
 /// Checks with FFmpeg that `path` holds a decodable video (its first frame decodes).
 pub fn check_video(path: &Path, limits: &Limits) -> Result<(), UploadError> {
-    let refuse = |e: MediaError| UploadError::NotVideo(e.to_string());
+    let refuse =
+        |e: MediaError| UploadError::NotVideo(without_paths(&e.to_string(), &[(path, "the file")]));
     let mut reader = FrameReader::open(path, limits)
         .map_err(refuse)?
         .without_length_check();
@@ -196,6 +200,23 @@ pub fn check_video(path: &Path, limits: &Limits) -> Result<(), UploadError> {
         Some(_) => Ok(()),
         None => Err(UploadError::NotVideo("no video frame decodes".into())),
     }
+}
+
+/// `text` (an error's message) with each of `paths` replaced by its public name: messages
+/// that reach clients never show the server's folders.
+pub fn without_paths(text: &str, paths: &[(&Path, &str)]) -> String {
+    let mut text = text.to_string();
+    // Longest first, so that a folder does not cut a longer path inside it.
+    let mut paths: Vec<(String, &str)> = paths
+        .iter()
+        .map(|(p, name)| (p.to_string_lossy().into_owned(), *name))
+        .filter(|(p, _)| !p.is_empty())
+        .collect();
+    paths.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+    for (path, name) in paths {
+        text = text.replace(&path, name);
+    }
+    text
 }
 
 /// The inbox file a crawler named, refused unless it lies inside `inbox` (after resolving
@@ -232,9 +253,45 @@ pub fn inbox_file(inbox: &Path, requested: &str) -> Result<PathBuf, UploadError>
     Ok(resolved)
 }
 
+/// Opens an inbox file found by [`inbox_file`] and checks the handle, not the name: the
+/// last component is opened without following a link (`O_NOFOLLOW`; `O_NONBLOCK` so that a
+/// FIFO cannot hold the request), and the file the handle actually reaches
+/// (`/proc/self/fd`) must be a regular file inside the inbox. A link swapped in for any
+/// component between [`inbox_file`]'s check and this open is refused.
+pub fn open_inbox_file(inbox: &Path, resolved: &Path) -> Result<File, UploadError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    // Messages name the file, never the server's folders.
+    let shown: String = resolved
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(200).collect())
+        .unwrap_or_default();
+    let outside = || UploadError::OutsideInbox(shown.clone());
+    let inbox = std::fs::canonicalize(inbox)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(resolved)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => outside(),
+            Some(libc::ENOENT) => UploadError::NotInInbox(shown.clone()),
+            _ => UploadError::Io(e),
+        })?;
+    let reached = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    if !reached.starts_with(&inbox) || reached == inbox {
+        return Err(outside());
+    }
+    if !file.metadata()?.is_file() {
+        return Err(UploadError::NotInInbox(shown));
+    }
+    Ok(file)
+}
+
 /// Copies an inbox file into the uploads folder (hashing it), so the evidence stays as it
-/// was received whatever happens to the inbox.
+/// was received whatever happens to the inbox; the file is opened through
+/// [`open_inbox_file`].
 pub fn store_inbox_file(
+    inbox: &Path,
     source: &Path,
     uploads: &Path,
     limit: u64,
@@ -244,8 +301,9 @@ pub fn store_inbox_file(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let name = clean_file_name(&name)?;
+    let mut opened = open_inbox_file(inbox, source)?;
     let mut part = PartFile::create(uploads, limit)?;
-    part.copy_from(&mut File::open(source)?)?;
+    part.copy_from(&mut opened)?;
     part.finish(&name)
 }
 
@@ -338,5 +396,53 @@ mod tests {
                 Err(UploadError::OutsideInbox(_))
             ));
         }
+    }
+
+    /// What `inbox_file` checked by name can change before the file is opened (a directory
+    /// or the file swapped for a link): the open follows no last link, blocks on nothing, and
+    /// checks where the handle really is.
+    #[test]
+    fn an_inbox_file_is_checked_by_its_open_handle() {
+        let root = tempfile::tempdir().unwrap();
+        let inbox = root.path().join("inbox");
+        std::fs::create_dir_all(inbox.join("sub")).unwrap();
+        std::fs::write(inbox.join("sub/leak.mp4"), b"evidence").unwrap();
+        std::fs::create_dir_all(root.path().join("outside")).unwrap();
+        std::fs::write(root.path().join("outside/leak.mp4"), b"secret").unwrap();
+        let checked = inbox_file(&inbox, "sub/leak.mp4").unwrap();
+        assert!(open_inbox_file(&inbox, &checked).is_ok());
+
+        // After the check, the folder is swapped for a link to outside the inbox.
+        std::fs::rename(inbox.join("sub"), root.path().join("old-sub")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("outside"), inbox.join("sub")).unwrap();
+        let err = open_inbox_file(&inbox, &checked).unwrap_err();
+        assert!(matches!(err, UploadError::OutsideInbox(_)), "{err:?}");
+        assert!(
+            !err.to_string().contains(root.path().to_str().unwrap()),
+            "{err}"
+        );
+
+        // The file itself swapped for a link (even one inside the inbox) is not followed.
+        std::fs::remove_file(inbox.join("sub")).unwrap();
+        std::fs::rename(root.path().join("old-sub"), inbox.join("sub")).unwrap();
+        std::fs::write(inbox.join("other.mp4"), b"x").unwrap();
+        std::fs::remove_file(&checked).unwrap();
+        std::os::unix::fs::symlink(inbox.join("other.mp4"), &checked).unwrap();
+        assert!(matches!(
+            open_inbox_file(&inbox, &checked),
+            Err(UploadError::OutsideInbox(_))
+        ));
+
+        // A FIFO does not hold the request: refused at once as not a file.
+        std::fs::remove_file(&checked).unwrap();
+        let fifo = std::ffi::CString::new(checked.to_str().unwrap()).unwrap();
+        // SAFETY: `fifo` is a valid NUL-terminated path for the duration of the call.
+        #[allow(unsafe_code)]
+        let made = unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) };
+        assert_eq!(made, 0);
+        assert!(matches!(
+            open_inbox_file(&inbox, &checked),
+            Err(UploadError::NotInInbox(_))
+        ));
     }
 }

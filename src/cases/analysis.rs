@@ -227,7 +227,18 @@ pub fn run_case(
         Ok(e) => e,
         Err(e) => {
             let mut conn = db.conn()?;
-            let _ = cases::fail(&mut conn, &case.id, &e.to_string());
+            // The case's error is shown to its submitter: no server folders in it (the audit
+            // entry below keeps the full reason).
+            let data = config.layout();
+            let public = crate::uploads::without_paths(
+                &e.to_string(),
+                &[
+                    (suspect, "the suspect file"),
+                    (&work, "the work folder"),
+                    (&data.root, "the data folder"),
+                ],
+            );
+            let _ = cases::fail(&mut conn, &case.id, &public);
             let detail = FailedDetail {
                 code: e.code(),
                 reason: e.to_string(),

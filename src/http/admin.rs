@@ -160,8 +160,10 @@ pub async fn package_title(
             code: body.code.unwrap_or(defaults.code),
             ..defaults
         };
-        let source = upload::inbox_file(&state.config.inbox_dir(), &body.source_path)
-            .map_err(upload_error)?;
+        let inbox = state.config.inbox_dir();
+        let source = upload::inbox_file(&inbox, &body.source_path).map_err(upload_error)?;
+        // The handle, not the name, is checked (a link swapped in since is refused).
+        upload::open_inbox_file(&inbox, &source).map_err(upload_error)?;
         (spec, source, None)
     } else {
         return Err(ApiError::new(

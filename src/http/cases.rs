@@ -110,7 +110,8 @@ pub async fn verify_watermark(
             let inbox = state.config.inbox_dir();
             let source = uploads::inbox_file(&inbox, path).map_err(forms::upload_error)?;
             let uploads = state.config.layout().uploads();
-            blocking(move || Ok(uploads::store_inbox_file(&source, &uploads, limit)?)).await?
+            blocking(move || Ok(uploads::store_inbox_file(&inbox, &source, &uploads, limit)?))
+                .await?
         }
         (None, None) => {
             return Err(ApiError::bad_request(

@@ -282,7 +282,12 @@ fn bad_submissions_get_their_documented_error_and_leave_nothing_behind() {
     let a = Auth::Bearer(&analyst);
     // Empty, not a video, too big, no file.
     submit(&server, a, &file(b"")).assert_error(400, "empty_file");
-    submit(&server, a, &file(b"this is not a video at all")).assert_error(415, "unsupported_media");
+    let not_video = submit(&server, a, &file(b"this is not a video at all"));
+    not_video.assert_error(415, "unsupported_media");
+    // Answers name no server folder.
+    let data_dir = t.h.data_dir.to_string_lossy().to_string();
+    assert!(!not_video.body.contains(&data_dir), "{}", not_video.body);
+    assert!(!not_video.body.contains("/uploads/"), "{}", not_video.body);
     let big = vec![7u8; limit + 1];
     submit(&server, a, &[Part::file("big.mp4", &big)]).assert_error(413, "upload_too_large");
     submit(&server, a, &[Part::text("video_id", &t.video_id)]).assert_error(400, "missing_file");
@@ -417,8 +422,9 @@ fn bad_submissions_get_their_documented_error_and_leave_nothing_behind() {
         left = uploads_left(&t.h);
     }
     assert_eq!(left.len(), cases_opened(), "{left:?}");
-    assert!(left.iter().any(|f| f.ends_with("-dropped.mp4")), "{left:?}");
-    assert!(left.iter().all(|f| !f.ends_with(".part")), "{left:?}");
+    // Stored under random names, without the client's name or extension.
+    assert!(left.iter().all(|f| f.ends_with(".upload")), "{left:?}");
+    assert!(left.iter().all(|f| !f.contains("dropped")), "{left:?}");
     assert_eq!(get(&server.url("/healthz")).status, 200);
 }
 
