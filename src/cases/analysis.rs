@@ -330,6 +330,7 @@ fn raise_detection(conn: &mut DbConnection, case_id: &str, best: &Match) -> Resu
             device_id: Some(&session.device_id),
             address: None,
             detail: &detail,
+            account: None,
         },
     )?;
     Ok(())

@@ -607,6 +607,7 @@ pub async fn revoke_session(
             device_id: Some(session.device_id.clone()),
             address: client_address(&req),
             detail: format!("revoked by {actor}"),
+            account: None,
         },
     )
     .await?;

@@ -4,7 +4,6 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
-use shared::auth::password;
 use shared::auth::tokens::{unix_now, Claims, TokenKind};
 use shared::db::repo::security_events::Subject;
 use shared::db::repo::{devices, users, videos};
@@ -28,33 +27,40 @@ pub async fn login(
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let address = client_address(&req).unwrap_or_default();
-    monitor::check_auth_budget(&state, Subject::Address(&address)).await?;
     let LoginBody { username, password } = body.into_inner();
-    let dummy = state.dummy_password_hash.clone();
-    let (user, ok) = state
+    // The per-account budget is kept by the submitted name, whether or not such an account
+    // exists: a 429 does not tell which names exist.
+    let account: String = username.chars().take(MAX_ACCOUNT_CHARS).collect();
+    monitor::check_auth_budget(&state, Subject::Address(&address)).await?;
+    monitor::check_auth_budget(&state, Subject::Account(&account)).await?;
+    let name = username.clone();
+    let user = state
         .db
-        .run(move |c| {
-            let user = users::find_by_username(c, &username)?;
-            let hash = user.as_ref().map_or(dummy, |u| u.password_hash.clone());
-            let ok = password::verify(&password, &hash);
-            Ok((user, ok))
-        })
+        .run(move |c| users::find_by_username(c, &name))
         .await?;
-    if let Some(u) = &user {
-        monitor::check_auth_budget(&state, Subject::User(&u.id)).await?;
-    }
+    let attempt =
+        monitor::LoginAttempt::begin(&state, &req, &account, user.as_ref().map(|u| u.id.clone()))
+            .await?;
+    // Argon2 runs on the blocking pool, a few at a time, holding no database connection (a
+    // burst of logins must not starve the pool that streaming needs).
+    let hash = user.as_ref().map_or_else(
+        || state.dummy_password_hash.clone(),
+        |u| u.password_hash.clone(),
+    );
+    let ok = state.verify_password(password, hash).await?;
     let Some(user) = user.clone().filter(|u| ok && !u.disabled) else {
         let detail = if user.is_some() {
             "login failed: wrong password or disabled account"
         } else {
             "login failed: unknown user name"
         };
-        monitor::record_auth_failure(&state, &req, user.map(|u| u.id), None, detail).await?;
+        attempt.failed(&state, detail).await?;
         return Err(ApiError::unauthorized(
             "invalid_credentials",
             "wrong user name or password",
         ));
     };
+    attempt.succeeded(&state).await?;
     let role = user.role()?;
     let issued = state.tokens.issue_user(&user.id, role, unix_now())?;
     Ok(HttpResponse::Ok().json(json!({
@@ -63,6 +69,9 @@ pub async fn login(
         "expires_in": issued.expires_in,
     })))
 }
+
+/// Longest account name kept for the per-account budget.
+const MAX_ACCOUNT_CHARS: usize = 200;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -35,6 +35,8 @@ pub struct Event {
     pub device_id: Option<String>,
     pub address: Option<String>,
     pub detail: String,
+    /// The account name an authentication attempt submitted.
+    pub account: Option<String>,
 }
 
 impl Event {
@@ -46,6 +48,7 @@ impl Event {
             device_id: self.device_id.as_deref(),
             address: self.address.as_deref(),
             detail: &self.detail,
+            account: self.account.as_deref(),
         }
     }
 
@@ -62,6 +65,7 @@ impl Event {
             device_id: Some(s.device_id.clone()),
             address: client_address(req),
             detail,
+            account: None,
         }
     }
 }
@@ -162,31 +166,113 @@ pub async fn check_auth_budget(
     let m = state.monitoring;
     let window = chrono::Duration::seconds(m.auth_failures_window_seconds as i64);
     let since = now() - window;
-    let owned = match subject {
-        Subject::Address(a) => (true, a.to_string()),
-        Subject::User(u) => (false, u.to_string()),
-    };
-    let (count, oldest) = state
-        .db
-        .run(move |c| {
-            let subject = if owned.0 {
-                Subject::Address(&owned.1)
-            } else {
-                Subject::User(&owned.1)
-            };
-            security_events::count_since(c, AUTH_FAILURE, subject, since)
-        })
-        .await?;
+    let (count, oldest) = count_failures(state, subject, since).await?;
     if count < m.auth_failures_max as i64 {
         return Ok(());
     }
+    Err(too_many_attempts(oldest, window))
+}
+
+/// Authentication failures of `subject` since `since`, and the oldest one's time.
+async fn count_failures(
+    state: &StreamingState,
+    subject: Subject<'_>,
+    since: chrono::NaiveDateTime,
+) -> Result<(i64, Option<chrono::NaiveDateTime>), ApiError> {
+    let owned = match subject {
+        Subject::Address(a) => (0u8, a.to_string()),
+        Subject::User(u) => (1, u.to_string()),
+        Subject::Account(a) => (2, a.to_string()),
+    };
+    Ok(state
+        .db
+        .run(move |c| {
+            let subject = match owned.0 {
+                0 => Subject::Address(&owned.1),
+                1 => Subject::User(&owned.1),
+                _ => Subject::Account(&owned.1),
+            };
+            security_events::count_since(c, AUTH_FAILURE, subject, since)
+        })
+        .await?)
+}
+
+fn too_many_attempts(oldest: Option<chrono::NaiveDateTime>, window: chrono::Duration) -> ApiError {
     let frees_at = oldest.unwrap_or_else(now) + window;
     let wait = (frees_at - now()).num_seconds().max(1) as u64;
-    Err(ApiError::too_many(
+    ApiError::too_many(
         "too_many_attempts",
         "too many failed attempts; wait before trying again",
         wait,
-    ))
+    )
+}
+
+/// A login attempt counted as a failure before its password is checked, so that parallel
+/// attempts cannot all pass the budget: [`LoginAttempt::succeeded`] takes it back,
+/// [`LoginAttempt::failed`] keeps it with the reason.
+pub struct LoginAttempt {
+    event_id: String,
+}
+
+impl LoginAttempt {
+    /// Counts an attempt on `account` (the submitted name) from the caller's address, for
+    /// `user_id` when such an account exists; refuses (429) when, with it, the address or the
+    /// name is past the budget (then it does not count).
+    pub async fn begin(
+        state: &StreamingState,
+        req: &HttpRequest,
+        account: &str,
+        user_id: Option<String>,
+    ) -> Result<LoginAttempt, ApiError> {
+        let address = client_address(req);
+        let event = Event {
+            kind: AUTH_FAILURE,
+            user_id,
+            address: address.clone(),
+            account: Some(account.to_string()),
+            detail: "login attempt (password being checked)".into(),
+            ..Event::default()
+        };
+        let row = state
+            .db
+            .run(move |c| security_events::record(c, Severity::Warning, &event.as_new()))
+            .await?;
+        let attempt = LoginAttempt { event_id: row.id };
+        let m = state.monitoring;
+        let window = chrono::Duration::seconds(m.auth_failures_window_seconds as i64);
+        let since = now() - window;
+        let address = address.unwrap_or_default();
+        let by_address = count_failures(state, Subject::Address(&address), since).await?;
+        let by_account = count_failures(state, Subject::Account(account), since).await?;
+        for (count, oldest) in [by_address, by_account] {
+            if count > m.auth_failures_max as i64 {
+                attempt.succeeded(state).await?;
+                return Err(too_many_attempts(oldest, window));
+            }
+        }
+        Ok(attempt)
+    }
+
+    /// The password was right: the attempt is not a failure.
+    pub async fn succeeded(self, state: &StreamingState) -> Result<(), ApiError> {
+        let id = self.event_id;
+        state
+            .db
+            .run(move |c| security_events::remove(c, &id))
+            .await?;
+        Ok(())
+    }
+
+    /// The attempt failed: it stays counted, with `detail`.
+    pub async fn failed(self, state: &StreamingState, detail: &str) -> Result<(), ApiError> {
+        tracing::warn!(kind = AUTH_FAILURE, %detail, "security event");
+        let (id, detail) = (self.event_id, detail.to_string());
+        state
+            .db
+            .run(move |c| security_events::set_detail(c, &id, &detail))
+            .await?;
+        Ok(())
+    }
 }
 
 pub async fn record_auth_failure(

@@ -121,6 +121,7 @@ pub async fn owned_session(
                 device_id: claims.did.clone(),
                 address: client_address(req),
                 detail: "session asked for by another device or user; refused".into(),
+                account: None,
             },
         )
         .await?;

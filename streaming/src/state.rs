@@ -25,6 +25,8 @@ pub struct StreamingState {
     pub activity: Activity,
     /// Unauthenticated probes counted per address and window.
     pub probes: crate::probes::Probes,
+    /// Password hashes checked at once (Argon2 takes tens of MiB and a core each).
+    hashing: tokio::sync::Semaphore,
 }
 
 impl StreamingState {
@@ -47,6 +49,25 @@ impl StreamingState {
             caches: Caches::default(),
             activity: Activity::default(),
             probes: crate::probes::Probes::default(),
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         }
+    }
+
+    /// Checks `password` against `hash` on the blocking pool, at most one per core at once.
+    pub async fn verify_password(
+        &self,
+        password: String,
+        hash: String,
+    ) -> Result<bool, api::ApiError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| api::ApiError::internal(e.to_string()))?;
+        actix_web::web::block(move || shared::auth::password::verify(&password, &hash))
+            .await
+            .map_err(api::ApiError::internal)
     }
 }

@@ -467,6 +467,71 @@ fn repeated_login_failures_are_rate_limited_per_address_and_account() {
     assert_eq!(login(&server, "vic", PASSWORD).status, 200);
 }
 
+/// The login budget holds under parallel attempts (each attempt is counted before its
+/// password is checked), and the per-account budget is kept by the submitted name, so a
+/// refusal says nothing about which names exist.
+#[test]
+fn login_budgets_hold_under_bursts_and_do_not_reveal_which_names_exist() {
+    let (h, _video_id, _dir) = packaged();
+    let server = h.serve_with_env(&[], &[("LEAKTRACE_AUTH_FAILURES_MAX", "5")]);
+    let outcomes: Vec<u16> = std::thread::scope(|scope| {
+        let tries: Vec<_> = (0..24)
+            .map(|_| scope.spawn(|| login(&server, "vic", "wrong").status))
+            .collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let checked = outcomes.iter().filter(|s| **s == 401).count();
+    assert!(
+        outcomes.iter().all(|s| *s == 401 || *s == 429),
+        "{outcomes:?}"
+    );
+    assert!(
+        checked <= 5,
+        "{checked} passwords checked in a burst; the budget is 5"
+    );
+    assert_eq!(events(&h, "auth_failure").len(), checked);
+    drop(server);
+
+    // A guesser spread over many addresses: five failures on a name from elsewhere lock the
+    // name (not this address), whether the account exists or not.
+    let db = h.db();
+    // (the burst's failures are moved out of the window first: this address starts clean)
+    shared::testing::age_security_events(&mut db.conn().unwrap(), "auth_failure", 1).unwrap();
+    for (i, name) in ["vic", "ghost"]
+        .iter()
+        .flat_map(|n| std::iter::repeat_n(n, 5))
+        .enumerate()
+    {
+        security_events::record(
+            &mut db.conn().unwrap(),
+            security_events::Severity::Warning,
+            &security_events::NewEvent {
+                kind: "auth_failure",
+                address: Some(&format!("10.0.0.{i}")),
+                account: Some(name),
+                detail: "login failed",
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    }
+    let server = h.serve_with_env(&[], &[("LEAKTRACE_AUTH_FAILURES_MAX", "5")]);
+    let existing = login(&server, "vic", "wrong");
+    let missing = login(&server, "ghost", "wrong");
+    if existing.status == 429 && missing.status == 429 {
+        let e: serde_json::Value = serde_json::from_str(&existing.body).unwrap();
+        let m: serde_json::Value = serde_json::from_str(&missing.body).unwrap();
+        assert_eq!(e, m, "the same refusal for an existing and a missing name");
+    } else {
+        panic!(
+            "names with five failures are refused: {} {} / {} {}",
+            existing.status, existing.body, missing.status, missing.body
+        );
+    }
+    // Another name from this address is still checked.
+    login(&server, "nobody-else", "wrong").assert_error(401, "invalid_credentials");
+}
+
 #[test]
 fn file_probes_and_traversal_are_refused_and_recorded() {
     let (h, video_id, _dir) = packaged();

@@ -71,6 +71,7 @@ diesel::table! {
         address -> Nullable<Text>,
         detail -> Text,
         created_at -> Timestamp,
+        account -> Nullable<Text>,
     }
 }
 

@@ -33,6 +33,8 @@ pub struct SecurityEventRow {
     pub address: Option<String>,
     pub detail: String,
     pub created_at: NaiveDateTime,
+    /// The account name an authentication attempt submitted (whether or not it exists).
+    pub account: Option<String>,
 }
 
 /// What happened, to whom and from where.
@@ -44,6 +46,7 @@ pub struct NewEvent<'a> {
     pub device_id: Option<&'a str>,
     pub address: Option<&'a str>,
     pub detail: &'a str,
+    pub account: Option<&'a str>,
 }
 
 #[derive(Insertable)]
@@ -58,6 +61,7 @@ struct Row<'a> {
     address: Option<&'a str>,
     detail: &'a str,
     created_at: NaiveDateTime,
+    account: Option<&'a str>,
 }
 
 pub fn record(
@@ -77,6 +81,7 @@ pub fn record(
             address: event.address,
             detail: event.detail,
             created_at: now(),
+            account: event.account,
         })
         .execute(conn)?;
     Ok(security_events::table
@@ -135,6 +140,8 @@ pub fn for_session(
 pub enum Subject<'a> {
     Address(&'a str),
     User(&'a str),
+    /// A submitted account name (events recorded with `account`).
+    Account(&'a str),
 }
 
 /// How many events of `kind` concern `subject` since `since`, and when the oldest of them
@@ -158,8 +165,18 @@ pub fn count_since(
             .filter(security_events::user_id.eq(u))
             .select((count_star(), min(security_events::created_at)))
             .first(conn)?,
+        Subject::Account(a) => recent
+            .filter(security_events::account.eq(a))
+            .select((count_star(), min(security_events::created_at)))
+            .first(conn)?,
     };
     Ok(row)
+}
+
+/// Removes one event (an authentication attempt counted in advance that succeeded).
+pub fn remove(conn: &mut DbConnection, id: &str) -> Result<(), DbError> {
+    diesel::delete(security_events::table.find(id)).execute(conn)?;
+    Ok(())
 }
 
 /// Rewrites an event's detail (an aggregated event's count).

@@ -1,0 +1,2 @@
+DROP INDEX security_events_kind_account;
+ALTER TABLE security_events DROP COLUMN account;
