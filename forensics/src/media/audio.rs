@@ -38,7 +38,7 @@ pub fn encode_audio(
 ) -> Result<Option<AudioEncoded>, MediaError> {
     super::init();
     check_file(input, limits)?;
-    let mut ictx = format::input(input).map_err(|e| MediaError::NotMedia {
+    let mut ictx = super::decode::open_input(input, limits).map_err(|e| MediaError::NotMedia {
         path: input.to_path_buf(),
         reason: e.to_string(),
     })?;

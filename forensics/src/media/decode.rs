@@ -176,6 +176,32 @@ pub(crate) fn check_file(path: &Path, limits: &Limits) -> Result<u64, MediaError
     Ok(meta.len())
 }
 
+/// The demuxers a file may be opened with: the containers video comes in (MP4/MOV and
+/// fragmented MP4, Matroska/WebM, AVI, FLV, MPEG-TS/PS, ASF/WMV, Ogg, MXF, IVF, raw H.264/H.265
+/// and MPEG-4 streams, Y4M). Not playlists (HLS, DASH, concat), which name other files or URLs,
+/// nor image sequences.
+pub const DEMUXERS: &str =
+    "mov,matroska,webm,avi,flv,mpegts,mpeg,asf,ogg,mxf,ivf,h264,hevc,m4v,yuv4mpegpipe";
+
+/// Opens `path` for demuxing as an untrusted file: only [`DEMUXERS`], only the `file`
+/// protocol (no URL a container names is ever fetched), and an interrupt that stops any
+/// blocking read once `limits.max_wall_time` has passed (a stalled read must not hold a
+/// thread for hours).
+pub fn open_input(
+    path: &Path,
+    limits: &Limits,
+) -> Result<ffmpeg::format::context::Input, ffmpeg::Error> {
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("format_whitelist", DEMUXERS);
+    options.set("protocol_whitelist", "file");
+    let deadline = std::time::Instant::now() + limits.max_wall_time;
+    ffmpeg::format::input_with_interrupt_and_dictionary(
+        path,
+        move || std::time::Instant::now() > deadline,
+        options,
+    )
+}
+
 impl FrameReader {
     /// Opens `path` with as many decoding threads as the machine has.
     pub fn open(path: &Path, limits: &Limits) -> Result<FrameReader, MediaError> {
@@ -196,7 +222,7 @@ impl FrameReader {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
-        let input = ffmpeg::format::input(path).map_err(not_media)?;
+        let input = open_input(path, limits).map_err(not_media)?;
         let stream =
             input
                 .streams()
@@ -565,5 +591,35 @@ mod tests {
             choose_frame_rate(Rational(15, 1), Rational(15, 1)),
             (15000, 1000)
         );
+    }
+
+    /// Untrusted files are opened only as the containers video comes in: a playlist or a
+    /// concat script (which would make FFmpeg open the files or URLs it names) is refused, a
+    /// real video opens.
+    #[test]
+    fn only_video_containers_on_local_files_are_opened() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/bigbuckbunny.mp4");
+        let limits = Limits::default();
+        assert!(FrameReader::open(&sample, &limits).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        // A concat script naming a file beside it (FFmpeg's own probe opens it as `concat`).
+        std::fs::copy(&sample, dir.path().join("inner.mp4")).unwrap();
+        let concat = dir.path().join("leak.mp4");
+        std::fs::write(&concat, "ffconcat version 1.0\nfile 'inner.mp4'\n").unwrap();
+        let playlist = dir.path().join("leak.m3u8");
+        std::fs::write(
+            &playlist,
+            "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n",
+        )
+        .unwrap();
+        for refused in [&concat, &playlist] {
+            let opened = FrameReader::open(refused, &limits);
+            assert!(
+                matches!(opened, Err(MediaError::NotMedia { .. })),
+                "{}: {:?}",
+                refused.display(),
+                opened.err()
+            );
+        }
     }
 }
