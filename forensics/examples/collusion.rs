@@ -18,13 +18,14 @@
 //! (median over TRIALS titles, default 5; "-" when 30 minutes are not enough), and the
 //! lowest false-positive probability of any innocent at 30 minutes.
 
-use forensics::matching::{accuse_among, Accusation};
+#[path = "support/coalitions.rs"]
+mod coalitions;
+
+use coalitions::{Copy, Shown, Strategy, POPULATION, THRESHOLD};
 use formats::codes::{CodeKey, CodeScheme};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const POPULATION: usize = 1_000_000;
-const THRESHOLD: f64 = 1e-6;
 const INNOCENT_SAMPLE: usize = 300;
 const MINUTES: usize = 30;
 
@@ -33,77 +34,20 @@ fn units(unit_seconds: f64) -> usize {
     (MINUTES as f64 * 60.0 / unit_seconds).round() as usize
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Strategy {
-    /// Each unit from one colluder chosen at random.
-    Swap,
-    /// The variant most of them hold (ties at random).
-    Majority,
-    /// The variant fewest of them hold where they differ (ties at random).
-    Minority,
-    /// Frames averaged over the coalition.
-    Average,
-    /// Per unit, one of the four above at random.
-    Mixed,
-}
-
-impl Strategy {
-    const ALL: [Strategy; 5] = [
-        Strategy::Swap,
-        Strategy::Majority,
-        Strategy::Minority,
-        Strategy::Average,
-        Strategy::Mixed,
-    ];
-
-    fn name(self, c: usize) -> &'static str {
-        if c == 1 {
-            return "a single leaker";
-        }
-        match self {
-            Strategy::Swap => "swap units at random",
-            Strategy::Majority => "majority variant",
-            Strategy::Minority => "minority variant",
-            Strategy::Average => "frames averaged",
-            Strategy::Mixed => "all of these mixed",
-        }
-    }
-
-    /// The signal of a unit (-1 A .. +1 B) given the colluders' bits.
-    fn signal(self, bits: &[bool], rng: &mut ChaCha8Rng) -> f64 {
-        let c = bits.len();
-        let ones = bits.iter().filter(|b| **b).count();
-        let pm = |b: bool| if b { 1.0 } else { -1.0 };
-        match self {
-            Strategy::Swap => pm(bits[rng.gen_range(0..c)]),
-            Strategy::Majority | Strategy::Minority => {
-                if ones == 0 || ones == c {
-                    return pm(ones == c);
-                }
-                let zeros = c - ones;
-                let more_ones = if ones == zeros {
-                    rng.gen()
-                } else {
-                    ones > zeros
-                };
-                pm(matches!(self, Strategy::Majority) == more_ones)
-            }
-            Strategy::Average => 2.0 * ones as f64 / c as f64 - 1.0,
-            Strategy::Mixed => {
-                let pick = Strategy::ALL[rng.gen_range(0..4)];
-                pick.signal(bits, rng)
+/// The signal of a unit (-1 A .. +1 B) given what the coalition shows and its bits.
+fn signal(shown: Shown, bits: &[bool]) -> f64 {
+    match shown {
+        Shown::Variant(b) => {
+            if b {
+                1.0
+            } else {
+                -1.0
             }
         }
+        Shown::Averaged => {
+            2.0 * bits.iter().filter(|b| **b).count() as f64 / bits.len() as f64 - 1.0
+        }
     }
-}
-
-/// One title and one coalition's copy of it.
-struct Trial {
-    unit_seconds: f64,
-    key: CodeKey,
-    ids: Vec<String>,
-    colluders: usize,
-    soft: Vec<f64>,
 }
 
 fn trial(
@@ -113,7 +57,7 @@ fn trial(
     amplitude: f64,
     unit_seconds: f64,
     seed: u64,
-) -> Trial {
+) -> Copy {
     let units = units(unit_seconds);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut secret = [0u8; 32];
@@ -125,63 +69,19 @@ fn trial(
     let soft = (0..units)
         .map(|k| {
             let bits: Vec<bool> = codes.iter().map(|code| code[k]).collect();
+            let shown = strategy.choose(&bits, &mut rng);
             let (u, v): (f64, f64) = (rng.gen_range(1e-12..1.0), rng.gen());
             let noise = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
-            amplitude * strategy.signal(&bits, &mut rng) + noise
+            amplitude * signal(shown, &bits) + noise
         })
         .collect();
-    Trial {
+    Copy {
         unit_seconds,
         key,
         ids,
         colluders: c,
         soft,
     }
-}
-
-/// The accusation from the first `minutes` of the copy.
-fn accuse_prefix(t: &Trial, minutes: f64) -> Accusation {
-    let units = ((minutes * 60.0 / t.unit_seconds) as usize).min(t.soft.len());
-    let mut soft = t.soft.clone();
-    soft[units..].iter_mut().for_each(|s| *s = 0.0);
-    let scan = |ranking: &mut forensics::matching::Ranking<'_>| {
-        ranking.add(&t.ids);
-        Ok::<(), ()>(())
-    };
-    match accuse_among(&soft, &t.key, THRESHOLD, 5, POPULATION, scan) {
-        Ok(a) => a,
-        Err(()) => unreachable!("the scan cannot fail"),
-    }
-}
-
-/// Colluders named and innocents named.
-fn named(t: &Trial, a: &Accusation) -> (usize, usize) {
-    let accused = &a.findings[..a.accused];
-    let colluders = accused
-        .iter()
-        .filter(|f| f.scored.session_id.starts_with("colluder-"))
-        .count();
-    debug_assert!(t.colluders >= colluders);
-    (colluders, accused.len() - colluders)
-}
-
-/// The first whole or half minute at which `enough` holds (binary search; the accusation
-/// grows with the copy's length, up to noise), or None within the title.
-fn minutes_until(t: &Trial, enough: impl Fn(usize) -> bool) -> Option<f64> {
-    let ok = |m: f64| enough(named(t, &accuse_prefix(t, m)).0);
-    if !ok(MINUTES as f64) {
-        return None;
-    }
-    let (mut low, mut high) = (0usize, 2 * MINUTES); // in half minutes: !ok(low), ok(high)
-    while high - low > 1 {
-        let mid = (low + high) / 2;
-        if ok(mid as f64 / 2.0) {
-            high = mid;
-        } else {
-            low = mid;
-        }
-    }
-    Some(high as f64 / 2.0)
 }
 
 fn median(mut v: Vec<Option<f64>>) -> String {
@@ -241,15 +141,11 @@ fn main() {
                             unit_seconds,
                             seed * 7919 + c as u64,
                         );
-                        first.push(minutes_until(&t, |n| n >= 1));
-                        all.push(minutes_until(&t, |n| n >= c));
-                        let whole = accuse_prefix(&t, MINUTES as f64);
-                        innocents_named += named(&t, &whole).1;
-                        for f in &whole.findings {
-                            if f.scored.session_id.starts_with("innocent-") {
-                                lowest_innocent = lowest_innocent.min(f.false_positive_probability);
-                            }
-                        }
+                        first.push(t.minutes_until(|n| n >= 1));
+                        all.push(t.minutes_until(|n| n >= c));
+                        let whole = t.accuse_prefix(MINUTES as f64);
+                        innocents_named += t.named(&whole).1;
+                        lowest_innocent = lowest_innocent.min(t.lowest_innocent());
                     }
                     println!(
                         "| {scheme} | {c} | {} | {amplitude} | {} | {} | {lowest_innocent:.1e} | {innocents_named} |",

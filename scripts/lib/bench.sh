@@ -70,3 +70,43 @@ compose_title() { # OUT
   ffmpeg -nostdin -v error -y "${inputs[@]}" -filter_complex "${chain}${labels}concat=n=$n:v=1:a=0[out]" \
     -map "[out]" -c:v libx264 -preset fast -crf 16 "$out"
 }
+
+# A long title for the collusion bench: MINUTES (at least) of 640x360 at 25 fps, built in
+# loops of about 105 s from the bundled sample, the development clip bikes.mp4 (see dev_clip)
+# and generated content, every loop varied (zoom, mirror, speed, seeds, turns) so that no
+# stretch of the title repeats another.
+compose_long_title() { # OUT MINUTES
+  local out=$1 minutes=$2 dir loop=0 seconds=0 bikes
+  local fit="scale=640:360:force_original_aspect_ratio=decrease,pad=640:360:(ow-iw)/2:(oh-ih)/2,fps=25,setsar=1,format=yuv420p"
+  dir=$(mktemp -d "${out%/*}/long-title.XXXXXX")
+  bikes=$(dev_clip bikes.mp4)
+  : >"$dir/list.txt"
+  while [ "$seconds" -lt $((minutes * 60)) ]; do
+    local z speed flip x y inputs=() chain="" labels="" n i
+    z=$(python3 -c "print(1 + 0.12 * ($loop % 5))")
+    speed=$(python3 -c "print([1.0, 0.85, 1.15, 0.92, 1.08][$loop % 5])")
+    flip=$([ $((loop % 2)) -eq 1 ] && echo "hflip," || echo "")
+    x=$(python3 -c "print(($loop * 37) % 100 / 100)")
+    y=$(python3 -c "print(($loop * 61) % 100 / 100)")
+    local vary="crop=iw/$z:ih/$z:(iw-iw/$z)*$x:(ih-ih/$z)*$y,${flip}setpts=PTS/$speed"
+    inputs=(-i samples/bigbuckbunny.mp4)
+    [ -n "$bikes" ] && inputs+=(-i "$bikes")
+    inputs+=(-f lavfi -t 15 -i "testsrc2=size=640x360:rate=25,rotate=$((loop * 7))*PI/180"
+      -f lavfi -t 25 -i "mandelbrot=size=640x360:rate=25:start_x=$(python3 -c "print(-0.75 + 0.01 * $loop)"):start_scale=$((2 + loop % 3))"
+      -f lavfi -t 20 -i "life=size=160x90:rate=25:mold=10:ratio=0.3:seed=$loop,scale=640:360:flags=neighbor"
+      -f lavfi -t 15 -i "cellauto=size=640x360:rate=25:rule=$((30 + loop * 16 % 200)):seed=$loop"
+      -f lavfi -t 10 -i "smptehdbars=size=640x360:rate=25,drawbox=x='mod(t*$((120 + loop * 23))\,560)':y=$((40 + loop * 17 % 240)):w=80:h=80:color=orange@1:t=fill")
+    n=$(printf '%s\n' "${inputs[@]}" | grep -c '^-i$')
+    for i in $(seq 0 $((n - 1))); do
+      if [ "$i" -lt $((n - 5)) ]; then chain+="[$i:v]$vary,$fit[v$i];"; else chain+="[$i:v]$fit[v$i];"; fi
+      labels+="[v$i]"
+    done
+    ffmpeg -nostdin -v error -y "${inputs[@]}" -filter_complex "${chain}${labels}concat=n=$n:v=1:a=0[out]" \
+      -map "[out]" -c:v libx264 -preset fast -crf 16 "$dir/$loop.mp4"
+    echo "file '$dir/$loop.mp4'" >>"$dir/list.txt"
+    seconds=$((seconds + $(ffprobe -v error -show_entries format=duration -of csv=p=0 "$dir/$loop.mp4" | cut -d. -f1)))
+    loop=$((loop + 1))
+  done
+  ffmpeg -nostdin -v error -y -f concat -safe 0 -i "$dir/list.txt" -c copy "$out"
+  rm -rf "$dir"
+}
