@@ -37,8 +37,8 @@ pub fn signer(config: &Config) -> Result<ReportSigner, AppError> {
     let dir = secrets_dir(config);
     if !dir.join(SIGNING_KEY).exists() {
         secrets::create_dir_private(&dir).map_err(AppError::io("create", &dir))?;
-        let deployment = config.data_dir.display().to_string();
-        let made = signing::create_identity(&deployment)?;
+        // The deployment's configured name, never a server path.
+        let made = signing::create_identity(config.reports.organisation.trim())?;
         for (name, text) in [
             (CA_CERT, &made.ca_cert_pem),
             (CA_KEY, &made.ca_key_pem),
@@ -372,6 +372,7 @@ pub fn issue(
             "When a session is named, the units its code cannot explain (the copy shows a variant it did not receive) are scored again for every session, to name others who supplied them; such a pass has its own share of the budget, so that the chance of naming any innocent session in any pass stays below the threshold.".into(),
         ],
         software: format!("leaktrace {}", env!("CARGO_PKG_VERSION")),
+        organisation: config.reports.organisation.trim().to_string(),
         audit: audit_entries
             .iter()
             .map(|e| [time(e.created_at), e.actor.clone(), e.action.clone(), e.entry_hash.chars().take(16).collect()])

@@ -94,9 +94,26 @@ pub struct Config {
     pub analysis: Analysis,
     pub evidence: Evidence,
     pub jobs: Jobs,
+    pub reports: Reports,
     /// Settings given under a deprecated name, one notice each, for the log once it is set
     /// up (assembly itself has nowhere to log to).
     pub deprecations: Vec<String>,
+}
+
+/// Evidence reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reports {
+    /// The deployment's name: shown on every report and in the subject of the report CA and
+    /// signing certificates (created on first use; changing it later does not rename them).
+    pub organisation: String,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Reports {
+            organisation: "leaktrace".to_string(),
+        }
+    }
 }
 
 /// Suspect submissions: uploads and the crawler inbox.
@@ -296,6 +313,7 @@ impl Default for Config {
             analysis: Analysis::default(),
             evidence: Evidence::default(),
             jobs: Jobs::default(),
+            reports: Reports::default(),
             deprecations: Vec::new(),
         }
     }
@@ -323,6 +341,14 @@ pub struct PartialConfig {
     pub evidence: PartialEvidence,
     #[serde(default)]
     pub jobs: PartialJobs,
+    #[serde(default)]
+    pub reports: PartialReports,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialReports {
+    pub organisation: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -473,6 +499,9 @@ impl PartialConfig {
                 lease_seconds: parse_env(env, "LEAKTRACE_JOB_LEASE_SECONDS")?,
                 max_attempts: parse_env(env, "LEAKTRACE_JOB_MAX_ATTEMPTS")?,
             },
+            reports: PartialReports {
+                organisation: parse_env(env, "LEAKTRACE_REPORTS_ORGANISATION")?,
+            },
         })
     }
 }
@@ -558,6 +587,9 @@ impl Config {
         if let Some(v) = layer.analysis.reference_store {
             self.analysis.reference_store = v;
         }
+        if let Some(v) = layer.reports.organisation {
+            self.reports.organisation = v;
+        }
         let (e, l) = (&mut self.evidence, layer.evidence);
         if let Some(v) = l.max_upload_bytes {
             e.max_upload_bytes = v;
@@ -627,6 +659,13 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let org = self.reports.organisation.trim();
+        if org.is_empty() || org.chars().count() > 120 || org.chars().any(char::is_control) {
+            return Err(ConfigError::Value {
+                key: "reports.organisation".into(),
+                message: "must be 1 to 120 printable characters".into(),
+            });
+        }
         if self.limits.max_media_seconds.is_nan() || self.limits.max_media_seconds <= 0.0 {
             return Err(ConfigError::Value {
                 key: "limits.max_media_seconds".into(),
@@ -723,6 +762,7 @@ impl Config {
             analysis: Analysis,
             evidence: EvidenceView,
             jobs: Jobs,
+            reports: &'a Reports,
         }
         #[derive(Serialize)]
         struct EvidenceView {
@@ -765,6 +805,7 @@ impl Config {
                 inbox_dir: self.inbox_dir().display().to_string(),
             },
             jobs: self.jobs,
+            reports: &self.reports,
         };
         toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

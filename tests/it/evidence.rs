@@ -169,6 +169,13 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
     assert!(plain.contains("Signature is Valid"), "{plain}");
     assert!(plain.contains("ETSI.CAdES.detached"), "{plain}");
     assert!(plain.contains("Total document signed"), "{plain}");
+    // The certificate names the deployment by its configured name, never a server folder.
+    assert!(
+        plain.contains("leaktrace report signing (leaktrace)"),
+        "{plain}"
+    );
+    let data_dir = t.h.data_dir.to_string_lossy().to_string();
+    assert!(!plain.contains(&data_dir), "{plain}");
     let (status, _, ca) = get_bytes(&server, Auth::None, "/api/reports/ca.pem");
     assert_eq!(status, 200);
     let ca = String::from_utf8(ca).unwrap();

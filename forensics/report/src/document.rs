@@ -43,6 +43,8 @@ pub struct Report {
     pub session: Vec<(String, String)>,
     pub method: Vec<String>,
     pub software: String,
+    /// The deployment that issued the report (its configured name).
+    pub organisation: String,
     /// Audit entries, oldest first: (time, actor, action, hash prefix).
     pub audit: Vec<[String; 4]>,
     /// The audit trail's head hash when the report was made.
@@ -309,6 +311,7 @@ pub fn render(r: &Report) -> Vec<u8> {
     for p in &r.method {
         l.line(p, 9.0);
     }
+    l.line(&format!("Issued by: {}", r.organisation), 9.0);
     l.line(&format!("Software: {}", r.software), 9.0);
 
     l.heading("Audit trail of the case");
@@ -363,6 +366,7 @@ pub(crate) fn sample(units: Vec<Option<f64>>, matched_code: Vec<bool>) -> Report
         session: Vec::new(),
         method: vec!["Method.".into()],
         software: "leaktrace test".into(),
+        organisation: "Test Studio".into(),
         audit: vec![["t".into(), "a".into(), "x".into(), "h".into()]],
         audit_head: "0".repeat(64),
     }
