@@ -38,9 +38,15 @@ pub fn encode_audio(
 ) -> Result<Option<AudioEncoded>, MediaError> {
     super::init();
     check_file(input, limits)?;
-    let mut ictx = super::decode::open_input(input, limits).map_err(|e| MediaError::NotMedia {
-        path: input.to_path_buf(),
-        reason: e.to_string(),
+    let mut ictx = super::decode::open_input(input, limits).map_err(|e| match e {
+        ffmpeg_next::Error::Exit => MediaError::TimedOut {
+            path: input.to_path_buf(),
+            limit_seconds: limits.max_wall_time.as_secs(),
+        },
+        e => MediaError::NotMedia {
+            path: input.to_path_buf(),
+            reason: e.to_string(),
+        },
     })?;
     let Some(stream) = ictx.streams().best(media::Type::Audio) else {
         return Ok(None);

@@ -222,7 +222,14 @@ impl FrameReader {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
-        let input = open_input(path, limits).map_err(not_media)?;
+        let input = open_input(path, limits).map_err(|e| match e {
+            // The interrupt: opening took past the processing time limit.
+            ffmpeg::Error::Exit => MediaError::TimedOut {
+                path: path.to_path_buf(),
+                limit_seconds: limits.max_wall_time.as_secs(),
+            },
+            e => not_media(e),
+        })?;
         let stream =
             input
                 .streams()
@@ -414,6 +421,11 @@ impl FrameReader {
                 Ok(())
             }
             Err(ffmpeg::Error::InvalidData) => self.note_decode_error("corrupt data"),
+            // The interrupt: a read stalled past the processing time limit.
+            Err(ffmpeg::Error::Exit) => Err(MediaError::TimedOut {
+                path: self.path.clone(),
+                limit_seconds: self.limits.max_wall_time.as_secs(),
+            }),
             Err(e) => {
                 // A read error ends the input; the truncation check decides if it matters.
                 self.read_error = Some(e.to_string());
