@@ -659,6 +659,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.monitoring.event_retention_days > 36_500 {
+            return Err(ConfigError::Value {
+                key: "monitoring.event_retention_days".into(),
+                message: "must be at most 36500 (0 keeps events forever)".into(),
+            });
+        }
         let org = self.reports.organisation.trim();
         if org.is_empty() || org.chars().count() > 120 || org.chars().any(char::is_control) {
             return Err(ConfigError::Value {

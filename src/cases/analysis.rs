@@ -229,13 +229,15 @@ pub fn run_case(
             let mut conn = db.conn()?;
             // The case's error is shown to its submitter: no server folders in it (the audit
             // entry below keeps the full reason).
-            let data = config.layout();
+            // The data folder by its absolute name only (a relative "data" would rewrite
+            // every word "data" of the message).
+            let root = std::fs::canonicalize(&config.layout().root).unwrap_or_default();
             let public = crate::uploads::without_paths(
                 &e.to_string(),
                 &[
                     (suspect, "the suspect file"),
                     (&work, "the work folder"),
-                    (&data.root, "the data folder"),
+                    (&root, "the data folder"),
                 ],
             );
             let _ = cases::fail(&mut conn, &case.id, &public);

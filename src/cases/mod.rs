@@ -117,11 +117,13 @@ struct QueuedDetail<'a> {
     job_id: &'a str,
 }
 
-/// Records the case of a stored suspect and queues its analysis; returns the case id.
+/// Records the case of a stored suspect and queues its analysis; returns the case id. The
+/// case takes the file as soon as it exists (it is the case's evidence from then on); should
+/// queueing fail after that, the case is marked failed rather than left without its file.
 pub fn submit(
     config: &Config,
     db: &Db,
-    stored: &StoredUpload,
+    stored: StoredUpload,
     request: Request,
 ) -> Result<String, AppError> {
     let case = open_case(
@@ -137,16 +139,26 @@ pub fn submit(
         },
         CaseStatus::Queued,
     )?;
-    let mut conn = db.conn()?;
-    let job = jobs::enqueue(
-        &mut conn,
-        config,
-        &AnalyseCase {
-            case_id: case.id.clone(),
-        },
-    )?;
-    let detail = jobs::detail_json(&QueuedDetail { job_id: &job.id });
-    audit::append(&mut conn, Some(&case.id), "system", "job_queued", &detail)?;
+    stored.keep();
+    let queue = || -> Result<(), AppError> {
+        let mut conn = db.conn()?;
+        let job = jobs::enqueue(
+            &mut conn,
+            config,
+            &AnalyseCase {
+                case_id: case.id.clone(),
+            },
+        )?;
+        let detail = jobs::detail_json(&QueuedDetail { job_id: &job.id });
+        audit::append(&mut conn, Some(&case.id), "system", "job_queued", &detail)?;
+        Ok(())
+    };
+    if let Err(e) = queue() {
+        if let Ok(mut conn) = db.conn() {
+            let _ = cases::fail(&mut conn, &case.id, "the analysis could not be queued");
+        }
+        return Err(e);
+    }
     Ok(case.id)
 }
 

@@ -161,10 +161,16 @@ pub async fn package_title(
             ..defaults
         };
         let inbox = state.config.inbox_dir();
-        let source = upload::inbox_file(&inbox, &body.source_path).map_err(upload_error)?;
-        // The handle, not the name, is checked (a link swapped in since is refused).
-        upload::open_inbox_file(&inbox, &source).map_err(upload_error)?;
-        (spec, source, None)
+        let found = upload::inbox_file(&inbox, &body.source_path).map_err(upload_error)?;
+        // Copied through the checked handle into the sources folder, as suspects are: the job
+        // packages the copy (removed after), never a name in the inbox that could be swapped
+        // for a link after this check.
+        let sources = state.config.layout().sources();
+        let copy = web::block(move || upload::store_inbox_file(&inbox, &found, &sources, limit))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(upload_error)?;
+        (spec, copy.path.clone(), Some(copy))
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

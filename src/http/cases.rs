@@ -140,18 +140,16 @@ pub async fn verify_watermark(
     // Runs to its end even when the client has gone: the case keeps the file, or a failure
     // drops (removes) it.
     let case_id = blocking(move || {
-        let id = cases::submit(
+        cases::submit(
             &config,
             &db,
-            &stored,
+            stored,
             Request {
                 submitter: &submitter,
                 video_id: video_id.as_deref(),
                 expected_watermark_hash: expected_watermark_hash.as_deref(),
             },
-        )?;
-        stored.keep();
-        Ok(id)
+        )
     })
     .await?;
     Ok(HttpResponse::Accepted().json(Accepted {

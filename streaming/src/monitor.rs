@@ -409,7 +409,9 @@ pub async fn reserve_unit(
         .run(move |c| sessions::reserve_unit(c, &id, allowed))
         .await?;
     let served = match reserved {
-        Reservation::Granted(served) => served,
+        // The count as this request saw it, plus this unit (parallel requests may have added
+        // more: the flag is a notice, the limit above is exact).
+        Reservation::Granted => session.segments_served + 1,
         Reservation::Ended => {
             return Err(ApiError::forbidden(
                 "session_revoked",

@@ -132,7 +132,8 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
     post_raw(&server, auth, "/api/admin/titles/", "text/plain", b"x")
         .assert_error(415, "unsupported_media_type");
 
-    // A file already in the inbox: packaged in place, and the inbox file stays.
+    // A file already in the inbox: copied (through the checked handle) and packaged; the
+    // inbox file stays, the copy goes once packaged.
     let inbox = h.data_dir.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(inbox.join("drop.mp4"), &source).unwrap();
@@ -146,6 +147,7 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
     let job = wait_job(&server, &admin, r.json()["job_id"].as_str().unwrap());
     assert_eq!(job["status"], "succeeded", "{job}");
     assert!(inbox.join("drop.mp4").is_file());
+    assert_eq!(files_in(&sources), 0, "the copy is removed once packaged");
     post_json(
         &server,
         auth,

@@ -49,7 +49,8 @@ pub const MIN_TIME_SCORE: f64 = 0.6;
 /// It must be high: content that is nearly symmetric (test cards, graphics, landscapes) can
 /// match upside down at 0.94 over the whole copy, at the wrong times.
 const CLEAR_TIME_STRENGTH: f64 = 0.97;
-/// How much better a mirrored reading must match a clear reading's time map to be searched.
+/// How much better a reading in another orientation must match (a clear reading's time map
+/// to be searched; the best reading so far to replace it).
 const MIRROR_MARGIN: f64 = 0.005;
 
 /// Which title the suspect shows, when, and its picture area and orientation.
@@ -304,10 +305,13 @@ pub fn identify(survey: &Survey, titles: &[ReferenceTitle]) -> Option<Identified
                 coverage = time.coverage,
                 "extract: reading aligned"
             );
+            // A reading in another orientation must match clearly better (nearly symmetric
+            // content matches both ways); titles in one orientation compete as they are.
             if time.shows_title(MIN_TIME_SCORE)
-                && best
-                    .as_ref()
-                    .is_none_or(|b| time.strength() > b.time.strength())
+                && best.as_ref().is_none_or(|b| {
+                    let margin = if b.flip == *flip { 0.0 } else { MIRROR_MARGIN };
+                    time.strength() > b.time.strength() + margin
+                })
             {
                 best = Some(Identified {
                     active,

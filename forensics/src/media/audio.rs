@@ -126,6 +126,13 @@ pub fn encode_audio(
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => break,
             Err(ffmpeg::Error::InvalidData) => {}
+            // The interrupt: reading stalled past the processing time limit.
+            Err(ffmpeg::Error::Exit) => {
+                return Err(MediaError::TimedOut {
+                    path: input.to_path_buf(),
+                    limit_seconds: limits.max_wall_time.as_secs(),
+                })
+            }
             Err(_) => break,
         }
         if state.samples >= max_samples {

@@ -102,10 +102,14 @@ pub fn append(
             // An immediate transaction takes the write lock before reading the head.
             conn.batch_execute("BEGIN IMMEDIATE")?;
             match write(conn) {
-                Ok(entry) => {
-                    conn.batch_execute("COMMIT")?;
-                    Ok(entry)
-                }
+                Ok(entry) => match conn.batch_execute("COMMIT") {
+                    Ok(()) => Ok(entry),
+                    Err(e) => {
+                        // The connection goes back to the pool: never inside a transaction.
+                        let _ = conn.batch_execute("ROLLBACK");
+                        Err(e.into())
+                    }
+                },
                 Err(e) => {
                     let _ = conn.batch_execute("ROLLBACK");
                     Err(e)

@@ -142,10 +142,14 @@ pub fn create_within_limit(
         DbConnection::Sqlite(_) => {
             conn.batch_execute("BEGIN IMMEDIATE")?;
             match admit(conn) {
-                Ok(done) => {
-                    conn.batch_execute("COMMIT")?;
-                    Ok(done)
-                }
+                Ok(done) => match conn.batch_execute("COMMIT") {
+                    Ok(()) => Ok(done),
+                    Err(e) => {
+                        // The connection goes back to the pool: never inside a transaction.
+                        let _ = conn.batch_execute("ROLLBACK");
+                        Err(e.into())
+                    }
+                },
                 Err(e) => {
                     let _ = conn.batch_execute("ROLLBACK");
                     Err(e)
@@ -189,8 +193,8 @@ pub fn mark_keyed(conn: &mut DbConnection, id: &str, sealed_cek: &[u8]) -> Resul
 /// What [`reserve_unit`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reservation {
-    /// Counted: the session has now been served this many video units.
-    Granted(i64),
+    /// Counted.
+    Granted,
     /// Refused: the session has already been served this many, as many as `allowed`.
     OverLimit(i64),
     /// The session is no longer keyed or streaming.
@@ -223,17 +227,21 @@ pub fn reserve_unit(
         stream_sessions::expires_at.eq(t + Duration::seconds(IDLE_SECONDS)),
     ))
     .execute(conn)?;
+    if n == 1 {
+        return Ok(Reservation::Granted);
+    }
+    // Refused: why (only this rare path reads the row again).
     let (state, served): (String, i64) = stream_sessions::table
         .find(id)
         .select((stream_sessions::state, stream_sessions::segments_served))
         .first(conn)?;
-    Ok(if n == 1 {
-        Reservation::Granted(served)
-    } else if state == SessionState::Keyed.as_str() || state == SessionState::Streaming.as_str() {
-        Reservation::OverLimit(served)
-    } else {
-        Reservation::Ended
-    })
+    Ok(
+        if state == SessionState::Keyed.as_str() || state == SessionState::Streaming.as_str() {
+            Reservation::OverLimit(served)
+        } else {
+            Reservation::Ended
+        },
+    )
 }
 
 /// Records activity (a manifest or segment fetch): `keyed` becomes `streaming`, the idle
