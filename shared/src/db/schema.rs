@@ -252,6 +252,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "address",
             "detail",
             "created_at",
+            "account",
         ],
     ),
     (
