@@ -1,6 +1,7 @@
-//! Housekeeping beside the server: every [`EVERY`] (and once at start), security events older
-//! than `monitoring.event_retention_days` are removed, so that floods and years of routine
-//! events do not grow the database without bound. Stops with the server.
+//! Housekeeping beside the server: every [`EVERY`] (and once at start), non-critical security
+//! events older than `monitoring.event_retention_days` are removed, so that floods and years
+//! of routine events do not grow the database without bound (critical ones, detections and
+//! revocations, stay). Stops with the server.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -684,3 +684,34 @@ fn audit_chain_detects_modified_removed_and_reordered_entries() {
         .unwrap();
     assert_eq!(broken(&mut conn), 5);
 }
+
+#[test]
+fn retention_removes_old_events_but_keeps_critical_ones() {
+    use super::repo::security_events::{self, NewEvent, Severity};
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    for (kind, severity) in [
+        ("direct_file_probe", Severity::Warning),
+        ("piracy_detected", Severity::Critical),
+        ("auth_failure", Severity::Warning),
+    ] {
+        let event = NewEvent {
+            kind,
+            detail: "x",
+            ..Default::default()
+        };
+        security_events::record(&mut conn, severity, &event).unwrap();
+    }
+    crate::testing::age_security_events(&mut conn, "direct_file_probe", 100).unwrap();
+    crate::testing::age_security_events(&mut conn, "piracy_detected", 100).unwrap();
+    let cutoff = crate::db::now() - chrono::Duration::days(90);
+    assert_eq!(security_events::purge_before(&mut conn, cutoff).unwrap(), 1);
+    let left: Vec<String> = security_events::recent(&mut conn, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&"piracy_detected".to_string()));
+}

@@ -187,12 +187,15 @@ pub fn set_detail(conn: &mut DbConnection, id: &str, detail: &str) -> Result<(),
     Ok(())
 }
 
-/// Removes the events older than `before` (retention); returns how many.
+/// Removes the events older than `before` (retention), except critical ones (a piracy
+/// detection, a revocation: what a case or an inquiry may still need); returns how many.
 pub fn purge_before(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, DbError> {
-    Ok(
-        diesel::delete(security_events::table.filter(security_events::created_at.lt(before)))
-            .execute(conn)?,
+    Ok(diesel::delete(
+        security_events::table
+            .filter(security_events::created_at.lt(before))
+            .filter(security_events::severity.ne(Severity::Critical.as_str())),
     )
+    .execute(conn)?)
 }
 
 /// True when the session already has an event of `kind` (one-time flags).
