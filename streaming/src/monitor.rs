@@ -91,7 +91,7 @@ pub async fn record_probe(
     request: String,
 ) -> Result<(), ApiError> {
     use crate::probes::Write;
-    let key = address.clone().unwrap_or_default();
+    let key = crate::probes::key_of(address.as_deref().unwrap_or_default());
     let count_detail = |count: u64, first: &str| {
         format!(
             "{count} probes from this address within 10 minutes; first: {first}; latest: {request}"
@@ -120,10 +120,17 @@ pub async fn record_probe(
                 detail: request.clone(),
                 ..Event::default()
             };
-            let row = state
+            let written = state
                 .db
                 .run(move |c| security_events::record(c, Severity::Warning, &event.as_new()))
-                .await?;
+                .await;
+            let row = match written {
+                Ok(row) => row,
+                Err(e) => {
+                    state.probes.forget(&key);
+                    return Err(e.into());
+                }
+            };
             if let Some(count) = state.probes.recorded(&key, row.id.clone()) {
                 let detail = count_detail(count, &row.detail);
                 state

@@ -91,6 +91,12 @@ impl Probes {
         }
     }
 
+    /// The key's event could not be written: its window starts again with the next probe
+    /// (rather than counting probes into an event that does not exist).
+    pub fn forget(&self, key: &str) {
+        lock(&self.by_key).remove(key);
+    }
+
     /// The event written for `key`'s window; returns the count to write now when probes
     /// arrived while it was being written.
     pub fn recorded(&self, key: &str, event_id: String) -> Option<u64> {
@@ -101,9 +107,30 @@ impl Probes {
     }
 }
 
+/// The key an address's probes are counted under: an IPv4 address as it is, an IPv6 address
+/// by its /64 (one host has a whole /64 to spray from).
+pub fn key_of(address: &str) -> String {
+    match address.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => address.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        assert_eq!(key_of("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key_of("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key_of("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(key_of("::ffff:192.0.2.1"), "::ffff:192.0.2.1");
+        assert_eq!(key_of(""), "");
+    }
 
     #[test]
     fn a_flood_from_one_address_is_one_event_with_a_few_count_updates() {
