@@ -194,6 +194,34 @@ fn migrate_connection(
 }
 
 /// Current time as stored: UTC, microsecond precision (what PostgreSQL keeps).
+/// Runs `work` in a transaction serialised with every other holder of `pg_lock_key`: a
+/// transaction-scoped advisory lock on PostgreSQL, an immediate transaction (the write lock
+/// taken first) on SQLite. On failure, including a failed COMMIT, the transaction is rolled
+/// back before the connection returns to the pool.
+pub fn serialised<T>(
+    conn: &mut DbConnection,
+    pg_lock_key: i64,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    match conn {
+        DbConnection::Postgresql(_) => conn.transaction(|c| {
+            c.batch_execute(&format!("SELECT pg_advisory_xact_lock({pg_lock_key})"))?;
+            work(c)
+        }),
+        DbConnection::Sqlite(_) => {
+            conn.batch_execute("BEGIN IMMEDIATE")?;
+            let done = work(conn).and_then(|done| {
+                conn.batch_execute("COMMIT")?;
+                Ok(done)
+            });
+            if done.is_err() {
+                let _ = conn.batch_execute("ROLLBACK");
+            }
+            done
+        }
+    }
+}
+
 pub fn now() -> chrono::NaiveDateTime {
     use chrono::SubsecRound;
     chrono::Utc::now().naive_utc().trunc_subsecs(6)

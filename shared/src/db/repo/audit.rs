@@ -10,7 +10,6 @@
 //! transaction on SQLite.
 
 use chrono::NaiveDateTime;
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -93,30 +92,8 @@ pub fn append(
             .execute(c)?;
         Ok(entry)
     };
-    match conn {
-        DbConnection::Postgresql(_) => conn.transaction(|c| {
-            c.batch_execute(&format!("SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})"))?;
-            write(c)
-        }),
-        DbConnection::Sqlite(_) => {
-            // An immediate transaction takes the write lock before reading the head.
-            conn.batch_execute("BEGIN IMMEDIATE")?;
-            match write(conn) {
-                Ok(entry) => match conn.batch_execute("COMMIT") {
-                    Ok(()) => Ok(entry),
-                    Err(e) => {
-                        // The connection goes back to the pool: never inside a transaction.
-                        let _ = conn.batch_execute("ROLLBACK");
-                        Err(e.into())
-                    }
-                },
-                Err(e) => {
-                    let _ = conn.batch_execute("ROLLBACK");
-                    Err(e)
-                }
-            }
-        }
-    }
+    // Serialised so that each entry reads the head its own write extends.
+    crate::db::serialised(conn, APPEND_LOCK_KEY, write)
 }
 
 /// The newest entries first, at most `limit`.

@@ -1,5 +1,4 @@
 use chrono::{Duration, NaiveDateTime};
-use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::db::schema::stream_sessions;
@@ -132,31 +131,7 @@ pub fn create_within_limit(
         }
         Ok(Admission::Created(Box::new(create(c, session)?)))
     };
-    match conn {
-        DbConnection::Postgresql(_) => conn.transaction(|c| {
-            c.batch_execute(&format!(
-                "SELECT pg_advisory_xact_lock({ADMISSION_LOCK_KEY})"
-            ))?;
-            admit(c)
-        }),
-        DbConnection::Sqlite(_) => {
-            conn.batch_execute("BEGIN IMMEDIATE")?;
-            match admit(conn) {
-                Ok(done) => match conn.batch_execute("COMMIT") {
-                    Ok(()) => Ok(done),
-                    Err(e) => {
-                        // The connection goes back to the pool: never inside a transaction.
-                        let _ = conn.batch_execute("ROLLBACK");
-                        Err(e.into())
-                    }
-                },
-                Err(e) => {
-                    let _ = conn.batch_execute("ROLLBACK");
-                    Err(e)
-                }
-            }
-        }
-    }
+    crate::db::serialised(conn, ADMISSION_LOCK_KEY, admit)
 }
 
 pub fn get(conn: &mut DbConnection, id: &str) -> Result<SessionRow, DbError> {
