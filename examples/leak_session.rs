@@ -9,6 +9,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
+use shared::auth::device_key::{key_exchange_binding, DeviceKey, Purpose};
 use streaming::crypto;
 
 fn post(url: &str, token: Option<&str>, body: Value) -> Result<Value, String> {
@@ -41,12 +42,14 @@ fn run(args: &[String]) -> Result<(), String> {
         None,
         json!({"username": user, "password": password}),
     )?;
+    let key = DeviceKey::generate();
     let reg = post(
         &format!("{base}/api/register-device/"),
         Some(&field(&login, "user_token")?),
-        json!({"device_fingerprint": fingerprint}),
+        json!({"device_fingerprint": fingerprint, "device_public_key": key.public_key()}),
     )?;
     let token = field(&reg, "device_token")?;
+    let device_id = field(&reg, "device_id")?;
     let req = post(
         &format!("{base}/api/request-stream/"),
         Some(&token),
@@ -56,10 +59,16 @@ fn run(args: &[String]) -> Result<(), String> {
     let server_public =
         crypto::decode_public_key(&field(&req, "server_public_key")?).map_err(|e| e.to_string())?;
     let (secret, public) = crypto::generate_keypair();
+    let client_key = crypto::encode_public_key(&public);
+    let proof = key.prove(
+        Purpose::KeyExchange,
+        &device_id,
+        &key_exchange_binding(&session, &client_key),
+    );
     let kex = post(
         &format!("{base}/api/complete-key-exchange/"),
         Some(&token),
-        json!({"session_id": session, "client_public_key": crypto::encode_public_key(&public)}),
+        json!({"session_id": session, "client_public_key": client_key, "device_proof": proof}),
     )?;
     let key =
         crypto::derive_session_key(&secret, &server_public, &session).map_err(|e| e.to_string())?;

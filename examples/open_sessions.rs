@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
+use shared::auth::device_key::{key_exchange_binding, DeviceKey, Purpose};
 use streaming::crypto;
 
 fn post(url: &str, token: Option<&str>, body: Value) -> Result<Value, String> {
@@ -39,12 +40,14 @@ fn run(args: &[String]) -> Result<(), String> {
     let user_token = field(&login, "user_token")?.to_string();
     for i in 0..count {
         let fingerprint = format!("{:064x}", i + 1);
+        let key = DeviceKey::generate();
         let reg = post(
             &format!("{base}/api/register-device/"),
             Some(&user_token),
-            json!({"device_fingerprint": fingerprint}),
+            json!({"device_fingerprint": fingerprint, "device_public_key": key.public_key()}),
         )?;
         let device_token = field(&reg, "device_token")?;
+        let device_id = field(&reg, "device_id")?;
         let req = post(
             &format!("{base}/api/request-stream/"),
             Some(device_token),
@@ -52,10 +55,16 @@ fn run(args: &[String]) -> Result<(), String> {
         )?;
         let session_id = field(&req, "session_id")?;
         let (_secret, public) = crypto::generate_keypair();
+        let client_key = crypto::encode_public_key(&public);
+        let proof = key.prove(
+            Purpose::KeyExchange,
+            device_id,
+            &key_exchange_binding(session_id, &client_key),
+        );
         post(
             &format!("{base}/api/complete-key-exchange/"),
             Some(device_token),
-            json!({"session_id": session_id, "client_public_key": crypto::encode_public_key(&public)}),
+            json!({"session_id": session_id, "client_public_key": client_key, "device_proof": proof}),
         )?;
         println!("{session_id} {device_token}");
     }

@@ -1,14 +1,15 @@
 //! Housekeeping beside the server: every [`EVERY`] (and once at start), non-critical security
 //! events older than `monitoring.event_retention_days` are removed, so that floods and years
 //! of routine events do not grow the database without bound (critical ones, detections and
-//! revocations, stay). Stops with the server.
+//! revocations, stay), and signed-out tokens that have expired anyway are forgotten. Stops
+//! with the server.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::config::Config;
-use shared::db::repo::security_events;
+use shared::db::repo::{revoked_tokens, security_events};
 use shared::db::Db;
 
 /// How often housekeeping runs.
@@ -16,14 +17,17 @@ const EVERY: Duration = Duration::from_secs(3600);
 /// How often the thread looks at the stop flag.
 const TICK: Duration = Duration::from_millis(200);
 
-/// One round: events past retention removed; returns how many.
+/// One round: events past retention removed (returns how many), expired revocations
+/// forgotten.
 pub fn run_once(config: &Config, db: &Db) -> Result<usize, shared::db::DbError> {
+    let mut conn = db.conn()?;
+    let now = shared::db::now();
+    revoked_tokens::purge_expired(&mut conn, now)?;
     let days = config.monitoring.event_retention_days;
     if days == 0 {
         return Ok(0);
     }
-    let before = shared::db::now() - chrono::Duration::days(i64::from(days));
-    security_events::purge_before(&mut *db.conn()?, before)
+    security_events::purge_before(&mut conn, now - chrono::Duration::days(i64::from(days)))
 }
 
 /// Runs [`run_once`] every [`EVERY`] until `stop`.

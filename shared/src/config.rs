@@ -217,6 +217,9 @@ pub struct Monitoring {
     pub demo_api: bool,
     /// Security events older than this many days are removed (0: kept forever).
     pub event_retention_days: u32,
+    /// How long a device stays signed in from its registration: device tokens refresh (each
+    /// lives 300 s) until this many hours have passed, then the viewer signs in again.
+    pub device_sign_in_hours: u32,
 }
 
 impl Default for Monitoring {
@@ -231,6 +234,7 @@ impl Default for Monitoring {
             auth_failures_window_seconds: 300,
             demo_api: false,
             event_retention_days: 90,
+            device_sign_in_hours: 12,
         }
     }
 }
@@ -391,6 +395,7 @@ pub struct PartialMonitoring {
     pub auth_failures_window_seconds: Option<u64>,
     pub demo_api: Option<bool>,
     pub event_retention_days: Option<u32>,
+    pub device_sign_in_hours: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -484,6 +489,7 @@ impl PartialConfig {
                 )?,
                 demo_api: parse_env(env, "LEAKTRACE_DEMO_API")?,
                 event_retention_days: parse_env(env, "LEAKTRACE_EVENT_RETENTION_DAYS")?,
+                device_sign_in_hours: parse_env(env, "LEAKTRACE_DEVICE_SIGN_IN_HOURS")?,
             },
             analysis: PartialAnalysis {
                 false_positive_threshold: parse_env(env, "LEAKTRACE_FALSE_POSITIVE_THRESHOLD")?,
@@ -581,6 +587,9 @@ impl Config {
         if let Some(v) = l.event_retention_days {
             m.event_retention_days = v;
         }
+        if let Some(v) = l.device_sign_in_hours {
+            m.device_sign_in_hours = v;
+        }
         if let Some(v) = layer.analysis.false_positive_threshold {
             self.analysis.false_positive_threshold = v;
         }
@@ -659,6 +668,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=720).contains(&self.monitoring.device_sign_in_hours) {
+            return Err(ConfigError::Value {
+                key: "monitoring.device_sign_in_hours".into(),
+                message: "must be 1 to 720 (30 days)".into(),
+            });
+        }
         if self.monitoring.event_retention_days > 36_500 {
             return Err(ConfigError::Value {
                 key: "monitoring.event_retention_days".into(),
@@ -985,9 +1000,12 @@ mod tests {
         let e = env(&[
             ("LEAKTRACE_RIPPING_LIMIT_SPEED", "8"),
             ("LEAKTRACE_DEMO_API", "false"),
+            ("LEAKTRACE_DEVICE_SIGN_IN_HOURS", "24"),
         ]);
         let c = Config::assemble(Some(&file), &e, PartialConfig::default()).unwrap();
         assert_eq!(c.monitoring.max_concurrent_sessions, 4);
+        assert_eq!(c.monitoring.device_sign_in_hours, 24);
+        assert_eq!(Config::default().monitoring.device_sign_in_hours, 12);
         assert_eq!(c.monitoring.ripping_action, RippingAction::Revoke);
         assert_eq!(c.monitoring.ripping_limit_speed, 8.0);
         assert!(!c.monitoring.demo_api);
@@ -1003,6 +1021,8 @@ mod tests {
             ("LEAKTRACE_RIPPING_FLAG_SPEED", "9"),
             ("LEAKTRACE_MAX_CONCURRENT_SESSIONS", "0"),
             ("LEAKTRACE_DEMO_API", "maybe"),
+            ("LEAKTRACE_DEVICE_SIGN_IN_HOURS", "0"),
+            ("LEAKTRACE_DEVICE_SIGN_IN_HOURS", "721"),
         ] {
             let err = Config::assemble(None, &env(&[(key, value)]), PartialConfig::default())
                 .expect_err(value);

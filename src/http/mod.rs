@@ -4,6 +4,7 @@
 
 mod admin;
 mod cases;
+mod devices;
 mod forms;
 mod health;
 mod pages;
@@ -59,6 +60,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/api/admin/users/")
                 .route(web::get().to(admin::list_users))
                 .route(web::post().to(admin::add_user)),
+        )
+        .service(
+            resource("/api/admin/users/{name}/devices/")
+                .route(web::get().to(devices::list_for_user)),
+        )
+        .service(
+            resource("/api/admin/devices/{device_id}/revoke/")
+                .route(web::post().to(devices::revoke)),
         )
         .service(
             resource("/api/admin/users/{name}/{action}/")

@@ -2,17 +2,19 @@
 //! layers. Paths and bodies are fixed by docs/PROTOCOL.md.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shared::auth::tokens::{unix_now, Claims, TokenKind};
+use shared::auth::device_key::{DevicePublicKey, Purpose};
+use shared::auth::tokens::{unix_now, Claims, DeviceBinding, TokenError, TokenKind};
+use shared::db::now;
 use shared::db::repo::security_events::Subject;
-use shared::db::repo::{devices, users, videos};
+use shared::db::repo::{devices, revoked_tokens, sessions, users, videos};
 
-use api::auth::{authenticate, client_address, Auth, Device, Viewer};
+use api::auth::{authenticate, bearer, client_address, Auth, Device, Viewer};
 use api::ApiError;
 
-use crate::monitor;
 use crate::state::StreamingState;
+use crate::{device_proof, monitor};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,12 +75,6 @@ pub async fn login(
 /// Longest account name kept for the per-account budget.
 const MAX_ACCOUNT_CHARS: usize = 200;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FingerprintBody {
-    device_fingerprint: String,
-}
-
 /// A device fingerprint: exactly 64 hex digits (a SHA-256), compared in lower case.
 fn parse_fingerprint(raw: &str) -> Result<String, ApiError> {
     if raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -91,34 +87,80 @@ fn parse_fingerprint(raw: &str) -> Result<String, ApiError> {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    device_fingerprint: String,
+    /// The device's public proof key (see `shared::auth::device_key`).
+    device_public_key: String,
+}
+
+/// A freshly issued device token; `device_id` on registration only.
+#[derive(Serialize)]
+pub struct DeviceTokenAnswer {
+    device_token: String,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<String>,
+}
+
 pub async fn register_device(
     Viewer(claims): Viewer,
     state: web::Data<StreamingState>,
-    body: web::Json<FingerprintBody>,
+    body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let fingerprint = parse_fingerprint(&body.device_fingerprint)?;
-    let user_id = claims.sub.clone();
-    let fp = fingerprint.clone();
+    let RegisterBody {
+        device_fingerprint,
+        device_public_key,
+    } = body.into_inner();
+    let fingerprint = parse_fingerprint(&device_fingerprint)?;
+    let key = DevicePublicKey::parse(&device_public_key)
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    let (user_id, fp, encoded) = (
+        claims.sub.clone(),
+        fingerprint.clone(),
+        key.encoded().to_string(),
+    );
     let device = state
         .db
-        .run(move |c| devices::register(c, &user_id, &fp))
+        .run(move |c| devices::register(c, &user_id, &fp, &encoded))
         .await?;
-    let mut answer = device_token_answer(&state, &claims, &device.id, &fingerprint)?;
-    answer["device_id"] = json!(device.id);
+    let thumbprint = key.thumbprint();
+    let binding = DeviceBinding {
+        device_id: &device.id,
+        fingerprint: &fingerprint,
+        key_thumbprint: &thumbprint,
+        chain_started: unix_now(),
+    };
+    let mut answer = device_token(&state, &claims, &binding)?;
+    answer.device_id = Some(device.id.clone());
     Ok(HttpResponse::Ok().json(answer))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    device_fingerprint: String,
+    /// The device key's signature of the refresh of this token (its `jti`).
+    device_proof: String,
 }
 
 pub async fn refresh_device_token(
     state: web::Data<StreamingState>,
     auth: web::Data<Auth>,
     req: HttpRequest,
-    body: web::Json<FingerprintBody>,
+    body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let address = client_address(&req).unwrap_or_default();
     // The attempt budget first: a client over it learns nothing more about its token.
     monitor::check_auth_budget(&state, Subject::Address(&address)).await?;
-    let claims = authenticate(&auth, &req, TokenKind::Device).await?;
-    let fingerprint = parse_fingerprint(&body.device_fingerprint)?;
+    let device = Device(authenticate(&auth, &req, TokenKind::Device).await?);
+    let claims = &device.0;
+    let RefreshBody {
+        device_fingerprint,
+        device_proof: proof,
+    } = body.into_inner();
+    let fingerprint = parse_fingerprint(&device_fingerprint)?;
     if claims.dfp.as_deref() != Some(fingerprint.as_str()) {
         monitor::record_auth_failure(
             &state,
@@ -133,45 +175,95 @@ pub async fn refresh_device_token(
             "the fingerprint does not match the device this token was issued to",
         ));
     }
-    let device_id = claims.did.clone().unwrap_or_default();
-    let device = state
-        .db
-        .run(move |c| {
-            let d = devices::get(c, &device_id)?;
-            devices::touch(c, &d.id)?;
-            Ok(d)
-        })
-        .await
-        .map_err(|_| ApiError::forbidden("unknown_device", "this device is not registered"))?;
-    if device.user_id != claims.sub || device.fingerprint != fingerprint {
-        return Err(ApiError::forbidden(
-            "device_mismatch",
-            "the token does not belong to this device",
+    let chain_started = claims.chn.unwrap_or_default();
+    let lifetime = u64::from(state.monitoring.device_sign_in_hours) * 3600;
+    if unix_now().saturating_sub(chain_started) > lifetime {
+        return Err(ApiError::unauthorized(
+            "sign_in_expired",
+            "this device's sign-in has run its course; sign in again",
         ));
     }
-    Ok(HttpResponse::Ok().json(device_token_answer(
-        &state,
-        &claims,
-        &device.id,
-        &fingerprint,
-    )?))
+    device_proof::check(&state, &req, &device, Purpose::Refresh, &claims.jti, &proof).await?;
+    let device_id = device.device_id().to_string();
+    state.db.run(move |c| devices::touch(c, &device_id)).await?;
+    let binding = DeviceBinding {
+        device_id: device.device_id(),
+        fingerprint: &fingerprint,
+        key_thumbprint: claims.dkt.as_deref().unwrap_or_default(),
+        chain_started,
+    };
+    Ok(HttpResponse::Ok().json(device_token(&state, claims, &binding)?))
 }
 
-/// `{"device_token", "expires_in"}` for a freshly issued device token.
-fn device_token_answer(
+fn device_token(
     state: &StreamingState,
     claims: &Claims,
-    device_id: &str,
-    fingerprint: &str,
-) -> Result<serde_json::Value, ApiError> {
-    let issued =
-        state
-            .tokens
-            .issue_device(&claims.sub, claims.role, device_id, fingerprint, unix_now())?;
-    Ok(json!({
-        "device_token": issued.token,
-        "expires_in": issued.expires_in,
-    }))
+    binding: &DeviceBinding<'_>,
+) -> Result<DeviceTokenAnswer, ApiError> {
+    let issued = state
+        .tokens
+        .issue_device(&claims.sub, claims.role, binding, unix_now())?;
+    Ok(DeviceTokenAnswer {
+        device_token: issued.token,
+        expires_in: issued.expires_in,
+        device_id: None,
+    })
+}
+
+/// What a logout ended.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignedOut {
+    /// A user token: refused from now on.
+    UserToken,
+    /// A device token: the device is revoked (every token of it refused, its open sessions
+    /// revoked) until its user registers it again.
+    Device,
+}
+
+#[derive(Serialize)]
+pub struct LogoutAnswer {
+    signed_out: SignedOut,
+}
+
+/// `POST /api/auth/logout/` with a user or a device token.
+pub async fn logout(
+    state: web::Data<StreamingState>,
+    auth: web::Data<Auth>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let kind = match state.tokens.verify(bearer(&req)?, TokenKind::User) {
+        Err(TokenError::WrongKind { .. }) => TokenKind::Device,
+        _ => TokenKind::User,
+    };
+    let claims = authenticate(&auth, &req, kind).await?;
+    let signed_out = match kind {
+        TokenKind::User => {
+            let expires = chrono::DateTime::from_timestamp(claims.exp as i64, 0)
+                .map(|t| t.naive_utc())
+                .unwrap_or_else(now);
+            state
+                .db
+                .run(move |c| revoked_tokens::revoke(c, &claims.jti, &claims.sub, expires))
+                .await?;
+            SignedOut::UserToken
+        }
+        TokenKind::Device => {
+            let device_id = claims.did.clone().unwrap_or_default();
+            let ended = state
+                .db
+                .run(move |c| {
+                    devices::revoke(c, &device_id)?;
+                    sessions::revoke_open_for_device(c, &device_id, "the device signed out")
+                })
+                .await?;
+            for id in &ended {
+                state.caches.forget_session(id);
+            }
+            SignedOut::Device
+        }
+    };
+    Ok(HttpResponse::Ok().json(LogoutAnswer { signed_out }))
 }
 
 pub async fn list_videos(

@@ -7,6 +7,7 @@ mod activity;
 mod cache;
 pub mod crypto;
 mod demo_handlers;
+mod device_proof;
 mod handlers;
 mod manifest;
 pub mod monitor;
@@ -25,6 +26,7 @@ pub use state::StreamingState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     cfg.service(resource("/api/auth/login/").route(web::post().to(handlers::login)))
+        .service(resource("/api/auth/logout/").route(web::post().to(handlers::logout)))
         .service(resource("/api/register-device/").route(web::post().to(handlers::register_device)))
         .service(
             resource("/api/refresh-device-token/")

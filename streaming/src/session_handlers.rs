@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use formats::sealing;
 use serde::Deserialize;
 use serde_json::json;
+use shared::auth::device_key::{self, Purpose};
 use shared::db::now;
 use shared::db::repo::security_events::Severity;
 use shared::db::repo::sessions::{self, NewSession, SessionRow, SessionState, IDLE_SECONDS};
@@ -18,7 +19,7 @@ use api::error::not_found_as;
 use api::ApiError;
 
 use crate::state::StreamingState;
-use crate::{crypto, monitor};
+use crate::{crypto, device_proof, monitor};
 
 fn secret_aad(session_id: &str) -> Vec<u8> {
     format!("leaktrace/v1/session-secret/{session_id}").into_bytes()
@@ -161,6 +162,9 @@ pub fn refuse_ended(current: SessionState) -> Result<(), ApiError> {
 pub struct KeyExchangeBody {
     session_id: String,
     client_public_key: String,
+    /// The device key's signature of this exchange (session id and client public key): a
+    /// copied device token alone never yields a content key.
+    device_proof: String,
 }
 
 pub async fn complete_key_exchange(
@@ -172,11 +176,22 @@ pub async fn complete_key_exchange(
     let KeyExchangeBody {
         session_id,
         client_public_key,
+        device_proof: proof,
     } = body.into_inner();
     let client = crypto::decode_public_key(&client_public_key)
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
     let (session, current) = owned_session(&state, &req, &device, &session_id).await?;
     refuse_ended(current)?;
+    let binding = device_key::key_exchange_binding(&session.id, &client_public_key);
+    device_proof::check(
+        &state,
+        &req,
+        &device,
+        Purpose::KeyExchange,
+        &binding,
+        &proof,
+    )
+    .await?;
     if current != SessionState::Requested {
         return Err(ApiError::conflict(
             "already_keyed",

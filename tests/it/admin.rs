@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::evidence::{get_reply, multipart, post_json, post_raw, Auth, Part};
 use crate::common::media::{clip, ClipSpec};
-use crate::common::viewer::{user_token, Client, PASSWORD};
+use crate::common::viewer::{self, user_token, Client, PASSWORD};
 use crate::common::{get, Harness, Server};
 use serde_json::{json, Value};
 
@@ -329,6 +329,39 @@ fn an_admin_manages_users_keys_events_and_sessions() {
         "{events}"
     );
 
+    // A device revoked by the admin: its open session is revoked, its tokens refused at once,
+    // and it stays revoked until vic signs in and registers it again.
+    let phone = viewer::device(&server, "vic", &"2".repeat(64));
+    let client = Client::start_on(&server, &phone, &t.video_id);
+    client.segment("1");
+    let listed = get_reply(&server, auth, "/api/admin/users/vic/devices/").json();
+    let mine = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == json!(phone.id))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(mine["fingerprint"], "2".repeat(64));
+    assert_eq!(mine["revoked_at"], Value::Null);
+    get_reply(&server, auth, "/api/admin/users/nobody/devices/")
+        .assert_error(404, "user_not_found");
+    let path = format!("/api/admin/devices/{}/revoke/", phone.id);
+    let r = post_json(&server, auth, &path, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_revoked"], json!([client.session_id]));
+    assert!(r.json()["device"]["revoked_at"].is_string(), "{}", r.body);
+    let (status, body, _) = client.raw_segment("2");
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("device_revoked"));
+    phone
+        .refresh_of(&server, &phone.token)
+        .assert_error(401, "device_revoked");
+    post_json(&server, auth, &path, &json!({})).assert_error(409, "device_revoked");
+    let again = viewer::device(&server, "vic", &"2".repeat(64));
+    assert_eq!(again.id, phone.id);
+    let back = Client::start_on(&server, &again, &t.video_id);
+    assert!(!back.segment("init").is_empty());
+
     // Every change is in the audit trail, whose chain still verifies.
     let trail = get_reply(&server, auth, "/api/admin/audit/?limit=50").json();
     assert_eq!(trail["chain"]["intact"], true, "{trail}");
@@ -345,6 +378,7 @@ fn an_admin_manages_users_keys_events_and_sessions() {
         "api_key_created",
         "api_key_revoked",
         "session_revoked",
+        "device_revoked",
     ] {
         assert!(
             actions.iter().any(|a| a == action),

@@ -351,7 +351,46 @@ fn an_admin_packages_a_title_and_revokes_a_ripping_session_in_the_browser() {
     let (status, body, _) = client.raw_segment("1");
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     b.screenshot_at("03-events", "#h-events");
-    b.screenshot_at("04-audit", "#h-audit");
+
+    // The admin lists vic's devices and revokes the one that ripped: its tokens stop at once.
+    let phone = common::viewer::device(&server, "vic", &"6".repeat(64));
+    b.exec(
+        "const row = [...document.querySelectorAll('[data-testid=user-row]')]
+           .find(r => r.firstChild.textContent === 'vic');
+         row.querySelector('[data-testid=show-devices]').click(); return true;",
+        json!([]),
+    );
+    b.wait_until(
+        "vic's devices",
+        10 * SECOND,
+        &format!(
+            "return [...document.querySelectorAll('[data-testid=device-row]')].some(r => r.textContent.includes('{}'));",
+            phone.id
+        ),
+    );
+    b.exec(
+        &format!(
+            "const row = [...document.querySelectorAll('[data-testid=device-row]')]
+               .find(r => r.textContent.includes('{}'));
+             row.querySelector('[data-testid=revoke-device]').click(); return true;",
+            phone.id
+        ),
+        json!([]),
+    );
+    b.wait_until(
+        "the device revoked",
+        10 * SECOND,
+        &format!(
+            "const row = [...document.querySelectorAll('[data-testid=device-row]')]
+               .find(r => r.textContent.includes('{}'));
+             return !!row && row.textContent.includes('revoked');",
+            phone.id
+        ),
+    );
+    common::send("GET", &server.url("/api/videos/"), Some(&phone.token), None)
+        .assert_error(401, "device_revoked");
+    b.screenshot_at("04-devices", "#h-users");
+    b.screenshot_at("05-audit", "#h-audit");
 }
 
 #[test]
@@ -407,6 +446,48 @@ fn the_pages_work_by_keyboard_at_phone_width_and_explain_errors() {
             "{page} is wider than a phone"
         );
     }
+    // The device's proof key cannot be read out of the page; signing out revokes the device
+    // and the user token on the server, so copies of either are refused.
+    b.goto(&server.url("/watch/"));
+    b.wait_until(
+        "the device registered",
+        20 * SECOND,
+        "return !!(window.leaktrace.state.device && window.leaktrace.state.device.token);",
+    );
+    let key = b.exec_async(
+        "const done = arguments[0];
+         const k = window.leaktrace.state.device.keyPair.privateKey;
+         crypto.subtle.exportKey('pkcs8', k).then(
+           () => done({exported: true}),
+           () => done({exported: false, extractable: k.extractable, curve: k.algorithm.namedCurve}));",
+        json!([]),
+    );
+    assert_eq!(
+        key,
+        json!({"exported": false, "extractable": false, "curve": "P-256"})
+    );
+    let tokens = b.exec(
+        "return {device: window.leaktrace.state.device.token,
+                 user: JSON.parse(sessionStorage.getItem('leaktrace.user')).token};",
+        json!([]),
+    );
+    let (device, user) = (
+        tokens["device"].as_str().unwrap().to_string(),
+        tokens["user"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        common::send("GET", &server.url("/api/videos/"), Some(&device), None).status,
+        200
+    );
+    b.click(&b.wait_for(&testid("sign-out"), 5 * SECOND));
+    b.wait_until(
+        "the landing page",
+        10 * SECOND,
+        "return location.pathname === '/';",
+    );
+    common::send("GET", &server.url("/api/videos/"), Some(&device), None)
+        .assert_error(401, "device_revoked");
+    common::viewer::register(&server, &user, &"5".repeat(64)).assert_error(401, "token_revoked");
     b.exec("sessionStorage.clear(); return true;", json!([]));
     b.goto(&server.url("/admin/"));
     b.wait_for(&testid("login"), 10 * SECOND);

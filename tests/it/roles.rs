@@ -11,6 +11,7 @@ use crate::common::evidence::{
 use crate::common::leaks::{leak, packaged};
 use crate::common::viewer::{device_token, user_token, PASSWORD};
 use base64::Engine;
+use shared::auth::device_key::DeviceKey;
 use shared::auth::tokens::{unix_now, TokenKeys};
 use shared::db::repo::users;
 use shared::domain::Role;
@@ -212,7 +213,10 @@ fn evidence_and_viewer_routes_against_every_caller() {
                 &server,
                 *auth,
                 "/api/register-device/",
-                &serde_json::json!({ "device_fingerprint": "3".repeat(64) }),
+                &serde_json::json!({
+                    "device_fingerprint": "3".repeat(64),
+                    "device_public_key": DeviceKey::generate().public_key(),
+                }),
             ),
             register_expect(who),
         );
@@ -235,6 +239,7 @@ fn evidence_and_viewer_routes_against_every_caller() {
             "/api/admin/api-keys/",
             "/api/admin/security-events/",
             "/api/admin/audit/",
+            "/api/admin/users/vic/devices/",
         ] {
             check(
                 &format!("GET {path}"),
@@ -244,7 +249,7 @@ fn evidence_and_viewer_routes_against_every_caller() {
             );
         }
         // Admins reach each change's own checks; nobody else does.
-        let changes: [(&str, serde_json::Value, Expect); 6] = [
+        let changes: [(&str, serde_json::Value, Expect); 7] = [
             (
                 "/api/admin/titles/",
                 serde_json::json!({"source_path": "nothing-here.mp4", "title": "T"}),
@@ -274,6 +279,11 @@ fn evidence_and_viewer_routes_against_every_caller() {
                 "/api/admin/sessions/nothing/revoke/",
                 serde_json::json!({}),
                 Error(404, "session_not_found"),
+            ),
+            (
+                "/api/admin/devices/nothing/revoke/",
+                serde_json::json!({}),
+                Error(404, "device_not_found"),
             ),
         ];
         for (path, body, allowed) in changes {

@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use crate::common::viewer::Registered;
 use crate::common::{send, Harness, Server};
 use base64::Engine;
 use serde_json::json;
@@ -40,27 +41,24 @@ fn setup() -> (Harness, Server) {
     (h, server)
 }
 
-fn device_token(s: &Server, fp: &str) -> String {
-    common::viewer::device_token(s, "vic", fp)
+fn device(s: &Server, fp: &str) -> Registered {
+    common::viewer::device(s, "vic", fp)
 }
 
 fn request(s: &Server, dt: &str, video: &str) -> common::Reply {
     common::viewer::request_stream(s, dt, video)
 }
 
-fn exchange(s: &Server, dt: &str, session: &str, key: &str) -> common::Reply {
-    send(
-        "POST",
-        &s.url("/api/complete-key-exchange/"),
-        Some(dt),
-        Some(&json!({"session_id": session, "client_public_key": key})),
-    )
+/// The key exchange as the device signs it.
+fn exchange(s: &Server, device: &Registered, session: &str, key: &str) -> common::Reply {
+    device.exchange(s, session, key)
 }
 
 #[test]
 fn key_exchange_delivers_a_cek_only_the_client_can_unwrap() {
     let (h, s) = setup();
-    let dt = device_token(&s, FP_A);
+    let d = device(&s, FP_A);
+    let dt = d.token.clone();
     let r = request(&s, &dt, "v-1");
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
@@ -72,7 +70,7 @@ fn key_exchange_delivers_a_cek_only_the_client_can_unwrap() {
     let (client_secret, client_public) = crypto::generate_keypair();
     let ok = exchange(
         &s,
-        &dt,
+        &d,
         &session_id,
         &crypto::encode_public_key(&client_public),
     );
@@ -105,7 +103,7 @@ fn key_exchange_delivers_a_cek_only_the_client_can_unwrap() {
 
     exchange(
         &s,
-        &dt,
+        &d,
         &session_id,
         &crypto::encode_public_key(&client_public),
     )
@@ -129,7 +127,8 @@ fn key_exchange_delivers_a_cek_only_the_client_can_unwrap() {
 #[test]
 fn bad_keys_sessions_and_devices_are_refused_with_documented_codes() {
     let (h, s) = setup();
-    let dt = device_token(&s, FP_A);
+    let d = device(&s, FP_A);
+    let dt = d.token.clone();
     request(&s, &dt, "no-such-video").assert_error(404, "video_not_found");
     let session_id = request(&s, &dt, "v-1").json()["session_id"]
         .as_str()
@@ -137,28 +136,29 @@ fn bad_keys_sessions_and_devices_are_refused_with_documented_codes() {
         .to_string();
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
 
-    exchange(&s, &dt, &session_id, "not base64!").assert_error(400, "invalid_public_key");
-    exchange(&s, &dt, &session_id, &b64(&[7u8; 31])).assert_error(400, "invalid_public_key");
-    exchange(&s, &dt, &session_id, &b64(&[7u8; 33])).assert_error(400, "invalid_public_key");
-    exchange(&s, &dt, &session_id, &b64(&[0u8; 32])).assert_error(400, "weak_public_key");
+    exchange(&s, &d, &session_id, "not base64!").assert_error(400, "invalid_public_key");
+    exchange(&s, &d, &session_id, &b64(&[7u8; 31])).assert_error(400, "invalid_public_key");
+    exchange(&s, &d, &session_id, &b64(&[7u8; 33])).assert_error(400, "invalid_public_key");
+    exchange(&s, &d, &session_id, &b64(&[0u8; 32])).assert_error(400, "weak_public_key");
     let (_, good) = crypto::generate_keypair();
     let good = crypto::encode_public_key(&good);
-    exchange(&s, &dt, "no-such-session", &good).assert_error(404, "session_not_found");
+    exchange(&s, &d, "no-such-session", &good).assert_error(404, "session_not_found");
 
     // Malformed keys did not consume the session.
     let fresh = request(&s, &dt, "v-1").json()["session_id"]
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(exchange(&s, &dt, &fresh, &good).status, 200);
+    assert_eq!(exchange(&s, &d, &fresh, &good).status, 200);
 
     // Another device may not use a session: refused and recorded against the caller, and the
     // session is untouched (knowing its id must not let anyone end it).
-    let other = device_token(&s, FP_B);
-    exchange(&s, &other, &session_id, &good).assert_error(403, "device_mismatch");
+    let od = device(&s, FP_B);
+    let other = od.token.clone();
+    exchange(&s, &od, &session_id, &good).assert_error(403, "device_mismatch");
     let status_url = s.url(&format!("/api/security/status/{session_id}/"));
     send("GET", &status_url, Some(&other), None).assert_error(403, "device_mismatch");
-    assert_eq!(exchange(&s, &dt, &session_id, &good).status, 200);
+    assert_eq!(exchange(&s, &d, &session_id, &good).status, 200);
     let status = send("GET", &status_url, Some(&dt), None);
     assert_ne!(status.json()["status"], "revoked", "{}", status.body);
     let db = h.db();

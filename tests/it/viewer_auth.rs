@@ -18,7 +18,11 @@ fn setup() -> (Harness, Server) {
     (h, server)
 }
 
-use crate::common::viewer::{login, register};
+use crate::common::viewer::{exchange, login, refresh, register, token_jti, Registered};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use shared::auth::device_key::{key_exchange_binding, DeviceKey, DevicePublicKey, Purpose};
+use shared::auth::tokens::DeviceBinding;
 
 fn user_token(s: &Server) -> String {
     common::viewer::user_token(s, "vic", common::viewer::PASSWORD)
@@ -60,77 +64,253 @@ fn login_issues_a_user_token_and_refuses_everything_else() {
 }
 
 #[test]
-fn devices_register_and_refresh_bound_to_their_fingerprint() {
+fn devices_register_and_refresh_bound_to_their_fingerprint_and_key() {
     let (h, s) = setup();
     let ut = user_token(&s);
     register(&s, "", FP).assert_error(401, "invalid_token");
+    let url = s.url("/api/register-device/");
+    let key = DeviceKey::generate();
     send(
         "POST",
-        &s.url("/api/register-device/"),
+        &url,
         None,
-        Some(&json!({"device_fingerprint": FP})),
+        Some(&json!({"device_fingerprint": FP, "device_public_key": key.public_key()})),
     )
     .assert_error(401, "missing_token");
     register(&s, &ut, "abc").assert_error(400, "invalid_fingerprint");
     register(&s, &ut, &"g".repeat(64)).assert_error(400, "invalid_fingerprint");
-
-    let first = register(&s, &ut, FP);
-    assert_eq!(first.status, 200, "{}", first.body);
-    let d = first.json();
-    assert_eq!(d["expires_in"], 300);
-    let device_id = d["device_id"].as_str().unwrap().to_string();
-    let dt = d["device_token"].as_str().unwrap().to_string();
-    let again = register(&s, &ut, &FP.to_uppercase()).json();
-    assert_eq!(
-        again["device_id"],
-        device_id.as_str(),
-        "same fingerprint, same device"
-    );
-    register(&s, &dt, FP).assert_error(401, "wrong_token_kind");
-
-    let refresh = |token: &str, fp: &str| {
+    // The proof key is required and must be an uncompressed P-256 point.
+    send(
+        "POST",
+        &url,
+        Some(&ut),
+        Some(&json!({"device_fingerprint": FP})),
+    )
+    .assert_error(400, "invalid_json");
+    for bad in ["", "not base64!", "BAAA", &"A".repeat(88)] {
         send(
             "POST",
-            &s.url("/api/refresh-device-token/"),
-            Some(token),
-            Some(&json!({"device_fingerprint": fp})),
+            &url,
+            Some(&ut),
+            Some(&json!({"device_fingerprint": FP, "device_public_key": bad})),
         )
-    };
-    let r = refresh(&dt, FP);
+        .assert_error(400, "invalid_device_key");
+    }
+
+    let device = Registered::new(&s, &ut, FP);
+    let again = register(&s, &ut, &FP.to_uppercase());
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(
+        again.json()["device_id"],
+        device.id.as_str(),
+        "same fingerprint, same device"
+    );
+    // That registration gave the device a new key: tokens of the old one are superseded.
+    send("GET", &s.url("/api/videos/"), Some(&device.token), None)
+        .assert_error(401, "token_superseded");
+    let device = Registered::new(&s, &ut, FP);
+    register(&s, &device.token, FP).assert_error(401, "wrong_token_kind");
+
+    let r = device.refresh_of(&s, &device.token);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["expires_in"], 300);
+    let fresh = r.json()["device_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        send("GET", &s.url("/api/videos/"), Some(&fresh), None).status,
+        200
+    );
+    // The proof is over the refreshed token: a proof for one token does not refresh another.
+    let proof_for_first = device
+        .key
+        .prove(Purpose::Refresh, &device.id, &token_jti(&device.token));
+    refresh(&s, &fresh, FP, &proof_for_first).assert_error(403, "wrong_device_proof");
     let other_fp = "f".repeat(64);
-    refresh(&dt, &other_fp).assert_error(403, "fingerprint_mismatch");
-    refresh(&ut, FP).assert_error(401, "wrong_token_kind");
+    refresh(&s, &device.token, &other_fp, &proof_for_first)
+        .assert_error(403, "fingerprint_mismatch");
+    refresh(&s, &ut, FP, &proof_for_first).assert_error(401, "wrong_token_kind");
 
     // An expired device token (signed by the server's own key) is refused.
     let keys = server_keys(&h);
-    let db = h.db();
-    let vic = shared::db::repo::users::find_by_username(&mut db.conn().unwrap(), "vic")
-        .unwrap()
-        .unwrap();
+    let vic = vic_id(&h);
+    let thumbprint = thumbprint(&device.key);
+    let binding = |device_id: &'static str| DeviceBinding {
+        device_id,
+        fingerprint: FP,
+        key_thumbprint: "",
+        chain_started: unix_now(),
+    };
+    let mut bound = binding("");
+    bound.device_id = &device.id;
+    bound.key_thumbprint = &thumbprint;
     let expired = keys
-        .issue_device(&vic.id, Role::Viewer, &device_id, FP, unix_now() - 301)
+        .issue_device(&vic, Role::Viewer, &bound, unix_now() - 301)
         .unwrap();
-    refresh(&expired.token, FP).assert_error(401, "token_expired");
+    refresh(&s, &expired.token, FP, "").assert_error(401, "token_expired");
     // A token naming a device of another user (or none) is refused.
     let forged = keys
-        .issue_device(&vic.id, Role::Viewer, "no-such-device", FP, unix_now())
+        .issue_device(&vic, Role::Viewer, &binding("no-such-device"), unix_now())
         .unwrap();
-    refresh(&forged.token, FP).assert_error(403, "unknown_device");
+    refresh(&s, &forged.token, FP, "").assert_error(401, "invalid_token");
     // A token signed by another key is refused.
     let foreign = TokenKeys::new(&[9u8; 64])
-        .issue_device(&vic.id, Role::Viewer, &device_id, FP, unix_now())
+        .issue_device(&vic, Role::Viewer, &bound, unix_now())
         .unwrap();
-    refresh(&foreign.token, FP).assert_error(401, "invalid_token");
+    refresh(&s, &foreign.token, FP, "").assert_error(401, "invalid_token");
 }
 
+fn vic_id(h: &Harness) -> String {
+    shared::db::repo::users::find_by_username(&mut h.db().conn().unwrap(), "vic")
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+fn thumbprint(key: &DeviceKey) -> String {
+    DevicePublicKey::parse(&key.public_key())
+        .unwrap()
+        .thumbprint()
+}
+
+/// Issue 16.2: the fingerprint is readable in the token, so a copied device token used to
+/// refresh forever from any machine. Without the device's private key it now lives its 300 s
+/// and never yields a content key.
 #[test]
-fn titles_are_listed_to_device_tokens_only() {
+fn a_copied_device_token_neither_refreshes_nor_keys_a_session() {
     let (h, s) = setup();
+    let ut = user_token(&s);
+    let device = Registered::new(&s, &ut, FP);
+    // The thief has the token and the fingerprint (both readable), and a key of its own.
+    let thief = DeviceKey::generate();
+    let jti = token_jti(&device.token);
+    let stolen_proof = thief.prove(Purpose::Refresh, &device.id, &jti);
+    refresh(&s, &device.token, FP, &stolen_proof).assert_error(403, "wrong_device_proof");
+    refresh(&s, &device.token, FP, "not a signature").assert_error(400, "invalid_device_proof");
+    refresh(&s, &device.token, FP, &BASE64.encode([1u8; 64]))
+        .assert_error(403, "wrong_device_proof");
     let db = h.db();
+    let failures = shared::db::repo::security_events::recent(&mut db.conn().unwrap(), 50)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "auth_failure" && e.detail.contains("without the device's key"))
+        .count();
+    assert_eq!(
+        failures, 2,
+        "each refused proof is an authentication failure"
+    );
+
+    // A title to open a session on (its files are never read by the key exchange).
+    add_title(&h);
+    let opened = common::viewer::request_stream(&s, &device.token, "v-1");
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    let session_id = opened.json()["session_id"].as_str().unwrap().to_string();
+    let (_, public) = streaming::crypto::generate_keypair();
+    let client_key = streaming::crypto::encode_public_key(&public);
+    let binding = key_exchange_binding(&session_id, &client_key);
+    let wrong = thief.prove(Purpose::KeyExchange, &device.id, &binding);
+    exchange(&s, &device.token, &session_id, &client_key, &wrong)
+        .assert_error(403, "wrong_device_proof");
+    // A proof for another client key (the thief swapping in its own) does not carry over.
+    let (_, other) = streaming::crypto::generate_keypair();
+    let other_key = streaming::crypto::encode_public_key(&other);
+    let for_other = device.key.prove(Purpose::KeyExchange, &device.id, &binding);
+    exchange(&s, &device.token, &session_id, &other_key, &for_other)
+        .assert_error(403, "wrong_device_proof");
+    // A refresh proof is not a key-exchange proof.
+    let refresh_proof = device.key.prove(Purpose::Refresh, &device.id, &binding);
+    exchange(&s, &device.token, &session_id, &client_key, &refresh_proof)
+        .assert_error(403, "wrong_device_proof");
+    let ok = device.exchange(&s, &session_id, &client_key);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+/// Refreshes keep the time the device registered; past `device_sign_in_hours` the chain ends.
+#[test]
+fn a_refresh_chain_ends_after_the_sign_in_lifetime() {
+    let h = Harness::new();
+    h.add_user("vic", "viewer", common::viewer::PASSWORD);
+    let s = h.serve_with_env(&[], &[("LEAKTRACE_DEVICE_SIGN_IN_HOURS", "2")]);
+    let device = Registered::new(&s, &user_token(&s), FP);
+    let keys = server_keys(&h);
+    let thumbprint = thumbprint(&device.key);
+    let token_started = |hours_ago: u64| {
+        let binding = DeviceBinding {
+            device_id: &device.id,
+            fingerprint: FP,
+            key_thumbprint: &thumbprint,
+            chain_started: unix_now() - hours_ago * 3600,
+        };
+        keys.issue_device(&vic_id(&h), Role::Viewer, &binding, unix_now())
+            .unwrap()
+            .token
+    };
+    let young = token_started(1);
+    let r = device.refresh_of(&s, &young);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The new token keeps the chain's start.
+    let renewed = r.json()["device_token"].as_str().unwrap().to_string();
+    let claims = keys
+        .verify(&renewed, shared::auth::tokens::TokenKind::Device)
+        .unwrap();
+    assert!(claims.chn.unwrap() <= unix_now() - 3600);
+    let old = token_started(3);
+    device
+        .refresh_of(&s, &old)
+        .assert_error(401, "sign_in_expired");
+    // Signing in again starts a new chain.
+    let again = Registered::new(&s, &user_token(&s), FP);
+    assert_eq!(again.refresh_of(&s, &again.token).status, 200);
+}
+
+/// `/api/auth/logout/`: a user token is refused from then on; a device token revokes its
+/// device (every token, open sessions) until the user registers it again.
+#[test]
+fn logout_ends_user_tokens_and_devices() {
+    let (h, s) = setup();
+    let logout = |token: &str| send("POST", &s.url("/api/auth/logout/"), Some(token), None);
+    let ut = user_token(&s);
+    let device = Registered::new(&s, &ut, FP);
+    add_title(&h);
+    let opened = common::viewer::request_stream(&s, &device.token, "v-1");
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    let session_id = opened.json()["session_id"].as_str().unwrap().to_string();
+
+    let out = logout(&device.token);
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.json(), json!({"signed_out": "device"}));
+    send("GET", &s.url("/api/videos/"), Some(&device.token), None)
+        .assert_error(401, "device_revoked");
+    device
+        .refresh_of(&s, &device.token)
+        .assert_error(401, "device_revoked");
+    let db = h.db();
+    let session = shared::db::repo::sessions::get(&mut db.conn().unwrap(), &session_id).unwrap();
+    assert_eq!(session.state.as_str(), "revoked");
+    // The user token still works: registering again gives the device a new key.
+    let back = Registered::new(&s, &ut, FP);
+    assert_eq!(back.id, device.id);
+    assert_eq!(
+        send("GET", &s.url("/api/videos/"), Some(&back.token), None).status,
+        200
+    );
+    send("GET", &s.url("/api/videos/"), Some(&device.token), None)
+        .assert_error(401, "token_superseded");
+
+    let out = logout(&ut);
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(out.json(), json!({"signed_out": "user_token"}));
+    register(&s, &ut, FP).assert_error(401, "token_revoked");
+    logout(&ut).assert_error(401, "token_revoked");
+    // Another sign-in is another token.
+    assert_eq!(register(&s, &user_token(&s), FP).status, 200);
+    send("POST", &s.url("/api/auth/logout/"), None, None).assert_error(401, "missing_token");
+    logout("garbage").assert_error(401, "invalid_token");
+    send("GET", &s.url("/api/auth/logout/"), Some(&ut), None)
+        .assert_error(405, "method_not_allowed");
+}
+
+fn add_title(h: &Harness) {
     videos::create(
-        &mut db.conn().unwrap(),
+        &mut h.db().conn().unwrap(),
         &videos::NewVideo {
             id: "v-1".into(),
             title: "Test Title".into(),
@@ -148,6 +328,12 @@ fn titles_are_listed_to_device_tokens_only() {
         },
     )
     .unwrap();
+}
+
+#[test]
+fn titles_are_listed_to_device_tokens_only() {
+    let (h, s) = setup();
+    add_title(&h);
     let ut = user_token(&s);
     let dt = register(&s, &ut, FP).json()["device_token"]
         .as_str()

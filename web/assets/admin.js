@@ -121,7 +121,29 @@ async function refreshUsers() {
       type: 'button',
       onclick: () => act(`/api/admin/users/${encodeURIComponent(u.username)}/${u.disabled ? 'enable' : 'disable'}/`,
         `${u.username} ${u.disabled ? 'enabled' : 'disabled'}.`, refreshUsers),
-    }, u.disabled ? 'Enable' : 'Disable'))))));
+    }, u.disabled ? 'Enable' : 'Disable'), ' ',
+    u.role === 'viewer' || u.role === 'admin'
+      ? el('button', { type: 'button', testid: 'show-devices', onclick: () => showDevices(u.username).catch(showError) }, 'Devices')
+      : '')))));
+}
+
+/** A user's devices, each revocable (its tokens refused at once, its open sessions revoked). */
+async function showDevices(username) {
+  const list = await authed(`/api/admin/users/${encodeURIComponent(username)}/devices/`);
+  const again = () => showDevices(username);
+  $('#devices').replaceChildren(
+    el('h3', {}, `Devices of ${username}`),
+    list.length
+      ? table(['Device', 'Fingerprint', 'Last seen', ''], list.map((d) => el('tr', { testid: 'device-row' },
+        el('td', { class: 'mono' }, d.id),
+        el('td', { class: 'mono', title: d.fingerprint }, `${d.fingerprint.slice(0, 16)}…`),
+        el('td', {}, formatTime(d.last_seen_at)),
+        el('td', {}, d.revoked_at ? badge('revoked', 'failed') : el('button', {
+          type: 'button',
+          testid: 'revoke-device',
+          onclick: () => act(`/api/admin/devices/${encodeURIComponent(d.id)}/revoke/`, `Device ${d.id} revoked.`, again),
+        }, 'Revoke')))))
+      : el('p', { class: 'muted' }, 'No devices registered.'));
 }
 
 async function refreshKeys() {

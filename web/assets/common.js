@@ -81,6 +81,23 @@ export function signOut() {
   sessionStorage.removeItem(USER_KEY);
 }
 
+/** What a page ends on the server when its user signs out (the viewer: its device). */
+const signOutHooks = [];
+export function onSignOut(hook) {
+  signOutHooks.push(hook);
+}
+
+/**
+ * The sign-out button: the page's own hooks, then the user token is revoked on the server
+ * (refused from then on, wherever a copy of it is) and forgotten here.
+ */
+export async function logout() {
+  const user = currentUser();
+  await Promise.allSettled(signOutHooks.map((hook) => hook()));
+  if (user) await api('/api/auth/logout/', { method: 'POST', token: user.token }).catch(() => {});
+  signOut();
+}
+
 /** Signs in; answers the stored user. */
 export async function signIn(username, password) {
   const r = await api('/api/auth/login/', { method: 'POST', json: { username, password } });
@@ -140,7 +157,7 @@ export function renderHeader() {
   const who = el('div', { class: 'who' });
   if (user) {
     who.append(`${user.username} (${user.role}) `,
-      el('button', { type: 'button', onclick: () => { signOut(); location.href = '/'; } }, 'Sign out'));
+      el('button', { type: 'button', testid: 'sign-out', onclick: async () => { await logout(); location.href = '/'; } }, 'Sign out'));
   }
   const header = $('header.top');
   header.replaceChildren(el('div', { class: 'inner' },

@@ -1,12 +1,13 @@
 // The viewer side of the wire protocol (docs/PROTOCOL.md), with WebCrypto only: the device
-// fingerprint, the X25519 key exchange, the HKDF session key, the CEK unwrap and the
-// per-segment AES-256-GCM decryption.
+// fingerprint, the device proof key and its signatures, the X25519 key exchange, the HKDF
+// session key, the CEK unwrap and the per-segment AES-256-GCM decryption.
 
 const enc = new TextEncoder();
 
 export const SESSION_KEY_INFO = 'leaktrace/v1/session-key';
 export const CEK_AAD = 'leaktrace/v1/cek/';
 export const SEGMENT_AAD = 'leaktrace/v1/segment/';
+export const DEVICE_PROOF = 'leaktrace/v1/device-proof/';
 const NONCE = 12;
 
 function toHex(buf) {
@@ -41,6 +42,34 @@ export function fingerprintInputs() {
 export async function deviceFingerprint(inputs = fingerprintInputs()) {
   const text = [inputs.user_agent, inputs.screen, inputs.time_zone, inputs.language, inputs.platform].join('\n');
   return toHex(await crypto.subtle.digest('SHA-256', enc.encode(text)));
+}
+
+/**
+ * A fresh device proof key: an ECDSA P-256 key pair whose private half is not extractable
+ * (no script, this page's included, can read it out). Answers {keyPair, publicKey: base64 of
+ * the uncompressed point}, the public key as registration sends it.
+ */
+export async function deviceKey() {
+  const keyPair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  const publicKey = b64encode(await crypto.subtle.exportKey('raw', keyPair.publicKey));
+  return { keyPair, publicKey };
+}
+
+/**
+ * The device's proof (base64 of the 64-byte r || s signature) of `purpose` ('refresh' or
+ * 'key-exchange') for `deviceId` over `binding`: the refreshed token's jti, or
+ * `${sessionId}\n${clientPublicKey}` for a key exchange.
+ */
+export async function deviceProof(keyPair, purpose, deviceId, binding) {
+  const message = enc.encode(`${DEVICE_PROOF}${purpose}\n${deviceId}\n${binding}`);
+  return b64encode(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, keyPair.privateKey, message));
+}
+
+/** The `jti` claim of a token (read, not verified: the server verifies). */
+export function tokenId(token) {
+  const payload = token.split('.')[1] || '';
+  const base64 = payload.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(payload.length / 4) * 4, '=');
+  return JSON.parse(new TextDecoder().decode(b64decode(base64))).jti;
 }
 
 /** Whether this browser's WebCrypto has X25519 (Chromium 133+, Firefox 130+, Safari 17+). */

@@ -4,7 +4,7 @@
 
 import {
   $, api, ApiError, badge, describeError, el, every, hex, renderHeader,
-  showError, showNotice, signInForm, signOut, startPage,
+  onSignOut, showError, showNotice, signInForm, signOut, startPage,
 } from './common.js';
 import * as proto from './protocol.js';
 
@@ -14,7 +14,7 @@ const DEMO_POLL_MS = 4000;
 const REFRESH_MARGIN_S = 60;
 
 const state = {
-  device: null, // {id, token, fingerprint, inputs, expiresAt}
+  device: null, // {id, token, fingerprint, inputs, expiresAt, keyPair, publicKey}
   refreshTimer: null,
   session: null, // {id, videoId, title, cek, cekRaw, clientPublicKey, serverPublicKey, sharedSecretHash}
   player: null,
@@ -35,10 +35,27 @@ window.leaktrace = { stats: state.stats, state, refreshNow: () => refreshDevice(
 async function registerDevice(user) {
   const inputs = proto.fingerprintInputs();
   const fingerprint = await proto.deviceFingerprint(inputs);
-  const r = await api('/api/register-device/', { method: 'POST', token: user.token, json: { device_fingerprint: fingerprint } });
-  state.device = { id: r.device_id, token: r.device_token, fingerprint, inputs, expiresAt: Date.now() + r.expires_in * 1000 };
+  // A new proof key at each registration: the private half stays inside WebCrypto, so a
+  // copied device token cannot be refreshed or used for a key exchange elsewhere.
+  const { keyPair, publicKey } = await proto.deviceKey();
+  const r = await api('/api/register-device/', {
+    method: 'POST', token: user.token, json: { device_fingerprint: fingerprint, device_public_key: publicKey },
+  });
+  state.device = {
+    id: r.device_id, token: r.device_token, fingerprint, inputs, expiresAt: Date.now() + r.expires_in * 1000,
+    keyPair, publicKey,
+  };
   scheduleRefresh(r.expires_in);
   renderDevice();
+}
+
+/** Revokes this device on the server (its tokens and sessions end); part of signing out. */
+async function forgetDevice() {
+  const device = state.device;
+  if (!device) return;
+  state.device = null;
+  clearTimeout(state.refreshTimer);
+  await api('/api/auth/logout/', { method: 'POST', token: device.token }).catch(() => {});
 }
 
 function scheduleRefresh(expiresIn) {
@@ -49,8 +66,10 @@ function scheduleRefresh(expiresIn) {
 
 async function refreshDevice() {
   try {
+    const d = state.device;
+    const proof = await proto.deviceProof(d.keyPair, 'refresh', d.id, proto.tokenId(d.token));
     const r = await api('/api/refresh-device-token/', {
-      method: 'POST', token: state.device.token, json: { device_fingerprint: state.device.fingerprint },
+      method: 'POST', token: d.token, json: { device_fingerprint: d.fingerprint, device_proof: proof },
     });
     state.device.token = r.device_token;
     state.device.expiresAt = Date.now() + r.expires_in * 1000;
@@ -71,6 +90,7 @@ function renderDevice() {
     el('dl', { class: 'facts' },
       el('dt', {}, 'Device id'), el('dd', { class: 'mono' }, d.id),
       el('dt', {}, 'Fingerprint'), el('dd', { class: 'mono', title: 'SHA-256 of the values below' }, d.fingerprint),
+      el('dt', {}, 'Proof key'), el('dd', { class: 'mono', title: 'ECDSA P-256; the private half cannot be exported, not even by this page' }, d.publicKey),
       ...Object.entries(d.inputs).flatMap(([k, v]) => [el('dt', {}, k.replace('_', ' ')), el('dd', {}, v || '—')])));
 }
 
@@ -100,8 +120,10 @@ async function play(video) {
     const token = state.device.token;
     const s = await api('/api/request-stream/', { method: 'POST', token, json: { video_id: video.id } });
     const kx = await proto.keyExchange(s.session_id, s.server_public_key);
+    const d = state.device;
+    const proof = await proto.deviceProof(d.keyPair, 'key-exchange', d.id, `${s.session_id}\n${kx.clientPublicKey}`);
     const r = await api('/api/complete-key-exchange/', {
-      method: 'POST', token: state.device.token, json: { session_id: s.session_id, client_public_key: kx.clientPublicKey },
+      method: 'POST', token: d.token, json: { session_id: s.session_id, client_public_key: kx.clientPublicKey, device_proof: proof },
     });
     const cek = await proto.unwrapCek(kx.sessionKey, s.session_id, r.encrypted_cek);
     state.session = {
@@ -417,6 +439,7 @@ async function begin(user) {
   }
 }
 
+onSignOut(forgetDevice);
 $('#probe').addEventListener('click', () => probeDirectAccess().catch(showError));
 $('#signin-prompt').addEventListener('cancel', (ev) => ev.preventDefault());
 startPage(['viewer', 'admin'], begin);

@@ -18,10 +18,10 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{web, FromRequest, HttpRequest};
-use shared::auth::api_key;
 use shared::auth::tokens::{Claims, TokenKeys, TokenKind};
-use shared::db::repo::{api_keys, users};
-use shared::db::Db;
+use shared::auth::{api_key, device_key};
+use shared::db::repo::{api_keys, devices, revoked_tokens, users};
+use shared::db::{Db, DbConnection, DbError};
 use shared::domain::Role;
 
 use crate::error::ApiError;
@@ -64,30 +64,94 @@ pub fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
         })
 }
 
-/// Verifies a bearer token of `kind` and that its user still exists and is enabled. For
-/// handlers that must do something before authenticating (a rate limit); the others take an
-/// extractor.
+/// Verifies a bearer token of `kind` and that it still stands: its user exists and is enabled;
+/// a user token was not signed out; a device token's device exists, belongs to the user, is
+/// not revoked and still has the proof key the token is bound to. For handlers that must do
+/// something before authenticating (a rate limit); the others take an extractor.
 pub async fn authenticate(
     auth: &Auth,
     req: &HttpRequest,
     kind: TokenKind,
 ) -> Result<Claims, ApiError> {
     let claims = auth.tokens.verify(bearer(req)?, kind)?;
-    let user_id = claims.sub.clone();
-    let user = auth
-        .db
-        .run(move |c| users::get(c, &user_id))
-        .await
-        .map_err(|_| {
-            ApiError::unauthorized("invalid_token", "the token's user no longer exists")
-        })?;
-    if user.disabled {
-        return Err(ApiError::forbidden(
+    let checked = claims.clone();
+    match auth.db.run(move |c| standing(c, &checked)).await? {
+        Standing::Good => Ok(claims),
+        Standing::UnknownUser => Err(ApiError::unauthorized(
+            "invalid_token",
+            "the token's user no longer exists",
+        )),
+        Standing::UnknownDevice => Err(ApiError::unauthorized(
+            "invalid_token",
+            "the token's device is not registered",
+        )),
+        Standing::Disabled => Err(ApiError::forbidden(
             "account_disabled",
             "this account is disabled",
-        ));
+        )),
+        Standing::SignedOut => Err(ApiError::unauthorized(
+            "token_revoked",
+            "this token was signed out; sign in again",
+        )),
+        Standing::DeviceRevoked => Err(ApiError::unauthorized(
+            "device_revoked",
+            "this device was revoked; sign in and register it again",
+        )),
+        Standing::Superseded => Err(ApiError::unauthorized(
+            "token_superseded",
+            "this device registered again since this token was issued",
+        )),
     }
-    Ok(claims)
+}
+
+/// Whether a verified token still stands (see [`authenticate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Good,
+    UnknownUser,
+    UnknownDevice,
+    Disabled,
+    SignedOut,
+    DeviceRevoked,
+    Superseded,
+}
+
+fn standing(c: &mut DbConnection, claims: &Claims) -> Result<Standing, DbError> {
+    let user = match users::get(c, &claims.sub) {
+        Ok(user) => user,
+        Err(DbError::NotFound(_)) => return Ok(Standing::UnknownUser),
+        Err(e) => return Err(e),
+    };
+    if user.disabled {
+        return Ok(Standing::Disabled);
+    }
+    match claims.typ {
+        TokenKind::User => Ok(if revoked_tokens::is_revoked(c, &claims.jti)? {
+            Standing::SignedOut
+        } else {
+            Standing::Good
+        }),
+        TokenKind::Device => {
+            let device_id = claims.did.as_deref().unwrap_or_default();
+            let device = match devices::get(c, device_id) {
+                Ok(d) if d.user_id == user.id => d,
+                Ok(_) | Err(DbError::NotFound(_)) => return Ok(Standing::UnknownDevice),
+                Err(e) => return Err(e),
+            };
+            if device.revoked_at.is_some() {
+                return Ok(Standing::DeviceRevoked);
+            }
+            let current = device
+                .public_key
+                .as_deref()
+                .and_then(device_key::thumbprint_of_stored);
+            Ok(if current.is_some() && current == claims.dkt {
+                Standing::Good
+            } else {
+                Standing::Superseded
+            })
+        }
+    }
 }
 
 fn auth_of(req: &HttpRequest) -> Result<web::Data<Auth>, ApiError> {

@@ -1,5 +1,7 @@
 //! Signed tokens (JWT, HS256 pinned): the user token from login and the device token, which
-//! lives 300 s and is bound to the user, the device id and the device fingerprint.
+//! lives 300 s and is bound to the user, the device id, the device fingerprint, the device's
+//! proof key (its thumbprint) and the time the device was registered, which bounds how long a
+//! chain of refreshes may last.
 
 use jsonwebtoken::{
     decode, encode, errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation,
@@ -40,7 +42,9 @@ formats::named_enum! {
     }
 }
 
-/// What a token says. `device_id` and `fingerprint` are present on device tokens only.
+/// What a token says. `did` (device id), `dfp` (fingerprint), `dkt` (thumbprint of the
+/// device's proof key) and `chn` (when the chain of refreshes began: the registration) are
+/// present on device tokens only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
@@ -52,6 +56,10 @@ pub struct Claims {
     pub did: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dfp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dkt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chn: Option<u64>,
     pub iat: u64,
     pub exp: u64,
     pub jti: String,
@@ -68,6 +76,17 @@ impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TokenKeys(REDACTED)")
     }
+}
+
+/// What a device token is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceBinding<'a> {
+    pub device_id: &'a str,
+    pub fingerprint: &'a str,
+    /// Hex SHA-256 of the device's public proof key.
+    pub key_thumbprint: &'a str,
+    /// When the device was registered (Unix seconds): refreshes keep it.
+    pub chain_started: u64,
 }
 
 /// A freshly issued token.
@@ -105,19 +124,20 @@ impl TokenKeys {
             typ: TokenKind::User,
             did: None,
             dfp: None,
+            dkt: None,
+            chn: None,
             iat: now,
             exp: now + USER_TOKEN_TTL_SECONDS,
             jti: uuid::Uuid::new_v4().to_string(),
         })
     }
 
-    /// A device token, valid 300 s from `now`, bound to the device and its fingerprint.
+    /// A device token, valid 300 s from `now`, bound to the device, its fingerprint and key.
     pub fn issue_device(
         &self,
         user_id: &str,
         role: Role,
-        device_id: &str,
-        fingerprint: &str,
+        binding: &DeviceBinding<'_>,
         now: u64,
     ) -> Result<Issued, TokenError> {
         self.issue(Claims {
@@ -125,8 +145,10 @@ impl TokenKeys {
             sub: user_id.into(),
             role,
             typ: TokenKind::Device,
-            did: Some(device_id.into()),
-            dfp: Some(fingerprint.into()),
+            did: Some(binding.device_id.into()),
+            dfp: Some(binding.fingerprint.into()),
+            dkt: Some(binding.key_thumbprint.into()),
+            chn: Some(binding.chain_started),
             iat: now,
             exp: now + DEVICE_TOKEN_TTL_SECONDS,
             jti: uuid::Uuid::new_v4().to_string(),
@@ -146,7 +168,12 @@ impl TokenKeys {
             })?;
         let claims = data.claims;
         let complete = match kind {
-            TokenKind::Device => claims.did.is_some() && claims.dfp.is_some(),
+            TokenKind::Device => {
+                claims.did.is_some()
+                    && claims.dfp.is_some()
+                    && claims.dkt.is_some()
+                    && claims.chn.is_some()
+            }
             TokenKind::User => true,
         };
         if claims.typ != kind || !complete {
@@ -173,16 +200,27 @@ mod tests {
         TokenKeys::new(&[42u8; 64])
     }
 
+    fn binding(fingerprint: &str) -> DeviceBinding<'_> {
+        DeviceBinding {
+            device_id: "d1",
+            fingerprint,
+            key_thumbprint: "k1",
+            chain_started: 1_700_000_000,
+        }
+    }
+
     #[test]
     fn device_tokens_round_trip_with_binding() {
         let now = unix_now();
+        let fp = "ab".repeat(32);
         let t = keys()
-            .issue_device("u1", Role::Viewer, "d1", &"ab".repeat(32), now)
+            .issue_device("u1", Role::Viewer, &binding(&fp), now)
             .unwrap();
         assert_eq!(t.expires_in, 300);
         let c = keys().verify(&t.token, TokenKind::Device).unwrap();
         assert_eq!((c.sub.as_str(), c.did.as_deref()), ("u1", Some("d1")));
-        assert_eq!(c.dfp.as_deref(), Some("ab".repeat(32).as_str()));
+        assert_eq!(c.dfp.as_deref(), Some(fp.as_str()));
+        assert_eq!((c.dkt.as_deref(), c.chn), (Some("k1"), Some(1_700_000_000)));
         assert_eq!(
             keys().verify(&t.token, TokenKind::User),
             Err(TokenError::WrongKind {
@@ -206,7 +244,7 @@ mod tests {
     fn expired_forged_and_other_algorithms_are_refused() {
         let old = unix_now() - 301;
         let t = keys()
-            .issue_device("u1", Role::Viewer, "d1", "f", old)
+            .issue_device("u1", Role::Viewer, &binding("f"), old)
             .unwrap();
         assert_eq!(
             keys().verify(&t.token, TokenKind::Device),

@@ -19,6 +19,16 @@ diesel::table! {
         fingerprint -> Text,
         created_at -> Timestamp,
         last_seen_at -> Timestamp,
+        public_key -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        user_id -> Text,
+        expires_at -> Timestamp,
     }
 }
 
@@ -173,6 +183,7 @@ diesel::joinable!(evidence_reports -> cases (case_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     devices,
+    revoked_tokens,
     videos,
     stream_sessions,
     security_events,
@@ -200,8 +211,17 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ),
     (
         "devices",
-        &["id", "user_id", "fingerprint", "created_at", "last_seen_at"],
+        &[
+            "id",
+            "user_id",
+            "fingerprint",
+            "created_at",
+            "last_seen_at",
+            "public_key",
+            "revoked_at",
+        ],
     ),
+    ("revoked_tokens", &["jti", "user_id", "expires_at"]),
     (
         "videos",
         &[

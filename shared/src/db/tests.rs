@@ -260,13 +260,26 @@ fn devices_register_once_per_user_and_fingerprint() {
     let u = users::create(&mut conn, "vera", "h", Role::Viewer).unwrap();
     let w = users::create(&mut conn, "walt", "h", Role::Viewer).unwrap();
     let fp = "a1".repeat(32);
-    let d1 = devices::register(&mut conn, &u.id, &fp).unwrap();
-    let again = devices::register(&mut conn, &u.id, &fp).unwrap();
+    let d1 = devices::register(&mut conn, &u.id, &fp, "key-1").unwrap();
+    assert_eq!(d1.public_key.as_deref(), Some("key-1"));
+    assert!(devices::revoke(&mut conn, &d1.id).unwrap());
+    assert!(
+        !devices::revoke(&mut conn, &d1.id).unwrap(),
+        "already revoked"
+    );
+    assert!(devices::get(&mut conn, &d1.id)
+        .unwrap()
+        .revoked_at
+        .is_some());
+    // Registering again re-keys the same device and lifts the revocation.
+    let again = devices::register(&mut conn, &u.id, &fp, "key-2").unwrap();
     assert_eq!(again.id, d1.id, "same user and fingerprint: same device");
+    assert_eq!(again.public_key.as_deref(), Some("key-2"));
+    assert_eq!(again.revoked_at, None);
     assert!(again.last_seen_at >= d1.last_seen_at);
-    let other_user = devices::register(&mut conn, &w.id, &fp).unwrap();
+    let other_user = devices::register(&mut conn, &w.id, &fp, "key-3").unwrap();
     assert_ne!(other_user.id, d1.id, "devices are per user");
-    let second = devices::register(&mut conn, &u.id, &"b2".repeat(32)).unwrap();
+    let second = devices::register(&mut conn, &u.id, &"b2".repeat(32), "key-4").unwrap();
     let mine: Vec<_> = devices::list_for_user(&mut conn, &u.id)
         .unwrap()
         .into_iter()
@@ -279,7 +292,30 @@ fn devices_register_once_per_user_and_fingerprint() {
         Err(DbError::NotFound("device"))
     ));
     // A device must belong to an existing user.
-    assert!(devices::register(&mut conn, "no-such-user", &fp).is_err());
+    assert!(devices::register(&mut conn, "no-such-user", &fp, "k").is_err());
+    assert!(matches!(
+        devices::revoke(&mut conn, "nope"),
+        Err(DbError::NotFound("device"))
+    ));
+}
+
+#[test]
+fn revoked_tokens_are_remembered_until_they_expire() {
+    use super::repo::revoked_tokens;
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let now = super::now();
+    let hour = chrono::Duration::hours(1);
+    assert!(!revoked_tokens::is_revoked(&mut conn, "j1").unwrap());
+    revoked_tokens::revoke(&mut conn, "j1", "u", now + hour).unwrap();
+    revoked_tokens::revoke(&mut conn, "j1", "u", now + hour).unwrap();
+    revoked_tokens::revoke(&mut conn, "j2", "u", now - hour).unwrap();
+    assert!(revoked_tokens::is_revoked(&mut conn, "j1").unwrap());
+    assert!(revoked_tokens::is_revoked(&mut conn, "j2").unwrap());
+    assert_eq!(revoked_tokens::purge_expired(&mut conn, now).unwrap(), 1);
+    assert!(revoked_tokens::is_revoked(&mut conn, "j1").unwrap());
+    assert!(!revoked_tokens::is_revoked(&mut conn, "j2").unwrap());
 }
 
 #[test]
@@ -289,7 +325,7 @@ fn a_titles_keyed_sessions_are_read_in_batches_of_ids() {
     let db = t.open();
     let mut conn = db.conn().unwrap();
     let u = users::create(&mut conn, "sam", "h", Role::Viewer).unwrap();
-    let d = devices::register(&mut conn, &u.id, &"cd".repeat(32)).unwrap();
+    let d = devices::register(&mut conn, &u.id, &"cd".repeat(32), "key").unwrap();
     videos::create(&mut conn, &sample_video("v1", "Title")).unwrap();
     videos::create(&mut conn, &sample_video("v2", "Other")).unwrap();
     for i in 0..7 {
@@ -336,7 +372,7 @@ fn sessions_lifecycle_keying_activity_and_expiry() {
     let db = t.open();
     let mut conn = db.conn().unwrap();
     let u = users::create(&mut conn, "sam", "h", Role::Viewer).unwrap();
-    let d = devices::register(&mut conn, &u.id, &"cd".repeat(32)).unwrap();
+    let d = devices::register(&mut conn, &u.id, &"cd".repeat(32), "key").unwrap();
     videos::create(&mut conn, &sample_video("v1", "Title")).unwrap();
     let new = NewSession::requested(
         "s1".into(),

@@ -3,6 +3,7 @@
 //! cryptography functions (checked against the worked example by the test vectors).
 
 use serde_json::json;
+use shared::auth::device_key::{key_exchange_binding, DeviceKey, Purpose};
 use streaming::crypto;
 
 use super::{send, Reply, Server};
@@ -25,21 +26,121 @@ pub fn login(server: &Server, user: &str, password: &str) -> Reply {
     )
 }
 
+/// Registers `fingerprint` with a fresh proof key.
 pub fn register(server: &Server, user_token: &str, fingerprint: &str) -> Reply {
+    register_with(server, user_token, fingerprint, &DeviceKey::generate())
+}
+
+pub fn register_with(
+    server: &Server,
+    user_token: &str,
+    fingerprint: &str,
+    key: &DeviceKey,
+) -> Reply {
     send(
         "POST",
         &server.url("/api/register-device/"),
         Some(user_token),
-        Some(&json!({"device_fingerprint": fingerprint})),
+        Some(&json!({"device_fingerprint": fingerprint, "device_public_key": key.public_key()})),
     )
+}
+
+/// A registered device as its client holds it: id, current token, fingerprint and the
+/// private proof key.
+pub struct Registered {
+    pub id: String,
+    pub token: String,
+    pub fingerprint: String,
+    pub key: DeviceKey,
+}
+
+impl Registered {
+    /// Registers `fingerprint` for the holder of `user_token`.
+    pub fn new(server: &Server, user_token: &str, fingerprint: &str) -> Registered {
+        let key = DeviceKey::generate();
+        let reg = register_with(server, user_token, fingerprint, &key);
+        assert_eq!(reg.status, 200, "{}", reg.body);
+        let v = reg.json();
+        Registered {
+            id: v["device_id"].as_str().unwrap().to_string(),
+            token: v["device_token"].as_str().unwrap().to_string(),
+            fingerprint: fingerprint.to_string(),
+            key,
+        }
+    }
+
+    /// The refresh of `token` as this device asks for it (a proof over the token's `jti`).
+    pub fn refresh_of(&self, server: &Server, token: &str) -> Reply {
+        let jti = token_jti(token);
+        refresh(
+            server,
+            token,
+            &self.fingerprint,
+            &self.key.prove(Purpose::Refresh, &self.id, &jti),
+        )
+    }
+
+    /// The key exchange of `session_id` with `client_public_key`, signed by this device.
+    pub fn exchange(&self, server: &Server, session_id: &str, client_public_key: &str) -> Reply {
+        let proof = self.key.prove(
+            Purpose::KeyExchange,
+            &self.id,
+            &key_exchange_binding(session_id, client_public_key),
+        );
+        exchange(server, &self.token, session_id, client_public_key, &proof)
+    }
+}
+
+/// `POST /api/refresh-device-token/` as sent.
+pub fn refresh(server: &Server, token: &str, fingerprint: &str, proof: &str) -> Reply {
+    send(
+        "POST",
+        &server.url("/api/refresh-device-token/"),
+        Some(token),
+        Some(&json!({"device_fingerprint": fingerprint, "device_proof": proof})),
+    )
+}
+
+/// `POST /api/complete-key-exchange/` as sent.
+pub fn exchange(
+    server: &Server,
+    token: &str,
+    session_id: &str,
+    client_public_key: &str,
+    proof: &str,
+) -> Reply {
+    send(
+        "POST",
+        &server.url("/api/complete-key-exchange/"),
+        Some(token),
+        Some(&json!({
+            "session_id": session_id,
+            "client_public_key": client_public_key,
+            "device_proof": proof,
+        })),
+    )
+}
+
+/// The `jti` claim of a token (read, not verified: the client's view).
+pub fn token_jti(token: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("the payload is base64url");
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).expect("the payload is JSON");
+    claims["jti"].as_str().expect("a jti").to_string()
+}
+
+/// Logs in as `user` (password [`PASSWORD`]) and registers `fingerprint`.
+pub fn device(server: &Server, user: &str, fingerprint: &str) -> Registered {
+    let ut = user_token(server, user, PASSWORD);
+    Registered::new(server, &ut, fingerprint)
 }
 
 /// Logs in as `user` (password [`PASSWORD`]) and registers `fingerprint`: a device token.
 pub fn device_token(server: &Server, user: &str, fingerprint: &str) -> String {
-    let ut = user_token(server, user, PASSWORD);
-    let reg = register(server, &ut, fingerprint);
-    assert_eq!(reg.status, 200, "{}", reg.body);
-    reg.json()["device_token"].as_str().unwrap().to_string()
+    device(server, user, fingerprint).token
 }
 
 pub fn request_stream(server: &Server, device_token: &str, video_id: &str) -> Reply {
@@ -62,26 +163,19 @@ pub struct Client<'a> {
 impl<'a> Client<'a> {
     /// A session of `user` on the device `fingerprint`, keyed.
     pub fn start(server: &'a Server, user: &str, fingerprint: &str, video_id: &str) -> Client<'a> {
-        let device_token = device_token(server, user, fingerprint);
-        Client::start_on(server, device_token, video_id)
+        Client::start_on(server, &device(server, user, fingerprint), video_id)
     }
 
     /// A keyed session on an already registered device.
-    pub fn start_on(server: &'a Server, device_token: String, video_id: &str) -> Client<'a> {
+    pub fn start_on(server: &'a Server, device: &Registered, video_id: &str) -> Client<'a> {
+        let device_token = device.token.clone();
         let req = request_stream(server, &device_token, video_id);
         assert_eq!(req.status, 200, "{}", req.body);
         let session_id = req.json()["session_id"].as_str().unwrap().to_string();
         let server_public =
             crypto::decode_public_key(req.json()["server_public_key"].as_str().unwrap()).unwrap();
         let (secret, public) = crypto::generate_keypair();
-        let kex = send(
-            "POST",
-            &server.url("/api/complete-key-exchange/"),
-            Some(&device_token),
-            Some(
-                &json!({"session_id": session_id, "client_public_key": crypto::encode_public_key(&public)}),
-            ),
-        );
+        let kex = device.exchange(server, &session_id, &crypto::encode_public_key(&public));
         assert_eq!(kex.status, 200, "{}", kex.body);
         let key = crypto::derive_session_key(&secret, &server_public, &session_id).unwrap();
         let cek = crypto::unwrap_cek(

@@ -4,7 +4,10 @@ use diesel::prelude::*;
 use crate::db::schema::devices;
 use crate::db::{new_id, now, DbConnection, DbError};
 
-/// A registered device: one per (user, fingerprint).
+/// A registered device: one per (user, fingerprint). `public_key` is the device's proof key
+/// (base64 of an uncompressed P-256 point), replaced at each registration; a device registered
+/// before proof keys existed has none and must register again. A revoked device's tokens are
+/// refused until its user registers it again.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = devices)]
 pub struct DeviceRow {
@@ -13,6 +16,8 @@ pub struct DeviceRow {
     pub fingerprint: String,
     pub created_at: NaiveDateTime,
     pub last_seen_at: NaiveDateTime,
+    pub public_key: Option<String>,
+    pub revoked_at: Option<NaiveDateTime>,
 }
 
 #[derive(Insertable)]
@@ -23,6 +28,7 @@ struct NewDevice<'a> {
     fingerprint: &'a str,
     created_at: NaiveDateTime,
     last_seen_at: NaiveDateTime,
+    public_key: &'a str,
 }
 
 fn find(
@@ -38,15 +44,18 @@ fn find(
         .optional()?)
 }
 
-/// Registers the device, or returns the one this user already registered with this
-/// fingerprint (marking it seen). Safe under concurrent registration of the same device.
+/// Registers the device with its proof key, or gives the one this user already registered
+/// with this fingerprint its new key (marking it seen and lifting a revocation: the user signed
+/// in again; tokens bound to the old key stop working). Safe under concurrent registration of
+/// the same device.
 pub fn register(
     conn: &mut DbConnection,
     user_id: &str,
     fingerprint: &str,
+    public_key: &str,
 ) -> Result<DeviceRow, DbError> {
     if let Some(existing) = find(conn, user_id, fingerprint)? {
-        touch(conn, &existing.id)?;
+        rekey(conn, &existing.id, public_key)?;
         return get(conn, &existing.id);
     }
     let id = new_id();
@@ -58,18 +67,48 @@ pub fn register(
             fingerprint,
             created_at: t,
             last_seen_at: t,
+            public_key,
         })
         .execute(conn);
     match inserted {
         Ok(_) => get(conn, &id),
-        // Lost a race with a concurrent registration: use the winner's row.
+        // Lost a race with a concurrent registration: key the winner's row.
         Err(e) => match DbError::on_unique(e, String::new) {
             DbError::Conflict(_) => {
-                find(conn, user_id, fingerprint)?.ok_or(DbError::NotFound("device"))
+                let winner =
+                    find(conn, user_id, fingerprint)?.ok_or(DbError::NotFound("device"))?;
+                rekey(conn, &winner.id, public_key)?;
+                get(conn, &winner.id)
             }
             other => Err(other),
         },
     }
+}
+
+fn rekey(conn: &mut DbConnection, id: &str, public_key: &str) -> Result<(), DbError> {
+    diesel::update(devices::table.find(id))
+        .set((
+            devices::public_key.eq(public_key),
+            devices::revoked_at.eq(None::<NaiveDateTime>),
+            devices::last_seen_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Revokes a device: its tokens are refused from now on. Answers whether it was active.
+pub fn revoke(conn: &mut DbConnection, id: &str) -> Result<bool, DbError> {
+    let changed = diesel::update(
+        devices::table
+            .find(id)
+            .filter(devices::revoked_at.is_null()),
+    )
+    .set(devices::revoked_at.eq(now()))
+    .execute(conn)?;
+    if changed == 0 {
+        get(conn, id)?;
+    }
+    Ok(changed == 1)
 }
 
 pub fn get(conn: &mut DbConnection, id: &str) -> Result<DeviceRow, DbError> {

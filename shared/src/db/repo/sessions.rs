@@ -307,3 +307,27 @@ pub fn open_for_user(
         .select(SessionRow::as_select())
         .load(conn)?)
 }
+
+/// Revokes every open session (requested, keyed or streaming) of a device, with `reason`:
+/// what ends playback when the device is revoked. Answers the ids of those sessions (for the
+/// callers' caches).
+pub fn revoke_open_for_device(
+    conn: &mut DbConnection,
+    device_id: &str,
+    reason: &str,
+) -> Result<Vec<String>, DbError> {
+    let open = [
+        SessionState::Requested.as_str(),
+        SessionState::Keyed.as_str(),
+        SessionState::Streaming.as_str(),
+    ];
+    let ids: Vec<String> = stream_sessions::table
+        .filter(stream_sessions::device_id.eq(device_id))
+        .filter(stream_sessions::state.eq_any(open))
+        .select(stream_sessions::id)
+        .load(conn)?;
+    for id in &ids {
+        end(conn, id, SessionState::Revoked, Some(reason))?;
+    }
+    Ok(ids)
+}
