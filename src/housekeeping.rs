@@ -9,20 +9,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::config::Config;
-use shared::db::repo::{revoked_tokens, security_events};
+use shared::db::repo::{refreshed_tokens, revoked_tokens, security_events};
 use shared::db::Db;
 
+/// How long past a token's expiry its revocation or refresh is remembered.
+const TOKEN_GRACE_SECONDS: i64 = 600;
 /// How often housekeeping runs.
 const EVERY: Duration = Duration::from_secs(3600);
 /// How often the thread looks at the stop flag.
 const TICK: Duration = Duration::from_millis(200);
 
-/// One round: events past retention removed (returns how many), expired revocations
-/// forgotten.
+/// One round: events past retention removed (returns how many), revocations and refreshes of
+/// tokens long expired forgotten.
 pub fn run_once(config: &Config, db: &Db) -> Result<usize, shared::db::DbError> {
     let mut conn = db.conn()?;
     let now = shared::db::now();
-    revoked_tokens::purge_expired(&mut conn, now)?;
+    // Kept a while past their expiry: an instance whose clock runs behind still refuses them.
+    let expired = now - chrono::Duration::seconds(TOKEN_GRACE_SECONDS);
+    revoked_tokens::purge_expired(&mut conn, expired)?;
+    refreshed_tokens::purge_expired(&mut conn, expired)?;
     let days = config.monitoring.event_retention_days;
     if days == 0 {
         return Ok(0);

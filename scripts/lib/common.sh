@@ -12,7 +12,7 @@ BUILD_PACKAGES=(
 )
 # What the test suite needs on top: a PostgreSQL server, PDF signature checks, NSS tools,
 # and a real browser with its WebDriver for the front-end tests.
-TEST_PACKAGES=(postgresql poppler-utils libnss3-tools chromium chromium-driver)
+TEST_PACKAGES=(postgresql poppler-utils libnss3-tools chromium chromium-driver python3-venv openssl curl)
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"

@@ -1,7 +1,7 @@
 //! Admin routes for viewers' devices: list a user's devices, revoke one. A revoked device's
 //! tokens are refused at once, its open sessions are revoked, and it stays revoked until its
 //! user signs in and registers it again (disable the account to keep the user out). Every
-//! revocation is an audit entry.
+//! revocation is an audit entry, written in the same transaction.
 
 use actix_web::{web, HttpResponse};
 use api::auth::Admin;
@@ -10,7 +10,7 @@ use api::ApiError;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use shared::db::repo::devices::{self, DeviceRow};
-use shared::db::repo::{audit, sessions, users};
+use shared::db::repo::{audit, users};
 use shared::db::DbError;
 use streaming::StreamingState;
 
@@ -86,20 +86,26 @@ pub async fn revoke(
     let (device, ended) = state
         .db
         .run(move |c| {
-            if !devices::revoke(c, &id)? {
-                return Err(DbError::Conflict("the device is already revoked".into()));
-            }
-            let ended = sessions::revoke_open_for_device(c, &id, "device revoked by an admin")?;
             let device = devices::get(c, &id)?;
-            let detail = AuditDetail {
-                device_id: &device.id,
-                user_id: &device.user_id,
-                sessions_revoked: &ended,
-            };
-            let detail = serde_json::to_string(&detail)
-                .map_err(|_| DbError::Encode("an audit detail".into()))?;
-            audit::append(c, None, &actor, "device_revoked", &detail)?;
-            Ok((device, ended))
+            // The revocation, its sessions' and the audit entry: one transaction.
+            let ended = devices::revoke_with_sessions(
+                c,
+                &id,
+                "device revoked by an admin",
+                &[audit::APPEND_LOCK_KEY],
+                |c, ended| {
+                    let detail = AuditDetail {
+                        device_id: &device.id,
+                        user_id: &device.user_id,
+                        sessions_revoked: ended,
+                    };
+                    let detail = serde_json::to_string(&detail)
+                        .map_err(|_| DbError::Encode("an audit detail".into()))?;
+                    audit::append_within(c, None, &actor, "device_revoked", &detail).map(|_| ())
+                },
+            )?
+            .ok_or_else(|| DbError::Conflict("the device is already revoked".into()))?;
+            Ok((devices::get(c, &id)?, ended))
         })
         .await
         .map_err(|e| match e {

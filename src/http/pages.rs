@@ -1,5 +1,6 @@
-//! The browser pages and their assets, compiled from `web/` into the binary: nothing is read
-//! from disk and no media path is reachable. Every page is static; what it shows comes from
+//! The browser pages and their assets, compiled from `web/` into the binary (with the OpenAPI
+//! document and its reference page): nothing is read from disk and no media path is
+//! reachable. Every page is static; what it shows comes from
 //! the JSON API with the caller's token.
 
 use actix_web::{web, HttpResponse};
@@ -25,6 +26,7 @@ const PAGES: &[(&str, &[u8])] = &[
     ("/analyst/", web_file!("pages/analyst.html")),
     ("/legal/", web_file!("pages/legal.html")),
     ("/admin/", web_file!("pages/admin.html")),
+    ("/api/docs/", web_file!("pages/api-docs.html")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";
@@ -51,10 +53,26 @@ const ASSETS: &[Asset] = &[
     own_asset!("analyst.js", JS),
     own_asset!("legal.js", JS),
     own_asset!("admin.js", JS),
+    own_asset!("api-docs.js", JS),
     Asset {
         name: "shaka-player.js",
         content_type: JS,
         body: web_file!("vendor/shaka-player/shaka-player.compiled.js"),
+    },
+    Asset {
+        name: "swagger-ui.js",
+        content_type: JS,
+        body: web_file!("vendor/swagger-ui/swagger-ui-bundle.js"),
+    },
+    Asset {
+        name: "swagger-ui.css",
+        content_type: "text/css; charset=utf-8",
+        body: web_file!("vendor/swagger-ui/swagger-ui.css"),
+    },
+    Asset {
+        name: "swagger-ui.LICENSE.txt",
+        content_type: "text/plain; charset=utf-8",
+        body: web_file!("vendor/swagger-ui/LICENSE"),
     },
     Asset {
         name: "shaka-player.LICENSE.txt",
@@ -73,6 +91,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
     }
     cfg.service(
+        web::resource("/api/openapi.json")
+            .route(web::get().to(openapi))
+            .default_service(web::to(streaming::method_not_allowed)),
+    );
+    cfg.service(
         web::resource("/assets/{name}")
             .route(web::get().to(asset))
             .default_service(web::to(streaming::method_not_allowed)),
@@ -84,6 +107,17 @@ async fn page(body: &'static [u8]) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-cache"))
         .body(body)
+}
+
+/// The OpenAPI 3.1 document of the HTTP API (docs/openapi.json, checked against the server
+/// by the integration tests).
+const OPENAPI: &[u8] = include_bytes!("../../docs/openapi.json");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(OPENAPI)
 }
 
 async fn asset(name: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -13,7 +13,9 @@ use api::ApiError;
 use crate::monitor;
 use crate::state::StreamingState;
 
-/// Verifies `proof` of `purpose` over `binding` by the caller's device key.
+/// Verifies `proof` of `purpose` over `binding` by the caller's device key: the key the
+/// device holds now, which must still be the one the token is bound to, on a device still not
+/// revoked (either may have changed since the token was checked).
 pub async fn check(
     state: &StreamingState,
     req: &HttpRequest,
@@ -24,12 +26,26 @@ pub async fn check(
 ) -> Result<(), ApiError> {
     let device_id = device.device_id().to_string();
     let row = state.db.run(move |c| devices::get(c, &device_id)).await?;
-    let verified = row
+    if row.revoked_at.is_some() {
+        return Err(ApiError::unauthorized(
+            "device_revoked",
+            "this device was revoked; sign in and register it again",
+        ));
+    }
+    let key = row
         .public_key
         .as_deref()
         .ok_or(DeviceKeyError::MalformedKey)
-        .and_then(DevicePublicKey::parse)
-        .and_then(|key| key.verify(purpose, &row.id, binding, proof));
+        .and_then(DevicePublicKey::parse);
+    if let Ok(key) = &key {
+        if Some(key.thumbprint()) != device.0.dkt {
+            return Err(ApiError::unauthorized(
+                "token_superseded",
+                "this device registered again since this token was issued",
+            ));
+        }
+    }
+    let verified = key.and_then(|key| key.verify(purpose, &row.id, binding, proof));
     match verified {
         Ok(()) => Ok(()),
         Err(e @ DeviceKeyError::MalformedProof) => {

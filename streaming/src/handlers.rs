@@ -8,7 +8,7 @@ use shared::auth::device_key::{DevicePublicKey, Purpose};
 use shared::auth::tokens::{unix_now, Claims, DeviceBinding, TokenError, TokenKind};
 use shared::db::now;
 use shared::db::repo::security_events::Subject;
-use shared::db::repo::{devices, revoked_tokens, sessions, users, videos};
+use shared::db::repo::{devices, refreshed_tokens, revoked_tokens, users, videos};
 
 use api::auth::{authenticate, bearer, client_address, Auth, Device, Viewer};
 use api::ApiError;
@@ -116,21 +116,34 @@ pub async fn register_device(
     let fingerprint = parse_fingerprint(&device_fingerprint)?;
     let key = DevicePublicKey::parse(&device_public_key)
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
-    let (user_id, fp, encoded) = (
+    let (user_id, fp, encoded, jti) = (
         claims.sub.clone(),
         fingerprint.clone(),
         key.encoded().to_string(),
+        claims.jti.clone(),
     );
     let device = state
         .db
-        .run(move |c| devices::register(c, &user_id, &fp, &encoded))
+        .run(move |c| {
+            devices::register(
+                c,
+                &devices::Registration {
+                    user_id: &user_id,
+                    fingerprint: &fp,
+                    public_key: &encoded,
+                    user_token: &jti,
+                },
+            )
+        })
         .await?;
     let thumbprint = key.thumbprint();
+    // The sign-in lifetime runs from the login (the user token's issue), however often the
+    // device registers again meanwhile.
     let binding = DeviceBinding {
         device_id: &device.id,
         fingerprint: &fingerprint,
         key_thumbprint: &thumbprint,
-        chain_started: unix_now(),
+        chain_started: claims.iat,
     };
     let mut answer = device_token(&state, &claims, &binding)?;
     answer.device_id = Some(device.id.clone());
@@ -184,8 +197,26 @@ pub async fn refresh_device_token(
         ));
     }
     device_proof::check(&state, &req, &device, Purpose::Refresh, &claims.jti, &proof).await?;
-    let device_id = device.device_id().to_string();
-    state.db.run(move |c| devices::touch(c, &device_id)).await?;
+    // Once per token: a refresh request captured on its way cannot be replayed for more.
+    let (device_id, jti, expires) = (
+        device.device_id().to_string(),
+        claims.jti.clone(),
+        unix_to_db_time(claims.exp),
+    );
+    let first = state
+        .db
+        .run(move |c| {
+            let first = refreshed_tokens::spend(c, &jti, expires)?;
+            devices::touch(c, &device_id)?;
+            Ok(first)
+        })
+        .await?;
+    if !first {
+        return Err(ApiError::unauthorized(
+            "token_already_refreshed",
+            "this device token was refreshed already; use the token that refresh gave",
+        ));
+    }
     let binding = DeviceBinding {
         device_id: device.device_id(),
         fingerprint: &fingerprint,
@@ -214,7 +245,7 @@ fn device_token(
 #[derive(Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SignedOut {
-    /// A user token: refused from now on.
+    /// A user token: refused from now on, and the devices registered with it revoked.
     UserToken,
     /// A device token: the device is revoked (every token of it refused, its open sessions
     /// revoked) until its user registers it again.
@@ -224,46 +255,99 @@ pub enum SignedOut {
 #[derive(Serialize)]
 pub struct LogoutAnswer {
     signed_out: SignedOut,
+    /// The devices revoked with it.
+    devices_revoked: Vec<String>,
 }
 
-/// `POST /api/auth/logout/` with a user or a device token.
+/// A logout's body: none for a user token; a device signs its own logout.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutBody {
+    device_proof: Option<String>,
+}
+
+/// `POST /api/auth/logout/` with a user token (no body) or a device token (`{"device_proof"}`
+/// over the token's `jti`: a copied device token cannot sign its device out).
 pub async fn logout(
     state: web::Data<StreamingState>,
     auth: web::Data<Auth>,
     req: HttpRequest,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let kind = match state.tokens.verify(bearer(&req)?, TokenKind::User) {
         Err(TokenError::WrongKind { .. }) => TokenKind::Device,
         _ => TokenKind::User,
     };
     let claims = authenticate(&auth, &req, kind).await?;
-    let signed_out = match kind {
+    let LogoutBody {
+        device_proof: proof,
+    } = if body.iter().all(u8::is_ascii_whitespace) {
+        LogoutBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("the body is not a logout: {e}"))
+        })?
+    };
+    let (signed_out, devices) = match kind {
         TokenKind::User => {
-            let expires = chrono::DateTime::from_timestamp(claims.exp as i64, 0)
-                .map(|t| t.naive_utc())
-                .unwrap_or_else(now);
-            state
-                .db
-                .run(move |c| revoked_tokens::revoke(c, &claims.jti, &claims.sub, expires))
-                .await?;
-            SignedOut::UserToken
-        }
-        TokenKind::Device => {
-            let device_id = claims.did.clone().unwrap_or_default();
-            let ended = state
+            let expires = unix_to_db_time(claims.exp);
+            let jti = claims.jti.clone();
+            let registered = state
                 .db
                 .run(move |c| {
-                    devices::revoke(c, &device_id)?;
-                    sessions::revoke_open_for_device(c, &device_id, "the device signed out")
+                    revoked_tokens::revoke(c, &jti, &claims.sub, expires)?;
+                    devices::registered_with(c, &jti)
                 })
                 .await?;
-            for id in &ended {
-                state.caches.forget_session(id);
-            }
-            SignedOut::Device
+            (SignedOut::UserToken, registered)
+        }
+        TokenKind::Device => {
+            let device = Device(claims);
+            let proof = proof.ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_device_proof",
+                    "a device signs its logout: send {\"device_proof\"}",
+                )
+            })?;
+            let jti = device.0.jti.clone();
+            device_proof::check(&state, &req, &device, Purpose::Logout, &jti, &proof).await?;
+            (SignedOut::Device, vec![device.device_id().to_string()])
         }
     };
-    Ok(HttpResponse::Ok().json(LogoutAnswer { signed_out }))
+    let mut revoked = Vec::new();
+    for id in devices {
+        let device_id = id.clone();
+        let ended = state
+            .db
+            .run(move |c| {
+                devices::revoke_with_sessions(
+                    c,
+                    &device_id,
+                    "the device signed out",
+                    &[],
+                    |_, _| Ok(()),
+                )
+            })
+            .await?;
+        if let Some(sessions) = ended {
+            for session in &sessions {
+                state.caches.forget_session(session);
+            }
+            revoked.push(id);
+        }
+    }
+    Ok(HttpResponse::Ok().json(LogoutAnswer {
+        signed_out,
+        devices_revoked: revoked,
+    }))
+}
+
+/// A token's `exp` as the database stores times.
+fn unix_to_db_time(unix: u64) -> chrono::NaiveDateTime {
+    i64::try_from(unix)
+        .ok()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map_or_else(now, |t| t.naive_utc())
 }
 
 pub async fn list_videos(

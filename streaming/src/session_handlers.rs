@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::auth::device_key::{self, Purpose};
 use shared::db::now;
-use shared::db::repo::security_events::Severity;
+use shared::db::repo::security_events::{Severity, Subject};
 use shared::db::repo::sessions::{self, NewSession, SessionRow, SessionState, IDLE_SECONDS};
 use shared::db::repo::videos;
 use shared::db::DbError;
@@ -74,16 +74,25 @@ pub async fn request_stream(
             DbError::NotFound(_) => ApiError::not_found_what("video_not_found", "no such title"),
             other => other.into(),
         })?;
-    if let sessions::Admission::Full(open) = admitted {
-        return Err(monitor::refuse_concurrent(
-            &state,
-            &req,
-            &claims.sub,
-            claims.did.as_deref(),
-            &open,
-            at,
-        )
-        .await);
+    match admitted {
+        sessions::Admission::Created(_) => {}
+        sessions::Admission::Full(open) => {
+            return Err(monitor::refuse_concurrent(
+                &state,
+                &req,
+                &claims.sub,
+                claims.did.as_deref(),
+                &open,
+                at,
+            )
+            .await)
+        }
+        sessions::Admission::DeviceRevoked => {
+            return Err(ApiError::unauthorized(
+                "device_revoked",
+                "this device was revoked; sign in and register it again",
+            ))
+        }
     }
     Ok(HttpResponse::Ok().json(json!({
         "session_id": session_id,
@@ -182,6 +191,9 @@ pub async fn complete_key_exchange(
         .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
     let (session, current) = owned_session(&state, &req, &device, &session_id).await?;
     refuse_ended(current)?;
+    // Wrong proofs are authentication failures: past the budget the address is refused first.
+    let address = client_address(&req).unwrap_or_default();
+    monitor::check_auth_budget(&state, Subject::Address(&address)).await?;
     let binding = device_key::key_exchange_binding(&session.id, &client_public_key);
     device_proof::check(
         &state,

@@ -613,3 +613,37 @@ fn bench_in_page_decryption() {
         );
     }
 }
+
+/// The API reference page renders the OpenAPI document with the vendored Swagger UI (no
+/// CDN: the page's CSP allows scripts from the server only), one block per operation.
+#[test]
+fn the_api_reference_page_renders_every_operation() {
+    let h = common::Harness::new();
+    let server = h.serve(&[]);
+    let b = Browser::start("api-docs", 1280, 900);
+    b.goto(&server.url("/api/docs/"));
+    let operations: usize = common::contract::document()["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| {
+            ["get", "post"]
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .count()
+        })
+        .sum();
+    b.wait_until(
+        "the rendered operations",
+        30 * SECOND,
+        &format!(
+            "return document.querySelectorAll('#reference .opblock').length === {operations};"
+        ),
+    );
+    let title = b.exec(
+        "return document.querySelector('#reference .title').textContent;",
+        json!([]),
+    );
+    assert!(title.as_str().unwrap().contains("leaktrace"), "{title}");
+    b.screenshot("01-reference");
+}

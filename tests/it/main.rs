@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod evidence;
 mod extract;
+mod openapi;
 mod package;
 mod protocol;
 mod roles;

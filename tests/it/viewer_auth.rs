@@ -115,6 +115,11 @@ fn devices_register_and_refresh_bound_to_their_fingerprint_and_key() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["expires_in"], 300);
     let fresh = r.json()["device_token"].as_str().unwrap().to_string();
+    // A token is refreshed once: the same request replayed (token and proof, as a proxy log
+    // or a saved network capture holds them) gets nothing more.
+    device
+        .refresh_of(&s, &device.token)
+        .assert_error(401, "token_already_refreshed");
     assert_eq!(
         send("GET", &s.url("/api/videos/"), Some(&fresh), None).status,
         200
@@ -176,7 +181,9 @@ fn thumbprint(key: &DeviceKey) -> String {
 /// and never yields a content key.
 #[test]
 fn a_copied_device_token_neither_refreshes_nor_keys_a_session() {
-    let (h, s) = setup();
+    let h = Harness::new();
+    h.add_user("vic", "viewer", common::viewer::PASSWORD);
+    let s = h.serve_with_env(&[], &[("LEAKTRACE_AUTH_FAILURES_MAX", "6")]);
     let ut = user_token(&s);
     let device = Registered::new(&s, &ut, FP);
     // The thief has the token and the fingerprint (both readable), and a key of its own.
@@ -221,6 +228,13 @@ fn a_copied_device_token_neither_refreshes_nor_keys_a_session() {
         .assert_error(403, "wrong_device_proof");
     let ok = device.exchange(&s, &session_id, &client_key);
     assert_eq!(ok.status, 200, "{}", ok.body);
+    // Five wrong proofs so far; the sixth uses up the address's budget, and then even the
+    // right proof is refused (guessing is bounded like password guessing).
+    exchange(&s, &device.token, &session_id, &client_key, &wrong)
+        .assert_error(403, "wrong_device_proof");
+    device
+        .exchange(&s, &session_id, &client_key)
+        .assert_error(429, "too_many_attempts");
 }
 
 /// Refreshes keep the time the device registered; past `device_sign_in_hours` the chain ends.
@@ -261,8 +275,9 @@ fn a_refresh_chain_ends_after_the_sign_in_lifetime() {
     assert_eq!(again.refresh_of(&s, &again.token).status, 200);
 }
 
-/// `/api/auth/logout/`: a user token is refused from then on; a device token revokes its
-/// device (every token, open sessions) until the user registers it again.
+/// `/api/auth/logout/`: a user token is refused from then on and the devices registered with
+/// it are revoked; a device signs its own logout (a copied device token cannot), which revokes
+/// it (every token, open sessions) until the user registers it again.
 #[test]
 fn logout_ends_user_tokens_and_devices() {
     let (h, s) = setup();
@@ -274,14 +289,35 @@ fn logout_ends_user_tokens_and_devices() {
     assert_eq!(opened.status, 200, "{}", opened.body);
     let session_id = opened.json()["session_id"].as_str().unwrap().to_string();
 
-    let out = logout(&device.token);
+    // A device token alone cannot sign its device out.
+    logout(&device.token).assert_error(400, "invalid_device_proof");
+    let thief = DeviceKey::generate().prove(Purpose::Logout, &device.id, &token_jti(&device.token));
+    send(
+        "POST",
+        &s.url("/api/auth/logout/"),
+        Some(&device.token),
+        Some(&json!({ "device_proof": thief })),
+    )
+    .assert_error(403, "wrong_device_proof");
+    send(
+        "POST",
+        &s.url("/api/auth/logout/"),
+        Some(&device.token),
+        Some(&json!({ "device_proof": thief, "more": 1 })),
+    )
+    .assert_error(400, "invalid_json");
+    let out = device.logout(&s);
     assert_eq!(out.status, 200, "{}", out.body);
-    assert_eq!(out.json(), json!({"signed_out": "device"}));
+    assert_eq!(
+        out.json(),
+        json!({"signed_out": "device", "devices_revoked": [device.id]})
+    );
     send("GET", &s.url("/api/videos/"), Some(&device.token), None)
         .assert_error(401, "device_revoked");
     device
         .refresh_of(&s, &device.token)
         .assert_error(401, "device_revoked");
+    common::viewer::request_stream(&s, &device.token, "v-1").assert_error(401, "device_revoked");
     let db = h.db();
     let session = shared::db::repo::sessions::get(&mut db.conn().unwrap(), &session_id).unwrap();
     assert_eq!(session.state.as_str(), "revoked");
@@ -295,9 +331,20 @@ fn logout_ends_user_tokens_and_devices() {
     send("GET", &s.url("/api/videos/"), Some(&device.token), None)
         .assert_error(401, "token_superseded");
 
+    // Signing the user token out revokes it and the devices it registered (a device a thief
+    // registered with a copied user token ends with it).
+    let other = Registered::new(&s, &ut, &"e".repeat(64));
     let out = logout(&ut);
     assert_eq!(out.status, 200, "{}", out.body);
-    assert_eq!(out.json(), json!({"signed_out": "user_token"}));
+    let v = out.json();
+    assert_eq!(v["signed_out"], "user_token");
+    let mut revoked: Vec<String> = serde_json::from_value(v["devices_revoked"].clone()).unwrap();
+    revoked.sort();
+    let mut expected = vec![back.id.clone(), other.id.clone()];
+    expected.sort();
+    assert_eq!(revoked, expected);
+    send("GET", &s.url("/api/videos/"), Some(&other.token), None)
+        .assert_error(401, "device_revoked");
     register(&s, &ut, FP).assert_error(401, "token_revoked");
     logout(&ut).assert_error(401, "token_revoked");
     // Another sign-in is another token.

@@ -140,6 +140,7 @@ const PAGES = [
   ['/analyst/', 'Analyst', ['analyst', 'admin']],
   ['/legal/', 'Legal', ['legal', 'analyst', 'admin']],
   ['/admin/', 'Admin', ['admin']],
+  ['/api/docs/', 'API', null],
 ];
 
 /** The page for a role after signing in. */

@@ -44,20 +44,57 @@ export async function deviceFingerprint(inputs = fingerprintInputs()) {
   return toHex(await crypto.subtle.digest('SHA-256', enc.encode(text)));
 }
 
+const KEY_DB = 'leaktrace';
+const KEY_STORE = 'device-keys';
+
+/** Runs `work(store)` on the device-key store of this origin's IndexedDB; answers its result. */
+function withKeyStore(mode, work) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(KEY_DB, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(KEY_STORE);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction(KEY_STORE, mode);
+      const request = work(tx.objectStore(KEY_STORE));
+      tx.oncomplete = () => { db.close(); resolve(request.result); };
+      tx.onerror = () => { db.close(); reject(tx.error); };
+    };
+  });
+}
+
 /**
- * A fresh device proof key: an ECDSA P-256 key pair whose private half is not extractable
- * (no script, this page's included, can read it out). Answers {keyPair, publicKey: base64 of
- * the uncompressed point}, the public key as registration sends it.
+ * This browser's device proof key for `name` (the user and fingerprint): an ECDSA P-256 key
+ * pair whose private half is not extractable (no script, this page's included, can read it
+ * out), kept in IndexedDB so that other tabs and later visits sign with the same key (a new
+ * key would supersede the tokens of the tabs already playing). Made when there is none.
+ * Answers {keyPair, publicKey: base64 of the uncompressed point}, as registration sends it.
  */
-export async function deviceKey() {
-  const keyPair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+export async function deviceKey(name) {
+  let keyPair = null;
+  try {
+    keyPair = await withKeyStore('readonly', (store) => store.get(name));
+  } catch (_) { /* no IndexedDB (private mode): a key for this page only */ }
+  if (!keyPair) {
+    keyPair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+    try {
+      await withKeyStore('readwrite', (store) => store.put(keyPair, name));
+    } catch (_) { /* kept in memory only */ }
+  }
   const publicKey = b64encode(await crypto.subtle.exportKey('raw', keyPair.publicKey));
   return { keyPair, publicKey };
 }
 
+/** Forgets the device key for `name` (signing out). */
+export async function forgetDeviceKey(name) {
+  try {
+    await withKeyStore('readwrite', (store) => store.delete(name));
+  } catch (_) { /* nothing kept */ }
+}
+
 /**
- * The device's proof (base64 of the 64-byte r || s signature) of `purpose` ('refresh' or
- * 'key-exchange') for `deviceId` over `binding`: the refreshed token's jti, or
+ * The device's proof (base64 of the 64-byte r || s signature) of `purpose` ('refresh',
+ * 'key-exchange' or 'logout') for `deviceId` over `binding`: the presented token's jti, or
  * `${sessionId}\n${clientPublicKey}` for a key exchange.
  */
 export async function deviceProof(keyPair, purpose, deviceId, binding) {

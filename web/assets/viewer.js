@@ -14,7 +14,7 @@ const DEMO_POLL_MS = 4000;
 const REFRESH_MARGIN_S = 60;
 
 const state = {
-  device: null, // {id, token, fingerprint, inputs, expiresAt, keyPair, publicKey}
+  device: null, // {id, token, fingerprint, inputs, expiresAt, keyPair, publicKey, keyName}
   refreshTimer: null,
   session: null, // {id, videoId, title, cek, cekRaw, clientPublicKey, serverPublicKey, sharedSecretHash}
   player: null,
@@ -35,15 +35,16 @@ window.leaktrace = { stats: state.stats, state, refreshNow: () => refreshDevice(
 async function registerDevice(user) {
   const inputs = proto.fingerprintInputs();
   const fingerprint = await proto.deviceFingerprint(inputs);
-  // A new proof key at each registration: the private half stays inside WebCrypto, so a
-  // copied device token cannot be refreshed or used for a key exchange elsewhere.
-  const { keyPair, publicKey } = await proto.deviceKey();
+  // The proof key's private half stays inside WebCrypto, so a copied device token cannot be
+  // refreshed, used for a key exchange or signed out elsewhere.
+  const keyName = `${user.username}/${fingerprint}`;
+  const { keyPair, publicKey } = await proto.deviceKey(keyName);
   const r = await api('/api/register-device/', {
     method: 'POST', token: user.token, json: { device_fingerprint: fingerprint, device_public_key: publicKey },
   });
   state.device = {
     id: r.device_id, token: r.device_token, fingerprint, inputs, expiresAt: Date.now() + r.expires_in * 1000,
-    keyPair, publicKey,
+    keyPair, publicKey, keyName,
   };
   scheduleRefresh(r.expires_in);
   renderDevice();
@@ -51,11 +52,15 @@ async function registerDevice(user) {
 
 /** Revokes this device on the server (its tokens and sessions end); part of signing out. */
 async function forgetDevice() {
-  const device = state.device;
-  if (!device) return;
+  const d = state.device;
+  if (!d) return;
   state.device = null;
   clearTimeout(state.refreshTimer);
-  await api('/api/auth/logout/', { method: 'POST', token: device.token }).catch(() => {});
+  try {
+    const proof = await proto.deviceProof(d.keyPair, 'logout', d.id, proto.tokenId(d.token));
+    await api('/api/auth/logout/', { method: 'POST', token: d.token, json: { device_proof: proof } });
+  } catch (_) { /* signing the user token out revokes the device too */ }
+  await proto.forgetDeviceKey(d.keyName);
 }
 
 function scheduleRefresh(expiresIn) {

@@ -1,9 +1,10 @@
 //! Device proof keys (docs/PROTOCOL.md, "Device proof"). At registration a device makes an
 //! ECDSA P-256 key pair whose private half never leaves it (in the browser a non-extractable
 //! WebCrypto key) and sends the public half. A device token is bound to that key's
-//! thumbprint, and the two steps that extend what a token can do, refreshing it and completing
-//! a key exchange, carry a signature by the key over what they do. A copied device token alone
-//! therefore lives at most its 300 s and never yields a content key.
+//! thumbprint, and the steps that extend or end what a token can do (refreshing it, once;
+//! completing a key exchange; signing the device out) carry a signature by the key over what
+//! they do. A copied device token alone therefore lives at most its 300 s, never yields a
+//! content key and cannot sign its device out.
 //!
 //! Wire forms: the public key is standard base64 of the uncompressed SEC1 point (65 bytes,
 //! WebCrypto's `exportKey('raw')`); a proof is standard base64 of the 64-byte `r || s`
@@ -22,6 +23,8 @@ pub enum Purpose {
     Refresh,
     /// The key exchange of a session with the client public key signed.
     KeyExchange,
+    /// Signing the device out (revoking it) with the token whose `jti` is signed.
+    Logout,
 }
 
 impl Purpose {
@@ -29,13 +32,14 @@ impl Purpose {
         match self {
             Purpose::Refresh => "refresh",
             Purpose::KeyExchange => "key-exchange",
+            Purpose::Logout => "logout",
         }
     }
 }
 
 /// The bytes a device signs: `leaktrace/v1/device-proof/<purpose>\n<device_id>\n<binding>`,
-/// where the binding is the refreshed token's `jti`, or `<session_id>\n<client_public_key>`
-/// for a key exchange (see [`key_exchange_binding`]).
+/// where the binding is the presented token's `jti` (refresh, logout), or
+/// `<session_id>\n<client_public_key>` for a key exchange (see [`key_exchange_binding`]).
 pub fn proof_message(purpose: Purpose, device_id: &str, binding: &str) -> Vec<u8> {
     format!(
         "leaktrace/v1/device-proof/{}\n{device_id}\n{binding}",

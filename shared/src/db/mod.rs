@@ -203,9 +203,21 @@ pub fn serialised<T>(
     pg_lock_key: i64,
     work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
+    serialised_all(conn, &[pg_lock_key], work)
+}
+
+/// [`serialised`] with every holder of any of `pg_lock_keys` (taken in the order given: keep
+/// one order everywhere).
+pub fn serialised_all<T>(
+    conn: &mut DbConnection,
+    pg_lock_keys: &[i64],
+    work: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
     match conn {
         DbConnection::Postgresql(_) => conn.transaction(|c| {
-            c.batch_execute(&format!("SELECT pg_advisory_xact_lock({pg_lock_key})"))?;
+            for key in pg_lock_keys {
+                c.batch_execute(&format!("SELECT pg_advisory_xact_lock({key})"))?;
+            }
             work(c)
         }),
         DbConnection::Sqlite(_) => {

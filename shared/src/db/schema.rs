@@ -21,6 +21,14 @@ diesel::table! {
         last_seen_at -> Timestamp,
         public_key -> Nullable<Text>,
         revoked_at -> Nullable<Timestamp>,
+        registered_with -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refreshed_tokens (jti) {
+        jti -> Text,
+        expires_at -> Timestamp,
     }
 }
 
@@ -184,6 +192,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     devices,
     revoked_tokens,
+    refreshed_tokens,
     videos,
     stream_sessions,
     security_events,
@@ -219,9 +228,11 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "last_seen_at",
             "public_key",
             "revoked_at",
+            "registered_with",
         ],
     ),
     ("revoked_tokens", &["jti", "user_id", "expires_at"]),
+    ("refreshed_tokens", &["jti", "expires_at"]),
     (
         "videos",
         &[

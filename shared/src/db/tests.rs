@@ -252,6 +252,15 @@ fn videos_create_get_find_list_and_conflict() {
     ));
 }
 
+fn reg<'a>(user_id: &'a str, fingerprint: &'a str, key: &'a str) -> devices::Registration<'a> {
+    devices::Registration {
+        user_id,
+        fingerprint,
+        public_key: key,
+        user_token: "jti-of-the-user-token",
+    }
+}
+
 #[test]
 fn devices_register_once_per_user_and_fingerprint() {
     let t = TestDatabase::new();
@@ -260,7 +269,7 @@ fn devices_register_once_per_user_and_fingerprint() {
     let u = users::create(&mut conn, "vera", "h", Role::Viewer).unwrap();
     let w = users::create(&mut conn, "walt", "h", Role::Viewer).unwrap();
     let fp = "a1".repeat(32);
-    let d1 = devices::register(&mut conn, &u.id, &fp, "key-1").unwrap();
+    let d1 = devices::register(&mut conn, &reg(&u.id, &fp, "key-1")).unwrap();
     assert_eq!(d1.public_key.as_deref(), Some("key-1"));
     assert!(devices::revoke(&mut conn, &d1.id).unwrap());
     assert!(
@@ -272,14 +281,14 @@ fn devices_register_once_per_user_and_fingerprint() {
         .revoked_at
         .is_some());
     // Registering again re-keys the same device and lifts the revocation.
-    let again = devices::register(&mut conn, &u.id, &fp, "key-2").unwrap();
+    let again = devices::register(&mut conn, &reg(&u.id, &fp, "key-2")).unwrap();
     assert_eq!(again.id, d1.id, "same user and fingerprint: same device");
     assert_eq!(again.public_key.as_deref(), Some("key-2"));
     assert_eq!(again.revoked_at, None);
     assert!(again.last_seen_at >= d1.last_seen_at);
-    let other_user = devices::register(&mut conn, &w.id, &fp, "key-3").unwrap();
+    let other_user = devices::register(&mut conn, &reg(&w.id, &fp, "key-3")).unwrap();
     assert_ne!(other_user.id, d1.id, "devices are per user");
-    let second = devices::register(&mut conn, &u.id, &"b2".repeat(32), "key-4").unwrap();
+    let second = devices::register(&mut conn, &reg(&u.id, &"b2".repeat(32), "key-4")).unwrap();
     let mine: Vec<_> = devices::list_for_user(&mut conn, &u.id)
         .unwrap()
         .into_iter()
@@ -292,7 +301,7 @@ fn devices_register_once_per_user_and_fingerprint() {
         Err(DbError::NotFound("device"))
     ));
     // A device must belong to an existing user.
-    assert!(devices::register(&mut conn, "no-such-user", &fp, "k").is_err());
+    assert!(devices::register(&mut conn, &reg("no-such-user", &fp, "k")).is_err());
     assert!(matches!(
         devices::revoke(&mut conn, "nope"),
         Err(DbError::NotFound("device"))
@@ -316,6 +325,66 @@ fn revoked_tokens_are_remembered_until_they_expire() {
     assert_eq!(revoked_tokens::purge_expired(&mut conn, now).unwrap(), 1);
     assert!(revoked_tokens::is_revoked(&mut conn, "j1").unwrap());
     assert!(!revoked_tokens::is_revoked(&mut conn, "j2").unwrap());
+
+    use super::repo::refreshed_tokens;
+    assert!(refreshed_tokens::spend(&mut conn, "d1", now + hour).unwrap());
+    assert!(
+        !refreshed_tokens::spend(&mut conn, "d1", now + hour).unwrap(),
+        "once"
+    );
+    assert!(refreshed_tokens::spend(&mut conn, "d2", now - hour).unwrap());
+    assert_eq!(refreshed_tokens::purge_expired(&mut conn, now).unwrap(), 1);
+}
+
+#[test]
+fn revoking_a_device_revokes_its_open_sessions_in_one_step() {
+    use super::repo::sessions::{self, NewSession};
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let u = users::create(&mut conn, "sam", "h", Role::Viewer).unwrap();
+    let d = devices::register(&mut conn, &reg(&u.id, &"cd".repeat(32), "key")).unwrap();
+    let registered = devices::registered_with(&mut conn, "jti-of-the-user-token").unwrap();
+    assert_eq!(registered, std::slice::from_ref(&d.id));
+    videos::create(&mut conn, &sample_video("v1", "Title")).unwrap();
+    let new = NewSession::requested(
+        "s1".into(),
+        u.id.clone(),
+        d.id.clone(),
+        "v1".into(),
+        "pk".into(),
+        vec![1],
+        None,
+    );
+    sessions::create(&mut conn, &new).unwrap();
+    let mut seen = Vec::new();
+    let ended = devices::revoke_with_sessions(&mut conn, &d.id, "why", &[], |_, ids| {
+        seen.extend_from_slice(ids);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(ended, Some(vec!["s1".to_string()]));
+    assert_eq!(seen, ["s1"]);
+    assert_eq!(
+        sessions::get(&mut conn, "s1").unwrap().state.as_str(),
+        "revoked"
+    );
+    assert!(devices::registered_with(&mut conn, "jti-of-the-user-token")
+        .unwrap()
+        .is_empty());
+    // Already revoked: nothing changes, `also` does not run.
+    let again = devices::revoke_with_sessions(&mut conn, &d.id, "why", &[], |_, _| {
+        panic!("not run for a device already revoked")
+    })
+    .unwrap();
+    assert_eq!(again, None);
+    // A failing `also` undoes the revocation.
+    let d2 = devices::register(&mut conn, &reg(&u.id, &"ef".repeat(32), "key")).unwrap();
+    let failed = devices::revoke_with_sessions(&mut conn, &d2.id, "why", &[], |_, _| {
+        Err(DbError::Conflict("no".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(devices::get(&mut conn, &d2.id).unwrap().revoked_at, None);
 }
 
 #[test]
@@ -325,7 +394,7 @@ fn a_titles_keyed_sessions_are_read_in_batches_of_ids() {
     let db = t.open();
     let mut conn = db.conn().unwrap();
     let u = users::create(&mut conn, "sam", "h", Role::Viewer).unwrap();
-    let d = devices::register(&mut conn, &u.id, &"cd".repeat(32), "key").unwrap();
+    let d = devices::register(&mut conn, &reg(&u.id, &"cd".repeat(32), "key")).unwrap();
     videos::create(&mut conn, &sample_video("v1", "Title")).unwrap();
     videos::create(&mut conn, &sample_video("v2", "Other")).unwrap();
     for i in 0..7 {
@@ -372,7 +441,7 @@ fn sessions_lifecycle_keying_activity_and_expiry() {
     let db = t.open();
     let mut conn = db.conn().unwrap();
     let u = users::create(&mut conn, "sam", "h", Role::Viewer).unwrap();
-    let d = devices::register(&mut conn, &u.id, &"cd".repeat(32), "key").unwrap();
+    let d = devices::register(&mut conn, &reg(&u.id, &"cd".repeat(32), "key")).unwrap();
     videos::create(&mut conn, &sample_video("v1", "Title")).unwrap();
     let new = NewSession::requested(
         "s1".into(),

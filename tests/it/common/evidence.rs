@@ -77,8 +77,8 @@ fn authorised(mut req: ureq::Request, auth: Auth) -> ureq::Request {
     req
 }
 
-fn reply(result: Result<ureq::Response, ureq::Error>) -> Reply {
-    super::reply(result).unwrap_or_else(|e| panic!("request failed: {e}"))
+fn reply(method: &str, result: Result<ureq::Response, ureq::Error>) -> Reply {
+    super::reply(method, result).unwrap_or_else(|e| panic!("request failed: {e}"))
 }
 
 /// `POST /api/verify-watermark/` with a multipart form.
@@ -108,7 +108,7 @@ pub fn post_raw(server: &Server, auth: Auth, path: &str, content_type: &str, bod
     let req = ureq::post(&server.url(path))
         .timeout(Duration::from_secs(120))
         .set("Content-Type", content_type);
-    reply(authorised(req, auth).send_bytes(body))
+    reply("POST", authorised(req, auth).send_bytes(body))
 }
 
 /// `GET /api/cases/{id}/`.
@@ -119,7 +119,7 @@ pub fn case(server: &Server, auth: Auth, case_id: &str) -> Reply {
 /// A GET of `path` (a text body; see [`get_bytes`] for binary ones).
 pub fn get_reply(server: &Server, auth: Auth, path: &str) -> Reply {
     let req = ureq::get(&server.url(path)).timeout(Duration::from_secs(30));
-    reply(authorised(req, auth).call())
+    reply("GET", authorised(req, auth).call())
 }
 
 /// Polls a case until `done` or `failed`; returns its last status document.
@@ -231,7 +231,15 @@ pub fn get_bytes(server: &Server, auth: Auth, path: &str) -> (u16, String, Vec<u
     };
     let status = resp.status();
     let content_type = resp.header("content-type").unwrap_or_default().to_string();
+    let url = resp.get_url().to_string();
     let mut body = Vec::new();
     resp.into_reader().read_to_end(&mut body).expect("body");
+    super::contract::check(
+        "GET",
+        &url,
+        status,
+        &content_type,
+        &String::from_utf8_lossy(&body),
+    );
     (status, content_type, body)
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod contract;
 pub mod evidence;
 pub mod leaks;
 pub mod media;
@@ -271,22 +272,26 @@ pub fn send(
         Some(b) => req.send_json(b.clone()),
         None => req.call(),
     };
-    reply(result).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    reply(method, result).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
 }
 
-/// The reply of a finished request, whatever its status; `Err` when there was none.
-pub fn reply(result: Result<ureq::Response, ureq::Error>) -> Result<Reply, String> {
+/// The reply of a finished `method` request, whatever its status; `Err` when there was none.
+/// Every reply is checked against the OpenAPI document (see [`contract`]).
+pub fn reply(method: &str, result: Result<ureq::Response, ureq::Error>) -> Result<Reply, String> {
     let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
         Err(e) => return Err(e.to_string()),
     };
-    Ok(Reply {
+    let url = resp.get_url().to_string();
+    let reply = Reply {
         status: resp.status(),
         content_type: resp.header("content-type").unwrap_or_default().to_string(),
         retry_after: resp.header("retry-after").and_then(|v| v.parse().ok()),
         body: resp.into_string().expect("body"),
-    })
+    };
+    contract::check(method, &url, reply.status, &reply.content_type, &reply.body);
+    Ok(reply)
 }
 
 impl Reply {

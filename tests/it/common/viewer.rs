@@ -80,6 +80,19 @@ impl Registered {
         )
     }
 
+    /// `POST /api/auth/logout/` with this device's token, signed by its key.
+    pub fn logout(&self, server: &Server) -> Reply {
+        let proof = self
+            .key
+            .prove(Purpose::Logout, &self.id, &token_jti(&self.token));
+        send(
+            "POST",
+            &server.url("/api/auth/logout/"),
+            Some(&self.token),
+            Some(&json!({ "device_proof": proof })),
+        )
+    }
+
     /// The key exchange of `session_id` with `client_public_key`, signed by this device.
     pub fn exchange(&self, server: &Server, session_id: &str, client_public_key: &str) -> Reply {
         let proof = self.key.prove(

@@ -19,7 +19,7 @@ use crate::db::{now, DbConnection, DbError};
 /// `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Advisory lock key that serialises appends on PostgreSQL ("LTAUDIT" in ASCII).
-const APPEND_LOCK_KEY: i64 = 0x004c_5441_5544_4954;
+pub const APPEND_LOCK_KEY: i64 = 0x004c_5441_5544_4954;
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_log)]
@@ -66,6 +66,22 @@ pub fn append(
     action: &str,
     detail: &str,
 ) -> Result<AuditEntry, DbError> {
+    // Serialised so that each entry reads the head its own write extends.
+    crate::db::serialised(conn, APPEND_LOCK_KEY, |c| {
+        append_within(c, case_id, actor, action, detail)
+    })
+}
+
+/// [`append`] as part of a larger change: the caller runs it inside
+/// `db::serialised_all(conn, &[..., APPEND_LOCK_KEY], ...)`, so the entry is written, or not,
+/// with the change it records.
+pub fn append_within(
+    conn: &mut DbConnection,
+    case_id: Option<&str>,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> Result<AuditEntry, DbError> {
     let write = |c: &mut DbConnection| -> Result<AuditEntry, DbError> {
         let last: Option<(i64, String)> = audit_log::table
             .order(audit_log::seq.desc())
@@ -92,8 +108,7 @@ pub fn append(
             .execute(c)?;
         Ok(entry)
     };
-    // Serialised so that each entry reads the head its own write extends.
-    crate::db::serialised(conn, APPEND_LOCK_KEY, write)
+    write(conn)
 }
 
 /// The newest entries first, at most `limit`.

@@ -1,6 +1,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::db::repo::sessions;
 use crate::db::schema::devices;
 use crate::db::{new_id, now, DbConnection, DbError};
 
@@ -18,6 +19,9 @@ pub struct DeviceRow {
     pub last_seen_at: NaiveDateTime,
     pub public_key: Option<String>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The `jti` of the user token that last registered it: signing that token out revokes
+    /// the device.
+    pub registered_with: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -29,6 +33,7 @@ struct NewDevice<'a> {
     created_at: NaiveDateTime,
     last_seen_at: NaiveDateTime,
     public_key: &'a str,
+    registered_with: &'a str,
 }
 
 fn find(
@@ -44,18 +49,28 @@ fn find(
         .optional()?)
 }
 
+/// What registers a device: its user, fingerprint, proof key (wire form) and the `jti` of the
+/// user token used.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration<'a> {
+    pub user_id: &'a str,
+    pub fingerprint: &'a str,
+    pub public_key: &'a str,
+    pub user_token: &'a str,
+}
+
 /// Registers the device with its proof key, or gives the one this user already registered
-/// with this fingerprint its new key (marking it seen and lifting a revocation: the user signed
-/// in again; tokens bound to the old key stop working). Safe under concurrent registration of
-/// the same device.
-pub fn register(
-    conn: &mut DbConnection,
-    user_id: &str,
-    fingerprint: &str,
-    public_key: &str,
-) -> Result<DeviceRow, DbError> {
+/// with this fingerprint this key (marking it seen and lifting a revocation: the user signed
+/// in again; tokens bound to another key stop working). The row stays consistent under
+/// concurrent registrations of the same device; the last key written wins.
+pub fn register(conn: &mut DbConnection, r: &Registration<'_>) -> Result<DeviceRow, DbError> {
+    let Registration {
+        user_id,
+        fingerprint,
+        ..
+    } = *r;
     if let Some(existing) = find(conn, user_id, fingerprint)? {
-        rekey(conn, &existing.id, public_key)?;
+        rekey(conn, &existing.id, r)?;
         return get(conn, &existing.id);
     }
     let id = new_id();
@@ -67,7 +82,8 @@ pub fn register(
             fingerprint,
             created_at: t,
             last_seen_at: t,
-            public_key,
+            public_key: r.public_key,
+            registered_with: r.user_token,
         })
         .execute(conn);
     match inserted {
@@ -77,7 +93,7 @@ pub fn register(
             DbError::Conflict(_) => {
                 let winner =
                     find(conn, user_id, fingerprint)?.ok_or(DbError::NotFound("device"))?;
-                rekey(conn, &winner.id, public_key)?;
+                rekey(conn, &winner.id, r)?;
                 get(conn, &winner.id)
             }
             other => Err(other),
@@ -85,15 +101,48 @@ pub fn register(
     }
 }
 
-fn rekey(conn: &mut DbConnection, id: &str, public_key: &str) -> Result<(), DbError> {
+fn rekey(conn: &mut DbConnection, id: &str, r: &Registration<'_>) -> Result<(), DbError> {
     diesel::update(devices::table.find(id))
         .set((
-            devices::public_key.eq(public_key),
+            devices::public_key.eq(r.public_key),
+            devices::registered_with.eq(r.user_token),
             devices::revoked_at.eq(None::<NaiveDateTime>),
             devices::last_seen_at.eq(now()),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Revokes a device and its open sessions, with `reason` for the sessions, under the session
+/// admission lock (no session is opened for it meanwhile), then runs `also` in the same
+/// transaction (an audit entry: pass `audit::APPEND_LOCK_KEY` in `more_locks`). Answers the
+/// revoked sessions' ids, or `None` when the device was already revoked (nothing changed).
+pub fn revoke_with_sessions(
+    conn: &mut DbConnection,
+    id: &str,
+    reason: &str,
+    more_locks: &[i64],
+    also: impl FnOnce(&mut DbConnection, &[String]) -> Result<(), DbError>,
+) -> Result<Option<Vec<String>>, DbError> {
+    let mut locks = vec![sessions::ADMISSION_LOCK_KEY];
+    locks.extend_from_slice(more_locks);
+    crate::db::serialised_all(conn, &locks, |c| {
+        if !revoke(c, id)? {
+            return Ok(None);
+        }
+        let ended = sessions::revoke_open_for_device(c, id, reason)?;
+        also(c, &ended)?;
+        Ok(Some(ended))
+    })
+}
+
+/// Ids of the active devices registered with the user token `jti`.
+pub fn registered_with(conn: &mut DbConnection, jti: &str) -> Result<Vec<String>, DbError> {
+    Ok(devices::table
+        .filter(devices::registered_with.eq(jti))
+        .filter(devices::revoked_at.is_null())
+        .select(devices::id)
+        .load(conn)?)
 }
 
 /// Revokes a device: its tokens are refused from now on. Answers whether it was active.

@@ -7,6 +7,7 @@ pub mod cases;
 pub mod devices;
 pub mod evidence_reports;
 pub mod jobs;
+pub mod refreshed_tokens;
 pub mod revoked_tokens;
 pub mod security_events;
 pub mod sessions;

@@ -109,10 +109,12 @@ pub enum Admission {
     Created(Box<SessionRow>),
     /// The user already holds `max` open sessions (these), so none was created.
     Full(Vec<SessionRow>),
+    /// The device was revoked (after the caller's token was checked).
+    DeviceRevoked,
 }
 
 /// The PostgreSQL advisory lock that serialises session admissions.
-const ADMISSION_LOCK_KEY: i64 = 0x6c74_5f73_6573_7331;
+pub const ADMISSION_LOCK_KEY: i64 = 0x6c74_5f73_6573_7331;
 
 /// Creates `session` only if its user holds fewer than `max` open sessions at `at`: the
 /// count and the insert run under a lock (a transaction-scoped advisory lock on PostgreSQL,
@@ -125,6 +127,12 @@ pub fn create_within_limit(
     at: NaiveDateTime,
 ) -> Result<Admission, DbError> {
     let admit = |c: &mut DbConnection| -> Result<Admission, DbError> {
+        // Under the same lock as a device's revocation: a session is never opened for a
+        // device revoked a moment before.
+        let device = crate::db::repo::devices::get(c, &session.device_id)?;
+        if device.revoked_at.is_some() {
+            return Ok(Admission::DeviceRevoked);
+        }
         let open = open_for_user(c, &session.user_id, at)?;
         if open.len() >= max {
             return Ok(Admission::Full(open));
@@ -310,7 +318,8 @@ pub fn open_for_user(
 
 /// Revokes every open session (requested, keyed or streaming) of a device, with `reason`:
 /// what ends playback when the device is revoked. Answers the ids of those sessions (for the
-/// callers' caches).
+/// callers' caches). Part of [`devices::revoke_with_sessions`](super::devices), which holds
+/// the admission lock so that no session is opened meanwhile.
 pub fn revoke_open_for_device(
     conn: &mut DbConnection,
     device_id: &str,
