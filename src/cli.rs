@@ -74,6 +74,19 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: u32,
     },
+    /// Find what crashes left behind (unfinished packagings, cut-off uploads, scratch files,
+    /// files no row names, stale job leases, a broken audit chain); exit 1 while any remains
+    Doctor {
+        /// Remove what can be removed (every file or folder finding)
+        #[arg(long)]
+        clean: bool,
+        /// Leave alone files changed within this many seconds (work under way elsewhere)
+        #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+        grace_seconds: u64,
+        /// Print the findings as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// The evidence audit trail
     Audit {
         #[command(subcommand)]

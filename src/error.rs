@@ -99,6 +99,12 @@ pub enum AppError {
     /// The server cannot listen or run.
     #[error("{0}")]
     Server(String),
+    /// `leaktrace doctor` found things out of place that are still there.
+    #[error("{0} finding(s) remain (see above; --clean removes leftover files)")]
+    DoctorFindings(usize),
+    /// `leaktrace doctor` could not look.
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
 }
 
 impl AppError {
@@ -140,7 +146,9 @@ impl AppError {
             | AppError::PasswordHash(_)
             | AppError::Retry(_)
             | AppError::Io { .. }
-            | AppError::Server(_) => false,
+            | AppError::Server(_)
+            | AppError::DoctorFindings(_)
+            | AppError::Doctor(_) => false,
         }
     }
 
@@ -173,6 +181,8 @@ impl AppError {
             AppError::Retry(_) => "retry",
             AppError::Io { .. } => "io_error",
             AppError::Server(_) => "server_failed",
+            AppError::DoctorFindings(_) => "findings_remain",
+            AppError::Doctor(_) => "doctor_failed",
         }
     }
 

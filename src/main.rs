@@ -4,6 +4,7 @@
 mod cases;
 mod cli;
 mod commands;
+mod doctor;
 mod error;
 mod housekeeping;
 mod http;

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+mod doctor;
 mod extract;
 mod package;
 
@@ -37,6 +38,11 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
         Command::Package(args) => package::run(&config, args),
         Command::Extract(args) => extract::run(&config, args),
         Command::Audit { command } => audit::run(&config, command),
+        Command::Doctor {
+            clean,
+            grace_seconds,
+            json,
+        } => doctor::run(&config, clean, grace_seconds, json),
         Command::Report { case_id, out } => {
             let (db, _) = open_database(&config)?;
             let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;

@@ -575,4 +575,15 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
         audit::verify(&mut conn).unwrap(),
         audit::Verification::Intact { .. }
     ));
+    // Whatever the killed worker left (its analysis's scratch folder, once it had made one)
+    // the doctor removes; then nothing is out of place.
+    t.h.run(&["doctor", "--clean", "--grace-seconds", "0"], None)
+        .success();
+    let after = t.h.run(&["doctor", "--grace-seconds", "0"], None);
+    after.success();
+    assert!(
+        after.stdout().contains("nothing out of place"),
+        "{}",
+        after.stdout()
+    );
 }

@@ -8,6 +8,7 @@ mod common;
 mod admin;
 mod browser;
 mod cli;
+mod crash;
 mod evidence;
 mod extract;
 mod openapi;

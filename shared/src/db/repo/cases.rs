@@ -178,6 +178,11 @@ pub fn matched_sessions(conn: &mut DbConnection, case_id: &str) -> Result<Vec<St
         .load(conn)?)
 }
 
+/// Where every case's suspect file is stored (`stored_path` as recorded).
+pub fn stored_paths(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
+    Ok(cases::table.select(cases::stored_path).load(conn)?)
+}
+
 /// The newest cases first, at most `limit`; with `api_key`, only the cases that key submitted.
 pub fn recent(
     conn: &mut DbConnection,

@@ -55,6 +55,13 @@ pub fn latest_for_case(
         .optional()?)
 }
 
+/// Where every stored report is (its `path` as recorded).
+pub fn paths(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
+    Ok(evidence_reports::table
+        .select(evidence_reports::path)
+        .load(conn)?)
+}
+
 /// The report with this SHA-256, if this deployment issued one.
 pub fn find_by_sha256(conn: &mut DbConnection, sha256: &str) -> Result<Option<ReportRow>, DbError> {
     Ok(evidence_reports::table

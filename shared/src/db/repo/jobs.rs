@@ -130,6 +130,16 @@ pub fn pending(conn: &mut DbConnection, kind: JobKind) -> Result<Vec<JobRow>, Db
         .load(conn)?)
 }
 
+/// Every job not finished yet (queued or running), of any kind, oldest first.
+pub fn active(conn: &mut DbConnection) -> Result<Vec<JobRow>, DbError> {
+    let unfinished = [JobStatus::Queued.as_str(), JobStatus::Running.as_str()];
+    Ok(jobs::table
+        .filter(jobs::status.eq_any(unfinished))
+        .order((jobs::created_at.asc(), jobs::id.asc()))
+        .select(JobRow::as_select())
+        .load(conn)?)
+}
+
 pub fn get(conn: &mut DbConnection, id: &str) -> Result<JobRow, DbError> {
     jobs::table
         .find(id)
