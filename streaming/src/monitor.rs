@@ -20,6 +20,13 @@ use api::auth::client_address;
 use api::ApiError;
 
 pub const AUTH_FAILURE: &str = "auth_failure";
+/// A login whose password is being checked: counted against the submitted name like a
+/// failure (parallel guesses of one name cannot pass its budget), and against the address
+/// only beyond [`PENDING_LOGINS_PER_ADDRESS`] at once (many people behind one address sign in
+/// together; each attempt that fails becomes an [`AUTH_FAILURE`] of the address).
+pub const AUTH_ATTEMPT: &str = "auth_attempt";
+/// Logins from one address whose passwords may be checked at once.
+pub const PENDING_LOGINS_PER_ADDRESS: i64 = 64;
 pub const RIPPING_SUSPECTED: &str = "ripping_suspected";
 pub const RIPPING_THROTTLED: &str = "ripping_throttled";
 pub const RIPPING_REVOKED: &str = "ripping_revoked";
@@ -186,6 +193,16 @@ async fn count_failures(
     subject: Subject<'_>,
     since: chrono::NaiveDateTime,
 ) -> Result<(i64, Option<chrono::NaiveDateTime>), ApiError> {
+    count_kind(state, AUTH_FAILURE, subject, since).await
+}
+
+/// Events of `kind` about `subject` since `since`, and the oldest one's time.
+async fn count_kind(
+    state: &StreamingState,
+    kind: &'static str,
+    subject: Subject<'_>,
+    since: chrono::NaiveDateTime,
+) -> Result<(i64, Option<chrono::NaiveDateTime>), ApiError> {
     let owned = match subject {
         Subject::Address(a) => (0u8, a.to_string()),
         Subject::User(u) => (1, u.to_string()),
@@ -199,7 +216,7 @@ async fn count_failures(
                 1 => Subject::User(&owned.1),
                 _ => Subject::Account(&owned.1),
             };
-            security_events::count_since(c, AUTH_FAILURE, subject, since)
+            security_events::count_since(c, kind, subject, since)
         })
         .await?)
 }
@@ -214,9 +231,9 @@ fn too_many_attempts(oldest: Option<chrono::NaiveDateTime>, window: chrono::Dura
     )
 }
 
-/// A login attempt counted as a failure before its password is checked, so that parallel
-/// attempts cannot all pass the budget: [`LoginAttempt::succeeded`] takes it back,
-/// [`LoginAttempt::failed`] keeps it with the reason.
+/// A login attempt counted before its password is checked ([`AUTH_ATTEMPT`]), so that
+/// parallel attempts cannot all pass the budget: [`LoginAttempt::succeeded`] takes it back,
+/// [`LoginAttempt::failed`] turns it into an [`AUTH_FAILURE`] with the reason.
 pub struct LoginAttempt {
     event_id: String,
 }
@@ -233,7 +250,7 @@ impl LoginAttempt {
     ) -> Result<LoginAttempt, ApiError> {
         let address = client_address(req);
         let event = Event {
-            kind: AUTH_FAILURE,
+            kind: AUTH_ATTEMPT,
             user_id,
             address: address.clone(),
             account: Some(account.to_string()),
@@ -249,13 +266,27 @@ impl LoginAttempt {
         let window = chrono::Duration::seconds(m.auth_failures_window_seconds as i64);
         let since = now() - window;
         let address = address.unwrap_or_default();
-        let by_address = count_failures(state, Subject::Address(&address), since).await?;
-        let by_account = count_failures(state, Subject::Account(account), since).await?;
-        for (count, oldest) in [by_address, by_account] {
-            if count > m.auth_failures_max as i64 {
-                attempt.succeeded(state).await?;
-                return Err(too_many_attempts(oldest, window));
-            }
+        let max = m.auth_failures_max as i64;
+        // The name: failures and attempts under way together, this one included.
+        let (failed, oldest) =
+            count_kind(state, AUTH_FAILURE, Subject::Account(account), since).await?;
+        let (pending, oldest_pending) =
+            count_kind(state, AUTH_ATTEMPT, Subject::Account(account), since).await?;
+        let name_over = failed + pending > max;
+        // The address: its failures, and attempts under way only past the parallel allowance.
+        let (address_failed, address_oldest) =
+            count_kind(state, AUTH_FAILURE, Subject::Address(&address), since).await?;
+        let (address_pending, _) =
+            count_kind(state, AUTH_ATTEMPT, Subject::Address(&address), since).await?;
+        let address_over = address_failed >= max || address_pending > PENDING_LOGINS_PER_ADDRESS;
+        if name_over || address_over {
+            attempt.succeeded(state).await?;
+            let oldest = if name_over {
+                oldest.or(oldest_pending)
+            } else {
+                address_oldest
+            };
+            return Err(too_many_attempts(oldest, window));
         }
         Ok(attempt)
     }
@@ -270,13 +301,13 @@ impl LoginAttempt {
         Ok(())
     }
 
-    /// The attempt failed: it stays counted, with `detail`.
+    /// The attempt failed: it stays counted, as a failure with `detail`.
     pub async fn failed(self, state: &StreamingState, detail: &str) -> Result<(), ApiError> {
         tracing::warn!(kind = AUTH_FAILURE, %detail, "security event");
         let (id, detail) = (self.event_id, detail.to_string());
         state
             .db
-            .run(move |c| security_events::set_detail(c, &id, &detail))
+            .run(move |c| security_events::settle(c, &id, AUTH_FAILURE, &detail))
             .await?;
         Ok(())
     }

@@ -187,6 +187,18 @@ pub fn set_detail(conn: &mut DbConnection, id: &str, detail: &str) -> Result<(),
     Ok(())
 }
 
+/// Turns an event into another kind with another detail (an authentication attempt counted
+/// while its password is checked, which turned out a failure).
+pub fn settle(conn: &mut DbConnection, id: &str, kind: &str, detail: &str) -> Result<(), DbError> {
+    diesel::update(security_events::table.find(id))
+        .set((
+            security_events::kind.eq(kind),
+            security_events::detail.eq(detail),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Removes the events older than `before` (retention), except critical ones (a piracy
 /// detection, a revocation: what a case or an inquiry may still need); returns how many.
 pub fn purge_before(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, DbError> {
