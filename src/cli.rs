@@ -74,6 +74,10 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_name = "N")]
         threads: u32,
     },
+    /// Internal: check an uploaded file in a child process with resource limits (run by the
+    /// server itself when `limits.isolate_probe` is on)
+    #[command(hide = true, name = "probe-media")]
+    ProbeMedia(ProbeArgs),
     /// Find what crashes left behind (unfinished packagings, cut-off uploads, scratch files,
     /// files no row names, stale job leases, a broken audit chain); exit 1 while any remains
     Doctor {
@@ -201,6 +205,36 @@ impl Cli {
                 level: self.global.log_level.clone(),
             },
             ..Default::default()
+        }
+    }
+}
+
+/// The limits of `leaktrace probe-media` (see `crate::probe`).
+#[derive(Debug, clap::Args)]
+pub struct ProbeArgs {
+    #[arg(long)]
+    pub memory_bytes: u64,
+    #[arg(long)]
+    pub cpu_seconds: u64,
+    #[arg(long)]
+    pub max_input_bytes: u64,
+    #[arg(long)]
+    pub max_media_seconds: f64,
+    #[arg(long)]
+    pub wall_seconds: u64,
+    pub file: std::path::PathBuf,
+}
+
+impl ProbeArgs {
+    pub fn limits(&self) -> crate::probe::ChildLimits {
+        crate::probe::ChildLimits {
+            memory_bytes: self.memory_bytes,
+            cpu_seconds: self.cpu_seconds,
+            media: forensics::media::decode::Limits {
+                max_input_bytes: self.max_input_bytes,
+                max_duration_seconds: self.max_media_seconds,
+                max_wall_time: std::time::Duration::from_secs(self.wall_seconds),
+            },
         }
     }
 }

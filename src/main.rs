@@ -11,6 +11,7 @@ mod http;
 mod jobs;
 mod logging;
 mod packaging;
+mod probe;
 mod reports;
 mod uploads;
 
@@ -24,6 +25,10 @@ use crate::error::AppError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The upload probe's child: no configuration, no logging, nothing but the check.
+    if let cli::Command::ProbeMedia(args) = &cli.command {
+        return probe::child_main(&args.file, &args.limits());
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -38,6 +38,9 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
         Command::Package(args) => package::run(&config, args),
         Command::Extract(args) => extract::run(&config, args),
         Command::Audit { command } => audit::run(&config, command),
+        Command::ProbeMedia(_) => Err(AppError::Usage(
+            "probe-media is run by the server itself".into(),
+        )),
         Command::Doctor {
             clean,
             grace_seconds,

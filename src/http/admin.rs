@@ -185,9 +185,8 @@ pub async fn package_title(
         .await
         .map_err(ApiError::internal)?
         .map_err(super::app_error)?;
-    let limits = crate::cases::analysis::limits(&state.config);
-    let probe = source.clone();
-    web::block(move || upload::check_video(&probe, &limits))
+    let (config, probe) = (state.config.clone(), source.clone());
+    web::block(move || crate::probe::check(&probe, &config))
         .await
         .map_err(ApiError::internal)?
         .map_err(upload_error)?;

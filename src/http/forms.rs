@@ -210,9 +210,9 @@ pub async fn read_json<T: DeserializeOwned>(mut payload: web::Payload) -> Result
 /// Checks the stored file with FFmpeg; removes it when it is not a video.
 pub async fn check_video(stored: &StoredUpload, config: &Config) -> Result<(), ApiError> {
     let path = stored.path.clone();
-    let limits = crate::cases::analysis::limits(config);
+    let config = config.clone();
     let checked = web::block(move || {
-        let result = upload::check_video(&path, &limits);
+        let result = crate::probe::check(&path, &config);
         if result.is_err() {
             let _ = std::fs::remove_file(&path);
         }

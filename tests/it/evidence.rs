@@ -254,6 +254,62 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
     assert!(out.stdout().contains("intact"), "{}", out.stdout());
 }
 
+/// `limits.isolate_probe`: uploads are checked by a child process under resource limits. A
+/// video passes, garbage is refused, and a decoder that runs out of its memory limit ends the
+/// child, not the server: the file is refused and the server answers the next request.
+#[test]
+fn uploads_checked_in_a_limited_child_process() {
+    let h = Harness::new();
+    let key = api_key(&h, "crawler");
+    let sample = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/bigbuckbunny.mp4"),
+    )
+    .unwrap();
+    let server = h.serve_with_env(
+        &[],
+        &[
+            ("LEAKTRACE_ISOLATE_PROBE", "true"),
+            ("LEAKTRACE_WORKERS", "0"),
+        ],
+    );
+    let ok = submit(
+        &server,
+        Auth::ApiKey(&key),
+        &[Part::file("copy.mp4", &sample)],
+    );
+    assert_eq!(ok.status, 202, "{}", ok.body);
+    submit(
+        &server,
+        Auth::ApiKey(&key),
+        &[Part::file("copy.mp4", b"not a video at all, just text")],
+    )
+    .assert_error(415, "unsupported_media");
+    drop(server);
+
+    // 64 MiB of address space: the child's decoder cannot allocate its frames.
+    let server = h.serve_with_env(
+        &[],
+        &[
+            ("LEAKTRACE_ISOLATE_PROBE", "true"),
+            ("LEAKTRACE_PROBE_MEMORY_MIB", "64"),
+            ("LEAKTRACE_WORKERS", "0"),
+        ],
+    );
+    let refused = submit(
+        &server,
+        Auth::ApiKey(&key),
+        &[Part::file("copy.mp4", &sample)],
+    );
+    refused.assert_error(415, "unsupported_media");
+    assert!(
+        !refused.body.contains(h.data_dir.to_str().unwrap()),
+        "{}",
+        refused.body
+    );
+    assert_eq!(get(&server.url("/healthz")).status, 200);
+    assert!(uploads_left(&h).iter().all(|n| !n.ends_with(".part")));
+}
+
 #[test]
 fn bad_submissions_get_their_documented_error_and_leave_nothing_behind() {
     let t = packaged(4.0);
