@@ -254,6 +254,34 @@ fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() 
     assert!(out.stdout().contains("intact"), "{}", out.stdout());
 }
 
+/// A form whose body ends inside a part, its last byte a `\r`, used to hang the request for
+/// as long as the client held the connection (actix-multipart 0.7's field reader waited for
+/// bytes that could not come; found by `scripts/fuzz-parsers.sh`, kept in
+/// fuzz/regressions/multipart/). It is refused as incomplete at once.
+#[test]
+fn a_form_cut_off_after_a_carriage_return_is_refused_not_left_hanging() {
+    let h = Harness::new();
+    let key = api_key(&h, "crawler");
+    let server = h.serve(&[]);
+    let body = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/multipart/stall-cr-at-eof"),
+    )
+    .unwrap();
+    let host = server.base.trim_start_matches("http://");
+    let head = format!(
+        "POST /api/verify-watermark/ HTTP/1.1\r\nHost: {host}\r\nX-API-Key: {key}\r\n\
+         Content-Type: multipart/form-data; boundary=leaktrace-fuzz-boundary\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let started = Instant::now();
+    let (status, answer) = raw_request(&server, &head, &body, false);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("upload_incomplete"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(uploads_left(&h).is_empty(), "{:?}", uploads_left(&h));
+}
+
 /// `limits.isolate_probe`: uploads are checked by a child process under resource limits. A
 /// video passes, garbage is refused, and a decoder that runs out of its memory limit ends the
 /// child, not the server: the file is refused and the server answers the next request.
