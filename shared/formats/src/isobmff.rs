@@ -116,7 +116,9 @@ pub fn first_presentation_time(fragment: &[u8]) -> Option<i64> {
     } else {
         raw as i32 as i64
     };
-    Some(decode + offset)
+    // A hostile file can put a decode time near the end of the range: no time then, rather
+    // than an overflow (found by fuzzing).
+    decode.checked_add(offset)
 }
 
 #[cfg(test)]
