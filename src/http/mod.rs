@@ -172,7 +172,7 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
         secrets: secrets.clone(),
         started: Instant::now(),
     });
-    actix_web::rt::System::new().block_on(async move {
+    let served = actix_web::rt::System::new().block_on(async move {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -215,10 +215,13 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
             .run()
             .await
             .map_err(|e| AppError::Server(format!("the server stopped: {e}")))
-    })?;
+    });
+    // The workers stop whatever ended the server (a failed bind included): a process that
+    // exits while they still talk to the database can abort in the client library's
+    // teardown.
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in workers.into_iter().chain(housekeeping) {
         let _ = w.join();
     }
-    Ok(())
+    served
 }
