@@ -27,10 +27,7 @@ pub async fn check(
     let device_id = device.device_id().to_string();
     let row = state.db.run(move |c| devices::get(c, &device_id)).await?;
     if row.revoked_at.is_some() {
-        return Err(ApiError::unauthorized(
-            "device_revoked",
-            "this device was revoked; sign in and register it again",
-        ));
+        return Err(api::auth::device_revoked());
     }
     let key = row
         .public_key
@@ -39,10 +36,7 @@ pub async fn check(
         .and_then(DevicePublicKey::parse);
     if let Ok(key) = &key {
         if Some(key.thumbprint()) != device.0.dkt {
-            return Err(ApiError::unauthorized(
-                "token_superseded",
-                "this device registered again since this token was issued",
-            ));
+            return Err(api::auth::token_superseded());
         }
     }
     let verified = key.and_then(|key| key.verify(purpose, &row.id, binding, proof));

@@ -87,12 +87,7 @@ pub async fn request_stream(
             )
             .await)
         }
-        sessions::Admission::DeviceRevoked => {
-            return Err(ApiError::unauthorized(
-                "device_revoked",
-                "this device was revoked; sign in and register it again",
-            ))
-        }
+        sessions::Admission::DeviceRevoked => return Err(api::auth::device_revoked()),
     }
     Ok(HttpResponse::Ok().json(json!({
         "session_id": session_id,

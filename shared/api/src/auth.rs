@@ -93,15 +93,26 @@ pub async fn authenticate(
             "token_revoked",
             "this token was signed out; sign in again",
         )),
-        Standing::DeviceRevoked => Err(ApiError::unauthorized(
-            "device_revoked",
-            "this device was revoked; sign in and register it again",
-        )),
-        Standing::Superseded => Err(ApiError::unauthorized(
-            "token_superseded",
-            "this device registered again since this token was issued",
-        )),
+        Standing::DeviceRevoked => Err(device_revoked()),
+        Standing::Superseded => Err(token_superseded()),
     }
+}
+
+/// 401 `device_revoked`: the token's device was revoked (also when that is found after the
+/// token was checked).
+pub fn device_revoked() -> ApiError {
+    ApiError::unauthorized(
+        "device_revoked",
+        "this device was revoked; sign in and register it again",
+    )
+}
+
+/// 401 `token_superseded`: the token's device registered again with another key.
+pub fn token_superseded() -> ApiError {
+    ApiError::unauthorized(
+        "token_superseded",
+        "this device registered again since this token was issued",
+    )
 }
 
 /// Whether a verified token still stands (see [`authenticate`]).
