@@ -5,35 +5,10 @@
 //! `cargo test --manifest-path fuzz/Cargo.toml`. No input may panic or hang; refused forms
 //! are fine.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
-/// The seeds (`seed-*`) of `corpus/<target>` and every file of `regressions/<target>`.
-fn inputs(target: &str) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for (dir, seeds_only) in [("corpus", true), ("regressions", false)] {
-        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join(target)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let wanted = if seeds_only {
-                name.starts_with("seed-")
-            } else {
-                !name.starts_with('.') && name != "README.md"
-            };
-            if wanted && entry.path().is_file() {
-                files.push(entry.path());
-            }
-        }
-    }
-    files.sort();
-    files
-}
+use fuzz_inputs::{fuzz_dir, inputs};
 
 /// Runs the target once on `input` (libFuzzer runs the files it is given, without fuzzing).
 fn run(input: &Path, env: &[(&str, &str)]) -> Output {

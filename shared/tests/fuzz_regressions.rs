@@ -6,10 +6,9 @@
 //! `LEAKTRACE_WRITE_FUZZ_SEEDS=1 cargo test -p shared --test fuzz_regressions` rewrites the
 //! seeds made here.
 
-use std::path::{Path, PathBuf};
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use fuzz_inputs::{fuzz_dir, replay};
 use shared::auth::device_key::{self, DeviceKey, DevicePublicKey, Purpose};
 use shared::auth::tokens::{TokenError, TokenKeys, TokenKind};
 
@@ -84,48 +83,6 @@ fn device_key_harness(data: &[u8]) {
     let public =
         parsed.unwrap_or_else(|_| DevicePublicKey::parse(KNOWN_DEVICE_KEY).expect("a valid key"));
     let _ = public.verify(purpose, device_id, binding, proof);
-}
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// The seeds (`seed-*`) of `corpus/<target>` and every file of `regressions/<target>`.
-fn inputs(target: &str) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for (dir, seeds_only) in [("corpus", true), ("regressions", false)] {
-        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join(target)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let wanted = if seeds_only {
-                name.starts_with("seed-")
-            } else {
-                !name.starts_with('.') && name != "README.md"
-            };
-            if wanted && entry.path().is_file() {
-                files.push(entry.path());
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-/// Runs every input through `harness`, naming those that panic.
-fn replay(target: &str, harness: fn(&[u8])) -> usize {
-    let files = inputs(target);
-    let panicked: Vec<String> = files
-        .iter()
-        .filter(|path| {
-            let data = std::fs::read(path).expect("readable input");
-            std::panic::catch_unwind(|| harness(&data)).is_err()
-        })
-        .map(|path| path.display().to_string())
-        .collect();
-    assert!(panicked.is_empty(), "inputs that panic: {panicked:#?}");
-    files.len()
 }
 
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;

@@ -6,10 +6,9 @@
 //! `LEAKTRACE_WRITE_FUZZ_SEEDS=1 cargo test -p formats --test fuzz_regressions` rewrites the
 //! seed made here (an init segment carrying a session marker).
 
-use std::path::{Path, PathBuf};
-
 use formats::isobmff;
 use formats::marker::{self, MarkerPayload, MarkerSigner};
+use fuzz_inputs::{fuzz_dir, replay};
 
 /// As `MARKER_MASTER_KEY` in fuzz/src/lib.rs.
 const MARKER_MASTER_KEY: [u8; 32] = [7u8; 32];
@@ -39,47 +38,6 @@ fn harness(data: &[u8]) {
     }
 }
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
-}
-
-/// The seeds (`seed-*`) of `corpus/<target>` and every file of `regressions/<target>`.
-fn inputs(target: &str) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for (dir, seeds_only) in [("corpus", true), ("regressions", false)] {
-        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join(target)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let wanted = if seeds_only {
-                name.starts_with("seed-")
-            } else {
-                !name.starts_with('.') && name != "README.md"
-            };
-            if wanted && entry.path().is_file() {
-                files.push(entry.path());
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-/// Runs every input through `harness`, naming those that panic.
-fn replay(files: &[PathBuf], harness: fn(&[u8])) -> usize {
-    let panicked: Vec<String> = files
-        .iter()
-        .filter(|path| {
-            let data = std::fs::read(path).expect("readable input");
-            std::panic::catch_unwind(|| harness(&data)).is_err()
-        })
-        .map(|path| path.display().to_string())
-        .collect();
-    assert!(panicked.is_empty(), "inputs that panic: {panicked:#?}");
-    files.len()
-}
-
 fn init_with_marker() -> Vec<u8> {
     let init = std::fs::read(fuzz_dir().join("corpus/isobmff/seed-init.mp4")).expect("init seed");
     let signer = MarkerSigner::from_master_key(&MARKER_MASTER_KEY);
@@ -95,8 +53,7 @@ fn init_with_marker() -> Vec<u8> {
 fn isobmff_inputs_do_not_panic() {
     // Includes `overflow-tfdt-near-i64-max`: a tfdt decode time near i64::MAX plus a trun
     // composition offset overflowed in `first_presentation_time` (now `None`).
-    let files = inputs("isobmff");
-    let replayed = replay(&files, harness);
+    let replayed = replay("isobmff", harness);
     assert!(
         replayed >= 3,
         "the seed corpus is missing ({replayed} inputs)"
