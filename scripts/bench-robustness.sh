@@ -16,8 +16,9 @@ cd "$(dirname "$0")/.."
 INNOCENT=${1:-100}
 FILTER=${2:-.}
 BIN=$(release_binary)
-cargo build --release --locked --example leak_session --example open_sessions >&2
-EX="$PWD/target/release/examples"
+# BENCH_EXAMPLES: a folder with leak_session and open_sessions built before.
+EX=${BENCH_EXAMPLES:-$PWD/target/release/examples}
+[ -n "${BENCH_EXAMPLES:-}" ] || cargo build --release --locked --example leak_session --example open_sessions >&2
 WORK=$(mktemp -d /tmp/leaktrace-robustness.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }

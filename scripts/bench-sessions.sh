@@ -4,8 +4,11 @@
 # sessions of the title written straight into the database (copies of the leaker's row with
 # new ids), and `leaktrace extract` timed on a 60 s excerpt of the leak (x264 CRF 23), with
 # its peak memory (max RSS). With BEFORE=/path/to/an/older/leaktrace, that binary is run on
-# the same database and suspect, alternately.
-# Usage: [BEFORE=BIN] scripts/bench-sessions.sh [SESSIONS=1000000] [sqlite|postgres] [RUNS=2]
+# the same database and suspect, alternately. UNIT_SECONDS (default 1) and CODE (default
+# uniform-v1) choose the packaging; EXCERPT_START and EXCERPT_SECONDS (default 20 and 60) the
+# excerpt.
+# Usage: [BEFORE=BIN] [UNIT_SECONDS=0.5] [CODE=tardos-v2] [EXCERPT_START=40 EXCERPT_SECONDS=30]
+#        scripts/bench-sessions.sh [SESSIONS=1000000] [sqlite|postgres] [RUNS=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -15,9 +18,14 @@ cd "$(dirname "$0")/.."
 SESSIONS=${1:-1000000}
 BACKEND=${2:-sqlite}
 RUNS=${3:-2}
+UNIT_SECONDS=${UNIT_SECONDS:-1}
+CODE=${CODE:-uniform-v1}
+EXCERPT_START=${EXCERPT_START:-20}
+EXCERPT_SECONDS=${EXCERPT_SECONDS:-60}
 BIN=$(release_binary)
-cargo build --release --locked --example leak_session >&2
-EX="$PWD/target/release/examples"
+# BENCH_EXAMPLES: a folder with leak_session built before (as BENCH_BIN for the binary).
+EX=${BENCH_EXAMPLES:-$PWD/target/release/examples}
+[ -n "${BENCH_EXAMPLES:-}" ] || cargo build --release --locked --example leak_session >&2
 WORK=$(mktemp -d /tmp/leaktrace-sessions.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; stop_postgres; rm -rf "$WORK"; }
@@ -38,7 +46,7 @@ log "composing and packaging the test title"
 compose_title "$WORK/title.mp4"
 lt migrate >/dev/null
 printf 'bench password\n' | lt user add leaker --role viewer --password-stdin >/dev/null
-json=$(lt package "$WORK/title.mp4" --title sessions --json)
+json=$(lt package "$WORK/title.mp4" --title sessions --unit-seconds "$UNIT_SECONDS" --code "$CODE" --json)
 VIDEO=$(echo "$json" | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
 UNITS=$(echo "$json" | sed -n 's/.*"units":\([0-9]*\).*/\1/p')
 PORT=$(free_port)
@@ -67,8 +75,8 @@ db.execute("""WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHE
 db.commit()
 PY
 fi
-# The suspect: 60 s from 20 s on, re-encoded with x264 CRF 23.
-ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" -ss 20 -t 60 -c:v libx264 -preset fast -crf 23 -an "$WORK/suspect.mp4"
+# The suspect: the excerpt, re-encoded with x264 CRF 23.
+ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" -ss "$EXCERPT_START" -t "$EXCERPT_SECONDS" -c:v libx264 -preset fast -crf 23 -an "$WORK/suspect.mp4"
 
 run() { # LABEL BINARY
   local out
@@ -86,7 +94,7 @@ print(f"| {label} | {r['sessions_compared']} | {t[1]} s | {int(t[2]) / 1024:.0f}
 PY
 }
 
-echo "Title: $UNITS units; $((SESSIONS + 1)) keyed sessions on $BACKEND; suspect: 60 s excerpt, x264 CRF 23."
+echo "Title: $UNITS units of $UNIT_SECONDS s, $CODE; $((SESSIONS + 1)) keyed sessions on $BACKEND; suspect: $EXCERPT_SECONDS s excerpt from $EXCERPT_START s on, x264 CRF 23."
 echo
 echo "| build | sessions scored | wall time | max RSS | result |"
 echo "|---|---|---|---|---|"

@@ -2,6 +2,8 @@
 
 # The release binary, built if missing or stale.
 release_binary() {
+  # BENCH_BIN: a binary built before (a long run must not build whatever the tree holds now).
+  if [ -n "${BENCH_BIN:-}" ]; then echo "$BENCH_BIN"; return; fi
   cargo build --release --locked --bin leaktrace >&2
   # A copy (install replaces the file, it does not write into it): rebuilding while a long
   # benchmark runs must not change the binary under it.
