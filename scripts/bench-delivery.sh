@@ -119,7 +119,7 @@ end
 LUA
 cat "$WORK/report.lua" >>"$WORK/status.lua"
 cat >"$WORK/health.lua" <<LUA
-request = function() return wrk.format("GET", "/healthz") end
+request = function() return wrk.format("GET", "/readyz") end
 LUA
 cat "$WORK/report.lua" >>"$WORK/health.lua"
 log "wrk: per-request overhead, 1 connection"
@@ -144,4 +144,4 @@ echo
 echo "| one connection | requests/s | p50 ms | p99 ms |"
 echo "|---|---|---|---|"
 echo "| GET /api/security/status/{id}/ (token + user + session checks) | $st_rps | $st_p50 | $st_p99 |"
-echo "| GET /healthz (HTTP + one database ping) | $hz_rps | $hz_p50 | $hz_p99 |"
+echo "| GET /readyz (HTTP + one database ping + one folder check) | $hz_rps | $hz_p50 | $hz_p99 |"

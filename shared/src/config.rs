@@ -95,6 +95,7 @@ pub struct Config {
     pub evidence: Evidence,
     pub jobs: Jobs,
     pub reports: Reports,
+    pub metrics: MetricsConfig,
     /// Settings given under a deprecated name, one notice each, for the log once it is set
     /// up (assembly itself has nowhere to log to).
     pub deprecations: Vec<String>,
@@ -293,6 +294,19 @@ pub struct ServerConfig {
     pub bind: String,
 }
 
+/// `/metrics` (Prometheus text). Off unless one of these is set: with `token`, the main
+/// address serves it to `Authorization: Bearer <token>`; with `bind`, a second listener on
+/// that address (a private interface, for the scraper) serves it, and `/healthz` and
+/// `/readyz`, too (also asking for the token when one is set).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricsConfig {
+    pub token: Option<SecretString>,
+    pub bind: Option<String>,
+}
+
+/// Shortest metrics token accepted.
+pub const METRICS_TOKEN_MIN_LEN: usize = 16;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     pub format: LogFormat,
@@ -327,6 +341,7 @@ impl Default for Config {
             evidence: Evidence::default(),
             jobs: Jobs::default(),
             reports: Reports::default(),
+            metrics: MetricsConfig::default(),
             deprecations: Vec::new(),
         }
     }
@@ -356,6 +371,15 @@ pub struct PartialConfig {
     pub jobs: PartialJobs,
     #[serde(default)]
     pub reports: PartialReports,
+    #[serde(default)]
+    pub metrics: PartialMetrics,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialMetrics {
+    pub token: Option<SecretString>,
+    pub bind: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -521,6 +545,10 @@ impl PartialConfig {
             reports: PartialReports {
                 organisation: parse_env(env, "LEAKTRACE_REPORTS_ORGANISATION")?,
             },
+            metrics: PartialMetrics {
+                token: get("LEAKTRACE_METRICS_TOKEN").map(SecretString),
+                bind: get("LEAKTRACE_METRICS_BIND"),
+            },
         })
     }
 }
@@ -617,6 +645,12 @@ impl Config {
         }
         if let Some(v) = layer.reports.organisation {
             self.reports.organisation = v;
+        }
+        if let Some(v) = layer.metrics.token {
+            self.metrics.token = Some(v);
+        }
+        if let Some(v) = layer.metrics.bind {
+            self.metrics.bind = Some(v);
         }
         let (e, l) = (&mut self.evidence, layer.evidence);
         if let Some(v) = l.max_upload_bytes {
@@ -763,14 +797,34 @@ impl Config {
                 message: "must not be empty".into(),
             });
         }
-        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::Value {
-                key: "server.bind".into(),
-                message: format!(
-                    "'{}' is not an address and port such as 127.0.0.1:8080",
-                    self.server.bind
-                ),
-            });
+        let address = |key: &str, v: &str| {
+            v.parse::<std::net::SocketAddr>()
+                .map(|_| ())
+                .map_err(|_| ConfigError::Value {
+                    key: key.into(),
+                    message: format!("'{v}' is not an address and port such as 127.0.0.1:8080"),
+                })
+        };
+        address("server.bind", &self.server.bind)?;
+        if let Some(bind) = &self.metrics.bind {
+            address("metrics.bind", bind)?;
+            if *bind == self.server.bind {
+                return Err(ConfigError::Value {
+                    key: "metrics.bind".into(),
+                    message: "must differ from server.bind (set metrics.token to serve /metrics on the main address)".into(),
+                });
+            }
+        }
+        if let Some(token) = &self.metrics.token {
+            let t = token.expose();
+            if t.len() < METRICS_TOKEN_MIN_LEN || !t.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(ConfigError::Value {
+                    key: "metrics.token".into(),
+                    message: format!(
+                        "must be at least {METRICS_TOKEN_MIN_LEN} printable ASCII characters without spaces"
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -809,6 +863,12 @@ impl Config {
             evidence: EvidenceView,
             jobs: Jobs,
             reports: &'a Reports,
+            metrics: MetricsView<'a>,
+        }
+        #[derive(Serialize)]
+        struct MetricsView<'a> {
+            token: &'a str,
+            bind: &'a str,
         }
         #[derive(Serialize)]
         struct EvidenceView {
@@ -852,6 +912,17 @@ impl Config {
             },
             jobs: self.jobs,
             reports: &self.reports,
+            metrics: MetricsView {
+                token: match self.metrics.token {
+                    Some(_) => "<redacted: set by configuration>",
+                    None => "<none: /metrics is not served on the main address>",
+                },
+                bind: self
+                    .metrics
+                    .bind
+                    .as_deref()
+                    .unwrap_or("<none: no metrics listener>"),
+            },
         };
         toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }
@@ -1134,6 +1205,42 @@ mod tests {
             err.to_string().contains("LEAKTRACE_REFERENCE_STORE"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn metrics_are_off_unless_a_token_or_a_listener_is_set() {
+        let c = Config::default();
+        assert_eq!(c.metrics, MetricsConfig::default());
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "[metrics]\ntoken = \"file-token-0123456789\"\nbind = \"127.0.0.1:9464\"\n",
+        );
+        let c = Config::assemble(Some(&file), &Env::new(), PartialConfig::default()).unwrap();
+        assert_eq!(c.metrics.bind.as_deref(), Some("127.0.0.1:9464"));
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("file-token"), "{shown}");
+        assert!(shown.contains("127.0.0.1:9464"), "{shown}");
+        let over = env(&[("LEAKTRACE_METRICS_TOKEN", "env-token-0123456789")]);
+        let c = Config::assemble(Some(&file), &over, PartialConfig::default()).unwrap();
+        assert_eq!(
+            c.metrics.token.as_ref().map(SecretString::expose),
+            Some("env-token-0123456789")
+        );
+        for (key, value, named) in [
+            ("LEAKTRACE_METRICS_TOKEN", "short", "metrics.token"),
+            (
+                "LEAKTRACE_METRICS_TOKEN",
+                "has a space 0123456789",
+                "metrics.token",
+            ),
+            ("LEAKTRACE_METRICS_BIND", "localhost", "metrics.bind"),
+            ("LEAKTRACE_METRICS_BIND", DEFAULT_BIND, "metrics.bind"),
+        ] {
+            let err = Config::assemble(None, &env(&[(key, value)]), PartialConfig::default())
+                .unwrap_err();
+            assert!(err.to_string().contains(named), "{value}: {err}");
+        }
     }
 
     #[test]

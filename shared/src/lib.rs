@@ -6,6 +6,7 @@ pub mod config;
 pub mod datadir;
 pub mod db;
 pub mod domain;
+pub mod metrics;
 pub mod secrets;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -70,11 +70,36 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
             // Runs until the process is stopped: a job it held is taken over by another
             // worker once its lease lapses.
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            let workers = crate::jobs::spawn_workers(&config, &db, &secrets, threads.max(1), stop);
+            let metrics = std::sync::Arc::new(shared::metrics::Metrics::new(&db));
+            // The metrics listener, when configured: a worker has no other HTTP side.
+            let listener = match config.metrics.bind.clone() {
+                Some(bind) => {
+                    let listener = crate::http::bind_metrics(&bind)?;
+                    let state = actix_web::web::Data::new(crate::http::AppState {
+                        db: db.clone(),
+                        config: config.clone(),
+                        secrets: secrets.clone(),
+                        started: std::time::Instant::now(),
+                        metrics: metrics.clone(),
+                    });
+                    Some(std::thread::spawn(move || {
+                        actix_web::rt::System::new().block_on(async move {
+                            match crate::http::metrics_server(listener, state) {
+                                Ok(server) => server.await.map_err(|e| e.to_string()),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        })
+                    }))
+                }
+                None => None,
+            };
+            let workers =
+                crate::jobs::spawn_workers(&config, &db, &secrets, threads.max(1), &metrics, stop);
             println!("leaktrace worker: {} analysis thread(s)", workers.len());
             for w in workers {
                 let _ = w.join();
             }
+            drop(listener);
             Ok(())
         }
         Command::Serve { .. } => {

@@ -1,43 +1,113 @@
-//! `GET /healthz`: liveness plus a database round trip.
+//! `GET /healthz` (liveness: the process answers) and `GET /readyz` (readiness: the database
+//! answers a round trip and the storage holding titles is reachable), separate so that an
+//! orchestrator restarts a process only when it is stuck, and routes traffic away from one
+//! whose dependencies are down.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use shared::db::Backend;
 
 use super::AppState;
 
-pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let db = state.db.clone();
-    let backend = db.backend().as_str();
-    let checked = web::block(move || db.ping()).await;
-    let uptime = state.started.elapsed().as_secs();
-    let version = env!("CARGO_PKG_VERSION");
-    match checked {
-        Ok(Ok(latency)) => HttpResponse::Ok().json(json!({
-            "status": "ok",
-            "version": version,
-            "uptime_seconds": uptime,
-            "database": {
-                "backend": backend,
-                "status": "ok",
-                "latency_ms": (latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-            },
-        })),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health check: database failed");
-            unavailable(backend, version, uptime, e.code())
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: task failed");
-            unavailable(backend, version, uptime, "database_error")
-        }
-    }
+#[derive(Serialize)]
+struct Liveness {
+    status: &'static str,
+    version: &'static str,
+    uptime_seconds: u64,
 }
 
-fn unavailable(backend: &str, version: &str, uptime: u64, code: &str) -> HttpResponse {
-    HttpResponse::ServiceUnavailable().json(json!({
-        "status": "unavailable",
-        "version": version,
-        "uptime_seconds": uptime,
-        "database": {"backend": backend, "status": "error", "error": code},
-    }))
+pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(Liveness {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: state.started.elapsed().as_secs(),
+    })
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    /// `ready`, or `unavailable` when a dependency failed.
+    status: &'static str,
+    version: &'static str,
+    uptime_seconds: u64,
+    database: DatabaseCheck,
+    storage: StorageCheck,
+}
+
+#[derive(Serialize)]
+struct DatabaseCheck {
+    backend: &'static str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct StorageCheck {
+    /// Where titles, uploads and reports live: `folder` (the data dir).
+    kind: &'static str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let db = state.db.clone();
+    let backend: Backend = db.backend();
+    let pinged = web::block(move || db.ping()).await;
+    let database = match pinged {
+        Ok(Ok(latency)) => DatabaseCheck {
+            backend: backend.as_str(),
+            status: "ok",
+            latency_ms: Some((latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+            error: None,
+        },
+        failed => {
+            let code = match failed {
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "readiness: database failed");
+                    e.code()
+                }
+                _ => "database_error",
+            };
+            DatabaseCheck {
+                backend: backend.as_str(),
+                status: "error",
+                latency_ms: None,
+                error: Some(code),
+            }
+        }
+    };
+    let videos = state.config.layout().videos();
+    let reachable = web::block(move || std::fs::metadata(&videos).map(|m| m.is_dir())).await;
+    let storage = match reachable {
+        Ok(Ok(true)) => StorageCheck {
+            kind: "folder",
+            status: "ok",
+            error: None,
+        },
+        other => {
+            tracing::warn!(result = ?other.map(|r| r.map_err(|e| e.kind())), "readiness: the titles folder is not reachable");
+            StorageCheck {
+                kind: "folder",
+                status: "error",
+                error: Some("storage_unreachable"),
+            }
+        }
+    };
+    let ready = database.status == "ok" && storage.status == "ok";
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        database,
+        storage,
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
 }

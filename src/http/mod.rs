@@ -7,24 +7,28 @@ mod cases;
 mod devices;
 mod forms;
 mod health;
+mod metrics;
 mod pages;
 mod reports;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::Service;
 use actix_web::http::StatusCode;
-use actix_web::{middleware, web, App, HttpServer};
+use actix_web::{middleware, web, App, HttpResponse, HttpServer};
 use api::auth::Auth;
 use api::ApiError;
 use shared::auth::password;
 use shared::auth::tokens::TokenKeys;
 use shared::config::Config;
 use shared::db::Db;
+use shared::metrics::Metrics;
 use shared::secrets::Secrets;
 use streaming::StreamingState;
 
 use crate::error::AppError;
+pub use metrics::Listener;
 
 /// Largest JSON body any endpoint accepts.
 const JSON_LIMIT: usize = 64 * 1024;
@@ -35,6 +39,8 @@ pub struct AppState {
     pub config: Config,
     pub secrets: Secrets,
     pub started: Instant,
+    /// This process's counters, shown by `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Registers every route. Unknown paths and methods answer with the JSON error shape.
@@ -90,12 +96,52 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(admin::revoke_session)),
         )
         .configure(pages::routes)
-        .service(
-            web::resource("/healthz")
-                .route(web::get().to(health::healthz))
-                .default_service(web::to(method_not_allowed)),
-        )
+        .configure(operations)
         .default_service(web::to(streaming::unknown_path));
+}
+
+/// What operators and orchestrators call: liveness, readiness, metrics. Served by the main
+/// listener and by the metrics listener (`metrics.bind`).
+fn operations(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    cfg.service(resource("/healthz").route(web::get().to(health::healthz)))
+        .service(resource("/readyz").route(web::get().to(health::readyz)))
+        .service(resource("/metrics").route(web::get().to(metrics::metrics)));
+}
+
+/// The routes of the metrics listener: [`operations`] and a JSON 404 for anything else.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(operations).default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::not_found())
+    }));
+}
+
+/// Binds the metrics listener's address (at start-up, so that a taken address stops it).
+pub fn bind_metrics(bind: &str) -> Result<std::net::TcpListener, AppError> {
+    std::net::TcpListener::bind(bind)
+        .map_err(|e| AppError::Server(format!("cannot listen on {bind} (metrics): {e}")))
+}
+
+/// The metrics listener on `listener`, serving `state`'s metrics and health; run it inside
+/// an actix system.
+pub fn metrics_server(
+    listener: std::net::TcpListener,
+    state: web::Data<AppState>,
+) -> Result<actix_web::dev::Server, AppError> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::Data::new(Listener::Metrics))
+            .wrap(security_headers())
+            .configure(metrics_routes)
+    })
+    .workers(1)
+    .listen(listener)
+    .map_err(|e| AppError::Server(format!("cannot serve metrics: {e}")))?;
+    for addr in server.addrs() {
+        tracing::info!(address = %addr, "metrics listening");
+    }
+    Ok(server.run())
 }
 
 use streaming::method_not_allowed;
@@ -149,6 +195,10 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
     let bind = config.server.bind.clone();
     let dummy_password_hash = password::unguessable_hash()?;
     let tokens = TokenKeys::new(secrets.jwt_key());
+    let metrics = Arc::new(Metrics::new(&db));
+    // The titles folder exists from the start: readiness reports its absence as a failure.
+    let videos = config.layout().videos();
+    std::fs::create_dir_all(&videos).map_err(AppError::io("create", &videos))?;
     let auth = web::Data::new(Auth {
         db: db.clone(),
         tokens: tokens.clone(),
@@ -160,22 +210,42 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
         *secrets.master_key(),
         config.layout(),
         config.monitoring,
+        metrics.clone(),
     ));
     // Analysis workers beside the server, stopped when it stops.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers =
-        crate::jobs::spawn_workers(config, &db, secrets, config.jobs.workers, stop.clone());
+    let workers = crate::jobs::spawn_workers(
+        config,
+        &db,
+        secrets,
+        config.jobs.workers,
+        &metrics,
+        stop.clone(),
+    );
     let housekeeping = crate::housekeeping::spawn(config, &db, stop.clone());
     let state = web::Data::new(AppState {
         db,
         config: config.clone(),
         secrets: secrets.clone(),
         started: Instant::now(),
+        metrics: metrics.clone(),
     });
+    let metrics_listener = config
+        .metrics
+        .bind
+        .as_deref()
+        .map(bind_metrics)
+        .transpose()?;
     let served = actix_web::rt::System::new().block_on(async move {
+        let metrics_listener = match metrics_listener {
+            Some(listener) => Some(metrics_server(listener, state.clone())?),
+            None => None,
+        };
         let server = HttpServer::new(move || {
+            let metrics = metrics.clone();
             App::new()
                 .app_data(state.clone())
+                .app_data(web::Data::new(Listener::Main))
                 .app_data(auth.clone())
                 .app_data(streaming_state.clone())
                 .app_data(
@@ -186,13 +256,20 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
                 .app_data(web::PathConfig::default().error_handler(api::error::path_error))
                 .app_data(web::QueryConfig::default().error_handler(api::error::query_error))
                 .wrap(security_headers())
-                .wrap_fn(|req, srv| {
+                .wrap_fn(move |req, srv| {
                     let method = req.method().clone();
                     let path = req.path().to_string();
                     let started = Instant::now();
                     let fut = srv.call(req);
+                    let metrics = metrics.clone();
                     async move {
                         let res = fut.await?;
+                        metrics.http_request(
+                            res.request().match_pattern().as_deref(),
+                            method.as_str(),
+                            res.status().as_u16(),
+                            started.elapsed().as_secs_f64(),
+                        );
                         tracing::info!(
                             %method,
                             %path,
@@ -211,10 +288,25 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
             tracing::info!(address = %addr, "leaktrace listening");
             println!("leaktrace listening on http://{addr}/");
         }
-        server
-            .run()
-            .await
-            .map_err(|e| AppError::Server(format!("the server stopped: {e}")))
+        let main = async {
+            server
+                .run()
+                .await
+                .map_err(|e| AppError::Server(format!("the server stopped: {e}")))
+        };
+        match metrics_listener {
+            None => main.await,
+            Some(listener) => {
+                let listener = async {
+                    listener
+                        .await
+                        .map_err(|e| AppError::Server(format!("the metrics listener stopped: {e}")))
+                };
+                futures_util::future::try_join(main, listener)
+                    .await
+                    .map(|_| ())
+            }
+        }
     });
     // The workers stop whatever ended the server (a failed bind included): a process that
     // exits while they still talk to the database can abort in the client library's

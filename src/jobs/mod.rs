@@ -30,6 +30,7 @@ use shared::config::Config;
 use shared::db::repo::jobs::{self, Failure, JobKind, JobRow, JobStatus};
 use shared::db::repo::{audit, cases};
 use shared::db::{Db, DbConnection};
+use shared::metrics::{JobOutcome, Metrics};
 use shared::secrets::Secrets;
 
 use crate::error::AppError;
@@ -147,6 +148,7 @@ pub struct Worker {
     secrets: Secrets,
     /// This worker's name in job leases: unique per process and thread.
     pub owner: String,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Worker {
@@ -162,7 +164,14 @@ impl Worker {
             db,
             secrets,
             owner,
+            metrics: None,
         }
+    }
+
+    /// Counts the attempts this worker ends in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn lease(&self) -> Span {
@@ -191,6 +200,7 @@ impl Worker {
         };
         tracing::info!(worker = %self.owner, job = %row.id, kind = %row.kind, attempt = row.attempts, "job claimed");
         let case = case_of(&row);
+        let started = std::time::Instant::now();
         let outcome = match row.kind {
             JobKind::AnalyseCase => self.run_job::<analyse_case::AnalyseCase>(&row),
             JobKind::PackageTitle => self.run_job::<package_title::PackageTitle>(&row),
@@ -221,6 +231,15 @@ impl Worker {
                 (status, Some(reason))
             }
         };
+        if let Some(metrics) = &self.metrics {
+            let ended = match status {
+                Some(JobStatus::Succeeded) => JobOutcome::Succeeded,
+                Some(JobStatus::Queued) => JobOutcome::Retried,
+                Some(_) => JobOutcome::Failed,
+                None => JobOutcome::Lost,
+            };
+            metrics.job_ended(row.kind, ended, started.elapsed().as_secs_f64());
+        }
         // The end of the attempt, unless the job was no longer this worker's to end.
         if let Some(status) = status {
             let detail = EndedDetail {
@@ -319,6 +338,7 @@ pub fn spawn_workers(
     db: &Db,
     secrets: &Secrets,
     count: u32,
+    metrics: &Arc<Metrics>,
     stop: Arc<AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<()>> {
     if count > 0 && config.analysis.reference_store {
@@ -330,7 +350,8 @@ pub fn spawn_workers(
     }
     (0..count as usize)
         .map(|i| {
-            let worker = Worker::new(config.clone(), db.clone(), secrets.clone(), i);
+            let worker = Worker::new(config.clone(), db.clone(), secrets.clone(), i)
+                .with_metrics(metrics.clone());
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name(format!("worker-{i}"))

@@ -13,6 +13,7 @@ use formats::package::PackageManifest;
 use formats::sealing;
 use shared::db::repo::sessions::SessionRow;
 use shared::db::repo::videos::{self, VideoRow};
+use shared::metrics::CacheName;
 
 use crate::session_handlers::cek_seal_aad;
 use crate::state::StreamingState;
@@ -101,8 +102,10 @@ impl Caches {
         video_id: &str,
     ) -> Result<Arc<Title>, ApiError> {
         if let Some(t) = lock(&self.titles).get(video_id) {
+            state.metrics.cache_lookup(CacheName::Title, true);
             return Ok(t.clone());
         }
+        state.metrics.cache_lookup(CacheName::Title, false);
         let id = video_id.to_string();
         let video = state.db.run(move |c| videos::get(c, &id)).await?;
         let (key, dir) = (state.master_key, state.data.clone());
@@ -125,8 +128,10 @@ impl Caches {
         let now = Instant::now();
         if let Some((used, keys)) = lock(&self.sessions).get_mut(&session.id) {
             *used = now;
+            state.metrics.cache_lookup(CacheName::SessionKeys, true);
             return Ok(keys.clone());
         }
+        state.metrics.cache_lookup(CacheName::SessionKeys, false);
         let cek: [u8; 32] = session
             .sealed_cek
             .as_deref()

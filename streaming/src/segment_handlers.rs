@@ -11,6 +11,7 @@ use formats::marker::MarkerPayload;
 use formats::sealing;
 use shared::db::now;
 use shared::db::repo::sessions::{self, SessionRow, SessionState};
+use shared::metrics::SegmentKind;
 
 use api::auth::Device;
 use api::ApiError;
@@ -138,6 +139,12 @@ pub async fn segment(
     let aad = crypto::segment_aad(&s.session.id, &name);
     let body =
         sealing::seal_in_place(&keys.cek, aad.as_bytes(), buffer).map_err(ApiError::internal)?;
+    let kind = match which {
+        Segment::VideoInit | Segment::AudioInit => SegmentKind::Init,
+        Segment::Video(_) => SegmentKind::Video,
+        Segment::Audio(_) => SegmentKind::Audio,
+    };
+    state.metrics.segment_served(kind, body.len());
     // Video units were counted when reserved (they are what a ripper needs, and what the pace
     // counts); anything else moves the idle clock only.
     if !matches!(which, Segment::Video(_)) {

@@ -232,6 +232,7 @@ pub async fn complete_key_exchange(
             "the key exchange of this session is already complete",
         ));
     }
+    state.metrics.key_exchange();
     Ok(HttpResponse::Ok().json(json!({ "encrypted_cek": encrypted_cek })))
 }
 

@@ -3,6 +3,7 @@ use formats::marker::MarkerSigner;
 use shared::auth::tokens::TokenKeys;
 use shared::config::Monitoring;
 use shared::db::Db;
+use shared::metrics::Metrics;
 
 use crate::activity::Activity;
 use crate::cache::Caches;
@@ -25,6 +26,8 @@ pub struct StreamingState {
     pub activity: Activity,
     /// Unauthenticated probes counted per address and window.
     pub probes: crate::probes::Probes,
+    /// This process's counters (`/metrics`).
+    pub metrics: std::sync::Arc<Metrics>,
     /// Password hashes checked at once (Argon2 takes tens of MiB and a core each).
     hashing: tokio::sync::Semaphore,
 }
@@ -37,6 +40,7 @@ impl StreamingState {
         master_key: [u8; 32],
         data: DataLayout,
         monitoring: Monitoring,
+        metrics: std::sync::Arc<Metrics>,
     ) -> Self {
         StreamingState {
             db,
@@ -49,6 +53,7 @@ impl StreamingState {
             caches: Caches::default(),
             activity: Activity::default(),
             probes: crate::probes::Probes::default(),
+            metrics,
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),

@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod evidence;
 mod extract;
+mod metrics;
 mod openapi;
 mod package;
 mod protocol;

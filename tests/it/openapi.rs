@@ -81,7 +81,14 @@ fn the_document_names_every_route_and_only_routes() {
 fn the_document_is_served_and_every_operation_is_answered() {
     let h = Harness::new();
     // With the demo API on, its routes answer as routes (off, they are 404 to everyone).
-    let server = h.serve_with_env(&[], &[("LEAKTRACE_DEMO_API", "true")]);
+    // With a metrics token, /metrics answers as a route (without one it is 404 to everyone).
+    let server = h.serve_with_env(
+        &[],
+        &[
+            ("LEAKTRACE_DEMO_API", "true"),
+            ("LEAKTRACE_METRICS_TOKEN", "openapi-test-metrics-token"),
+        ],
+    );
     let served = get(&server.url("/api/openapi.json"));
     assert_eq!(served.status, 200);
     assert!(served.content_type.starts_with("application/json"));

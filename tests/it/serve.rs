@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use crate::common::{get, request, Harness};
 
 #[test]
-fn serves_landing_page_and_health_with_database_check() {
+fn serves_landing_page_and_readiness_with_database_check() {
     let h = Harness::new();
     let server = h.serve(&[]);
 
@@ -18,11 +18,11 @@ fn serves_landing_page_and_health_with_database_check() {
         page.body
     );
 
-    let health = get(&server.url("/healthz"));
+    let health = get(&server.url("/readyz"));
     assert_eq!(health.status, 200, "{}", health.body);
     assert!(health.content_type.starts_with("application/json"));
     let v = health.json();
-    assert_eq!(v["status"], "ok");
+    assert_eq!(v["status"], "ready");
     assert_eq!(v["database"]["status"], "ok");
     let backend = shared::testing::requested_backend().as_str();
     assert_eq!(v["database"]["backend"], backend);

@@ -9,7 +9,7 @@ $('#signin').replaceChildren(user
   ? el('p', {}, `Signed in as ${user.username}. `, el('a', { href: homeFor(user.role) }, 'Continue to your page'))
   : signInForm({ onSignedIn: (u) => { location.href = homeFor(u.role); } }));
 
-fetch('/healthz').then((r) => r.json().then((b) => [r.ok, b])).then(([ok, b]) => {
+fetch('/readyz').then((r) => r.json().then((b) => [r.ok, b])).then(([ok, b]) => {
   const h = $('#health');
   h.textContent = ok ? `operational (database: ${b.database.backend})` : 'degraded';
   h.className = ok ? 'badge ok' : 'badge failed';

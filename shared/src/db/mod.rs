@@ -93,6 +93,53 @@ pub type PooledDb = PooledConnection<ConnectionManager>;
 pub struct Db {
     pool: Pool<ConnectionManager>,
     target: DatabaseTarget,
+    waits: PoolWaits,
+}
+
+/// How long callers waited for a pooled connection and how often they gave up (the pool's
+/// timeout): what `/metrics` shows of the pool besides its size. Shared by every clone of a
+/// [`Db`].
+#[derive(Clone, Debug)]
+pub struct PoolWaits {
+    /// Seconds from asking for a connection to holding one (or giving up).
+    pub seconds: prometheus_client::metrics::histogram::Histogram,
+    pub timeouts: prometheus_client::metrics::counter::Counter,
+}
+
+impl Default for PoolWaits {
+    fn default() -> Self {
+        PoolWaits {
+            // 10 us to about 21 s: an idle connection is handed over in microseconds, a pool
+            // under pressure waits up to its 15 s timeout.
+            seconds: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(1e-5, 4.0, 11),
+            ),
+            timeouts: Default::default(),
+        }
+    }
+}
+
+impl PoolWaits {
+    fn checkout(
+        &self,
+        pool: &Pool<ConnectionManager>,
+    ) -> Result<PooledConnection<ConnectionManager>, DbError> {
+        let asked = Instant::now();
+        let got = pool.get();
+        self.seconds.observe(asked.elapsed().as_secs_f64());
+        got.map_err(|e| {
+            self.timeouts.inc();
+            DbError::Pool(e.to_string())
+        })
+    }
+}
+
+/// The pool's connections now: open, and idle among them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolState {
+    pub connections: u32,
+    pub idle: u32,
+    pub max_size: u32,
 }
 
 impl Db {
@@ -123,6 +170,7 @@ impl Db {
         Ok(Db {
             pool,
             target: target.clone(),
+            waits: PoolWaits::default(),
         })
     }
 
@@ -136,7 +184,21 @@ impl Db {
 
     /// A pooled connection, for blocking code (CLI commands, jobs).
     pub fn conn(&self) -> Result<PooledDb, DbError> {
-        self.pool.get().map_err(|e| DbError::Pool(e.to_string()))
+        self.waits.checkout(&self.pool)
+    }
+
+    /// The waits for pooled connections (shared by every clone of this handle).
+    pub fn pool_waits(&self) -> &PoolWaits {
+        &self.waits
+    }
+
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max_size: self.pool.max_size(),
+        }
     }
 
     /// Runs blocking database work off the async executor.
@@ -145,9 +207,9 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, waits) = (self.pool.clone(), self.waits.clone());
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| DbError::Pool(e.to_string()))?;
+            let mut conn = waits.checkout(&pool)?;
             f(&mut conn)
         })
         .await

@@ -350,3 +350,41 @@ pub fn count_by_status(
         .count()
         .get_result(conn)?)
 }
+
+/// The queue by kind and status: how many jobs, their attempts so far, and the oldest one's
+/// creation time (the job-queue gauges).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRow {
+    pub kind: String,
+    pub status: String,
+    pub jobs: i64,
+    pub attempts: i64,
+    pub oldest: Option<NaiveDateTime>,
+}
+
+/// kind, status, jobs, sum of attempts, oldest creation.
+type QueueTuple = (String, String, i64, Option<i64>, Option<NaiveDateTime>);
+
+pub fn queue_summary(conn: &mut DbConnection) -> Result<Vec<QueueRow>, DbError> {
+    use diesel::dsl::{count_star, min, sum};
+    let rows: Vec<QueueTuple> = jobs::table
+        .group_by((jobs::kind, jobs::status))
+        .select((
+            jobs::kind,
+            jobs::status,
+            count_star(),
+            sum(jobs::attempts),
+            min(jobs::created_at),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, status, jobs, attempts, oldest)| QueueRow {
+            kind,
+            status,
+            jobs,
+            attempts: attempts.unwrap_or(0),
+            oldest,
+        })
+        .collect())
+}

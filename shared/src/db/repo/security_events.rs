@@ -220,3 +220,16 @@ pub fn session_has(conn: &mut DbConnection, session_id: &str, kind: &str) -> Res
     ))
     .get_result(conn)?)
 }
+
+/// How many events of each kind were recorded since `since` (the security-events gauge).
+pub fn count_by_kind_since(
+    conn: &mut DbConnection,
+    since: NaiveDateTime,
+) -> Result<Vec<(String, i64)>, DbError> {
+    use diesel::dsl::count_star;
+    Ok(security_events::table
+        .filter(security_events::created_at.ge(since))
+        .group_by(security_events::kind)
+        .select((security_events::kind, count_star()))
+        .load(conn)?)
+}

@@ -296,20 +296,24 @@ pub fn keyed_ids_for_video(
     Ok(query.load(conn)?)
 }
 
+/// The stored states of an open session (idle expiry aside).
+fn open_states() -> [&'static str; 3] {
+    [
+        SessionState::Requested.as_str(),
+        SessionState::Keyed.as_str(),
+        SessionState::Streaming.as_str(),
+    ]
+}
+
 /// A user's open sessions (requested, keyed or streaming, not idle past `at`), oldest first.
 pub fn open_for_user(
     conn: &mut DbConnection,
     user_id: &str,
     at: NaiveDateTime,
 ) -> Result<Vec<SessionRow>, DbError> {
-    let open = [
-        SessionState::Requested.as_str(),
-        SessionState::Keyed.as_str(),
-        SessionState::Streaming.as_str(),
-    ];
     Ok(stream_sessions::table
         .filter(stream_sessions::user_id.eq(user_id))
-        .filter(stream_sessions::state.eq_any(open))
+        .filter(stream_sessions::state.eq_any(open_states()))
         .filter(stream_sessions::expires_at.gt(at))
         .order(stream_sessions::created_at.asc())
         .select(SessionRow::as_select())
@@ -325,18 +329,23 @@ pub fn revoke_open_for_device(
     device_id: &str,
     reason: &str,
 ) -> Result<Vec<String>, DbError> {
-    let open = [
-        SessionState::Requested.as_str(),
-        SessionState::Keyed.as_str(),
-        SessionState::Streaming.as_str(),
-    ];
     let ids: Vec<String> = stream_sessions::table
         .filter(stream_sessions::device_id.eq(device_id))
-        .filter(stream_sessions::state.eq_any(open))
+        .filter(stream_sessions::state.eq_any(open_states()))
         .select(stream_sessions::id)
         .load(conn)?;
     for id in &ids {
         end(conn, id, SessionState::Revoked, Some(reason))?;
     }
     Ok(ids)
+}
+
+/// How many sessions are open (requested, keyed or streaming, not idle past `at`): the
+/// active-sessions gauge.
+pub fn count_open(conn: &mut DbConnection, at: NaiveDateTime) -> Result<i64, DbError> {
+    Ok(stream_sessions::table
+        .filter(stream_sessions::state.eq_any(open_states()))
+        .filter(stream_sessions::expires_at.gt(at))
+        .count()
+        .get_result(conn)?)
 }

@@ -1,0 +1,1 @@
+DROP INDEX stream_sessions_state_expires;
