@@ -199,7 +199,10 @@ impl Cli {
         PartialConfig {
             data_dir: self.global.data_dir.clone(),
             database_url: self.global.database_url.clone(),
-            server: PartialServer { bind },
+            server: PartialServer {
+                bind,
+                ..Default::default()
+            },
             log: PartialLog {
                 format: self.global.log_format,
                 level: self.global.log_level.clone(),

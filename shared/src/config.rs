@@ -292,7 +292,14 @@ impl Default for MediaLimits {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub bind: String,
+    /// On SIGTERM or SIGINT: how long requests under way (segments, uploads) may take to
+    /// finish, and then how long running jobs may take before their leases are handed back
+    /// for another worker.
+    pub shutdown_grace_seconds: u64,
 }
+
+/// Default of `server.shutdown_grace_seconds`.
+pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 30;
 
 /// `/metrics` (Prometheus text). Off unless one of these is set: with `token`, the main
 /// address serves it to `Authorization: Bearer <token>`; with `bind`, a second listener on
@@ -329,6 +336,7 @@ impl Default for Config {
             database_url: None,
             server: ServerConfig {
                 bind: DEFAULT_BIND.to_string(),
+                shutdown_grace_seconds: DEFAULT_SHUTDOWN_GRACE_SECONDS,
             },
             log: LogConfig {
                 format: LogFormat::Human,
@@ -445,6 +453,7 @@ pub struct PartialLimits {
 #[serde(deny_unknown_fields)]
 pub struct PartialServer {
     pub bind: Option<String>,
+    pub shutdown_grace_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -497,6 +506,7 @@ impl PartialConfig {
             database_url: get("LEAKTRACE_DATABASE_URL").or_else(|| get("DATABASE_URL")),
             server: PartialServer {
                 bind: get("LEAKTRACE_BIND"),
+                shutdown_grace_seconds: parse_env(env, "LEAKTRACE_SHUTDOWN_GRACE_SECONDS")?,
             },
             log: PartialLog {
                 format,
@@ -578,6 +588,9 @@ impl Config {
         }
         if let Some(v) = layer.server.bind {
             self.server.bind = v;
+        }
+        if let Some(v) = layer.server.shutdown_grace_seconds {
+            self.server.shutdown_grace_seconds = v;
         }
         if let Some(v) = layer.log.format {
             self.log.format = v;
@@ -806,6 +819,12 @@ impl Config {
                 })
         };
         address("server.bind", &self.server.bind)?;
+        if self.server.shutdown_grace_seconds > 3600 {
+            return Err(ConfigError::Value {
+                key: "server.shutdown_grace_seconds".into(),
+                message: "must be at most 3600".into(),
+            });
+        }
         if let Some(bind) = &self.metrics.bind {
             address("metrics.bind", bind)?;
             if *bind == self.server.bind {
@@ -878,6 +897,7 @@ impl Config {
         #[derive(Serialize)]
         struct ServerView<'a> {
             bind: &'a str,
+            shutdown_grace_seconds: u64,
         }
         #[derive(Serialize)]
         struct LogView<'a> {
@@ -894,6 +914,7 @@ impl Config {
             database_url,
             server: ServerView {
                 bind: &self.server.bind,
+                shutdown_grace_seconds: self.server.shutdown_grace_seconds,
             },
             log: LogView {
                 format: self.log.format,
@@ -981,6 +1002,7 @@ mod tests {
         let flags = PartialConfig {
             server: PartialServer {
                 bind: Some("127.0.0.1:1003".into()),
+                ..Default::default()
             },
             ..Default::default()
         };

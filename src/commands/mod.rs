@@ -67,9 +67,14 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
         Command::Worker { threads } => {
             let (db, _) = open_database(&config)?;
             let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;
-            // Runs until the process is stopped: a job it held is taken over by another
-            // worker once its lease lapses.
+            // SIGTERM or SIGINT stops it gracefully (no new job; running ones get the grace
+            // period, then are handed back); a second signal ends it at once.
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+                    .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
+                    .map_err(|e| AppError::Server(format!("cannot handle signals: {e}")))?;
+            }
             let metrics = std::sync::Arc::new(shared::metrics::Metrics::new(&db));
             // The metrics listener, when configured: a worker has no other HTTP side.
             let listener = match config.metrics.bind.clone() {
@@ -93,12 +98,21 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
                 }
                 None => None,
             };
-            let workers =
-                crate::jobs::spawn_workers(&config, &db, &secrets, threads.max(1), &metrics, stop);
-            println!("leaktrace worker: {} analysis thread(s)", workers.len());
-            for w in workers {
-                let _ = w.join();
+            let workers = crate::jobs::spawn_workers(
+                &config,
+                &db,
+                &secrets,
+                threads.max(1),
+                &metrics,
+                stop.clone(),
+            );
+            println!("leaktrace worker: {} analysis thread(s)", workers.count());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && !workers.finished() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
             }
+            let grace = std::time::Duration::from_secs(config.server.shutdown_grace_seconds);
+            let released = workers.shutdown(&db, grace);
+            println!("leaktrace worker stopped ({released} job(s) handed back)");
             drop(listener);
             Ok(())
         }

@@ -136,6 +136,7 @@ pub fn metrics_server(
             .configure(metrics_routes)
     })
     .workers(1)
+    .shutdown_timeout(5)
     .listen(listener)
     .map_err(|e| AppError::Server(format!("cannot serve metrics: {e}")))?;
     for addr in server.addrs() {
@@ -223,8 +224,9 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
         stop.clone(),
     );
     let housekeeping = crate::housekeeping::spawn(config, &db, stop.clone());
+    let grace = std::time::Duration::from_secs(config.server.shutdown_grace_seconds);
     let state = web::Data::new(AppState {
-        db,
+        db: db.clone(),
         config: config.clone(),
         secrets: secrets.clone(),
         started: Instant::now(),
@@ -282,6 +284,8 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
                 })
                 .configure(routes)
         })
+        // On SIGTERM: stop accepting, let requests under way (segments, uploads) finish.
+        .shutdown_timeout(grace.as_secs())
         .bind(&bind)
         .map_err(|e| AppError::Server(format!("cannot listen on {bind}: {e}")))?;
         for addr in server.addrs() {
@@ -308,12 +312,17 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
             }
         }
     });
-    // The workers stop whatever ended the server (a failed bind included): a process that
-    // exits while they still talk to the database can abort in the client library's
-    // teardown.
+    // The workers stop whatever ended the server (a failed bind included), running jobs
+    // given the grace period and then handed back: a process that exits while they still
+    // talk to the database can abort in the client library's teardown.
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for w in workers.into_iter().chain(housekeeping) {
-        let _ = w.join();
+    let released = workers.shutdown(&db, grace);
+    if released > 0 {
+        tracing::warn!(jobs = released, "jobs handed back to the queue at shutdown");
     }
+    if let Some(h) = housekeeping {
+        let _ = h.join();
+    }
+    tracing::info!("leaktrace stopped");
     served
 }

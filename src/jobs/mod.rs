@@ -20,8 +20,8 @@ pub mod build_reference_store;
 pub mod package_title;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Duration as Span;
 use serde::de::DeserializeOwned;
@@ -137,6 +137,23 @@ struct EndedDetail<'a> {
     reason: Option<&'a str>,
 }
 
+/// Audits the end of an attempt (`job_ended`).
+fn audit_end(
+    conn: &mut DbConnection,
+    case: Option<&str>,
+    attempt: AttemptDetail,
+    status: JobStatus,
+    reason: Option<&str>,
+) -> Result<(), AppError> {
+    let detail = detail_json(&EndedDetail {
+        attempt,
+        status,
+        reason,
+    });
+    audit::append(conn, case, "system", "job_ended", &detail)?;
+    Ok(())
+}
+
 /// An audit entry's detail as stored (plain data: it always serialises).
 pub fn detail_json(detail: &impl Serialize) -> String {
     serde_json::to_string(detail).unwrap_or_default()
@@ -149,6 +166,29 @@ pub struct Worker {
     /// This worker's name in job leases: unique per process and thread.
     pub owner: String,
     metrics: Option<Arc<Metrics>>,
+    /// The job it runs now, for whoever stops the process ([`Workers::shutdown`]).
+    holding: Arc<Holding>,
+}
+
+/// The attempt a worker thread runs now, seen from outside the thread.
+#[derive(Default)]
+struct Holding(Mutex<Option<Attempt>>);
+
+#[derive(Clone)]
+struct Attempt {
+    job_id: String,
+    number: i32,
+    case: Option<String>,
+}
+
+impl Holding {
+    fn set(&self, attempt: Option<Attempt>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = attempt;
+    }
+
+    fn get(&self) -> Option<Attempt> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl Worker {
@@ -165,6 +205,7 @@ impl Worker {
             secrets,
             owner,
             metrics: None,
+            holding: Arc::default(),
         }
     }
 
@@ -200,12 +241,24 @@ impl Worker {
         };
         tracing::info!(worker = %self.owner, job = %row.id, kind = %row.kind, attempt = row.attempts, "job claimed");
         let case = case_of(&row);
-        let started = std::time::Instant::now();
+        self.holding.set(Some(Attempt {
+            job_id: row.id.clone(),
+            number: row.attempts,
+            case: case.clone(),
+        }));
+        let ended = self.run_claimed(&row, case);
+        self.holding.set(None);
+        ended.map(|()| true)
+    }
+
+    /// Runs a claimed job and ends its attempt (unless it was no longer this worker's).
+    fn run_claimed(&self, row: &JobRow, case: Option<String>) -> Result<(), AppError> {
+        let started = Instant::now();
         let outcome = match row.kind {
-            JobKind::AnalyseCase => self.run_job::<analyse_case::AnalyseCase>(&row),
-            JobKind::PackageTitle => self.run_job::<package_title::PackageTitle>(&row),
+            JobKind::AnalyseCase => self.run_job::<analyse_case::AnalyseCase>(row),
+            JobKind::PackageTitle => self.run_job::<package_title::PackageTitle>(row),
             JobKind::BuildReferenceStore => {
-                self.run_job::<build_reference_store::BuildReferenceStore>(&row)
+                self.run_job::<build_reference_store::BuildReferenceStore>(row)
             }
         };
         let mut conn = self.db.conn()?;
@@ -218,7 +271,7 @@ impl Worker {
                 let reason = e.to_string();
                 tracing::warn!(job = %row.id, %reason, "job attempt failed");
                 let status =
-                    jobs::fail(&mut conn, &row.id, &self.owner, &reason, failure(&row, &e))?;
+                    jobs::fail(&mut conn, &row.id, &self.owner, &reason, failure(row, &e))?;
                 if let (Some(JobStatus::Queued), Some(case_id)) = (status, &case) {
                     // Back to the queue: the case waits for the next attempt.
                     cases::set_progress(
@@ -242,19 +295,20 @@ impl Worker {
         }
         // The end of the attempt, unless the job was no longer this worker's to end.
         if let Some(status) = status {
-            let detail = EndedDetail {
-                attempt: AttemptDetail {
-                    job_id: &row.id,
-                    attempt: row.attempts,
-                    worker: &self.owner,
-                },
-                status,
-                reason: reason.as_deref(),
+            let attempt = AttemptDetail {
+                job_id: &row.id,
+                attempt: row.attempts,
+                worker: &self.owner,
             };
-            let detail = detail_json(&detail);
-            audit::append(&mut conn, case.as_deref(), "system", "job_ended", &detail)?;
+            audit_end(
+                &mut conn,
+                case.as_deref(),
+                attempt,
+                status,
+                reason.as_deref(),
+            )?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Runs a job of kind `J` with the heartbeat beside it.
@@ -331,8 +385,85 @@ fn failure(row: &JobRow, e: &AppError) -> Failure {
     }
 }
 
-/// Starts `count` workers on their own threads; they stop when `stop` is set. With at least
-/// one worker and the reference store on, the stores titles lack are queued first.
+/// Why a released attempt ended, in its audit entry.
+const RELEASED: &str =
+    "released unfinished: its worker was stopped (shutdown); another worker takes it again";
+
+/// The worker threads of a process, stopped together by [`Workers::shutdown`].
+pub struct Workers {
+    threads: Vec<(std::thread::JoinHandle<()>, String, Arc<Holding>)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Workers {
+    /// How many worker threads started.
+    pub fn count(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Whether every worker thread has ended.
+    pub fn finished(&self) -> bool {
+        self.threads.iter().all(|(t, _, _)| t.is_finished())
+    }
+
+    /// Stops the workers: none claims another job; each running job gets `grace` to finish,
+    /// then whatever still runs is handed back to the queue ([`jobs::release`]: runnable at
+    /// once by another worker, the attempt not counted, its case queued again, audited) and
+    /// its thread is left behind, to end with the process. Jobs are idempotent, so the work
+    /// begun is simply done again. Returns how many jobs were handed back.
+    pub fn shutdown(self, db: &Db, grace: Duration) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + grace;
+        while !self.finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut released = 0;
+        for (thread, owner, holding) in self.threads {
+            if thread.is_finished() {
+                let _ = thread.join();
+                continue;
+            }
+            let Some(attempt) = holding.get() else {
+                continue;
+            };
+            match release(db, &owner, &attempt) {
+                Ok(true) => {
+                    released += 1;
+                    tracing::warn!(job = %attempt.job_id, worker = %owner, "job handed back unfinished at shutdown");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(job = %attempt.job_id, error = %e, "cannot hand the job back: it is taken again when its lease lapses");
+                }
+            }
+        }
+        released
+    }
+}
+
+/// Hands `owner`'s attempt back to the queue (see [`Workers::shutdown`]); `false` when the
+/// job was no longer its own (it ended meanwhile, or its lease was taken over).
+fn release(db: &Db, owner: &str, attempt: &Attempt) -> Result<bool, AppError> {
+    let mut conn = db.conn()?;
+    if !jobs::release(&mut conn, &attempt.job_id, owner)? {
+        return Ok(false);
+    }
+    if let Some(case_id) = &attempt.case {
+        cases::set_progress(&mut conn, case_id, formats::case::CaseStatus::Queued, 0.0)?;
+    }
+    let detail = AttemptDetail {
+        job_id: &attempt.job_id,
+        attempt: attempt.number,
+        worker: owner,
+    };
+    let case = attempt.case.as_deref();
+    audit_end(&mut conn, case, detail, JobStatus::Queued, Some(RELEASED))?;
+    Ok(true)
+}
+
+/// Starts `count` workers on their own threads; they stop when `stop` is set (see
+/// [`Workers::shutdown`]). With at least one worker and the reference store on, the stores
+/// titles lack are queued first.
 pub fn spawn_workers(
     config: &Config,
     db: &Db,
@@ -340,7 +471,7 @@ pub fn spawn_workers(
     count: u32,
     metrics: &Arc<Metrics>,
     stop: Arc<AtomicBool>,
-) -> Vec<std::thread::JoinHandle<()>> {
+) -> Workers {
     if count > 0 && config.analysis.reference_store {
         match build_reference_store::queue_missing(db, config) {
             Ok(0) => {}
@@ -348,23 +479,25 @@ pub fn spawn_workers(
             Err(e) => tracing::warn!(error = %e, "cannot queue the missing reference stores"),
         }
     }
-    (0..count as usize)
-        .map(|i| {
+    let threads = (0..count as usize)
+        .filter_map(|i| {
             let worker = Worker::new(config.clone(), db.clone(), secrets.clone(), i)
                 .with_metrics(metrics.clone());
+            let (owner, holding) = (worker.owner.clone(), worker.holding.clone());
             let stop = stop.clone();
-            std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("worker-{i}"))
-                .spawn(move || worker.run_until(&stop))
-        })
-        .filter_map(|spawned| match spawned {
-            Ok(handle) => Some(handle),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start a worker");
-                None
+                .spawn(move || worker.run_until(&stop));
+            match spawned {
+                Ok(handle) => Some((handle, owner, holding)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a worker");
+                    None
+                }
             }
         })
-        .collect()
+        .collect();
+    Workers { threads, stop }
 }
 
 #[cfg(test)]

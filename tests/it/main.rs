@@ -17,6 +17,7 @@ mod package;
 mod protocol;
 mod roles;
 mod serve;
+mod shutdown;
 mod stream_monitoring;
 mod stream_session;
 mod viewer_auth;

@@ -595,6 +595,35 @@ fn jobs_claim_heartbeat_progress_and_finish() {
 }
 
 #[test]
+fn a_released_job_is_queued_again_at_once_without_spending_an_attempt() {
+    use super::repo::jobs::{self, JobKind, JobStatus};
+    use chrono::Duration;
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let lease = Duration::seconds(600);
+    let job = jobs::enqueue(&mut conn, JobKind::PackageTitle, "{}", 3).unwrap();
+    let held = jobs::claim(&mut conn, "w1", lease).unwrap().unwrap();
+    assert_eq!(held.attempts, 1);
+    assert!(
+        !jobs::release(&mut conn, &job.id, "w2").unwrap(),
+        "not w2's"
+    );
+    assert!(jobs::release(&mut conn, &job.id, "w1").unwrap());
+    let back = jobs::get(&mut conn, &job.id).unwrap();
+    assert_eq!((back.status, back.attempts), (JobStatus::Queued, 0));
+    assert!(back.lease_owner.is_none() && back.lease_expires_at.is_none());
+    // Another worker takes it at once, not when the 600 s lease would have lapsed.
+    let again = jobs::claim(&mut conn, "w2", lease).unwrap().unwrap();
+    assert_eq!((again.id, again.attempts), (job.id.clone(), 1));
+    assert!(
+        !jobs::release(&mut conn, &job.id, "w1").unwrap(),
+        "w1 lost it"
+    );
+    assert!(!jobs::succeed(&mut conn, &job.id, "w1").unwrap());
+}
+
+#[test]
 fn a_job_of_a_kind_this_build_does_not_know_is_left_for_a_worker_that_does() {
     use super::repo::jobs::{self, JobKind};
     let t = TestDatabase::new();

@@ -30,6 +30,24 @@ pub struct ClipSpec<'a> {
     pub codec: &'a [&'a str],
 }
 
+/// The bytes of a `seconds` long 640x360 H.264 clip without audio: a source to package that
+/// takes long enough to catch its job running.
+pub fn packaging_source(dir: &Path, seconds: f64) -> Vec<u8> {
+    let path = clip(
+        dir,
+        "source.mp4",
+        &ClipSpec {
+            size: "640x360",
+            rate: "25",
+            seconds,
+            audio: false,
+            vf: None,
+            codec: &["-c:v", "libx264", "-crf", "20"],
+        },
+    );
+    std::fs::read(path).expect("the source clip")
+}
+
 pub fn clip(dir: &Path, name: &str, spec: &ClipSpec) -> PathBuf {
     let out = dir.join(name);
     let seconds = spec.seconds;

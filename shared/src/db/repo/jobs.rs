@@ -286,6 +286,25 @@ pub fn succeed(conn: &mut DbConnection, id: &str, owner: &str) -> Result<bool, D
     Ok(n == 1)
 }
 
+/// Hands a held job back to the queue, runnable at once, without counting the attempt: its
+/// worker is stopping (graceful shutdown), and the job has not failed. `false` when it was no
+/// longer held.
+pub fn release(conn: &mut DbConnection, id: &str, owner: &str) -> Result<bool, DbError> {
+    let t = now();
+    let n = diesel::update(held_by!(id, owner))
+        .set((
+            jobs::status.eq(JobStatus::Queued.as_str()),
+            jobs::attempts.eq(jobs::attempts - 1),
+            jobs::progress.eq(0.0),
+            jobs::lease_owner.eq(None::<String>),
+            jobs::lease_expires_at.eq(None::<NaiveDateTime>),
+            jobs::run_after.eq(t),
+            jobs::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// How a failed attempt ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
