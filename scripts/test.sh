@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian 12 / Ubuntu machine: installs what is missing,
 # checks formatting and lints, then runs every test against SQLite and against a throwaway
-# PostgreSQL started here (and stopped again, whatever happens), then fuzzes the HTTP API
+# PostgreSQL started here (and stopped again, whatever happens), with a Garage object store
+# for the storage tests (built once, scripts/lib/garage.sh), then fuzzes the HTTP API
 # against its OpenAPI document (scripts/fuzz-api.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 . scripts/lib/postgres.sh
+. scripts/lib/garage.sh
 
 ensure_rust
 ensure_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+ensure_garage
 
 RESULTS=$(mktemp /tmp/leaktrace-test-results.XXXXXX)
 cleanup() { stop_postgres; rm -f "$RESULTS"; }

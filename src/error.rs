@@ -105,6 +105,9 @@ pub enum AppError {
     /// `leaktrace doctor` could not look.
     #[error(transparent)]
     Doctor(#[from] crate::doctor::DoctorError),
+    /// The bucket behind the data dir failed (or its settings are wrong).
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
 }
 
 impl AppError {
@@ -148,7 +151,8 @@ impl AppError {
             | AppError::Io { .. }
             | AppError::Server(_)
             | AppError::DoctorFindings(_)
-            | AppError::Doctor(_) => false,
+            | AppError::Doctor(_)
+            | AppError::Storage(_) => false,
         }
     }
 
@@ -183,6 +187,7 @@ impl AppError {
             AppError::Server(_) => "server_failed",
             AppError::DoctorFindings(_) => "findings_remain",
             AppError::Doctor(_) => "doctor_failed",
+            AppError::Storage(_) => "storage_failed",
         }
     }
 
@@ -194,6 +199,7 @@ impl AppError {
             AppError::SourceGone(_) => "the source file is gone".into(),
             AppError::Manifest(_) => "the title's package manifest is unreadable".into(),
             AppError::Io { action, .. } => format!("the server cannot {action} a file"),
+            AppError::Storage(_) => "the storage behind the server failed".into(),
             AppError::Media(_) | AppError::Package(_) | AppError::Extract(_) => {
                 format!("the media cannot be used ({})", self.code())
             }

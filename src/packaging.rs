@@ -89,12 +89,17 @@ pub fn overall(p: Progress) -> f64 {
     }
 }
 
-/// Packages `input` as `spec` into the data dir and records the title; nothing stays behind
-/// on failure.
+/// The folders of a title that are not published to a bucket: the source as received and
+/// packaging's scratch files.
+pub const TITLE_LOCAL_ONLY: &[&str] = &["source", "work"];
+
+/// Packages `input` as `spec` into the data dir (and the bucket, when there is one) and
+/// records the title; nothing stays behind on failure.
 pub fn package_and_record(
     config: &Config,
     db: &Db,
     secrets: &Secrets,
+    storage: &storage::Storage,
     input: &Path,
     spec: &TitleSpec,
     on_progress: &mut dyn FnMut(Progress),
@@ -111,6 +116,14 @@ pub fn package_and_record(
             },
         )?;
     let folder = packaged.commit()?;
+    let relative = DataLayout::relative_title_dir(&video_id);
+    // With a bucket, every file is there before the row makes the title visible (the
+    // manifest last); the source and scratch files stay here.
+    if let Err(e) = storage.publish(&relative, TITLE_LOCAL_ONLY, "package.json") {
+        let _ = std::fs::remove_dir_all(&folder);
+        let _ = storage.remove(&relative);
+        return Err(e.into());
+    }
     let record = NewVideo {
         id: video_id.clone(),
         title: manifest.title.clone(),
@@ -121,7 +134,7 @@ pub fn package_and_record(
         height: manifest.video.height as i32,
         frame_rate: manifest.video.frame_rate[0] as f64 / manifest.video.frame_rate[1] as f64,
         has_audio: manifest.audio.is_some(),
-        storage_dir: DataLayout::relative_title_dir(&video_id),
+        storage_dir: relative.clone(),
         sealed_secret,
         source_sha256: manifest.source.sha256.clone(),
         created_at: now(),
@@ -135,6 +148,7 @@ pub fn package_and_record(
         Err(e) => {
             // Nothing may stay behind without its database row.
             let _ = std::fs::remove_dir_all(&folder);
+            let _ = storage.remove(&relative);
             return Err(e);
         }
     };

@@ -96,6 +96,7 @@ pub struct Config {
     pub jobs: Jobs,
     pub reports: Reports,
     pub metrics: MetricsConfig,
+    pub storage: StorageConfig,
     /// Settings given under a deprecated name, one notice each, for the log once it is set
     /// up (assembly itself has nowhere to log to).
     pub deprecations: Vec<String>,
@@ -311,6 +312,30 @@ pub struct MetricsConfig {
     pub bind: Option<String>,
 }
 
+/// Where titles live beyond this machine (see the `storage` crate). Without `url`, the data
+/// dir alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// `s3://bucket` or `s3://bucket/prefix`.
+    pub url: Option<String>,
+    /// The S3 endpoint, e.g. `http://127.0.0.1:3900`; AWS's when unset.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// MiB of fetched objects kept in the data dir.
+    pub cache_mib: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: None,
+            endpoint: None,
+            region: "us-east-1".into(),
+            cache_mib: 10_240,
+        }
+    }
+}
+
 /// Shortest metrics token accepted.
 pub const METRICS_TOKEN_MIN_LEN: usize = 16;
 
@@ -350,6 +375,7 @@ impl Default for Config {
             jobs: Jobs::default(),
             reports: Reports::default(),
             metrics: MetricsConfig::default(),
+            storage: StorageConfig::default(),
             deprecations: Vec::new(),
         }
     }
@@ -381,6 +407,17 @@ pub struct PartialConfig {
     pub reports: PartialReports,
     #[serde(default)]
     pub metrics: PartialMetrics,
+    #[serde(default)]
+    pub storage: PartialStorage,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialStorage {
+    pub url: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub cache_mib: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -559,6 +596,12 @@ impl PartialConfig {
                 token: get("LEAKTRACE_METRICS_TOKEN").map(SecretString),
                 bind: get("LEAKTRACE_METRICS_BIND"),
             },
+            storage: PartialStorage {
+                url: get("LEAKTRACE_STORAGE_URL"),
+                endpoint: get("LEAKTRACE_STORAGE_ENDPOINT"),
+                region: get("LEAKTRACE_STORAGE_REGION"),
+                cache_mib: parse_env(env, "LEAKTRACE_STORAGE_CACHE_MIB")?,
+            },
         })
     }
 }
@@ -664,6 +707,19 @@ impl Config {
         }
         if let Some(v) = layer.metrics.bind {
             self.metrics.bind = Some(v);
+        }
+        let (st, l) = (&mut self.storage, layer.storage);
+        if let Some(v) = l.url {
+            st.url = Some(v);
+        }
+        if let Some(v) = l.endpoint {
+            st.endpoint = Some(v);
+        }
+        if let Some(v) = l.region {
+            st.region = v;
+        }
+        if let Some(v) = l.cache_mib {
+            st.cache_mib = v;
         }
         let (e, l) = (&mut self.evidence, layer.evidence);
         if let Some(v) = l.max_upload_bytes {
@@ -834,6 +890,23 @@ impl Config {
                 });
             }
         }
+        if let Some(url) = &self.storage.url {
+            let bucket = url
+                .strip_prefix("s3://")
+                .map(|r| r.split('/').next().unwrap_or(""));
+            if bucket.is_none_or(str::is_empty) {
+                return Err(ConfigError::Value {
+                    key: "storage.url".into(),
+                    message: format!("'{url}' is not s3://bucket or s3://bucket/prefix"),
+                });
+            }
+        }
+        if self.storage.cache_mib < 64 {
+            return Err(ConfigError::Value {
+                key: "storage.cache_mib".into(),
+                message: "must be at least 64".into(),
+            });
+        }
         if let Some(token) = &self.metrics.token {
             let t = token.expose();
             if t.len() < METRICS_TOKEN_MIN_LEN || !t.chars().all(|c| c.is_ascii_graphic()) {
@@ -883,6 +956,14 @@ impl Config {
             jobs: Jobs,
             reports: &'a Reports,
             metrics: MetricsView<'a>,
+            storage: StorageView<'a>,
+        }
+        #[derive(Serialize)]
+        struct StorageView<'a> {
+            url: &'a str,
+            endpoint: &'a str,
+            region: &'a str,
+            cache_mib: u64,
         }
         #[derive(Serialize)]
         struct MetricsView<'a> {
@@ -943,6 +1024,16 @@ impl Config {
                     .bind
                     .as_deref()
                     .unwrap_or("<none: no metrics listener>"),
+            },
+            storage: StorageView {
+                url: self
+                    .storage
+                    .url
+                    .as_deref()
+                    .unwrap_or("<none: the data dir alone>"),
+                endpoint: self.storage.endpoint.as_deref().unwrap_or("<AWS>"),
+                region: &self.storage.region,
+                cache_mib: self.storage.cache_mib,
             },
         };
         toml::to_string(&doc).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
@@ -1227,6 +1318,33 @@ mod tests {
             err.to_string().contains("LEAKTRACE_REFERENCE_STORE"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn storage_is_the_data_dir_unless_a_bucket_is_named() {
+        assert_eq!(Config::default().storage.url, None);
+        let e = env(&[
+            ("LEAKTRACE_STORAGE_URL", "s3://titles/prod"),
+            ("LEAKTRACE_STORAGE_ENDPOINT", "http://127.0.0.1:3900"),
+            ("LEAKTRACE_STORAGE_REGION", "garage"),
+            ("LEAKTRACE_STORAGE_CACHE_MIB", "512"),
+        ]);
+        let c = Config::assemble(None, &e, PartialConfig::default()).unwrap();
+        assert_eq!(c.storage.url.as_deref(), Some("s3://titles/prod"));
+        assert_eq!(
+            (c.storage.region.as_str(), c.storage.cache_mib),
+            ("garage", 512)
+        );
+        assert!(c.to_redacted_toml().contains("s3://titles/prod"));
+        for (key, value) in [
+            ("LEAKTRACE_STORAGE_URL", "titles"),
+            ("LEAKTRACE_STORAGE_URL", "s3:///prefix"),
+            ("LEAKTRACE_STORAGE_CACHE_MIB", "1"),
+        ] {
+            let err = Config::assemble(None, &env(&[(key, value)]), PartialConfig::default())
+                .unwrap_err();
+            assert!(err.to_string().contains("storage."), "{value}: {err}");
+        }
     }
 
     #[test]

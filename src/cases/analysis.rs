@@ -59,6 +59,7 @@ fn metadata_layer(path: &Path, signer: &MarkerSigner) -> Option<MetadataLayer> {
 fn reference_titles(
     config: &Config,
     db: &Db,
+    storage: &storage::Storage,
     video: Option<&str>,
 ) -> Result<Vec<ReferenceTitle>, AppError> {
     let rows = match video {
@@ -70,6 +71,8 @@ fn reference_titles(
     };
     rows.iter()
         .map(|v| {
+            // With a bucket: the title's files (its reference store with them) fetched here.
+            storage.materialize(&v.storage_dir, crate::packaging::TITLE_LOCAL_ONLY)?;
             Ok(ReferenceTitle::load(
                 &v.id,
                 config.layout().title(&v.storage_dir),
@@ -203,12 +206,13 @@ pub fn run_case(
     config: &Config,
     db: &Db,
     secrets: &Secrets,
+    storage: &storage::Storage,
     case: &CaseRow,
     actor: &str,
     progress: Progress,
 ) -> Result<CaseResult, AppError> {
     let suspect = Path::new(&case.stored_path);
-    let titles = reference_titles(config, db, case.video_id.as_deref())?;
+    let titles = reference_titles(config, db, storage, case.video_id.as_deref())?;
     audit::append(
         &mut *db.conn()?,
         Some(&case.id),

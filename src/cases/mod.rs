@@ -167,6 +167,7 @@ pub fn analyse(
     config: &Config,
     db: &Db,
     secrets: &Secrets,
+    storage: &storage::Storage,
     suspect: &Path,
     video: Option<&str>,
     submitter: &Submitter,
@@ -196,5 +197,13 @@ pub fn analyse(
         },
         CaseStatus::Running,
     )?;
-    analysis::run_case(config, db, secrets, &case, &submitter.actor(), &|_| {})
+    analysis::run_case(
+        config,
+        db,
+        secrets,
+        storage,
+        &case,
+        &submitter.actor(),
+        &|_| {},
+    )
 }

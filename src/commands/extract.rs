@@ -20,6 +20,7 @@ pub fn run(config: &Config, args: ExtractArgs) -> Result<(), AppError> {
         config,
         &db,
         &secrets,
+        &*super::open_storage(config)?,
         &args.suspect,
         args.video.as_deref(),
         &submitter,

@@ -86,6 +86,7 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
                         secrets: secrets.clone(),
                         started: std::time::Instant::now(),
                         metrics: metrics.clone(),
+                        storage: open_storage(&config)?,
                     });
                     Some(std::thread::spawn(move || {
                         actix_web::rt::System::new().block_on(async move {
@@ -98,10 +99,12 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
                 }
                 None => None,
             };
+            let storage = open_storage(&config)?;
             let workers = crate::jobs::spawn_workers(
                 &config,
                 &db,
                 &secrets,
+                &storage,
                 threads.max(1),
                 &metrics,
                 stop.clone(),
@@ -124,6 +127,21 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
             crate::http::serve(&config, db, &secrets)
         }
     }
+}
+
+/// The storage the configuration names: the data dir alone, or a bucket behind it.
+pub(crate) fn open_storage(config: &Config) -> Result<std::sync::Arc<storage::Storage>, AppError> {
+    let settings = storage::Settings {
+        url: config.storage.url.clone(),
+        endpoint: config.storage.endpoint.clone(),
+        region: config.storage.region.clone(),
+        cache_bytes: config.storage.cache_mib.saturating_mul(1 << 20),
+        credentials: None,
+    };
+    Ok(std::sync::Arc::new(storage::Storage::open(
+        &settings,
+        &config.data_dir,
+    )?))
 }
 
 /// Checks the data dir, connects, and applies pending migrations (returned).

@@ -68,8 +68,15 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
             show(bar, p);
         }
     };
-    let packaged =
-        packaging::package_and_record(config, &db, &secrets, &args.input, &spec, &mut on_progress)?;
+    let packaged = packaging::package_and_record(
+        config,
+        &db,
+        &secrets,
+        &*super::open_storage(config)?,
+        &args.input,
+        &spec,
+        &mut on_progress,
+    )?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

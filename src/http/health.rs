@@ -46,7 +46,7 @@ struct DatabaseCheck {
 
 #[derive(Serialize)]
 struct StorageCheck {
-    /// Where titles, uploads and reports live: `folder` (the data dir).
+    /// Where titles live: `folder` (the data dir) or `s3` (a bucket behind it).
     kind: &'static str,
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,18 +80,24 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             }
         }
     };
-    let videos = state.config.layout().videos();
-    let reachable = web::block(move || std::fs::metadata(&videos).map(|m| m.is_dir())).await;
+    let store = state.storage.clone();
+    let kind = if store.is_remote() { "s3" } else { "folder" };
+    let reachable = web::block(move || store.check()).await;
     let storage = match reachable {
-        Ok(Ok(true)) => StorageCheck {
-            kind: "folder",
+        Ok(Ok(())) => StorageCheck {
+            kind,
             status: "ok",
             error: None,
         },
         other => {
-            tracing::warn!(result = ?other.map(|r| r.map_err(|e| e.kind())), "readiness: the titles folder is not reachable");
+            let why = match other {
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+                Ok(Ok(())) => String::new(),
+            };
+            tracing::warn!(error = %why, "readiness: the storage is not reachable");
             StorageCheck {
-                kind: "folder",
+                kind,
                 status: "error",
                 error: Some("storage_unreachable"),
             }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub started: Instant,
     /// This process's counters, shown by `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Where titles live (the data dir, and the bucket behind it when there is one).
+    pub storage: Arc<storage::Storage>,
 }
 
 /// Registers every route. Unknown paths and methods answer with the JSON error shape.
@@ -197,6 +199,7 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
     let dummy_password_hash = password::unguessable_hash()?;
     let tokens = TokenKeys::new(secrets.jwt_key());
     let metrics = Arc::new(Metrics::new(&db));
+    let storage = crate::commands::open_storage(config)?;
     // The titles folder exists from the start: readiness reports its absence as a failure.
     let videos = config.layout().videos();
     std::fs::create_dir_all(&videos).map_err(AppError::io("create", &videos))?;
@@ -204,21 +207,25 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
         db: db.clone(),
         tokens: tokens.clone(),
     });
-    let streaming_state = web::Data::new(StreamingState::new(
-        db.clone(),
-        tokens,
-        dummy_password_hash,
-        *secrets.master_key(),
-        config.layout(),
-        config.monitoring,
-        metrics.clone(),
-    ));
+    let streaming_state = web::Data::new(
+        StreamingState::new(
+            db.clone(),
+            tokens,
+            dummy_password_hash,
+            *secrets.master_key(),
+            config.layout(),
+            config.monitoring,
+        )
+        .with_metrics(metrics.clone())
+        .with_storage(storage.clone()),
+    );
     // Analysis workers beside the server, stopped when it stops.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let workers = crate::jobs::spawn_workers(
         config,
         &db,
         secrets,
+        &storage,
         config.jobs.workers,
         &metrics,
         stop.clone(),
@@ -231,6 +238,7 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
         secrets: secrets.clone(),
         started: Instant::now(),
         metrics: metrics.clone(),
+        storage,
     });
     let metrics_listener = config
         .metrics

@@ -58,6 +58,15 @@ impl Job for AnalyseCase {
             case
         };
         let actor = format!("worker:{}", cx.worker);
-        analysis::run_case(cx.config, cx.db, cx.secrets, &case, &actor, cx.progress).map(|_| ())
+        analysis::run_case(
+            cx.config,
+            cx.db,
+            cx.secrets,
+            cx.storage,
+            &case,
+            &actor,
+            cx.progress,
+        )
+        .map(|_| ())
     }
 }

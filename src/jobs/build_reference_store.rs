@@ -24,9 +24,14 @@ impl Job for BuildReferenceStore {
         let video_id = &self.video_id;
         let row = videos::get(&mut *cx.db.conn()?, video_id)?;
         let layout = cx.config.layout().title(&row.storage_dir);
-        if forensics::refstore::exists(&layout) {
+        if store_published(cx.storage, &row.storage_dir, &layout)? {
             return Ok(());
         }
+        // With a bucket: the variants fetched here first (this worker may not have packaged
+        // the title).
+        let mut local_only = crate::packaging::TITLE_LOCAL_ONLY.to_vec();
+        local_only.push(STORE_DIR);
+        cx.storage.materialize(&row.storage_dir, &local_only)?;
         let manifest = formats::package::PackageManifest::read(&layout)?;
         let work = cx
             .config
@@ -42,9 +47,28 @@ impl Job for BuildReferenceStore {
         );
         let _ = std::fs::remove_dir_all(&work);
         let bytes = built?;
+        // With a bucket, published with its first unit last: the marker readers look for.
+        let store = format!("{}/{STORE_DIR}", row.storage_dir);
+        cx.storage.publish(&store, &[], "1.lts")?;
         tracing::info!(%video_id, bytes, "reference store built");
         Ok(())
     }
+}
+
+/// A title's reference store folder, relative to the title's.
+const STORE_DIR: &str = "reference/units";
+
+/// Whether the title in `dir` has its reference store: here, or in the bucket when there is
+/// one (a store published whole has its first unit there).
+fn store_published(
+    storage: &storage::Storage,
+    dir: &str,
+    layout: &formats::layout::Layout,
+) -> Result<bool, AppError> {
+    if !storage.is_remote() {
+        return Ok(forensics::refstore::exists(layout));
+    }
+    Ok(storage.exists(&format!("{dir}/{STORE_DIR}/1.lts"))?)
 }
 
 /// Queues the building of a title's reference store.
@@ -57,7 +81,11 @@ pub fn enqueue(db: &Db, config: &Config, video_id: &str) -> Result<(), AppError>
 
 /// Queues the reference store of every title that has none and no job building one (titles
 /// packaged while the store was switched off, or whose job failed for good); how many.
-pub fn queue_missing(db: &Db, config: &Config) -> Result<usize, AppError> {
+pub fn queue_missing(
+    db: &Db,
+    config: &Config,
+    storage: &storage::Storage,
+) -> Result<usize, AppError> {
     let (titles, pending) = {
         let mut conn = db.conn()?;
         (
@@ -73,7 +101,7 @@ pub fn queue_missing(db: &Db, config: &Config) -> Result<usize, AppError> {
     let mut count = 0;
     for title in titles {
         let layout = config.layout().title(&title.storage_dir);
-        if queued.contains(&title.id) || forensics::refstore::exists(&layout) {
+        if queued.contains(&title.id) || store_published(storage, &title.storage_dir, &layout)? {
             continue;
         }
         enqueue(db, config, &title.id)?;

@@ -45,6 +45,8 @@ pub struct Context<'a> {
     pub config: &'a Config,
     pub db: &'a Db,
     pub secrets: &'a Secrets,
+    /// Where titles live (the data dir, and the bucket behind it when there is one).
+    pub storage: &'a storage::Storage,
     /// The job's row: attempts so far, its id.
     pub row: &'a JobRow,
     /// The worker's name in leases and audit entries.
@@ -163,6 +165,7 @@ pub struct Worker {
     config: Config,
     db: Db,
     secrets: Secrets,
+    storage: Arc<storage::Storage>,
     /// This worker's name in job leases: unique per process and thread.
     pub owner: String,
     metrics: Option<Arc<Metrics>>,
@@ -192,7 +195,13 @@ impl Holding {
 }
 
 impl Worker {
-    pub fn new(config: Config, db: Db, secrets: Secrets, index: usize) -> Worker {
+    pub fn new(
+        config: Config,
+        db: Db,
+        secrets: Secrets,
+        storage: Arc<storage::Storage>,
+        index: usize,
+    ) -> Worker {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         let owner = format!(
             "{host}/{}/{index}/{}",
@@ -203,6 +212,7 @@ impl Worker {
             config,
             db,
             secrets,
+            storage,
             owner,
             metrics: None,
             holding: Arc::default(),
@@ -325,6 +335,7 @@ impl Worker {
                 config: &self.config,
                 db: &self.db,
                 secrets: &self.secrets,
+                storage: &self.storage,
                 row,
                 worker: &self.owner,
                 progress: &report,
@@ -468,12 +479,13 @@ pub fn spawn_workers(
     config: &Config,
     db: &Db,
     secrets: &Secrets,
+    storage: &Arc<storage::Storage>,
     count: u32,
     metrics: &Arc<Metrics>,
     stop: Arc<AtomicBool>,
 ) -> Workers {
     if count > 0 && config.analysis.reference_store {
-        match build_reference_store::queue_missing(db, config) {
+        match build_reference_store::queue_missing(db, config, storage) {
             Ok(0) => {}
             Ok(n) => tracing::info!(titles = n, "reference stores queued for titles without one"),
             Err(e) => tracing::warn!(error = %e, "cannot queue the missing reference stores"),
@@ -481,8 +493,14 @@ pub fn spawn_workers(
     }
     let threads = (0..count as usize)
         .filter_map(|i| {
-            let worker = Worker::new(config.clone(), db.clone(), secrets.clone(), i)
-                .with_metrics(metrics.clone());
+            let worker = Worker::new(
+                config.clone(),
+                db.clone(),
+                secrets.clone(),
+                storage.clone(),
+                i,
+            )
+            .with_metrics(metrics.clone());
             let (owner, holding) = (worker.owner.clone(), worker.holding.clone());
             let stop = stop.clone();
             let spawned = std::thread::Builder::new()

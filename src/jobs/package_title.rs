@@ -71,6 +71,7 @@ impl Job for PackageTitle {
                 cx.config,
                 cx.db,
                 cx.secrets,
+                cx.storage,
                 &self.source,
                 &self.spec,
                 &mut |p| (cx.progress)(packaging::overall(p)),

@@ -36,11 +36,21 @@ pub struct Title {
 }
 
 impl Title {
-    fn load(master_key: &[u8; 32], data: &DataLayout, video: &VideoRow) -> Result<Title, ApiError> {
+    fn load(
+        master_key: &[u8; 32],
+        data: &DataLayout,
+        storage: &storage::Storage,
+        video: &VideoRow,
+    ) -> Result<Title, ApiError> {
         let layout = data.title(&video.storage_dir);
+        // With a bucket, each file is fetched here first when this machine lacks it.
         let read = |path: std::path::PathBuf| {
+            let path = storage.ensure(&path).map_err(ApiError::internal)?;
             std::fs::read(&path).map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))
         };
+        storage
+            .ensure(&layout.manifest())
+            .map_err(ApiError::internal)?;
         let package = PackageManifest::read(&layout).map_err(ApiError::internal)?;
         let secret = sealing::open_video_secret(master_key, &video.id, &video.sealed_secret)
             .map_err(|e| ApiError::internal(format!("the video secret cannot be unsealed: {e}")))?;
@@ -108,9 +118,9 @@ impl Caches {
         state.metrics.cache_lookup(CacheName::Title, false);
         let id = video_id.to_string();
         let video = state.db.run(move |c| videos::get(c, &id)).await?;
-        let (key, dir) = (state.master_key, state.data.clone());
+        let (key, dir, storage) = (state.master_key, state.data.clone(), state.storage.clone());
         let title = Arc::new(
-            actix_web::web::block(move || Title::load(&key, &dir, &video))
+            actix_web::web::block(move || Title::load(&key, &dir, &storage, &video))
                 .await
                 .map_err(ApiError::internal)??,
         );

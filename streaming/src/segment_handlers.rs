@@ -126,14 +126,14 @@ pub async fn segment(
             let variant = keys
                 .variant(unit)
                 .ok_or_else(|| ApiError::internal("code shorter than the title"))?;
-            read_after_room(s.title.layout.video_unit(variant, unit)).await?
+            read_after_room(&state, s.title.layout.video_unit(variant, unit)).await?
         }
         Segment::Audio(k) => {
             let audio = package.audio.as_ref().ok_or_else(no_segment)?;
             if k > audio.segment_count {
                 return Err(no_segment());
             }
-            read_after_room(s.title.layout.audio_unit(k)).await?
+            read_after_room(&state, s.title.layout.audio_unit(k)).await?
         }
     };
     let aad = crypto::segment_aad(&s.session.id, &name);
@@ -156,10 +156,16 @@ pub async fn segment(
         .body(body))
 }
 
-/// The file's bytes after `NONCE_LEN` bytes of room, read on the blocking pool.
-async fn read_after_room(path: std::path::PathBuf) -> Result<Vec<u8>, ApiError> {
+/// The file's bytes after `NONCE_LEN` bytes of room, read on the blocking pool (fetched from
+/// the bucket first when there is one and this machine lacks the file).
+async fn read_after_room(
+    state: &StreamingState,
+    path: std::path::PathBuf,
+) -> Result<Vec<u8>, ApiError> {
+    let storage = state.storage.clone();
     web::block(move || -> std::io::Result<Vec<u8>> {
         use std::io::Read;
+        let path = storage.ensure(&path).map_err(std::io::Error::other)?;
         let mut file = std::fs::File::open(&path)?;
         let len = file.metadata()?.len() as usize;
         let mut buf = Vec::with_capacity(sealing::NONCE_LEN + len + sealing::TAG_LEN);

@@ -28,6 +28,9 @@ pub struct StreamingState {
     pub probes: crate::probes::Probes,
     /// This process's counters (`/metrics`).
     pub metrics: std::sync::Arc<Metrics>,
+    /// Where titles live: segments are read from the data dir, fetched from the bucket
+    /// behind it first when this machine lacks them.
+    pub storage: std::sync::Arc<storage::Storage>,
     /// Password hashes checked at once (Argon2 takes tens of MiB and a core each).
     hashing: tokio::sync::Semaphore,
 }
@@ -40,8 +43,9 @@ impl StreamingState {
         master_key: [u8; 32],
         data: DataLayout,
         monitoring: Monitoring,
-        metrics: std::sync::Arc<Metrics>,
     ) -> Self {
+        let metrics = std::sync::Arc::new(Metrics::new(&db));
+        let storage = std::sync::Arc::new(storage::Storage::folder(&data.root));
         StreamingState {
             db,
             tokens,
@@ -54,10 +58,23 @@ impl StreamingState {
             activity: Activity::default(),
             probes: crate::probes::Probes::default(),
             metrics,
+            storage,
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
         }
+    }
+
+    /// Counts into `metrics` (instead of a registry of its own).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Reads titles through `storage` (instead of the data dir alone).
+    pub fn with_storage(mut self, storage: std::sync::Arc<storage::Storage>) -> Self {
+        self.storage = storage;
+        self
     }
 
     /// Checks `password` against `hash` on the blocking pool, at most one per core at once.

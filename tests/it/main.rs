@@ -18,6 +18,7 @@ mod protocol;
 mod roles;
 mod serve;
 mod shutdown;
+mod storage;
 mod stream_monitoring;
 mod stream_session;
 mod viewer_auth;

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod contract;
 pub mod evidence;
+pub mod garage;
 pub mod jobs;
 pub mod leaks;
 pub mod media;
@@ -34,7 +35,9 @@ fn scrub_env(c: &mut Command) {
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub data_dir: PathBuf,
-    pub database: TestDatabase,
+    pub database: std::rc::Rc<TestDatabase>,
+    /// Environment every command of this harness gets (`LEAKTRACE_*`, `AWS_*`).
+    env: Vec<(String, String)>,
 }
 
 impl Harness {
@@ -44,7 +47,27 @@ impl Harness {
         Harness {
             dir,
             data_dir,
-            database: TestDatabase::new(),
+            database: std::rc::Rc::new(TestDatabase::new()),
+            env: Vec::new(),
+        }
+    }
+
+    /// Every command of this harness also gets `env`.
+    pub fn with_env(mut self, env: &[(String, String)]) -> Self {
+        self.env.extend(env.iter().cloned());
+        self
+    }
+
+    /// Another machine of the same deployment: its own data dir (so its own files), the same
+    /// database and environment.
+    pub fn another_machine(&self) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        Harness {
+            dir,
+            data_dir,
+            database: self.database.clone(),
+            env: self.env.clone(),
         }
     }
 
@@ -57,6 +80,7 @@ impl Harness {
             .arg(&self.data_dir)
             .arg("--database-url")
             .arg(&self.database.url)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         c
     }

@@ -1,0 +1,445 @@
+//! Where titles live beyond one machine: the data dir alone (the embedded default), or an
+//! S3-compatible bucket (AWS S3, MinIO, Garage, Ceph RGW) with the data dir as this machine's
+//! bounded cache of it.
+//!
+//! Keys are paths relative to the data dir (`videos/<id>/video/a/3.m4s`), so the code that
+//! reads files keeps reading the data dir: with a bucket, [`Storage::local`] (one file) and
+//! [`Storage::materialize`] (a folder) first fetch what this machine lacks, and
+//! [`Storage::publish`] uploads a folder written here. A folder is published file by file
+//! with its marker file last (a title's `package.json`, a reference store's `units/1.lts`),
+//! so a reader that finds the marker finds everything; the database row written after it is
+//! what makes a title visible at all. Files fetched from the bucket are counted against
+//! `cache_bytes` and the least recently used are removed from the data dir past it.
+//!
+//! The folder backend does nothing but answer the data dir's paths: one machine, or several
+//! sharing one network folder, as before.
+//!
+//! Credentials for a bucket come from the usual environment (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`); S3 signing is `object_store`'s.
+
+mod cache;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::cache::Cache;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage settings: {0}")]
+    Settings(String),
+    #[error("object {key}: {reason}")]
+    Object { key: String, reason: String },
+    #[error("local file {path}: {reason}")]
+    Local { path: PathBuf, reason: String },
+    #[error("storage: {0}")]
+    Runtime(String),
+}
+
+impl StorageError {
+    fn object(key: &str, e: impl std::fmt::Display) -> Self {
+        StorageError::Object {
+            key: key.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn local(path: &Path, e: impl std::fmt::Display) -> Self {
+        StorageError::Local {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Where a deployment keeps its titles.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// `None`: the data dir alone. `s3://bucket` or `s3://bucket/prefix`: that bucket.
+    pub url: Option<String>,
+    /// The S3 endpoint (`http://127.0.0.1:3900` for a local Garage); AWS's when unset.
+    pub endpoint: Option<String>,
+    /// The bucket's region (Garage's default is `garage`).
+    pub region: String,
+    /// Bytes of fetched objects kept in the data dir before the least recently used go.
+    pub cache_bytes: u64,
+    /// An access key and its secret; `None`: from the environment (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`), as deployments give them.
+    pub credentials: Option<(String, String)>,
+}
+
+/// The data dir, and the bucket behind it when there is one.
+pub struct Storage {
+    data: PathBuf,
+    remote: Option<Remote>,
+}
+
+struct Remote {
+    store: Arc<dyn ObjectStore>,
+    /// `bucket/prefix`, for messages.
+    name: String,
+    prefix: String,
+    /// The store's own runtime: callers may be plain threads, actix workers or blocking-pool
+    /// threads, and a runtime cannot be entered from inside another.
+    runtime: tokio::runtime::Runtime,
+    cache: Cache,
+}
+
+impl Storage {
+    /// The data dir alone.
+    pub fn folder(data: &Path) -> Storage {
+        Storage {
+            data: data.to_path_buf(),
+            remote: None,
+        }
+    }
+
+    /// Storage as `settings` say, over the data dir `data`.
+    pub fn open(settings: &Settings, data: &Path) -> Result<Storage, StorageError> {
+        let Some(url) = &settings.url else {
+            return Ok(Storage::folder(data));
+        };
+        let rest = url.strip_prefix("s3://").ok_or_else(|| {
+            StorageError::Settings(format!("'{url}' is not s3://bucket[/prefix]"))
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_matches('/').to_string();
+        if bucket.is_empty() {
+            return Err(StorageError::Settings(format!("'{url}' names no bucket")));
+        }
+        // A bucket that does not answer is reported within seconds (readiness, a segment
+        // request), not after object_store's default of three minutes of retries.
+        let retry = object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: std::time::Duration::from_secs(15),
+            ..Default::default()
+        };
+        let client = object_store::ClientOptions::new()
+            .with_connect_timeout(std::time::Duration::from_secs(5))
+            .with_timeout(std::time::Duration::from_secs(120));
+        let mut builder = AmazonS3Builder::from_env()
+            .with_retry(retry)
+            .with_client_options(client)
+            .with_bucket_name(bucket)
+            .with_region(&settings.region)
+            .with_virtual_hosted_style_request(false);
+        if let Some((key_id, secret)) = &settings.credentials {
+            builder = builder
+                .with_access_key_id(key_id)
+                .with_secret_access_key(secret);
+        }
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        let store = builder
+            .build()
+            .map_err(|e| StorageError::Settings(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("storage")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Runtime(e.to_string()))?;
+        let cache = Cache::new(data, settings.cache_bytes);
+        Ok(Storage {
+            data: data.to_path_buf(),
+            remote: Some(Remote {
+                store: Arc::new(store),
+                name: if prefix.is_empty() {
+                    bucket.to_string()
+                } else {
+                    format!("{bucket}/{prefix}")
+                },
+                prefix,
+                runtime,
+                cache,
+            }),
+        })
+    }
+
+    /// Whether a bucket is behind the data dir.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// `folder`, or `s3://bucket/prefix`.
+    pub fn describe(&self) -> String {
+        match &self.remote {
+            None => "folder".into(),
+            Some(r) => format!("s3://{}", r.name),
+        }
+    }
+
+    /// The data dir path of `key`.
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.data.join(key)
+    }
+
+    /// `key`'s file in the data dir, fetched from the bucket first when this machine lacks it.
+    pub fn local(&self, key: &str) -> Result<PathBuf, StorageError> {
+        let path = self.path(key);
+        let Some(remote) = &self.remote else {
+            return Ok(path);
+        };
+        if path.is_file() {
+            remote.cache.touch(key);
+            return Ok(path);
+        }
+        let bytes = remote.run({
+            let (store, location) = (remote.store.clone(), remote.location(key));
+            async move { store.get(&location).await?.bytes().await }
+        });
+        let bytes = bytes.map_err(|e| StorageError::object(key, e))?;
+        write_whole(&path, &bytes)?;
+        remote.cache.added(key, bytes.len() as u64);
+        Ok(path)
+    }
+
+    /// The file at `path` in the data dir, fetched first as [`Storage::local`] does; a path
+    /// outside the data dir is answered as it is.
+    pub fn ensure(&self, path: &Path) -> Result<PathBuf, StorageError> {
+        if self.remote.is_none() {
+            return Ok(path.to_path_buf());
+        }
+        match path.strip_prefix(&self.data) {
+            Ok(rel) => self.local(&rel.to_string_lossy()),
+            Err(_) => Ok(path.to_path_buf()),
+        }
+    }
+
+    /// The data dir key of `path` (its path relative to the data dir), if it is inside it.
+    pub fn key_of(&self, path: &Path) -> Option<String> {
+        path.strip_prefix(&self.data)
+            .ok()
+            .map(|rel| rel.to_string_lossy().into_owned())
+    }
+
+    /// Every file under the folder `dir` in the data dir, fetched from the bucket when missing
+    /// here (but those under `skip`, folder names relative to `dir`). Returns how many were
+    /// fetched.
+    pub fn materialize(&self, dir: &str, skip: &[&str]) -> Result<usize, StorageError> {
+        let Some(remote) = &self.remote else {
+            return Ok(0);
+        };
+        let mut fetched = 0;
+        for key in self.list(dir)? {
+            if skipped(dir, &key, skip) || self.path(&key).is_file() {
+                continue;
+            }
+            self.local(&key)?;
+            fetched += 1;
+        }
+        if fetched > 0 {
+            tracing::info!(dir, fetched, bucket = %remote.name, "fetched from the bucket");
+        }
+        Ok(fetched)
+    }
+
+    /// Uploads every file under the folder `dir` of the data dir (but those under `skip`),
+    /// the file `marker` (relative to `dir`) last; does nothing without a bucket. Returns how
+    /// many files were uploaded.
+    pub fn publish(&self, dir: &str, skip: &[&str], marker: &str) -> Result<usize, StorageError> {
+        let Some(remote) = &self.remote else {
+            return Ok(0);
+        };
+        let root = self.path(dir);
+        let mut files = Vec::new();
+        walk(&root, &mut files)?;
+        let marker_key = format!("{dir}/{marker}");
+        let mut keys: Vec<String> = files
+            .iter()
+            .filter_map(|f| f.strip_prefix(&self.data).ok())
+            .map(|rel| rel.to_string_lossy().replace('\\', "/"))
+            .filter(|key| !skipped(dir, key, skip) && *key != marker_key)
+            .collect();
+        keys.sort();
+        if self.path(&marker_key).is_file() {
+            keys.push(marker_key);
+        }
+        for key in &keys {
+            let path = self.path(key);
+            let bytes = std::fs::read(&path).map_err(|e| StorageError::local(&path, e))?;
+            let size = bytes.len() as u64;
+            remote
+                .run({
+                    let (store, location) = (remote.store.clone(), remote.location(key));
+                    async move { store.put(&location, PutPayload::from(bytes)).await }
+                })
+                .map_err(|e| StorageError::object(key, e))?;
+            remote.cache.added(key, size);
+        }
+        tracing::info!(dir, files = keys.len(), bucket = %remote.name, "published to the bucket");
+        Ok(keys.len())
+    }
+
+    /// Whether `key` exists: in the data dir, or in the bucket when there is one.
+    pub fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        let Some(remote) = &self.remote else {
+            return Ok(self.path(key).is_file());
+        };
+        if self.path(key).is_file() {
+            return Ok(true);
+        }
+        let found = remote.run({
+            let (store, location) = (remote.store.clone(), remote.location(key));
+            async move { store.head(&location).await }
+        });
+        match found {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(StorageError::object(key, e)),
+        }
+    }
+
+    /// The keys under the folder `dir` in the bucket (the data dir's without one), sorted.
+    pub fn list(&self, dir: &str) -> Result<Vec<String>, StorageError> {
+        let Some(remote) = &self.remote else {
+            let mut files = Vec::new();
+            walk(&self.path(dir), &mut files)?;
+            let mut keys: Vec<String> = files
+                .iter()
+                .filter_map(|f| f.strip_prefix(&self.data).ok())
+                .map(|rel| rel.to_string_lossy().into_owned())
+                .collect();
+            keys.sort();
+            return Ok(keys);
+        };
+        let strip = if remote.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", remote.prefix)
+        };
+        let listed = remote.run({
+            let (store, location) = (remote.store.clone(), remote.location(dir));
+            async move {
+                let mut out = Vec::new();
+                let mut stream = store.list(Some(&location));
+                while let Some(meta) = stream.next().await {
+                    out.push(meta?.location.to_string());
+                }
+                Ok(out)
+            }
+        });
+        let mut keys: Vec<String> = listed
+            .map_err(|e| StorageError::object(dir, e))?
+            .into_iter()
+            .map(|k| k.strip_prefix(&strip).map(str::to_string).unwrap_or(k))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Removes the folder `dir` from the bucket (not from the data dir); nothing without one.
+    pub fn remove(&self, dir: &str) -> Result<usize, StorageError> {
+        let Some(remote) = &self.remote else {
+            return Ok(0);
+        };
+        let keys = self.list(dir)?;
+        for key in &keys {
+            remote
+                .run({
+                    let (store, location) = (remote.store.clone(), remote.location(key));
+                    async move { store.delete(&location).await }
+                })
+                .map_err(|e| StorageError::object(key, e))?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Whether the storage answers: the data dir's titles folder is there and, with a bucket,
+    /// the bucket can be listed.
+    pub fn check(&self) -> Result<(), StorageError> {
+        let videos = self.path("videos");
+        if !videos.is_dir() {
+            return Err(StorageError::local(&videos, "not a folder"));
+        }
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        remote
+            .run({
+                let (store, location) = (remote.store.clone(), remote.location("videos"));
+                async move { store.list_with_delimiter(Some(&location)).await }
+            })
+            .map(|_| ())
+            .map_err(|e| StorageError::object("videos/", e))
+    }
+}
+
+impl Remote {
+    fn location(&self, key: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    /// Runs `work` on the store's runtime from any thread (an async caller should use a
+    /// blocking task: this waits).
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, object_store::Error>> + Send + 'static,
+    ) -> Result<T, object_store::Error> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.runtime.spawn(async move {
+            let _ = tx.send(work.await);
+        });
+        rx.recv().unwrap_or_else(|e| {
+            Err(object_store::Error::Generic {
+                store: "storage",
+                source: Box::new(e),
+            })
+        })
+    }
+}
+
+/// Whether `key` (under `dir`) lies in one of the `skip` folders.
+fn skipped(dir: &str, key: &str, skip: &[&str]) -> bool {
+    let rest = key
+        .strip_prefix(dir)
+        .map(|r| r.trim_start_matches('/'))
+        .unwrap_or(key);
+    skip.iter()
+        .any(|s| rest == *s || rest.starts_with(&format!("{s}/")))
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StorageError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StorageError::local(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::local(dir, e))?;
+        let kind = entry.file_type().map_err(|e| StorageError::local(dir, e))?;
+        if kind.is_dir() {
+            walk(&entry.path(), out)?;
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary name, so that a reader never sees a part.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let parent = path
+        .parent()
+        .ok_or_else(|| StorageError::local(path, "no parent folder"))?;
+    std::fs::create_dir_all(parent).map_err(|e| StorageError::local(parent, e))?;
+    let mut part =
+        tempfile::NamedTempFile::new_in(parent).map_err(|e| StorageError::local(parent, e))?;
+    std::io::Write::write_all(&mut part, bytes).map_err(|e| StorageError::local(path, e))?;
+    part.persist(path)
+        .map_err(|e| StorageError::local(path, e.error))?;
+    Ok(())
+}

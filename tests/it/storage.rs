@@ -1,0 +1,116 @@
+//! Titles in an S3-compatible bucket (a real one-node Garage): packaged on one machine,
+//! their reference store built and published there, then played on a second machine and
+//! analysed on a third that never had the files; readiness follows the bucket. Runs on
+//! SQLite and PostgreSQL (the machines share the test's database).
+
+use std::time::Duration;
+
+use crate::common::garage::Garage;
+use crate::common::jobs::wait_until;
+use crate::common::media::{clip, ClipSpec};
+use crate::common::viewer::{Client, PASSWORD};
+use crate::common::{get, Harness};
+
+#[test]
+fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
+    let mut garage = Garage::start();
+    let mut env = garage.env("prod");
+    // One deployment: the same secrets on every machine (they are not in the bucket).
+    env.push(("LEAKTRACE_JWT_SECRET".into(), "a1".repeat(32)));
+    env.push(("LEAKTRACE_MASTER_KEY".into(), "b2".repeat(32)));
+    let one = Harness::new().with_env(&env);
+    one.add_user("vic", "viewer", PASSWORD);
+    let input = clip(
+        one.dir.path(),
+        "title.mp4",
+        &ClipSpec {
+            size: "480x270",
+            rate: "25",
+            seconds: 40.0,
+            audio: false,
+            vf: None,
+            codec: &["-c:v", "libx264", "-crf", "18"],
+        },
+    );
+    let v = one.package(&input, "Shared", &[]);
+    let video_id = v["video_id"].as_str().unwrap().to_string();
+    let units = v["units"].as_u64().unwrap() as u32;
+
+    // Every file of the title is in the bucket under the prefix, but its source.
+    let title = format!("prod/videos/{video_id}");
+    let keys = garage.keys();
+    for file in [
+        "package.json",
+        "video/init.mp4",
+        "video/a/1.m4s",
+        "video/b/1.m4s",
+    ] {
+        let key = format!("{title}/{file}");
+        assert!(keys.contains(&key), "{key} not in {keys:?}");
+    }
+    assert!(!keys.iter().any(|k| k.contains("/source/")), "{keys:?}");
+
+    // Machine one's worker builds the reference store and publishes it.
+    let server = one.serve(&[]);
+    let store = format!("{title}/reference/units/1.lts");
+    wait_until(Duration::from_secs(300), "the published store", || {
+        garage.keys().contains(&store)
+    });
+    drop(server);
+
+    // Machine two never had the title: a viewer plays all of it there.
+    let two = one.another_machine();
+    let server = two.serve(&[]);
+    let ready = get(&server.url("/readyz")).json();
+    assert_eq!(
+        ready["storage"],
+        serde_json::json!({"kind": "s3", "status": "ok"})
+    );
+    let client = Client::start(&server, "vic", &"5".repeat(64), &video_id);
+    let mut leak = client.segment("init");
+    for k in 1..=units {
+        leak.extend(client.segment(&k.to_string()));
+    }
+    let session_id = client.session_id.clone();
+    drop(client);
+    let fetched = two.data_dir.join("videos").join(&video_id);
+    assert!(fetched.join("package.json").is_file());
+    assert!(
+        !fetched.join("source").exists(),
+        "the source stays where it was packaged"
+    );
+    drop(server);
+
+    // Machine three analyses the leak, fetching the title and its store.
+    let three = one.another_machine();
+    let suspect = three.dir.path().join("leak.mp4");
+    std::fs::write(&suspect, &leak).unwrap();
+    let out = three.run(
+        &[
+            "extract",
+            suspect.to_str().unwrap(),
+            "--video",
+            &video_id,
+            "--json",
+        ],
+        None,
+    );
+    out.success();
+    let result: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(result["verdict"], "identified", "{result:#}");
+    assert_eq!(result["matches"][0]["session_id"], session_id.as_str());
+    let here = three.data_dir.join("videos").join(&video_id);
+    assert!(
+        here.join("reference/units/1.lts").is_file(),
+        "the store was fetched"
+    );
+
+    // The bucket gone: machine two is alive but not ready.
+    let server = two.serve(&[]);
+    garage.stop();
+    assert_eq!(get(&server.url("/healthz")).status, 200);
+    let ready = get(&server.url("/readyz"));
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.json()["storage"]["error"], "storage_unreachable");
+    assert!(!ready.body.contains("127.0.0.1"), "{}", ready.body);
+}
