@@ -13,7 +13,7 @@
 //! | `orphan_source` | `sources/<file>` no queued or running packaging job names | yes |
 //! | `orphan_work` | `work/<dir>` of no running job (analyses, reference store builds) | yes |
 //! | `orphan_report` | `reports/<file>` no evidence report row names | yes |
-//! | `missing_title_files` | a title row whose folder or manifest is gone | no: restore it |
+//! | `missing_title_files` | a title row whose manifest is gone (from the data dir, and from the bucket when there is one) | no: restore it |
 //! | `stale_lease` | a running job whose worker's lease expired: a worker will retry it | no |
 //! | `audit_broken` | the audit chain does not verify | no |
 //!
@@ -94,6 +94,8 @@ pub enum DoctorError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
 }
 
 /// What the database says is in use.
@@ -206,7 +208,12 @@ fn entries(dir: &Path) -> Result<Vec<PathBuf>, DoctorError> {
 }
 
 /// Examines the data dir and the database. `grace`: files changed more recently are left out.
-pub fn examine(config: &Config, db: &Db, grace: Duration) -> Result<Report, DoctorError> {
+pub fn examine(
+    config: &Config,
+    db: &Db,
+    storage: &storage::Storage,
+    grace: Duration,
+) -> Result<Report, DoctorError> {
     let layout = config.layout();
     let (used, titles, verification) = in_use(db)?;
     let now = SystemTime::now();
@@ -248,8 +255,10 @@ pub fn examine(config: &Config, db: &Db, grace: Duration) -> Result<Report, Doct
         }
     }
     for title in &titles {
-        let folder = layout.title(&title.storage_dir);
-        if !folder.manifest().is_file() {
+        // With a bucket, this machine's data dir is a cache: the manifest must be here or
+        // there.
+        let manifest = format!("{}/package.json", title.storage_dir);
+        if !storage.exists(&manifest)? {
             found(
                 FindingKind::MissingTitleFiles,
                 None,

@@ -10,7 +10,8 @@ use crate::error::AppError;
 
 pub fn run(config: &Config, clean: bool, grace_seconds: u64, json: bool) -> Result<(), AppError> {
     let (db, _) = open_database(config)?;
-    let mut report = doctor::examine(config, &db, Duration::from_secs(grace_seconds))?;
+    let storage = super::open_storage(config)?;
+    let mut report = doctor::examine(config, &db, &storage, Duration::from_secs(grace_seconds))?;
     if clean {
         doctor::clean(config, &mut report)?;
     }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::common::garage::Garage;
-use crate::common::jobs::wait_until;
+use crate::common::jobs::{doctor, kinds, wait_until};
 use crate::common::media::{clip, ClipSpec};
 use crate::common::viewer::{Client, PASSWORD};
 use crate::common::{get, Harness};
@@ -103,6 +103,13 @@ fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
     assert!(
         here.join("reference/units/1.lts").is_file(),
         "the store was fetched"
+    );
+
+    // A machine with none of the title's files: the doctor finds it in the bucket.
+    let (_, findings) = doctor(&one.another_machine(), false);
+    assert!(
+        !kinds(&findings).contains(&"missing_title_files".to_string()),
+        "{findings:?}"
     );
 
     // The bucket gone: machine two is alive but not ready.
