@@ -123,6 +123,7 @@ struct QueuedDetail<'a> {
 pub fn submit(
     config: &Config,
     db: &Db,
+    storage: &storage::Storage,
     stored: StoredUpload,
     request: Request,
 ) -> Result<String, AppError> {
@@ -139,8 +140,13 @@ pub fn submit(
         },
         CaseStatus::Queued,
     )?;
-    stored.keep();
+    let kept = stored.keep();
     let queue = || -> Result<(), AppError> {
+        // With a bucket, the suspect goes there too before its analysis is queued: a worker
+        // on any machine takes it (the file stays here as the received evidence).
+        if let Some(key) = storage.key_of(&kept) {
+            storage.publish_file(&key)?;
+        }
         let mut conn = db.conn()?;
         let job = jobs::enqueue(
             &mut conn,

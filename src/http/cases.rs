@@ -131,7 +131,11 @@ pub async fn verify_watermark(
             id: Some(id),
         },
     };
-    let (config, db) = (state.config.clone(), state.db.clone());
+    let (config, db, storage) = (
+        state.config.clone(),
+        state.db.clone(),
+        state.storage.clone(),
+    );
     let Form {
         video_id,
         expected_watermark_hash,
@@ -143,6 +147,7 @@ pub async fn verify_watermark(
         cases::submit(
             &config,
             &db,
+            &storage,
             stored,
             Request {
                 submitter: &submitter,

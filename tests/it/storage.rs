@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
+use crate::common::evidence::{submit, wait_case, Auth, Part};
 use crate::common::garage::Garage;
 use crate::common::jobs::{doctor, kinds, wait_until};
 use crate::common::media::{clip, ClipSpec};
-use crate::common::viewer::{Client, PASSWORD};
-use crate::common::{get, Harness};
+use crate::common::viewer::{user_token, Client, PASSWORD};
+use crate::common::{get, terminate, wait_exit, Harness};
 
 #[test]
 fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
@@ -20,6 +21,7 @@ fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
     env.push(("LEAKTRACE_MASTER_KEY".into(), "b2".repeat(32)));
     let one = Harness::new().with_env(&env);
     one.add_user("vic", "viewer", PASSWORD);
+    one.add_user("ann", "analyst", PASSWORD);
     let input = clip(
         one.dir.path(),
         "title.mp4",
@@ -104,6 +106,51 @@ fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
         here.join("reference/units/1.lts").is_file(),
         "the store was fetched"
     );
+
+    // A suspect uploaded to machine two, which runs no workers, is analysed by a worker on a
+    // fourth machine that has neither the upload nor the title.
+    let server = two.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
+    let analyst = user_token(&server, "ann", PASSWORD);
+    let r = submit(
+        &server,
+        Auth::Bearer(&analyst),
+        &[
+            Part::text("video_id", &video_id),
+            Part::file("leak.mp4", &leak),
+        ],
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let case_id = r.json()["case_id"].as_str().unwrap().to_string();
+    // Here every machine shares one disk: machine two's uploads are hidden from the worker, as
+    // another machine's disk would be.
+    let uploads = two.data_dir.join("uploads");
+    let hidden = two.data_dir.join("uploads.elsewhere");
+    std::fs::rename(&uploads, &hidden).unwrap();
+    let four = one.another_machine();
+    let mut worker = four.cmd();
+    worker.args(["worker", "--threads", "1"]);
+    let mut worker = worker.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let done = wait_case(
+        &server,
+        Auth::Bearer(&analyst),
+        &case_id,
+        Duration::from_secs(300),
+    );
+    terminate(&worker);
+    let _ = wait_exit(&mut worker, Duration::from_secs(60));
+    assert_eq!(done["status"], "done", "{done:#}");
+    assert_eq!(done["result"]["verdict"], "identified", "{done:#}");
+    assert!(
+        four.data_dir
+            .join("uploads")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some(),
+        "the worker fetched the suspect"
+    );
+    std::fs::rename(&hidden, &uploads).unwrap();
+    drop(server);
 
     // A machine with none of the title's files: the doctor finds it in the bucket.
     let (_, findings) = doctor(&one.another_machine(), false);

@@ -264,19 +264,28 @@ impl Storage {
             keys.push(marker_key);
         }
         for key in &keys {
-            let path = self.path(key);
-            let bytes = std::fs::read(&path).map_err(|e| StorageError::local(&path, e))?;
-            let size = bytes.len() as u64;
-            remote
-                .run({
-                    let (store, location) = (remote.store.clone(), remote.location(key));
-                    async move { store.put(&location, PutPayload::from(bytes)).await }
-                })
-                .map_err(|e| StorageError::object(key, e))?;
-            remote.cache.added(key, size);
+            self.publish_file(key)?;
         }
         tracing::info!(dir, files = keys.len(), bucket = %remote.name, "published to the bucket");
         Ok(keys.len())
+    }
+
+    /// Uploads the data dir file `key` (nothing without a bucket).
+    pub fn publish_file(&self, key: &str) -> Result<(), StorageError> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let path = self.path(key);
+        let bytes = std::fs::read(&path).map_err(|e| StorageError::local(&path, e))?;
+        let size = bytes.len() as u64;
+        remote
+            .run({
+                let (store, location) = (remote.store.clone(), remote.location(key));
+                async move { store.put(&location, PutPayload::from(bytes)).await }
+            })
+            .map_err(|e| StorageError::object(key, e))?;
+        remote.cache.added(key, size);
+        Ok(())
     }
 
     /// Whether `key` exists: in the data dir, or in the bucket when there is one.
