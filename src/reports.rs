@@ -232,6 +232,31 @@ struct IssuedDetail<'a> {
 }
 
 /// Issues (renders, signs, stores, records and audits) a report of a finished case.
+/// The bytes of a stored report: from this machine's data dir, or (with a bucket, when
+/// another instance issued it) fetched by its key `reports/<file name>`. `None` when neither
+/// has it.
+pub fn stored_bytes(storage: &storage::Storage, path: &str) -> Option<Vec<u8>> {
+    let path = std::path::Path::new(path);
+    if let Ok(bytes) = std::fs::read(path) {
+        return Some(bytes);
+    }
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    if !storage.is_remote() {
+        return None;
+    }
+    let fetched = storage.local(&format!("reports/{name}")).ok()?;
+    std::fs::read(fetched).ok()
+}
+
+/// Publishes an issued report to the bucket, when there is one, so that every instance
+/// serves the same signed file.
+pub fn publish(storage: &storage::Storage, path: &str) -> Result<(), AppError> {
+    if let Some(key) = storage.key_of(std::path::Path::new(path)) {
+        storage.publish_file(&key)?;
+    }
+    Ok(())
+}
+
 pub fn issue(
     config: &Config,
     db: &Db,

@@ -50,6 +50,7 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
             let (db, _) = open_database(&config)?;
             let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;
             let (row, bytes) = crate::reports::issue(&config, &db, &secrets, &case_id, "cli")?;
+            crate::reports::publish(&*open_storage(&config)?, &row.path)?;
             let out = out
                 .unwrap_or_else(|| std::path::Path::new("reports").join(format!("{case_id}.pdf")));
             if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -50,11 +50,16 @@ pub async fn case_report(
             ));
         }
         let stored = evidence_reports::latest_for_case(&mut conn, &case_id)?
-            .and_then(|r| std::fs::read(&r.path).ok().map(|b| (r, b)));
+            .and_then(|r| crate::reports::stored_bytes(&st.storage, &r.path).map(|b| (r, b)));
         let (row, bytes) = match stored {
             Some(found) => found,
-            None => crate::reports::issue(&st.config, &st.db, &st.secrets, &case_id, &actor)
-                .map_err(super::app_error)?,
+            None => {
+                let issued =
+                    crate::reports::issue(&st.config, &st.db, &st.secrets, &case_id, &actor)
+                        .map_err(super::app_error)?;
+                crate::reports::publish(&st.storage, &issued.0.path).map_err(super::app_error)?;
+                issued
+            }
         };
         let detail = detail_json(&DownloadedDetail {
             report_id: &row.id,

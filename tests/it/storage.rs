@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::common::evidence::{submit, wait_case, Auth, Part};
+use crate::common::evidence::{get_bytes, submit, wait_case, Auth, Part};
 use crate::common::garage::Garage;
 use crate::common::jobs::{doctor, kinds, wait_until};
 use crate::common::media::{clip, ClipSpec};
@@ -22,6 +22,7 @@ fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
     let one = Harness::new().with_env(&env);
     one.add_user("vic", "viewer", PASSWORD);
     one.add_user("ann", "analyst", PASSWORD);
+    one.add_user("lee", "legal", PASSWORD);
     let input = clip(
         one.dir.path(),
         "title.mp4",
@@ -149,8 +150,23 @@ fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
             .is_some(),
         "the worker fetched the suspect"
     );
+    // Its signed report, issued on machine two, is the same file when another instance serves
+    // it (fetched from the bucket, not issued again).
+    let legal = user_token(&server, "lee", PASSWORD);
+    let report = format!("/api/cases/{case_id}/report.pdf");
+    let (status, _, issued) = get_bytes(&server, Auth::Bearer(&legal), &report);
+    assert_eq!(status, 200);
     std::fs::rename(&hidden, &uploads).unwrap();
     drop(server);
+    let reports = two.data_dir.join("reports");
+    std::fs::rename(&reports, two.data_dir.join("reports.elsewhere")).unwrap();
+    let elsewhere = one.another_machine();
+    let server = elsewhere.serve(&[]);
+    let (status, _, served) = get_bytes(&server, Auth::Bearer(&legal), &report);
+    assert_eq!(status, 200);
+    assert!(served == issued, "another instance issued a new report");
+    drop(server);
+    std::fs::rename(two.data_dir.join("reports.elsewhere"), &reports).unwrap();
 
     // A machine with none of the title's files: the doctor finds it in the bucket.
     let (_, findings) = doctor(&one.another_machine(), false);
