@@ -236,16 +236,10 @@ struct IssuedDetail<'a> {
 /// another instance issued it) fetched by its key `reports/<file name>`. `None` when neither
 /// has it.
 pub fn stored_bytes(storage: &storage::Storage, path: &str) -> Option<Vec<u8>> {
-    let path = std::path::Path::new(path);
-    if let Ok(bytes) = std::fs::read(path) {
-        return Some(bytes);
-    }
-    let name = path.file_name()?.to_string_lossy().into_owned();
-    if !storage.is_remote() {
-        return None;
-    }
-    let fetched = storage.local(&format!("reports/{name}")).ok()?;
-    std::fs::read(fetched).ok()
+    let here = storage
+        .stored_here(std::path::Path::new(path), "reports")
+        .ok()?;
+    std::fs::read(here).ok()
 }
 
 /// Publishes an issued report to the bucket, when there is one, so that every instance

@@ -4,7 +4,7 @@
 //! case's typed result.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use forensics::extract::{self, Extraction, Progress, ReferenceTitle};
@@ -53,19 +53,6 @@ fn metadata_layer(path: &Path, signer: &MarkerSigner) -> Option<MetadataLayer> {
         Ok(None) => None,
         Err(e) => Some(MetadataLayer::invalid(e.to_string(), None)),
     }
-}
-
-/// The suspect's file on this machine: as stored when it is here; with a bucket, when
-/// another machine received it, fetched by its key (`uploads/<stored name>`: suspects are
-/// always stored in the receiving machine's uploads folder).
-fn suspect_here(storage: &storage::Storage, stored: &Path) -> Result<PathBuf, AppError> {
-    if stored.is_file() || !storage.is_remote() {
-        return Ok(stored.to_path_buf());
-    }
-    let Some(name) = stored.file_name() else {
-        return Ok(stored.to_path_buf());
-    };
-    Ok(storage.local(&format!("uploads/{}", name.to_string_lossy()))?)
 }
 
 /// The titles to compare the suspect with: the one named, or every packaged title.
@@ -224,7 +211,9 @@ pub fn run_case(
     actor: &str,
     progress: Progress,
 ) -> Result<CaseResult, AppError> {
-    let suspect = &suspect_here(storage, Path::new(&case.stored_path))?;
+    // Received by another machine: fetched from the bucket (suspects are stored in the
+    // receiving machine's uploads folder).
+    let suspect = &storage.stored_here(Path::new(&case.stored_path), "uploads")?;
     let titles = reference_titles(config, db, storage, case.video_id.as_deref())?;
     audit::append(
         &mut *db.conn()?,

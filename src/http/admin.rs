@@ -196,9 +196,17 @@ pub async fn package_title(
         spec,
         requested_by: actor,
     };
-    let (config, db) = (state.config.clone(), state.db.clone());
+    let (config, db, storage) = (
+        state.config.clone(),
+        state.db.clone(),
+        state.storage.clone(),
+    );
     // Runs to its end even when the client has gone: once queued, the job owns the file.
     let row = web::block(move || {
+        // With a bucket, the upload goes there first: a worker on any machine packages it.
+        if let Some(key) = upload.as_ref().and_then(|u| storage.key_of(&u.path)) {
+            storage.publish_file(&key)?;
+        }
         let row = package_title::enqueue(&db, &config, &job)?;
         if let Some(file) = upload {
             file.keep();

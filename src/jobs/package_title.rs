@@ -51,20 +51,40 @@ pub fn enqueue(db: &Db, config: &Config, job: &PackageTitle) -> Result<JobRow, A
     Ok(row)
 }
 
+/// Where the admin console keeps uploaded sources, in the data dir and the bucket.
+const SOURCES: &str = "sources";
+
 impl Job for PackageTitle {
     const KIND: JobKind = JobKind::PackageTitle;
 
     fn run(&self, cx: &Context) -> Result<(), AppError> {
+        // An upload received by another machine is fetched from the bucket (uploads are kept
+        // in the receiving machine's sources folder); an inbox file is packaged in place.
+        let source = if self.remove_source {
+            cx.storage.stored_here(&self.source, SOURCES)?
+        } else {
+            self.source.clone()
+        };
+        let drop_upload = || {
+            let _ = std::fs::remove_file(&source);
+            let _ = std::fs::remove_file(&self.source);
+            if let Some(name) = self.source.file_name() {
+                let key = format!("{SOURCES}/{}", name.to_string_lossy());
+                if let Err(e) = cx.storage.delete(&key) {
+                    tracing::warn!(%key, error = %e, "cannot remove the source from the bucket");
+                }
+            }
+        };
         if let Some(existing) = videos::find_by_title(&mut *cx.db.conn()?, &self.spec.title)? {
-            let same = self.source.is_file()
-                && formats::digest::sha256_file(&self.source)
+            let same = source.is_file()
+                && formats::digest::sha256_file(&source)
                     .map(|(_, sha)| sha == existing.source_sha256)
                     .unwrap_or(false);
             if !same {
                 return Err(AppError::TitleExists(self.spec.title.clone()));
             }
         } else {
-            if !self.source.is_file() {
+            if !source.is_file() {
                 return Err(AppError::SourceGone(self.source.clone()));
             }
             let packaged = packaging::package_and_record(
@@ -72,7 +92,7 @@ impl Job for PackageTitle {
                 cx.db,
                 cx.secrets,
                 cx.storage,
-                &self.source,
+                &source,
                 &self.spec,
                 &mut |p| (cx.progress)(packaging::overall(p)),
             );
@@ -80,13 +100,13 @@ impl Job for PackageTitle {
                 // No attempt will follow when the source cannot be packaged or this was the
                 // last attempt: drop the upload.
                 if self.remove_source && (e.is_input() || cx.last_attempt()) {
-                    let _ = std::fs::remove_file(&self.source);
+                    drop_upload();
                 }
                 return Err(e);
             }
         }
         if self.remove_source {
-            let _ = std::fs::remove_file(&self.source);
+            drop_upload();
         }
         Ok(())
     }

@@ -5,10 +5,14 @@
 
 use std::time::Duration;
 
-use crate::common::evidence::{get_bytes, submit, wait_case, Auth, Part};
+use shared::db::repo::jobs::{JobKind, JobStatus};
+
+use crate::common::evidence::{
+    get_bytes, get_reply, multipart, post_raw, submit, wait_case, Auth, Part,
+};
 use crate::common::garage::Garage;
-use crate::common::jobs::{doctor, kinds, wait_until};
-use crate::common::media::{clip, ClipSpec};
+use crate::common::jobs::{doctor, job_of, kinds, wait_until};
+use crate::common::media::{clip, packaging_source, ClipSpec};
 use crate::common::viewer::{user_token, Client, PASSWORD};
 use crate::common::{get, terminate, wait_exit, Harness};
 
@@ -183,4 +187,62 @@ fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert_eq!(ready.json()["storage"]["error"], "storage_unreachable");
     assert!(!ready.body.contains("127.0.0.1"), "{}", ready.body);
+}
+
+#[test]
+fn a_source_uploaded_to_a_server_without_workers_is_packaged_by_a_worker_elsewhere() {
+    let garage = Garage::start();
+    let mut env = garage.env("studio");
+    env.push(("LEAKTRACE_JWT_SECRET".into(), "c3".repeat(32)));
+    env.push(("LEAKTRACE_MASTER_KEY".into(), "d4".repeat(32)));
+    let one = Harness::new().with_env(&env);
+    one.add_user("ada", "admin", PASSWORD);
+    let source = packaging_source(one.dir.path(), 4.0);
+    let server = one.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
+    let admin = user_token(&server, "ada", PASSWORD);
+    let (ct, form) = multipart(&[
+        Part::text("title", "Elsewhere"),
+        Part::file("s.mp4", &source),
+    ]);
+    let r = post_raw(
+        &server,
+        Auth::Bearer(&admin),
+        "/api/admin/titles/",
+        &ct,
+        &form,
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(
+        garage
+            .keys()
+            .iter()
+            .any(|k| k.starts_with("studio/sources/")),
+        "the upload is in the bucket before the job is queued"
+    );
+    // This machine's disk is not the worker's.
+    let sources = one.data_dir.join("sources");
+    std::fs::rename(&sources, one.data_dir.join("sources.elsewhere")).unwrap();
+
+    let two = one.another_machine();
+    let mut worker = two.cmd();
+    worker.args(["worker", "--threads", "1"]);
+    let mut worker = worker.stdout(std::process::Stdio::null()).spawn().unwrap();
+    wait_until(Duration::from_secs(300), "the packaging elsewhere", || {
+        job_of(&one, JobKind::PackageTitle).is_some_and(|j| j.status == JobStatus::Succeeded)
+    });
+    terminate(&worker);
+    let _ = wait_exit(&mut worker, Duration::from_secs(60));
+    let keys = garage.keys();
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("studio/videos/") && k.ends_with("/package.json")),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.iter().any(|k| k.starts_with("studio/sources/")),
+        "the packaged upload is removed from the bucket: {keys:?}"
+    );
+    // The server that received it lists the title.
+    let titles = get_reply(&server, Auth::Bearer(&admin), "/api/admin/titles/");
+    assert!(titles.body.contains("Elsewhere"), "{}", titles.body);
 }

@@ -214,6 +214,35 @@ impl Storage {
         }
     }
 
+    /// A file some machine stored directly in its data dir's `folder` (`uploads`, `sources`,
+    /// `reports`) under a name of its own, recorded by that machine's `stored` path: here as
+    /// recorded when this machine can read it; with a bucket, otherwise, fetched by its key
+    /// `folder/<file name>` into this data dir.
+    pub fn stored_here(&self, stored: &Path, folder: &str) -> Result<PathBuf, StorageError> {
+        if stored.is_file() || self.remote.is_none() {
+            return Ok(stored.to_path_buf());
+        }
+        let Some(name) = stored.file_name() else {
+            return Ok(stored.to_path_buf());
+        };
+        self.local(&format!("{folder}/{}", name.to_string_lossy()))
+    }
+
+    /// Removes the object `key` from the bucket (not from the data dir); nothing without one.
+    pub fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let deleted = remote.run({
+            let (store, location) = (remote.store.clone(), remote.location(key));
+            async move { store.delete(&location).await }
+        });
+        match deleted {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StorageError::object(key, e)),
+        }
+    }
+
     /// The data dir key of `path` (its path relative to the data dir), if it is inside it.
     pub fn key_of(&self, path: &Path) -> Option<String> {
         path.strip_prefix(&self.data)
