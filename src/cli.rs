@@ -96,6 +96,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Where titles, uploads and reports live (`storage.url`)
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
     /// Run the HTTP server
     Serve {
         /// Address and port to listen on [default: 127.0.0.1:8080]
@@ -162,6 +167,17 @@ pub enum UserCommand {
     Disable { name: String },
     /// Allow a disabled user to sign in again
     Enable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Upload everything this data dir holds (titles and their reference stores, suspects,
+    /// reports, sources of queued packagings) into the bucket `storage.url` names
+    Migrate {
+        /// Print the summary as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@ mod accounts;
 mod audit;
 mod doctor;
 mod extract;
+mod migrate;
 mod package;
 
 use shared::config::{Config, Env};
@@ -38,6 +39,7 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
         Command::Package(args) => package::run(&config, args),
         Command::Extract(args) => extract::run(&config, args),
         Command::Audit { command } => audit::run(&config, command),
+        Command::Storage { command } => migrate::run(&config, command),
         Command::ProbeMedia(_) => Err(AppError::Usage(
             "probe-media is run by the server itself".into(),
         )),

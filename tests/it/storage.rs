@@ -12,7 +12,7 @@ use crate::common::evidence::{
 };
 use crate::common::garage::Garage;
 use crate::common::jobs::{doctor, job_of, kinds, wait_until};
-use crate::common::media::{clip, packaging_source, ClipSpec};
+use crate::common::media::{packaging_source, title_clip};
 use crate::common::viewer::{user_token, Client, PASSWORD};
 use crate::common::{get, terminate, wait_exit, Harness};
 
@@ -27,18 +27,7 @@ fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
     one.add_user("vic", "viewer", PASSWORD);
     one.add_user("ann", "analyst", PASSWORD);
     one.add_user("lee", "legal", PASSWORD);
-    let input = clip(
-        one.dir.path(),
-        "title.mp4",
-        &ClipSpec {
-            size: "480x270",
-            rate: "25",
-            seconds: 40.0,
-            audio: false,
-            vf: None,
-            codec: &["-c:v", "libx264", "-crf", "18"],
-        },
-    );
+    let input = title_clip(one.dir.path(), 40.0);
     let v = one.package(&input, "Shared", &[]);
     let video_id = v["video_id"].as_str().unwrap().to_string();
     let units = v["units"].as_u64().unwrap() as u32;
@@ -245,4 +234,50 @@ fn a_source_uploaded_to_a_server_without_workers_is_packaged_by_a_worker_elsewhe
     // The server that received it lists the title.
     let titles = get_reply(&server, Auth::Bearer(&admin), "/api/admin/titles/");
     assert!(titles.body.contains("Elsewhere"), "{}", titles.body);
+}
+
+#[test]
+fn a_folder_deployment_moves_into_a_bucket_and_another_machine_serves_it() {
+    let garage = Garage::start();
+    let secrets = [
+        ("LEAKTRACE_JWT_SECRET".to_string(), "e5".repeat(32)),
+        ("LEAKTRACE_MASTER_KEY".to_string(), "f6".repeat(32)),
+    ];
+    // One machine, everything in its data dir: a title with its reference store.
+    let folder = Harness::new().with_env(&secrets);
+    folder.add_user("vic", "viewer", PASSWORD);
+    let input = title_clip(folder.dir.path(), 4.0);
+    let v = folder.package(&input, "Moved", &[]);
+    let video_id = v["video_id"].as_str().unwrap().to_string();
+    let server = folder.serve(&[]);
+    let store = folder
+        .data_dir
+        .join(format!("videos/{video_id}/reference/units/1.lts"));
+    wait_until(Duration::from_secs(300), "the local store", || {
+        store.is_file()
+    });
+    drop(server);
+    // Without a bucket named, there is nowhere to move to.
+    folder
+        .run(&["storage", "migrate"], None)
+        .fails_with(2, "storage.url");
+
+    let moved = folder.with_env(&garage.env("moved"));
+    let out = moved.run(&["storage", "migrate", "--json"], None);
+    out.success();
+    let summary: serde_json::Value = serde_json::from_str(out.stdout().trim()).unwrap();
+    assert_eq!(summary["titles"], 1, "{summary}");
+    let keys = garage.keys();
+    for file in ["package.json", "video/a/1.m4s", "reference/units/1.lts"] {
+        let key = format!("moved/videos/{video_id}/{file}");
+        assert!(keys.contains(&key), "{key} not in {keys:?}");
+    }
+    // Running it again is harmless (an interrupted migration is finished that way).
+    moved.run(&["storage", "migrate"], None).success();
+
+    let other = moved.another_machine();
+    let server = other.serve(&[]);
+    let client = Client::start(&server, "vic", &"6".repeat(64), &video_id);
+    assert!(!client.segment("init").is_empty());
+    assert!(!client.segment("1").is_empty());
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::media::{clip, ClipSpec};
+use super::media::title_clip;
 use super::viewer::{Client, PASSWORD};
 use super::{Harness, Server};
 
@@ -26,18 +26,7 @@ pub fn packaged_with(seconds: f64, options: &[&str]) -> Title {
         h.add_user(user, "viewer", PASSWORD);
     }
     let dir = tempfile::tempdir().unwrap();
-    let input = clip(
-        dir.path(),
-        "title.mp4",
-        &ClipSpec {
-            size: "480x270",
-            rate: "25",
-            seconds,
-            audio: false,
-            vf: None,
-            codec: &["-c:v", "libx264", "-crf", "18"],
-        },
-    );
+    let input = title_clip(dir.path(), seconds);
     let v = h.package(&input, "Leakable", options);
     Title {
         video_id: v["video_id"].as_str().unwrap().to_string(),

@@ -30,6 +30,23 @@ pub struct ClipSpec<'a> {
     pub codec: &'a [&'a str],
 }
 
+/// A `seconds` long 480x270 25 fps H.264 clip without audio, `title.mp4` in `dir`: the
+/// title the protocol and forensics tests package.
+pub fn title_clip(dir: &Path, seconds: f64) -> PathBuf {
+    clip(
+        dir,
+        "title.mp4",
+        &ClipSpec {
+            size: "480x270",
+            rate: "25",
+            seconds,
+            audio: false,
+            vf: None,
+            codec: &["-c:v", "libx264", "-crf", "18"],
+        },
+    )
+}
+
 /// The bytes of a `seconds` long 640x360 H.264 clip without audio: a source to package that
 /// takes long enough to catch its job running.
 pub fn packaging_source(dir: &Path, seconds: f64) -> Vec<u8> {
