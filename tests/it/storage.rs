@@ -3,6 +3,7 @@
 //! analysed on a third that never had the files; readiness follows the bucket. Runs on
 //! SQLite and PostgreSQL (the machines share the test's database).
 
+use std::path::Path;
 use std::time::Duration;
 
 use shared::db::repo::jobs::{JobKind, JobStatus};
@@ -280,4 +281,59 @@ fn a_folder_deployment_moves_into_a_bucket_and_another_machine_serves_it() {
     let client = Client::start(&server, "vic", &"6".repeat(64), &video_id);
     assert!(!client.segment("init").is_empty());
     assert!(!client.segment("1").is_empty());
+}
+
+/// A file of many parts (a suspect or a source of gigabytes goes up the same way) crosses the
+/// bucket whole, and a machine's cache keeps to its limit, least recently used out first.
+#[test]
+fn large_files_cross_the_bucket_in_parts_and_the_cache_keeps_to_its_limit() {
+    let garage = Garage::start();
+    let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sender = garage.storage(here.path(), 1 << 30);
+    let big: Vec<u8> = (0..40_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::create_dir_all(here.path().join("uploads")).unwrap();
+    std::fs::write(here.path().join("uploads/big.mp4"), &big).unwrap();
+    sender.publish_file("uploads/big.mp4").unwrap();
+
+    // The receiver keeps 50 MB: the big file, then two of 8 MB, then another 40 MB file.
+    let receiver = garage.storage(there.path(), 50_000_000);
+    let fetched = receiver
+        .stored_here(Path::new("/elsewhere/uploads/big.mp4"), "uploads")
+        .unwrap();
+    assert!(
+        std::fs::read(&fetched).unwrap() == big,
+        "the file came back different"
+    );
+    for name in ["a", "b"] {
+        std::fs::write(
+            here.path().join(format!("uploads/{name}")),
+            vec![7u8; 8_000_000],
+        )
+        .unwrap();
+        sender.publish_file(&format!("uploads/{name}")).unwrap();
+        receiver.local(&format!("uploads/{name}")).unwrap();
+    }
+    receiver.local("uploads/big.mp4").unwrap();
+    std::fs::copy(
+        here.path().join("uploads/big.mp4"),
+        here.path().join("uploads/big2.mp4"),
+    )
+    .unwrap();
+    sender.publish_file("uploads/big2.mp4").unwrap();
+    receiver.local("uploads/big2.mp4").unwrap();
+    let kept = |name: &str| there.path().join("uploads").join(name).is_file();
+    assert!(kept("big2.mp4"), "the newest stays");
+    assert!(
+        !kept("a") && !kept("b"),
+        "the least recently used went first"
+    );
+    assert!(
+        !kept("big.mp4"),
+        "past the limit, the next least recently used went too"
+    );
+    // Gone from the cache, not from the bucket: fetched again on demand.
+    receiver.local("uploads/a").unwrap();
+    assert!(kept("a"));
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::cache::Cache;
 
@@ -192,13 +192,14 @@ impl Storage {
             remote.cache.touch(key);
             return Ok(path);
         }
-        let bytes = remote.run({
-            let (store, location) = (remote.store.clone(), remote.location(key));
-            async move { store.get(&location).await?.bytes().await }
-        });
-        let bytes = bytes.map_err(|e| StorageError::object(key, e))?;
-        write_whole(&path, &bytes)?;
-        remote.cache.added(key, bytes.len() as u64);
+        let size = remote
+            .run({
+                let (store, location, dest) =
+                    (remote.store.clone(), remote.location(key), path.clone());
+                async move { download(store.as_ref(), &location, &dest).await }
+            })
+            .map_err(|e| StorageError::object(key, e))?;
+        remote.cache.added(key, size);
         Ok(path)
     }
 
@@ -305,12 +306,14 @@ impl Storage {
             return Ok(());
         };
         let path = self.path(key);
-        let bytes = std::fs::read(&path).map_err(|e| StorageError::local(&path, e))?;
-        let size = bytes.len() as u64;
+        let size = std::fs::metadata(&path)
+            .map_err(|e| StorageError::local(&path, e))?
+            .len();
         remote
             .run({
-                let (store, location) = (remote.store.clone(), remote.location(key));
-                async move { store.put(&location, PutPayload::from(bytes)).await }
+                let (store, location, source) =
+                    (remote.store.clone(), remote.location(key), path.clone());
+                async move { upload(store.as_ref(), &location, &source, PART_BYTES).await }
             })
             .map_err(|e| StorageError::object(key, e))?;
         remote.cache.added(key, size);
@@ -439,6 +442,83 @@ impl Remote {
     }
 }
 
+/// Files up to this size go up in one PUT; larger ones (a suspect or a source of gigabytes) in
+/// parts of this size, a few at a time, so memory stays a few parts whatever the file.
+const PART_BYTES: usize = 16 << 20;
+/// Parts of one upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+fn io_error(e: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "storage",
+        source: Box::new(e),
+    }
+}
+
+/// Uploads the file `source` to `location`: whole up to `part_bytes`, else in parts.
+async fn upload(
+    store: &dyn ObjectStore,
+    location: &ObjectPath,
+    source: &Path,
+    part_bytes: usize,
+) -> Result<(), object_store::Error> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(source).map_err(io_error)?;
+    let size = file.metadata().map_err(io_error)?.len();
+    if size <= part_bytes as u64 {
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes).map_err(io_error)?;
+        store.put(location, PutPayload::from(bytes)).await?;
+        return Ok(());
+    }
+    let mut writer =
+        WriteMultipart::new_with_chunk_size(store.put_multipart(location).await?, part_bytes);
+    let mut buf = vec![0u8; part_bytes];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = writer.abort().await;
+                return Err(io_error(e));
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        writer.write(&buf[..n]);
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+/// Streams `location` into the file `dest` through a temporary name (a reader never sees a
+/// part); returns its size.
+async fn download(
+    store: &dyn ObjectStore,
+    location: &ObjectPath,
+    dest: &Path,
+) -> Result<u64, object_store::Error> {
+    use std::io::Write;
+    let parent = dest
+        .parent()
+        .ok_or_else(|| io_error(std::io::Error::other("no parent folder")))?;
+    std::fs::create_dir_all(parent).map_err(io_error)?;
+    let mut part = tempfile::NamedTempFile::new_in(parent).map_err(io_error)?;
+    let mut stream = store.get(location).await?.into_stream();
+    let mut size = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        part.write_all(&chunk).map_err(io_error)?;
+        size += chunk.len() as u64;
+    }
+    part.persist(dest).map_err(|e| io_error(e.error))?;
+    Ok(size)
+}
+
 /// Whether `key` (under `dir`) lies in one of the `skip` folders.
 fn skipped(dir: &str, key: &str, skip: &[&str]) -> bool {
     let rest = key
@@ -468,16 +548,77 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` through a temporary name, so that a reader never sees a part.
-fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let parent = path
-        .parent()
-        .ok_or_else(|| StorageError::local(path, "no parent folder"))?;
-    std::fs::create_dir_all(parent).map_err(|e| StorageError::local(parent, e))?;
-    let mut part =
-        tempfile::NamedTempFile::new_in(parent).map_err(|e| StorageError::local(parent, e))?;
-    std::io::Write::write_all(&mut part, bytes).map_err(|e| StorageError::local(path, e))?;
-    part.persist(path)
-        .map_err(|e| StorageError::local(path, e.error))?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn large_files_go_up_in_parts_and_come_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = InMemory::new();
+        for (name, size) in [
+            ("small", 1000usize),
+            ("exact", 4096),
+            ("large", 4096 * 5 + 17),
+        ] {
+            let source = dir.path().join(name);
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            std::fs::write(&source, &bytes).unwrap();
+            let location = ObjectPath::from(format!("x/{name}"));
+            runtime()
+                .block_on(upload(&store, &location, &source, 4096))
+                .unwrap();
+            let dest = dir.path().join("back").join(name);
+            let got = runtime()
+                .block_on(download(&store, &location, &dest))
+                .unwrap();
+            assert_eq!(got, size as u64);
+            assert_eq!(std::fs::read(&dest).unwrap(), bytes, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_missing_object_is_an_error_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = InMemory::new();
+        let dest = dir.path().join("gone");
+        let got = runtime().block_on(download(&store, &ObjectPath::from("nope"), &dest));
+        assert!(
+            matches!(got, Err(object_store::Error::NotFound { .. })),
+            "{got:?}"
+        );
+        assert!(!dest.exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no temporary left"
+        );
+    }
+
+    #[test]
+    fn stored_files_are_found_here_or_by_their_folder_and_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::folder(dir.path());
+        let elsewhere = Path::new("/elsewhere/data/uploads/abc-leak.mp4");
+        // Without a bucket the recorded path is the answer.
+        assert_eq!(
+            storage.stored_here(elsewhere, "uploads").unwrap(),
+            elsewhere
+        );
+        assert!(skipped("videos/v", "videos/v/source/x.mp4", &["source"]));
+        assert!(!skipped("videos/v", "videos/v/sources.txt", &["source"]));
+        assert!(skipped(
+            "videos/v",
+            "videos/v/reference/units/1.lts",
+            &["reference/units"]
+        ));
+    }
 }

@@ -148,18 +148,22 @@ impl Garage {
 
     /// Every object key in the bucket.
     pub fn keys(&self) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        self.storage(dir.path(), 1 << 30)
+            .list("")
+            .expect("list the bucket")
+    }
+
+    /// The bucket as a data dir `data` sees it, keeping `cache_bytes` of fetched files.
+    pub fn storage(&self, data: &std::path::Path, cache_bytes: u64) -> storage::Storage {
         let settings = storage::Settings {
             url: Some(format!("s3://{}", self.bucket)),
             endpoint: Some(self.endpoint.clone()),
             region: "garage".into(),
-            cache_bytes: 1 << 30,
+            cache_bytes,
             credentials: Some((self.key_id.clone(), self.secret.clone())),
         };
-        let dir = tempfile::tempdir().expect("temp dir");
-        storage::Storage::open(&settings, dir.path())
-            .expect("open the bucket")
-            .list("")
-            .expect("list the bucket")
+        storage::Storage::open(&settings, data).expect("open the bucket")
     }
 
     /// Stops the server (the bucket becomes unreachable).
