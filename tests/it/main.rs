@@ -12,6 +12,7 @@ mod crash;
 mod evidence;
 mod extract;
 mod metrics;
+mod nodes;
 mod openapi;
 mod package;
 mod protocol;

@@ -11,7 +11,7 @@ use shared::db::repo::jobs::{JobKind, JobStatus};
 use crate::common::evidence::{
     get_bytes, get_reply, multipart, post_raw, submit, wait_case, Auth, Part,
 };
-use crate::common::garage::Garage;
+use crate::common::garage::{deployment_secrets, Garage};
 use crate::common::jobs::{doctor, job_of, kinds, wait_until};
 use crate::common::media::{packaging_source, title_clip};
 use crate::common::viewer::{user_token, Client, PASSWORD};
@@ -20,10 +20,8 @@ use crate::common::{get, terminate, wait_exit, Harness};
 #[test]
 fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
     let mut garage = Garage::start();
-    let mut env = garage.env("prod");
     // One deployment: the same secrets on every machine (they are not in the bucket).
-    env.push(("LEAKTRACE_JWT_SECRET".into(), "a1".repeat(32)));
-    env.push(("LEAKTRACE_MASTER_KEY".into(), "b2".repeat(32)));
+    let env = garage.deployment("prod");
     let one = Harness::new().with_env(&env);
     one.add_user("vic", "viewer", PASSWORD);
     one.add_user("ann", "analyst", PASSWORD);
@@ -182,9 +180,8 @@ fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
 #[test]
 fn a_source_uploaded_to_a_server_without_workers_is_packaged_by_a_worker_elsewhere() {
     let garage = Garage::start();
-    let mut env = garage.env("studio");
-    env.push(("LEAKTRACE_JWT_SECRET".into(), "c3".repeat(32)));
-    env.push(("LEAKTRACE_MASTER_KEY".into(), "d4".repeat(32)));
+    // One deployment: the same secrets on every machine (they are not in the bucket).
+    let env = garage.deployment("studio");
     let one = Harness::new().with_env(&env);
     one.add_user("ada", "admin", PASSWORD);
     let source = packaging_source(one.dir.path(), 4.0);
@@ -240,10 +237,7 @@ fn a_source_uploaded_to_a_server_without_workers_is_packaged_by_a_worker_elsewhe
 #[test]
 fn a_folder_deployment_moves_into_a_bucket_and_another_machine_serves_it() {
     let garage = Garage::start();
-    let secrets = [
-        ("LEAKTRACE_JWT_SECRET".to_string(), "e5".repeat(32)),
-        ("LEAKTRACE_MASTER_KEY".to_string(), "f6".repeat(32)),
-    ];
+    let secrets = deployment_secrets("moved");
     // One machine, everything in its data dir: a title with its reference store.
     let folder = Harness::new().with_env(&secrets);
     folder.add_user("vic", "viewer", PASSWORD);

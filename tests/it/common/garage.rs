@@ -146,6 +146,14 @@ impl Garage {
         .collect()
     }
 
+    /// [`Garage::env`] plus the secrets every machine of one deployment shares (they are not
+    /// in the bucket): one deployment per `prefix`.
+    pub fn deployment(&self, prefix: &str) -> Vec<(String, String)> {
+        let mut env = self.env(prefix);
+        env.extend(deployment_secrets(prefix));
+        env
+    }
+
     /// Every object key in the bucket.
     pub fn keys(&self) -> Vec<String> {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -177,4 +185,16 @@ impl Drop for Garage {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The JWT and master keys of a deployment named `name` (fixed test values, distinct per name).
+pub fn deployment_secrets(name: &str) -> Vec<(String, String)> {
+    let hex = |salt: &str| {
+        use sha2::{Digest, Sha256};
+        hex::encode(Sha256::digest(format!("{salt}:{name}")))
+    };
+    vec![
+        ("LEAKTRACE_JWT_SECRET".into(), hex("jwt")),
+        ("LEAKTRACE_MASTER_KEY".into(), hex("master")),
+    ]
 }
