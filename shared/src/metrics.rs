@@ -302,6 +302,37 @@ impl Metrics {
         metrics
     }
 
+    /// Exports the storage cache's counters (the `storage` crate's `CacheCounters`).
+    pub fn register_storage(
+        &mut self,
+        hits: Counter,
+        misses: Counter,
+        fetched_bytes: Counter,
+        evictions: Counter,
+    ) {
+        let r = &mut self.registry;
+        r.register(
+            "storage_cache_hits",
+            "Files asked of the storage that this machine's data dir held (with a bucket)",
+            hits,
+        );
+        r.register(
+            "storage_cache_misses",
+            "Files asked of the storage that were fetched from the bucket",
+            misses,
+        );
+        r.register(
+            "storage_fetched_bytes",
+            "Bytes fetched from the bucket into the data dir",
+            fetched_bytes,
+        );
+        r.register(
+            "storage_cache_evictions",
+            "Files removed from the data dir past storage.cache_mib",
+            evictions,
+        );
+    }
+
     /// One answered request. `route` is the matched pattern, `None` for an unknown path.
     pub fn http_request(&self, route: Option<&str>, method: &str, status: u16, seconds: f64) {
         let route = route.unwrap_or("unmatched").to_string();

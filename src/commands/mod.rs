@@ -78,7 +78,8 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
                     .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
                     .map_err(|e| AppError::Server(format!("cannot handle signals: {e}")))?;
             }
-            let metrics = std::sync::Arc::new(shared::metrics::Metrics::new(&db));
+            let storage = open_storage(&config)?;
+            let metrics = process_metrics(&db, &storage);
             // The metrics listener, when configured: a worker has no other HTTP side.
             let listener = match config.metrics.bind.clone() {
                 Some(bind) => {
@@ -89,7 +90,7 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
                         secrets: secrets.clone(),
                         started: std::time::Instant::now(),
                         metrics: metrics.clone(),
-                        storage: open_storage(&config)?,
+                        storage: storage.clone(),
                     });
                     Some(std::thread::spawn(move || {
                         actix_web::rt::System::new().block_on(async move {
@@ -102,7 +103,6 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
                 }
                 None => None,
             };
-            let storage = open_storage(&config)?;
             let workers = crate::jobs::spawn_workers(
                 &config,
                 &db,
@@ -145,6 +145,22 @@ pub(crate) fn open_storage(config: &Config) -> Result<std::sync::Arc<storage::St
         &settings,
         &config.data_dir,
     )?))
+}
+
+/// This process's metrics, the storage cache's counters among them.
+pub(crate) fn process_metrics(
+    db: &shared::db::Db,
+    storage: &storage::Storage,
+) -> std::sync::Arc<shared::metrics::Metrics> {
+    let mut metrics = shared::metrics::Metrics::new(db);
+    let c = storage.counters();
+    metrics.register_storage(
+        c.hits.clone(),
+        c.misses.clone(),
+        c.fetched_bytes.clone(),
+        c.evictions.clone(),
+    );
+    std::sync::Arc::new(metrics)
 }
 
 /// Checks the data dir, connects, and applies pending migrations (returned).

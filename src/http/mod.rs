@@ -198,8 +198,8 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
     let bind = config.server.bind.clone();
     let dummy_password_hash = password::unguessable_hash()?;
     let tokens = TokenKeys::new(secrets.jwt_key());
-    let metrics = Arc::new(Metrics::new(&db));
     let storage = crate::commands::open_storage(config)?;
+    let metrics = crate::commands::process_metrics(&db, &storage);
     // The titles folder exists from the start: readiness reports its absence as a failure.
     let videos = config.layout().videos();
     std::fs::create_dir_all(&videos).map_err(AppError::io("create", &videos))?;

@@ -12,14 +12,14 @@ use crate::common::leaks::packaged;
 use crate::common::viewer::Client;
 use crate::common::{get, send, Reply};
 
-const TOKEN: &str = "metrics-token-for-tests-0123456789";
+pub(crate) const TOKEN: &str = "metrics-token-for-tests-0123456789";
 
 /// A Prometheus text scrape, parsed by a parser of the whole format (label values with
 /// braces and escapes included).
-struct Scrape(MetricsExposition<PrometheusType, PrometheusValue>);
+pub(crate) struct Scrape(MetricsExposition<PrometheusType, PrometheusValue>);
 
 impl Scrape {
-    fn parse(reply: &Reply) -> Scrape {
+    pub(crate) fn parse(reply: &Reply) -> Scrape {
         assert_eq!(reply.status, 200, "{}", reply.body);
         assert!(
             reply.content_type.starts_with("text/plain; version=0.0.4"),
@@ -31,7 +31,7 @@ impl Scrape {
 
     /// The value of family `name` over its samples whose labels include `labels` (summed):
     /// counters and gauges by value, histograms by observation count.
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let family = self.0.families.get(name)?;
         let matching: Vec<f64> = family
             .iter_samples()
@@ -61,7 +61,7 @@ impl Scrape {
     }
 }
 
-fn scrape(base: &str, token: Option<&str>) -> Reply {
+pub(crate) fn scrape(base: &str, token: Option<&str>) -> Reply {
     send("GET", &format!("{base}/metrics"), token, None)
 }
 

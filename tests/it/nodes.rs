@@ -12,6 +12,7 @@ use crate::common::garage::Garage;
 use crate::common::media::title_clip;
 use crate::common::viewer::{self, user_token, Client, PASSWORD};
 use crate::common::Harness;
+use crate::metrics::{scrape, Scrape, TOKEN};
 
 #[test]
 fn playback_survives_an_instance_and_refusals_hold_on_every_instance() {
@@ -32,7 +33,7 @@ fn playback_survives_an_instance_and_refusals_hold_on_every_instance() {
     let units = v["units"].as_u64().unwrap() as u32;
     let two = one.another_machine();
     let first = one.serve(&[]);
-    let second = two.serve(&[]);
+    let second = two.serve_with_env(&[], &[("LEAKTRACE_METRICS_TOKEN", TOKEN)]);
 
     // Keyed on the first instance, which then dies mid-playback (SIGKILL).
     let client = Client::start(&first, "vic", &"8".repeat(64), &video_id);
@@ -55,6 +56,15 @@ fn playback_survives_an_instance_and_refusals_hold_on_every_instance() {
     for k in 2..=units {
         assert!(!moved.segment(&k.to_string()).is_empty(), "unit {k}");
     }
+    // The second instance fetched what it lacked from the bucket, and says so.
+    let scraped = Scrape::parse(&scrape(&second.base, Some(TOKEN)));
+    let misses = scraped.value("leaktrace_storage_cache_misses_total", &[]);
+    assert!(
+        misses.is_some_and(|m| m >= f64::from(units - 1)),
+        "{misses:?}"
+    );
+    let fetched = scraped.value("leaktrace_storage_fetched_bytes_total", &[]);
+    assert!(fetched.is_some_and(|b| b > 0.0), "{fetched:?}");
 
     // Refusals decided through one instance hold on the other at once.
     let third = one.serve(&[]);

@@ -11,6 +11,7 @@ pub(crate) struct Cache {
     data: PathBuf,
     limit: u64,
     inner: Mutex<Inner>,
+    evictions: prometheus_client::metrics::counter::Counter,
 }
 
 #[derive(Default)]
@@ -37,11 +38,16 @@ impl Inner {
 }
 
 impl Cache {
-    pub(crate) fn new(data: &Path, limit: u64) -> Cache {
+    pub(crate) fn new(
+        data: &Path,
+        limit: u64,
+        evictions: prometheus_client::metrics::counter::Counter,
+    ) -> Cache {
         Cache {
             data: data.to_path_buf(),
             limit,
             inner: Mutex::default(),
+            evictions,
         }
     }
 
@@ -84,6 +90,7 @@ impl Cache {
             evicted
         };
         for victim in evicted {
+            self.evictions.inc();
             let path = self.data.join(&victim);
             if let Err(e) = std::fs::remove_file(&path) {
                 tracing::warn!(key = %victim, error = %e, "cannot remove a cached file");
@@ -104,7 +111,7 @@ mod tests {
     #[test]
     fn the_least_recently_used_files_go_past_the_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path(), 250);
+        let cache = Cache::new(dir.path(), 250, Default::default());
         for k in ["a", "b", "c"] {
             std::fs::write(dir.path().join(k), [0u8; 100]).unwrap();
         }
@@ -123,5 +130,6 @@ mod tests {
         assert!(dir.path().join("big").exists());
         assert!(!dir.path().join("a").exists() && !dir.path().join("c").exists());
         assert_eq!(cache.total(), 400);
+        assert_eq!(cache.evictions.get(), 3);
     }
 }

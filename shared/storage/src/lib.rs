@@ -77,6 +77,20 @@ pub struct Settings {
 pub struct Storage {
     data: PathBuf,
     remote: Option<Remote>,
+    counters: CacheCounters,
+}
+
+/// How the data dir serves as the bucket's cache (counted only with a bucket): what
+/// `/metrics` shows as `leaktrace_storage_cache_*`.
+#[derive(Clone, Debug, Default)]
+pub struct CacheCounters {
+    /// Files asked for that were here.
+    pub hits: prometheus_client::metrics::counter::Counter,
+    /// Files asked for that had to be fetched.
+    pub misses: prometheus_client::metrics::counter::Counter,
+    pub fetched_bytes: prometheus_client::metrics::counter::Counter,
+    /// Files removed from the data dir past the cache limit.
+    pub evictions: prometheus_client::metrics::counter::Counter,
 }
 
 struct Remote {
@@ -96,7 +110,13 @@ impl Storage {
         Storage {
             data: data.to_path_buf(),
             remote: None,
+            counters: CacheCounters::default(),
         }
+    }
+
+    /// The cache's counters (clones share their values: register them to export them).
+    pub fn counters(&self) -> &CacheCounters {
+        &self.counters
     }
 
     /// Storage as `settings` say, over the data dir `data`.
@@ -147,8 +167,10 @@ impl Storage {
             .enable_all()
             .build()
             .map_err(|e| StorageError::Runtime(e.to_string()))?;
-        let cache = Cache::new(data, settings.cache_bytes);
+        let counters = CacheCounters::default();
+        let cache = Cache::new(data, settings.cache_bytes, counters.evictions.clone());
         Ok(Storage {
+            counters,
             data: data.to_path_buf(),
             remote: Some(Remote {
                 store: Arc::new(store),
@@ -190,8 +212,10 @@ impl Storage {
         };
         if path.is_file() {
             remote.cache.touch(key);
+            self.counters.hits.inc();
             return Ok(path);
         }
+        self.counters.misses.inc();
         let size = remote
             .run({
                 let (store, location, dest) =
@@ -199,6 +223,7 @@ impl Storage {
                 async move { download(store.as_ref(), &location, &dest).await }
             })
             .map_err(|e| StorageError::object(key, e))?;
+        self.counters.fetched_bytes.inc_by(size);
         remote.cache.added(key, size);
         Ok(path)
     }
