@@ -1,10 +1,12 @@
 //! Evidence reports of finished cases: gathered from the case, its matches, the matched
 //! session and the audit trail, laid out and signed by the `report` crate, stored in the
 //! data dir's `reports/` folder and recorded (`evidence_reports`), each issue audited.
-//! The report PKI (a CA and a signing certificate) lives in the secrets folder, created on
-//! first use with owner-only permissions.
+//! The report PKI (a CA and a signing certificate) is the deployment's: recorded in the
+//! database on first use (private keys sealed with the master key), so that every instance
+//! signs with the same certificate and publishes the same CA; a data dir that already had PKI
+//! files (`secrets/report-*.pem|key`, before the PKI was shared) gives its own.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use forensics::media::decode::FrameReader;
 use formats::case::{Alignment, CaseResult, CaseStatus, Match, MetadataLayer, Verdict};
@@ -16,9 +18,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use shared::config::Config;
 use shared::db::repo::audit::{self, Verification};
+use shared::db::repo::report_pki::{self, ReportPki};
 use shared::db::repo::{cases, devices, evidence_reports, sessions, users, videos};
 use shared::db::Db;
-use shared::secrets::{self, Secrets};
+use shared::secrets::Secrets;
 
 use crate::error::AppError;
 use crate::jobs::detail_json;
@@ -28,53 +31,82 @@ const CA_KEY: &str = "report-ca.key";
 const SIGNING_CERT: &str = "report-signing.pem";
 const SIGNING_KEY: &str = "report-signing.key";
 
-fn secrets_dir(config: &Config) -> PathBuf {
-    config.layout().secrets()
-}
+/// What the sealed private keys of the report PKI are bound to.
+const CA_KEY_AAD: &[u8] = b"leaktrace report PKI: CA key";
+const SIGNING_KEY_AAD: &[u8] = b"leaktrace report PKI: signing key";
 
-/// The report signer, its PKI created on first use.
-pub fn signer(config: &Config) -> Result<ReportSigner, AppError> {
-    let dir = secrets_dir(config);
-    if !dir.join(SIGNING_KEY).exists() {
-        secrets::create_dir_private(&dir).map_err(AppError::io("create", &dir))?;
-        // The deployment's configured name, never a server path.
-        let made = signing::create_identity(config.reports.organisation.trim())?;
-        for (name, text) in [
-            (CA_CERT, &made.ca_cert_pem),
-            (CA_KEY, &made.ca_key_pem),
-            (SIGNING_CERT, &made.signing_cert_pem),
-            (SIGNING_KEY, &made.signing_key_pem),
-        ] {
-            let path = dir.join(name);
-            match secrets::write_new_private(&path, text.as_bytes()) {
-                Ok(()) => {}
-                // Another process created the identity first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => break,
-                Err(e) => return Err(AppError::io("write", path)(e)),
-            }
-        }
-    }
-    // Stored with a trailing newline added; PEM parsers want exactly one.
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read_to_string(&path)
-            .map(|t| format!("{}\n", t.trim_end()))
-            .map_err(AppError::io("read", path))
-    };
+/// The report signer: the deployment's PKI, the same on every instance.
+pub fn signer(config: &Config, db: &Db, secrets: &Secrets) -> Result<ReportSigner, AppError> {
+    let pki = deployment_pki(config, db, secrets)?;
+    let signing_key = sealing::open(
+        secrets.master_key(),
+        SIGNING_KEY_AAD,
+        &pki.sealed_signing_key,
+    )
+    .ok()
+    .and_then(|bytes| String::from_utf8(bytes).ok())
+    .ok_or_else(|| {
+        AppError::Server("the report signing key cannot be opened with this master key".into())
+    })?;
     Ok(ReportSigner::from_pem(
-        &read(SIGNING_CERT)?,
-        &read(SIGNING_KEY)?,
-        &read(CA_CERT)?,
+        &pem(&pki.signing_cert_pem),
+        &pem(&signing_key),
+        &pem(&pki.ca_cert_pem),
     )?)
 }
 
 /// The CA certificate that issued the report-signing certificate (PEM), created on first use.
-pub fn ca_pem(config: &Config) -> Result<String, AppError> {
-    signer(config)?;
-    let path = secrets_dir(config).join(CA_CERT);
-    std::fs::read_to_string(&path)
-        .map(|t| format!("{}\n", t.trim_end()))
-        .map_err(AppError::io("read", path))
+pub fn ca_pem(config: &Config, db: &Db, secrets: &Secrets) -> Result<String, AppError> {
+    Ok(pem(&deployment_pki(config, db, secrets)?.ca_cert_pem))
+}
+
+/// PEM as the parsers want it: exactly one trailing newline.
+fn pem(text: &str) -> String {
+    format!("{}\n", text.trim_end())
+}
+
+/// The deployment's report PKI, recorded in the database on first use so that every
+/// instance signs with the same certificate and publishes the same CA: this data dir's PKI
+/// files when it has them (made before the PKI was shared), else a new identity named for
+/// the deployment. When two instances race, the first recorded is everyone's.
+fn deployment_pki(config: &Config, db: &Db, secrets: &Secrets) -> Result<ReportPki, AppError> {
+    let mut conn = db.conn()?;
+    if let Some(pki) = report_pki::get(&mut conn)? {
+        return Ok(pki);
+    }
+    let dir = config.layout().secrets();
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(AppError::io("read", path))
+    };
+    let (ca_cert, ca_key, signing_cert, signing_key) = if dir.join(SIGNING_KEY).exists() {
+        (
+            read(CA_CERT)?,
+            read(CA_KEY)?,
+            read(SIGNING_CERT)?,
+            read(SIGNING_KEY)?,
+        )
+    } else {
+        // The deployment's configured name, never a server path.
+        let made = signing::create_identity(config.reports.organisation.trim())?;
+        (
+            made.ca_cert_pem,
+            made.ca_key_pem,
+            made.signing_cert_pem,
+            made.signing_key_pem,
+        )
+    };
+    let seal = |aad: &[u8], key: &str| {
+        sealing::seal(secrets.master_key(), aad, key.as_bytes())
+            .map_err(|e| AppError::Server(format!("the report PKI cannot be sealed: {e}")))
+    };
+    let pki = ReportPki::new(
+        ca_cert,
+        seal(CA_KEY_AAD, &ca_key)?,
+        signing_cert,
+        seal(SIGNING_KEY_AAD, &signing_key)?,
+    );
+    Ok(report_pki::record_first(&mut conn, &pki)?)
 }
 
 fn fact(label: &str, value: impl ToString) -> (String, String) {
@@ -399,7 +431,7 @@ pub fn issue(
         audit_head: head,
     };
     let unsigned = document::render(&report);
-    let signer = signer(config)?;
+    let signer = signer(config, db, secrets)?;
     let date = chrono::Utc::now().format("D:%Y%m%d%H%M%SZ").to_string();
     let signed = signer.sign(&unsigned, &date)?;
     let sha256 = hex::encode(Sha256::digest(&signed));
@@ -420,4 +452,73 @@ pub fn issue(
     });
     audit::append(&mut conn, Some(case_id), actor, "report_issued", &detail)?;
     Ok((row, signed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::testing::TestDatabase;
+
+    fn config_at(data: &Path) -> Config {
+        Config {
+            data_dir: data.to_path_buf(),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn a_data_dir_that_had_pki_files_gives_them_to_the_deployment_once() {
+        let t = TestDatabase::new();
+        let db = t.open();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        // Machine a made its PKI files before the PKI was shared.
+        let made = signing::create_identity("Studio").unwrap();
+        let dir = a.path().join("secrets");
+        shared::secrets::create_dir_private(&dir).unwrap();
+        for (name, text) in [
+            (CA_CERT, &made.ca_cert_pem),
+            (CA_KEY, &made.ca_key_pem),
+            (SIGNING_CERT, &made.signing_cert_pem),
+            (SIGNING_KEY, &made.signing_key_pem),
+        ] {
+            shared::secrets::write_new_private(&dir.join(name), text.as_bytes()).unwrap();
+        }
+        let overrides = shared::config::SecretOverrides {
+            master_key: Some(shared::config::SecretString::new("ab".repeat(32))),
+            jwt_secret: Some(shared::config::SecretString::new("cd".repeat(32))),
+        };
+        let secrets_a = Secrets::load_or_create(a.path(), &overrides).unwrap();
+        let secrets_b = Secrets::load_or_create(b.path(), &overrides).unwrap();
+        let ca_a = ca_pem(&config_at(a.path()), &db, &secrets_a).unwrap();
+        assert_eq!(
+            ca_a,
+            pem(&made.ca_cert_pem),
+            "its files are the deployment's PKI"
+        );
+        // Machine b, with no files of its own, gets the same; nothing new is made.
+        let ca_b = ca_pem(&config_at(b.path()), &db, &secrets_b).unwrap();
+        assert_eq!(ca_a, ca_b);
+        assert!(!b.path().join("secrets").join(SIGNING_KEY).exists());
+        let signer_b = signer(&config_at(b.path()), &db, &secrets_b).unwrap();
+        assert_eq!(
+            signer_b.certificate_sha256(),
+            ReportSigner::from_pem(
+                &pem(&made.signing_cert_pem),
+                &pem(&made.signing_key_pem),
+                &pem(&made.ca_cert_pem)
+            )
+            .unwrap()
+            .certificate_sha256()
+        );
+        // The private keys are stored sealed, not as PEM.
+        let row = report_pki::get(&mut db.conn().unwrap()).unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&row.sealed_signing_key).contains("PRIVATE KEY"));
+        // Another master key cannot open them.
+        let other = shared::config::SecretOverrides {
+            master_key: Some(shared::config::SecretString::new("ef".repeat(32))),
+            jwt_secret: Some(shared::config::SecretString::new("cd".repeat(32))),
+        };
+        let secrets_c = Secrets::load_or_create(b.path(), &other).unwrap();
+        assert!(signer(&config_at(b.path()), &db, &secrets_c).is_err());
+    }
 }

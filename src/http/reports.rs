@@ -86,7 +86,7 @@ pub async fn case_report(
 /// for anyone who wants to check a report.
 pub async fn report_ca(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
-    let pem = blocking(move || crate::reports::ca_pem(&st.config)).await?;
+    let pem = blocking(move || crate::reports::ca_pem(&st.config, &st.db, &st.secrets)).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/x-pem-file")
         .body(pem))
@@ -178,7 +178,7 @@ pub async fn verify_report(
     let st = state.clone();
     let answer = blocking(move || -> Result<Verification, AppError> {
         let sha256 = hex::encode(Sha256::digest(&pdf));
-        let ca = crate::reports::ca_pem(&st.config)?;
+        let ca = crate::reports::ca_pem(&st.config, &st.db, &st.secrets)?;
         let mut conn = st.db.conn()?;
         let stored = evidence_reports::find_by_sha256(&mut conn, &sha256)?;
         let checked = report::signing::check(&pdf, &ca);

@@ -11,7 +11,7 @@ use crate::common::evidence::{post_json, Auth};
 use crate::common::garage::Garage;
 use crate::common::media::title_clip;
 use crate::common::viewer::{self, user_token, Client, PASSWORD};
-use crate::common::Harness;
+use crate::common::{get, Harness};
 use crate::metrics::{scrape, Scrape, TOKEN};
 
 #[test]
@@ -68,6 +68,11 @@ fn playback_survives_an_instance_and_refusals_hold_on_every_instance() {
 
     // Refusals decided through one instance hold on the other at once.
     let third = one.serve(&[]);
+    // One report CA for the deployment, whichever instance is asked first.
+    let ca = |server: &crate::common::Server| get(&server.url("/api/reports/ca.pem")).body;
+    let (ca_third, ca_second) = (ca(&third), ca(&second));
+    assert!(ca_third.contains("BEGIN CERTIFICATE"), "{ca_third}");
+    assert_eq!(ca_third, ca_second, "each instance made its own report CA");
     let admin = user_token(&second, "ada", PASSWORD);
     let auth = Auth::Bearer(&admin);
     let val = Client::start(&third, "val", &"9".repeat(64), &video_id);

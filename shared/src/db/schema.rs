@@ -26,6 +26,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    report_pki (id) {
+        id -> Text,
+        ca_cert_pem -> Text,
+        sealed_ca_key -> Binary,
+        signing_cert_pem -> Text,
+        sealed_signing_key -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     refreshed_tokens (jti) {
         jti -> Text,
         expires_at -> Timestamp,
@@ -193,6 +204,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     devices,
     revoked_tokens,
     refreshed_tokens,
+    report_pki,
     videos,
     stream_sessions,
     security_events,

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod evidence_reports;
 pub mod jobs;
 pub mod refreshed_tokens;
+pub mod report_pki;
 pub mod revoked_tokens;
 pub mod security_events;
 pub mod sessions;
