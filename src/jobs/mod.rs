@@ -282,14 +282,25 @@ impl Worker {
                 tracing::warn!(job = %row.id, %reason, "job attempt failed");
                 let status =
                     jobs::fail(&mut conn, &row.id, &self.owner, &reason, failure(row, &e))?;
-                if let (Some(JobStatus::Queued), Some(case_id)) = (status, &case) {
+                match (status, &case) {
                     // Back to the queue: the case waits for the next attempt.
-                    cases::set_progress(
+                    (Some(JobStatus::Queued), Some(case_id)) => cases::set_progress(
                         &mut conn,
                         case_id,
                         formats::case::CaseStatus::Queued,
                         0.0,
-                    )?;
+                    )?,
+                    // Failed for good: so is its case, unless the analysis already ended it
+                    // (an extraction failure records its own reason).
+                    (Some(JobStatus::Failed), Some(case_id)) => {
+                        let ended = cases::get(&mut conn, case_id)
+                            .map(|c| c.status.is_finished())
+                            .unwrap_or(true);
+                        if !ended {
+                            cases::fail(&mut conn, case_id, &e.public_message())?;
+                        }
+                    }
+                    _ => {}
                 }
                 (status, Some(reason))
             }

@@ -689,3 +689,47 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
         after.stdout()
     );
 }
+
+/// An analysis that fails for good before extraction (here: its title's manifest is gone)
+/// fails its case, with a reason and no server path, instead of leaving it "running".
+#[test]
+fn a_case_whose_analysis_fails_for_good_before_extraction_is_failed() {
+    let t = packaged(2.0);
+    t.h.add_user("ann", "analyst", PASSWORD);
+    let server = t.h.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
+    let analyst = user_token(&server, "ann", PASSWORD);
+    let clip = std::fs::read(common::media::title_clip(t.dir.path(), 1.0)).unwrap();
+    let r = submit(
+        &server,
+        Auth::Bearer(&analyst),
+        &[
+            Part::text("video_id", &t.video_id),
+            Part::file("s.mp4", &clip),
+        ],
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let case_id = r.json()["case_id"].as_str().unwrap().to_string();
+    let manifest =
+        t.h.data_dir
+            .join("videos")
+            .join(&t.video_id)
+            .join("package.json");
+    std::fs::remove_file(&manifest).unwrap();
+    let mut worker = t.h.cmd();
+    worker
+        .args(["worker", "--threads", "1"])
+        .env("LEAKTRACE_JOB_LEASE_SECONDS", "3");
+    let mut worker = worker.stdout(Stdio::null()).spawn().unwrap();
+    let done = wait_case(
+        &server,
+        Auth::Bearer(&analyst),
+        &case_id,
+        Duration::from_secs(120),
+    );
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(done["status"], "failed", "{done:#}");
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(!error.is_empty(), "{done:#}");
+    assert!(!error.contains(t.h.data_dir.to_str().unwrap()), "{error}");
+}
