@@ -86,6 +86,13 @@ pub enum AppError {
         video_id: String,
         source: formats::sealing::SealError,
     },
+    /// A case's suspect file no longer hashes to what was recorded when it was received
+    /// (changed on disk or swapped in the bucket): it is not the evidence, and is not analysed.
+    #[error(
+        "the suspect file changed since it was received: its SHA-256 is {found}, \
+         {expected} was recorded at upload; it is not analysed"
+    )]
+    SuspectChanged { expected: String, found: String },
     /// A passing condition worth another attempt (a race with another writer).
     #[error("{0}")]
     Retry(String),
@@ -138,6 +145,8 @@ impl AppError {
             | AppError::Unreadable { .. }
             | AppError::JobPayload { .. }
             | AppError::SourceGone(_)
+            // A stored file that changed does not change back.
+            | AppError::SuspectChanged { .. }
             | AppError::Usage(_) => true,
             AppError::DataDir(_)
             | AppError::Secrets(_)
@@ -179,6 +188,7 @@ impl AppError {
             AppError::SourceGone(_) => "file_not_found",
             AppError::TitleSecret { .. } => "secret_unsealable",
             AppError::DamagedCase(_) => "case_damaged",
+            AppError::SuspectChanged { .. } => "suspect_changed",
             AppError::Usage(_) => "invalid_arguments",
             AppError::AuditBroken { .. } => "audit_broken",
             AppError::PasswordHash(_) => "password_hash_failed",

@@ -199,6 +199,35 @@ fn unit_values(soft: &[f64]) -> Vec<Option<f64>> {
     soft.iter().map(|&v| (v != 0.0).then_some(v)).collect()
 }
 
+/// Checks that the suspect at `path` is the file received for `case` (its SHA-256 as recorded
+/// at upload): a file changed in the data dir or swapped in the bucket since is not evidence.
+/// A mismatch is audited with both hashes and refused.
+fn suspect_unchanged(db: &Db, case: &CaseRow, path: &Path, actor: &str) -> Result<(), AppError> {
+    let (_, found) = formats::digest::sha256_file(path).map_err(|source| AppError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if found.eq_ignore_ascii_case(&case.file_sha256) {
+        return Ok(());
+    }
+    let changed = AppError::SuspectChanged {
+        expected: case.file_sha256.clone(),
+        found,
+    };
+    let detail = FailedDetail {
+        code: changed.code(),
+        reason: changed.to_string(),
+    };
+    audit::append(
+        &mut *db.conn()?,
+        Some(&case.id),
+        actor,
+        "suspect_changed",
+        &detail_json(&detail),
+    )?;
+    Err(changed)
+}
+
 /// Analyses the suspect of `case`, finishes the case (or marks it failed) and returns its
 /// result. An `identified` verdict raises a `piracy_detected` security event tied to the
 /// session, its user and device.
@@ -214,6 +243,7 @@ pub fn run_case(
     // Received by another machine: fetched from the bucket (suspects are stored in the
     // receiving machine's uploads folder).
     let suspect = &storage.stored_here(Path::new(&case.stored_path), "uploads")?;
+    suspect_unchanged(db, case, suspect, actor)?;
     let titles = reference_titles(config, db, storage, case.video_id.as_deref())?;
     audit::append(
         &mut *db.conn()?,
