@@ -297,10 +297,15 @@ pub struct ServerConfig {
     /// finish, and then how long running jobs may take before their leases are handed back
     /// for another worker.
     pub shutdown_grace_seconds: u64,
+    /// MiB of segment files each server keeps in memory (read once from the data dir, served
+    /// from memory after); 0 reads every segment from the data dir.
+    pub segment_cache_mib: u64,
 }
 
 /// Default of `server.shutdown_grace_seconds`.
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 30;
+/// Default of `server.segment_cache_mib`.
+pub const DEFAULT_SEGMENT_CACHE_MIB: u64 = 256;
 
 /// `/metrics` (Prometheus text). Off unless one of these is set: with `token`, the main
 /// address serves it to `Authorization: Bearer <token>`; with `bind`, a second listener on
@@ -362,6 +367,7 @@ impl Default for Config {
             server: ServerConfig {
                 bind: DEFAULT_BIND.to_string(),
                 shutdown_grace_seconds: DEFAULT_SHUTDOWN_GRACE_SECONDS,
+                segment_cache_mib: DEFAULT_SEGMENT_CACHE_MIB,
             },
             log: LogConfig {
                 format: LogFormat::Human,
@@ -491,6 +497,7 @@ pub struct PartialLimits {
 pub struct PartialServer {
     pub bind: Option<String>,
     pub shutdown_grace_seconds: Option<u64>,
+    pub segment_cache_mib: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -544,6 +551,7 @@ impl PartialConfig {
             server: PartialServer {
                 bind: get("LEAKTRACE_BIND"),
                 shutdown_grace_seconds: parse_env(env, "LEAKTRACE_SHUTDOWN_GRACE_SECONDS")?,
+                segment_cache_mib: parse_env(env, "LEAKTRACE_SEGMENT_CACHE_MIB")?,
             },
             log: PartialLog {
                 format,
@@ -634,6 +642,9 @@ impl Config {
         }
         if let Some(v) = layer.server.shutdown_grace_seconds {
             self.server.shutdown_grace_seconds = v;
+        }
+        if let Some(v) = layer.server.segment_cache_mib {
+            self.server.segment_cache_mib = v;
         }
         if let Some(v) = layer.log.format {
             self.log.format = v;
@@ -881,6 +892,12 @@ impl Config {
                 message: "must be at most 3600".into(),
             });
         }
+        if self.server.segment_cache_mib > 1 << 20 {
+            return Err(ConfigError::Value {
+                key: "server.segment_cache_mib".into(),
+                message: "must be at most 1048576 (1 TiB)".into(),
+            });
+        }
         if let Some(bind) = &self.metrics.bind {
             address("metrics.bind", bind)?;
             if *bind == self.server.bind {
@@ -979,6 +996,7 @@ impl Config {
         struct ServerView<'a> {
             bind: &'a str,
             shutdown_grace_seconds: u64,
+            segment_cache_mib: u64,
         }
         #[derive(Serialize)]
         struct LogView<'a> {
@@ -996,6 +1014,7 @@ impl Config {
             server: ServerView {
                 bind: &self.server.bind,
                 shutdown_grace_seconds: self.server.shutdown_grace_seconds,
+                segment_cache_mib: self.server.segment_cache_mib,
             },
             log: LogView {
                 format: self.log.format,

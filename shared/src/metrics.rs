@@ -80,6 +80,10 @@ pub enum CacheName {
     Title,
     /// Sessions' content keys and codes.
     SessionKeys,
+    /// Segment files kept in memory.
+    Segment,
+    /// Video units served by the one-statement fast path (hit) or by the full checks (miss).
+    KnownSession,
 }
 
 impl CacheName {
@@ -87,6 +91,8 @@ impl CacheName {
         match self {
             CacheName::Title => "title",
             CacheName::SessionKeys => "session_keys",
+            CacheName::Segment => "segment",
+            CacheName::KnownSession => "known_session",
         }
     }
 }

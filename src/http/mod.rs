@@ -217,7 +217,8 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
             config.monitoring,
         )
         .with_metrics(metrics.clone())
-        .with_storage(storage.clone()),
+        .with_storage(storage.clone())
+        .with_segment_cache_mib(config.server.segment_cache_mib),
     );
     // Analysis workers beside the server, stopped when it stops.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

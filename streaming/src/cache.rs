@@ -1,7 +1,10 @@
 //! What the hot path would otherwise recompute on every segment request: per title the parsed
 //! package manifest, the unsealed video secret and the init segments; per session the CEK and
-//! the whole session code. Titles never change once packaged; session keys never change once
-//! the key exchange is done, so neither needs invalidation, only a bound on its size.
+//! the whole session code, and what the segment fast path knows of it ([`Known`]). Titles never
+//! change once packaged; session keys never change once the key exchange is done, so neither
+//! needs invalidation, only a bound on its size; what [`Known`] holds that can change (the
+//! user's and device's standing, the session's state) is checked again by the database
+//! statement that reserves every unit, so revocations need no invalidation either.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -93,10 +96,57 @@ impl SessionKeys {
     }
 }
 
+/// What the segment route's fast path needs to know of a session it served before: its row as
+/// read then (only the fields that never change after the key exchange are used: owner, device,
+/// title, keyed time) and the device key and token key thumbprint found current then. The
+/// database statement that reserves each unit checks they still stand.
+pub struct Known {
+    pub session: SessionRow,
+    pub device_key: String,
+    pub token_key: String,
+}
+
+/// Per-session entries kept while used: dropped `SESSION_KEYS_TTL` after their last use once
+/// the map holds `SESSION_KEYS_SOFT_CAP` entries.
+struct Recent<V> {
+    map: Mutex<HashMap<String, (Instant, Arc<V>)>>,
+}
+
+impl<V> Default for Recent<V> {
+    fn default() -> Self {
+        Recent {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<V> Recent<V> {
+    fn get(&self, id: &str) -> Option<Arc<V>> {
+        let mut map = lock(&self.map);
+        let (used, v) = map.get_mut(id)?;
+        *used = Instant::now();
+        Some(v.clone())
+    }
+
+    fn insert(&self, id: &str, v: Arc<V>) {
+        let now = Instant::now();
+        let mut map = lock(&self.map);
+        if map.len() >= SESSION_KEYS_SOFT_CAP {
+            map.retain(|_, (used, _)| now.duration_since(*used) < SESSION_KEYS_TTL);
+        }
+        map.insert(id.to_string(), (now, v));
+    }
+
+    fn remove(&self, id: &str) {
+        lock(&self.map).remove(id);
+    }
+}
+
 #[derive(Default)]
 pub struct Caches {
     titles: Mutex<HashMap<String, Arc<Title>>>,
-    sessions: Mutex<HashMap<String, (Instant, Arc<SessionKeys>)>>,
+    sessions: Recent<SessionKeys>,
+    known: Recent<Known>,
 }
 
 /// A poisoned lock only means another request panicked mid-insert; the map is still sound.
@@ -135,11 +185,9 @@ impl Caches {
         session: &SessionRow,
         title: &Title,
     ) -> Result<Arc<SessionKeys>, ApiError> {
-        let now = Instant::now();
-        if let Some((used, keys)) = lock(&self.sessions).get_mut(&session.id) {
-            *used = now;
+        if let Some(keys) = self.sessions.get(&session.id) {
             state.metrics.cache_lookup(CacheName::SessionKeys, true);
-            return Ok(keys.clone());
+            return Ok(keys);
         }
         state.metrics.cache_lookup(CacheName::SessionKeys, false);
         let cek: [u8; 32] = session
@@ -154,16 +202,24 @@ impl Caches {
             cek,
             code: title.code(&session.id),
         });
-        let mut map = lock(&self.sessions);
-        if map.len() >= SESSION_KEYS_SOFT_CAP {
-            map.retain(|_, (used, _)| now.duration_since(*used) < SESSION_KEYS_TTL);
-        }
-        map.insert(session.id.clone(), (now, keys.clone()));
+        self.sessions.insert(&session.id, keys.clone());
         Ok(keys)
+    }
+
+    /// What the fast path knows of session `id`, if it served it before.
+    pub fn known(&self, id: &str) -> Option<Arc<Known>> {
+        self.known.get(id)
+    }
+
+    /// Remembers a session served through the full checks, for the fast path.
+    pub fn remember(&self, known: Known) {
+        let id = known.session.id.clone();
+        self.known.insert(&id, Arc::new(known));
     }
 
     /// Forgets a session's keys (it was revoked or expired).
     pub fn forget_session(&self, session_id: &str) {
-        lock(&self.sessions).remove(session_id);
+        self.sessions.remove(session_id);
+        self.known.remove(session_id);
     }
 }

@@ -13,6 +13,7 @@ mod manifest;
 pub mod monitor;
 mod probes;
 mod segment_handlers;
+mod segments;
 mod session_handlers;
 pub mod state;
 

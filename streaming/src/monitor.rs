@@ -10,6 +10,7 @@
 //! - probes for files by URL (`/media/...`, traversal) are answered 403/404 and recorded.
 
 use actix_web::HttpRequest;
+use chrono::NaiveDateTime;
 use shared::config::RippingAction;
 use shared::db::now;
 use shared::db::repo::security_events::{self, NewEvent, Severity, Subject};
@@ -398,11 +399,32 @@ pub struct Pace {
 
 impl Pace {
     pub fn of(session: &SessionRow, unit_seconds: f64) -> Option<Pace> {
-        let keyed = session.keyed_at?;
-        Some(Pace {
-            content_seconds: session.segments_served as f64 * unit_seconds,
+        Some(Pace::since(
+            session.keyed_at?,
+            session.segments_served,
+            unit_seconds,
+        ))
+    }
+
+    /// A session keyed at `keyed` that has been served `served` units.
+    fn since(keyed: NaiveDateTime, served: i64, unit_seconds: f64) -> Pace {
+        Pace {
+            content_seconds: served as f64 * unit_seconds,
             elapsed_seconds: (now() - keyed).num_milliseconds().max(0) as f64 / 1000.0,
-        })
+        }
+    }
+
+    /// Content allowed so far under the limit speed.
+    fn limit(&self, state: &StreamingState) -> f64 {
+        let m = state.monitoring;
+        self.budget(m.ripping_burst_seconds, m.ripping_limit_speed)
+    }
+
+    /// Units that fit under the limit so far (the one asked for included).
+    fn allowed_units(&self, state: &StreamingState, unit_seconds: f64) -> i64 {
+        (self.limit(state) / unit_seconds.max(1e-9) + 1e-9)
+            .floor()
+            .min(i64::MAX as f64) as i64
     }
 
     /// Content allowed so far at `speed` times real time, after the burst.
@@ -435,12 +457,8 @@ pub async fn reserve_unit(
             "complete the key exchange before streaming",
         ));
     };
-    let m = state.monitoring;
-    let limit = pace.budget(m.ripping_burst_seconds, m.ripping_limit_speed);
-    // Units that fit under the limit so far (the one asked for included).
-    let allowed = (limit / unit_seconds.max(1e-9) + 1e-9)
-        .floor()
-        .min(i64::MAX as f64) as i64;
+    let limit = pace.limit(state);
+    let allowed = pace.allowed_units(state, unit_seconds);
     let id = session.id.clone();
     let reserved = state
         .db
@@ -470,6 +488,32 @@ pub async fn reserve_unit(
         ..pace
     };
     flag_if_fast(state, req, session, now_at).await
+}
+
+/// Units a session keyed at `keyed_at` may have been served by now, the next one included.
+pub fn allowed_units(state: &StreamingState, keyed_at: NaiveDateTime, unit_seconds: f64) -> i64 {
+    Pace::since(keyed_at, 0, unit_seconds).allowed_units(state, unit_seconds)
+}
+
+/// After a unit was reserved by the fast path (`sessions::reserve_unit_for`, whose limit was
+/// [`allowed_units`]): flags the session if `served` units are past the flag speed.
+pub async fn reserved_unit(
+    state: &StreamingState,
+    req: &HttpRequest,
+    session: &SessionRow,
+    served: i64,
+    unit_seconds: f64,
+) -> Result<(), ApiError> {
+    let Some(keyed) = session.keyed_at else {
+        return Ok(());
+    };
+    flag_if_fast(
+        state,
+        req,
+        session,
+        Pace::since(keyed, served, unit_seconds),
+    )
+    .await
 }
 
 /// Flags (once) a session whose pace is past the flag speed.

@@ -10,13 +10,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use formats::marker::MarkerPayload;
 use formats::sealing;
 use shared::db::now;
+use shared::db::repo::devices;
 use shared::db::repo::sessions::{self, SessionRow, SessionState};
-use shared::metrics::SegmentKind;
+use shared::metrics::{CacheName, SegmentKind};
 
-use api::auth::Device;
+use api::auth::{Device, DeviceToken};
 use api::ApiError;
 
-use crate::cache::Title;
+use crate::cache::{Known, SessionKeys, Title};
 use crate::session_handlers::{owned_session, refuse_ended};
 use crate::state::StreamingState;
 use crate::{crypto, manifest, monitor};
@@ -91,12 +92,22 @@ fn no_segment() -> ApiError {
 }
 
 pub async fn segment(
-    device: Device,
+    token: DeviceToken,
     state: web::Data<StreamingState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (session_id, name) = path.into_inner();
+    if let Some(Segment::Video(unit)) = Segment::parse(&name) {
+        let fast = fast_video_unit(&state, &req, &token, &session_id, unit).await?;
+        state
+            .metrics
+            .cache_lookup(CacheName::KnownSession, fast.is_some());
+        if let Some(served) = fast {
+            return Ok(served);
+        }
+    }
+    let device = token.stands().await?;
     let s = streamable(&state, &req, &device, &session_id).await?;
     let which = Segment::parse(&name).ok_or_else(no_segment)?;
     let package = &s.title.package;
@@ -123,6 +134,7 @@ pub async fn segment(
             }
             // Counted before it is served (the pace's atomic reservation).
             monitor::reserve_unit(&state, &req, &s.session, package.video.unit_seconds()).await?;
+            remember(&state, &device, &s.session).await?;
             let variant = keys
                 .variant(unit)
                 .ok_or_else(|| ApiError::internal("code shorter than the title"))?;
@@ -136,7 +148,127 @@ pub async fn segment(
             read_after_room(&state, s.title.layout.audio_unit(k)).await?
         }
     };
-    let aad = crypto::segment_aad(&s.session.id, &name);
+    // Video units were counted when reserved (they are what a ripper needs, and what the pace
+    // counts); anything else moves the idle clock only.
+    if !matches!(which, Segment::Video(_)) {
+        record_activity(&state, &s.session.id, 0).await?;
+    }
+    sealed(&state, &keys, &s.session.id, &name, which, buffer)
+}
+
+/// A video unit of a session this instance served before, with every database check in the
+/// statement that reserves the unit (`sessions::reserve_unit_for`): one round trip. `None`
+/// when the session is not known here, the token is not the one it was served to, or the
+/// statement refused: the caller then takes the full path, which finds out why (and answers
+/// with the exact error, or serves the unit when the refusal was a race that has passed).
+async fn fast_video_unit(
+    state: &StreamingState,
+    req: &HttpRequest,
+    token: &DeviceToken,
+    session_id: &str,
+    unit: u32,
+) -> Result<Option<HttpResponse>, ApiError> {
+    let Some(known) = state.caches.known(session_id) else {
+        return Ok(None);
+    };
+    let claims = &token.claims;
+    let (session, device_key) = (&known.session, known.device_key.clone());
+    if claims.sub != session.user_id
+        || claims.did.as_ref() != Some(&session.device_id)
+        || claims.dkt.as_ref() != Some(&known.token_key)
+    {
+        return Ok(None);
+    }
+    let (Some(keyed_at), title) = (
+        session.keyed_at,
+        state.caches.title(state, &session.video_id).await?,
+    ) else {
+        return Ok(None);
+    };
+    let package = &title.package;
+    if unit > package.video.unit_count {
+        return Ok(None);
+    }
+    let keys = state.caches.session_keys(state, session, &title)?;
+    let unit_seconds = package.video.unit_seconds();
+    let allowed = monitor::allowed_units(state, keyed_at, unit_seconds);
+    let (id, user_id, device_id) = (
+        session.id.clone(),
+        session.user_id.clone(),
+        session.device_id.clone(),
+    );
+    let reserved = state
+        .db
+        .run(move |c| {
+            let holder = sessions::Holder {
+                user_id: &user_id,
+                device_id: &device_id,
+                device_key: &device_key,
+            };
+            sessions::reserve_unit_for(c, &id, &holder, allowed)
+        })
+        .await?;
+    let Some(served) = reserved else {
+        return Ok(None);
+    };
+    monitor::reserved_unit(state, req, session, served, unit_seconds).await?;
+    let variant = keys
+        .variant(unit)
+        .ok_or_else(|| ApiError::internal("code shorter than the title"))?;
+    let buffer = read_after_room(state, title.layout.video_unit(variant, unit)).await?;
+    let name = unit.to_string();
+    sealed(
+        state,
+        &keys,
+        &session.id,
+        &name,
+        Segment::Video(unit),
+        buffer,
+    )
+    .map(Some)
+}
+
+/// Remembers a session whose unit the full path just served, for the fast path: the device's
+/// current key is read when the session is not known here yet, or was known with another
+/// token key (the device registered again since).
+async fn remember(
+    state: &StreamingState,
+    device: &Device,
+    session: &SessionRow,
+) -> Result<(), ApiError> {
+    let Some(token_key) = device.0.dkt.clone() else {
+        return Ok(());
+    };
+    if state
+        .caches
+        .known(&session.id)
+        .is_some_and(|k| k.token_key == token_key)
+    {
+        return Ok(());
+    }
+    let device_id = device.device_id().to_string();
+    let row = state.db.run(move |c| devices::get(c, &device_id)).await?;
+    if let Some(device_key) = row.public_key {
+        state.caches.remember(Known {
+            session: session.clone(),
+            device_key,
+            token_key,
+        });
+    }
+    Ok(())
+}
+
+/// The response: `buffer` (nonce room, then the plain segment) sealed in place under the
+/// session's CEK and the segment's AAD, counted.
+fn sealed(
+    state: &StreamingState,
+    keys: &SessionKeys,
+    session_id: &str,
+    name: &str,
+    which: Segment,
+    buffer: Vec<u8>,
+) -> Result<HttpResponse, ApiError> {
+    let aad = crypto::segment_aad(session_id, name);
     let body =
         sealing::seal_in_place(&keys.cek, aad.as_bytes(), buffer).map_err(ApiError::internal)?;
     let kind = match which {
@@ -145,27 +277,32 @@ pub async fn segment(
         Segment::Audio(_) => SegmentKind::Audio,
     };
     state.metrics.segment_served(kind, body.len());
-    // Video units were counted when reserved (they are what a ripper needs, and what the pace
-    // counts); anything else moves the idle clock only.
-    if !matches!(which, Segment::Video(_)) {
-        record_activity(&state, &s.session.id, 0).await?;
-    }
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .body(body))
 }
 
-/// The file's bytes after `NONCE_LEN` bytes of room, read on the blocking pool (fetched from
-/// the bucket first when there is one and this machine lacks the file).
+/// The file's bytes after `NONCE_LEN` bytes of room: from memory when kept there, else read
+/// on the blocking pool (fetched from the bucket first when there is one and this machine
+/// lacks the file) and kept.
 async fn read_after_room(
     state: &StreamingState,
     path: std::path::PathBuf,
 ) -> Result<Vec<u8>, ApiError> {
+    if let Some(kept) = state.segments.get(&path) {
+        state.metrics.cache_lookup(CacheName::Segment, true);
+        let mut buf = Vec::with_capacity(sealing::NONCE_LEN + kept.len() + sealing::TAG_LEN);
+        buf.resize(sealing::NONCE_LEN, 0);
+        buf.extend_from_slice(&kept);
+        return Ok(buf);
+    }
+    state.metrics.cache_lookup(CacheName::Segment, false);
     let storage = state.storage.clone();
-    web::block(move || -> std::io::Result<Vec<u8>> {
+    let file = path.clone();
+    let buf = web::block(move || -> std::io::Result<Vec<u8>> {
         use std::io::Read;
-        let path = storage.ensure(&path).map_err(std::io::Error::other)?;
+        let path = storage.ensure(&file).map_err(std::io::Error::other)?;
         let mut file = std::fs::File::open(&path)?;
         let len = file.metadata()?.len() as usize;
         let mut buf = Vec::with_capacity(sealing::NONCE_LEN + len + sealing::TAG_LEN);
@@ -175,7 +312,9 @@ async fn read_after_room(
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)
+    .map_err(ApiError::internal)?;
+    state.segments.keep(&path, &buf[sealing::NONCE_LEN..]);
+    Ok(buf)
 }
 
 /// Counts the request; the database is updated at most once a second per session.

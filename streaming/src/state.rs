@@ -31,6 +31,8 @@ pub struct StreamingState {
     /// Where titles live: segments are read from the data dir, fetched from the bucket
     /// behind it first when this machine lacks them.
     pub storage: std::sync::Arc<storage::Storage>,
+    /// Segment files kept in memory.
+    pub segments: crate::segments::SegmentFiles,
     /// Password hashes checked at once (Argon2 takes tens of MiB and a core each).
     hashing: tokio::sync::Semaphore,
 }
@@ -59,6 +61,9 @@ impl StreamingState {
             probes: crate::probes::Probes::default(),
             metrics,
             storage,
+            segments: crate::segments::SegmentFiles::new(
+                shared::config::DEFAULT_SEGMENT_CACHE_MIB << 20,
+            ),
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
@@ -74,6 +79,12 @@ impl StreamingState {
     /// Reads titles through `storage` (instead of the data dir alone).
     pub fn with_storage(mut self, storage: std::sync::Arc<storage::Storage>) -> Self {
         self.storage = storage;
+        self
+    }
+
+    /// Keeps `mib` MiB of segment files in memory (0: none).
+    pub fn with_segment_cache_mib(mut self, mib: u64) -> Self {
+        self.segments = crate::segments::SegmentFiles::new(mib << 20);
         self
     }
 

@@ -19,7 +19,7 @@ fn playback_survives_an_instance_and_refusals_hold_on_every_instance() {
     let garage = Garage::start();
     // One deployment: the same secrets on every machine (they are not in the bucket).
     let env = garage.deployment("nodes");
-    let one = Harness::new().with_env(&env);
+    let one = Harness::folder().with_env(&env);
     for (user, role) in [
         ("vic", "viewer"),
         ("val", "viewer"),
@@ -65,6 +65,16 @@ fn playback_survives_an_instance_and_refusals_hold_on_every_instance() {
     );
     let fetched = scraped.value("leaktrace_storage_fetched_bytes_total", &[]);
     assert!(fetched.is_some_and(|b| b > 0.0), "{fetched:?}");
+    // The first unit there went through the full checks; the others through the one
+    // statement that checks them and reserves the unit.
+    let known = |result: &str| {
+        scraped.value(
+            "leaktrace_stream_cache_lookups_total",
+            &[("cache", "known_session"), ("result", result)],
+        )
+    };
+    assert_eq!(known("miss"), Some(1.0));
+    assert_eq!(known("hit"), Some(f64::from(units - 2)));
 
     // Refusals decided through one instance hold on the other at once.
     let third = one.serve(&[]);

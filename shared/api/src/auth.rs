@@ -4,6 +4,7 @@
 //! | extractor | accepts | refuses |
 //! |---|---|---|
 //! | [`Device`] | a device token (playback routes) | 401 without one |
+//! | [`DeviceToken`] | a well-signed, unexpired device token; its standing checked by the handler (segments) | 401 without one |
 //! | [`Viewer`] | a user token of a viewer or admin (registering devices) | 403 `wrong_role` |
 //! | [`Admin`] | a user token of an admin | 403 `wrong_role` |
 //! | [`Legal`] | a user token of an analyst, legal or admin account: reads cases and evidence | 403 `wrong_role`, also for API keys |
@@ -74,6 +75,12 @@ pub async fn authenticate(
     kind: TokenKind,
 ) -> Result<Claims, ApiError> {
     let claims = auth.tokens.verify(bearer(req)?, kind)?;
+    stands(auth, claims).await
+}
+
+/// Checks that the user (and for a device token, the device and its key) of verified `claims`
+/// still stand (see [`authenticate`]); returns the claims when they do.
+pub async fn stands(auth: &Auth, claims: Claims) -> Result<Claims, ApiError> {
     let checked = claims.clone();
     match auth.db.run(move |c| standing(c, &checked)).await? {
         Standing::Good => Ok(claims),
@@ -213,6 +220,30 @@ async fn device(req: &HttpRequest) -> Result<Device, ApiError> {
         .map(Device)
 }
 extractor!(Device, device);
+
+/// A device token checked for signature, kind and expiry only. Whether its user, device and
+/// key still stand is the handler's to check: in the database statement that does the
+/// request's own work (the segment route's unit reservation, `sessions::reserve_unit_for`),
+/// or else through [`DeviceToken::stands`] before anything else.
+#[derive(Clone)]
+pub struct DeviceToken {
+    pub claims: Claims,
+    auth: web::Data<Auth>,
+}
+
+impl DeviceToken {
+    /// The token as a [`Device`], once its user, device and key are found to stand.
+    pub async fn stands(self) -> Result<Device, ApiError> {
+        stands(&self.auth, self.claims).await.map(Device)
+    }
+}
+
+async fn device_token(req: &HttpRequest) -> Result<DeviceToken, ApiError> {
+    let auth = auth_of(req)?;
+    let claims = auth.tokens.verify(bearer(req)?, TokenKind::Device)?;
+    Ok(DeviceToken { claims, auth })
+}
+extractor!(DeviceToken, device_token);
 
 /// A viewer's or admin's user token: may register playback devices.
 #[derive(Debug, Clone)]

@@ -849,3 +849,148 @@ fn retention_removes_old_events_but_keeps_critical_ones() {
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(left.contains(&"piracy_detected".to_string()));
 }
+
+/// The segment fast path's one statement: it counts a unit only while every check holds, and
+/// each check on its own refuses (and counts nothing).
+#[test]
+fn a_unit_is_reserved_for_its_holder_only_while_everything_stands() {
+    use super::repo::sessions::{self, Holder, NewSession, SessionState};
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let u = users::create(&mut conn, "sam", "h", Role::Viewer).unwrap();
+    let other = users::create(&mut conn, "eve", "h", Role::Viewer).unwrap();
+    let fp = "ef".repeat(32);
+    let d = devices::register(&mut conn, &reg(&u.id, &fp, "key")).unwrap();
+    let d2 = devices::register(&mut conn, &reg(&u.id, &"12".repeat(32), "key")).unwrap();
+    videos::create(&mut conn, &sample_video("v1", "Title")).unwrap();
+    let new = NewSession::requested(
+        "s1".into(),
+        u.id.clone(),
+        d.id.clone(),
+        "v1".into(),
+        "pub".into(),
+        vec![1],
+        None,
+    );
+    sessions::create(&mut conn, &new).unwrap();
+    let holder = Holder {
+        user_id: &u.id,
+        device_id: &d.id,
+        device_key: "key",
+    };
+    let served = |conn: &mut DbConnection| sessions::get(conn, "s1").unwrap().segments_served;
+    // Not keyed yet.
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s1", &holder, 10).unwrap(),
+        None
+    );
+    sessions::mark_keyed(&mut conn, "s1", &[9]).unwrap();
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s1", &holder, 10).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        sessions::get(&mut conn, "s1").unwrap().state,
+        SessionState::Streaming
+    );
+    // Each of these alone refuses.
+    let refused = [
+        ("over the limit", holder, 1),
+        (
+            "another user",
+            Holder {
+                user_id: &other.id,
+                ..holder
+            },
+            10,
+        ),
+        (
+            "another device",
+            Holder {
+                device_id: &d2.id,
+                ..holder
+            },
+            10,
+        ),
+        (
+            "another key",
+            Holder {
+                device_key: "old-key",
+                ..holder
+            },
+            10,
+        ),
+    ];
+    for (why, h, allowed) in refused {
+        assert_eq!(
+            sessions::reserve_unit_for(&mut conn, "s1", &h, allowed).unwrap(),
+            None,
+            "{why}"
+        );
+        assert_eq!(served(&mut conn), 1, "{why}");
+    }
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "nope", &holder, 10).unwrap(),
+        None
+    );
+    // The user disabled, then enabled again.
+    users::set_disabled(&mut conn, "sam", true).unwrap();
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s1", &holder, 10).unwrap(),
+        None
+    );
+    users::set_disabled(&mut conn, "sam", false).unwrap();
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s1", &holder, 10).unwrap(),
+        Some(2)
+    );
+    // The device re-registered with another key: the old key no longer holds.
+    devices::register(&mut conn, &reg(&u.id, &fp, "new-key")).unwrap();
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s1", &holder, 10).unwrap(),
+        None
+    );
+    let rekeyed = Holder {
+        device_key: "new-key",
+        ..holder
+    };
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s1", &rekeyed, 10).unwrap(),
+        Some(3)
+    );
+    // The device revoked.
+    devices::revoke(&mut conn, &d.id).unwrap();
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s1", &rekeyed, 10).unwrap(),
+        None
+    );
+    devices::register(&mut conn, &reg(&u.id, &fp, "new-key")).unwrap();
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s1", &rekeyed, 10).unwrap(),
+        Some(4)
+    );
+    // Revoked (another session of the same holder).
+    let mut second = new.clone();
+    second.id = "s2".into();
+    sessions::create(&mut conn, &second).unwrap();
+    sessions::mark_keyed(&mut conn, "s2", &[9]).unwrap();
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s2", &rekeyed, 10).unwrap(),
+        Some(1)
+    );
+    sessions::end(&mut conn, "s2", SessionState::Revoked, Some("test")).unwrap();
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s2", &rekeyed, 10).unwrap(),
+        None
+    );
+    // Idled out (the expiry passed without the state being written yet).
+    diesel::sql_query("UPDATE stream_sessions SET expires_at = last_activity_at WHERE id = 's1'")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(
+        sessions::reserve_unit_for(&mut conn, "s1", &rekeyed, 10).unwrap(),
+        None
+    );
+    assert_eq!(served(&mut conn), 4);
+}

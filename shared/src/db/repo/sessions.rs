@@ -227,6 +227,69 @@ pub fn reserve_unit(
     )
 }
 
+/// Who a unit is reserved for, as a device token names them: [`reserve_unit_for`] checks in its
+/// own statement that they still stand.
+#[derive(Debug, Clone, Copy)]
+pub struct Holder<'a> {
+    pub user_id: &'a str,
+    pub device_id: &'a str,
+    /// The device's proof key as stored when the token's key was last found current.
+    pub device_key: &'a str,
+}
+
+/// [`reserve_unit`] that also checks, in the same UPDATE, everything a segment request needs
+/// checked in the database: the session belongs to `holder`'s user and device, has not idled
+/// out, the user exists and is enabled, and the device exists, is the user's, is not revoked
+/// and still holds `holder.device_key`. One statement per unit on the hot path; a revocation
+/// committed anywhere is seen by the next unit on every instance. Returns the session's count
+/// after the reservation (`RETURNING`; SQLite 3.35 or later), or `None` when anything refused
+/// it (the caller then finds out why through the separate checks).
+pub fn reserve_unit_for(
+    conn: &mut DbConnection,
+    id: &str,
+    holder: &Holder<'_>,
+    allowed: i64,
+) -> Result<Option<i64>, DbError> {
+    use crate::db::schema::{devices, users};
+    let t = now();
+    let live = stream_sessions::state
+        .eq(SessionState::Keyed.as_str())
+        .or(stream_sessions::state.eq(SessionState::Streaming.as_str()));
+    let user_stands = diesel::dsl::exists(
+        users::table
+            .filter(users::id.eq(holder.user_id))
+            .filter(users::disabled.eq(false)),
+    );
+    let device_stands = diesel::dsl::exists(
+        devices::table
+            .filter(devices::id.eq(holder.device_id))
+            .filter(devices::user_id.eq(holder.user_id))
+            .filter(devices::revoked_at.is_null())
+            .filter(devices::public_key.eq(holder.device_key)),
+    );
+    diesel::update(
+        stream_sessions::table
+            .find(id)
+            .filter(live)
+            .filter(stream_sessions::expires_at.gt(t))
+            .filter(stream_sessions::segments_served.lt(allowed))
+            .filter(stream_sessions::user_id.eq(holder.user_id))
+            .filter(stream_sessions::device_id.eq(holder.device_id))
+            .filter(user_stands)
+            .filter(device_stands),
+    )
+    .set((
+        stream_sessions::state.eq(SessionState::Streaming.as_str()),
+        stream_sessions::segments_served.eq(stream_sessions::segments_served + 1),
+        stream_sessions::last_activity_at.eq(t),
+        stream_sessions::expires_at.eq(t + Duration::seconds(IDLE_SECONDS)),
+    ))
+    .returning(stream_sessions::segments_served)
+    .get_result(conn)
+    .optional()
+    .map_err(DbError::from)
+}
+
 /// Records activity (a manifest or segment fetch): `keyed` becomes `streaming`, the idle
 /// expiry moves forward, and segment fetches are counted.
 pub fn record_activity(conn: &mut DbConnection, id: &str, segments: i64) -> Result<(), DbError> {
