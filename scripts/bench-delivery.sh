@@ -12,7 +12,7 @@
 # time per segment is read from /proc before and after each run. With PROFILE=1 (default) a
 # perf profile (cpu-clock samples, call graphs) of leaktrace at 200 connections is summarised.
 # Usage: scripts/bench-delivery.sh [SECONDS=15]
-#   CONNECTIONS="50 200 500"  BACKENDS="folder s3"  PROFILE=1
+#   CONNECTIONS="50 200 500"  BACKENDS="folder s3"  PROFILE=1  PERF_OUT=FILE (keeps perf.data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -23,8 +23,8 @@ SECONDS_RUN=${1:-15}
 CONN_LIST=${CONNECTIONS:-"50 200 500"}
 BACKENDS=${BACKENDS:-"folder s3"}
 PROFILE=${PROFILE:-1}
-ensure_packages wrk nginx-light
-[ "$PROFILE" = 1 ] && ensure_packages linux-perf
+ensure_packages wrk nginx-light >&2
+[ "$PROFILE" = 1 ] && ensure_packages linux-perf >&2
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=0 LOAD_CPU=1; else SERVER_CPU=0 LOAD_CPU=0; fi
 MAX_CONNS=$(tr ' ' '\n' <<<"$CONN_LIST" | sort -n | tail -1)
 BIN=$(release_binary)
@@ -119,6 +119,14 @@ start_leaktrace() { # PORT [ENV...]
   return 1
 }
 
+# One session's video units fetched in turn over one connection: "mean_ms max_ms".
+fetch_pass() { # PORT SESSION TOKEN
+  local args=() k
+  for k in $(seq 1 "$UNITS"); do args+=(-o /dev/null "http://127.0.0.1:$1/api/video/stream/$2/$k/"); done
+  taskset -c "$LOAD_CPU" curl -fsS -H "Authorization: Bearer $3" -w '%{time_total}\n' "${args[@]}" |
+    python3 -c 'import sys; t=[float(x)*1000 for x in sys.stdin.read().split()]; print(f"{sum(t)/len(t):.2f} {max(t):.2f}")'
+}
+
 declare -A ROWS
 PROFILE_TEXT=""
 bench_leaktrace() { # BACKEND [ENV...]
@@ -129,6 +137,11 @@ bench_leaktrace() { # BACKEND [ENV...]
   sessions="$WORK/sessions-$backend.txt"
   taskset -c "$LOAD_CPU" "$OPEN" "http://127.0.0.1:$port" bench "bench password" "$MAX_CONNS" "$VIDEO" >"$sessions"
   write_leaktrace_lua "$sessions" "$WORK/leaktrace-$backend.lua"
+  # First fetches: one session's units in turn, each the first time this server serves it
+  # (from the bucket, or from the data dir), then again (from memory).
+  read -r sid token < <(head -1 "$sessions")
+  ROWS["first $backend"]=$(fetch_pass "$port" "$sid" "$token")
+  ROWS["again $backend"]=$(fetch_pass "$port" "$sid" "$token")
   if [ "$backend" = s3 ]; then
     # Warm the cache: every unit of both variants fetched once from the bucket.
     log "warming the local cache from the bucket"
@@ -157,9 +170,16 @@ LUA
       local perf_pid=$!
       run_wrk "http://127.0.0.1:$port" "$WORK/leaktrace-$backend.lua" 200 "$LT_PID" >/dev/null
       wait "$perf_pid" || true
-      PROFILE_TEXT=$(perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol -g none \
-        --percent-limit 1.5 2>/dev/null | grep -v '^#' | grep -v '^$' | head -25 |
-        sed 's/^ *//; s/  */ /g')
+      [ -n "${PERF_OUT:-}" ] && cp "$WORK/perf.data" "$PERF_OUT"
+      local report=(perf report -i "$WORK/perf.data" --stdio --no-children -g none)
+      PROFILE_TEXT=$(
+        echo "by library:"
+        "${report[@]}" --sort dso 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/^ *//; s/  */ /g'
+        echo
+        echo "by symbol (>= 1 %):"
+        "${report[@]}" --sort dso,symbol --percent-limit 1 2>/dev/null | grep -v '^#' | grep -v '^$' |
+          head -20 | sed 's/^ *//; s/  */ /g; s/ - - *$//' | cut -c1-120
+      )
     fi
   fi
   kill "$LT_PID"
@@ -235,6 +255,16 @@ for conns in $CONN_LIST; do
     echo "| leaktrace, titles in $backend | $conns | $rps | $mbs | $p50 | $p99 | $cpu | $bad | $err | **$ratio** | $pratio |"
   done
   echo "| nginx, static files, sendfile | $conns | $ng_rps | $ng_mbs | $ng_p50 | $ng_p99 | $ng_cpu | $ng_bad | $ng_err | 1 | 1 |"
+done
+echo
+echo "| first fetches, one session's $UNITS units in turn, one connection | mean ms | max ms |"
+echo "|---|---|---|"
+for backend in $BACKENDS; do
+  read -r f_mean f_max <<<"${ROWS["first $backend"]}"
+  read -r a_mean a_max <<<"${ROWS["again $backend"]}"
+  where=$([ "$backend" = s3 ] && echo "from the bucket (one GET, then the data dir)" || echo "from the data dir")
+  echo "| titles in $backend: first time, $where | $f_mean | $f_max |"
+  echo "| titles in $backend: again, from memory | $a_mean | $a_max |"
 done
 echo
 echo "AES-256-GCM ceiling (openssl speed -evp aes-256-gcm, 16 KiB blocks, one core): $aes_mbs MiB/s"

@@ -46,6 +46,16 @@ fn audit_actions(h: &Harness, case_id: &str) -> Vec<String> {
         .collect()
 }
 
+fn audit_entries(h: &Harness, case_id: &str) -> Vec<(String, String)> {
+    let db = h.db();
+    let mut conn = db.conn().unwrap();
+    audit::for_case(&mut conn, case_id)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.detail))
+        .collect()
+}
+
 #[test]
 fn a_crawler_submission_is_analysed_identified_audited_and_raises_a_detection() {
     let t = packaged(40.0);
@@ -690,10 +700,10 @@ fn worker_processes_share_the_queue_each_job_runs_once_and_a_killed_workers_job_
     );
 }
 
-/// An analysis that fails for good before extraction (here: its title's manifest is gone)
-/// fails its case, with a reason and no server path, instead of leaving it "running".
-#[test]
-fn a_case_whose_analysis_fails_for_good_before_extraction_is_failed() {
+/// A short title and a suspect submitted for it by an analyst to a server that runs no
+/// workers: the case waits queued. Returns the title, the server, the analyst's token and
+/// the case id.
+fn queued_without_workers() -> (Title, common::Server, String, String) {
     let t = packaged(2.0);
     t.h.add_user("ann", "analyst", PASSWORD);
     let server = t.h.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
@@ -709,12 +719,26 @@ fn a_case_whose_analysis_fails_for_good_before_extraction_is_failed() {
     );
     assert_eq!(r.status, 202, "{}", r.body);
     let case_id = r.json()["case_id"].as_str().unwrap().to_string();
+    (t, server, analyst, case_id)
+}
+
+/// An analysis that fails for good before extraction (here: its title's manifest is gone)
+/// fails its case, with a reason and no server path, instead of leaving it "running".
+#[test]
+fn a_case_whose_analysis_fails_for_good_before_extraction_is_failed() {
+    let (t, server, analyst, case_id) = queued_without_workers();
     let manifest =
         t.h.data_dir
             .join("videos")
             .join(&t.video_id)
             .join("package.json");
     std::fs::remove_file(&manifest).unwrap();
+    // With a bucket, gone from there too (else it is fetched again).
+    if let Some(bucket) = t.h.bucket() {
+        bucket
+            .delete(&format!("videos/{}/package.json", t.video_id))
+            .unwrap();
+    }
     let mut worker = t.h.cmd();
     worker
         .args(["worker", "--threads", "1"])
@@ -732,4 +756,44 @@ fn a_case_whose_analysis_fails_for_good_before_extraction_is_failed() {
     let error = done["error"].as_str().unwrap_or_default();
     assert!(!error.is_empty(), "{done:#}");
     assert!(!error.contains(t.h.data_dir.to_str().unwrap()), "{error}");
+}
+
+/// A suspect changed on disk between its upload and its analysis (by anyone who can write the
+/// data dir or the bucket) is not analysed: evidence must be the file that was received. The
+/// case fails, saying so, and the audit trail keeps both hashes.
+#[test]
+fn a_suspect_changed_after_upload_is_not_analysed() {
+    let (t, server, analyst, case_id) = queued_without_workers();
+    let stored = uploads_left(&t.h);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let path = t.h.data_dir.join("uploads").join(&stored[0]);
+    // The same length, one byte different: only a hash sees it.
+    let mut changed = std::fs::read(&path).unwrap();
+    let middle = changed.len() / 2;
+    changed[middle] ^= 0x01;
+    std::fs::write(&path, &changed).unwrap();
+    let mut worker = t.h.cmd();
+    worker.args(["worker", "--threads", "1"]);
+    let mut worker = worker.stdout(Stdio::null()).spawn().unwrap();
+    let done = wait_case(
+        &server,
+        Auth::Bearer(&analyst),
+        &case_id,
+        Duration::from_secs(120),
+    );
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(done["status"], "failed", "{done:#}");
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(error.contains("SHA-256"), "{error}");
+    assert!(!error.contains(t.h.data_dir.to_str().unwrap()), "{error}");
+    assert!(done["result"].is_null(), "{done:#}");
+    let entries = audit_entries(&t.h, &case_id);
+    let changed_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&changed));
+    assert!(
+        entries
+            .iter()
+            .any(|(action, detail)| action == "suspect_changed" && detail.contains(&changed_hash)),
+        "{entries:?}"
+    );
 }

@@ -89,29 +89,33 @@ fn a_leaked_and_re_encoded_copy_names_its_session() {
     let _ = innocent;
 
     // The reference store (the variants' template, read instead of decoding both variants)
-    // and the decoding path agree: same session, same evidence within a hair.
+    // and the decoding path agree: same session, same evidence within a hair. (Where the
+    // files live does not change that: with a bucket, the store set aside here would be
+    // fetched again, so the comparison runs on the data dir alone.)
     assert!(store.join(format!("{}.lts", t.units)).is_file());
-    std::fs::rename(&store, d.join("units-aside")).unwrap();
-    let decoded = extract(&t.h, &attacked, &[]);
-    std::fs::rename(d.join("units-aside"), &store).unwrap();
-    assert_eq!(decoded.verdict, Verdict::Identified, "{decoded:#?}");
-    assert_eq!(best_session(&decoded), leaker.as_str());
     let values = |v: &CaseResult| -> Vec<f64> {
         let units = v.unit_values.as_deref().unwrap_or_default();
         units.iter().map(|x| x.unwrap_or(0.0)).collect()
     };
-    let (with_store, without) = (values(&r), values(&decoded));
-    let dot: f64 = with_store.iter().zip(&without).map(|(a, b)| a * b).sum();
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let cosine = dot / (norm(&with_store) * norm(&without));
-    assert!(cosine > 0.999, "unit values differ: cosine {cosine}");
-    let z = |v: &CaseResult| v.matches[0].score;
-    assert!(
-        (z(&r) / z(&decoded) - 1.0).abs() < 0.02,
-        "z {} with the store, {} decoding",
-        z(&r),
-        z(&decoded)
-    );
+    if !crate::common::bucket_run() {
+        std::fs::rename(&store, d.join("units-aside")).unwrap();
+        let decoded = extract(&t.h, &attacked, &[]);
+        std::fs::rename(d.join("units-aside"), &store).unwrap();
+        assert_eq!(decoded.verdict, Verdict::Identified, "{decoded:#?}");
+        assert_eq!(best_session(&decoded), leaker.as_str());
+        let (with_store, without) = (values(&r), values(&decoded));
+        let dot: f64 = with_store.iter().zip(&without).map(|(a, b)| a * b).sum();
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let cosine = dot / (norm(&with_store) * norm(&without));
+        assert!(cosine > 0.999, "unit values differ: cosine {cosine}");
+        let z = |v: &CaseResult| v.matches[0].score;
+        assert!(
+            (z(&r) / z(&decoded) - 1.0).abs() < 0.02,
+            "z {} with the store, {} decoding",
+            z(&r),
+            z(&decoded)
+        );
+    }
 
     // Calibration: 100,000 random codes against these real soft values. The claimed tail
     // probability at 1e-3 must hold within a factor of 2.

@@ -22,7 +22,7 @@ fn a_title_packaged_on_one_machine_plays_and_is_analysed_on_others() {
     let mut garage = Garage::start();
     // One deployment: the same secrets on every machine (they are not in the bucket).
     let env = garage.deployment("prod");
-    let one = Harness::new().with_env(&env);
+    let one = Harness::folder().with_env(&env);
     one.add_user("vic", "viewer", PASSWORD);
     one.add_user("ann", "analyst", PASSWORD);
     one.add_user("lee", "legal", PASSWORD);
@@ -182,7 +182,7 @@ fn a_source_uploaded_to_a_server_without_workers_is_packaged_by_a_worker_elsewhe
     let garage = Garage::start();
     // One deployment: the same secrets on every machine (they are not in the bucket).
     let env = garage.deployment("studio");
-    let one = Harness::new().with_env(&env);
+    let one = Harness::folder().with_env(&env);
     one.add_user("ada", "admin", PASSWORD);
     let source = packaging_source(one.dir.path(), 4.0);
     let server = one.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
@@ -239,7 +239,7 @@ fn a_folder_deployment_moves_into_a_bucket_and_another_machine_serves_it() {
     let garage = Garage::start();
     let secrets = deployment_secrets("moved");
     // One machine, everything in its data dir: a title with its reference store.
-    let folder = Harness::new().with_env(&secrets);
+    let folder = Harness::folder().with_env(&secrets);
     folder.add_user("vic", "viewer", PASSWORD);
     let input = title_clip(folder.dir.path(), 4.0);
     let v = folder.package(&input, "Moved", &[]);
@@ -330,4 +330,91 @@ fn large_files_cross_the_bucket_in_parts_and_the_cache_keeps_to_its_limit() {
     // Gone from the cache, not from the bucket: fetched again on demand.
     receiver.local("uploads/a").unwrap();
     assert!(kept("a"));
+}
+
+/// A suspect whose object was swapped in the bucket after it was received (anyone holding the
+/// bucket's write key could) is not analysed by the worker that fetches it: the case fails
+/// with the two SHA-256s instead of naming whoever the swapped file names.
+#[test]
+fn a_suspect_swapped_in_the_bucket_is_not_analysed() {
+    let garage = Garage::start();
+    let env = garage.deployment("prod");
+    let one = Harness::folder().with_env(&env);
+    one.add_user("ann", "analyst", PASSWORD);
+    let server = one.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
+    let analyst = user_token(&server, "ann", PASSWORD);
+    let clip = std::fs::read(title_clip(one.dir.path(), 1.0)).unwrap();
+    let r = submit(
+        &server,
+        Auth::Bearer(&analyst),
+        &[Part::file("s.mp4", &clip)],
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let case_id = r.json()["case_id"].as_str().unwrap().to_string();
+    let uploads = one.data_dir.join("uploads");
+    let name = std::fs::read_dir(&uploads)
+        .unwrap()
+        .next()
+        .expect("the stored upload")
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    let key = format!("prod/uploads/{name}");
+    assert!(garage.keys().contains(&key), "{:?}", garage.keys());
+    // The object replaced by other bytes of the same length.
+    let staging = tempfile::tempdir().unwrap();
+    let mut swapped = clip.clone();
+    swapped.reverse();
+    std::fs::create_dir_all(staging.path().join("prod/uploads")).unwrap();
+    std::fs::write(staging.path().join(&key), &swapped).unwrap();
+    garage
+        .storage(staging.path(), 1 << 30)
+        .publish_file(&key)
+        .unwrap();
+    // The worker is on another machine: it fetches the object.
+    std::fs::rename(&uploads, one.data_dir.join("uploads.elsewhere")).unwrap();
+    let two = one.another_machine();
+    let mut worker = two.cmd();
+    worker.args(["worker", "--threads", "1"]);
+    let mut worker = worker.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let done = wait_case(
+        &server,
+        Auth::Bearer(&analyst),
+        &case_id,
+        Duration::from_secs(120),
+    );
+    terminate(&worker);
+    let _ = wait_exit(&mut worker, Duration::from_secs(60));
+    assert_eq!(done["status"], "failed", "{done:#}");
+    let error = done["error"].as_str().unwrap_or_default();
+    assert!(error.contains("SHA-256"), "{error}");
+    assert!(!error.contains(two.data_dir.to_str().unwrap()), "{error}");
+}
+
+/// The suite's bucket run (scripts/test.sh runs the end-to-end tests a second time with every
+/// harness's deployment in a bucket) really keeps the files there: a packaged title's objects
+/// are in the bucket under the harness's own prefix. Nothing to check on the data dir alone.
+#[test]
+fn in_a_bucket_run_every_harness_keeps_its_titles_in_the_bucket() {
+    if !crate::common::bucket_run() {
+        return;
+    }
+    let h = Harness::new();
+    let v = h.package(&title_clip(h.dir.path(), 2.0), "In the bucket", &[]);
+    let video_id = v["video_id"].as_str().unwrap();
+    let keys = h
+        .bucket()
+        .expect("a bucket run gives every harness a bucket")
+        .list(&format!("videos/{video_id}"))
+        .unwrap();
+    for file in [
+        "package.json",
+        "video/init.mp4",
+        "video/a/1.m4s",
+        "video/b/1.m4s",
+    ] {
+        let key = format!("videos/{video_id}/{file}");
+        assert!(keys.contains(&key), "{key} not in {keys:?}");
+    }
 }

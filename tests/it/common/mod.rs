@@ -40,6 +40,44 @@ pub struct Harness {
     env: Vec<(String, String)>,
 }
 
+/// The bucket every harness puts its deployment in when the run asks for one
+/// (`LEAKTRACE_TEST_STORAGE_URL`, e.g. `s3://leaktrace`, with `LEAKTRACE_TEST_STORAGE_ENDPOINT`,
+/// `LEAKTRACE_TEST_STORAGE_KEY_ID` and `LEAKTRACE_TEST_STORAGE_SECRET`: scripts/test.sh runs
+/// the suite a second time so, against one Garage), each under a prefix of its own; none when
+/// unset (the data dir alone, the default).
+fn test_bucket_env() -> Vec<(String, String)> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(url) = var("LEAKTRACE_TEST_STORAGE_URL") else {
+        return Vec::new();
+    };
+    let prefix = format!("t{:016x}", rand::random::<u64>());
+    let mut env = vec![(
+        "LEAKTRACE_STORAGE_URL".to_string(),
+        format!("{}/{prefix}", url.trim_end_matches('/')),
+    )];
+    for (from, to) in [
+        (
+            "LEAKTRACE_TEST_STORAGE_ENDPOINT",
+            "LEAKTRACE_STORAGE_ENDPOINT",
+        ),
+        ("LEAKTRACE_TEST_STORAGE_REGION", "LEAKTRACE_STORAGE_REGION"),
+        ("LEAKTRACE_TEST_STORAGE_KEY_ID", "AWS_ACCESS_KEY_ID"),
+        ("LEAKTRACE_TEST_STORAGE_SECRET", "AWS_SECRET_ACCESS_KEY"),
+    ] {
+        if let Some(v) = var(from) {
+            env.push((to.to_string(), v));
+        }
+    }
+    env
+}
+
+/// True when this run keeps every harness's files in a bucket (see [`test_bucket_env`]): a
+/// test of what the data dir alone does (a file removed from it stays removed) says so and
+/// returns early.
+pub fn bucket_run() -> bool {
+    std::env::var("LEAKTRACE_TEST_STORAGE_URL").is_ok_and(|v| !v.is_empty())
+}
+
 impl Harness {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -48,8 +86,36 @@ impl Harness {
             dir,
             data_dir,
             database: std::rc::Rc::new(TestDatabase::new()),
-            env: Vec::new(),
+            env: test_bucket_env(),
         }
+    }
+
+    /// A harness whose files stay in its data dir whatever the run asks for: the tests that
+    /// bring their own bucket, or that need a deployment without one.
+    pub fn folder() -> Self {
+        let mut h = Harness::new();
+        h.env.clear();
+        h
+    }
+
+    /// The bucket behind this harness's data dir, when its deployment has one.
+    pub fn bucket(&self) -> Option<storage::Storage> {
+        let get = |name: &str| {
+            self.env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let url = get("LEAKTRACE_STORAGE_URL")?;
+        let settings = storage::Settings {
+            url: Some(url),
+            endpoint: get("LEAKTRACE_STORAGE_ENDPOINT"),
+            region: get("LEAKTRACE_STORAGE_REGION").unwrap_or_else(|| "us-east-1".into()),
+            cache_bytes: 1 << 30,
+            credentials: get("AWS_ACCESS_KEY_ID").zip(get("AWS_SECRET_ACCESS_KEY")),
+        };
+        Some(storage::Storage::open(&settings, &self.data_dir).expect("open the bucket"))
     }
 
     /// Every command of this harness also gets `env`.
