@@ -9,6 +9,7 @@ use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{web, HttpRequest, HttpResponse};
 use formats::marker::MarkerPayload;
 use formats::sealing;
+use shared::auth::device_key;
 use shared::db::now;
 use shared::db::repo::devices;
 use shared::db::repo::sessions::{self, SessionRow, SessionState};
@@ -248,7 +249,13 @@ async fn remember(
     }
     let device_id = device.device_id().to_string();
     let row = state.db.run(move |c| devices::get(c, &device_id)).await?;
-    if let Some(device_key) = row.public_key {
+    // Only the key the token is bound to: the device may have registered again (another key)
+    // since the token was checked, and the fast path must not pair the old token with it.
+    let current = row
+        .public_key
+        .filter(|k| device_key::thumbprint_of_stored(k).as_deref() == Some(token_key.as_str()));
+    let stands = row.user_id == device.user_id() && row.revoked_at.is_none();
+    if let (Some(device_key), true) = (current, stands) {
         state.caches.remember(Known {
             session: session.clone(),
             device_key,

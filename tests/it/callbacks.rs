@@ -1,0 +1,179 @@
+//! Crawler callbacks against a real receiver on loopback: the verdict POSTed when the case
+//! ends, signed with the key's hash, retried after a receiver error, recorded and audited;
+//! callback URLs refused unless the deployment allows their host.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use shared::db::repo::audit;
+use shared::db::repo::callbacks::{self, CallbackStatus};
+
+use crate::common::evidence::{api_key, submit, Auth, Part};
+use crate::common::viewer::{user_token, PASSWORD};
+use crate::common::Harness;
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A receiver on a free loopback port answering each request with the next status of
+/// `answers` (the last one from then on), keeping what it got.
+struct Receiver {
+    port: u16,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    fn start(answers: &'static [u16]) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let kept = got.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':') {
+                        headers.push((k.trim().to_string(), v.trim().to_string()));
+                    }
+                }
+                let len = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                kept.lock().unwrap().push(Received { headers, body });
+                let status = answers[n.min(answers.len() - 1)];
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { port, got }
+    }
+
+    fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let got = self.got.lock().unwrap().clone();
+            if got.len() >= count {
+                return got;
+            }
+            assert!(Instant::now() < deadline, "{} callbacks after {limit:?}", got.len());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn a_crawler_is_called_back_with_its_signed_verdict_after_a_receiver_error() {
+    let receiver = Receiver::start(&[500, 200]);
+    let allowed = format!("127.0.0.1:{}", receiver.port);
+    let h = Harness::new().with_env(&[("LEAKTRACE_CALLBACK_HOSTS".into(), allowed.clone())]);
+    h.add_user("ann", "analyst", PASSWORD);
+    let key = api_key(&h, "crawler");
+    let server = h.serve(&[]);
+    let clip = std::fs::read(crate::common::media::title_clip(h.dir.path(), 1.0)).unwrap();
+    let url = format!("http://{allowed}/leaktrace/hook?token=abc");
+
+    // Refused: a user token, a host not allowed, a URL that is not one.
+    let analyst = user_token(&server, "ann", PASSWORD);
+    let with = |auth: Auth, url: &str| {
+        submit(
+            &server,
+            auth,
+            &[Part::file("s.mp4", &clip), Part::text("callback_url", url)],
+        )
+    };
+    with(Auth::Bearer(&analyst), &url).assert_error(400, "callback_for_keys_only");
+    let elsewhere = format!("http://127.0.0.1:{}/hook", receiver.port + 1);
+    with(Auth::ApiKey(&key), &elsewhere).assert_error(400, "callback_not_allowed");
+    with(Auth::ApiKey(&key), "http://169.254.169.254/latest/meta-data")
+        .assert_error(400, "callback_not_allowed");
+    with(Auth::ApiKey(&key), "gopher://127.0.0.1/").assert_error(400, "invalid_callback_url");
+    let creds = format!("http://user:pw@{allowed}/hook");
+    with(Auth::ApiKey(&key), &creds).assert_error(400, "invalid_callback_url");
+
+    let r = with(Auth::ApiKey(&key), &url);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let case_id = r.json()["case_id"].as_str().unwrap().to_string();
+
+    // The first POST gets a 500; the queue's backoff (5 s) brings the second.
+    let got = receiver.wait_for(2, Duration::from_secs(120));
+    let last = &got[1];
+    let body: serde_json::Value = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(body["case_id"], case_id.as_str(), "{body:#}");
+    assert_eq!(body["status"], "done", "{body:#}");
+    assert!(body["result"]["verdict"].is_string(), "{body:#}");
+    assert_eq!(body["status_url"], format!("/api/cases/{case_id}/"));
+    assert!(
+        body["result"].get("matches").is_none(),
+        "a crawler sees references, not sessions: {body:#}"
+    );
+    assert_eq!(got[0].body, last.body, "the same verdict each time");
+    // Signed with the SHA-256 of the key over "<timestamp>.<body>".
+    let timestamp = last.header("x-leaktrace-timestamp").unwrap();
+    let age = chrono::Utc::now().timestamp() - timestamp.parse::<i64>().unwrap();
+    assert!((0..120).contains(&age), "{age}");
+    let key_hash = <Sha256 as sha2::Digest>::digest(key.as_bytes());
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key_hash).unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(&last.body);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    assert_eq!(last.header("x-leaktrace-signature"), Some(expected.as_str()));
+    assert_eq!(last.header("content-type"), Some("application/json"));
+
+    // Recorded and audited, once.
+    let db = h.db();
+    let mut conn = db.conn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let row = loop {
+        let row = callbacks::get(&mut conn, &case_id).unwrap().unwrap();
+        if row.status != CallbackStatus::Pending || Instant::now() > deadline {
+            break row;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(row.status, CallbackStatus::Delivered, "{row:?}");
+    assert_eq!((row.attempts, row.last_status), (2, Some(200)), "{row:?}");
+    assert!(row.delivered_at.is_some());
+    let actions: Vec<String> = audit::for_case(&mut conn, &case_id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "callback_delivered").count(),
+        1,
+        "{actions:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(receiver.got.lock().unwrap().len(), 2, "delivered once");
+}
