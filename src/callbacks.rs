@@ -32,7 +32,9 @@ const MAX_URL: usize = 2048;
 pub enum CallbackError {
     #[error("callback_url is not an absolute http or https URL without credentials")]
     Malformed,
-    #[error("callback_url names a host this deployment does not call back (evidence.callback_hosts)")]
+    #[error(
+        "callback_url names a host this deployment does not call back (evidence.callback_hosts)"
+    )]
     NotAllowed,
     #[error("callback_url is for API-key submissions (crawlers)")]
     NotACrawler,
@@ -95,7 +97,10 @@ pub fn signature(key_sha256_hex: &str, timestamp: i64, body: &[u8]) -> Option<St
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Some(format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+    Some(format!(
+        "sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
 }
 
 /// How one POST went.
@@ -208,11 +213,17 @@ mod tests {
             ("http://hooks.example.org:8080/a", CallbackError::NotAllowed),
             ("http://127.0.0.1/cb", CallbackError::NotAllowed),
             ("http://169.254.169.254/latest", CallbackError::NotAllowed),
-            ("https://hooks.example.org.evil.test/", CallbackError::NotAllowed),
+            (
+                "https://hooks.example.org.evil.test/",
+                CallbackError::NotAllowed,
+            ),
             ("http://[::1]:9000/", CallbackError::NotAllowed),
             ("ftp://hooks.example.org/", CallbackError::Malformed),
             ("file:///etc/passwd", CallbackError::Malformed),
-            ("https://user:pw@hooks.example.org/", CallbackError::Malformed),
+            (
+                "https://user:pw@hooks.example.org/",
+                CallbackError::Malformed,
+            ),
             ("/relative", CallbackError::Malformed),
             ("", CallbackError::Malformed),
         ] {

@@ -93,6 +93,9 @@ pub enum AppError {
          {expected} was recorded at upload; it is not analysed"
     )]
     SuspectChanged { expected: String, found: String },
+    /// A crawler callback that will not be sent (its key revoked, its host no longer allowed).
+    #[error("the callback is not sent: {0}")]
+    CallbackRefused(String),
     /// A passing condition worth another attempt (a race with another writer).
     #[error("{0}")]
     Retry(String),
@@ -147,6 +150,7 @@ impl AppError {
             | AppError::SourceGone(_)
             // A stored file that changed does not change back.
             | AppError::SuspectChanged { .. }
+            | AppError::CallbackRefused(_)
             | AppError::Usage(_) => true,
             AppError::DataDir(_)
             | AppError::Secrets(_)
@@ -189,6 +193,7 @@ impl AppError {
             AppError::TitleSecret { .. } => "secret_unsealable",
             AppError::DamagedCase(_) => "case_damaged",
             AppError::SuspectChanged { .. } => "suspect_changed",
+            AppError::CallbackRefused(_) => "callback_refused",
             AppError::Usage(_) => "invalid_arguments",
             AppError::AuditBroken { .. } => "audit_broken",
             AppError::PasswordHash(_) => "password_hash_failed",

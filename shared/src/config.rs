@@ -126,6 +126,9 @@ pub struct Evidence {
     /// The folder crawlers drop suspect files into (`video_file_path` submissions must lie
     /// inside it); `None`: `inbox` in the data dir.
     pub inbox_dir: Option<PathBuf>,
+    /// Hosts a crawler's `callback_url` may name (`host` or `host:port`); empty: callbacks
+    /// are refused. Nothing else is ever called back (no redirects are followed).
+    pub callback_hosts: Vec<String>,
 }
 
 impl Default for Evidence {
@@ -133,6 +136,7 @@ impl Default for Evidence {
         Evidence {
             max_upload_bytes: 4 << 30,
             inbox_dir: None,
+            callback_hosts: Vec::new(),
         }
     }
 }
@@ -452,6 +456,7 @@ pub struct PartialJobs {
 pub struct PartialEvidence {
     pub max_upload_bytes: Option<u64>,
     pub inbox_dir: Option<PathBuf>,
+    pub callback_hosts: Option<Vec<String>>,
     /// Deprecated: `jobs.workers`.
     pub workers: Option<u32>,
     /// Deprecated: `jobs.lease_seconds`.
@@ -590,6 +595,13 @@ impl PartialConfig {
             evidence: PartialEvidence {
                 max_upload_bytes: parse_env(env, "LEAKTRACE_MAX_UPLOAD_BYTES")?,
                 inbox_dir: get("LEAKTRACE_INBOX_DIR").map(PathBuf::from),
+                callback_hosts: get("LEAKTRACE_CALLBACK_HOSTS").map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|h| !h.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                }),
                 ..PartialEvidence::default()
             },
             jobs: PartialJobs {
@@ -738,6 +750,9 @@ impl Config {
         }
         if let Some(v) = l.inbox_dir {
             e.inbox_dir = Some(v);
+        }
+        if let Some(v) = l.callback_hosts {
+            e.callback_hosts = v;
         }
         // The old names of the job settings, under `[evidence]`: still read, each noticed;
         // the new name wins within one layer.
@@ -892,6 +907,20 @@ impl Config {
                 message: "must be at most 3600".into(),
             });
         }
+        for host in &self.evidence.callback_hosts {
+            let plain = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+            if !plain {
+                return Err(ConfigError::Value {
+                    key: "evidence.callback_hosts".into(),
+                    message: format!(
+                        "'{host}' is not a host or host:port (no scheme, path or spaces)"
+                    ),
+                });
+            }
+        }
         if self.server.segment_cache_mib > 1 << 20 {
             return Err(ConfigError::Value {
                 key: "server.segment_cache_mib".into(),
@@ -969,7 +998,7 @@ impl Config {
             limits: MediaLimits,
             monitoring: Monitoring,
             analysis: Analysis,
-            evidence: EvidenceView,
+            evidence: EvidenceView<'a>,
             jobs: Jobs,
             reports: &'a Reports,
             metrics: MetricsView<'a>,
@@ -988,9 +1017,10 @@ impl Config {
             bind: &'a str,
         }
         #[derive(Serialize)]
-        struct EvidenceView {
+        struct EvidenceView<'a> {
             max_upload_bytes: u64,
             inbox_dir: String,
+            callback_hosts: &'a [String],
         }
         #[derive(Serialize)]
         struct ServerView<'a> {
@@ -1030,6 +1060,7 @@ impl Config {
             evidence: EvidenceView {
                 max_upload_bytes: self.evidence.max_upload_bytes,
                 inbox_dir: self.inbox_dir().display().to_string(),
+                callback_hosts: &self.evidence.callback_hosts,
             },
             jobs: self.jobs,
             reports: &self.reports,

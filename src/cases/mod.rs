@@ -10,7 +10,7 @@ use formats::case::{CaseResult, CaseStatus, SubmitterKind};
 use serde::Serialize;
 use shared::config::Config;
 use shared::db::repo::cases::{self, CaseRow, NewCase};
-use shared::db::repo::{audit, videos};
+use shared::db::repo::{audit, callbacks, videos};
 use shared::db::{Db, DbError};
 use shared::secrets::Secrets;
 
@@ -109,6 +109,8 @@ pub struct Request<'a> {
     pub submitter: &'a Submitter,
     pub video_id: Option<&'a str>,
     pub expected_watermark_hash: Option<&'a str>,
+    /// Where to POST the verdict when the case ends (a crawler's, checked by the caller).
+    pub callback_url: Option<&'a str>,
 }
 
 /// The detail of a `job_queued` audit entry.
@@ -148,6 +150,14 @@ pub fn submit(
             storage.publish_file(&key)?;
         }
         let mut conn = db.conn()?;
+        // The callback exists before the analysis can end the case.
+        if let (Some(url), SubmitterKind::ApiKey, Some(key)) = (
+            request.callback_url,
+            request.submitter.kind,
+            request.submitter.id.as_deref(),
+        ) {
+            callbacks::create(&mut conn, &case.id, url, key)?;
+        }
         let job = jobs::enqueue(
             &mut conn,
             config,

@@ -26,7 +26,12 @@ fn wrong_role(what: &str) -> ApiError {
 }
 
 /// The text fields a multipart submission may carry (beside `file`).
-const FORM_FIELDS: [&str; 3] = ["video_id", "expected_watermark_hash", "video_file_path"];
+const FORM_FIELDS: [&str; 4] = [
+    "video_id",
+    "expected_watermark_hash",
+    "video_file_path",
+    "callback_url",
+];
 
 /// The form's fields, whichever way it came.
 #[derive(Deserialize)]
@@ -35,6 +40,7 @@ struct Form {
     video_id: Option<String>,
     expected_watermark_hash: Option<String>,
     video_file_path: Option<String>,
+    callback_url: Option<String>,
 }
 
 fn validate_form(form: &Form) -> Result<(), ApiError> {
@@ -74,6 +80,7 @@ pub async fn verify_watermark(
             video_id: sent.take("video_id"),
             expected_watermark_hash: sent.take("expected_watermark_hash"),
             video_file_path: sent.take("video_file_path"),
+            callback_url: sent.take("callback_url"),
         };
         (fields, sent.file)
     } else if content_type.starts_with("application/json") {
@@ -88,6 +95,14 @@ pub async fn verify_watermark(
     // A stored file removes itself when dropped: whatever is refused from here on (or a
     // client that goes away) leaves nothing behind, until a case takes it.
     validate_form(&form)?;
+    if let Some(url) = &form.callback_url {
+        let refused =
+            |e: crate::callbacks::CallbackError| ApiError::bad_request(e.code(), e.to_string());
+        if !matches!(caller, Caller::Crawler { .. }) {
+            return Err(refused(crate::callbacks::CallbackError::NotACrawler));
+        }
+        crate::callbacks::allowed(&state.config, url).map_err(refused)?;
+    }
     if let Some(id) = form.video_id.clone() {
         state
             .db
@@ -139,6 +154,7 @@ pub async fn verify_watermark(
     let Form {
         video_id,
         expected_watermark_hash,
+        callback_url,
         ..
     } = form;
     // Runs to its end even when the client has gone: the case keeps the file, or a failure
@@ -153,6 +169,7 @@ pub async fn verify_watermark(
                 submitter: &submitter,
                 video_id: video_id.as_deref(),
                 expected_watermark_hash: expected_watermark_hash.as_deref(),
+                callback_url: callback_url.as_deref(),
             },
         )
     })
@@ -253,10 +270,100 @@ const CASE_LIST_MAX: i64 = 500;
 #[derive(Deserialize)]
 pub struct ListQuery {
     limit: Option<i64>,
+    status: Option<String>,
+    since: Option<String>,
+    cursor: Option<String>,
 }
 
-/// `GET /api/cases/`: the newest cases first (`?limit=`, default 100, at most 500); analysts,
-/// legal and admins see every case, a crawler key the cases it submitted.
+/// A page's place in the list: the creation time (microseconds) and id of the last case of
+/// the page before, as `<micros>.<id>` in unpadded base64url (opaque to clients).
+fn cursor_of(case: &case_rows::CaseRow) -> String {
+    use base64::Engine;
+    let micros = case.created_at.and_utc().timestamp_micros();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{micros}.{}", case.id))
+}
+
+fn parse_cursor(cursor: &str) -> Option<(chrono::NaiveDateTime, String)> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (micros, id) = text.split_once('.')?;
+    let at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+    let plausible = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    plausible.then(|| (at, id.to_string()))
+}
+
+/// The list's filters, checked.
+fn case_query(query: &ListQuery) -> Result<(case_rows::CaseQuery<'static>, i64), ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=CASE_LIST_MAX).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("limit must be between 1 and {CASE_LIST_MAX}"),
+        ));
+    }
+    let status = match &query.status {
+        None => None,
+        Some(s) => Some(s.parse::<CaseStatus>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_status",
+                "status must be one of queued, running, done, failed",
+            )
+        })?),
+    };
+    let since = match &query.since {
+        None => None,
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_since",
+                        "since must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z",
+                    )
+                })?
+                .naive_utc(),
+        ),
+    };
+    let after = match &query.cursor {
+        None => None,
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "cursor must be the one a previous page's Link header gave",
+            )
+        })?),
+    };
+    let filters = case_rows::CaseQuery {
+        api_key: None,
+        status,
+        since,
+        after,
+    };
+    Ok((filters, limit))
+}
+
+/// The next page's address: this list's filters and the cursor after `last`.
+fn next_page(query: &ListQuery, limit: i64, last: &case_rows::CaseRow) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("limit", &limit.to_string());
+    if let Some(status) = &query.status {
+        form.append_pair("status", status);
+    }
+    if let Some(since) = &query.since {
+        form.append_pair("since", since);
+    }
+    form.append_pair("cursor", &cursor_of(last));
+    format!("/api/cases/?{}", form.finish())
+}
+
+/// `GET /api/cases/`: the newest cases first, filtered by `status` and by `since` (created or
+/// changed at or after), `limit` per page (default 100, at most 500), the next page named by a
+/// `Link: <...>; rel="next"` header while there are more; analysts, legal and admins see every
+/// case, a crawler key the cases it submitted.
 pub async fn list_cases(
     caller: Caller,
     query: web::Query<ListQuery>,
@@ -267,17 +374,71 @@ pub async fn list_cases(
         user if user.reads_evidence() => None,
         Caller::User { .. } => return Err(wrong_role("list cases")),
     };
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=CASE_LIST_MAX).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be between 1 and {CASE_LIST_MAX}"),
-        ));
-    }
-    let rows = state
+    let (filters, limit) = case_query(&query)?;
+    let mut rows = state
         .db
-        .run(move |c| case_rows::recent(c, own_key.as_deref(), limit))
+        .run(move |c| {
+            let filters = case_rows::CaseQuery {
+                api_key: own_key.as_deref(),
+                ..filters
+            };
+            // One more than asked: whether a next page exists.
+            case_rows::page(c, &filters, limit + 1)
+        })
         .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
     let list: Vec<CaseSummary> = rows.iter().map(CaseSummary::from).collect();
-    Ok(HttpResponse::Ok().json(list))
+    let mut answer = HttpResponse::Ok();
+    if let (true, Some(last)) = (more, rows.last()) {
+        let link = format!("<{}>; rel=\"next\"", next_page(&query, limit, last));
+        answer.insert_header((actix_web::http::header::LINK, link));
+    }
+    Ok(answer.json(list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let at = chrono::DateTime::from_timestamp_micros(1_764_800_000_123_456)
+            .unwrap()
+            .naive_utc();
+        let row = case_rows::CaseRow {
+            id: "0b7e1f7e-8f0a-4a55-9d2c-1c4f0e6a7b21".into(),
+            status: CaseStatus::Done,
+            progress: 1.0,
+            submitter_kind: SubmitterKind::User,
+            submitter_id: None,
+            file_name: "s.mp4".into(),
+            file_size: 1,
+            file_sha256: "0".repeat(64),
+            stored_path: "x".into(),
+            video_id: None,
+            expected_watermark_hash: None,
+            verdict: None,
+            result_json: None,
+            error: None,
+            created_at: at,
+            updated_at: at,
+        };
+        let cursor = cursor_of(&row);
+        assert_eq!(parse_cursor(&cursor), Some((at, row.id.clone())));
+        use base64::Engine;
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        for bad in [
+            "".to_string(),
+            "not base64!".into(),
+            enc("12345"),
+            enc("x.abc"),
+            enc("1."),
+            enc("1.a b"),
+            enc(&format!("1.{}", "a".repeat(65))),
+            enc("99999999999999999999.abc"),
+        ] {
+            assert_eq!(parse_cursor(&bad), None, "{bad}");
+        }
+    }
 }

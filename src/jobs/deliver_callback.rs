@@ -98,8 +98,9 @@ impl Job for Delivery {
             reason: e.to_string(),
         })?;
         let timestamp = chrono::Utc::now().timestamp();
-        let signed = signature(&key.key_hash, timestamp, &bytes)
-            .ok_or_else(|| AppError::CallbackRefused("the API key's stored hash is unusable".into()))?;
+        let signed = signature(&key.key_hash, timestamp, &bytes).ok_or_else(|| {
+            AppError::CallbackRefused("the API key's stored hash is unusable".into())
+        })?;
         // The POST holds no database connection.
         drop(conn);
         let sent = post(&url, &bytes, timestamp, &signed);

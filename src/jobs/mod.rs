@@ -8,6 +8,7 @@
 //! | `analyse_case` | [`analyse_case`] | `{"case_id"}` |
 //! | `package_title` | [`package_title`] | `{"source","remove_source","spec","requested_by"}` |
 //! | `build_reference_store` | [`build_reference_store`] | `{"video_id"}` |
+//! | `deliver_callback` | [`deliver_callback`] | `{"case_id"}` (queued when a case with a callback ends) |
 //!
 //! One runner ([`Worker`]) claims a job, runs it with one heartbeat thread that renews the
 //! lease and copies progress (to the job, and to its case when it has one), and ends the
@@ -17,6 +18,7 @@
 
 pub mod analyse_case;
 pub mod build_reference_store;
+pub mod deliver_callback;
 pub mod package_title;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -118,7 +120,8 @@ fn case_of(row: &JobRow) -> Option<String> {
         JobKind::AnalyseCase => payload::<analyse_case::AnalyseCase>(row)
             .ok()
             .map(|j| j.case_id),
-        JobKind::PackageTitle | JobKind::BuildReferenceStore => None,
+        // A callback's job leaves its (finished) case as it is.
+        JobKind::PackageTitle | JobKind::BuildReferenceStore | JobKind::DeliverCallback => None,
     }
 }
 
@@ -270,6 +273,7 @@ impl Worker {
             JobKind::BuildReferenceStore => {
                 self.run_job::<build_reference_store::BuildReferenceStore>(row)
             }
+            JobKind::DeliverCallback => self.run_job::<shared::db::repo::callbacks::Delivery>(row),
         };
         let mut conn = self.db.conn()?;
         let (status, reason) = match outcome {

@@ -86,7 +86,11 @@ impl Receiver {
             if got.len() >= count {
                 return got;
             }
-            assert!(Instant::now() < deadline, "{} callbacks after {limit:?}", got.len());
+            assert!(
+                Instant::now() < deadline,
+                "{} callbacks after {limit:?}",
+                got.len()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -115,8 +119,11 @@ fn a_crawler_is_called_back_with_its_signed_verdict_after_a_receiver_error() {
     with(Auth::Bearer(&analyst), &url).assert_error(400, "callback_for_keys_only");
     let elsewhere = format!("http://127.0.0.1:{}/hook", receiver.port + 1);
     with(Auth::ApiKey(&key), &elsewhere).assert_error(400, "callback_not_allowed");
-    with(Auth::ApiKey(&key), "http://169.254.169.254/latest/meta-data")
-        .assert_error(400, "callback_not_allowed");
+    with(
+        Auth::ApiKey(&key),
+        "http://169.254.169.254/latest/meta-data",
+    )
+    .assert_error(400, "callback_not_allowed");
     with(Auth::ApiKey(&key), "gopher://127.0.0.1/").assert_error(400, "invalid_callback_url");
     let creds = format!("http://user:pw@{allowed}/hook");
     with(Auth::ApiKey(&key), &creds).assert_error(400, "invalid_callback_url");
@@ -147,7 +154,10 @@ fn a_crawler_is_called_back_with_its_signed_verdict_after_a_receiver_error() {
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(&last.body);
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    assert_eq!(last.header("x-leaktrace-signature"), Some(expected.as_str()));
+    assert_eq!(
+        last.header("x-leaktrace-signature"),
+        Some(expected.as_str())
+    );
     assert_eq!(last.header("content-type"), Some("application/json"));
 
     // Recorded and audited, once.
@@ -170,7 +180,10 @@ fn a_crawler_is_called_back_with_its_signed_verdict_after_a_receiver_error() {
         .map(|e| e.action)
         .collect();
     assert_eq!(
-        actions.iter().filter(|a| *a == "callback_delivered").count(),
+        actions
+            .iter()
+            .filter(|a| *a == "callback_delivered")
+            .count(),
         1,
         "{actions:?}"
     );

@@ -9,8 +9,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::evidence::{
-    self, case, get_bytes, get_reply, nss_trusting, pdfsig, post_raw, raw_request, send_and_leave,
-    submit, submit_raw, wait_case, Auth, Part,
+    self, api_key, case, get_bytes, get_reply, nss_trusting, pdfsig, post_raw, raw_request,
+    send_and_leave, submit, submit_raw, wait_case, Auth, Part,
 };
 use crate::common::leaks::{leak, packaged, Title};
 use crate::common::viewer::{user_token, PASSWORD};
@@ -20,12 +20,6 @@ use shared::db::repo::{audit, security_events};
 
 /// The job kind of a case analysis (packaging also queues reference-store jobs).
 const ANALYSE: JobKind = JobKind::AnalyseCase;
-
-fn api_key(h: &Harness, name: &str) -> String {
-    let out = h.run(&["apikey", "create", name], None);
-    out.success();
-    out.stdout().lines().last().unwrap().trim().to_string()
-}
 
 fn uploads_left(h: &Harness) -> Vec<String> {
     std::fs::read_dir(h.data_dir.join("uploads"))
@@ -796,4 +790,97 @@ fn a_suspect_changed_after_upload_is_not_analysed() {
             .any(|(action, detail)| action == "suspect_changed" && detail.contains(&changed_hash)),
         "{entries:?}"
     );
+}
+
+/// The case list a crawler polls: filtered by status and by time, in pages that follow the
+/// `Link` header to the end without repeating or skipping a case; a key sees only its own.
+#[test]
+fn cases_are_listed_by_status_and_time_in_pages() {
+    let h = Harness::new();
+    h.add_user("ann", "analyst", PASSWORD);
+    let (a, b) = (api_key(&h, "crawler-a"), api_key(&h, "crawler-b"));
+    let server = h.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
+    let analyst = user_token(&server, "ann", PASSWORD);
+    let clip = std::fs::read(common::media::title_clip(h.dir.path(), 1.0)).unwrap();
+    let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let send = |auth: Auth| {
+        let r = submit(&server, auth, &[Part::file("s.mp4", &clip)]);
+        assert_eq!(r.status, 202, "{}", r.body);
+        r.json()["case_id"].as_str().unwrap().to_string()
+    };
+    let mine: Vec<String> = (0..5).map(|_| send(Auth::ApiKey(&a))).collect();
+    send(Auth::ApiKey(&b));
+    send(Auth::Bearer(&analyst));
+    let ids = |r: &common::Reply| -> Vec<String> {
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["case_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Pages of two, followed to the end: the key's five cases, newest first, once each.
+    let mut seen = Vec::new();
+    let mut created = Vec::new();
+    let mut path = "/api/cases/?limit=2&status=queued".to_string();
+    let mut pages = 0;
+    loop {
+        let r = get_reply(&server, Auth::ApiKey(&a), &path);
+        assert_eq!(r.status, 200, "{}", r.body);
+        seen.extend(ids(&r));
+        for c in r.json().as_array().unwrap() {
+            let at = chrono::DateTime::parse_from_rfc3339(c["created_at"].as_str().unwrap());
+            created.push(at.unwrap());
+        }
+        pages += 1;
+        let Some(link) = r.link.clone() else { break };
+        assert!(link.ends_with("rel=\"next\""), "{link}");
+        path = link
+            .trim_start_matches('<')
+            .split_once('>')
+            .unwrap()
+            .0
+            .to_string();
+        assert!(
+            path.contains("status=queued") && path.contains("limit=2"),
+            "{path}"
+        );
+    }
+    assert_eq!(pages, 3);
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
+    let mut sorted_seen = seen.clone();
+    sorted_seen.sort();
+    let mut sorted_mine = mine.clone();
+    sorted_mine.sort();
+    assert_eq!(sorted_seen, sorted_mine, "every case once, no other key's");
+    // Filters: status and time, for the analyst (every case).
+    let count = |auth: Auth, path: &str| {
+        let r = get_reply(&server, auth, path);
+        assert_eq!(r.status, 200, "{}", r.body);
+        ids(&r).len()
+    };
+    let all = Auth::Bearer(&analyst);
+    assert_eq!(count(all, "/api/cases/?status=queued"), 7);
+    assert_eq!(count(all, "/api/cases/?status=done"), 0);
+    let since = |t: chrono::DateTime<chrono::Utc>| {
+        let text = t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        format!("/api/cases/?since={}", text.replace('+', "%2B"))
+    };
+    assert_eq!(count(all, &since(before)), 7);
+    assert_eq!(
+        count(all, &since(chrono::Utc::now() + chrono::Duration::hours(1))),
+        0
+    );
+    assert_eq!(count(Auth::ApiKey(&b), "/api/cases/"), 1);
+    // Bad filters: the documented errors.
+    for (query, code) in [
+        ("status=finished", "invalid_status"),
+        ("since=yesterday", "invalid_since"),
+        ("since=2026-12-01", "invalid_since"),
+        ("cursor=not-a-cursor", "invalid_cursor"),
+        ("cursor=", "invalid_cursor"),
+        ("limit=0", "invalid_limit"),
+    ] {
+        get_reply(&server, all, &format!("/api/cases/?{query}")).assert_error(400, code);
+    }
 }

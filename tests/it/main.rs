@@ -7,6 +7,7 @@ mod common;
 
 mod admin;
 mod browser;
+mod callbacks;
 mod cli;
 mod crash;
 mod evidence;

@@ -191,6 +191,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    case_callbacks (case_id) {
+        case_id -> Text,
+        url -> Text,
+        api_key_id -> Text,
+        status -> Text,
+        attempts -> Integer,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(devices -> users (user_id));
 diesel::joinable!(stream_sessions -> users (user_id));
 diesel::joinable!(stream_sessions -> devices (device_id));
@@ -198,6 +213,7 @@ diesel::joinable!(stream_sessions -> videos (video_id));
 diesel::joinable!(matches -> cases (case_id));
 diesel::joinable!(matches -> stream_sessions (session_id));
 diesel::joinable!(evidence_reports -> cases (case_id));
+diesel::joinable!(case_callbacks -> cases (case_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -214,6 +230,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     evidence_reports,
     jobs,
     audit_log,
+    case_callbacks,
 );
 
 /// Every table with its columns, in declaration order: what the migrations of both backends
@@ -383,6 +400,21 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "prev_hash",
             "entry_hash",
             "created_at",
+        ],
+    ),
+    (
+        "case_callbacks",
+        &[
+            "case_id",
+            "url",
+            "api_key_id",
+            "status",
+            "attempts",
+            "last_status",
+            "last_error",
+            "created_at",
+            "updated_at",
+            "delivered_at",
         ],
     ),
 ];

@@ -81,6 +81,13 @@ fn reply(method: &str, result: Result<ureq::Response, ureq::Error>) -> Reply {
     super::reply(method, result).unwrap_or_else(|e| panic!("request failed: {e}"))
 }
 
+/// A new API key named `name` (`leaktrace apikey create`), its plaintext.
+pub fn api_key(h: &super::Harness, name: &str) -> String {
+    let out = h.run(&["apikey", "create", name], None);
+    out.success();
+    out.stdout().lines().last().unwrap().trim().to_string()
+}
+
 /// `POST /api/verify-watermark/` with a multipart form.
 pub fn submit(server: &Server, auth: Auth, parts: &[Part]) -> Reply {
     let (content_type, body) = multipart(parts);

@@ -365,6 +365,8 @@ pub struct Reply {
     pub body: String,
     pub content_type: String,
     pub retry_after: Option<u64>,
+    /// The `Link` header (a list's next page).
+    pub link: Option<String>,
 }
 
 impl Reply {
@@ -412,6 +414,7 @@ pub fn reply(method: &str, result: Result<ureq::Response, ureq::Error>) -> Resul
         status: resp.status(),
         content_type: resp.header("content-type").unwrap_or_default().to_string(),
         retry_after: resp.header("retry-after").and_then(|v| v.parse().ok()),
+        link: resp.header("link").map(str::to_string),
         body: resp.into_string().expect("body"),
     };
     contract::check(method, &url, reply.status, &reply.content_type, &reply.body);
@@ -464,6 +467,7 @@ pub fn raw_get(server: &Server, path: &str) -> Reply {
         status,
         content_type: header("content-type").unwrap_or_default(),
         retry_after: header("retry-after").and_then(|v| v.parse().ok()),
+        link: header("link"),
         body: body.to_string(),
     }
 }

@@ -100,3 +100,13 @@ pub fn touch(conn: &mut DbConnection, id: &str) -> Result<(), DbError> {
         .execute(conn)?;
     Ok(())
 }
+
+/// The key with id `id` (revoked or not).
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<ApiKeyRow, DbError> {
+    api_keys::table
+        .find(id)
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(DbError::NotFound("api key"))
+}

@@ -122,11 +122,11 @@ pub fn record_attempt(
             .filter(case_callbacks::status.eq(CallbackStatus::Pending.as_str())),
     )
     .set((
-            case_callbacks::status.eq(attempt.outcome.as_str()),
-            case_callbacks::attempts.eq(case_callbacks::attempts + 1),
-            case_callbacks::last_status.eq(attempt.status),
-            case_callbacks::last_error.eq(attempt.error),
-            case_callbacks::updated_at.eq(t),
+        case_callbacks::status.eq(attempt.outcome.as_str()),
+        case_callbacks::attempts.eq(case_callbacks::attempts + 1),
+        case_callbacks::last_status.eq(attempt.status),
+        case_callbacks::last_error.eq(attempt.error),
+        case_callbacks::updated_at.eq(t),
         case_callbacks::delivered_at.eq(delivered),
     ))
     .execute(conn)?;

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use formats::case::{CaseResult, CaseStatus, SubmitterKind, Verdict};
 
 use crate::db::names::NullableName;
+use crate::db::repo::callbacks;
 use crate::db::schema::{cases, matches};
 use crate::db::{new_id, now, DbConnection, DbError};
 
@@ -129,6 +130,7 @@ pub fn finish(conn: &mut DbConnection, result: &CaseResult) -> Result<(), DbErro
         .map_err(|e| DbError::Encode(format!("the result of case {id}: {e}")))?;
     conn.transaction(|c| {
         let t = now();
+        let ended_before = get(c, id)?.status.is_finished();
         diesel::update(cases::table.find(id))
             .set((
                 cases::status.eq(CaseStatus::Done.as_str()),
@@ -153,20 +155,32 @@ pub fn finish(conn: &mut DbConnection, result: &CaseResult) -> Result<(), DbErro
                 ))
                 .execute(c)?;
         }
+        // Its crawler's callback, if any, goes out now (once: not when a second run, after a
+        // lapsed lease, finishes it again).
+        if !ended_before {
+            callbacks::queue_delivery(c, id)?;
+        }
         Ok(())
     })
 }
 
-/// Marks a case failed with the reason (bad input or an internal failure).
+/// Marks a case failed with the reason (bad input or an internal failure), and queues its
+/// callback, if any.
 pub fn fail(conn: &mut DbConnection, id: &str, error: &str) -> Result<(), DbError> {
-    diesel::update(cases::table.find(id))
-        .set((
-            cases::status.eq(CaseStatus::Failed.as_str()),
-            cases::error.eq(Some(error)),
-            cases::updated_at.eq(now()),
-        ))
-        .execute(conn)?;
-    Ok(())
+    conn.transaction(|c| {
+        let ended_before = get(c, id)?.status.is_finished();
+        diesel::update(cases::table.find(id))
+            .set((
+                cases::status.eq(CaseStatus::Failed.as_str()),
+                cases::error.eq(Some(error)),
+                cases::updated_at.eq(now()),
+            ))
+            .execute(c)?;
+        if !ended_before {
+            callbacks::queue_delivery(c, id)?;
+        }
+        Ok(())
+    })
 }
 
 /// Session ids of a case's matches, best first.
@@ -183,23 +197,50 @@ pub fn stored_paths(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
     Ok(cases::table.select(cases::stored_path).load(conn)?)
 }
 
-/// The newest cases first, at most `limit`; with `api_key`, only the cases that key submitted.
-pub fn recent(
+/// Which cases a list asks for (see [`page`]).
+#[derive(Debug, Clone, Default)]
+pub struct CaseQuery<'a> {
+    /// Only the cases this API key submitted.
+    pub api_key: Option<&'a str>,
+    /// Only cases in this status.
+    pub status: Option<CaseStatus>,
+    /// Only cases created or changed at or after this time.
+    pub since: Option<NaiveDateTime>,
+    /// Only cases after this one in the list's order (its creation time and id): the page
+    /// after the one that ended with it.
+    pub after: Option<(NaiveDateTime, String)>,
+}
+
+/// The newest cases first (by creation, then id), at most `limit`, as `query` asks.
+pub fn page(
     conn: &mut DbConnection,
-    api_key: Option<&str>,
+    query: &CaseQuery<'_>,
     limit: i64,
 ) -> Result<Vec<CaseRow>, DbError> {
-    let mut query = cases::table
+    let mut q = cases::table
         .order((cases::created_at.desc(), cases::id.desc()))
         .limit(limit)
         .select(CaseRow::as_select())
         .into_boxed();
-    if let Some(key) = api_key {
-        query = query
+    if let Some(key) = query.api_key {
+        q = q
             .filter(cases::submitter_kind.eq(SubmitterKind::ApiKey.as_str()))
             .filter(cases::submitter_id.eq(key));
     }
-    Ok(query.load(conn)?)
+    if let Some(status) = query.status {
+        q = q.filter(cases::status.eq(status.as_str()));
+    }
+    if let Some(since) = query.since {
+        q = q.filter(cases::updated_at.ge(since));
+    }
+    if let Some((created, id)) = &query.after {
+        q = q.filter(
+            cases::created_at
+                .lt(*created)
+                .or(cases::created_at.eq(*created).and(cases::id.lt(id.clone()))),
+        );
+    }
+    Ok(q.load(conn)?)
 }
 
 /// Sets a case's status (`queued` or `running`) and progress (0..1) while it is analysed; a

@@ -38,6 +38,8 @@ formats::named_enum! {
         PackageTitle = "package_title",
         /// Build a packaged title's reference store.
         BuildReferenceStore = "build_reference_store",
+        /// POST a finished case's verdict to its crawler's callback URL.
+        DeliverCallback = "deliver_callback",
     }
 }
 

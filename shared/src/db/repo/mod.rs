@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod callbacks;
 pub mod cases;
 pub mod devices;
 pub mod evidence_reports;
