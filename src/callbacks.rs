@@ -7,8 +7,9 @@
 //!   (an internal receiver is listed by its address): a callback cannot be turned into a
 //!   request to an arbitrary or private address.
 //! - The body is signed: `X-Leaktrace-Signature: sha256=<hex HMAC-SHA256>` over
-//!   `<X-Leaktrace-Timestamp>.<body>`, keyed with the SHA-256 of the submitting API key (what
-//!   leaktrace stores; the crawler computes it from its key). A receiver checks the MAC and
+//!   `<X-Leaktrace-Timestamp>.<body>`, keyed with the submitting key's callback secret
+//!   (`shared::auth::api_key::callback_secret`: derived from the key, which only the crawler
+//!   holds; leaktrace keeps it sealed under the master key). A receiver checks the MAC and
 //!   refuses timestamps far from its clock (a replayed callback).
 
 use std::time::Duration;
@@ -38,6 +39,11 @@ pub enum CallbackError {
     NotAllowed,
     #[error("callback_url is for API-key submissions (crawlers)")]
     NotACrawler,
+    #[error(
+        "this API key was created before callbacks were signed; create a new key to use \
+         callback_url"
+    )]
+    KeyTooOld,
 }
 
 impl CallbackError {
@@ -46,6 +52,7 @@ impl CallbackError {
             CallbackError::Malformed => "invalid_callback_url",
             CallbackError::NotAllowed => "callback_not_allowed",
             CallbackError::NotACrawler => "callback_for_keys_only",
+            CallbackError::KeyTooOld => "callback_needs_new_key",
         }
     }
 }
@@ -89,18 +96,14 @@ pub struct CallbackBody {
     pub status_url: String,
 }
 
-/// The `sha256=<hex>` signature of `body` sent at `timestamp` under `key_sha256_hex` (the
-/// stored SHA-256 of the API key, hex).
-pub fn signature(key_sha256_hex: &str, timestamp: i64, body: &[u8]) -> Option<String> {
-    let key = hex::decode(key_sha256_hex).ok()?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
+/// The `sha256=<hex>` signature of `body` sent at `timestamp` under a key's callback secret.
+pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Some(format!(
-        "sha256={}",
-        hex::encode(mac.finalize().into_bytes())
-    ))
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// How one POST went.
@@ -271,16 +274,23 @@ mod tests {
     }
 
     #[test]
-    fn the_signature_is_an_hmac_of_timestamp_and_body_under_the_key_hash() {
-        let key_hash = shared::auth::api_key::hash("ltk_example");
-        let sig = signature(&key_hash, 1_764_800_000, b"{}").unwrap();
-        let mut mac = Hmac::<Sha256>::new_from_slice(&hex::decode(&key_hash).unwrap()).unwrap();
+    fn the_signature_is_an_hmac_of_timestamp_and_body_under_the_callback_secret() {
+        let secret = shared::auth::api_key::callback_secret("ltk_example");
+        // The secret as a crawler derives it from its key.
+        let mut derive = Hmac::<Sha256>::new_from_slice(b"ltk_example").unwrap();
+        derive.update(b"leaktrace/callback-signing/v1");
+        assert_eq!(&secret[..], &derive.finalize().into_bytes()[..]);
+        let sig = signature(&secret, 1_764_800_000, b"{}");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
         mac.update(b"1764800000.{}");
         assert_eq!(
             sig,
             format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
         );
-        assert_ne!(sig, signature(&key_hash, 1_764_800_001, b"{}").unwrap());
-        assert_eq!(signature("not hex", 1, b""), None);
+        assert_ne!(sig, signature(&secret, 1_764_800_001, b"{}"));
+        assert_ne!(
+            sig,
+            signature(b"another key's secret", 1_764_800_000, b"{}")
+        );
     }
 }

@@ -6,6 +6,7 @@ use shared::auth::{api_key, password};
 use shared::config::{Config, Env};
 use shared::db::repo::{api_keys, users};
 use shared::domain;
+use shared::secrets::Secrets;
 
 use super::open_database;
 use crate::cli::{ApikeyCommand, UserCommand};
@@ -78,8 +79,22 @@ pub fn apikey(config: &Config, command: ApikeyCommand) -> Result<(), AppError> {
         ApikeyCommand::Create { name } => {
             domain::validate_api_key_name(&name)?;
             let (db, _) = open_database(config)?;
+            let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;
             let key = api_key::generate();
-            api_keys::create(&mut *db.conn()?, &name, &key.display_prefix, &key.hash)?;
+            let sealed =
+                api_key::seal_callback_secret(secrets.master_key(), &key).map_err(|e| {
+                    AppError::Secrets(shared::secrets::SecretsError::Invalid {
+                        what: "the master key".into(),
+                        message: e.to_string(),
+                    })
+                })?;
+            api_keys::create(
+                &mut *db.conn()?,
+                &name,
+                &key.display_prefix,
+                &key.hash,
+                Some(&sealed),
+            )?;
             tracing::info!(name = %name, prefix = %key.display_prefix, "API key created");
             println!("API key '{name}' created; it is shown only this once:");
             println!("{}", key.plaintext);

@@ -421,10 +421,12 @@ pub async fn create_key(
     domain::validate_api_key_name(&name).map_err(invalid)?;
     let key = api_key::generate();
     let (prefix, hash) = (key.display_prefix.clone(), key.hash.clone());
+    let sealed = api_key::seal_callback_secret(state.secrets.master_key(), &key)
+        .map_err(ApiError::internal)?;
     let row = state
         .db
         .run(move |c| {
-            let row = api_keys::create(c, &name, &prefix, &hash)?;
+            let row = api_keys::create(c, &name, &prefix, &hash, Some(&sealed))?;
             audited(
                 c,
                 &actor,

@@ -9,7 +9,7 @@ use api::error::not_found_as;
 use api::ApiError;
 use formats::case::{CaseResult, CaseStatus, CrawlerResult, SubmitterKind, Verdict};
 use serde::{Deserialize, Serialize};
-use shared::db::repo::{cases as case_rows, videos};
+use shared::db::repo::{api_keys, cases as case_rows, videos};
 
 use super::forms;
 use super::{blocking, AppState};
@@ -96,12 +96,17 @@ pub async fn verify_watermark(
     // client that goes away) leaves nothing behind, until a case takes it.
     validate_form(&form)?;
     if let Some(url) = &form.callback_url {
-        let refused =
-            |e: crate::callbacks::CallbackError| ApiError::bad_request(e.code(), e.to_string());
-        if !matches!(caller, Caller::Crawler { .. }) {
-            return Err(refused(crate::callbacks::CallbackError::NotACrawler));
-        }
+        use crate::callbacks::CallbackError;
+        let refused = |e: CallbackError| ApiError::bad_request(e.code(), e.to_string());
+        let Caller::Crawler { key_id } = &caller else {
+            return Err(refused(CallbackError::NotACrawler));
+        };
         crate::callbacks::allowed(&state.config, url).map_err(refused)?;
+        let id = key_id.clone();
+        let key = state.db.run(move |c| api_keys::get(c, &id)).await?;
+        if key.sealed_callback_secret.is_none() {
+            return Err(refused(CallbackError::KeyTooOld));
+        }
     }
     if let Some(id) = form.video_id.clone() {
         state

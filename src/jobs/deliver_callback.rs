@@ -7,12 +7,13 @@
 //! the record of it: receivers should treat the case id as the key).
 
 use serde::Serialize;
+use shared::auth::api_key;
 use shared::db::repo::callbacks::{self, Attempt, CallbackStatus, Delivery};
 use shared::db::repo::jobs::JobKind;
 use shared::db::repo::{api_keys, audit, cases};
 
 use super::{detail_json, Context, Job};
-use crate::callbacks::{allowed, post, signature, CallbackBody, Sent};
+use crate::callbacks::{allowed, post, signature, CallbackBody, CallbackError, Sent};
 use crate::error::AppError;
 
 /// The detail of a `callback_delivered` / `callback_failed` audit entry.
@@ -72,13 +73,20 @@ impl Job for Delivery {
         };
         // Refused for good: recorded, not retried.
         let key = api_keys::get(&mut conn, &callback.api_key_id)?;
-        let url = match (key.revoked_at, allowed(cx.config, &callback.url)) {
-            (Some(_), _) => Err("the submitting API key was revoked".to_string()),
-            (None, Err(e)) => Err(e.to_string()),
-            (None, Ok(url)) => Ok(url),
+        let secret = key.sealed_callback_secret.as_deref().map(|sealed| {
+            api_key::open_callback_secret(cx.secrets.master_key(), &key.key_hash, sealed)
+        });
+        let ready = match (key.revoked_at, allowed(cx.config, &callback.url), secret) {
+            (Some(_), _, _) => Err("the submitting API key was revoked".to_string()),
+            (None, Err(e), _) => Err(e.to_string()),
+            (None, Ok(_), None) => Err(CallbackError::KeyTooOld.to_string()),
+            (None, Ok(_), Some(Err(e))) => {
+                Err(format!("the key's callback secret does not unseal: {e}"))
+            }
+            (None, Ok(url), Some(Ok(secret))) => Ok((url, secret)),
         };
-        let url = match url {
-            Ok(url) => url,
+        let (url, secret) = match ready {
+            Ok(ready) => ready,
             Err(reason) => {
                 record(&mut conn, None, Some(&reason), CallbackStatus::Failed)?;
                 return Err(AppError::CallbackRefused(reason));
@@ -98,9 +106,7 @@ impl Job for Delivery {
             reason: e.to_string(),
         })?;
         let timestamp = chrono::Utc::now().timestamp();
-        let signed = signature(&key.key_hash, timestamp, &bytes).ok_or_else(|| {
-            AppError::CallbackRefused("the API key's stored hash is unusable".into())
-        })?;
+        let signed = signature(&secret, timestamp, &bytes);
         // The POST holds no database connection.
         drop(conn);
         let sent = post(&url, &bytes, timestamp, &signed);

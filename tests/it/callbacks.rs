@@ -127,6 +127,17 @@ fn a_crawler_is_called_back_with_its_signed_verdict_after_a_receiver_error() {
     with(Auth::ApiKey(&key), "gopher://127.0.0.1/").assert_error(400, "invalid_callback_url");
     let creds = format!("http://user:pw@{allowed}/hook");
     with(Auth::ApiKey(&key), &creds).assert_error(400, "invalid_callback_url");
+    // A key stored before callbacks were signed has no callback secret: refused up front.
+    let old = shared::auth::api_key::generate();
+    shared::db::repo::api_keys::create(
+        &mut h.db().conn().unwrap(),
+        "old-crawler",
+        &old.display_prefix,
+        &old.hash,
+        None,
+    )
+    .unwrap();
+    with(Auth::ApiKey(&old.plaintext), &url).assert_error(400, "callback_needs_new_key");
 
     let r = with(Auth::ApiKey(&key), &url);
     assert_eq!(r.status, 202, "{}", r.body);
@@ -145,12 +156,14 @@ fn a_crawler_is_called_back_with_its_signed_verdict_after_a_receiver_error() {
         "a crawler sees references, not sessions: {body:#}"
     );
     assert_eq!(got[0].body, last.body, "the same verdict each time");
-    // Signed with the SHA-256 of the key over "<timestamp>.<body>".
+    // Signed over "<timestamp>.<body>" with the secret the crawler derives from its key.
     let timestamp = last.header("x-leaktrace-timestamp").unwrap();
     let age = chrono::Utc::now().timestamp() - timestamp.parse::<i64>().unwrap();
     assert!((0..120).contains(&age), "{age}");
-    let key_hash = <Sha256 as sha2::Digest>::digest(key.as_bytes());
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key_hash).unwrap();
+    let mut derive = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    derive.update(b"leaktrace/callback-signing/v1");
+    let secret = derive.finalize().into_bytes();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&secret).unwrap();
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(&last.body);
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));

@@ -34,6 +34,45 @@ pub fn hash(plaintext: &str) -> String {
     hex::encode(Sha256::digest(plaintext.as_bytes()))
 }
 
+/// The secret a key's callbacks are signed with: HMAC-SHA256 keyed with the key itself over
+/// `leaktrace/callback-signing/v1`. The crawler derives it from its key; leaktrace keeps it
+/// sealed under the master key ([`seal_callback_secret`]), so the stored key hashes alone do
+/// not let anyone sign callbacks.
+pub fn callback_secret(plaintext: &str) -> [u8; 32] {
+    use ring::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, plaintext.as_bytes());
+    let tag = hmac::sign(&key, b"leaktrace/callback-signing/v1");
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(tag.as_ref());
+    secret
+}
+
+/// The sealing AAD of the callback secret of the key whose hash is `hash`.
+fn callback_secret_aad(hash: &str) -> Vec<u8> {
+    format!("leaktrace/api-key-callback-secret/{hash}").into_bytes()
+}
+
+/// `key`'s callback secret sealed under `master_key`, as stored with the key.
+pub fn seal_callback_secret(
+    master_key: &[u8; 32],
+    key: &NewApiKey,
+) -> Result<Vec<u8>, formats::sealing::SealError> {
+    formats::sealing::seal(
+        master_key,
+        &callback_secret_aad(&key.hash),
+        &callback_secret(&key.plaintext),
+    )
+}
+
+/// The callback secret stored sealed for the key whose hash is `hash`.
+pub fn open_callback_secret(
+    master_key: &[u8; 32],
+    hash: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, formats::sealing::SealError> {
+    formats::sealing::open(master_key, &callback_secret_aad(hash), sealed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,6 +113,7 @@ diesel::table! {
         created_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
+        sealed_callback_secret -> Nullable<Binary>,
     }
 }
 
@@ -325,6 +326,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "created_at",
             "last_used_at",
             "revoked_at",
+            "sealed_callback_secret",
         ],
     ),
     (

@@ -128,7 +128,15 @@ fn api_keys_lifecycle() {
     let db = t.open();
     let mut conn = db.conn().unwrap();
     let k = api_key::generate();
-    let row = api_keys::create(&mut conn, "crawler-1", &k.display_prefix, &k.hash).unwrap();
+    let row = api_keys::create(
+        &mut conn,
+        "crawler-1",
+        &k.display_prefix,
+        &k.hash,
+        Some(&[7, 7]),
+    )
+    .unwrap();
+    assert_eq!(row.sealed_callback_secret.as_deref(), Some(&[7u8, 7][..]));
     assert_eq!(row.key_hash, k.hash);
     assert!(row.revoked_at.is_none() && row.last_used_at.is_none());
 
@@ -147,7 +155,7 @@ fn api_keys_lifecycle() {
     assert_eq!(listed.len(), 1);
     assert!(listed[0].last_used_at.is_some());
 
-    let dup = api_keys::create(&mut conn, "crawler-1", "p", "other-hash").unwrap_err();
+    let dup = api_keys::create(&mut conn, "crawler-1", "p", "other-hash", None).unwrap_err();
     assert!(matches!(dup, DbError::Conflict(_)), "{dup}");
 
     api_keys::revoke(&mut conn, "crawler-1").unwrap();

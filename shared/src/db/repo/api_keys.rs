@@ -15,6 +15,9 @@ pub struct ApiKeyRow {
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The key's callback secret sealed under the master key (`auth::api_key`); none for keys
+    /// created before callbacks existed.
+    pub sealed_callback_secret: Option<Vec<u8>>,
 }
 
 #[derive(Insertable)]
@@ -25,14 +28,17 @@ struct NewApiKey<'a> {
     key_prefix: &'a str,
     key_hash: &'a str,
     created_at: NaiveDateTime,
+    sealed_callback_secret: Option<&'a [u8]>,
 }
 
-/// Stores a key's hash under a unique name. A taken name is `DbError::Conflict`.
+/// Stores a key's hash (and its sealed callback secret) under a unique name. A taken name is
+/// `DbError::Conflict`.
 pub fn create(
     conn: &mut DbConnection,
     name: &str,
     key_prefix: &str,
     key_hash: &str,
+    sealed_callback_secret: Option<&[u8]>,
 ) -> Result<ApiKeyRow, DbError> {
     let id = new_id();
     diesel::insert_into(api_keys::table)
@@ -42,6 +48,7 @@ pub fn create(
             key_prefix,
             key_hash,
             created_at: now(),
+            sealed_callback_secret,
         })
         .execute(conn)
         .map_err(|e| {
