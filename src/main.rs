@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod doctor;
 mod error;
+mod history;
 mod housekeeping;
 mod http;
 mod jobs;

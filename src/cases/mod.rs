@@ -223,3 +223,27 @@ pub fn analyse(
         &|_| {},
     )
 }
+
+/// A case row as the database would hold it, for unit tests: `id`, created (and updated) at
+/// `at`, queued, with nothing else recorded.
+#[cfg(test)]
+pub fn sample_row(id: &str, at: chrono::NaiveDateTime) -> CaseRow {
+    CaseRow {
+        id: id.into(),
+        status: CaseStatus::Queued,
+        progress: 0.0,
+        submitter_kind: SubmitterKind::User,
+        submitter_id: None,
+        file_name: "s.mp4".into(),
+        file_size: 1,
+        file_sha256: "0".repeat(64),
+        stored_path: "x".into(),
+        video_id: None,
+        expected_watermark_hash: None,
+        verdict: None,
+        result_json: None,
+        error: None,
+        created_at: at,
+        updated_at: at,
+    }
+}

@@ -411,24 +411,7 @@ mod tests {
         let at = chrono::DateTime::from_timestamp_micros(1_764_800_000_123_456)
             .unwrap()
             .naive_utc();
-        let row = case_rows::CaseRow {
-            id: "0b7e1f7e-8f0a-4a55-9d2c-1c4f0e6a7b21".into(),
-            status: CaseStatus::Done,
-            progress: 1.0,
-            submitter_kind: SubmitterKind::User,
-            submitter_id: None,
-            file_name: "s.mp4".into(),
-            file_size: 1,
-            file_sha256: "0".repeat(64),
-            stored_path: "x".into(),
-            video_id: None,
-            expected_watermark_hash: None,
-            verdict: None,
-            result_json: None,
-            error: None,
-            created_at: at,
-            updated_at: at,
-        };
+        let row = crate::cases::sample_row("0b7e1f7e-8f0a-4a55-9d2c-1c4f0e6a7b21", at);
         let cursor = cursor_of(&row);
         assert_eq!(parse_cursor(&cursor), Some((at, row.id.clone())));
         use base64::Engine;

@@ -7,6 +7,7 @@ mod cases;
 mod devices;
 mod forms;
 mod health;
+mod history;
 mod metrics;
 mod pages;
 mod reports;
@@ -54,6 +55,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/cases/{case_id}/").route(web::get().to(cases::case_status)))
         .service(
             resource("/api/cases/{case_id}/report.pdf").route(web::get().to(reports::case_report)),
+        )
+        .service(
+            resource("/api/titles/{video_id}/leaks/").route(web::get().to(history::title_leaks)),
         )
         .service(resource("/api/reports/ca.pem").route(web::get().to(reports::report_ca)))
         .service(resource("/api/reports/verify/").route(web::post().to(reports::verify_report)))

@@ -884,3 +884,83 @@ fn cases_are_listed_by_status_and_time_in_pages() {
         get_reply(&server, all, &format!("/api/cases/?{query}")).assert_error(400, code);
     }
 }
+
+/// A title's leak history: three leaked copies analysed, one viewer twice; as JSON (counts,
+/// days, leakers most cases first, the repeat leaker) and as CSV (one row per accusation);
+/// for analysts and the like only.
+#[test]
+fn a_titles_leak_history_names_its_repeat_leakers_as_json_and_csv() {
+    let t = packaged(40.0);
+    t.h.add_user("ann", "analyst", PASSWORD);
+    let key = api_key(&t.h, "crawler");
+    let server = t.h.serve_with_env(&[], &[("LEAKTRACE_WORKERS", "0")]);
+    let d = t.dir.path();
+    let vic1 = leak(&server, "vic", &"1".repeat(64), &t, &d.join("vic1.mp4"));
+    let vic2 = leak(&server, "vic", &"2".repeat(64), &t, &d.join("vic2.mp4"));
+    let val = leak(&server, "val", &"3".repeat(64), &t, &d.join("val.mp4"));
+    for copy in ["vic1.mp4", "vic2.mp4", "val.mp4"] {
+        let path = d.join(copy);
+        t.h.run(&["extract", path.to_str().unwrap(), "--json"], None)
+            .success();
+    }
+    let analyst = user_token(&server, "ann", PASSWORD);
+    let path = format!("/api/titles/{}/leaks/", t.video_id);
+    let r = get_reply(&server, Auth::Bearer(&analyst), &path);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let h = r.json();
+    assert_eq!(h["video_id"], t.video_id.as_str());
+    assert_eq!(h["cases"]["total"], 3, "{h:#}");
+    assert_eq!(h["cases"]["identified"], 3, "{h:#}");
+    assert_eq!(h["by_day"].as_array().unwrap().len(), 1, "{h:#}");
+    assert_eq!(h["by_day"][0]["identified"], 3);
+    let leakers = h["leakers"].as_array().unwrap();
+    assert_eq!(leakers.len(), 2, "{h:#}");
+    assert_eq!(leakers[0]["user"], "vic");
+    assert_eq!(leakers[0]["case_ids"].as_array().unwrap().len(), 2);
+    let sessions: Vec<&str> = leakers[0]["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(sessions, [vic1.as_str(), vic2.as_str()]);
+    assert_eq!(leakers[0]["devices"].as_array().unwrap().len(), 2);
+    assert_eq!(leakers[1]["user"], "val");
+    assert_eq!(h["repeat_leakers"], serde_json::json!(["vic"]));
+    assert_eq!(h["collusion"], serde_json::json!([]));
+    assert_eq!(h["truncated"], false);
+
+    let r = get_reply(
+        &server,
+        Auth::Bearer(&analyst),
+        &format!("{path}?format=csv"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.content_type.starts_with("text/csv"), "{}", r.content_type);
+    let lines: Vec<&str> = r.body.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", r.body);
+    assert!(lines[0].starts_with("case_id,case_created_at,session_id,user"));
+    for session in [&vic1, &vic2, &val] {
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.contains(session.as_str()))
+                .count(),
+            1,
+            "{}",
+            r.body
+        );
+    }
+
+    get_reply(
+        &server,
+        Auth::Bearer(&analyst),
+        &format!("{path}?format=xml"),
+    )
+    .assert_error(400, "invalid_format");
+    get_reply(&server, Auth::Bearer(&analyst), "/api/titles/nope/leaks/")
+        .assert_error(404, "unknown_video");
+    get_reply(&server, Auth::ApiKey(&key), &path).assert_error(403, "wrong_role");
+    let viewer = user_token(&server, "vera", PASSWORD);
+    get_reply(&server, Auth::Bearer(&viewer), &path).assert_error(403, "wrong_role");
+}

@@ -197,6 +197,21 @@ pub fn stored_paths(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
     Ok(cases::table.select(cases::stored_path).load(conn)?)
 }
 
+/// The cases of title `video_id` (named by the submitter or found by the analysis), oldest
+/// first, at most `limit`.
+pub fn for_video(
+    conn: &mut DbConnection,
+    video_id: &str,
+    limit: i64,
+) -> Result<Vec<CaseRow>, DbError> {
+    Ok(cases::table
+        .filter(cases::video_id.eq(video_id))
+        .order((cases::created_at.asc(), cases::id.asc()))
+        .limit(limit)
+        .select(CaseRow::as_select())
+        .load(conn)?)
+}
+
 /// Which cases a list asks for (see [`page`]).
 #[derive(Debug, Clone, Default)]
 pub struct CaseQuery<'a> {
