@@ -51,6 +51,7 @@ const ASSETS: &[Asset] = &[
     own_asset!("viewer.js", JS),
     own_asset!("cases.js", JS),
     own_asset!("analyst.js", JS),
+    own_asset!("history.js", JS),
     own_asset!("legal.js", JS),
     own_asset!("admin.js", JS),
     own_asset!("api-docs.js", JS),

@@ -232,6 +232,27 @@ fn a_viewer_plays_in_the_page_and_the_leak_is_traced_through_the_consoles() {
     assert!(best.contains("val"), "{best}");
     b.wait_for("svg.chart", SECOND);
     b.screenshot_at("05-analyst-case", "#h-case");
+    // The title's leak history: filled in from the case, plotted, the leaker listed.
+    let field = b.wait_for(&testid("history-video"), SECOND);
+    b.wait_until(
+        "the title id filled in",
+        10 * SECOND,
+        "return document.querySelector('[data-testid=history-video]').value !== '';",
+    );
+    assert_eq!(
+        b.exec(
+            "return document.querySelector('[data-testid=history-video]').value;",
+            json!([])
+        ),
+        json!(t.video_id)
+    );
+    let _ = field;
+    b.click(&b.wait_for("#history-show", SECOND));
+    b.wait_for("svg.history-chart", 20 * SECOND);
+    b.wait_for(&testid("history-identified"), SECOND);
+    let leaker = b.wait_for_text(&testid("leaker"), SECOND);
+    assert!(leaker.starts_with("val"), "{leaker}");
+    b.screenshot_at("05b-analyst-history", "#h-history");
 
     // The legal user downloads the report; pdfsig accepts it and trusts its CA.
     b.exec("sessionStorage.clear(); return true;", json!([]));

@@ -1,9 +1,10 @@
 // The analyst console: upload a suspect copy (upload progress, then the analysis job's
-// progress), the case list, and a case's result with its per-unit chart, candidates, verdict
-// and signed report.
+// progress), the case list, a case's result with its per-unit chart, candidates, verdict and
+// signed report, and a title's leak history.
 
 import { $, describeError, formatBytes, every, showError, showNotice, startPage, upload } from './common.js';
 import { followCase, refreshCases } from './cases.js';
+import { showHistory } from './history.js';
 
 let stopFollow = null;
 
@@ -12,6 +13,7 @@ function open(caseId) {
   history.replaceState(null, '', `#case=${encodeURIComponent(caseId)}`);
   stopFollow = followCase(caseId, $('#case'), (c) => {
     if (c.status === 'done' || c.status === 'failed') refreshCases($('#cases'), open).catch(showError);
+    if (c.video_id && !$('#history-video').value) $('#history-video').value = c.video_id;
   });
 }
 
@@ -54,6 +56,12 @@ async function submit(ev) {
 
 startPage(['analyst', 'admin'], async () => {
   $('#submit-form').addEventListener('submit', submit);
+  $('#history-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    showError(null);
+    showHistory($('#history-video').value.trim(), $('#history-view'))
+      .catch((e) => showError(`The history cannot be shown: ${describeError(e)}`));
+  });
   every(5000, () => refreshCases($('#cases'), open).catch(showError));
   const m = /^#case=(.+)$/.exec(location.hash);
   if (m) open(decodeURIComponent(m[1]));
