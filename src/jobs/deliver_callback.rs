@@ -11,6 +11,7 @@ use shared::auth::api_key;
 use shared::db::repo::callbacks::{self, Attempt, CallbackStatus, Delivery};
 use shared::db::repo::jobs::JobKind;
 use shared::db::repo::{api_keys, audit, cases};
+use shared::db::DbError;
 
 use super::{detail_json, Context, Job};
 use crate::callbacks::{allowed, post, signature, CallbackBody, CallbackError, Sent};
@@ -23,6 +24,30 @@ struct CallbackDetail<'a> {
     attempt: i32,
     status: Option<u16>,
     error: Option<&'a str>,
+}
+
+/// Where and with what secret a callback may be sent now, or why it may not (for good): its
+/// key gone or revoked, its host no longer allowed, the key without a callback secret.
+fn sendable(
+    config: &shared::config::Config,
+    master_key: &[u8; 32],
+    url: &str,
+    key: Option<&api_keys::ApiKeyRow>,
+) -> Result<(url::Url, Vec<u8>), String> {
+    let Some(key) = key else {
+        return Err("the submitting API key no longer exists".into());
+    };
+    if key.revoked_at.is_some() {
+        return Err("the submitting API key was revoked".into());
+    }
+    let url = allowed(config, url).map_err(|e| e.to_string())?;
+    let sealed = key
+        .sealed_callback_secret
+        .as_deref()
+        .ok_or_else(|| CallbackError::KeyTooOld.to_string())?;
+    let secret = api_key::open_callback_secret(master_key, &key.key_hash, sealed)
+        .map_err(|e| format!("the key's callback secret does not unseal: {e}"))?;
+    Ok((url, secret))
 }
 
 impl Job for Delivery {
@@ -72,19 +97,17 @@ impl Job for Delivery {
             Ok(())
         };
         // Refused for good: recorded, not retried.
-        let key = api_keys::get(&mut conn, &callback.api_key_id)?;
-        let secret = key.sealed_callback_secret.as_deref().map(|sealed| {
-            api_key::open_callback_secret(cx.secrets.master_key(), &key.key_hash, sealed)
-        });
-        let ready = match (key.revoked_at, allowed(cx.config, &callback.url), secret) {
-            (Some(_), _, _) => Err("the submitting API key was revoked".to_string()),
-            (None, Err(e), _) => Err(e.to_string()),
-            (None, Ok(_), None) => Err(CallbackError::KeyTooOld.to_string()),
-            (None, Ok(_), Some(Err(e))) => {
-                Err(format!("the key's callback secret does not unseal: {e}"))
-            }
-            (None, Ok(url), Some(Ok(secret))) => Ok((url, secret)),
+        let key = match api_keys::get(&mut conn, &callback.api_key_id) {
+            Ok(key) => Some(key),
+            Err(DbError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
         };
+        let ready = sendable(
+            cx.config,
+            cx.secrets.master_key(),
+            &callback.url,
+            key.as_ref(),
+        );
         let (url, secret) = match ready {
             Ok(ready) => ready,
             Err(reason) => {
@@ -126,5 +149,49 @@ impl Job for Delivery {
         };
         record(&mut conn, status, Some(&error), outcome)?;
         Err(AppError::Retry(error))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callback_is_sent_only_for_a_live_key_with_its_secret_to_an_allowed_host() {
+        let mut config = shared::config::Config::default();
+        config.evidence.callback_hosts = vec!["127.0.0.1:9000".into()];
+        let master = [7u8; 32];
+        let new = api_key::generate();
+        let key = api_keys::ApiKeyRow {
+            id: "k1".into(),
+            name: "crawler".into(),
+            key_prefix: new.display_prefix.clone(),
+            key_hash: new.hash.clone(),
+            created_at: chrono::Utc::now().naive_utc(),
+            last_used_at: None,
+            revoked_at: None,
+            sealed_callback_secret: Some(api_key::seal_callback_secret(&master, &new).unwrap()),
+        };
+        let url = "http://127.0.0.1:9000/hook";
+        let (to, secret) = sendable(&config, &master, url, Some(&key)).unwrap();
+        assert_eq!(to.as_str(), url);
+        assert_eq!(secret, api_key::callback_secret(&new.plaintext));
+        let refused = |key: Option<&api_keys::ApiKeyRow>, url: &str, master: &[u8; 32]| {
+            sendable(&config, master, url, key).unwrap_err()
+        };
+        assert!(refused(None, url, &master).contains("no longer exists"));
+        let revoked = api_keys::ApiKeyRow {
+            revoked_at: Some(chrono::Utc::now().naive_utc()),
+            ..key.clone()
+        };
+        assert!(refused(Some(&revoked), url, &master).contains("revoked"));
+        assert!(refused(Some(&key), "http://127.0.0.1:9001/hook", &master)
+            .contains("does not call back"));
+        let old = api_keys::ApiKeyRow {
+            sealed_callback_secret: None,
+            ..key.clone()
+        };
+        assert!(refused(Some(&old), url, &master).contains("create a new key"));
+        assert!(refused(Some(&key), url, &[8u8; 32]).contains("does not unseal"));
     }
 }
