@@ -31,12 +31,9 @@ fn uploads_left(h: &Harness) -> Vec<String> {
 }
 
 fn audit_actions(h: &Harness, case_id: &str) -> Vec<String> {
-    let db = h.db();
-    let mut conn = db.conn().unwrap();
-    audit::for_case(&mut conn, case_id)
-        .unwrap()
+    audit_entries(h, case_id)
         .into_iter()
-        .map(|e| e.action)
+        .map(|(action, _)| action)
         .collect()
 }
 
@@ -716,6 +713,29 @@ fn queued_without_workers() -> (Title, common::Server, String, String) {
     (t, server, analyst, case_id)
 }
 
+/// Runs one `leaktrace worker` until the analyst sees case `case_id` end; its last status.
+fn worker_ends(
+    h: &Harness,
+    server: &common::Server,
+    analyst: &str,
+    case_id: &str,
+) -> serde_json::Value {
+    let mut worker = h.cmd();
+    worker
+        .args(["worker", "--threads", "1"])
+        .env("LEAKTRACE_JOB_LEASE_SECONDS", "3");
+    let mut worker = worker.stdout(Stdio::null()).spawn().unwrap();
+    let done = wait_case(
+        server,
+        Auth::Bearer(analyst),
+        case_id,
+        Duration::from_secs(120),
+    );
+    let _ = worker.kill();
+    let _ = worker.wait();
+    done
+}
+
 /// An analysis that fails for good before extraction (here: its title's manifest is gone)
 /// fails its case, with a reason and no server path, instead of leaving it "running".
 #[test]
@@ -733,19 +753,7 @@ fn a_case_whose_analysis_fails_for_good_before_extraction_is_failed() {
             .delete(&format!("videos/{}/package.json", t.video_id))
             .unwrap();
     }
-    let mut worker = t.h.cmd();
-    worker
-        .args(["worker", "--threads", "1"])
-        .env("LEAKTRACE_JOB_LEASE_SECONDS", "3");
-    let mut worker = worker.stdout(Stdio::null()).spawn().unwrap();
-    let done = wait_case(
-        &server,
-        Auth::Bearer(&analyst),
-        &case_id,
-        Duration::from_secs(120),
-    );
-    let _ = worker.kill();
-    let _ = worker.wait();
+    let done = worker_ends(&t.h, &server, &analyst, &case_id);
     assert_eq!(done["status"], "failed", "{done:#}");
     let error = done["error"].as_str().unwrap_or_default();
     assert!(!error.is_empty(), "{done:#}");
@@ -766,17 +774,7 @@ fn a_suspect_changed_after_upload_is_not_analysed() {
     let middle = changed.len() / 2;
     changed[middle] ^= 0x01;
     std::fs::write(&path, &changed).unwrap();
-    let mut worker = t.h.cmd();
-    worker.args(["worker", "--threads", "1"]);
-    let mut worker = worker.stdout(Stdio::null()).spawn().unwrap();
-    let done = wait_case(
-        &server,
-        Auth::Bearer(&analyst),
-        &case_id,
-        Duration::from_secs(120),
-    );
-    let _ = worker.kill();
-    let _ = worker.wait();
+    let done = worker_ends(&t.h, &server, &analyst, &case_id);
     assert_eq!(done["status"], "failed", "{done:#}");
     let error = done["error"].as_str().unwrap_or_default();
     assert!(error.contains("SHA-256"), "{error}");
