@@ -51,6 +51,12 @@ CONF
     [ "$i" = 300 ] && { log "Garage did not start: see $dir/garage.log"; return 1; }
     sleep 0.1
   done
+  # `node id` reads the key file, which exists before the RPC listens: wait for the RPC.
+  for i in $(seq 300); do
+    "${g[@]}" status >/dev/null 2>&1 && break
+    [ "$i" = 300 ] && { log "Garage's RPC did not come up: see $dir/garage.log"; return 1; }
+    sleep 0.1
+  done
   "${g[@]}" layout assign -z dc1 -c 1G "$node" >/dev/null
   "${g[@]}" layout apply --version 1 >/dev/null
   "${g[@]}" bucket create leaktrace >/dev/null

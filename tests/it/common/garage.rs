@@ -70,7 +70,7 @@ impl Garage {
             key_id: String::new(),
             secret: String::new(),
         };
-        // The node answers once its RPC is up; then one layout, one bucket, one key.
+        // The node's id, then its RPC up; then one layout, one bucket, one key.
         let deadline = Instant::now() + Duration::from_secs(30);
         let node = loop {
             let out = garage.cli(&["node", "id", "-q"]);
@@ -85,6 +85,12 @@ impl Garage {
             assert!(Instant::now() < deadline, "Garage did not start");
             std::thread::sleep(Duration::from_millis(100));
         };
+        // `node id` reads the node's key file, which exists before its RPC listens: wait for
+        // the node to answer over RPC before the first command that needs it.
+        while !garage.cli(&["status"]).status.success() {
+            assert!(Instant::now() < deadline, "Garage's RPC did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
         garage.ok(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
         garage.ok(&["layout", "apply", "--version", "1"]);
         garage.ok(&["bucket", "create", "leaktrace"]);
