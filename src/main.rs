@@ -15,6 +15,7 @@ mod logging;
 mod packaging;
 mod probe;
 mod reports;
+mod timestamping;
 mod uploads;
 
 use std::process::ExitCode;

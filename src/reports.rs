@@ -13,7 +13,8 @@ use formats::case::{Alignment, CaseResult, CaseStatus, Match, MetadataLayer, Ver
 use formats::codes::{self, CodeScheme};
 use formats::sealing;
 use report::document::{self, CandidateRow, Report};
-use report::signing::{self, ReportSigner};
+use report::signing::{self, ReportSigner, SigningError};
+use report::timestamp::TimestampAuthority;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use shared::config::Config;
@@ -25,6 +26,7 @@ use shared::secrets::Secrets;
 
 use crate::error::AppError;
 use crate::jobs::detail_json;
+use crate::timestamping::HttpTsa;
 
 const CA_CERT: &str = "report-ca.pem";
 const CA_KEY: &str = "report-ca.key";
@@ -107,6 +109,26 @@ fn deployment_pki(config: &Config, db: &Db, secrets: &Secrets) -> Result<ReportP
         seal(SIGNING_KEY_AAD, &signing_key)?,
     );
     Ok(report_pki::record_first(&mut conn, &pki)?)
+}
+
+/// Whose word the report's times are.
+fn time_source(config: &Config) -> String {
+    let host = config
+        .reports
+        .tsa_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u.trim()).ok())
+        .and_then(|u| u.host_str().map(str::to_string));
+    match host {
+        Some(host) => format!(
+            "The signature of this report carries an RFC 3161 timestamp from the timestamp \
+             authority at {host}, which attests that the report existed, as signed, at that \
+             time. The other times in the report are the server's clock."
+        ),
+        None => "No timestamp authority countersigned this report: every time in it, the \
+                 signing time included, is the issuing server's own claim."
+            .to_string(),
+    }
 }
 
 fn fact(label: &str, value: impl ToString) -> (String, String) {
@@ -386,6 +408,7 @@ pub fn issue(
         ),
         submitted_at: time(case.created_at),
         generated_at: time(shared::db::now()),
+        time_source: time_source(config),
         file,
         title,
         verdict: result.verdict.to_string(),
@@ -433,7 +456,15 @@ pub fn issue(
     let unsigned = document::render(&report);
     let signer = signer(config, db, secrets)?;
     let date = chrono::Utc::now().format("D:%Y%m%d%H%M%SZ").to_string();
-    let signed = signer.sign(&unsigned, &date)?;
+    let tsa = match config.reports.tsa_url.as_deref() {
+        Some(url) => Some(HttpTsa::new(url).map_err(SigningError::Timestamp)?),
+        None => None,
+    };
+    let signed = signer.sign(
+        &unsigned,
+        &date,
+        tsa.as_ref().map(|t| t as &dyn TimestampAuthority),
+    )?;
     let sha256 = hex::encode(Sha256::digest(&signed));
     let dir = config.layout().reports();
     std::fs::create_dir_all(&dir).map_err(AppError::io("create", &dir))?;

@@ -108,12 +108,17 @@ pub struct Reports {
     /// The deployment's name: shown on every report and in the subject of the report CA and
     /// signing certificates (created on first use; changing it later does not rename them).
     pub organisation: String,
+    /// An RFC 3161 timestamp authority (`http://` or `https://`): each report's signature is
+    /// timestamped by it (PAdES B-T), and a report is not issued without its timestamp.
+    /// Unset: the report says that its times are the server's own claim.
+    pub tsa_url: Option<String>,
 }
 
 impl Default for Reports {
     fn default() -> Self {
         Reports {
             organisation: "leaktrace".to_string(),
+            tsa_url: None,
         }
     }
 }
@@ -441,6 +446,7 @@ pub struct PartialMetrics {
 #[serde(deny_unknown_fields)]
 pub struct PartialReports {
     pub organisation: Option<String>,
+    pub tsa_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -611,6 +617,7 @@ impl PartialConfig {
             },
             reports: PartialReports {
                 organisation: parse_env(env, "LEAKTRACE_REPORTS_ORGANISATION")?,
+                tsa_url: get("LEAKTRACE_REPORTS_TSA_URL"),
             },
             metrics: PartialMetrics {
                 token: get("LEAKTRACE_METRICS_TOKEN").map(SecretString),
@@ -724,6 +731,10 @@ impl Config {
         }
         if let Some(v) = layer.reports.organisation {
             self.reports.organisation = v;
+        }
+        if let Some(v) = layer.reports.tsa_url {
+            // An empty value (e.g. an environment variable set to "") turns it off.
+            self.reports.tsa_url = Some(v).filter(|v| !v.trim().is_empty());
         }
         if let Some(v) = layer.metrics.token {
             self.metrics.token = Some(v);
@@ -840,6 +851,19 @@ impl Config {
                 key: "reports.organisation".into(),
                 message: "must be 1 to 120 printable characters".into(),
             });
+        }
+        if let Some(tsa) = &self.reports.tsa_url {
+            let parsed = url::Url::parse(tsa.trim()).ok();
+            if !parsed.is_some_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.has_host() && u.password().is_none()
+            }) {
+                return Err(ConfigError::Value {
+                    key: "reports.tsa_url".into(),
+                    message: "must be an http:// or https:// URL of a timestamp authority, \
+                              without a password in it"
+                        .into(),
+                });
+            }
         }
         if self.limits.max_media_seconds.is_nan() || self.limits.max_media_seconds <= 0.0 {
             return Err(ConfigError::Value {
@@ -1368,6 +1392,39 @@ mod tests {
             err.to_string().contains("LEAKTRACE_REFERENCE_STORE"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_timestamp_authority_comes_from_file_or_environment_and_must_be_http() {
+        assert_eq!(Config::default().reports.tsa_url, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "[reports]\ntsa_url = \"https://tsa.example/tsr\"\n",
+        );
+        let c = Config::assemble(Some(&file), &Env::new(), PartialConfig::default()).unwrap();
+        assert_eq!(
+            c.reports.tsa_url.as_deref(),
+            Some("https://tsa.example/tsr")
+        );
+        assert!(c
+            .to_redacted_toml()
+            .contains("tsa_url = \"https://tsa.example/tsr\""));
+        let e = env(&[("LEAKTRACE_REPORTS_TSA_URL", "http://127.0.0.1:3180/")]);
+        let c = Config::assemble(Some(&file), &e, PartialConfig::default()).unwrap();
+        assert_eq!(c.reports.tsa_url.as_deref(), Some("http://127.0.0.1:3180/"));
+        let off = write_file(dir.path(), "[reports]\ntsa_url = \"\"\n");
+        let c = Config::assemble(Some(&off), &Env::new(), PartialConfig::default()).unwrap();
+        assert_eq!(c.reports.tsa_url, None, "an empty value turns it off");
+        for bad in [
+            "ftp://tsa.example/",
+            "tsa.example",
+            "https://user:pw@tsa.example/",
+        ] {
+            let e = env(&[("LEAKTRACE_REPORTS_TSA_URL", bad)]);
+            let err = Config::assemble(None, &e, PartialConfig::default()).unwrap_err();
+            assert!(err.to_string().contains("reports.tsa_url"), "{bad}: {err}");
+        }
     }
 
     #[test]

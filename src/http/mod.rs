@@ -174,6 +174,11 @@ pub fn app_error(e: AppError) -> ApiError {
     match e {
         AppError::Db(db) => db.into(),
         AppError::Upload(u) => forms::upload_error(u),
+        AppError::Signing(report::signing::SigningError::Timestamp(why)) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timestamp_unavailable",
+            format!("no report without its timestamp, and none was obtained: {why}"),
+        ),
         e if e.is_input() => {
             let status = match &e {
                 AppError::UnknownTitle(_) | AppError::SourceGone(_) => StatusCode::NOT_FOUND,

@@ -158,10 +158,36 @@ struct Verification {
     signer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// The signature's RFC 3161 timestamp, when it carries one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<TimestampView>,
     sha256: String,
     matches_stored_report: bool,
     report_id: Option<String>,
     case_id: Option<String>,
+}
+
+/// A signature's timestamp as a verification shows it.
+#[derive(Serialize)]
+struct TimestampView {
+    /// The timestamp authority's time (RFC 3339, UTC).
+    time: String,
+    /// The TSA certificate's subject and the SHA-256 of its DER.
+    authority: String,
+    authority_sha256: String,
+    /// It stamps this signature, and the TSA's signature over it verifies.
+    valid: bool,
+}
+
+impl From<&report::timestamp::Stamp> for TimestampView {
+    fn from(s: &report::timestamp::Stamp) -> Self {
+        TimestampView {
+            time: s.time.clone(),
+            authority: s.authority.clone(),
+            authority_sha256: s.authority_sha256.clone(),
+            valid: s.valid(),
+        }
+    }
 }
 
 /// `POST /api/reports/verify/`: is an evidence report's signature valid, was it issued by
@@ -189,6 +215,11 @@ pub async fn verify_report(
             issued_by_this_deployment: checked.as_ref().is_ok_and(|c| c.issued_by_ca),
             signer: checked.as_ref().ok().map(|c| c.signer.clone()),
             reason: checked.as_ref().err().map(|e| e.to_string()),
+            timestamp: checked
+                .as_ref()
+                .ok()
+                .and_then(|c| c.timestamp.as_ref())
+                .map(TimestampView::from),
             sha256,
             matches_stored_report: stored.is_some(),
             report_id: stored.as_ref().map(|r| r.id.clone()),

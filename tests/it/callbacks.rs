@@ -2,9 +2,6 @@
 //! ends, signed with the key's hash, retried after a receiver error, recorded and audited;
 //! callback URLs refused unless the deployment allows their host.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -13,92 +10,19 @@ use shared::db::repo::audit;
 use shared::db::repo::callbacks::{self, CallbackStatus};
 
 use crate::common::evidence::{api_key, submit, Auth, Part};
+use crate::common::loopback::{Answer, Loopback};
 use crate::common::viewer::{user_token, PASSWORD};
 use crate::common::Harness;
 
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A receiver on a free loopback port answering each request with the next status of
-/// `answers` (the last one from then on), keeping what it got.
-struct Receiver {
-    port: u16,
-    got: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    fn start(answers: &'static [u16]) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let kept = got.clone();
-        std::thread::spawn(move || {
-            for (n, stream) in listener.incoming().enumerate() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                let mut headers = Vec::new();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        headers.push((k.trim().to_string(), v.trim().to_string()));
-                    }
-                }
-                let len = headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.parse::<usize>().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0; len];
-                let _ = reader.read_exact(&mut body);
-                kept.lock().unwrap().push(Received { headers, body });
-                let status = answers[n.min(answers.len() - 1)];
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-            }
-        });
-        Receiver { port, got }
-    }
-
-    fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let got = self.got.lock().unwrap().clone();
-            if got.len() >= count {
-                return got;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} callbacks after {limit:?}",
-                got.len()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+/// A receiver answering each request with the next status of `answers` (the last one from
+/// then on), keeping what it got.
+fn receiver(answers: &'static [u16]) -> Loopback {
+    Loopback::start(move |n, _| Answer::empty(answers[n.min(answers.len() - 1)]))
 }
 
 #[test]
 fn a_crawler_is_called_back_with_its_signed_verdict_after_a_receiver_error() {
-    let receiver = Receiver::start(&[500, 200]);
+    let receiver = receiver(&[500, 200]);
     let allowed = format!("127.0.0.1:{}", receiver.port);
     let h = Harness::new().with_env(&[("LEAKTRACE_CALLBACK_HOSTS".into(), allowed.clone())]);
     h.add_user("ann", "analyst", PASSWORD);

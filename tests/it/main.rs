@@ -12,6 +12,7 @@ mod cli;
 mod crash;
 mod evidence;
 mod extract;
+mod legal;
 mod metrics;
 mod nodes;
 mod openapi;

@@ -25,6 +25,8 @@ pub struct Report {
     pub submitted_by: String,
     pub submitted_at: String,
     pub generated_at: String,
+    /// Whose word the times are: a timestamp authority's or the server's own.
+    pub time_source: String,
     /// (label, value) facts of the suspect file: name, size, SHA-256, container, codec...
     pub file: Vec<(String, String)>,
     pub title: String,
@@ -213,6 +215,7 @@ pub fn render(r: &Report) -> Vec<u8> {
         10.0,
         false,
     );
+    l.line(&r.time_source, 8.5);
 
     l.heading("Verdict");
     l.line(&format!("Verdict: {}", r.verdict.to_uppercase()), 11.0);
@@ -353,6 +356,7 @@ pub(crate) fn sample(units: Vec<Option<f64>>, matched_code: Vec<bool>) -> Report
         submitted_by: "user ann".into(),
         submitted_at: "2026-11-28 10:00:00 UTC".into(),
         generated_at: "2026-11-28 11:00:00 UTC".into(),
+        time_source: "No timestamp authority countersigned this report.".into(),
         file: vec![("File name".into(), "leak.mp4".into())],
         title: "Title".into(),
         verdict: "identified".into(),

@@ -6,3 +6,4 @@
 pub mod chart;
 pub mod document;
 pub mod signing;
+pub mod timestamp;

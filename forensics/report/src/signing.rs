@@ -6,7 +6,10 @@
 //! (`/Filter /Adobe.PPKLite`, `/SubFilter /ETSI.CAdES.detached`) whose `/Contents` is a
 //! detached CMS SignedData over the whole file except the `/Contents` value itself (the two
 //! `/ByteRange` spans), with the signing-certificate-v2 attribute that PAdES requires, and
-//! the leaf and CA certificates embedded.
+//! the leaf and CA certificates embedded. The same revision adds a document security store
+//! (`/DSS`, ETSI EN 319 142-1) holding the CA chain, so that the validation material travels
+//! with the file. With a timestamp authority configured, the signature also carries an
+//! RFC 3161 timestamp of its value ([`crate::timestamp`]): PAdES B-T.
 
 use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
@@ -21,8 +24,11 @@ use rcgen::{
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
-/// Room reserved for the CMS signature in the file (its DER is about 1.1 KB).
-const SIGNATURE_BYTES: usize = 8192;
+use crate::timestamp::{self, Stamp, TimestampAuthority};
+
+/// Room reserved for the CMS signature in the file (its DER is about 1.1 KB alone; a
+/// timestamp token with the TSA's certificates adds 1.5 to 8 KB).
+const SIGNATURE_BYTES: usize = 32768;
 /// Written in place of the byte ranges until they are known (same width as the final text).
 const BYTE_RANGE_PLACEHOLDER: &[u8] = b"[0 9999999999 9999999999 9999999999]";
 
@@ -38,6 +44,8 @@ pub enum SigningError {
     Cms(String),
     #[error("no readable signature: {0}")]
     Unsigned(String),
+    #[error("no timestamp for the signature: {0}")]
+    Timestamp(String),
 }
 
 impl SigningError {
@@ -47,6 +55,7 @@ impl SigningError {
             SigningError::Pdf(_) => "report_pdf",
             SigningError::Cms(_) => "report_signature",
             SigningError::Unsigned(_) => "unsigned",
+            SigningError::Timestamp(_) => "timestamp_unavailable",
         }
     }
 }
@@ -131,16 +140,30 @@ impl ReportSigner {
     }
 
     /// Signs `pdf` (as printpdf wrote it) with a PAdES signature dated `date`
-    /// (`D:YYYYMMDDHHmmSSZ`); returns the signed file.
-    pub fn sign(&self, pdf: &[u8], date: &str) -> Result<Vec<u8>, SigningError> {
-        let (mut out, contents) = with_signature_field(pdf, date)?;
+    /// (`D:YYYYMMDDHHmmSSZ`), timestamped by `tsa` when given (B-T; no file without the
+    /// timestamp then); returns the signed file.
+    pub fn sign(
+        &self,
+        pdf: &[u8],
+        date: &str,
+        tsa: Option<&dyn TimestampAuthority>,
+    ) -> Result<Vec<u8>, SigningError> {
+        let chain = [&self.cert, &self.ca]
+            .iter()
+            .map(|c| c.to_der())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SigningError::Identity(e.to_string()))?;
+        let (mut out, contents) = with_signature_field(pdf, date, &chain)?;
         let digest = {
             let mut h = Sha256::new();
             h.update(&out[..contents.start]);
             h.update(&out[contents.end..]);
             h.finalize().to_vec()
         };
-        let der = self.signed_data(&digest)?;
+        let mut der = self.signed_data(&digest)?;
+        if let Some(tsa) = tsa {
+            der = with_timestamp(&der, tsa)?;
+        }
         if der.len() > SIGNATURE_BYTES {
             return Err(SigningError::Cms(format!(
                 "the signature ({} bytes) exceeds its reserved room",
@@ -188,6 +211,34 @@ impl ReportSigner {
     }
 }
 
+/// Adds an RFC 3161 timestamp of the signature value to the signer's unsigned attributes.
+fn with_timestamp(der: &[u8], tsa: &dyn TimestampAuthority) -> Result<Vec<u8>, SigningError> {
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::{SignedData, SignerInfos};
+    use der::asn1::SetOfVec;
+    let fail = |e: der::Error| SigningError::Cms(e.to_string());
+    let info = <ContentInfo as der::Decode>::from_der(der).map_err(fail)?;
+    let mut signed: SignedData = info.content.decode_as().map_err(fail)?;
+    let mut signers = signed.signer_infos.0.into_vec();
+    let signer = signers
+        .first_mut()
+        .ok_or_else(|| SigningError::Cms("the signature names no signer".into()))?;
+    let token = timestamp::obtain(tsa, signer.signature.as_bytes())?;
+    let attribute = x509_cert::attr::Attribute {
+        oid: timestamp::ID_AA_SIGNATURE_TIME_STAMP_TOKEN,
+        values: SetOfVec::try_from(vec![der::Any::encode_from(&token).map_err(fail)?])
+            .map_err(fail)?,
+    };
+    signer.unsigned_attrs = Some(SetOfVec::try_from(vec![attribute]).map_err(fail)?);
+    signed.signer_infos = SignerInfos(SetOfVec::try_from(signers).map_err(fail)?);
+    ContentInfo {
+        content_type: info.content_type,
+        content: der::Any::encode_from(&signed).map_err(fail)?,
+    }
+    .to_der()
+    .map_err(fail)
+}
+
 /// The ESS signing-certificate-v2 attribute (RFC 5035): the SHA-256 of the signing
 /// certificate, binding it to the signature.
 fn signing_certificate_v2(cert: &Certificate) -> Result<x509_cert::attr::Attribute, SigningError> {
@@ -220,6 +271,7 @@ fn signing_certificate_v2(cert: &Certificate) -> Result<x509_cert::attr::Attribu
 fn with_signature_field(
     pdf: &[u8],
     date: &str,
+    chain: &[Vec<u8>],
 ) -> Result<(Vec<u8>, std::ops::Range<usize>), SigningError> {
     let bad = |e: lopdf::Error| SigningError::Pdf(e.to_string());
     let previous = lopdf::Document::load_mem(pdf).map_err(bad)?;
@@ -265,16 +317,28 @@ fn with_signature_field(
         .and_then(Object::as_dict_mut)
         .map_err(bad)?
         .set("Annots", vec![Object::Reference(widget)]);
+    // The document security store: the certificates that validate the signature.
+    let certs: Vec<Object> = chain
+        .iter()
+        .map(|der| {
+            Object::Reference(
+                doc.new_document
+                    .add_object(lopdf::Stream::new(dictionary! {}, der.clone())),
+            )
+        })
+        .collect();
     doc.opt_clone_object_to_new_document(catalog_id)
         .map_err(bad)?;
-    doc.new_document
+    let catalog = doc
+        .new_document
         .get_object_mut(catalog_id)
         .and_then(Object::as_dict_mut)
-        .map_err(bad)?
-        .set(
-            "AcroForm",
-            dictionary! { "Fields" => vec![Object::Reference(widget)], "SigFlags" => 3 },
-        );
+        .map_err(bad)?;
+    catalog.set(
+        "AcroForm",
+        dictionary! { "Fields" => vec![Object::Reference(widget)], "SigFlags" => 3 },
+    );
+    catalog.set("DSS", dictionary! { "Certs" => certs });
     let mut out = Vec::new();
     doc.save_to(&mut out)
         .map_err(|e| SigningError::Pdf(e.to_string()))?;
@@ -298,6 +362,33 @@ fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
+/// The certificate among those a CMS signature carries that its signer names.
+pub(crate) fn signer_certificate<'a>(
+    signed: &'a cms::signed_data::SignedData,
+    sid: &SignerIdentifier,
+) -> Option<&'a Certificate> {
+    signed
+        .certificates
+        .iter()
+        .flat_map(|set| set.0.iter())
+        .filter_map(|c| match c {
+            CertificateChoices::Certificate(c) => Some(c),
+            _ => None,
+        })
+        .find(|c| match sid {
+            SignerIdentifier::IssuerAndSerialNumber(id) => {
+                c.tbs_certificate.issuer == id.issuer
+                    && c.tbs_certificate.serial_number == id.serial_number
+            }
+            SignerIdentifier::SubjectKeyIdentifier(ski) => c
+                .tbs_certificate
+                .get::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+                .ok()
+                .flatten()
+                .is_some_and(|(_, own)| own == *ski),
+        })
+}
+
 /// The signing certificate's subject (for display).
 pub fn subject(cert_pem: &str) -> Option<String> {
     Certificate::from_pem(cert_pem)
@@ -318,12 +409,18 @@ pub struct Checked {
     pub issued_by_ca: bool,
     /// The signing certificate's subject.
     pub signer: String,
+    /// The signature's RFC 3161 timestamp, when it carries one.
+    pub timestamp: Option<Stamp>,
 }
 
 impl Checked {
-    /// Valid: the whole file is signed, unchanged, by a key whose signature verifies.
+    /// Valid: the whole file is signed, unchanged, by a key whose signature verifies, and
+    /// the timestamp, if there is one, stamps this signature and verifies.
     pub fn valid(&self) -> bool {
-        self.whole_document && self.digest_matches && self.signature_verifies
+        self.whole_document
+            && self.digest_matches
+            && self.signature_verifies
+            && self.timestamp.as_ref().is_none_or(Stamp::valid)
     }
 }
 
@@ -390,23 +487,8 @@ pub fn check(pdf: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
         .iter()
         .next()
         .ok_or_else(|| unsigned("the signature names no signer"))?;
-    let certs: Vec<&Certificate> = signed
-        .certificates
-        .iter()
-        .flat_map(|set| set.0.iter())
-        .filter_map(|c| match c {
-            CertificateChoices::Certificate(c) => Some(c),
-            _ => None,
-        })
-        .collect();
-    let cert = match &signer_info.sid {
-        SignerIdentifier::IssuerAndSerialNumber(id) => certs.iter().find(|c| {
-            c.tbs_certificate.issuer == id.issuer
-                && c.tbs_certificate.serial_number == id.serial_number
-        }),
-        SignerIdentifier::SubjectKeyIdentifier(_) => None,
-    }
-    .ok_or_else(|| unsigned("the signer's certificate is not in the signature"))?;
+    let cert = signer_certificate(&signed, &signer_info.sid)
+        .ok_or_else(|| unsigned("the signer's certificate is not in the signature"))?;
     let attributes = signer_info
         .signed_attrs
         .as_ref()
@@ -445,7 +527,26 @@ pub fn check(pdf: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
             (Ok(key), Ok(tbs), Some(Ok(signature))) => key.verify(&tbs, &signature).is_ok(),
             _ => false,
         };
+    let timestamp = match signer_info.unsigned_attrs.as_ref().and_then(|attributes| {
+        attributes
+            .iter()
+            .find(|a| a.oid == timestamp::ID_AA_SIGNATURE_TIME_STAMP_TOKEN)
+    }) {
+        None => None,
+        Some(attribute) => {
+            let token = attribute
+                .values
+                .iter()
+                .next()
+                .and_then(|v| v.decode_as::<ContentInfo>().ok())
+                .ok_or_else(|| unsigned("the signature's timestamp is not a CMS token"))?;
+            let stamp = timestamp::check(&token, signer_info.signature.as_bytes())
+                .map_err(|e| SigningError::Unsigned(e.to_string()))?;
+            Some(stamp)
+        }
+    };
     Ok(Checked {
+        timestamp,
         whole_document: c + d == pdf.len(),
         digest_matches: signed_digest.is_some_and(|s| s.as_bytes() == digest.as_slice()),
         signature_verifies,
@@ -490,7 +591,7 @@ mod tests {
             check(&pdf, &id.ca_cert_pem).is_err(),
             "an unsigned file has no signature"
         );
-        let signed = signer.sign(&pdf, "D:20261128110000Z").unwrap();
+        let signed = signer.sign(&pdf, "D:20261128110000Z", None).unwrap();
         assert!(
             signed.starts_with(&pdf),
             "an incremental update keeps the original bytes"
@@ -525,5 +626,154 @@ mod tests {
         let other = create_identity("other").unwrap();
         let foreign = check(&signed, &other.ca_cert_pem).unwrap();
         assert!(foreign.valid() && !foreign.issued_by_ca);
+    }
+
+    fn signer() -> (NewIdentity, ReportSigner) {
+        let id = create_identity("test").unwrap();
+        let signer =
+            ReportSigner::from_pem(&id.signing_cert_pem, &id.signing_key_pem, &id.ca_cert_pem)
+                .unwrap();
+        (id, signer)
+    }
+
+    #[test]
+    fn a_report_carries_its_certificate_chain_in_a_document_security_store() {
+        let (id, signer) = signer();
+        let signed = signer.sign(&report(), "D:20261128110000Z", None).unwrap();
+        let doc = lopdf::Document::load_mem(&signed).unwrap();
+        let dss = doc
+            .catalog()
+            .unwrap()
+            .get(b"DSS")
+            .and_then(Object::as_dict)
+            .unwrap();
+        let certs: Vec<Vec<u8>> = dss
+            .get(b"Certs")
+            .and_then(Object::as_array)
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let stream = doc
+                    .get_object(r.as_reference().unwrap())
+                    .and_then(Object::as_stream)
+                    .unwrap();
+                stream.content.clone()
+            })
+            .collect();
+        let der_of = |pem: &str| Certificate::from_pem(pem).unwrap().to_der().unwrap();
+        assert_eq!(
+            certs,
+            [der_of(&id.signing_cert_pem), der_of(&id.ca_cert_pem)],
+            "the signing certificate and its CA"
+        );
+        let checked = check(&signed, &id.ca_cert_pem).unwrap();
+        assert!(
+            checked.valid() && checked.timestamp.is_none(),
+            "{checked:?}"
+        );
+    }
+
+    #[test]
+    fn a_timestamped_signature_checks_with_ec_and_rsa_authorities() {
+        use crate::timestamp::testing::OpenSslTsa;
+        let (id, signer) = signer();
+        for rsa in [false, true] {
+            let tsa = OpenSslTsa::new(rsa).unwrap();
+            let signed = signer
+                .sign(&report(), "D:20261128110000Z", Some(&tsa))
+                .unwrap();
+            std::fs::write(format!("/tmp/ts-{rsa}.pdf"), &signed).unwrap(); // TEMP
+            let checked = check(&signed, &id.ca_cert_pem).unwrap();
+            assert!(checked.valid() && checked.issued_by_ca, "{checked:?}");
+            let stamp = checked.timestamp.expect("a timestamp");
+            assert!(stamp.valid(), "{stamp:?}");
+            assert!(stamp.authority.contains("Test TSA"), "{stamp:?}");
+            let tsa_der = Certificate::from_pem(tsa.certificate_pem())
+                .unwrap()
+                .to_der()
+                .unwrap();
+            assert_eq!(stamp.authority_sha256, hex::encode(Sha256::digest(tsa_der)));
+            // The TSA's time is today's (the clock of this machine, within a day).
+            let today = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let stamped = stamp
+                .time
+                .parse::<der::DateTime>()
+                .map(|t| t.unix_duration().as_secs())
+                .unwrap();
+            assert!(
+                today.abs_diff(stamped) < 86_400,
+                "{} vs {today}",
+                stamp.time
+            );
+
+            // The stamp is of this signature: the same token under another signature value
+            // does not match it.
+            let (info, _) = signed_data_of(&signed);
+            let token = info
+                .signer_infos
+                .0
+                .iter()
+                .next()
+                .unwrap()
+                .unsigned_attrs
+                .clone();
+            let token = token
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap()
+                .values
+                .iter()
+                .next()
+                .unwrap()
+                .decode_as::<cms::content_info::ContentInfo>()
+                .unwrap();
+            let other = crate::timestamp::check(&token, b"another signature").unwrap();
+            assert!(
+                other.signature_verifies && !other.imprint_matches,
+                "{other:?}"
+            );
+        }
+    }
+
+    /// The CMS SignedData of a signed file's (last) signature.
+    fn signed_data_of(pdf: &[u8]) -> (cms::signed_data::SignedData, usize) {
+        let [_, b, c, _] = byte_range(pdf);
+        let der = hex::decode(&pdf[b + 1..c - 1]).unwrap();
+        let mut reader = der::SliceReader::new(&der).unwrap();
+        let info: cms::content_info::ContentInfo = der::Decode::decode(&mut reader).unwrap();
+        let used = der::Reader::position(&reader);
+        (
+            info.content.decode_as().unwrap(),
+            usize::try_from(used).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_timestamp_authority_that_fails_or_answers_another_request_gives_no_report() {
+        use crate::timestamp::{self, testing::OpenSslTsa, TimestampAuthority};
+        struct Broken;
+        impl TimestampAuthority for Broken {
+            fn exchange(&self, _: &[u8]) -> Result<Vec<u8>, String> {
+                Ok(b"<html>502 Bad Gateway</html>".to_vec())
+            }
+        }
+        let (_, signer) = signer();
+        let err = signer
+            .sign(&report(), "D:20261128110000Z", Some(&Broken))
+            .unwrap_err();
+        assert_eq!(err.code(), "timestamp_unavailable", "{err}");
+
+        // An answer to another request (a replayed token) is refused by its nonce.
+        let tsa = OpenSslTsa::new(false).unwrap();
+        let first = timestamp::request(b"signature").unwrap();
+        let second = timestamp::request(b"signature").unwrap();
+        let answer = tsa.exchange(&first.der).unwrap();
+        assert!(timestamp::token_from_response(&answer, &first).is_ok());
+        let err = timestamp::token_from_response(&answer, &second).unwrap_err();
+        assert!(err.to_string().contains("nonce"), "{err}");
     }
 }

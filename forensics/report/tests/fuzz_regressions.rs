@@ -32,6 +32,7 @@ fn small_report() -> Report {
         submitted_by: "user ann".into(),
         submitted_at: "2026-11-28 10:00:00 UTC".into(),
         generated_at: "2026-11-28 11:00:00 UTC".into(),
+        time_source: "The server's own claim.".into(),
         file: vec![("File name".into(), "leak.mp4".into())],
         title: "Title".into(),
         verdict: "identified".into(),
@@ -69,7 +70,7 @@ fn the_seed_is_a_valid_report_of_the_fixture_ca() {
             ReportSigner::from_pem(&id.signing_cert_pem, &id.signing_key_pem, &id.ca_cert_pem)
                 .unwrap();
         let signed = signer
-            .sign(&render(&small_report()), "D:20261128110000Z")
+            .sign(&render(&small_report()), "D:20261128110000Z", None)
             .unwrap();
         std::fs::create_dir_all(seed.parent().unwrap()).unwrap();
         std::fs::write(&seed, &signed).unwrap();

@@ -10,6 +10,7 @@ pub mod evidence;
 pub mod garage;
 pub mod jobs;
 pub mod leaks;
+pub mod loopback;
 pub mod media;
 pub mod viewer;
 

@@ -1,0 +1,406 @@
+//! RFC 3161 timestamps of report signatures (what makes a PAdES signature B-T).
+//!
+//! After the report is signed, the SHA-256 of the signature value is sent to a timestamp
+//! authority (TSA) as a `TimeStampReq`; the token it returns (a CMS SignedData over a
+//! `TSTInfo` that holds the hash and the TSA's time) goes into the signer's unsigned
+//! attributes as `id-aa-signatureTimeStampToken`. Anyone can then check that the signature
+//! existed at that time, on the TSA's word rather than the server's clock.
+//!
+//! How the request travels (HTTP, `application/timestamp-query`) is the caller's: this crate
+//! does no network I/O ([`TimestampAuthority`]).
+
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignedData;
+use der::asn1::{Int, OctetString};
+use der::{Decode, Encode};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use spki::AlgorithmIdentifierOwned;
+use x509_cert::Certificate;
+use x509_tsp::{MessageImprint, TimeStampReq, TimeStampResp, TspVersion, TstInfo};
+
+use crate::signing::SigningError;
+
+/// `id-ct-TSTInfo`: the content type of a timestamp token's content.
+const ID_CT_TST_INFO: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
+/// `id-aa-signatureTimeStampToken`: the unsigned attribute that carries the token.
+pub const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
+
+/// A timestamp authority: takes a DER `TimeStampReq`, returns the DER `TimeStampResp`.
+pub trait TimestampAuthority {
+    fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// A timestamp request for one signature value, kept to check the answer against.
+pub struct Request {
+    pub der: Vec<u8>,
+    imprint: Vec<u8>,
+    nonce: Int,
+}
+
+fn sha256_algorithm() -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned {
+        oid: const_oid::db::rfc5912::ID_SHA_256,
+        parameters: None,
+    }
+}
+
+fn bad(what: &str) -> impl Fn(der::Error) -> SigningError + '_ {
+    move |e| SigningError::Timestamp(format!("{what}: {e}"))
+}
+
+/// The request for a timestamp of `signature_value` (SHA-256 imprint, a random nonce, the
+/// TSA's certificate asked for so that the token can be checked on its own).
+pub fn request(signature_value: &[u8]) -> Result<Request, SigningError> {
+    let imprint = Sha256::digest(signature_value).to_vec();
+    // A positive 64-bit nonce, minimally encoded (first byte non-zero, high bit clear).
+    let mut bytes: [u8; 8] = rand::random();
+    bytes[0] = (bytes[0] & 0x7f) | 0x01;
+    let nonce = Int::new(&bytes).map_err(bad("nonce"))?;
+    let req = TimeStampReq {
+        version: TspVersion::V1,
+        message_imprint: MessageImprint {
+            hash_algorithm: sha256_algorithm(),
+            hashed_message: OctetString::new(imprint.clone()).map_err(bad("imprint"))?,
+        },
+        req_policy: None,
+        nonce: Some(nonce.clone()),
+        cert_req: true,
+        extensions: None,
+    };
+    Ok(Request {
+        der: req.to_der().map_err(bad("request"))?,
+        imprint,
+        nonce,
+    })
+}
+
+/// Asks `tsa` for a timestamp of `signature_value`; returns the token once it is checked to
+/// be granted, for this hash and nonce, and signed by the certificate it carries.
+pub fn obtain(
+    tsa: &dyn TimestampAuthority,
+    signature_value: &[u8],
+) -> Result<ContentInfo, SigningError> {
+    let req = request(signature_value)?;
+    let answer = tsa.exchange(&req.der).map_err(SigningError::Timestamp)?;
+    token_from_response(&answer, &req)
+}
+
+/// The token of a TSA's answer to `req`, checked.
+pub fn token_from_response(answer: &[u8], req: &Request) -> Result<ContentInfo, SigningError> {
+    let resp = TimeStampResp::from_der(answer).map_err(bad("the TSA's answer is not RFC 3161"))?;
+    // PKIStatus: granted (0) or granted with modifications (1).
+    let status = resp.status.status as u8;
+    if status > 1 {
+        let text = resp
+            .status
+            .status_string
+            .as_ref()
+            .map(|texts| {
+                texts
+                    .iter()
+                    .map(|t| t.as_str().to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default();
+        return Err(SigningError::Timestamp(format!(
+            "the TSA refused the request (status {status}) {text}"
+        )));
+    }
+    let token = resp
+        .time_stamp_token
+        .ok_or_else(|| SigningError::Timestamp("the TSA granted but sent no token".into()))?;
+    let (info, _) = tst_info(&token)?;
+    if info.nonce.as_ref() != Some(&req.nonce) {
+        return Err(SigningError::Timestamp(
+            "the token does not answer this request (nonce differs)".into(),
+        ));
+    }
+    if info.message_imprint.hashed_message.as_bytes() != req.imprint.as_slice() {
+        return Err(SigningError::Timestamp(
+            "the token stamps another hash than the one asked".into(),
+        ));
+    }
+    let verified = verify_token(&token)?;
+    if !verified.signature_verifies {
+        return Err(SigningError::Timestamp(
+            "the token's signature does not verify".into(),
+        ));
+    }
+    Ok(token)
+}
+
+/// What checking a signature's timestamp found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// The TSA's time (`genTime`), RFC 3339 in UTC.
+    pub time: String,
+    /// The TSA certificate's subject.
+    pub authority: String,
+    /// Hex SHA-256 of the TSA certificate's DER (to compare with the TSA's published one).
+    pub authority_sha256: String,
+    /// The token stamps the SHA-256 (or SHA-384/512) of this very signature value.
+    pub imprint_matches: bool,
+    /// The TSA's signature over the token verifies with the certificate it carries, and the
+    /// signed digest is that of the token's content.
+    pub signature_verifies: bool,
+}
+
+impl Stamp {
+    pub fn valid(&self) -> bool {
+        self.imprint_matches && self.signature_verifies
+    }
+}
+
+fn tst_info(token: &ContentInfo) -> Result<(TstInfo, Vec<u8>), SigningError> {
+    let signed: SignedData = token
+        .content
+        .decode_as()
+        .map_err(bad("the token is not CMS SignedData"))?;
+    if signed.encap_content_info.econtent_type != ID_CT_TST_INFO {
+        return Err(SigningError::Timestamp(
+            "the token's content is not a TSTInfo".into(),
+        ));
+    }
+    let content = signed
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .ok_or_else(|| SigningError::Timestamp("the token has no content".into()))?;
+    let octets = content
+        .decode_as::<OctetString>()
+        .map_err(bad("the token's content"))?;
+    let info = TstInfo::from_der(octets.as_bytes()).map_err(bad("the token's TSTInfo"))?;
+    Ok((info, octets.as_bytes().to_vec()))
+}
+
+struct Verified {
+    signature_verifies: bool,
+    authority: String,
+    authority_sha256: String,
+}
+
+/// Verifies the TSA's CMS signature over the token with the signer certificate the token
+/// carries (ECDSA P-256/P-384 or RSA PKCS#1 v1.5, SHA-256/384/512).
+fn verify_token(token: &ContentInfo) -> Result<Verified, SigningError> {
+    let signed: SignedData = token
+        .content
+        .decode_as()
+        .map_err(bad("the token is not CMS SignedData"))?;
+    let (_, content) = tst_info(token)?;
+    let signer = signed
+        .signer_infos
+        .0
+        .iter()
+        .next()
+        .ok_or_else(|| SigningError::Timestamp("the token names no signer".into()))?;
+    let cert = crate::signing::signer_certificate(&signed, &signer.sid).ok_or_else(|| {
+        SigningError::Timestamp("the token does not carry its signer's certificate".into())
+    })?;
+    let authority = cert.tbs_certificate.subject.to_string();
+    let authority_sha256 = hex::encode(Sha256::digest(
+        cert.to_der().map_err(bad("the TSA certificate"))?,
+    ));
+    let Some(attributes) = signer.signed_attrs.as_ref() else {
+        return Ok(Verified {
+            signature_verifies: false,
+            authority,
+            authority_sha256,
+        });
+    };
+    let digest_of_content = digest(&signer.digest_alg.oid, &content);
+    let signed_digest = attributes
+        .iter()
+        .find(|a| a.oid == const_oid::db::rfc5911::ID_MESSAGE_DIGEST)
+        .and_then(|a| a.values.iter().next())
+        .and_then(|v| v.decode_as::<OctetString>().ok());
+    let digest_matches = match (&digest_of_content, &signed_digest) {
+        (Some(d), Some(s)) => s.as_bytes() == d.as_slice(),
+        _ => false,
+    };
+    let signature_verifies = digest_matches
+        && attributes.to_der().is_ok_and(|message| {
+            verify_signature(
+                cert,
+                &signer.digest_alg.oid,
+                &signer.signature_algorithm,
+                &message,
+                signer.signature.as_bytes(),
+            )
+        });
+    Ok(Verified {
+        signature_verifies,
+        authority,
+        authority_sha256,
+    })
+}
+
+fn digest(algorithm: &der::oid::ObjectIdentifier, bytes: &[u8]) -> Option<Vec<u8>> {
+    use const_oid::db::rfc5912::{ID_SHA_256, ID_SHA_384, ID_SHA_512};
+    match *algorithm {
+        ID_SHA_256 => Some(Sha256::digest(bytes).to_vec()),
+        ID_SHA_384 => Some(Sha384::digest(bytes).to_vec()),
+        ID_SHA_512 => Some(Sha512::digest(bytes).to_vec()),
+        _ => None,
+    }
+}
+
+fn verify_signature(
+    cert: &Certificate,
+    digest_algorithm: &der::oid::ObjectIdentifier,
+    signature_algorithm: &AlgorithmIdentifierOwned,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    use const_oid::db::rfc5912::{
+        ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ID_EC_PUBLIC_KEY, ID_SHA_256, ID_SHA_384,
+        ID_SHA_512, RSA_ENCRYPTION, SECP_256_R_1, SECP_384_R_1, SHA_256_WITH_RSA_ENCRYPTION,
+        SHA_384_WITH_RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION,
+    };
+    use ring::signature as sig;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    let key = spki.subject_public_key.raw_bytes();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<der::oid::ObjectIdentifier>().ok());
+    let algorithm: &dyn sig::VerificationAlgorithm = match (
+        spki.algorithm.oid,
+        signature_algorithm.oid,
+        *digest_algorithm,
+    ) {
+        (ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA_256, _) if curve == Some(SECP_256_R_1) => {
+            &sig::ECDSA_P256_SHA256_ASN1
+        }
+        (ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA_384, _) if curve == Some(SECP_256_R_1) => {
+            &sig::ECDSA_P256_SHA384_ASN1
+        }
+        (ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA_256, _) if curve == Some(SECP_384_R_1) => {
+            &sig::ECDSA_P384_SHA256_ASN1
+        }
+        (ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA_384, _) if curve == Some(SECP_384_R_1) => {
+            &sig::ECDSA_P384_SHA384_ASN1
+        }
+        (RSA_ENCRYPTION, SHA_256_WITH_RSA_ENCRYPTION, _)
+        | (RSA_ENCRYPTION, RSA_ENCRYPTION, ID_SHA_256) => &sig::RSA_PKCS1_2048_8192_SHA256,
+        (RSA_ENCRYPTION, SHA_384_WITH_RSA_ENCRYPTION, _)
+        | (RSA_ENCRYPTION, RSA_ENCRYPTION, ID_SHA_384) => &sig::RSA_PKCS1_2048_8192_SHA384,
+        (RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION, _)
+        | (RSA_ENCRYPTION, RSA_ENCRYPTION, ID_SHA_512) => &sig::RSA_PKCS1_2048_8192_SHA512,
+        _ => return false,
+    };
+    sig::UnparsedPublicKey::new(algorithm, key)
+        .verify(message, signature)
+        .is_ok()
+}
+
+/// Checks a signature's timestamp token against the signature value it claims to stamp.
+pub fn check(token: &ContentInfo, signature_value: &[u8]) -> Result<Stamp, SigningError> {
+    let (info, _) = tst_info(token)?;
+    let imprint = digest(&info.message_imprint.hash_algorithm.oid, signature_value);
+    let verified = verify_token(token)?;
+    Ok(Stamp {
+        time: info.gen_time.to_date_time().to_string(),
+        authority: verified.authority,
+        authority_sha256: verified.authority_sha256,
+        imprint_matches: imprint
+            .is_some_and(|d| d.as_slice() == info.message_imprint.hashed_message.as_bytes()),
+        signature_verifies: verified.signature_verifies,
+    })
+}
+
+/// A timestamp authority for tests: OpenSSL's `openssl ts -reply` with a self-signed TSA
+/// certificate (critical extended key usage `timeStamping`), EC P-256 or RSA 2048.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use std::path::Path;
+    use std::process::Command;
+
+    pub struct OpenSslTsa {
+        dir: tempfile::TempDir,
+    }
+
+    fn run(command: &mut Command) -> Result<Vec<u8>, String> {
+        let out = command
+            .output()
+            .map_err(|e| format!("cannot run openssl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(out.stdout)
+    }
+
+    impl OpenSslTsa {
+        /// A TSA with a new key: `rsa` for RSA 2048, else EC P-256.
+        pub fn new(rsa: bool) -> Result<OpenSslTsa, String> {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let key = if rsa {
+                vec!["-newkey", "rsa:2048"]
+            } else {
+                vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+            };
+            run(Command::new("openssl")
+                .current_dir(dir.path())
+                .args(["req", "-x509", "-nodes", "-days", "30"])
+                .args(key)
+                .args(["-keyout", "tsa.key", "-out", "tsa.pem"])
+                .args(["-subj", "/O=Test/CN=Test TSA"])
+                .args(["-addext", "extendedKeyUsage=critical,timeStamping"])
+                .args(["-addext", "keyUsage=critical,digitalSignature"]))?;
+            let d = dir.path().display();
+            let config = format!(
+                "[ tsa ]\ndefault_tsa = tsa_config1\n[ tsa_config1 ]\ndir = {d}\n\
+                 serial = $dir/serial\ncrypto_device = builtin\nsigner_cert = $dir/tsa.pem\n\
+                 signer_key = $dir/tsa.key\nsigner_digest = sha256\n\
+                 default_policy = 1.3.6.1.4.1.99999.1\ndigests = sha256, sha384, sha512\n\
+                 accuracy = secs:1\nordering = no\ntsa_name = yes\n\
+                 ess_cert_id_chain = no\ness_cert_id_alg = sha256\n"
+            );
+            std::fs::write(dir.path().join("tsa.cnf"), config).map_err(|e| e.to_string())?;
+            std::fs::write(dir.path().join("serial"), "01\n").map_err(|e| e.to_string())?;
+            Ok(OpenSslTsa { dir })
+        }
+
+        /// The TSA's certificate (PEM).
+        pub fn certificate_pem(&self) -> String {
+            std::fs::read_to_string(self.dir.path().join("tsa.pem")).unwrap_or_default()
+        }
+
+        fn path(&self, name: &str) -> std::path::PathBuf {
+            self.dir.path().join(name)
+        }
+
+        /// Answers one DER request with OpenSSL's DER response.
+        pub fn reply(&self, request: &[u8]) -> Result<Vec<u8>, String> {
+            // One file pair per request: a TSA may answer several requests at once.
+            let id = format!("{:016x}", rand::random::<u64>());
+            let query = self.path(&format!("{id}.tsq"));
+            let answer = self.path(&format!("{id}.tsr"));
+            std::fs::write(&query, request).map_err(|e| e.to_string())?;
+            let config: &Path = &self.path("tsa.cnf");
+            let result = run(Command::new("openssl")
+                .args(["ts", "-reply", "-config"])
+                .arg(config)
+                .arg("-queryfile")
+                .arg(&query)
+                .arg("-out")
+                .arg(&answer));
+            let bytes = result.and_then(|_| std::fs::read(&answer).map_err(|e| e.to_string()));
+            let _ = std::fs::remove_file(&query);
+            let _ = std::fs::remove_file(&answer);
+            bytes
+        }
+    }
+
+    impl super::TimestampAuthority for OpenSslTsa {
+        fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, String> {
+            self.reply(request)
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The configured RFC 3161 timestamp authority (`reports.tsa_url`), reached over HTTP as
+//! RFC 3161 section 3.4 describes: the DER request POSTed as `application/timestamp-query`,
+//! the DER answer read back as `application/timestamp-reply`.
+
+use std::io::Read;
+use std::time::Duration;
+
+use report::timestamp::TimestampAuthority;
+
+/// How long a timestamp may take (the report waits for it).
+const TIMEOUT: Duration = Duration::from_secs(20);
+/// The largest answer read (a token with a long certificate chain is a few KB).
+const MAX_ANSWER_BYTES: u64 = 256 << 10;
+
+pub struct HttpTsa {
+    url: url::Url,
+    agent: ureq::Agent,
+}
+
+impl HttpTsa {
+    /// The authority at `url` (checked by the configuration: http or https, with a host).
+    pub fn new(url: &str) -> Result<HttpTsa, String> {
+        let url = url::Url::parse(url.trim()).map_err(|e| e.to_string())?;
+        let agent = ureq::AgentBuilder::new()
+            .timeout(TIMEOUT)
+            .redirects(0)
+            .build();
+        Ok(HttpTsa { url, agent })
+    }
+}
+
+impl TimestampAuthority for HttpTsa {
+    fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, String> {
+        let host = self.url.host_str().unwrap_or("?").to_string();
+        let answer = self
+            .agent
+            .request_url("POST", &self.url)
+            .set("Content-Type", "application/timestamp-query")
+            .set("Accept", "application/timestamp-reply")
+            .send_bytes(request)
+            .map_err(|e| match e {
+                ureq::Error::Status(code, _) => format!("the TSA at {host} answered HTTP {code}"),
+                ureq::Error::Transport(t) => format!("the TSA at {host} is unreachable: {t}"),
+            })?;
+        let mut bytes = Vec::new();
+        answer
+            .into_reader()
+            .take(MAX_ANSWER_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("the TSA at {host} broke off its answer: {e}"))?;
+        if bytes.len() as u64 > MAX_ANSWER_BYTES {
+            return Err(format!(
+                "the TSA at {host} sent more than {MAX_ANSWER_BYTES} bytes"
+            ));
+        }
+        Ok(bytes)
+    }
+}
