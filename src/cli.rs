@@ -67,6 +67,28 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         out: Option<std::path::PathBuf>,
     },
+    /// Write the evidence bundle of a finished case: a zip with the signed report, the case's
+    /// audit entries, the CA certificate, the suspect's hash (and the file when
+    /// `reports.bundle_suspect` allows), and a signed manifest of them all
+    Bundle {
+        case_id: String,
+        /// Where to write it [default: bundles/CASE_ID.zip]
+        #[arg(long, value_name = "PATH")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Check an evidence bundle offline (no database, no server): exit status 0 when every
+    /// check passes, 1 when one fails
+    VerifyBundle {
+        file: std::path::PathBuf,
+        /// The deployment's CA certificate (PEM), obtained apart from the bundle
+        /// (`/api/reports/ca.pem`); without it, the CA in the bundle is used and its
+        /// fingerprint printed to compare
+        #[arg(long, value_name = "PEM")]
+        ca: Option<std::path::PathBuf>,
+        /// Print the checks as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Run analysis workers only (no HTTP): they share the job queue with every other worker
     /// and server on the same database
     Worker {

@@ -112,6 +112,9 @@ pub enum AppError {
     /// `leaktrace doctor` found things out of place that are still there.
     #[error("{0} finding(s) remain (see above; --clean removes leftover files)")]
     DoctorFindings(usize),
+    /// `leaktrace verify-bundle` found failing checks.
+    #[error("{0} check(s) of the bundle failed (see above)")]
+    BundleRejected(usize),
     /// `leaktrace doctor` could not look.
     #[error(transparent)]
     Doctor(#[from] crate::doctor::DoctorError),
@@ -164,6 +167,7 @@ impl AppError {
             | AppError::Io { .. }
             | AppError::Server(_)
             | AppError::DoctorFindings(_)
+            | AppError::BundleRejected(_)
             | AppError::Doctor(_)
             | AppError::Storage(_) => false,
         }
@@ -201,6 +205,7 @@ impl AppError {
             AppError::Io { .. } => "io_error",
             AppError::Server(_) => "server_failed",
             AppError::DoctorFindings(_) => "findings_remain",
+            AppError::BundleRejected(_) => "bundle_rejected",
             AppError::Doctor(_) => "doctor_failed",
             AppError::Storage(_) => "storage_failed",
         }

@@ -1,6 +1,7 @@
 //! The `leaktrace` binary: CLI and server assembly over the `shared`, `streaming` and
 //! `forensics` crates.
 
+mod bundles;
 mod callbacks;
 mod cases;
 mod cli;

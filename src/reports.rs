@@ -13,8 +13,7 @@ use formats::case::{Alignment, CaseResult, CaseStatus, Match, MetadataLayer, Ver
 use formats::codes::{self, CodeScheme};
 use formats::sealing;
 use report::document::{self, CandidateRow, Report};
-use report::signing::{self, ReportSigner, SigningError};
-use report::timestamp::TimestampAuthority;
+use report::signing::{self, ReportSigner};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use shared::config::Config;
@@ -26,7 +25,7 @@ use shared::secrets::Secrets;
 
 use crate::error::AppError;
 use crate::jobs::detail_json;
-use crate::timestamping::HttpTsa;
+use crate::timestamping;
 
 const CA_CERT: &str = "report-ca.pem";
 const CA_KEY: &str = "report-ca.key";
@@ -285,7 +284,28 @@ struct IssuedDetail<'a> {
     sha256: &'a str,
 }
 
-/// Issues (renders, signs, stores, records and audits) a report of a finished case.
+/// The case's latest stored report, or a new one issued (and published to the bucket) when
+/// it has none or its file is gone.
+pub fn stored_or_issue(
+    config: &Config,
+    db: &Db,
+    secrets: &Secrets,
+    storage: &storage::Storage,
+    case_id: &str,
+    actor: &str,
+) -> Result<(evidence_reports::ReportRow, Vec<u8>), AppError> {
+    let stored = evidence_reports::latest_for_case(&mut *db.conn()?, case_id)?
+        .and_then(|r| stored_bytes(storage, &r.path).map(|b| (r, b)));
+    match stored {
+        Some(found) => Ok(found),
+        None => {
+            let issued = issue(config, db, secrets, case_id, actor)?;
+            publish(storage, &issued.0.path)?;
+            Ok(issued)
+        }
+    }
+}
+
 /// The bytes of a stored report: from this machine's data dir, or (with a bucket, when
 /// another instance issued it) fetched by its key `reports/<file name>`. `None` when neither
 /// has it.
@@ -305,6 +325,7 @@ pub fn publish(storage: &storage::Storage, path: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Issues (renders, signs, stores, records and audits) a report of a finished case.
 pub fn issue(
     config: &Config,
     db: &Db,
@@ -456,15 +477,8 @@ pub fn issue(
     let unsigned = document::render(&report);
     let signer = signer(config, db, secrets)?;
     let date = chrono::Utc::now().format("D:%Y%m%d%H%M%SZ").to_string();
-    let tsa = match config.reports.tsa_url.as_deref() {
-        Some(url) => Some(HttpTsa::new(url).map_err(SigningError::Timestamp)?),
-        None => None,
-    };
-    let signed = signer.sign(
-        &unsigned,
-        &date,
-        tsa.as_ref().map(|t| t as &dyn TimestampAuthority),
-    )?;
+    let tsa = timestamping::configured(config)?;
+    let signed = signer.sign(&unsigned, &date, timestamping::as_authority(&tsa))?;
     let sha256 = hex::encode(Sha256::digest(&signed));
     let dir = config.layout().reports();
     std::fs::create_dir_all(&dir).map_err(AppError::io("create", &dir))?;

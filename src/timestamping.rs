@@ -5,12 +5,28 @@
 use std::io::Read;
 use std::time::Duration;
 
+use report::signing::SigningError;
 use report::timestamp::TimestampAuthority;
+
+use crate::error::AppError;
 
 /// How long a timestamp may take (the report waits for it).
 const TIMEOUT: Duration = Duration::from_secs(20);
 /// The largest answer read (a token with a long certificate chain is a few KB).
 const MAX_ANSWER_BYTES: u64 = 256 << 10;
+
+/// The authority `reports.tsa_url` names, if any.
+pub fn configured(config: &shared::config::Config) -> Result<Option<HttpTsa>, AppError> {
+    match config.reports.tsa_url.as_deref() {
+        Some(url) => Ok(Some(HttpTsa::new(url).map_err(SigningError::Timestamp)?)),
+        None => Ok(None),
+    }
+}
+
+/// Hands the authority to the signer.
+pub fn as_authority(tsa: &Option<HttpTsa>) -> Option<&dyn TimestampAuthority> {
+    tsa.as_ref().map(|t| t as &dyn TimestampAuthority)
+}
 
 pub struct HttpTsa {
     url: url::Url,

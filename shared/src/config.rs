@@ -112,6 +112,9 @@ pub struct Reports {
     /// timestamped by it (PAdES B-T), and a report is not issued without its timestamp.
     /// Unset: the report says that its times are the server's own claim.
     pub tsa_url: Option<String>,
+    /// Evidence bundles carry the suspect file itself (else its name, size and SHA-256
+    /// only): a policy decision, as the file is the pirated copy and may be large.
+    pub bundle_suspect: bool,
 }
 
 impl Default for Reports {
@@ -119,6 +122,7 @@ impl Default for Reports {
         Reports {
             organisation: "leaktrace".to_string(),
             tsa_url: None,
+            bundle_suspect: false,
         }
     }
 }
@@ -447,6 +451,7 @@ pub struct PartialMetrics {
 pub struct PartialReports {
     pub organisation: Option<String>,
     pub tsa_url: Option<String>,
+    pub bundle_suspect: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -618,6 +623,7 @@ impl PartialConfig {
             reports: PartialReports {
                 organisation: parse_env(env, "LEAKTRACE_REPORTS_ORGANISATION")?,
                 tsa_url: get("LEAKTRACE_REPORTS_TSA_URL"),
+                bundle_suspect: parse_env(env, "LEAKTRACE_REPORTS_BUNDLE_SUSPECT")?,
             },
             metrics: PartialMetrics {
                 token: get("LEAKTRACE_METRICS_TOKEN").map(SecretString),
@@ -735,6 +741,9 @@ impl Config {
         if let Some(v) = layer.reports.tsa_url {
             // An empty value (e.g. an environment variable set to "") turns it off.
             self.reports.tsa_url = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = layer.reports.bundle_suspect {
+            self.reports.bundle_suspect = v;
         }
         if let Some(v) = layer.metrics.token {
             self.metrics.token = Some(v);

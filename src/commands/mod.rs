@@ -67,6 +67,69 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
             );
             Ok(())
         }
+        Command::Bundle { case_id, out } => {
+            let (db, _) = open_database(&config)?;
+            let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;
+            let storage = open_storage(&config)?;
+            let out = out
+                .unwrap_or_else(|| std::path::Path::new("bundles").join(format!("{case_id}.zip")));
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(AppError::io("create", dir))?;
+            }
+            // Written beside its destination and renamed: no half bundle under its name.
+            let dir = out
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let mut file =
+                tempfile::NamedTempFile::new_in(dir).map_err(AppError::io("create", dir))?;
+            let made = crate::bundles::make(
+                &config,
+                &db,
+                &secrets,
+                &storage,
+                &case_id,
+                "cli",
+                file.as_file_mut(),
+            )?;
+            file.persist(&out)
+                .map_err(|e| AppError::io("write", &out)(e.error))?;
+            println!(
+                "evidence bundle of case {} ({} files, suspect {}) written to {}",
+                made.manifest.case_id,
+                made.manifest.files.len() + 2,
+                if made.manifest.suspect.included {
+                    "included"
+                } else {
+                    "not included"
+                },
+                out.display()
+            );
+            Ok(())
+        }
+        Command::VerifyBundle { file, ca, json } => {
+            let ca = match ca {
+                Some(path) => {
+                    Some(std::fs::read_to_string(&path).map_err(AppError::io("read", &path))?)
+                }
+                None => None,
+            };
+            let checked = crate::bundles::verify(&file, ca.as_deref())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&checked)
+                        .map_err(|e| AppError::Server(e.to_string()))?
+                );
+            } else {
+                print!("{}", crate::bundles::render(&checked));
+            }
+            let failed = checked.checks.iter().filter(|c| !c.ok).count();
+            if failed > 0 {
+                return Err(AppError::BundleRejected(failed));
+            }
+            Ok(())
+        }
         Command::Worker { threads } => {
             let (db, _) = open_database(&config)?;
             let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;

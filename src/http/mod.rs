@@ -57,6 +57,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             resource("/api/cases/{case_id}/report.pdf").route(web::get().to(reports::case_report)),
         )
         .service(
+            resource("/api/cases/{case_id}/bundle.zip").route(web::get().to(reports::case_bundle)),
+        )
+        .service(
             resource("/api/titles/{video_id}/leaks/").route(web::get().to(history::title_leaks)),
         )
         .service(resource("/api/reports/ca.pem").route(web::get().to(reports::report_ca)))
@@ -182,7 +185,9 @@ pub fn app_error(e: AppError) -> ApiError {
         e if e.is_input() => {
             let status = match &e {
                 AppError::UnknownTitle(_) | AppError::SourceGone(_) => StatusCode::NOT_FOUND,
-                AppError::TitleExists(_) | AppError::CaseNotFinished { .. } => StatusCode::CONFLICT,
+                AppError::TitleExists(_)
+                | AppError::CaseNotFinished { .. }
+                | AppError::SuspectChanged { .. } => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             };
             ApiError::new(status, e.code(), e.public_message())

@@ -39,28 +39,16 @@ pub async fn case_report(
     let st = state.clone();
     let bytes = web::block(move || -> Result<Vec<u8>, ApiError> {
         let mut conn = st.db.conn()?;
-        let case = cases::get(&mut conn, &case_id).map_err(case_error)?;
-        if case.status != CaseStatus::Done {
-            return Err(ApiError::conflict(
-                "case_not_finished",
-                format!(
-                    "the case is {}: its report comes when the analysis is done",
-                    case.status
-                ),
-            ));
-        }
-        let stored = evidence_reports::latest_for_case(&mut conn, &case_id)?
-            .and_then(|r| crate::reports::stored_bytes(&st.storage, &r.path).map(|b| (r, b)));
-        let (row, bytes) = match stored {
-            Some(found) => found,
-            None => {
-                let issued =
-                    crate::reports::issue(&st.config, &st.db, &st.secrets, &case_id, &actor)
-                        .map_err(super::app_error)?;
-                crate::reports::publish(&st.storage, &issued.0.path).map_err(super::app_error)?;
-                issued
-            }
-        };
+        finished_case(&mut conn, &case_id, "report")?;
+        let (row, bytes) = crate::reports::stored_or_issue(
+            &st.config,
+            &st.db,
+            &st.secrets,
+            &st.storage,
+            &case_id,
+            &actor,
+        )
+        .map_err(super::app_error)?;
         let detail = detail_json(&DownloadedDetail {
             report_id: &row.id,
             sha256: &row.sha256,
@@ -80,6 +68,93 @@ pub async fn case_report(
         .content_type("application/pdf")
         .insert_header(("Cache-Control", "no-store"))
         .body(bytes))
+}
+
+/// Refuses a case that does not exist (404) or is not done (409).
+fn finished_case(
+    conn: &mut shared::db::DbConnection,
+    case_id: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    let case = cases::get(conn, case_id).map_err(case_error)?;
+    if case.status != CaseStatus::Done {
+        return Err(ApiError::conflict(
+            "case_not_finished",
+            format!(
+                "the case is {}: its {what} comes when the analysis is done",
+                case.status
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Chunks of a streamed bundle.
+const STREAM_CHUNK: usize = 256 << 10;
+
+/// `GET /api/cases/{id}/bundle.zip`: the case's evidence bundle, made on request into an
+/// unnamed temporary file of the data dir's work folder and streamed from it (a bundle with
+/// the suspect may be gigabytes). Audited (`bundle_created`).
+pub async fn case_bundle(
+    caller: Legal,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    use std::io::{Read, Seek};
+    let actor = caller.actor();
+    let case_id = path.into_inner();
+    let st = state.clone();
+    let (file, length, name) = web::block(move || -> Result<_, ApiError> {
+        finished_case(&mut *st.db.conn()?, &case_id, "bundle")?;
+        let made = || -> Result<_, AppError> {
+            let dir = st.config.layout().work_root();
+            std::fs::create_dir_all(&dir).map_err(AppError::io("create", &dir))?;
+            let mut file = tempfile::tempfile_in(&dir).map_err(AppError::io("create", &dir))?;
+            crate::bundles::make(
+                &st.config,
+                &st.db,
+                &st.secrets,
+                &st.storage,
+                &case_id,
+                &actor,
+                &mut file,
+            )?;
+            let length = file
+                .seek(std::io::SeekFrom::End(0))
+                .and_then(|n| file.rewind().map(|_| n))
+                .map_err(AppError::io("read", &dir))?;
+            Ok((file, length, format!("leaktrace-case-{case_id}.zip")))
+        };
+        made().map_err(super::app_error)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let read = web::block(move || {
+            let mut chunk = vec![0; STREAM_CHUNK];
+            let n = file.read(&mut chunk)?;
+            chunk.truncate(n);
+            Ok::<_, std::io::Error>((file, chunk))
+        })
+        .await;
+        match read {
+            Ok(Ok((_, chunk))) if chunk.is_empty() => None,
+            Ok(Ok((file, chunk))) => Some((Ok(web::Bytes::from(chunk)), Some(file))),
+            // The length was promised: cutting the connection is all that is left.
+            Ok(Err(e)) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+            Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .no_chunking(length)
+        .streaming(chunks))
 }
 
 /// `GET /api/reports/ca.pem`: the CA certificate that issues the report-signing certificate,

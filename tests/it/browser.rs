@@ -268,6 +268,27 @@ fn a_viewer_plays_in_the_page_and_the_leak_is_traced_through_the_consoles() {
     let checked = pdfsig(&pdf, Some(&nss));
     assert!(checked.contains("Signature is Valid"), "{checked}");
     assert!(checked.contains("Certificate is Trusted"), "{checked}");
+    // And the evidence bundle, which leaktrace verify-bundle checks offline against the CA.
+    b.click(&b.wait_for(&testid("bundle-link"), SECOND));
+    let bundle = b.downloaded(".zip", 60 * SECOND);
+    std::fs::write(d.join("ca.pem"), &ca.body).unwrap();
+    let verified = t.h.run(
+        &[
+            "verify-bundle",
+            bundle.to_str().unwrap(),
+            "--ca",
+            d.join("ca.pem").to_str().unwrap(),
+        ],
+        None,
+    );
+    verified.success();
+    assert!(
+        verified
+            .stdout()
+            .contains("the bundle is intact and signed"),
+        "{}",
+        verified.stdout()
+    );
 
     // The same report handed back to the legal console verifies as authentic.
     b.type_into(

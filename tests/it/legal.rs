@@ -224,3 +224,210 @@ fn a_report_is_timestamped_by_the_configured_authority_and_checks_with_other_too
         "{page_text}"
     );
 }
+
+/// Members of a zip archive, in order, as (name, bytes).
+type Members = Vec<(String, Vec<u8>)>;
+
+/// The members of a zip archive.
+fn unzip(bytes: &[u8]) -> Members {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    (0..archive.len())
+        .map(|i| {
+            let mut member = archive.by_index(i).unwrap();
+            let mut content = Vec::new();
+            member.read_to_end(&mut content).unwrap();
+            (member.name().to_string(), content)
+        })
+        .collect()
+}
+
+/// A zip archive of `members`.
+fn rezip(members: &Members) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in members {
+        out.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        out.write_all(content).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+#[test]
+fn an_evidence_bundle_checks_offline_and_any_change_to_it_is_caught() {
+    let (t, case_id) = finished_case();
+    let d = t.dir.path();
+    let server =
+        t.h.serve_with_env(&[], &[("LEAKTRACE_REPORTS_BUNDLE_SUSPECT", "true")]);
+    let legal = user_token(&server, "lee", PASSWORD);
+    let path = format!("/api/cases/{case_id}/bundle.zip");
+
+    // Legal downloads it; viewers, crawlers and strangers cannot; no such case is a 404.
+    let (status, content_type, zip) = get_bytes(&server, Auth::Bearer(&legal), &path);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&zip));
+    assert_eq!(content_type, "application/zip");
+    let viewer = user_token(&server, "vic", PASSWORD);
+    let key = crate::common::evidence::api_key(&t.h, "crawler");
+    for who in [Auth::Bearer(&viewer), Auth::ApiKey(&key)] {
+        assert_eq!(get_bytes(&server, who, &path).0, 403);
+    }
+    assert_eq!(get_bytes(&server, Auth::None, &path).0, 401);
+    let (status, _, body) = get_bytes(
+        &server,
+        Auth::Bearer(&legal),
+        "/api/cases/no-such-case/bundle.zip",
+    );
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+
+    // What it holds: the report, the CA, the audit entries, the suspect (policy allows), and
+    // the manifest with its signature.
+    let members = unzip(&zip);
+    let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "report.pdf",
+            "ca.pem",
+            "audit.json",
+            "suspect/found.mp4",
+            "manifest.json",
+            "manifest.json.p7s"
+        ]
+    );
+    let member = |name: &str| &members.iter().find(|(n, _)| n == name).unwrap().1;
+    let manifest: serde_json::Value = serde_json::from_slice(member("manifest.json")).unwrap();
+    assert_eq!(manifest["case_id"], case_id.as_str());
+    assert_eq!(manifest["suspect"]["included"], true, "{manifest:#}");
+    let suspect_sha = hex::encode(Sha256::digest(member("suspect/found.mp4")));
+    assert_eq!(manifest["suspect"]["sha256"], suspect_sha.as_str());
+    let (_, _, ca) = get_bytes(&server, Auth::None, "/api/reports/ca.pem");
+    assert_eq!(member("ca.pem"), &ca, "the deployment's published CA");
+    assert!(pdfsig_valid(d, member("report.pdf")));
+
+    // OpenSSL checks the manifest's detached CMS signature against the published CA.
+    for (name, content) in [
+        ("manifest.json", member("manifest.json").clone()),
+        ("manifest.json.p7s", member("manifest.json.p7s").clone()),
+        ("ca.pem", ca.clone()),
+    ] {
+        std::fs::write(d.join(name), content).unwrap();
+    }
+    let openssl = Command::new("openssl")
+        .args(["cms", "-verify", "-binary", "-inform", "DER"])
+        .args(["-in", "manifest.json.p7s", "-content", "manifest.json"])
+        .args(["-CAfile", "ca.pem", "-purpose", "any", "-out", "/dev/null"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        openssl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&openssl.stderr)
+    );
+
+    // leaktrace verify-bundle, offline: every check passes, with the CA pinned or not.
+    let bundle = d.join("bundle.zip");
+    std::fs::write(&bundle, &zip).unwrap();
+    let verify = |file: &Path, ca: Option<&Path>| {
+        let mut args = vec!["verify-bundle", file.to_str().unwrap()];
+        if let Some(ca) = ca {
+            args.extend(["--ca", ca.to_str().unwrap()]);
+        }
+        t.h.run(&args, None)
+    };
+    let ok = verify(&bundle, Some(&d.join("ca.pem")));
+    ok.success();
+    let text = ok.stdout();
+    assert!(text.contains("the bundle is intact and signed"), "{text}");
+    for check in [
+        "manifest_signature",
+        "report_signature",
+        "audit_entries",
+        "suspect_file",
+    ] {
+        assert!(text.contains(check), "{check}: {text}");
+    }
+    assert!(!text.contains("FAIL"), "{text}");
+    let json = verify(&bundle, None);
+    json.success();
+
+    // Any change is caught: a member changed under the same manifest, a member added, the
+    // manifest itself changed, a CA other than the deployment's.
+    let tampered = |change: &dyn Fn(&mut Members), name: &str| {
+        let mut changed = members.clone();
+        change(&mut changed);
+        let file = d.join(name);
+        std::fs::write(&file, rezip(&changed)).unwrap();
+        let run = verify(&file, Some(&d.join("ca.pem")));
+        assert_eq!(run.code(), 1, "{name}: {}{}", run.stdout(), run.stderr());
+        run.stdout()
+    };
+    let out = tampered(
+        &|m| {
+            let audit = &mut m.iter_mut().find(|(n, _)| n == "audit.json").unwrap().1;
+            let text = String::from_utf8(audit.clone()).unwrap();
+            let edited = text.replacen("suspect_submitted", "suspect_withdrawn", 1);
+            assert_ne!(edited, text);
+            *audit = edited.into_bytes();
+        },
+        "audit-changed.zip",
+    );
+    assert!(out.contains("FAIL file_hash"), "{out}");
+    assert!(out.contains("FAIL audit_entries"), "{out}");
+    let out = tampered(
+        &|m| m.push(("extra.txt".into(), b"planted".to_vec())),
+        "extra.zip",
+    );
+    assert!(out.contains("FAIL files_listed"), "{out}");
+    let out = tampered(
+        &|m| {
+            let manifest = &mut m.iter_mut().find(|(n, _)| n == "manifest.json").unwrap().1;
+            let text = String::from_utf8(manifest.clone()).unwrap();
+            *manifest = text.replace(&suspect_sha, &"0".repeat(64)).into_bytes();
+        },
+        "manifest-changed.zip",
+    );
+    assert!(out.contains("FAIL manifest_signature"), "{out}");
+    let other_ca = report::signing::create_identity("other")
+        .unwrap()
+        .ca_cert_pem;
+    std::fs::write(d.join("other-ca.pem"), other_ca).unwrap();
+    let run = verify(&bundle, Some(&d.join("other-ca.pem")));
+    assert_eq!(run.code(), 1, "{}", run.stdout());
+    assert!(run.stdout().contains("FAIL ca"), "{}", run.stdout());
+    let not_zip = d.join("not-a-bundle.zip");
+    std::fs::write(&not_zip, b"PK but not really").unwrap();
+    verify(&not_zip, None).fails_with(2, "not an evidence bundle");
+
+    // The CLI makes one too; the default policy leaves the suspect out and says why.
+    drop(server);
+    let out = d.join("cli-bundle.zip");
+    t.h.run(&["bundle", &case_id, "--out", out.to_str().unwrap()], None)
+        .success();
+    let cli = unzip(&std::fs::read(&out).unwrap());
+    assert!(!cli.iter().any(|(n, _)| n.starts_with("suspect/")));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&cli.iter().find(|(n, _)| n == "manifest.json").unwrap().1).unwrap();
+    assert_eq!(manifest["suspect"]["included"], false);
+    assert!(manifest["suspect"]["omitted_because"]
+        .as_str()
+        .unwrap()
+        .contains("reports.bundle_suspect"));
+    verify(&out, Some(&d.join("ca.pem"))).success();
+
+    // Each bundle is an audit entry.
+    let made = shared::db::repo::audit::for_case(&mut t.h.db().conn().unwrap(), &case_id)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "bundle_created")
+        .count();
+    assert_eq!(made, 2);
+}
+
+/// pdfsig finds the signature of `pdf` valid.
+fn pdfsig_valid(dir: &Path, pdf: &[u8]) -> bool {
+    let file = dir.join("bundled-report.pdf");
+    std::fs::write(&file, pdf).unwrap();
+    pdfsig(&file, None).contains("Signature is Valid")
+}

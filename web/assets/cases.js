@@ -16,10 +16,10 @@ export function caseTable(cases, onOpen) {
       el('td', {}, el('button', { type: 'button', onclick: () => onOpen(c.case_id) }, 'Open')))))));
 }
 
-/** Downloads the case's signed report as a file. */
-export async function downloadReport(caseId) {
-  const response = await authed(`/api/cases/${encodeURIComponent(caseId)}/report.pdf`, { as: 'response' });
-  saveBlob(await response.blob(), `leaktrace-case-${caseId}.pdf`);
+/** Downloads the case's signed report (`report.pdf`) or evidence bundle (`bundle.zip`). */
+export async function downloadEvidence(caseId, file) {
+  const response = await authed(`/api/cases/${encodeURIComponent(caseId)}/${file}`, { as: 'response' });
+  saveBlob(await response.blob(), `leaktrace-case-${caseId}.${file.split('.').pop()}`);
 }
 
 function probability(p) {
@@ -123,14 +123,17 @@ export function caseView(c) {
   }
   if (c.status === 'done') {
     const err = el('span', { class: 'alert', role: 'alert' });
-    parts.push(el('p', {}, el('a', {
-      href: '#', testid: 'report-link', role: 'button',
+    const link = (file, testid, what, label) => el('a', {
+      href: '#', testid, role: 'button',
       onclick: (ev) => {
         ev.preventDefault();
         err.textContent = '';
-        downloadReport(c.case_id).catch((e) => { err.textContent = `The report could not be downloaded: ${describeError(e)}`; });
+        downloadEvidence(c.case_id, file).catch((e) => { err.textContent = `The ${what} could not be downloaded: ${describeError(e)}`; });
       },
-    }, 'Download the signed evidence report (PDF)'), ' ', err));
+    }, label);
+    parts.push(el('p', {},
+      link('report.pdf', 'report-link', 'report', 'Download the signed evidence report (PDF)'), ' · ',
+      link('bundle.zip', 'bundle-link', 'evidence bundle', 'Download the evidence bundle (zip, checkable offline)'), ' ', err));
   }
   return parts;
 }

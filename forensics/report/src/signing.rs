@@ -176,6 +176,19 @@ impl ReportSigner {
         Ok(out)
     }
 
+    /// A detached CMS signature (DER) of `content`, timestamped by `tsa` when given.
+    pub fn sign_detached(
+        &self,
+        content: &[u8],
+        tsa: Option<&dyn TimestampAuthority>,
+    ) -> Result<Vec<u8>, SigningError> {
+        let der = self.signed_data(&Sha256::digest(content))?;
+        match tsa {
+            Some(tsa) => with_timestamp(&der, tsa),
+            None => Ok(der),
+        }
+    }
+
     fn signed_data(&self, digest: &[u8]) -> Result<Vec<u8>, SigningError> {
         let fail = |e: &dyn std::fmt::Display| SigningError::Cms(e.to_string());
         let content = EncapsulatedContentInfo {
@@ -437,9 +450,6 @@ fn verifying_key(cert: &Certificate) -> Result<p256::ecdsa::VerifyingKey, Signin
 /// Checks the (last) PAdES signature of `pdf` against the CA certificate `ca_pem`. An error
 /// means there is no readable signature at all.
 pub fn check(pdf: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
-    use cms::content_info::ContentInfo;
-    use cms::signed_data::SignedData;
-    use p256::ecdsa::signature::Verifier;
     let unsigned = |why: &str| SigningError::Unsigned(why.to_string());
     let at = find_last(pdf, b"/ByteRange").ok_or_else(|| unsigned("no signature in the file"))?;
     let open = pdf[at..]
@@ -468,8 +478,36 @@ pub fn check(pdf: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
         .and_then(|t| t.strip_suffix(b">"))
         .ok_or_else(|| unsigned("malformed /Contents"))?;
     let der_bytes = hex::decode(hex_text).map_err(|_| unsigned("malformed /Contents"))?;
+    let digest = {
+        let mut h = Sha256::new();
+        h.update(&pdf[..b]);
+        h.update(&pdf[c..c + d]);
+        h.finalize()
+    };
+    let mut checked = check_cms(&der_bytes, &digest, ca_pem)?;
+    checked.whole_document = c + d == pdf.len();
+    Ok(checked)
+}
+
+/// Checks a detached CMS signature (DER, as [`ReportSigner::sign_detached`] makes) of
+/// `content` against the CA certificate `ca_pem`.
+pub fn check_detached(
+    content: &[u8],
+    signature: &[u8],
+    ca_pem: &str,
+) -> Result<Checked, SigningError> {
+    check_cms(signature, &Sha256::digest(content), ca_pem)
+}
+
+/// Checks CMS SignedData `der_bytes` (possibly zero-padded) over content whose SHA-256 is
+/// `digest`; `whole_document` is left true for the caller to settle.
+fn check_cms(der_bytes: &[u8], digest: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::SignedData;
+    use p256::ecdsa::signature::Verifier;
+    let unsigned = |why: &str| SigningError::Unsigned(why.to_string());
     let not_cms = |e: der::Error| SigningError::Unsigned(format!("the signature is not CMS: {e}"));
-    let mut reader = der::SliceReader::new(&der_bytes).map_err(not_cms)?;
+    let mut reader = der::SliceReader::new(der_bytes).map_err(not_cms)?;
     let info: ContentInfo = der::Decode::decode(&mut reader).map_err(not_cms)?;
     // The signature is padded with zeros to the reserved size; anything else after it is
     // unsigned data smuggled into the file.
@@ -493,12 +531,6 @@ pub fn check(pdf: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
         .signed_attrs
         .as_ref()
         .ok_or_else(|| unsigned("the signature has no signed attributes"))?;
-    let digest = {
-        let mut h = Sha256::new();
-        h.update(&pdf[..b]);
-        h.update(&pdf[c..c + d]);
-        h.finalize()
-    };
     let signed_digest = attributes
         .iter()
         .find(|a| a.oid == const_oid::db::rfc5911::ID_MESSAGE_DIGEST)
@@ -547,8 +579,8 @@ pub fn check(pdf: &[u8], ca_pem: &str) -> Result<Checked, SigningError> {
     };
     Ok(Checked {
         timestamp,
-        whole_document: c + d == pdf.len(),
-        digest_matches: signed_digest.is_some_and(|s| s.as_bytes() == digest.as_slice()),
+        whole_document: true,
+        digest_matches: signed_digest.is_some_and(|s| s.as_bytes() == digest),
         signature_verifies,
         issued_by_ca,
         signer: cert.tbs_certificate.subject.to_string(),
@@ -634,6 +666,35 @@ mod tests {
             ReportSigner::from_pem(&id.signing_cert_pem, &id.signing_key_pem, &id.ca_cert_pem)
                 .unwrap();
         (id, signer)
+    }
+
+    #[test]
+    fn a_detached_signature_checks_its_content_and_its_timestamp() {
+        use crate::timestamp::testing::OpenSslTsa;
+        let (id, signer) = signer();
+        let content = br#"{"files":[]}"#;
+        let plain = signer.sign_detached(content, None).unwrap();
+        let ok = check_detached(content, &plain, &id.ca_cert_pem).unwrap();
+        assert!(
+            ok.valid() && ok.issued_by_ca && ok.timestamp.is_none(),
+            "{ok:?}"
+        );
+        let changed = check_detached(br#"{"files":[1]}"#, &plain, &id.ca_cert_pem).unwrap();
+        assert!(!changed.valid() && !changed.digest_matches, "{changed:?}");
+        let other = create_identity("other").unwrap();
+        assert!(
+            !check_detached(content, &plain, &other.ca_cert_pem)
+                .unwrap()
+                .issued_by_ca
+        );
+        assert!(check_detached(content, b"not cms", &id.ca_cert_pem).is_err());
+        let tsa = OpenSslTsa::new(false).unwrap();
+        let stamped = signer.sign_detached(content, Some(&tsa)).unwrap();
+        let ok = check_detached(content, &stamped, &id.ca_cert_pem).unwrap();
+        assert!(
+            ok.valid() && ok.timestamp.as_ref().is_some_and(Stamp::valid),
+            "{ok:?}"
+        );
     }
 
     #[test]

@@ -117,9 +117,14 @@ impl DataLayout {
         self.reports().join(format!("{case_id}-{sha_prefix}.pdf"))
     }
 
+    /// The scratch folder: jobs' folders ([`DataLayout::work`]) and unnamed temporary files.
+    pub fn work_root(&self) -> PathBuf {
+        self.root.join("work")
+    }
+
     /// A scratch folder of its own for one run of a job (`name` says which).
     pub fn work(&self, name: &str) -> PathBuf {
-        self.root.join("work").join(name)
+        self.work_root().join(name)
     }
 
     /// The crawler inbox when the configuration names none.

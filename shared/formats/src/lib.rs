@@ -6,6 +6,7 @@
 //! ([`case`], the extract JSON). Both the delivery side (`streaming`) and
 //! the watermark side (`forensics`) build on it without building a database stack.
 
+pub mod bundle;
 pub mod case;
 pub mod codes;
 pub mod digest;
