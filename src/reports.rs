@@ -138,6 +138,99 @@ fn time(t: chrono::NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
+/// A probability as odds a reader without statistics takes in: "about one in 40 million".
+fn odds(p: f64) -> String {
+    if p.is_nan() || p < 1e-12 {
+        return "less than one in a trillion".to_string();
+    }
+    format!("about {}", one_in(p))
+}
+
+/// "one in 40 million" for 2.5e-8.
+fn one_in(p: f64) -> String {
+    let n = 1.0 / p;
+    let (scale, word) = match n {
+        n if n >= 1e9 => (1e9, " billion"),
+        n if n >= 1e6 => (1e6, " million"),
+        n if n >= 1e4 => (1e3, " thousand"),
+        _ => (1.0, ""),
+    };
+    let shown = n / scale;
+    let shown = if shown >= 10.0 {
+        format!("{:.0}", shown)
+    } else {
+        format!("{:.1}", shown).trim_end_matches(".0").to_string()
+    };
+    format!("one in {shown}{word}")
+}
+
+/// Page 1 for a reader with no technical background: who, what, how sure, in one paragraph.
+fn summary(
+    verdict: Verdict,
+    file_name: &str,
+    title: &str,
+    accused: &[&Match],
+    best: Option<&Match>,
+    threshold: f64,
+    named: Option<(&str, &str, String)>,
+) -> String {
+    let copy = format!("The video file \"{file_name}\"");
+    match verdict {
+        Verdict::Identified if accused.len() > 1 => format!(
+            "{copy} is a copy of the protected title {title}, pieced together from the \
+             streams of {} viewer accounts: {}. Each stream carried its own invisible \
+             watermark, and the copy carries pieces of each. For each account, the chance \
+             that the match is a coincidence is at most {} (the weakest of them), below the \
+             deployment's threshold for naming anyone of {}. The technical evidence \
+             follows.",
+            accused.len(),
+            accused
+                .iter()
+                .map(|m| format!("\"{}\"", m.user))
+                .collect::<Vec<_>>()
+                .join(", "),
+            odds(
+                accused
+                    .iter()
+                    .map(|m| m.false_positive_probability)
+                    .fold(0.0, f64::max)
+            ),
+            one_in(threshold),
+        ),
+        Verdict::Identified => {
+            let p = best.map_or(1.0, |m| m.false_positive_probability);
+            let who = match named {
+                Some((user, device, started)) => format!(
+                    "the viewer account \"{user}\", on device {device}, in a session started \
+                     {started}"
+                ),
+                None => format!(
+                    "the viewer account \"{}\"",
+                    best.map_or("?", |m| m.user.as_str())
+                ),
+            };
+            format!(
+                "{copy} is a copy of the protected title {title}, and it was made from the \
+                 stream watched by {who}. Every viewer's stream carries its own invisible \
+                 watermark; this copy carries that viewer's. The chance that the match is a \
+                 coincidence is {} ({p:.1e}), below the deployment's threshold for naming \
+                 anyone of {}. The technical evidence follows.",
+                odds(p),
+                one_in(threshold),
+            )
+        }
+        Verdict::Inconclusive => format!(
+            "{copy} is a copy of the protected title {title}, but its watermark could not be \
+             read clearly enough to say whose stream it came from: no viewer is named. The \
+             technical detail follows."
+        ),
+        Verdict::NoWatermark => format!(
+            "{copy} does not match any title this deployment protects, so it carries no \
+             watermark to read: no viewer is named. The technical detail follows."
+        ),
+    }
+}
+
 /// Plain-language verdict and what the probability means.
 fn explanation(
     verdict: Verdict,
@@ -365,14 +458,19 @@ pub fn issue(
         file.push(fact("Frame rate", format!("{:.3} fps", info.fps())));
     }
 
-    let (title, units, video_secret) = match result.video_id.as_deref() {
+    let (title, plain_title, units, video_secret) = match result.video_id.as_deref() {
         Some(id) => {
             let v = videos::get(&mut conn, id)?;
             let secret =
                 sealing::open_video_secret(secrets.master_key(), id, &v.sealed_secret).ok();
-            (format!("{} ({id})", v.title), v.unit_count, secret)
+            (
+                format!("{} ({id})", v.title),
+                format!("\"{}\"", v.title),
+                v.unit_count,
+                secret,
+            )
         }
-        None => ("none".to_string(), 0, None),
+        None => ("none".to_string(), String::new(), 0, None),
     };
     let alignment = result
         .alignment
@@ -390,10 +488,12 @@ pub fn issue(
     };
 
     let mut session = Vec::new();
+    let mut named = None;
     if let Some(matched) = result.identified() {
         let s = sessions::get(&mut conn, &matched.session_id)?;
         let user = users::get(&mut conn, &s.user_id)?;
         let device = devices::get(&mut conn, &s.device_id)?;
+        named = Some((user.username.clone(), device.id.clone(), time(s.created_at)));
         session = vec![
             fact("Session", &s.id),
             fact("User", format!("{} ({})", user.username, user.id)),
@@ -430,6 +530,17 @@ pub fn issue(
         submitted_at: time(case.created_at),
         generated_at: time(shared::db::now()),
         time_source: time_source(config),
+        summary: summary(
+            result.verdict,
+            &case.file_name,
+            &plain_title,
+            &result.accused(),
+            best,
+            threshold,
+            named
+                .as_ref()
+                .map(|(u, d, t)| (u.as_str(), d.as_str(), t.clone())),
+        ),
         file,
         title,
         verdict: result.verdict.to_string(),
@@ -509,6 +620,73 @@ mod tests {
             data_dir: data.to_path_buf(),
             ..Config::default()
         }
+    }
+
+    #[test]
+    fn probabilities_read_as_odds() {
+        assert_eq!(odds(1e-13), "less than one in a trillion");
+        assert_eq!(odds(0.0), "less than one in a trillion");
+        assert_eq!(odds(2.5e-8), "about one in 40 million");
+        assert_eq!(odds(1.0 / 3.0e9), "about one in 3 billion");
+        assert_eq!(odds(4e-5), "about one in 25 thousand");
+        assert_eq!(odds(0.5), "about one in 2");
+    }
+
+    #[test]
+    fn the_summary_names_who_and_says_how_sure_in_plain_words() {
+        let m = |user: &str, p: f64| Match {
+            session_id: format!("s-{user}"),
+            user: user.into(),
+            device_id: "d".into(),
+            score: 9.0,
+            false_positive_probability: p,
+            unit_agreement: 0.9,
+            accused: true,
+            pass: 1,
+            reference: None,
+        };
+        let (val, vic) = (m("val", 2e-10), m("vic", 3e-8));
+        let one = summary(
+            Verdict::Identified,
+            "leak.mp4",
+            "\"Film\"",
+            &[&val],
+            Some(&val),
+            1e-6,
+            Some(("val", "dev-1", "2026-12-04 10:00:00 UTC".into())),
+        );
+        assert!(one.starts_with("The video file \"leak.mp4\" is a copy of the protected title \"Film\", and it was made from the stream watched by the viewer account \"val\", on device dev-1"), "{one}");
+        assert!(one.contains("about one in 5 billion"), "{one}");
+        assert!(
+            one.contains("threshold for naming anyone of one in 1 million"),
+            "{one}"
+        );
+        let two = summary(
+            Verdict::Identified,
+            "x.mp4",
+            "\"Film\"",
+            &[&val, &vic],
+            Some(&val),
+            1e-6,
+            None,
+        );
+        assert!(two.contains("2 viewer accounts: \"val\", \"vic\""), "{two}");
+        assert!(
+            two.contains("about one in 33 million"),
+            "the weakest: {two}"
+        );
+        let none = summary(
+            Verdict::Inconclusive,
+            "x.mp4",
+            "\"Film\"",
+            &[],
+            Some(&vic),
+            1e-6,
+            None,
+        );
+        assert!(none.contains("no viewer is named"), "{none}");
+        let unknown = summary(Verdict::NoWatermark, "x.mp4", "", &[], None, 1e-6, None);
+        assert!(unknown.contains("does not match any title"), "{unknown}");
     }
 
     #[test]

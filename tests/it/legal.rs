@@ -15,10 +15,10 @@ use crate::common::loopback::timestamp_authority;
 use crate::common::viewer::{user_token, PASSWORD};
 use crate::common::Server;
 
-/// A title, a leak of it by val, and the analyst's finished case about the leak; the
+/// A title, a leak of it by val, and the analyst's finished case naming val; the
 /// server is stopped (each test starts its own with the settings it tests).
 fn finished_case() -> (Title, String) {
-    let t = packaged(10.0);
+    let t = packaged(30.0);
     t.h.add_user("ann", "analyst", PASSWORD);
     t.h.add_user("lee", "legal", PASSWORD);
     let server = t.h.serve(&[]);
@@ -42,6 +42,7 @@ fn finished_case() -> (Title, String) {
         Duration::from_secs(300),
     );
     assert_eq!(done["status"], "done", "{done:#}");
+    assert_eq!(done["result"]["verdict"], "identified", "{done:#}");
     (t, case_id)
 }
 
@@ -223,6 +224,25 @@ fn a_report_is_timestamped_by_the_configured_authority_and_checks_with_other_too
         page_text.contains("RFC 3161 timestamp from the timestamp authority at 127.0.0.1"),
         "{page_text}"
     );
+    // Page 1 says it plainly before the technical detail: who, what, how sure.
+    let page_one = Command::new("pdftotext")
+        .args(["-f", "1", "-l", "1"])
+        .arg(&file)
+        .arg("-")
+        .output()
+        .unwrap();
+    let page_one = String::from_utf8_lossy(&page_one.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        page_one.contains(
+            "The video file \"found.mp4\" is a copy of the protected title \"Leakable\", and \
+             it was made from the stream watched by the viewer account \"val\""
+        ),
+        "{page_one}"
+    );
+    assert!(page_one.contains("The chance that the match is a coincidence is"));
 }
 
 /// Members of a zip archive, in order, as (name, bytes).

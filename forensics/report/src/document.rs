@@ -8,6 +8,7 @@ use printpdf::{
 };
 
 use super::chart;
+use super::metrics::{fitting_prefix, width_mm};
 
 /// One candidate session of the ranking.
 pub struct CandidateRow {
@@ -27,6 +28,9 @@ pub struct Report {
     pub generated_at: String,
     /// Whose word the times are: a timestamp authority's or the server's own.
     pub time_source: String,
+    /// Page 1 for a reader without technical background: who, what, how sure, in one
+    /// paragraph.
+    pub summary: String,
     /// (label, value) facts of the suspect file: name, size, SHA-256, container, codec...
     pub file: Vec<(String, String)>,
     pub title: String,
@@ -69,6 +73,49 @@ fn ascii(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The width text may take between the margins.
+const TEXT_W: f32 = PAGE_W - 2.0 * MARGIN;
+
+/// `text` cut into lines no wider than `width` mm: at spaces, and inside a word only when
+/// the word alone is wider.
+fn wrap(text: &str, size: f32, bold: bool, width: f32) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let fits = fitting_prefix(rest, size, bold, width);
+        if fits == rest.len() {
+            lines.push(rest);
+            break;
+        }
+        // The last space within what fits, else the word is cut where the width ends (at
+        // least one character, so that the loop always advances).
+        let cut = if rest[fits..].starts_with(' ') {
+            fits
+        } else {
+            rest[..fits]
+                .rfind(' ')
+                .filter(|&i| i > 0)
+                .unwrap_or_else(|| fits.max(rest.chars().next().map_or(1, char::len_utf8)))
+        };
+        lines.push(rest[..cut].trim_end());
+        rest = rest[cut..].trim_start();
+    }
+    lines
+}
+
+/// `text` cut to `width` mm, ending in "..." when it was cut.
+fn clipped(text: &str, size: f32, bold: bool, width: f32) -> String {
+    let text = ascii(text);
+    if width_mm(&text, size, bold) <= width {
+        return text;
+    }
+    let room = width - width_mm("...", size, bold);
+    format!(
+        "{}...",
+        &text[..fitting_prefix(&text, size, bold, room.max(0.0))]
+    )
 }
 
 /// Lays text out top to bottom, starting new pages as needed.
@@ -119,30 +166,16 @@ impl Layout {
         ]);
     }
 
-    /// A line of text, wrapped at about `width` characters.
+    /// A paragraph at `size` points, wrapped to the text width.
     fn line(&mut self, text: &str, size: f32) {
-        let per_line = (((PAGE_W - 2.0 * MARGIN) / (size * 0.19)) as usize).max(20);
-        let mut rest = text.trim_end();
-        loop {
-            let cut = if rest.len() <= per_line {
-                rest.len()
-            } else {
-                rest[..per_line]
-                    .rfind(' ')
-                    .filter(|&i| i > 0)
-                    .unwrap_or(per_line)
-            };
-            let cut = (0..=cut)
-                .rev()
-                .find(|&i| rest.is_char_boundary(i))
-                .unwrap_or(0);
+        self.paragraph(text, size, false);
+    }
+
+    fn paragraph(&mut self, text: &str, size: f32, bold: bool) {
+        for piece in wrap(&ascii(text), size, bold, TEXT_W) {
             self.room(size * 0.5);
             self.y -= size * 0.45;
-            self.text_at(MARGIN, &rest[..cut], size, false);
-            rest = rest[cut..].trim_start();
-            if rest.is_empty() {
-                break;
-            }
+            self.text_at(MARGIN, piece, size, bold);
         }
     }
 
@@ -153,26 +186,25 @@ impl Layout {
         self.y -= 1.5;
     }
 
+    /// Label and value rows; a long value wraps in its column.
     fn facts(&mut self, rows: &[(String, String)]) {
+        const VALUE_X: f32 = 48.0;
         for (label, value) in rows {
             self.room(5.0);
             self.y -= 4.6;
+            let label = ascii(label);
+            let label = &label[..fitting_prefix(&label, 9.0, true, VALUE_X - 2.0)];
             self.text_at(MARGIN, label, 9.0, true);
-            let mut first = true;
-            let width = 70;
-            let mut rest = value.as_str();
-            while first || !rest.is_empty() {
-                if !first {
+            let value = ascii(value);
+            for (i, piece) in wrap(&value, 9.0, false, TEXT_W - VALUE_X)
+                .into_iter()
+                .enumerate()
+            {
+                if i > 0 {
                     self.room(5.0);
                     self.y -= 4.2;
                 }
-                let cut = rest
-                    .char_indices()
-                    .nth(width)
-                    .map_or(rest.len(), |(i, _)| i);
-                self.text_at(MARGIN + 48.0, &rest[..cut], 9.0, false);
-                rest = &rest[cut..];
-                first = false;
+                self.text_at(MARGIN + VALUE_X, piece, 9.0, false);
             }
         }
     }
@@ -180,14 +212,26 @@ impl Layout {
     fn table(&mut self, columns: &[(f32, &str)], rows: &[Vec<String>], size: f32) {
         self.room(6.0);
         self.y -= 5.0;
-        for (x, head) in columns {
-            self.text_at(MARGIN + x, head, size, true);
+        // A column ends where the next begins (the last at the text width).
+        let ends: Vec<f32> = columns
+            .iter()
+            .skip(1)
+            .map(|(x, _)| x - 2.0)
+            .chain([TEXT_W])
+            .collect();
+        for ((x, head), end) in columns.iter().zip(&ends) {
+            self.text_at(MARGIN + x, &clipped(head, size, true, end - x), size, true);
         }
         for row in rows {
             self.room(5.0);
             self.y -= size * 0.5;
-            for ((x, _), cell) in columns.iter().zip(row) {
-                self.text_at(MARGIN + x, cell, size, false);
+            for (((x, _), end), cell) in columns.iter().zip(&ends).zip(row) {
+                self.text_at(
+                    MARGIN + x,
+                    &clipped(cell, size, false, end - x),
+                    size,
+                    false,
+                );
             }
         }
     }
@@ -216,6 +260,9 @@ pub fn render(r: &Report) -> Vec<u8> {
         false,
     );
     l.line(&r.time_source, 8.5);
+
+    l.heading("In short");
+    l.paragraph(&r.summary, 11.5, false);
 
     l.heading("Verdict");
     l.line(&format!("Verdict: {}", r.verdict.to_uppercase()), 11.0);
@@ -357,6 +404,7 @@ pub(crate) fn sample(units: Vec<Option<f64>>, matched_code: Vec<bool>) -> Report
         submitted_at: "2026-11-28 10:00:00 UTC".into(),
         generated_at: "2026-11-28 11:00:00 UTC".into(),
         time_source: "No timestamp authority countersigned this report.".into(),
+        summary: "The video file \"leak.mp4\" is a copy of the protected title \"Title\".".into(),
         file: vec![("File name".into(), "leak.mp4".into())],
         title: "Title".into(),
         verdict: "identified".into(),
@@ -406,27 +454,35 @@ mod tests {
         found
     }
 
-    /// The chart is drawn as vectors where the layout puts it: rendered by poppler, the
-    /// agreeing bars stand left of and above the disagreeing ones, which hang below the axis.
-    #[test]
-    fn the_vector_chart_renders_with_its_bars_in_place() {
+    /// The pages of `pdf` rendered by poppler at `dpi`, first to last.
+    fn rendered(pdf: &[u8], dpi: u32) -> Vec<image::RgbImage> {
         let dir = tempfile::tempdir().unwrap();
-        let pdf = dir.path().join("report.pdf");
-        std::fs::write(&pdf, render(&report())).unwrap();
+        let file = dir.path().join("report.pdf");
+        std::fs::write(&file, pdf).unwrap();
         let prefix = dir.path().join("page");
         let status = std::process::Command::new("pdftoppm")
-            .args(["-png", "-r", "60", "-f", "1", "-l", "1"])
-            .arg(&pdf)
+            .args(["-png", "-r", &dpi.to_string()])
+            .arg(&file)
             .arg(&prefix)
             .status()
             .expect("pdftoppm (poppler-utils, installed by scripts/test.sh) must be on PATH");
         assert!(status.success());
-        let png = std::fs::read_dir(dir.path())
+        let mut pngs: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .find(|p| p.extension().is_some_and(|e| e == "png"))
-            .expect("a rendered page");
-        let page = image::open(&png).unwrap().to_rgb8();
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .collect();
+        pngs.sort();
+        pngs.iter()
+            .map(|p| image::open(p).unwrap().to_rgb8())
+            .collect()
+    }
+
+    /// The chart is drawn as vectors where the layout puts it: rendered by poppler, the
+    /// agreeing bars stand left of and above the disagreeing ones, which hang below the axis.
+    #[test]
+    fn the_vector_chart_renders_with_its_bars_in_place() {
+        let page = rendered(&render(&report()), 60).remove(0);
         let agree = bounds(&page, AGREE).expect("green bars");
         let disagree = bounds(&page, DISAGREE).expect("red bars");
         assert!(
@@ -442,5 +498,86 @@ mod tests {
         assert!(wa.abs_diff(wd) <= 3, "{wa} {wd}");
         let (ha, hd) = (agree.3 - agree.1, disagree.3 - disagree.1);
         assert!(ha.abs_diff(hd) <= 2 && ha > 10, "{ha} {hd}");
+    }
+
+    /// Text set outside the margins: (page, x mm, y mm from the top) of the first dark pixel
+    /// beyond `MARGIN - slack` from any edge.
+    fn ink_in_margins(pages: &[image::RgbImage], slack: f32) -> Option<(usize, f32, f32)> {
+        for (n, page) in pages.iter().enumerate() {
+            let per_mm = page.width() as f32 / PAGE_W;
+            let band = ((MARGIN - slack) * per_mm) as u32;
+            for (x, y, p) in page.enumerate_pixels() {
+                let inside =
+                    x >= band && x < page.width() - band && y >= band && y < page.height() - band;
+                if !inside && p.0.iter().map(|&v| u32::from(v)).sum::<u32>() < 3 * 160 {
+                    return Some((n + 1, x as f32 / per_mm, y as f32 / per_mm));
+                }
+            }
+        }
+        None
+    }
+
+    /// Page 1 says who, what and how sure before anything technical, and no text runs off
+    /// any page, even with the longest unbroken names and the widest letters.
+    #[test]
+    fn page_one_is_plain_and_nothing_is_cut_at_the_edges() {
+        let wide = "W".repeat(150);
+        let mut r = report();
+        r.summary = format!(
+            "The video file \"{wide}.mp4\" is a copy of the protected title \"MMMMMMMM \
+             WWWWWWWW\", and it was made from the stream watched by the viewer account \
+             \"{wide}\". The chance that the match is a coincidence is less than one in a \
+             trillion."
+        );
+        r.file = vec![
+            ("File name".into(), format!("{wide}.mp4")),
+            ("SHA-256".into(), "f".repeat(64)),
+            (
+                "A label far too long for its column".into(),
+                "W ".repeat(120),
+            ),
+        ];
+        r.candidates = vec![CandidateRow {
+            session_id: wide.clone(),
+            user: wide.clone(),
+            score: 12.5,
+            false_positive_probability: 1e-13,
+            unit_agreement: 0.98,
+        }];
+        r.session = vec![("User".into(), wide.clone())];
+        r.explanation = vec![format!("Because {wide} said so.")];
+        r.audit = vec![[wide.clone(), wide.clone(), wide.clone(), wide.clone()]];
+        let pdf = render(&r);
+        let pages = rendered(&pdf, 50);
+        assert!(
+            ink_in_margins(&pages, 2.0).is_none(),
+            "text outside the margins: {:?}",
+            ink_in_margins(&pages, 2.0)
+        );
+        // Page 1 opens with the plain summary, whole.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("report.pdf");
+        std::fs::write(&file, &pdf).unwrap();
+        let out = std::process::Command::new("pdftotext")
+            .args(["-f", "1", "-l", "1", "-layout"])
+            .arg(&file)
+            .arg("-")
+            .output()
+            .unwrap();
+        let text: String = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let short = text
+            .find("In short")
+            .expect("the summary heading on page 1");
+        let verdict = text.find("Verdict").expect("the verdict on page 1");
+        assert!(short < verdict, "{text}");
+        assert!(
+            text.contains(
+                "The chance that the match is a coincidence is less than one in a trillion."
+            ),
+            "{text}"
+        );
     }
 }

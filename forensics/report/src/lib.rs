@@ -5,5 +5,6 @@
 
 pub mod chart;
 pub mod document;
+pub mod metrics;
 pub mod signing;
 pub mod timestamp;

@@ -743,7 +743,6 @@ mod tests {
             let signed = signer
                 .sign(&report(), "D:20261128110000Z", Some(&tsa))
                 .unwrap();
-            std::fs::write(format!("/tmp/ts-{rsa}.pdf"), &signed).unwrap(); // TEMP
             let checked = check(&signed, &id.ca_cert_pem).unwrap();
             assert!(checked.valid() && checked.issued_by_ca, "{checked:?}");
             let stamp = checked.timestamp.expect("a timestamp");

@@ -33,6 +33,7 @@ fn small_report() -> Report {
         submitted_at: "2026-11-28 10:00:00 UTC".into(),
         generated_at: "2026-11-28 11:00:00 UTC".into(),
         time_source: "The server's own claim.".into(),
+        summary: "In short.".into(),
         file: vec![("File name".into(), "leak.mp4".into())],
         title: "Title".into(),
         verdict: "identified".into(),
