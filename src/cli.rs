@@ -166,6 +166,10 @@ pub struct PackageArgs {
     /// leaker) or tardos-v2 (biased bits that colluders mixing copies cannot cancel)
     #[arg(long, default_value = "uniform-v1")]
     pub code: formats::codes::CodeScheme,
+    /// Lower renditions for adaptive streaming, by height (e.g. 720,480,360): each in both
+    /// variants, scaled from the marked frames; heights at or above the source's are left out
+    #[arg(long, value_delimiter = ',', value_name = "HEIGHTS")]
+    pub ladder: Vec<u32>,
     /// Print one JSON object instead of a summary
     #[arg(long)]
     pub json: bool,

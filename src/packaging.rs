@@ -28,6 +28,9 @@ pub struct TitleSpec {
     /// How the sessions' codes are built.
     #[serde(default)]
     pub code: CodeScheme,
+    /// Heights of the lower renditions (adaptive streaming); empty: one rendition.
+    #[serde(default)]
+    pub ladder: Vec<u32>,
 }
 
 impl TitleSpec {
@@ -41,6 +44,7 @@ impl TitleSpec {
             preset: d.preset,
             strength: d.strength,
             code: d.code,
+            ladder: d.ladder,
         }
     }
 
@@ -51,6 +55,7 @@ impl TitleSpec {
             preset: self.preset.clone(),
             strength: self.strength,
             code: self.code,
+            ladder: self.ladder.clone(),
             limits: crate::cases::analysis::limits(config),
             ..PackageOptions::new(self.title.clone())
         }

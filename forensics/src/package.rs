@@ -34,6 +34,27 @@ pub const MIN_UNIT_SECONDS: f64 = 0.5;
 pub const MAX_UNIT_SECONDS: f64 = 4.0;
 /// Frames buffered between the embedder and each encoder: bounds memory.
 const QUEUE_FRAMES: usize = 4;
+/// Lower renditions a title may have.
+pub const MAX_RENDITIONS: usize = 8;
+/// Heights a lower rendition may have.
+pub const MIN_RENDITION_HEIGHT: u32 = 90;
+pub const MAX_RENDITION_HEIGHT: u32 = 4320;
+
+/// The lower renditions of a `width` x `height` picture for the `ladder`'s heights: below the
+/// source only, each once, largest first, the width keeping the picture's shape (even, as
+/// 4:2:0 needs). Numbered from 1.
+pub fn rendition_sizes(width: u32, height: u32, ladder: &[u32]) -> Vec<(u32, u32)> {
+    let mut heights: Vec<u32> = ladder.iter().copied().filter(|&h| h < height).collect();
+    heights.sort_unstable_by(|a, b| b.cmp(a));
+    heights.dedup();
+    heights
+        .into_iter()
+        .map(|h| {
+            let w = (width as f64 * h as f64 / height as f64 / 2.0).round() as u32 * 2;
+            (w.max(2), h)
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone)]
 pub struct PackageOptions {
@@ -45,6 +66,9 @@ pub struct PackageOptions {
     /// How the sessions' codes will be built.
     pub code: CodeScheme,
     pub limits: Limits,
+    /// Heights of the lower renditions for adaptive streaming (those at or above the
+    /// source's height are left out); empty: one rendition.
+    pub ladder: Vec<u32>,
 }
 
 impl PackageOptions {
@@ -57,6 +81,7 @@ impl PackageOptions {
             strength: DEFAULT_STRENGTH,
             code: CodeScheme::default(),
             limits: Limits::default(),
+            ladder: Vec::new(),
         }
     }
 
@@ -89,6 +114,21 @@ impl PackageOptions {
             return Err(PackageError::InvalidOption(format!(
                 "unknown x264 preset '{}'",
                 self.preset
+            )));
+        }
+        if self.ladder.len() > MAX_RENDITIONS {
+            return Err(PackageError::InvalidOption(format!(
+                "at most {MAX_RENDITIONS} lower renditions"
+            )));
+        }
+        if let Some(h) = self
+            .ladder
+            .iter()
+            .find(|&&h| !(MIN_RENDITION_HEIGHT..=MAX_RENDITION_HEIGHT).contains(&h) || h % 2 != 0)
+        {
+            return Err(PackageError::InvalidOption(format!(
+                "rendition height {h} is not an even number of lines from \
+                 {MIN_RENDITION_HEIGHT} to {MAX_RENDITION_HEIGHT}"
             )));
         }
         if self.strength.is_nan() || self.strength <= 0.0 || self.strength > 8.0 {
@@ -242,32 +282,65 @@ pub fn package(
         sample_aspect: info.sample_aspect,
         frame_rate: info.frame_rate,
     };
-    let work_a = layout.work_file("a.mp4");
-    let work_b = layout.work_file("b.mp4");
     let expected_frames = (info.duration_seconds * fps).round() as u64;
+    // Every rendition (0: the top one, at the decoded size) in both variants: one encoder
+    // each, the lower ones scaling the marked frames first.
+    let sizes = rendition_sizes(info.width, info.height, &options.ladder);
+    let mut outputs = vec![(0u32, geometry)];
+    for (i, &(width, height)) in sizes.iter().enumerate() {
+        outputs.push((
+            i as u32 + 1,
+            Geometry {
+                width,
+                height,
+                ..geometry
+            },
+        ));
+        for variant in [Variant::A, Variant::B] {
+            let dir = layout.rendition_variant_dir(i as u32 + 1, variant);
+            fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        }
+    }
+    let work = |index: u32, variant: Variant| {
+        layout.work_file(&format!("r{index}-{}.mp4", variant.folder()))
+    };
 
-    let (tx_a, rx_a) = sync_channel::<frame::Video>(QUEUE_FRAMES);
-    let (tx_b, rx_b) = sync_channel::<frame::Video>(QUEUE_FRAMES);
-    let (fed, encoded_a, encoded_b) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| encode_variant(&work_a, geometry, &settings, rx_a));
-        let b = scope.spawn(|| encode_variant(&work_b, geometry, &settings, rx_b));
+    let mut senders = (Vec::new(), Vec::new());
+    let mut jobs = Vec::new();
+    for &(index, target) in &outputs {
+        for variant in [Variant::A, Variant::B] {
+            let (tx, rx) = sync_channel::<frame::Video>(QUEUE_FRAMES);
+            match variant {
+                Variant::A => senders.0.push(tx),
+                Variant::B => senders.1.push(tx),
+            }
+            jobs.push((work(index, variant), target, rx));
+        }
+    }
+    let (fed, encoded) = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .map(|(path, target, rx)| {
+                let settings = &settings;
+                scope.spawn(move || encode_variant(&path, target, settings, rx))
+            })
+            .collect();
         let embed = Embedder {
             secret: &secret,
             strength: options.strength,
             unit_frames,
             thumbs_path: layout.thumbnails(),
         };
-        let fed = embed.run(&mut reader, tx_a, tx_b, expected_frames, progress);
-        let joined = |h: std::thread::ScopedJoinHandle<'_, Result<(), MediaError>>| {
+        let fed = embed.run(&mut reader, senders.0, senders.1, expected_frames, progress);
+        let encoded: Result<(), MediaError> = handles.into_iter().try_for_each(|h| {
             h.join()
                 .unwrap_or_else(|_| Err(MediaError::encode("encoder thread", "panicked")))
-        };
-        (fed, joined(a), joined(b))
+        });
+        (fed, encoded)
     });
     // An input problem explains a stopped encoder, so it is reported first.
     let frame_count = fed?;
-    encoded_a?;
-    encoded_b?;
+    encoded?;
 
     progress(Progress {
         stage: Stage::Finishing,
@@ -275,12 +348,37 @@ pub fn package(
         total: 1,
     });
     let unit_count = frame_count.div_ceil(unit_frames as u64) as u32;
-    let init = split_variants(&layout, &work_a, &work_b, unit_count)?;
-    let codec = fmp4::avc_codec_string(&init)
-        .ok_or_else(|| PackageError::Inconsistent("init segment has no avcC box".into()))?;
-    fs::write(layout.video_init(), &init).map_err(io_err("write", &layout.video_init()))?;
-    let video_start = start_seconds(&init, &layout.video_unit(Variant::A, 1))?;
     let duration_seconds = frame_count as f64 / fps;
+    let mut split = Vec::new();
+    for &(index, target) in &outputs {
+        let init = split_variants(
+            &layout,
+            index,
+            &work(index, Variant::A),
+            &work(index, Variant::B),
+            unit_count,
+        )?;
+        let codec = fmp4::avc_codec_string(&init)
+            .ok_or_else(|| PackageError::Inconsistent("init segment has no avcC box".into()))?;
+        let init_path = layout.rendition_init(index);
+        fs::write(&init_path, &init).map_err(io_err("write", &init_path))?;
+        let bandwidth = measured_bandwidth(&layout, index, unit_count, duration_seconds)?;
+        split.push((index, target, init, codec, bandwidth));
+    }
+    let (_, _, init, codec, top_bandwidth) = split.remove(0);
+    let renditions = split
+        .into_iter()
+        .map(
+            |(index, target, _, codec, bandwidth)| manifest_format::Rendition {
+                index,
+                codec,
+                width: target.width,
+                height: target.height,
+                bandwidth,
+            },
+        )
+        .collect();
+    let video_start = start_seconds(&init, &layout.video_unit(Variant::A, 1))?;
     let unit_seconds = unit_frames as f64 / fps;
     let audio = package_audio(
         input,
@@ -309,6 +407,7 @@ pub fn package(
             crf: options.crf,
             preset: options.preset.clone(),
             start_seconds: video_start,
+            bandwidth: Some(top_bandwidth),
         },
         audio,
         watermark: WatermarkParams {
@@ -318,6 +417,7 @@ pub fn package(
         },
         source: source_file(&info, source_name, source_sha256),
         thumbnail_size: [THUMB_WIDTH as u32, THUMB_HEIGHT as u32],
+        renditions,
     };
     let manifest_json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| PackageError::Inconsistent(format!("manifest: {e}")))?;
@@ -422,17 +522,60 @@ fn copy_source(
     Ok((name, sha256))
 }
 
+/// Encodes one variant of one rendition: the marked frames, scaled to `geometry` first when
+/// they are of another size (bicubic, in the frames' own pixel format).
 fn encode_variant(
     path: &Path,
     geometry: Geometry,
     settings: &EncoderSettings,
     frames: Receiver<frame::Video>,
 ) -> Result<(), MediaError> {
+    use ffmpeg_next::software::scaling;
     let mut writer = VariantWriter::create(path, geometry, settings)?;
+    let mut scaler: Option<scaling::Context> = None;
     for mut f in frames {
-        writer.write(&mut f)?;
+        if (f.width(), f.height()) == (geometry.width, geometry.height) {
+            writer.write(&mut f)?;
+            continue;
+        }
+        if scaler.is_none() {
+            scaler = Some(
+                scaling::Context::get(
+                    f.format(),
+                    f.width(),
+                    f.height(),
+                    f.format(),
+                    geometry.width,
+                    geometry.height,
+                    scaling::Flags::BICUBIC,
+                )
+                .map_err(|e| MediaError::encode("scale", e))?,
+            );
+        }
+        let mut scaled = frame::Video::empty();
+        if let Some(s) = scaler.as_mut() {
+            s.run(&f, &mut scaled)
+                .map_err(|e| MediaError::encode("scale", e))?;
+        }
+        scaled.set_pts(f.pts());
+        writer.write(&mut scaled)?;
     }
     writer.finish().map(|_| ())
+}
+
+/// Bits per second of rendition `index`'s variant A over the whole title.
+fn measured_bandwidth(
+    layout: &Layout,
+    index: u32,
+    unit_count: u32,
+    duration_seconds: f64,
+) -> Result<u64, PackageError> {
+    let mut bytes = 0u64;
+    for unit in 1..=unit_count {
+        let path = layout.rendition_unit(index, Variant::A, unit);
+        bytes += fs::metadata(&path).map_err(io_err("read", &path))?.len();
+    }
+    Ok((bytes as f64 * 8.0 / duration_seconds.max(1e-3)).round() as u64)
 }
 
 /// The embedding loop: one decoded frame in, one frame of each variant out.
@@ -448,8 +591,8 @@ impl Embedder<'_> {
     fn run(
         &self,
         reader: &mut FrameReader,
-        to_a: SyncSender<frame::Video>,
-        to_b: SyncSender<frame::Video>,
+        to_a: Vec<SyncSender<frame::Video>>,
+        to_b: Vec<SyncSender<frame::Video>>,
         expected_frames: u64,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<u64, PackageError> {
@@ -490,8 +633,15 @@ impl Embedder<'_> {
             );
             a.set_pts(Some(index));
             b.set_pts(Some(index));
-            to_a.send(a).map_err(|_| encoder_gone())?;
-            to_b.send(b).map_err(|_| encoder_gone())?;
+            for (senders, frame) in [(&to_a, a), (&to_b, b)] {
+                // Every rendition's encoder gets its copy; the last takes the frame itself.
+                if let Some((last, others)) = senders.split_last() {
+                    for tx in others {
+                        tx.send(frame.clone()).map_err(|_| encoder_gone())?;
+                    }
+                    last.send(frame).map_err(|_| encoder_gone())?;
+                }
+            }
             count += 1;
             progress(Progress {
                 stage: Stage::Video,
@@ -507,15 +657,17 @@ impl Embedder<'_> {
     }
 }
 
-/// Splits both encodes into segments and checks that they are interchangeable.
+/// Splits both encodes of rendition `index` into segments and checks that they are
+/// interchangeable.
 fn split_variants(
     layout: &Layout,
+    index: u32,
     work_a: &Path,
     work_b: &Path,
     unit_count: u32,
 ) -> Result<Vec<u8>, PackageError> {
-    let a = fmp4::split_file(work_a, &|k| layout.video_unit(Variant::A, k))?;
-    let b = fmp4::split_file(work_b, &|k| layout.video_unit(Variant::B, k))?;
+    let a = fmp4::split_file(work_a, &|k| layout.rendition_unit(index, Variant::A, k))?;
+    let b = fmp4::split_file(work_b, &|k| layout.rendition_unit(index, Variant::B, k))?;
     if a.init != b.init {
         return Err(PackageError::Inconsistent(
             "the init segments of variants A and B differ".into(),
@@ -528,4 +680,34 @@ fn split_variants(
         )));
     }
     Ok(a.init)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ladder_keeps_the_shape_below_the_source_only() {
+        assert_eq!(
+            rendition_sizes(1920, 1080, &[360, 1080, 720, 2160, 480, 720]),
+            [(1280, 720), (854, 480), (640, 360)]
+        );
+        assert_eq!(
+            rendition_sizes(480, 270, &[180, 134]),
+            [(320, 180), (238, 134)]
+        );
+        assert!(rendition_sizes(640, 360, &[]).is_empty());
+        let ok = PackageOptions {
+            ladder: vec![720, 480],
+            ..PackageOptions::new("t")
+        };
+        assert!(ok.validate().is_ok());
+        for bad in [vec![481], vec![64], vec![5000], vec![360; 9]] {
+            let options = PackageOptions {
+                ladder: bad.clone(),
+                ..PackageOptions::new("t")
+            };
+            assert!(options.validate().is_err(), "{bad:?}");
+        }
+    }
 }

@@ -58,6 +58,7 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
         preset: args.preset.clone(),
         strength: args.strength,
         code: args.code,
+        ladder: args.ladder.clone(),
     };
     // Refuse a bad or taken title before the expensive part (checked again at the end).
     spec.check(config, &db)?;

@@ -89,6 +89,7 @@ struct InboxTitle {
     preset: Option<String>,
     strength: Option<f32>,
     code: Option<CodeScheme>,
+    ladder: Option<Vec<u32>>,
 }
 
 fn number<T: std::str::FromStr>(form: &mut forms::Form, name: &str) -> Result<Option<T>, ApiError> {
@@ -101,8 +102,33 @@ fn number<T: std::str::FromStr>(form: &mut forms::Form, name: &str) -> Result<Op
         .transpose()
 }
 
+/// A rendition ladder as a form sends it: heights separated by commas ("720,480,360");
+/// empty for one rendition.
+fn ladder(list: &str) -> Result<Vec<u32>, ApiError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            h.parse().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_option",
+                    "ladder is a list of heights separated by commas, e.g. 720,480,360",
+                )
+            })
+        })
+        .collect()
+}
+
 /// The text fields a multipart packaging request may carry (beside `file`).
-const PACKAGE_FIELDS: [&str; 6] = ["title", "unit_seconds", "crf", "preset", "strength", "code"];
+const PACKAGE_FIELDS: [&str; 7] = [
+    "title",
+    "unit_seconds",
+    "crf",
+    "preset",
+    "strength",
+    "code",
+    "ladder",
+];
 
 /// `POST /api/admin/titles/`: packages an uploaded file (multipart `file`, `title`, optional
 /// `unit_seconds`, `crf`, `preset`, `strength`) or an inbox file (JSON `source_path`, same
@@ -138,6 +164,10 @@ pub async fn package_title(
                         )
                     })?,
                 },
+                ladder: match form.take("ladder") {
+                    None => defaults.ladder.clone(),
+                    Some(list) => ladder(&list)?,
+                },
                 ..defaults
             })
         })();
@@ -158,6 +188,7 @@ pub async fn package_title(
             preset: body.preset.unwrap_or(defaults.preset.clone()),
             strength: body.strength.unwrap_or(defaults.strength),
             code: body.code.unwrap_or(defaults.code),
+            ladder: body.ladder.unwrap_or_default(),
             ..defaults
         };
         let inbox = state.config.inbox_dir();

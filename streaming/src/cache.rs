@@ -33,7 +33,8 @@ pub struct Title {
     pub video_id: String,
     pub package: PackageManifest,
     pub layout: Layout,
-    pub video_init: Vec<u8>,
+    /// The video init segment of each rendition, the top one first.
+    pub video_inits: Vec<Vec<u8>>,
     pub audio_init: Option<Vec<u8>>,
     secret: [u8; 32],
 }
@@ -57,7 +58,10 @@ impl Title {
         let package = PackageManifest::read(&layout).map_err(ApiError::internal)?;
         let secret = sealing::open_video_secret(master_key, &video.id, &video.sealed_secret)
             .map_err(|e| ApiError::internal(format!("the video secret cannot be unsealed: {e}")))?;
-        let video_init = read(layout.video_init())?;
+        let video_inits = std::iter::once(0)
+            .chain(package.renditions.iter().map(|r| r.index))
+            .map(|index| read(layout.rendition_init(index)))
+            .collect::<Result<Vec<_>, _>>()?;
         let audio_init = match package.audio {
             Some(_) => Some(read(layout.audio_init())?),
             None => None,
@@ -66,7 +70,7 @@ impl Title {
             video_id: video.id.clone(),
             package,
             layout,
-            video_init,
+            video_inits,
             audio_init,
             secret,
         })

@@ -1,6 +1,7 @@
-//! The DASH MPD of a session: a video representation and, when the title has audio, an audio
-//! one, whose `SegmentTemplate`s point at the session-scoped segment URLs. No
-//! `ContentProtection`: segments are decrypted by the page, not by EME.
+//! The DASH MPD of a session: a video representation per rendition (the player switches
+//! between them by bandwidth; every rendition's unit k carries the session's bit k) and, when
+//! the title has audio, an audio one, whose `SegmentTemplate`s point at the session-scoped
+//! segment URLs. No `ContentProtection`: segments are decrypted by the page, not by EME.
 //!
 //! Fragmented MP4 has no edit list to hide the encoder's B-frame delay, so the first frame is
 //! presented slightly after zero; `presentationTimeOffset` moves it back to the period start.
@@ -16,8 +17,11 @@ pub fn render(m: &PackageManifest, session_id: &str) -> String {
     } else {
         format!("{fr_num}/{fr_den}")
     };
-    // Nominal bandwidth for the player's buffer planning (0.1 bit per pixel per frame).
-    let bandwidth = (v.width as f64 * v.height as f64 * fr_num as f64 / fr_den as f64 * 0.1) as u64;
+    // The measured rate, or for titles packaged before it was measured a nominal one (0.1 bit
+    // per pixel per frame), for the player's buffer planning and rendition choice.
+    let bandwidth = v
+        .bandwidth
+        .unwrap_or((v.width as f64 * v.height as f64 * fr_num as f64 / fr_den as f64 * 0.1) as u64);
     let base = format!("/api/video/stream/{session_id}");
     // Timescale fr_num: one frame lasts fr_den ticks.
     let video_offset =
@@ -38,25 +42,50 @@ pub fn render(m: &PackageManifest, session_id: &str) -> String {
             offset = (a.start_seconds * rate as f64).round() as i64,
         )
     });
+    // The top rendition (segments `init`, `N`), then the lower ones (`rI-init`, `rI-N`).
+    let top = (
+        "video".to_string(),
+        String::new(),
+        v.codec.as_str(),
+        v.width,
+        v.height,
+        bandwidth,
+    );
+    let lower = m.renditions.iter().map(|r| {
+        (
+            format!("video-r{}", r.index),
+            format!("r{}-", r.index),
+            r.codec.as_str(),
+            r.width,
+            r.height,
+            r.bandwidth,
+        )
+    });
+    let representations: String = std::iter::once(top)
+        .chain(lower)
+        .map(|(id, prefix, codec, width, height, bandwidth)| {
+            format!(
+                r#"      <Representation id="{id}" codecs="{codecs}" width="{width}" height="{height}" frameRate="{frame_rate}" sar="{sar_n}:{sar_d}" bandwidth="{bandwidth}">
+        <SegmentTemplate timescale="{fr_num}" duration="{seg}" presentationTimeOffset="{video_offset}" startNumber="1" initialization="{base}/{prefix}init/" media="{base}/{prefix}$Number$/"/>
+      </Representation>
+"#,
+                codecs = xml_escape(codec),
+                sar_n = v.sample_aspect[0],
+                sar_d = v.sample_aspect[1],
+                seg = v.unit_frames as i64 * fr_den as i64,
+            )
+        })
+        .collect();
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-live:2011" type="static" mediaPresentationDuration="PT{duration:.3}S" minBufferTime="PT2S">
   <Period id="0" start="PT0S">
     <AdaptationSet id="0" contentType="video" mimeType="video/mp4" segmentAlignment="true" startWithSAP="1">
-      <Representation id="video" codecs="{codecs}" width="{width}" height="{height}" frameRate="{frame_rate}" sar="{sar_n}:{sar_d}" bandwidth="{bandwidth}">
-        <SegmentTemplate timescale="{fr_num}" duration="{seg}" presentationTimeOffset="{video_offset}" startNumber="1" initialization="{base}/init/" media="{base}/$Number$/"/>
-      </Representation>
-    </AdaptationSet>
+{representations}    </AdaptationSet>
 {audio}  </Period>
 </MPD>
 "#,
         duration = v.duration_seconds,
-        codecs = xml_escape(&v.codec),
-        width = v.width,
-        height = v.height,
-        sar_n = v.sample_aspect[0],
-        sar_d = v.sample_aspect[1],
-        seg = v.unit_frames as i64 * fr_den as i64,
         audio = audio.unwrap_or_default(),
     )
 }
@@ -91,6 +120,7 @@ mod tests {
                 crf: 20,
                 preset: "faster".into(),
                 start_seconds: start,
+                bandwidth: None,
             },
             audio: audio.then(|| AudioTrack {
                 codec: "mp4a.40.2".into(),
@@ -116,7 +146,31 @@ mod tests {
                 duration_seconds: 10.0,
             },
             thumbnail_size: [32, 18],
+            renditions: Vec::new(),
         }
+    }
+
+    #[test]
+    fn every_rendition_is_a_representation_with_its_own_segments() {
+        let mut m = manifest([25, 1], 0.08, false);
+        m.video.bandwidth = Some(2_000_000);
+        m.renditions = vec![formats::package::Rendition {
+            index: 1,
+            codec: "avc1.64001e".into(),
+            width: 854,
+            height: 480,
+            bandwidth: 700_000,
+        }];
+        let mpd = render(&m, "s");
+        assert!(mpd.contains(r#"<Representation id="video" codecs="avc1.64001f" width="1280" height="720" frameRate="25" sar="1:1" bandwidth="2000000">"#), "{mpd}");
+        assert!(mpd.contains(r#"<Representation id="video-r1" codecs="avc1.64001e" width="854" height="480" frameRate="25" sar="1:1" bandwidth="700000">"#), "{mpd}");
+        assert!(mpd.contains(r#"initialization="/api/video/stream/s/r1-init/" media="/api/video/stream/s/r1-$Number$/""#), "{mpd}");
+        assert!(mpd.contains(r#"initialization="/api/video/stream/s/init/" media="/api/video/stream/s/$Number$/""#), "{mpd}");
+        assert_eq!(
+            mpd.matches("<AdaptationSet").count(),
+            1,
+            "one set: the player switches"
+        );
     }
 
     #[test]

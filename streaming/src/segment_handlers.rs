@@ -61,11 +61,15 @@ pub async fn manifest(
         .body(manifest::render(&s.title.package, &s.session.id)))
 }
 
-/// The segments a session may ask for (the URL's last part).
+/// The segments a session may ask for (the URL's last part): video of the top rendition
+/// (`init`, `7`) or of lower rendition `r` (`r2-init`, `r2-7`), audio (`audio-init`,
+/// `audio-7`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment {
-    VideoInit,
-    Video(u32),
+    /// Rendition (0: the top one).
+    VideoInit(u32),
+    /// Rendition and unit.
+    Video(u32, u32),
     AudioInit,
     Audio(u32),
 }
@@ -77,15 +81,26 @@ impl Segment {
                 !s.is_empty() && !s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit());
             s.parse::<u32>().ok().filter(|_| canonical)
         };
-        match name {
-            "init" => Some(Segment::VideoInit),
-            "audio-init" => Some(Segment::AudioInit),
-            _ => match name.strip_prefix("audio-") {
-                Some(rest) => number(rest).map(Segment::Audio),
-                None => number(name).map(Segment::Video),
-            },
+        let video = |rendition: u32, rest: &str| match rest {
+            "init" => Some(Segment::VideoInit(rendition)),
+            _ => number(rest).map(|unit| Segment::Video(rendition, unit)),
+        };
+        if let Some(rest) = name.strip_prefix("audio-") {
+            return match rest {
+                "init" => Some(Segment::AudioInit),
+                _ => number(rest).map(Segment::Audio),
+            };
+        }
+        match name.strip_prefix('r').and_then(|r| r.split_once('-')) {
+            Some((index, rest)) => number(index).and_then(|i| video(i, rest)),
+            None => video(0, name),
         }
     }
+}
+
+/// Whether `title` has rendition `index` (0, the top one, always).
+fn has_rendition(title: &Title, index: u32) -> bool {
+    (index as usize) < title.video_inits.len()
 }
 
 fn no_segment() -> ApiError {
@@ -99,8 +114,8 @@ pub async fn segment(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (session_id, name) = path.into_inner();
-    if let Some(Segment::Video(unit)) = Segment::parse(&name) {
-        let fast = fast_video_unit(&state, &req, &token, &session_id, unit).await?;
+    if let Some(Segment::Video(rendition, unit)) = Segment::parse(&name) {
+        let fast = fast_video_unit(&state, &req, &token, &session_id, rendition, unit).await?;
         state
             .metrics
             .cache_lookup(CacheName::KnownSession, fast.is_some());
@@ -117,20 +132,25 @@ pub async fn segment(
     // place (no copy of the segment after it is read).
     let room = [0u8; sealing::NONCE_LEN];
     let buffer: Vec<u8> = match which {
-        Segment::VideoInit => {
+        Segment::VideoInit(rendition) => {
+            let init = s
+                .title
+                .video_inits
+                .get(rendition as usize)
+                .ok_or_else(no_segment)?;
             let marker = state.marker.marker_box(&MarkerPayload {
                 session_id: s.session.id.clone(),
                 video_id: s.title.video_id.clone(),
                 issued_at: now().and_utc().timestamp(),
             });
-            [&room[..], &s.title.video_init, &marker].concat()
+            [&room[..], init, &marker].concat()
         }
         Segment::AudioInit => {
             let init = s.title.audio_init.as_deref().ok_or_else(no_segment)?;
             [&room[..], init].concat()
         }
-        Segment::Video(unit) => {
-            if unit > package.video.unit_count {
+        Segment::Video(rendition, unit) => {
+            if unit > package.video.unit_count || !has_rendition(&s.title, rendition) {
                 return Err(no_segment());
             }
             // Counted before it is served (the pace's atomic reservation).
@@ -139,7 +159,11 @@ pub async fn segment(
             let variant = keys
                 .variant(unit)
                 .ok_or_else(|| ApiError::internal("code shorter than the title"))?;
-            read_after_room(&state, s.title.layout.video_unit(variant, unit)).await?
+            read_after_room(
+                &state,
+                s.title.layout.rendition_unit(rendition, variant, unit),
+            )
+            .await?
         }
         Segment::Audio(k) => {
             let audio = package.audio.as_ref().ok_or_else(no_segment)?;
@@ -151,7 +175,7 @@ pub async fn segment(
     };
     // Video units were counted when reserved (they are what a ripper needs, and what the pace
     // counts); anything else moves the idle clock only.
-    if !matches!(which, Segment::Video(_)) {
+    if !matches!(which, Segment::Video(..)) {
         record_activity(&state, &s.session.id, 0).await?;
     }
     sealed(&state, &keys, &s.session.id, &name, which, buffer)
@@ -167,6 +191,7 @@ async fn fast_video_unit(
     req: &HttpRequest,
     token: &DeviceToken,
     session_id: &str,
+    rendition: u32,
     unit: u32,
 ) -> Result<Option<HttpResponse>, ApiError> {
     let Some(known) = state.caches.known(session_id) else {
@@ -187,7 +212,7 @@ async fn fast_video_unit(
         return Ok(None);
     };
     let package = &title.package;
-    if unit > package.video.unit_count {
+    if unit > package.video.unit_count || !has_rendition(&title, rendition) {
         return Ok(None);
     }
     let keys = state.caches.session_keys(state, session, &title)?;
@@ -216,14 +241,18 @@ async fn fast_video_unit(
     let variant = keys
         .variant(unit)
         .ok_or_else(|| ApiError::internal("code shorter than the title"))?;
-    let buffer = read_after_room(state, title.layout.video_unit(variant, unit)).await?;
-    let name = unit.to_string();
+    let buffer =
+        read_after_room(state, title.layout.rendition_unit(rendition, variant, unit)).await?;
+    let name = match rendition {
+        0 => unit.to_string(),
+        r => format!("r{r}-{unit}"),
+    };
     sealed(
         state,
         &keys,
         &session.id,
         &name,
-        Segment::Video(unit),
+        Segment::Video(rendition, unit),
         buffer,
     )
     .map(Some)
@@ -279,8 +308,8 @@ fn sealed(
     let body =
         sealing::seal_in_place(&keys.cek, aad.as_bytes(), buffer).map_err(ApiError::internal)?;
     let kind = match which {
-        Segment::VideoInit | Segment::AudioInit => SegmentKind::Init,
-        Segment::Video(_) => SegmentKind::Video,
+        Segment::VideoInit(_) | Segment::AudioInit => SegmentKind::Init,
+        Segment::Video(..) => SegmentKind::Video,
         Segment::Audio(_) => SegmentKind::Audio,
     };
     state.metrics.segment_served(kind, body.len());
@@ -347,12 +376,31 @@ mod tests {
 
     #[test]
     fn segment_names() {
-        assert_eq!(Segment::parse("init"), Some(Segment::VideoInit));
-        assert_eq!(Segment::parse("7"), Some(Segment::Video(7)));
+        assert_eq!(Segment::parse("init"), Some(Segment::VideoInit(0)));
+        assert_eq!(Segment::parse("7"), Some(Segment::Video(0, 7)));
+        assert_eq!(Segment::parse("r2-init"), Some(Segment::VideoInit(2)));
+        assert_eq!(Segment::parse("r1-12"), Some(Segment::Video(1, 12)));
         assert_eq!(Segment::parse("audio-init"), Some(Segment::AudioInit));
         assert_eq!(Segment::parse("audio-3"), Some(Segment::Audio(3)));
         for bad in [
-            "0", "07", "-1", "+1", "audio-0", "audio-", "audio-x", "x", "", "1.m4s",
+            "0",
+            "07",
+            "-1",
+            "+1",
+            "audio-0",
+            "audio-",
+            "audio-x",
+            "x",
+            "",
+            "1.m4s",
+            "r0-1",
+            "r-1",
+            "r1-",
+            "r1-0",
+            "r01-1",
+            "r1-init-",
+            "r1",
+            "audio-r1-1",
         ] {
             assert_eq!(Segment::parse(bad), None, "{bad}");
         }

@@ -111,6 +111,24 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
             "invalid_option",
         ),
         (
+            vec![
+                Part::text("title", "Other"),
+                Part::text("ladder", "360,abc"),
+                Part::file("s.mp4", &source),
+            ],
+            400,
+            "invalid_option",
+        ),
+        (
+            vec![
+                Part::text("title", "Other"),
+                Part::text("ladder", "135"),
+                Part::file("s.mp4", &source),
+            ],
+            400,
+            "invalid_option",
+        ),
+        (
             vec![Part::text("title", ""), Part::file("s.mp4", &source)],
             400,
             "invalid_title",
@@ -141,11 +159,23 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
         &server,
         auth,
         "/api/admin/titles/",
-        &json!({"source_path": "drop.mp4", "title": "From the inbox"}),
+        &json!({"source_path": "drop.mp4", "title": "From the inbox", "ladder": [90, 180]}),
     );
     assert_eq!(r.status, 202, "{}", r.body);
     let job = wait_job(&server, &admin, r.json()["job_id"].as_str().unwrap());
     assert_eq!(job["status"], "succeeded", "{job}");
+    // Packaged with the lower rendition it asked for.
+    let db = h.db();
+    let titles = shared::db::repo::videos::list(&mut db.conn().unwrap()).unwrap();
+    let inboxed = titles.iter().find(|v| v.title == "From the inbox").unwrap();
+    let layout = formats::layout::DataLayout::new(&h.data_dir).title(&inboxed.storage_dir);
+    let package = formats::package::PackageManifest::read(&layout).unwrap();
+    assert_eq!(package.renditions.len(), 1, "{package:?}");
+    assert_eq!(
+        (package.renditions[0].width, package.renditions[0].height),
+        (160, 90),
+        "the source is 180 lines high: only 90 is below it"
+    );
     assert!(inbox.join("drop.mp4").is_file());
     assert_eq!(files_in(&sources), 0, "the copy is removed once packaged");
     post_json(

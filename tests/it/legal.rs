@@ -5,11 +5,10 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::common::evidence::{get_bytes, pdfsig, post_raw, submit, wait_case, Auth, Part};
+use crate::common::evidence::{analysed, get_bytes, pdfsig, post_raw, Auth};
 use crate::common::leaks::{leak, packaged, Title};
 use crate::common::loopback::timestamp_authority;
 use crate::common::viewer::{user_token, PASSWORD};
@@ -25,21 +24,12 @@ fn finished_case() -> (Title, String) {
     let copy = t.dir.path().join("val.mp4");
     leak(&server, "val", &"1".repeat(64), &t, &copy);
     let analyst = user_token(&server, "ann", PASSWORD);
-    let r = submit(
+    let (case_id, done) = analysed(
         &server,
         Auth::Bearer(&analyst),
-        &[
-            Part::file("found.mp4", &std::fs::read(&copy).unwrap()),
-            Part::text("video_id", &t.video_id),
-        ],
-    );
-    assert_eq!(r.status, 202, "{}", r.body);
-    let case_id = r.json()["case_id"].as_str().unwrap().to_string();
-    let done = wait_case(
-        &server,
-        Auth::Bearer(&analyst),
-        &case_id,
-        Duration::from_secs(300),
+        "found.mp4",
+        &std::fs::read(&copy).unwrap(),
+        &t.video_id,
     );
     assert_eq!(done["status"], "done", "{done:#}");
     assert_eq!(done["result"]["verdict"], "identified", "{done:#}");

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod abr;
 mod admin;
 mod browser;
 mod callbacks;

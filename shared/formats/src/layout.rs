@@ -166,6 +166,33 @@ impl Layout {
         self.variant_dir(variant).join(format!("{unit}.m4s"))
     }
 
+    /// The folder of lower rendition `index` (1-based; the top rendition is `video/`).
+    fn rendition_dir(&self, index: u32) -> PathBuf {
+        self.root.join(format!("video-r{index}"))
+    }
+
+    /// Rendition `index`'s init segment; 0 is the top rendition's.
+    pub fn rendition_init(&self, index: u32) -> PathBuf {
+        match index {
+            0 => self.video_init(),
+            i => self.rendition_dir(i).join("init.mp4"),
+        }
+    }
+
+    /// The folder of one variant's units of rendition `index`; 0 is the top rendition's.
+    pub fn rendition_variant_dir(&self, index: u32, variant: Variant) -> PathBuf {
+        match index {
+            0 => self.variant_dir(variant),
+            i => self.rendition_dir(i).join(variant.folder()),
+        }
+    }
+
+    /// Unit `unit` (1-based) of rendition `index` in `variant`; 0 is the top rendition.
+    pub fn rendition_unit(&self, index: u32, variant: Variant, unit: u32) -> PathBuf {
+        self.rendition_variant_dir(index, variant)
+            .join(format!("{unit}.m4s"))
+    }
+
     pub fn audio_dir(&self) -> PathBuf {
         self.root.join("audio")
     }

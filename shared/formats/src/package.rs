@@ -49,6 +49,24 @@ pub struct PackageManifest {
     pub source: SourceFile,
     /// Thumbnail size in `reference/thumbs.bin`.
     pub thumbnail_size: [u32; 2],
+    /// Lower renditions for adaptive streaming, largest first (the top one is `video`): the
+    /// same units in both variants, scaled from the marked frames. Empty for a title
+    /// packaged with one rendition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renditions: Vec<Rendition>,
+}
+
+/// One lower rendition: its number `index` (1 for the first below the top one) names its
+/// folder and its segments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendition {
+    pub index: u32,
+    /// RFC 6381 codec string.
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// Measured bits per second (variant A, whole title).
+    pub bandwidth: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +87,10 @@ pub struct VideoTrack {
     /// no edit list to hide it). The MPD's `presentationTimeOffset` removes it.
     #[serde(default)]
     pub start_seconds: f64,
+    /// Measured bits per second (variant A, whole title); absent in titles packaged before
+    /// it was measured (the MPD then states a nominal rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<u64>,
 }
 
 impl VideoTrack {
@@ -139,6 +161,7 @@ mod tests {
             crf: 20,
             preset: "faster".into(),
             start_seconds: 0.08,
+            bandwidth: None,
         };
         assert_eq!(t.frames_in_unit(1), 25);
         assert_eq!(t.frames_in_unit(6), 7);

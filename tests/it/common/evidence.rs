@@ -147,6 +147,29 @@ pub fn wait_case(server: &Server, auth: Auth, case_id: &str, limit: Duration) ->
     }
 }
 
+/// Submits `bytes` as the suspect `file_name` about title `video_id` and waits (up to five
+/// minutes) for the case to end: its id and last status.
+pub fn analysed(
+    server: &Server,
+    auth: Auth,
+    file_name: &str,
+    bytes: &[u8],
+    video_id: &str,
+) -> (String, Value) {
+    let r = submit(
+        server,
+        auth,
+        &[
+            Part::file(file_name, bytes),
+            Part::text("video_id", video_id),
+        ],
+    );
+    assert_eq!(r.status, 202, "{}", r.body);
+    let case_id = r.json()["case_id"].as_str().unwrap().to_string();
+    let done = wait_case(server, auth, &case_id, Duration::from_secs(300));
+    (case_id, done)
+}
+
 /// Sends raw bytes as an HTTP request and returns the status line's code and the body; for
 /// requests a well-behaved client cannot make (a false Content-Length, a body cut off).
 pub fn raw_request(server: &Server, head: &str, body: &[u8], close_early: bool) -> (u16, String) {
