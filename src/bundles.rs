@@ -263,25 +263,91 @@ fn small_member<R: Read + Seek>(archive: &mut ZipArchive<R>, name: &str) -> Opti
     (bytes.len() as u64 <= MAX_SMALL_FILE).then_some(bytes)
 }
 
-/// The DER of the first certificate of a PEM text.
-fn certificate_der(pem: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(pem).ok()?;
-    let body: String = text
-        .split("-----BEGIN CERTIFICATE-----")
-        .nth(1)?
-        .split("-----END CERTIFICATE-----")
-        .next()?
-        .split_whitespace()
-        .collect();
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
+/// The archive is one plain zip: nothing before its first entry, entries back to back up
+/// to the central directory (data descriptors allowed), exactly as many entries recorded as
+/// there are distinct names (a name given twice is one a reader could take either copy of),
+/// and nothing after the end record. Why not, when it is not.
+fn plain_zip<R: Read + Seek>(archive: &mut ZipArchive<R>, file: &Path) -> Result<(), String> {
+    if archive.offset() != 0 {
+        return Err("data precedes the archive".into());
+    }
+    let mut spans = Vec::new();
+    for i in 0..archive.len() {
+        let member = archive.by_index_raw(i).map_err(|e| e.to_string())?;
+        spans.push((
+            member.header_start(),
+            member.data_start(),
+            member.compressed_size(),
+        ));
+    }
+    spans.sort_unstable();
+    let mut expected = 0u64;
+    for (header, data, size) in spans {
+        // After the previous entry's data: nothing, or its data descriptor.
+        if !matches!(header.checked_sub(expected), Some(0 | 12 | 16 | 20 | 24)) {
+            return Err("the archive holds bytes outside its listed entries".into());
+        }
+        expected = data.saturating_add(size);
+    }
+    if !matches!(
+        archive.central_directory_start().checked_sub(expected),
+        Some(0 | 12 | 16 | 20 | 24)
+    ) {
+        return Err("the archive holds bytes outside its listed entries".into());
+    }
+    let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
+    let recorded = recorded_entries(&bytes).ok_or("the archive's end record is unreadable")?;
+    if recorded != archive.len() as u64 {
+        return Err(format!(
+            "the archive records {recorded} entries for {} distinct names",
+            archive.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The number of entries a zip's end of central directory record states (zip64 included),
+/// when the record ends the file exactly (its comment included).
+fn recorded_entries(zip: &[u8]) -> Option<u64> {
+    let u16_at = |at: usize| {
+        zip.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let tail = zip.len().checked_sub(22)?;
+    let end = (tail.saturating_sub(0xFFFF)..=tail)
+        .rev()
+        .find(|&at| zip[at..].starts_with(b"PK\x05\x06"))?;
+    if end + 22 + usize::from(u16_at(end + 20)?) != zip.len() {
+        return None;
+    }
+    let count = u16_at(end + 10)?;
+    if count != 0xFFFF {
+        return Some(u64::from(count));
+    }
+    let locator = end.checked_sub(20)?;
+    if !zip[locator..].starts_with(b"PK\x06\x07") {
+        return None;
+    }
+    let u64_at = |at: usize| {
+        zip.get(at..at + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    let record = usize::try_from(u64_at(locator + 8)?).ok()?;
+    zip.get(record..)?
+        .starts_with(b"PK\x06\x06")
+        .then(|| u64_at(record + 32))
+        .flatten()
 }
 
 /// Checks a bundle offline: its manifest's signature (against `pinned_ca` when given, else
 /// the CA certificate the bundle carries), that its files are exactly those the manifest
 /// names with their sizes and SHA-256, the report's signature and timestamp, every audit
 /// entry's hash and links, and that the trail recorded this report and this suspect.
-pub fn verify(path: &Path, pinned_ca: Option<&str>) -> Result<BundleCheck, AppError> {
+pub fn verify(
+    path: &Path,
+    pinned_ca: Option<&str>,
+    tsa_anchors: Option<&[Vec<u8>]>,
+) -> Result<BundleCheck, AppError> {
     let file = std::fs::File::open(path).map_err(|source| AppError::Unreadable {
         path: path.to_path_buf(),
         source,
@@ -291,18 +357,31 @@ pub fn verify(path: &Path, pinned_ca: Option<&str>) -> Result<BundleCheck, AppEr
     let mut out = BundleCheck {
         case_id: None,
         ca_sha256: None,
-        ca_pinned: pinned_ca.is_some(),
+        ca_pinned: false,
         checks: Vec::new(),
     };
+    let plain = plain_zip(&mut archive, path);
+    let structure_ok = out.record(
+        "archive",
+        plain.is_ok(),
+        plain
+            .err()
+            .unwrap_or_else(|| "one plain zip archive, every byte in a listed entry".into()),
+    );
+    if !structure_ok {
+        return Ok(out);
+    }
 
-    // The CA: the caller's, compared with the bundle's; else the bundle's own.
-    let bundled_ca = small_member(&mut archive, bundle::CA);
-    let ca = match (pinned_ca, &bundled_ca) {
+    // The CA: the caller's (which the bundle's must be), else the bundle's own; either way
+    // exactly one certificate, fingerprinted as parsed.
+    let bundled_ca = small_member(&mut archive, bundle::CA)
+        .map(|bytes| report::signing::single_certificate(&String::from_utf8_lossy(&bytes)));
+    let ca = match (pinned_ca, bundled_ca) {
         (Some(pinned), bundled) => {
-            let same = bundled
-                .as_deref()
-                .and_then(certificate_der)
-                .is_some_and(|d| Some(d) == certificate_der(pinned.as_bytes()));
+            let (pem, sha256) = report::signing::single_certificate(pinned)
+                .map_err(|e| AppError::Usage(format!("--ca: {e}")))?;
+            let same = matches!(&bundled, Some(Ok((_, b))) if *b == sha256);
+            out.ca_pinned = true;
             out.record(
                 "ca",
                 same,
@@ -312,23 +391,28 @@ pub fn verify(path: &Path, pinned_ca: Option<&str>) -> Result<BundleCheck, AppEr
                     "the bundle's CA certificate is not the one given"
                 },
             );
-            pinned.to_string()
+            out.ca_sha256 = Some(sha256);
+            pem
         }
-        (None, Some(bytes)) => {
+        (None, Some(Ok((pem, sha256)))) => {
             out.record(
                 "ca",
                 true,
-                "checked against the CA certificate in the bundle: compare its SHA-256 with \
-                 the deployment's published one, or pass --ca",
+                "checked against the CA certificate in the bundle only: compare its SHA-256 \
+                 with the deployment's published one, or pass --ca",
             );
-            String::from_utf8_lossy(bytes).into_owned()
+            out.ca_sha256 = Some(sha256);
+            pem
+        }
+        (None, Some(Err(e))) => {
+            out.record("ca", false, e.to_string());
+            return Ok(out);
         }
         (None, None) => {
             out.record("ca", false, "the bundle has no CA certificate");
             return Ok(out);
         }
     };
-    out.ca_sha256 = certificate_der(ca.as_bytes()).map(|d| hex::encode(Sha256::digest(d)));
 
     // The manifest and its signature.
     let (Some(manifest_json), Some(signature)) = (
@@ -342,17 +426,10 @@ pub fn verify(path: &Path, pinned_ca: Option<&str>) -> Result<BundleCheck, AppEr
         );
         return Ok(out);
     };
-    match report::signing::check_detached(&manifest_json, &signature, &ca) {
+    let signed = match report::signing::check_detached(&manifest_json, &signature, &ca) {
         Ok(c) => {
-            let ok = c.valid() && c.issued_by_ca;
-            let stamp = c.timestamp.as_ref().map_or(String::new(), |s| {
-                format!(
-                    "; timestamped {} by {} ({})",
-                    s.time,
-                    s.authority,
-                    if s.valid() { "valid" } else { "INVALID" }
-                )
-            });
+            let (stamp_ok, stamp) = stamp_note(c.timestamp.as_ref(), tsa_anchors, "");
+            let ok = c.valid() && c.issued_by_ca && stamp_ok;
             out.record(
                 "manifest_signature",
                 ok,
@@ -366,11 +443,13 @@ pub fn verify(path: &Path, pinned_ca: Option<&str>) -> Result<BundleCheck, AppEr
                     },
                     stamp
                 ),
-            );
+            )
         }
-        Err(e) => {
-            out.record("manifest_signature", false, e.to_string());
-        }
+        Err(e) => out.record("manifest_signature", false, e.to_string()),
+    };
+    if !signed {
+        // Nothing an unsigned manifest says is worth reading the archive for.
+        return Ok(out);
     }
     let manifest: Manifest = match serde_json::from_slice(&manifest_json) {
         Ok(m) => m,
@@ -398,7 +477,7 @@ pub fn verify(path: &Path, pinned_ca: Option<&str>) -> Result<BundleCheck, AppEr
             .iter()
             .map(String::as_str)
             .eq(listed.iter().copied());
-    out.record(
+    let listed_ok = out.record(
         "files_listed",
         same_set,
         if same_set {
@@ -407,10 +486,14 @@ pub fn verify(path: &Path, pinned_ca: Option<&str>) -> Result<BundleCheck, AppEr
             format!("the bundle holds {present:?}, the manifest lists {listed:?}")
         },
     );
+    if !listed_ok {
+        return Ok(out);
+    }
     for entry in &manifest.files {
         let found = archive.by_name(&entry.name).ok().map(|member| {
+            let cap = member.size().min(entry.bytes).saturating_add(1);
             let mut hashing = HashingWriter::new(std::io::sink());
-            let copied = std::io::copy(&mut member.take(entry.bytes + 1), &mut hashing);
+            let copied = std::io::copy(&mut member.take(cap), &mut hashing);
             copied.ok().and_then(|_| hashing.finish().ok())
         });
         let (ok, detail) = match found.flatten() {
@@ -445,18 +528,14 @@ pub fn verify(path: &Path, pinned_ca: Option<&str>) -> Result<BundleCheck, AppEr
     }) {
         Some(pdf) => match report::signing::check(&pdf, &ca) {
             Ok(c) => {
-                let stamp = match &c.timestamp {
-                    Some(s) => format!(
-                        "; timestamped {} by {} ({})",
-                        s.time,
-                        s.authority,
-                        if s.valid() { "valid" } else { "INVALID" }
-                    ),
-                    None => "; no timestamp (its times are the server's claim)".to_string(),
-                };
+                let (stamp_ok, stamp) = stamp_note(
+                    c.timestamp.as_ref(),
+                    tsa_anchors,
+                    "; no timestamp (its times are the server's claim)",
+                );
                 out.record(
                     "report_signature",
-                    c.valid() && c.issued_by_ca,
+                    c.valid() && c.issued_by_ca && stamp_ok,
                     format!("signed by {}{stamp}", c.signer),
                 );
             }
@@ -534,7 +613,9 @@ pub fn verify(path: &Path, pinned_ca: Option<&str>) -> Result<BundleCheck, AppEr
         "audit_chain",
         export.chain.intact && export.chain.head == manifest.audit_head,
         if export.chain.intact {
-            "the deployment's whole chain was intact when the bundle was made"
+            "attested by the deployment (not checkable offline): its whole chain was intact \
+             when the bundle was made; `leaktrace audit verify` there, or a head hash kept \
+             elsewhere, confirms it, and only the whole chain shows an entry removed"
         } else {
             "the deployment's chain was broken when the bundle was made"
         },
@@ -602,6 +683,49 @@ pub fn verify(path: &Path, pinned_ca: Option<&str>) -> Result<BundleCheck, AppEr
         );
     }
     Ok(out)
+}
+
+/// What a signature's timestamp adds to its check: whether it holds, and how to say it. With
+/// the authority's certificate given (`anchors`), a timestamp must be signed under it;
+/// without, its authority is shown by fingerprint, not checked.
+fn stamp_note(
+    stamp: Option<&report::timestamp::Stamp>,
+    anchors: Option<&[Vec<u8>]>,
+    none: &str,
+) -> (bool, String) {
+    let Some(s) = stamp else {
+        return (true, none.to_string());
+    };
+    if !s.valid() {
+        return (
+            false,
+            format!("; its timestamp is INVALID ({})", s.authority),
+        );
+    }
+    match anchors {
+        Some(anchors) if s.trusted_by(anchors) => (
+            true,
+            format!(
+                "; timestamped {} by {} (the authority given)",
+                s.time, s.authority
+            ),
+        ),
+        Some(_) => (
+            false,
+            format!(
+                "; timestamped by {} (certificate SHA-256 {}), NOT the authority given",
+                s.authority, s.authority_sha256
+            ),
+        ),
+        None => (
+            true,
+            format!(
+                "; timestamped {} by {}, authority not checked (certificate SHA-256 {}): \
+                 pass --tsa-cert",
+                s.time, s.authority, s.authority_sha256
+            ),
+        ),
+    }
 }
 
 /// The checks as text, one line each, and the outcome.

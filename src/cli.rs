@@ -77,7 +77,8 @@ pub enum Command {
         out: Option<std::path::PathBuf>,
     },
     /// Check an evidence bundle offline (no database, no server): exit status 0 when every
-    /// check passes, 1 when one fails
+    /// check passes against the CA given with --ca, 1 when one fails, 2 when the file is no
+    /// zip, 3 when every check passes but only against the CA inside the bundle
     VerifyBundle {
         file: std::path::PathBuf,
         /// The deployment's CA certificate (PEM), obtained apart from the bundle
@@ -85,6 +86,10 @@ pub enum Command {
         /// fingerprint printed to compare
         #[arg(long, value_name = "PEM")]
         ca: Option<std::path::PathBuf>,
+        /// The timestamp authority's certificate or its CA (PEM): timestamps must be signed
+        /// under it; without it, their authority is only shown by fingerprint
+        #[arg(long, value_name = "PEM")]
+        tsa_cert: Option<std::path::PathBuf>,
         /// Print the checks as JSON
         #[arg(long)]
         json: bool,

@@ -115,6 +115,12 @@ pub enum AppError {
     /// `leaktrace verify-bundle` found failing checks.
     #[error("{0} check(s) of the bundle failed (see above)")]
     BundleRejected(usize),
+    /// `leaktrace verify-bundle` passed every check, but against the CA the bundle carries.
+    #[error(
+        "every check passed, but only against the CA certificate inside the bundle: anyone can \
+         make such a bundle; pass the deployment's CA (--ca) to know who signed it"
+    )]
+    BundleUnpinned,
     /// `leaktrace doctor` could not look.
     #[error(transparent)]
     Doctor(#[from] crate::doctor::DoctorError),
@@ -168,6 +174,7 @@ impl AppError {
             | AppError::Server(_)
             | AppError::DoctorFindings(_)
             | AppError::BundleRejected(_)
+            | AppError::BundleUnpinned
             | AppError::Doctor(_)
             | AppError::Storage(_) => false,
         }
@@ -206,6 +213,7 @@ impl AppError {
             AppError::Server(_) => "server_failed",
             AppError::DoctorFindings(_) => "findings_remain",
             AppError::BundleRejected(_) => "bundle_rejected",
+            AppError::BundleUnpinned => "bundle_ca_not_given",
             AppError::Doctor(_) => "doctor_failed",
             AppError::Storage(_) => "storage_failed",
         }
@@ -229,6 +237,10 @@ impl AppError {
 
     /// The shell's exit status: 2 for bad input, 1 for a failing environment.
     pub fn exit_code(&self) -> u8 {
+        if matches!(self, AppError::BundleUnpinned) {
+            // Distinct: nothing failed, but nothing ties the bundle to a deployment.
+            return 3;
+        }
         if self.is_input() {
             2
         } else {

@@ -138,67 +138,92 @@ fn time(t: chrono::NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// A probability as odds a reader without statistics takes in: "about one in 40 million".
+/// A probability as odds a reader without statistics takes in: "about one in 40 million";
+/// "unknown" for a value that is not a probability.
 fn odds(p: f64) -> String {
-    if p.is_nan() || p < 1e-12 {
+    if !(0.0..=1.0).contains(&p) {
+        return "unknown".to_string();
+    }
+    if p < 1e-12 {
         return "less than one in a trillion".to_string();
     }
     format!("about {}", one_in(p))
 }
 
-/// "one in 40 million" for 2.5e-8.
+/// "one in 40 million" for 2.5e-8 (rounded first, so 999,950 is "one in 1 million").
 fn one_in(p: f64) -> String {
     let n = 1.0 / p;
-    let (scale, word) = match n {
-        n if n >= 1e9 => (1e9, " billion"),
-        n if n >= 1e6 => (1e6, " million"),
-        n if n >= 1e4 => (1e3, " thousand"),
-        _ => (1.0, ""),
+    let rounded = |v: f64| {
+        if v >= 10.0 {
+            v.round()
+        } else {
+            (v * 10.0).round() / 10.0
+        }
     };
-    let shown = n / scale;
-    let shown = if shown >= 10.0 {
-        format!("{:.0}", shown)
-    } else {
-        format!("{:.1}", shown).trim_end_matches(".0").to_string()
-    };
-    format!("one in {shown}{word}")
+    let scales = [
+        (1e9, " billion"),
+        (1e6, " million"),
+        (1e3, " thousand"),
+        (1.0, ""),
+    ];
+    let (shown, word) = scales
+        .iter()
+        .rev()
+        .map(|&(scale, word)| (rounded(n / scale), word))
+        .find(|&(shown, word)| shown < 1000.0 || word == " billion")
+        .unwrap_or((n, ""));
+    let shown = format!("{shown:.1}");
+    format!("one in {}{word}", shown.trim_end_matches(".0"))
+}
+
+/// The largest of some probabilities; NaN when any is (never hidden by the others).
+fn weakest(ps: impl Iterator<Item = f64>) -> f64 {
+    ps.fold(0.0, |worst: f64, p| {
+        if p.is_nan() || worst.is_nan() {
+            f64::NAN
+        } else {
+            worst.max(p)
+        }
+    })
 }
 
 /// Page 1 for a reader with no technical background: who, what, how sure, in one paragraph.
+/// The copy is named by its SHA-256, not by the name it was submitted under (which whoever
+/// submitted it chose, and which must not write sentences into a signed report).
 fn summary(
     verdict: Verdict,
-    file_name: &str,
+    file_sha256: &str,
     title: &str,
     accused: &[&Match],
     best: Option<&Match>,
     threshold: f64,
     named: Option<(&str, &str, String)>,
 ) -> String {
-    let copy = format!("The video file \"{file_name}\"");
+    let copy = format!(
+        "The submitted video file (SHA-256 beginning {})",
+        file_sha256.get(..16).unwrap_or(file_sha256)
+    );
     match verdict {
         Verdict::Identified if accused.len() > 1 => format!(
             "{copy} is a copy of the protected title {title}, pieced together from the \
              streams of {} viewer accounts: {}. Each stream carried its own invisible \
-             watermark, and the copy carries pieces of each. For each account, the chance \
-             that the match is a coincidence is at most {} (the weakest of them), below the \
-             deployment's threshold for naming anyone of {}. The technical evidence \
-             follows.",
+             watermark, and the copy carries pieces of each. For each of these accounts: if \
+             the copy held nothing from its stream, the chance of a match this strong would \
+             be at most {} (the weakest of them), below the deployment's threshold for naming \
+             anyone of {}. The technical evidence follows.",
             accused.len(),
             accused
                 .iter()
                 .map(|m| format!("\"{}\"", m.user))
                 .collect::<Vec<_>>()
                 .join(", "),
-            odds(
-                accused
-                    .iter()
-                    .map(|m| m.false_positive_probability)
-                    .fold(0.0, f64::max)
-            ),
+            odds(weakest(
+                accused.iter().map(|m| m.false_positive_probability)
+            )),
             one_in(threshold),
         ),
         Verdict::Identified => {
-            let p = best.map_or(1.0, |m| m.false_positive_probability);
+            let p = best.map_or(f64::NAN, |m| m.false_positive_probability);
             let who = match named {
                 Some((user, device, started)) => format!(
                     "the viewer account \"{user}\", on device {device}, in a session started \
@@ -212,9 +237,10 @@ fn summary(
             format!(
                 "{copy} is a copy of the protected title {title}, and it was made from the \
                  stream watched by {who}. Every viewer's stream carries its own invisible \
-                 watermark; this copy carries that viewer's. The chance that the match is a \
-                 coincidence is {} ({p:.1e}), below the deployment's threshold for naming \
-                 anyone of {}. The technical evidence follows.",
+                 watermark; this copy carries that viewer's. If the copy had not been made \
+                 from that stream, the chance of a match this strong would be {} ({p:.1e}), \
+                 below the deployment's threshold for naming anyone of {}. The technical \
+                 evidence follows.",
                 odds(p),
                 one_in(threshold),
             )
@@ -532,7 +558,7 @@ pub fn issue(
         time_source: time_source(config),
         summary: summary(
             result.verdict,
-            &case.file_name,
+            &case.file_sha256,
             &plain_title,
             &result.accused(),
             best,
@@ -626,6 +652,11 @@ mod tests {
     fn probabilities_read_as_odds() {
         assert_eq!(odds(1e-13), "less than one in a trillion");
         assert_eq!(odds(0.0), "less than one in a trillion");
+        assert_eq!(odds(f64::NAN), "unknown");
+        assert_eq!(odds(-1.0), "unknown");
+        assert_eq!(odds(1.0 / 999_950.0), "about one in 1 million");
+        assert_eq!(weakest([1e-9, f64::NAN].into_iter()).to_string(), "NaN");
+        assert_eq!(weakest([1e-9, 3e-8].into_iter()), 3e-8);
         assert_eq!(odds(2.5e-8), "about one in 40 million");
         assert_eq!(odds(1.0 / 3.0e9), "about one in 3 billion");
         assert_eq!(odds(4e-5), "about one in 25 thousand");
@@ -648,14 +679,15 @@ mod tests {
         let (val, vic) = (m("val", 2e-10), m("vic", 3e-8));
         let one = summary(
             Verdict::Identified,
-            "leak.mp4",
+            "0123456789abcdef0123",
             "\"Film\"",
             &[&val],
             Some(&val),
             1e-6,
             Some(("val", "dev-1", "2026-12-04 10:00:00 UTC".into())),
         );
-        assert!(one.starts_with("The video file \"leak.mp4\" is a copy of the protected title \"Film\", and it was made from the stream watched by the viewer account \"val\", on device dev-1"), "{one}");
+        assert!(one.starts_with("The submitted video file (SHA-256 beginning 0123456789abcdef) is a copy of the protected title \"Film\", and it was made from the stream watched by the viewer account \"val\", on device dev-1"), "{one}");
+        assert!(one.contains("If the copy had not been made from that stream, the chance of a match this strong would be about one in 5 billion"), "{one}");
         assert!(one.contains("about one in 5 billion"), "{one}");
         assert!(
             one.contains("threshold for naming anyone of one in 1 million"),
@@ -663,7 +695,7 @@ mod tests {
         );
         let two = summary(
             Verdict::Identified,
-            "x.mp4",
+            "0123456789abcdef0123",
             "\"Film\"",
             &[&val, &vic],
             Some(&val),
@@ -677,7 +709,7 @@ mod tests {
         );
         let none = summary(
             Verdict::Inconclusive,
-            "x.mp4",
+            "0123456789abcdef0123",
             "\"Film\"",
             &[],
             Some(&vic),
@@ -685,7 +717,15 @@ mod tests {
             None,
         );
         assert!(none.contains("no viewer is named"), "{none}");
-        let unknown = summary(Verdict::NoWatermark, "x.mp4", "", &[], None, 1e-6, None);
+        let unknown = summary(
+            Verdict::NoWatermark,
+            "0123456789abcdef0123",
+            "",
+            &[],
+            None,
+            1e-6,
+            None,
+        );
         assert!(unknown.contains("does not match any title"), "{unknown}");
     }
 

@@ -112,6 +112,9 @@ pub struct Reports {
     /// timestamped by it (PAdES B-T), and a report is not issued without its timestamp.
     /// Unset: the report says that its times are the server's own claim.
     pub tsa_url: Option<String>,
+    /// The timestamp authority's certificate, or the CA that issues it (PEM file): tokens
+    /// signed by anyone else are refused. Required with `tsa_url`.
+    pub tsa_certificate: Option<PathBuf>,
     /// Evidence bundles carry the suspect file itself (else its name, size and SHA-256
     /// only): a policy decision, as the file is the pirated copy and may be large.
     pub bundle_suspect: bool,
@@ -122,6 +125,7 @@ impl Default for Reports {
         Reports {
             organisation: "leaktrace".to_string(),
             tsa_url: None,
+            tsa_certificate: None,
             bundle_suspect: false,
         }
     }
@@ -451,6 +455,7 @@ pub struct PartialMetrics {
 pub struct PartialReports {
     pub organisation: Option<String>,
     pub tsa_url: Option<String>,
+    pub tsa_certificate: Option<PathBuf>,
     pub bundle_suspect: Option<bool>,
 }
 
@@ -541,9 +546,17 @@ impl PartialConfig {
             path: path.to_path_buf(),
             message: e.message().to_string(),
         })?;
-        if let (Some(dir), Some(base)) = (layer.data_dir.as_mut(), path.parent()) {
-            if dir.is_relative() {
-                *dir = base.join(&*dir);
+        if let Some(base) = path.parent() {
+            for file in [
+                layer.data_dir.as_mut(),
+                layer.reports.tsa_certificate.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if file.is_relative() {
+                    *file = base.join(&*file);
+                }
             }
         }
         Ok(layer)
@@ -623,6 +636,7 @@ impl PartialConfig {
             reports: PartialReports {
                 organisation: parse_env(env, "LEAKTRACE_REPORTS_ORGANISATION")?,
                 tsa_url: get("LEAKTRACE_REPORTS_TSA_URL"),
+                tsa_certificate: get("LEAKTRACE_REPORTS_TSA_CERTIFICATE").map(PathBuf::from),
                 bundle_suspect: parse_env(env, "LEAKTRACE_REPORTS_BUNDLE_SUSPECT")?,
             },
             metrics: PartialMetrics {
@@ -741,6 +755,9 @@ impl Config {
         if let Some(v) = layer.reports.tsa_url {
             // An empty value (e.g. an environment variable set to "") turns it off.
             self.reports.tsa_url = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = layer.reports.tsa_certificate {
+            self.reports.tsa_certificate = Some(v);
         }
         if let Some(v) = layer.reports.bundle_suspect {
             self.reports.bundle_suspect = v;
@@ -870,6 +887,14 @@ impl Config {
                     key: "reports.tsa_url".into(),
                     message: "must be an http:// or https:// URL of a timestamp authority, \
                               without a password in it"
+                        .into(),
+                });
+            }
+            if self.reports.tsa_certificate.is_none() {
+                return Err(ConfigError::Value {
+                    key: "reports.tsa_certificate".into(),
+                    message: "is required with reports.tsa_url: the authority's certificate \
+                              (or its CA), so that no one else's timestamps are accepted"
                         .into(),
                 });
             }
@@ -1409,9 +1434,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = write_file(
             dir.path(),
-            "[reports]\ntsa_url = \"https://tsa.example/tsr\"\n",
+            "[reports]\ntsa_url = \"https://tsa.example/tsr\"\ntsa_certificate = \"tsa.pem\"\n",
         );
         let c = Config::assemble(Some(&file), &Env::new(), PartialConfig::default()).unwrap();
+        assert_eq!(
+            c.reports.tsa_certificate.as_deref(),
+            Some(dir.path().join("tsa.pem").as_path()),
+            "relative to the file"
+        );
         assert_eq!(
             c.reports.tsa_url.as_deref(),
             Some("https://tsa.example/tsr")
@@ -1422,6 +1452,9 @@ mod tests {
         let e = env(&[("LEAKTRACE_REPORTS_TSA_URL", "http://127.0.0.1:3180/")]);
         let c = Config::assemble(Some(&file), &e, PartialConfig::default()).unwrap();
         assert_eq!(c.reports.tsa_url.as_deref(), Some("http://127.0.0.1:3180/"));
+        let alone = env(&[("LEAKTRACE_REPORTS_TSA_URL", "https://tsa.example/")]);
+        let err = Config::assemble(None, &alone, PartialConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("reports.tsa_certificate"), "{err}");
         let off = write_file(dir.path(), "[reports]\ntsa_url = \"\"\n");
         let c = Config::assemble(Some(&off), &Env::new(), PartialConfig::default()).unwrap();
         assert_eq!(c.reports.tsa_url, None, "an empty value turns it off");
@@ -1430,7 +1463,10 @@ mod tests {
             "tsa.example",
             "https://user:pw@tsa.example/",
         ] {
-            let e = env(&[("LEAKTRACE_REPORTS_TSA_URL", bad)]);
+            let e = env(&[
+                ("LEAKTRACE_REPORTS_TSA_URL", bad),
+                ("LEAKTRACE_REPORTS_TSA_CERTIFICATE", "/etc/tsa.pem"),
+            ]);
             let err = Config::assemble(None, &e, PartialConfig::default()).unwrap_err();
             assert!(err.to_string().contains("reports.tsa_url"), "{bad}: {err}");
         }

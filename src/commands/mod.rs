@@ -107,14 +107,27 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
             );
             Ok(())
         }
-        Command::VerifyBundle { file, ca, json } => {
-            let ca = match ca {
-                Some(path) => {
-                    Some(std::fs::read_to_string(&path).map_err(AppError::io("read", &path))?)
+        Command::VerifyBundle {
+            file,
+            ca,
+            tsa_cert,
+            json,
+        } => {
+            let read = |path: &std::path::Path| {
+                std::fs::read_to_string(path).map_err(AppError::io("read", path))
+            };
+            let ca = ca.as_deref().map(read).transpose()?;
+            let anchors = match tsa_cert.as_deref().map(read).transpose()? {
+                Some(pem) => {
+                    let anchors = report::signing::certificates_der(&pem);
+                    if anchors.is_empty() {
+                        return Err(AppError::Usage("--tsa-cert holds no certificate".into()));
+                    }
+                    Some(anchors)
                 }
                 None => None,
             };
-            let checked = crate::bundles::verify(&file, ca.as_deref())?;
+            let checked = crate::bundles::verify(&file, ca.as_deref(), anchors.as_deref())?;
             if json {
                 println!(
                     "{}",
@@ -127,6 +140,9 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
             let failed = checked.checks.iter().filter(|c| !c.ok).count();
             if failed > 0 {
                 return Err(AppError::BundleRejected(failed));
+            }
+            if !checked.ca_pinned {
+                return Err(AppError::BundleUnpinned);
             }
             Ok(())
         }
@@ -147,14 +163,13 @@ pub fn dispatch(command: Command, config: Config, env: &Env) -> Result<(), AppEr
             let listener = match config.metrics.bind.clone() {
                 Some(bind) => {
                     let listener = crate::http::bind_metrics(&bind)?;
-                    let state = actix_web::web::Data::new(crate::http::AppState {
-                        db: db.clone(),
-                        config: config.clone(),
-                        secrets: secrets.clone(),
-                        started: std::time::Instant::now(),
-                        metrics: metrics.clone(),
-                        storage: storage.clone(),
-                    });
+                    let state = actix_web::web::Data::new(crate::http::AppState::new(
+                        db.clone(),
+                        config.clone(),
+                        secrets.clone(),
+                        metrics.clone(),
+                        storage.clone(),
+                    ));
                     Some(std::thread::spawn(move || {
                         actix_web::rt::System::new().block_on(async move {
                             match crate::http::metrics_server(listener, state) {

@@ -44,6 +44,29 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Where titles live (the data dir, and the bucket behind it when there is one).
     pub storage: Arc<storage::Storage>,
+    /// Evidence bundles made at once (each may copy a suspect of gigabytes into the work
+    /// folder until it is sent): one, the others wait their turn.
+    pub bundle_builds: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    pub fn new(
+        db: Db,
+        config: Config,
+        secrets: Secrets,
+        metrics: Arc<Metrics>,
+        storage: Arc<storage::Storage>,
+    ) -> AppState {
+        AppState {
+            db,
+            config,
+            secrets,
+            started: Instant::now(),
+            metrics,
+            storage,
+            bundle_builds: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
 }
 
 /// Registers every route. Unknown paths and methods answer with the JSON error shape.
@@ -247,14 +270,13 @@ pub fn serve(config: &Config, db: Db, secrets: &Secrets) -> Result<(), AppError>
     );
     let housekeeping = crate::housekeeping::spawn(config, &db, stop.clone());
     let grace = std::time::Duration::from_secs(config.server.shutdown_grace_seconds);
-    let state = web::Data::new(AppState {
-        db: db.clone(),
-        config: config.clone(),
-        secrets: secrets.clone(),
-        started: Instant::now(),
-        metrics: metrics.clone(),
+    let state = web::Data::new(AppState::new(
+        db.clone(),
+        config.clone(),
+        secrets.clone(),
+        metrics.clone(),
         storage,
-    });
+    ));
     let metrics_listener = config
         .metrics
         .bind

@@ -103,6 +103,13 @@ pub async fn case_bundle(
     use std::io::{Read, Seek};
     let actor = caller.actor();
     let case_id = path.into_inner();
+    // Held until the bundle is sent and its temporary file gone.
+    let permit = state
+        .bundle_builds
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(ApiError::internal)?;
     let st = state.clone();
     let (file, length, name) = web::block(move || -> Result<_, ApiError> {
         finished_case(&mut *st.db.conn()?, &case_id, "bundle")?;
@@ -129,8 +136,8 @@ pub async fn case_bundle(
     })
     .await
     .map_err(ApiError::internal)??;
-    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
+    let chunks = futures_util::stream::unfold(Some((file, permit)), |open| async move {
+        let (mut file, permit) = open?;
         let read = web::block(move || {
             let mut chunk = vec![0; STREAM_CHUNK];
             let n = file.read(&mut chunk)?;
@@ -140,7 +147,7 @@ pub async fn case_bundle(
         .await;
         match read {
             Ok(Ok((_, chunk))) if chunk.is_empty() => None,
-            Ok(Ok((file, chunk))) => Some((Ok(web::Bytes::from(chunk)), Some(file))),
+            Ok(Ok((file, chunk))) => Some((Ok(web::Bytes::from(chunk)), Some((file, permit)))),
             // The length was promised: cutting the connection is all that is left.
             Ok(Err(e)) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
             Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e)), None)),
@@ -252,15 +259,19 @@ struct TimestampView {
     authority_sha256: String,
     /// It stamps this signature, and the TSA's signature over it verifies.
     valid: bool,
+    /// The TSA certificate is the configured authority's (`reports.tsa_certificate`) or
+    /// issued by it; null when the deployment configures none.
+    authority_trusted: Option<bool>,
 }
 
-impl From<&report::timestamp::Stamp> for TimestampView {
-    fn from(s: &report::timestamp::Stamp) -> Self {
+impl TimestampView {
+    fn of(s: &report::timestamp::Stamp, anchors: &[Vec<u8>]) -> Self {
         TimestampView {
             time: s.time.clone(),
             authority: s.authority.clone(),
             authority_sha256: s.authority_sha256.clone(),
             valid: s.valid(),
+            authority_trusted: (!anchors.is_empty()).then(|| s.trusted_by(anchors)),
         }
     }
 }
@@ -280,6 +291,9 @@ pub async fn verify_report(
     let answer = blocking(move || -> Result<Verification, AppError> {
         let sha256 = hex::encode(Sha256::digest(&pdf));
         let ca = crate::reports::ca_pem(&st.config, &st.db, &st.secrets)?;
+        // An unreadable authority certificate is the deployment's fault, not the file's:
+        // the timestamp is then shown without a verdict on its authority.
+        let anchors = crate::timestamping::configured_anchors(&st.config).unwrap_or_default();
         let mut conn = st.db.conn()?;
         let stored = evidence_reports::find_by_sha256(&mut conn, &sha256)?;
         let checked = report::signing::check(&pdf, &ca);
@@ -294,7 +308,7 @@ pub async fn verify_report(
                 .as_ref()
                 .ok()
                 .and_then(|c| c.timestamp.as_ref())
-                .map(TimestampView::from),
+                .map(|s| TimestampView::of(s, &anchors)),
             sha256,
             matches_stored_report: stored.is_some(),
             report_id: stored.as_ref().map(|r| r.id.clone()),

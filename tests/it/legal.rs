@@ -118,25 +118,65 @@ fn a_report_is_timestamped_by_the_configured_authority_and_checks_with_other_too
             .count()
     };
 
+    let (tsa, tsa_certificate) = timestamp_authority();
+    let tsa_pem = d.join("tsa.pem");
+    std::fs::write(&tsa_pem, &tsa_certificate).unwrap();
+    let with_tsa = |url: &str, certificate: &Path| {
+        t.h.serve_with_env(
+            &[],
+            &[
+                ("LEAKTRACE_REPORTS_TSA_URL", url),
+                (
+                    "LEAKTRACE_REPORTS_TSA_CERTIFICATE",
+                    certificate.to_str().unwrap(),
+                ),
+            ],
+        )
+    };
+    let refused = |server: &Server, legal: &str| {
+        let (status, _, body) = get_bytes(server, Auth::Bearer(legal), &path);
+        assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+        let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(error["error"]["code"], "timestamp_unavailable", "{error}");
+        error["error"]["message"].as_str().unwrap().to_string()
+    };
+
     // The authority is down: no report (503, the documented error), nothing issued.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let down = format!("http://{}/tsa", closed.local_addr().unwrap());
+    let down = format!("http://{}/tsa?token=s3cret", closed.local_addr().unwrap());
     drop(closed);
-    let server: Server =
-        t.h.serve_with_env(&[], &[("LEAKTRACE_REPORTS_TSA_URL", &down)]);
+    let server = with_tsa(&down, &tsa_pem);
     let legal = user_token(&server, "lee", PASSWORD);
-    let (status, _, body) = get_bytes(&server, Auth::Bearer(&legal), &path);
-    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
-    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(error["error"]["code"], "timestamp_unavailable", "{error}");
+    let message = refused(&server, &legal);
+    assert!(
+        !message.contains("s3cret"),
+        "the URL's query stays private: {message}"
+    );
     assert_eq!(reports_issued(), 0);
     drop(server);
 
-    // With a working authority: one timestamp request, in RFC 3161's HTTP transport.
-    let (tsa, tsa_certificate) = timestamp_authority();
+    // A working authority that is not the configured one: refused too.
+    let other_tsa = d.join("other-tsa.pem");
+    std::fs::write(
+        &other_tsa,
+        report::timestamp::testing::OpenSslTsa::new(false)
+            .unwrap()
+            .certificate_pem(),
+    )
+    .unwrap();
     let url = tsa.url("/tsa");
-    let server =
-        t.h.serve_with_env(&[], &[("LEAKTRACE_REPORTS_TSA_URL", &url)]);
+    let server = with_tsa(&url, &other_tsa);
+    let message = refused(&server, &legal);
+    assert!(
+        message.contains("not the configured authority"),
+        "{message}"
+    );
+    assert_eq!(reports_issued(), 0);
+    drop(server);
+    tsa.got.lock().unwrap().clear();
+
+    // With the configured authority: one timestamp request, in RFC 3161's HTTP transport.
+    let server = with_tsa(&url, &tsa_pem);
     let (status, _, pdf) = get_bytes(&server, Auth::Bearer(&legal), &path);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pdf));
     assert_eq!(reports_issued(), 1);
@@ -160,7 +200,6 @@ fn a_report_is_timestamped_by_the_configured_authority_and_checks_with_other_too
     // authority (poppler's pdfsig does not show signature timestamps, so OpenSSL checks it).
     let (token, value) = token_and_signature_value(&file, d);
     std::fs::write(d.join("token.der"), &token).unwrap();
-    std::fs::write(d.join("tsa.pem"), &tsa_certificate).unwrap();
     let verify = |digest: &str| {
         Command::new("openssl")
             .args(["ts", "-verify", "-token_in", "-digest", digest])
@@ -197,6 +236,7 @@ fn a_report_is_timestamped_by_the_configured_authority_and_checks_with_other_too
     let v = r.json();
     assert_eq!(v["signature_valid"], true, "{v}");
     assert_eq!(v["timestamp"]["valid"], true, "{v}");
+    assert_eq!(v["timestamp"]["authority_trusted"], true, "{v}");
     assert!(
         v["timestamp"]["authority"]
             .as_str()
@@ -226,13 +266,55 @@ fn a_report_is_timestamped_by_the_configured_authority_and_checks_with_other_too
         .collect::<Vec<_>>()
         .join(" ");
     assert!(
-        page_one.contains(
-            "The video file \"found.mp4\" is a copy of the protected title \"Leakable\", and \
-             it was made from the stream watched by the viewer account \"val\""
-        ),
+        page_one.contains("is a copy of the protected title \"Leakable\", and it was made from the stream watched by the viewer account \"val\""),
         "{page_one}"
     );
-    assert!(page_one.contains("The chance that the match is a coincidence is"));
+    assert!(
+        page_one.contains("The submitted video file (SHA-256 beginning"),
+        "named by its hash, not the name its submitter chose: {page_one}"
+    );
+    assert!(page_one.contains("the chance of a match this strong would be"));
+
+    // The case's bundle: its manifest is timestamped too; verify-bundle holds the timestamps
+    // to the authority given with --tsa-cert, and refuses them under another.
+    let (status, _, zip) = get_bytes(
+        &server,
+        Auth::Bearer(&legal),
+        &format!("/api/cases/{case_id}/bundle.zip"),
+    );
+    assert_eq!(status, 200);
+    let bundle = d.join("stamped.zip");
+    std::fs::write(&bundle, zip).unwrap();
+    let (_, _, ca) = get_bytes(&server, Auth::None, "/api/reports/ca.pem");
+    std::fs::write(d.join("ca.pem"), ca).unwrap();
+    let check = |tsa_cert: &Path| {
+        t.h.run(
+            &[
+                "verify-bundle",
+                bundle.to_str().unwrap(),
+                "--ca",
+                d.join("ca.pem").to_str().unwrap(),
+                "--tsa-cert",
+                tsa_cert.to_str().unwrap(),
+            ],
+            None,
+        )
+    };
+    let ok = check(&tsa_pem);
+    ok.success();
+    assert_eq!(
+        ok.stdout().matches("(the authority given)").count(),
+        2,
+        "{}",
+        ok.stdout()
+    );
+    let wrong = check(&other_tsa);
+    assert_eq!(wrong.code(), 1, "{}", wrong.stdout());
+    assert!(
+        wrong.stdout().contains("NOT the authority given"),
+        "{}",
+        wrong.stdout()
+    );
 }
 
 /// Members of a zip archive, in order, as (name, bytes).
@@ -359,8 +441,17 @@ fn an_evidence_bundle_checks_offline_and_any_change_to_it_is_caught() {
         assert!(text.contains(check), "{check}: {text}");
     }
     assert!(!text.contains("FAIL"), "{text}");
-    let json = verify(&bundle, None);
-    json.success();
+    // Without --ca every check passes against the CA inside the bundle, which anyone could
+    // have made: a distinct exit status says so.
+    let unpinned = verify(&bundle, None);
+    assert_eq!(
+        unpinned.code(),
+        3,
+        "{}{}",
+        unpinned.stdout(),
+        unpinned.stderr()
+    );
+    assert!(unpinned.stderr().contains("--ca"), "{}", unpinned.stderr());
 
     // Any change is caught: a member changed under the same manifest, a member added, the
     // manifest itself changed, a CA other than the deployment's.
@@ -390,6 +481,37 @@ fn an_evidence_bundle_checks_offline_and_any_change_to_it_is_caught() {
         "extra.zip",
     );
     assert!(out.contains("FAIL files_listed"), "{out}");
+    // A second report under the same name (a zip reader may show either copy), data before
+    // the archive, and a CA file whose text hides a second certificate are refused.
+    // (Zip writers refuse a name twice: the second one is renamed in the bytes.)
+    let mut twice = members.clone();
+    twice.push(("report.pdX".into(), b"%PDF forged".to_vec()));
+    let mut bytes = rezip(&twice);
+    let mut at = 0;
+    while let Some(i) = bytes[at..].windows(10).position(|w| w == b"report.pdX") {
+        bytes[at + i + 9] = b'f';
+        at += i + 10;
+    }
+    std::fs::write(d.join("twice.zip"), &bytes).unwrap();
+    let run = verify(&d.join("twice.zip"), Some(&d.join("ca.pem")));
+    assert_eq!(run.code(), 1, "{}{}", run.stdout(), run.stderr());
+    assert!(run.stdout().contains("FAIL archive"), "{}", run.stdout());
+    let prepended = d.join("prepended.zip");
+    std::fs::write(&prepended, [b"MZ-stub".as_slice(), &zip].concat()).unwrap();
+    let run = verify(&prepended, Some(&d.join("ca.pem")));
+    assert_eq!(run.code(), 1, "{}", run.stdout());
+    assert!(run.stdout().contains("FAIL archive"), "{}", run.stdout());
+    let out = tampered(
+        &|m| {
+            let ca = &mut m.iter_mut().find(|(n, _)| n == "ca.pem").unwrap().1;
+            let mut two = b"x".to_vec();
+            two.extend_from_slice(ca);
+            two.extend_from_slice(ca);
+            *ca = two;
+        },
+        "two-cas.zip",
+    );
+    assert!(out.contains("FAIL"), "{out}");
     let out = tampered(
         &|m| {
             let manifest = &mut m.iter_mut().find(|(n, _)| n == "manifest.json").unwrap().1;

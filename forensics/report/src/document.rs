@@ -186,25 +186,22 @@ impl Layout {
         self.y -= 1.5;
     }
 
-    /// Label and value rows; a long value wraps in its column.
+    /// Label and value rows; a long label or value wraps in its column.
     fn facts(&mut self, rows: &[(String, String)]) {
         const VALUE_X: f32 = 48.0;
         for (label, value) in rows {
-            self.room(5.0);
-            self.y -= 4.6;
-            let label = ascii(label);
-            let label = &label[..fitting_prefix(&label, 9.0, true, VALUE_X - 2.0)];
-            self.text_at(MARGIN, label, 9.0, true);
-            let value = ascii(value);
-            for (i, piece) in wrap(&value, 9.0, false, TEXT_W - VALUE_X)
-                .into_iter()
-                .enumerate()
-            {
-                if i > 0 {
-                    self.room(5.0);
-                    self.y -= 4.2;
+            let (label, value) = (ascii(label), ascii(value));
+            let labels = wrap(&label, 9.0, true, VALUE_X - 2.0);
+            let values = wrap(&value, 9.0, false, TEXT_W - VALUE_X);
+            for i in 0..labels.len().max(values.len()).max(1) {
+                self.room(5.0);
+                self.y -= if i == 0 { 4.6 } else { 4.2 };
+                if let Some(l) = labels.get(i) {
+                    self.text_at(MARGIN, l, 9.0, true);
                 }
-                self.text_at(MARGIN + VALUE_X, piece, 9.0, false);
+                if let Some(v) = values.get(i) {
+                    self.text_at(MARGIN + VALUE_X, v, 9.0, false);
+                }
             }
         }
     }

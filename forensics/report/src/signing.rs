@@ -402,6 +402,33 @@ pub(crate) fn signer_certificate<'a>(
         })
 }
 
+/// The DER of every certificate in a PEM text (a certificate and its chain); none when the
+/// text holds no readable certificate.
+pub fn certificates_der(pem: &str) -> Vec<Vec<u8>> {
+    Certificate::load_pem_chain(pem.as_bytes())
+        .map(|chain| chain.iter().filter_map(|c| c.to_der().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// A certificate given as PEM text that must hold exactly one certificate block and nothing
+/// else (no text before or after it, no second block): its canonical PEM and the hex SHA-256
+/// of its DER, so that the fingerprint shown is that of the certificate checked against.
+pub fn single_certificate(pem: &str) -> Result<(String, String), SigningError> {
+    let bad = |why: &str| SigningError::Identity(format!("CA certificate: {why}"));
+    let text = pem.trim();
+    if !text.starts_with("-----BEGIN CERTIFICATE-----")
+        || !text.ends_with("-----END CERTIFICATE-----")
+        || text.matches("-----BEGIN").count() != 1
+    {
+        return Err(bad("not exactly one PEM certificate block"));
+    }
+    let cert = Certificate::from_pem(text).map_err(|e| bad(&e.to_string()))?;
+    let der = cert.to_der().map_err(|e| bad(&e.to_string()))?;
+    let canonical =
+        der::EncodePem::to_pem(&cert, der::pem::LineEnding::LF).map_err(|e| bad(&e.to_string()))?;
+    Ok((canonical, hex::encode(Sha256::digest(der))))
+}
+
 /// The signing certificate's subject (for display).
 pub fn subject(cert_pem: &str) -> Option<String> {
     Certificate::from_pem(cert_pem)
@@ -737,6 +764,7 @@ mod tests {
     #[test]
     fn a_timestamped_signature_checks_with_ec_and_rsa_authorities() {
         use crate::timestamp::testing::OpenSslTsa;
+        use crate::timestamp::TimestampAuthority;
         let (id, signer) = signer();
         for rsa in [false, true] {
             let tsa = OpenSslTsa::new(rsa).unwrap();
@@ -746,7 +774,13 @@ mod tests {
             let checked = check(&signed, &id.ca_cert_pem).unwrap();
             assert!(checked.valid() && checked.issued_by_ca, "{checked:?}");
             let stamp = checked.timestamp.expect("a timestamp");
-            assert!(stamp.valid(), "{stamp:?}");
+            assert!(
+                stamp.valid() && stamp.time_stamping_certificate,
+                "{stamp:?}"
+            );
+            assert!(stamp.trusted_by(&tsa.anchors()));
+            let other = OpenSslTsa::new(false).unwrap();
+            assert!(!stamp.trusted_by(&other.anchors()));
             assert!(stamp.authority.contains("Test TSA"), "{stamp:?}");
             let tsa_der = Certificate::from_pem(tsa.certificate_pem())
                 .unwrap()
@@ -820,12 +854,39 @@ mod tests {
             fn exchange(&self, _: &[u8]) -> Result<Vec<u8>, String> {
                 Ok(b"<html>502 Bad Gateway</html>".to_vec())
             }
+
+            fn anchors(&self) -> Vec<Vec<u8>> {
+                Vec::new()
+            }
         }
         let (_, signer) = signer();
         let err = signer
             .sign(&report(), "D:20261128110000Z", Some(&Broken))
             .unwrap_err();
         assert_eq!(err.code(), "timestamp_unavailable", "{err}");
+
+        // A genuine authority that is not the one configured (its tokens verify on their
+        // own, but its certificate is not the anchor) gives no report either.
+        struct Impostor(OpenSslTsa, OpenSslTsa);
+        impl TimestampAuthority for Impostor {
+            fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, String> {
+                self.0.exchange(request)
+            }
+            fn anchors(&self) -> Vec<Vec<u8>> {
+                self.1.anchors()
+            }
+        }
+        let impostor = Impostor(
+            OpenSslTsa::new(false).unwrap(),
+            OpenSslTsa::new(false).unwrap(),
+        );
+        let err = signer
+            .sign(&report(), "D:20261128110000Z", Some(&impostor))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("not the configured authority"),
+            "{err}"
+        );
 
         // An answer to another request (a replayed token) is refused by its nonce.
         let tsa = OpenSslTsa::new(false).unwrap();

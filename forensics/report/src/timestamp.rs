@@ -30,6 +30,9 @@ pub const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: der::oid::ObjectIdentifier =
 /// A timestamp authority: takes a DER `TimeStampReq`, returns the DER `TimeStampResp`.
 pub trait TimestampAuthority {
     fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, String>;
+    /// The certificates (DER) its tokens must be signed by or under: its own, or the CA that
+    /// issues it. A token from anyone else is refused.
+    fn anchors(&self) -> Vec<Vec<u8>>;
 }
 
 /// A timestamp request for one signature value, kept to check the answer against.
@@ -77,14 +80,30 @@ pub fn request(signature_value: &[u8]) -> Result<Request, SigningError> {
 }
 
 /// Asks `tsa` for a timestamp of `signature_value`; returns the token once it is checked to
-/// be granted, for this hash and nonce, and signed by the certificate it carries.
+/// be granted, for this hash and nonce, signed by a time-stamping certificate bound to the
+/// signature, and that certificate one of the authority's anchors or issued by one.
 pub fn obtain(
     tsa: &dyn TimestampAuthority,
     signature_value: &[u8],
 ) -> Result<ContentInfo, SigningError> {
     let req = request(signature_value)?;
     let answer = tsa.exchange(&req.der).map_err(SigningError::Timestamp)?;
-    token_from_response(&answer, &req)
+    let token = token_from_response(&answer, &req)?;
+    let stamp = check(&token, signature_value)?;
+    if !stamp.valid() {
+        return Err(SigningError::Timestamp(format!(
+            "the token does not check ({stamp:?})"
+        )));
+    }
+    let anchors = tsa.anchors();
+    if !stamp.trusted_by(&anchors) {
+        return Err(SigningError::Timestamp(format!(
+            "the token is signed by \"{}\" (certificate SHA-256 {}), which is not the \
+             configured authority's certificate nor issued by it",
+            stamp.authority, stamp.authority_sha256
+        )));
+    }
+    Ok(token)
 }
 
 /// The token of a TSA's answer to `req`, checked.
@@ -118,15 +137,11 @@ pub fn token_from_response(answer: &[u8], req: &Request) -> Result<ContentInfo, 
             "the token does not answer this request (nonce differs)".into(),
         ));
     }
-    if info.message_imprint.hashed_message.as_bytes() != req.imprint.as_slice() {
+    if info.message_imprint.hash_algorithm.oid != const_oid::db::rfc5912::ID_SHA_256
+        || info.message_imprint.hashed_message.as_bytes() != req.imprint.as_slice()
+    {
         return Err(SigningError::Timestamp(
             "the token stamps another hash than the one asked".into(),
-        ));
-    }
-    let verified = verify_token(&token)?;
-    if !verified.signature_verifies {
-        return Err(SigningError::Timestamp(
-            "the token's signature does not verify".into(),
         ));
     }
     Ok(token)
@@ -143,15 +158,121 @@ pub struct Stamp {
     pub authority_sha256: String,
     /// The token stamps the SHA-256 (or SHA-384/512) of this very signature value.
     pub imprint_matches: bool,
-    /// The TSA's signature over the token verifies with the certificate it carries, and the
-    /// signed digest is that of the token's content.
+    /// The TSA's signature over the token verifies with the certificate it carries, the
+    /// signed digest is that of the token's content, and the signed ESS signing-certificate
+    /// attribute names that certificate (so it cannot be swapped for another with the key).
     pub signature_verifies: bool,
+    /// That certificate is for time-stamping (extended key usage `id-kp-timeStamping`).
+    pub time_stamping_certificate: bool,
+    /// The TSA certificate (DER), to check against a trusted authority ([`Stamp::trusted_by`]).
+    pub authority_der: Vec<u8>,
 }
 
 impl Stamp {
+    /// The token stamps this signature and is soundly signed by a time-stamping certificate.
+    /// Whose certificate that is, is [`Stamp::trusted_by`]'s question.
     pub fn valid(&self) -> bool {
-        self.imprint_matches && self.signature_verifies
+        self.imprint_matches && self.signature_verifies && self.time_stamping_certificate
     }
+
+    /// The TSA certificate is one of `anchors` (DER) or issued by one of them.
+    pub fn trusted_by(&self, anchors: &[Vec<u8>]) -> bool {
+        anchors.iter().any(|a| issued_by(&self.authority_der, a))
+    }
+}
+
+/// `cert` (DER) is `anchor` (DER), or names it as issuer and carries its valid signature.
+pub fn issued_by(cert: &[u8], anchor: &[u8]) -> bool {
+    if cert == anchor {
+        return true;
+    }
+    let (Ok(cert), Ok(anchor)) = (Certificate::from_der(cert), Certificate::from_der(anchor))
+    else {
+        return false;
+    };
+    cert.tbs_certificate.issuer == anchor.tbs_certificate.subject
+        && match (cert.tbs_certificate.to_der(), cert.signature.as_bytes()) {
+            (Ok(tbs), Some(signature)) => verify_signature(
+                &anchor,
+                &const_oid::db::rfc5912::ID_SHA_256,
+                &cert.signature_algorithm,
+                &tbs,
+                signature,
+            ),
+            _ => false,
+        }
+}
+
+/// The ESS signing-certificate(-v2) attribute (RFC 2634 / RFC 5035) names `cert`: its first
+/// entry's hash is the certificate's (SHA-1 for v1; SHA-256 by default, or as stated, for v2).
+fn ess_names(attributes: &cms::signed_data::SignedAttributes, cert: &[u8]) -> bool {
+    use const_oid::db::rfc5911::{ID_AA_SIGNING_CERTIFICATE, ID_AA_SIGNING_CERTIFICATE_V_2};
+    #[derive(der::Sequence)]
+    struct EssCertIdV2 {
+        #[asn1(optional = "true")]
+        hash_algorithm: Option<AlgorithmIdentifierOwned>,
+        cert_hash: OctetString,
+        #[asn1(optional = "true")]
+        issuer_serial: Option<der::Any>,
+    }
+    #[derive(der::Sequence)]
+    struct SigningCertificateV2 {
+        certs: Vec<EssCertIdV2>,
+        #[asn1(optional = "true")]
+        policies: Option<der::Any>,
+    }
+    #[derive(der::Sequence)]
+    struct EssCertId {
+        cert_hash: OctetString,
+        #[asn1(optional = "true")]
+        issuer_serial: Option<der::Any>,
+    }
+    #[derive(der::Sequence)]
+    struct SigningCertificate {
+        certs: Vec<EssCertId>,
+        #[asn1(optional = "true")]
+        policies: Option<der::Any>,
+    }
+    let value = |oid| {
+        attributes
+            .iter()
+            .find(|a| a.oid == oid)
+            .and_then(|a| a.values.iter().next())
+    };
+    if let Some(v) = value(ID_AA_SIGNING_CERTIFICATE_V_2) {
+        return v
+            .decode_as::<SigningCertificateV2>()
+            .ok()
+            .and_then(|sc| sc.certs.into_iter().next())
+            .is_some_and(|id| {
+                let algorithm = id
+                    .hash_algorithm
+                    .map_or(const_oid::db::rfc5912::ID_SHA_256, |a| a.oid);
+                digest(&algorithm, cert).is_some_and(|d| d == id.cert_hash.as_bytes())
+            });
+    }
+    if let Some(v) = value(ID_AA_SIGNING_CERTIFICATE) {
+        let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, cert);
+        return v
+            .decode_as::<SigningCertificate>()
+            .ok()
+            .and_then(|sc| sc.certs.into_iter().next())
+            .is_some_and(|id| id.cert_hash.as_bytes() == sha1.as_ref());
+    }
+    false
+}
+
+/// The certificate allows time-stamping (extended key usage `id-kp-timeStamping`).
+fn for_time_stamping(cert: &Certificate) -> bool {
+    cert.tbs_certificate
+        .get::<x509_cert::ext::pkix::ExtendedKeyUsage>()
+        .ok()
+        .flatten()
+        .is_some_and(|(_, usage)| {
+            usage
+                .0
+                .contains(&const_oid::db::rfc5280::ID_KP_TIME_STAMPING)
+        })
 }
 
 fn tst_info(token: &ContentInfo) -> Result<(TstInfo, Vec<u8>), SigningError> {
@@ -178,8 +299,10 @@ fn tst_info(token: &ContentInfo) -> Result<(TstInfo, Vec<u8>), SigningError> {
 
 struct Verified {
     signature_verifies: bool,
+    time_stamping_certificate: bool,
     authority: String,
     authority_sha256: String,
+    authority_der: Vec<u8>,
 }
 
 /// Verifies the TSA's CMS signature over the token with the signer certificate the token
@@ -200,14 +323,16 @@ fn verify_token(token: &ContentInfo) -> Result<Verified, SigningError> {
         SigningError::Timestamp("the token does not carry its signer's certificate".into())
     })?;
     let authority = cert.tbs_certificate.subject.to_string();
-    let authority_sha256 = hex::encode(Sha256::digest(
-        cert.to_der().map_err(bad("the TSA certificate"))?,
-    ));
+    let authority_der = cert.to_der().map_err(bad("the TSA certificate"))?;
+    let authority_sha256 = hex::encode(Sha256::digest(&authority_der));
+    let time_stamping_certificate = for_time_stamping(cert);
     let Some(attributes) = signer.signed_attrs.as_ref() else {
         return Ok(Verified {
             signature_verifies: false,
+            time_stamping_certificate,
             authority,
             authority_sha256,
+            authority_der,
         });
     };
     let digest_of_content = digest(&signer.digest_alg.oid, &content);
@@ -221,6 +346,7 @@ fn verify_token(token: &ContentInfo) -> Result<Verified, SigningError> {
         _ => false,
     };
     let signature_verifies = digest_matches
+        && ess_names(attributes, &authority_der)
         && attributes.to_der().is_ok_and(|message| {
             verify_signature(
                 cert,
@@ -232,8 +358,10 @@ fn verify_token(token: &ContentInfo) -> Result<Verified, SigningError> {
         });
     Ok(Verified {
         signature_verifies,
+        time_stamping_certificate,
         authority,
         authority_sha256,
+        authority_der,
     })
 }
 
@@ -309,6 +437,8 @@ pub fn check(token: &ContentInfo, signature_value: &[u8]) -> Result<Stamp, Signi
         imprint_matches: imprint
             .is_some_and(|d| d.as_slice() == info.message_imprint.hashed_message.as_bytes()),
         signature_verifies: verified.signature_verifies,
+        time_stamping_certificate: verified.time_stamping_certificate,
+        authority_der: verified.authority_der,
     })
 }
 
@@ -402,5 +532,31 @@ pub mod testing {
         fn exchange(&self, request: &[u8]) -> Result<Vec<u8>, String> {
             self.reply(request)
         }
+
+        fn anchors(&self) -> Vec<Vec<u8>> {
+            crate::signing::certificates_der(&self.certificate_pem())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signing::{certificates_der, create_identity};
+
+    #[test]
+    fn a_certificate_is_trusted_when_it_is_the_anchor_or_issued_by_it() {
+        let id = create_identity("t").unwrap();
+        let leaf = certificates_der(&id.signing_cert_pem).remove(0);
+        let ca = certificates_der(&id.ca_cert_pem).remove(0);
+        assert!(issued_by(&leaf, &leaf));
+        assert!(issued_by(&leaf, &ca));
+        assert!(!issued_by(&ca, &leaf));
+        let other = certificates_der(&create_identity("o").unwrap().ca_cert_pem).remove(0);
+        assert!(
+            !issued_by(&leaf, &other),
+            "another CA of the same name shape"
+        );
+        assert!(!issued_by(b"not der", &ca));
     }
 }
