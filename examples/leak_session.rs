@@ -2,7 +2,9 @@
 //! decrypted init segment and every video unit, joined. For the robustness benchmark
 //! (`scripts/bench-robustness.sh`). Speaks docs/PROTOCOL.md with `streaming::crypto`.
 //!
-//! Usage: leak_session BASE_URL USER PASSWORD FINGERPRINT VIDEO_ID UNITS OUT
+//! Usage: leak_session BASE_URL USER PASSWORD FINGERPRINT VIDEO_ID UNITS OUT [RENDITIONS]
+//! With RENDITIONS (e.g. `0,1,2`), the same session saves every listed rendition of a title
+//! packaged with a ladder, each whole, as `OUT-r<I>.mp4` (0: the top rendition).
 //! Prints the session id.
 
 use std::io::Read;
@@ -31,10 +33,27 @@ fn field(v: &Value, name: &str) -> Result<String, String> {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
+    let (renditions, args) = match args {
+        [rest @ .., list] if args.len() == 8 => (Some(list.as_str()), rest),
+        _ => (None, args),
+    };
     let [base, user, password, fingerprint, video, units, out] = args else {
         return Err(
-            "usage: leak_session BASE_URL USER PASSWORD FINGERPRINT VIDEO_ID UNITS OUT".into(),
+            "usage: leak_session BASE_URL USER PASSWORD FINGERPRINT VIDEO_ID UNITS OUT \
+             [RENDITIONS]"
+                .into(),
         );
+    };
+    let outputs: Vec<(String, String)> = match renditions {
+        None => vec![(String::new(), out.clone())],
+        Some(list) => list
+            .split(',')
+            .map(|r| match r.trim() {
+                "0" => Ok((String::new(), format!("{out}-r0.mp4"))),
+                r if r.parse::<u32>().is_ok() => Ok((format!("r{r}-"), format!("{out}-r{r}.mp4"))),
+                r => Err(format!("RENDITIONS: {r:?} is not a rendition number")),
+            })
+            .collect::<Result<_, _>>()?,
     };
     let units: u32 = units.parse().map_err(|e| format!("UNITS: {e}"))?;
     let login = post(
@@ -74,23 +93,26 @@ fn run(args: &[String]) -> Result<(), String> {
         crypto::derive_session_key(&secret, &server_public, &session).map_err(|e| e.to_string())?;
     let cek = crypto::unwrap_cek(&key, &session, &field(&kex, "encrypted_cek")?)
         .map_err(|e| e.to_string())?;
-    let mut joined = Vec::new();
-    let names = std::iter::once("init".to_string()).chain((1..=units).map(|k| k.to_string()));
-    for name in names {
-        let url = format!("{base}/api/video/stream/{session}/{name}/");
-        let resp = ureq::get(&url)
-            .set("Authorization", &format!("Bearer {token}"))
-            .call()
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        let mut body = Vec::new();
-        resp.into_reader()
-            .read_to_end(&mut body)
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        let aad = crypto::segment_aad(&session, &name);
-        let plain = crypto::open(&cek, aad.as_bytes(), &body).map_err(|e| e.to_string())?;
-        joined.extend(plain);
+    for (prefix, out) in &outputs {
+        let mut joined = Vec::new();
+        let names = std::iter::once(format!("{prefix}init"))
+            .chain((1..=units).map(|k| format!("{prefix}{k}")));
+        for name in names {
+            let url = format!("{base}/api/video/stream/{session}/{name}/");
+            let resp = ureq::get(&url)
+                .set("Authorization", &format!("Bearer {token}"))
+                .call()
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            let mut body = Vec::new();
+            resp.into_reader()
+                .read_to_end(&mut body)
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            let aad = crypto::segment_aad(&session, &name);
+            let plain = crypto::open(&cek, aad.as_bytes(), &body).map_err(|e| e.to_string())?;
+            joined.extend(plain);
+        }
+        std::fs::write(out, joined).map_err(|e| format!("{out}: {e}"))?;
     }
-    std::fs::write(out, joined).map_err(|e| format!("{out}: {e}"))?;
     println!("{session}");
     Ok(())
 }

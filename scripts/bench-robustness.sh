@@ -123,21 +123,6 @@ for entry in "${attacks[@]}"; do
   start=$(date +%s.%N)
   result=$("$bin" --log-level warn --data-dir "$DATA" extract "$out" --video "$VIDEO" --json || echo '{}')
   took=$(python3 -c "import time; print(f'{time.time() - $start:.1f} s')")
-  python3 - "$LEAKER" "$label" "$took" <<PY
-import json, sys
-leaker, name, took = sys.argv[1:4]
-r = json.loads('''$result''' or '{}')
-ms = r.get("matches", [])
-mine = next((m for m in ms if m["session_id"] == leaker), None)
-others = [m["false_positive_probability"] for m in ms if m["session_id"] != leaker]
-acc = f'{mine["unit_agreement"]:.3f}' if mine else "-"
-z = f'{mine["score"]:.2f}' if mine else "-"
-fpp = f'{mine["false_positive_probability"]:.1e}' if mine else "-"
-best_innocent = f'{min(others):.2f}' if others else "-"
-verdict = r.get("verdict", "error")
-if verdict == "identified" and ms and ms[0]["session_id"] != leaker:
-    verdict = "WRONG SESSION"
-print(f"| {name} | {acc} | {z} | {fpp} | {verdict} | {best_innocent} | {took} |")
-PY
+  result_row "$LEAKER" "$label" "$took" "$result"
   done
 done

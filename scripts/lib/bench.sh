@@ -112,3 +112,24 @@ compose_long_title() { # OUT MINUTES
   ffmpeg -nostdin -v error -y -f concat -safe 0 -i "$dir/list.txt" -c copy "$out"
   rm -rf "$dir"
 }
+
+# One row of the attack tables: `leaktrace extract --json` output RESULT judged against the
+# leaking session LEAKER: | NAME | unit accuracy | z | FPP | verdict | best innocent FPP | TOOK |
+result_row() { # LEAKER NAME TOOK RESULT_JSON
+  python3 - "$1" "$2" "$3" "$4" <<'PY'
+import json, sys
+leaker, name, took, result = sys.argv[1:5]
+r = json.loads(result or '{}')
+ms = r.get("matches", [])
+mine = next((m for m in ms if m["session_id"] == leaker), None)
+others = [m["false_positive_probability"] for m in ms if m["session_id"] != leaker]
+acc = f'{mine["unit_agreement"]:.3f}' if mine else "-"
+z = f'{mine["score"]:.2f}' if mine else "-"
+fpp = f'{mine["false_positive_probability"]:.1e}' if mine else "-"
+best_innocent = f'{min(others):.2f}' if others else "-"
+verdict = r.get("verdict", "error")
+if verdict == "identified" and ms and ms[0]["session_id"] != leaker:
+    verdict = "WRONG SESSION"
+print(f"| {name} | {acc} | {z} | {fpp} | {verdict} | {best_innocent} | {took} |")
+PY
+}

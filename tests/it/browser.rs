@@ -689,3 +689,97 @@ fn the_api_reference_page_renders_every_operation() {
     assert!(title.as_str().unwrap().contains("leaktrace"), "{title}");
     b.screenshot("01-reference");
 }
+
+/// Adaptive streaming in the page: with the network throttled (DevTools protocol) the player
+/// switches down to a lower rendition, and back up once the network recovers; playback goes
+/// on, every segment decrypted, and the watermark timeline shows units of several renditions.
+#[test]
+fn the_player_switches_renditions_with_the_network_and_keeps_playing() {
+    let t = crate::common::leaks::packaged_with(60.0, &["--ladder", "180,134"]);
+    let server = t.h.serve_with_env(&[], &[("LEAKTRACE_DEMO_API", "true")]);
+    let b = Browser::start("adaptive", 1280, 720);
+    b.goto(&server.url("/"));
+    b.sign_in("val", PASSWORD);
+    b.click(&b.wait_for(&testid("title"), 30 * SECOND));
+    let units_in = |rendition: &str| {
+        format!(
+            "return [...document.querySelectorAll('#timeline span')]
+                 .filter(s => s.dataset.rendition !== '' && s.dataset.rendition {rendition}).length;"
+        )
+    };
+    b.wait_until(
+        "units of the top rendition",
+        60 * SECOND,
+        &format!("{} >= 2", units_in("=== '0'").trim_end_matches(';')),
+    );
+
+    // A slow link: the player's bandwidth estimate falls and it takes a lower rendition.
+    b.cdp("Network.enable", json!({}));
+    let throttle = |bytes_per_second: i64| {
+        b.cdp(
+            "Network.emulateNetworkConditions",
+            json!({
+                "offline": false,
+                "latency": if bytes_per_second < 0 { 0 } else { 150 },
+                "downloadThroughput": bytes_per_second,
+                "uploadThroughput": bytes_per_second,
+            }),
+        );
+    };
+    throttle(12_000);
+    b.wait_until(
+        "a unit of a lower rendition",
+        90 * SECOND,
+        &format!("{} >= 1", units_in("!== '0'").trim_end_matches(';')),
+    );
+    let lowest_time = b.exec(
+        "return document.querySelector('[data-testid=player]').currentTime;",
+        json!([]),
+    );
+    b.screenshot_at("adaptive-down", "#panels");
+
+    // The link recovers: back up to the top rendition, for units after the switch down.
+    throttle(-1);
+    let first_lower = b.exec(
+        "return Math.min(...[...document.querySelectorAll('#timeline span')]
+             .map((s, i) => s.dataset.rendition !== '' && s.dataset.rendition !== '0' ? i : 1e9));",
+        json!([]),
+    );
+    b.wait_until(
+        "the top rendition again",
+        90 * SECOND,
+        &format!(
+            "return [...document.querySelectorAll('#timeline span')]
+                 .some((s, i) => i > {first_lower} && s.dataset.rendition === '0');"
+        ),
+    );
+    b.wait_until(
+        "playback past the switches",
+        60 * SECOND,
+        &format!(
+            "return document.querySelector('[data-testid=player]').currentTime > {lowest_time} + 3;"
+        ),
+    );
+    b.screenshot_at("adaptive-up", "#panels");
+    let state = b.exec(
+        "const v = document.querySelector('[data-testid=player]');
+         return {error: v.error && v.error.message, alert: document.getElementById('alert').textContent,
+                 renditions: [...new Set([...document.querySelectorAll('#timeline span')]
+                     .map(s => s.dataset.rendition).filter(r => r !== ''))],
+                 segments: window.leaktrace.stats.segments.map(s => s.segment)};",
+        json!([]),
+    );
+    assert_eq!(state["error"], Value::Null, "{state}");
+    assert_eq!(state["alert"], json!(""), "{state}");
+    assert!(
+        state["renditions"].as_array().unwrap().len() >= 2,
+        "units of several renditions: {state}"
+    );
+    // Every segment of every rendition was decrypted in the page (an undecryptable one would
+    // have stopped the player with an error).
+    let names = state["segments"].as_array().unwrap();
+    assert!(
+        names.iter().any(|n| n.as_str().unwrap().starts_with('r')),
+        "{state}"
+    );
+}

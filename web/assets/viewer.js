@@ -21,7 +21,7 @@ const state = {
   stopPolls: [],
   watermark: null,
   played: new Set(),
-  delivered: new Map(), // unit number -> wire bytes
+  delivered: new Map(), // unit number -> { bytes, rendition } (0: the top rendition)
   stats: { segments: [] },
   ended: false,
 };
@@ -277,7 +277,9 @@ function noteSegment(segment, wire, plain, ms) {
     wireLooksLikeMp4: proto.looksLikeMp4(wire), plainLooksLikeMp4: proto.looksLikeMp4(plain),
   };
   state.stats.segments.push(entry);
-  if (/^\d+$/.test(segment)) state.delivered.set(Number(segment), wire.length);
+  // Video units: `7` (the top rendition) or `r2-7` (lower rendition 2); the last fetch wins.
+  const unit = /^(?:r(\d+)-)?(\d+)$/.exec(segment);
+  if (unit) state.delivered.set(Number(unit[2]), { bytes: wire.length, rendition: Number(unit[1] || 0) });
   renderEncryption(entry);
   renderTimeline();
 }
@@ -328,14 +330,30 @@ function renderTimeline() {
   const spans = [...w.code].map((variant, i) => {
     const unit = i + 1;
     const played = state.played.has(unit);
-    const delivered = state.delivered.has(unit);
+    const got = state.delivered.get(unit);
+    const where = got ? `, delivered in ${renditionName(got.rendition)}` : '';
     return el('span', {
-      class: `${variant}${played ? ' played' : ''}`,
-      title: `unit ${unit}: variant ${variant}${delivered ? ', delivered' : ''}${played ? ', played' : ''}`,
+      class: `${variant}${played ? ' played' : ''}${got && got.rendition ? ' lower' : ''}`,
+      'data-rendition': got ? String(got.rendition) : '',
+      title: `unit ${unit}: variant ${variant}${where}${played ? ', played' : ''}`,
     }, variant);
   });
   $('#timeline').replaceChildren(...spans);
-  $('#played-summary').textContent = `${state.played.size} of ${w.unit_count} units played, ${state.delivered.size} delivered.`;
+  const perRendition = new Map();
+  for (const { rendition } of state.delivered.values()) perRendition.set(rendition, (perRendition.get(rendition) || 0) + 1);
+  const mix = [...perRendition.entries()].sort((a, b) => a[0] - b[0])
+    .map(([r, n]) => `${n} in ${renditionName(r)}`).join(', ');
+  $('#played-summary').textContent = `${state.played.size} of ${w.unit_count} units played, ${state.delivered.size} delivered${mix ? ` (${mix})` : ''}. `
+    + 'Every rendition carries the same variant of a unit: your code.';
+}
+
+/** "the top rendition" or "rendition 2 (640x360)", from the player's tracks when it has them. */
+function renditionName(index) {
+  if (!index) return 'the top rendition';
+  const track = state.player && state.player.getVariantTracks
+    ? state.player.getVariantTracks().find((t) => t.videoId != null && String(t.originalVideoId) === `video-r${index}`)
+    : null;
+  return track && track.width ? `rendition ${index} (${track.width}x${track.height})` : `rendition ${index}`;
 }
 
 function fact(name, value, cls) {

@@ -284,6 +284,15 @@ impl Browser {
         )
     }
 
+    /// A Chrome DevTools protocol command (through chromedriver's `goog/cdp/execute`).
+    pub fn cdp(&self, command: &str, params: Value) -> Value {
+        self.cmd(
+            "POST",
+            "goog/cdp/execute",
+            json!({ "cmd": command, "params": params }),
+        )
+    }
+
     /// Runs an asynchronous `script`: it calls `arguments[arguments.length - 1]` with its
     /// result.
     pub fn exec_async(&self, script: &str, args: Value) -> Value {
