@@ -21,7 +21,6 @@ WORK=$(mktemp -d /tmp/leaktrace-abr.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu() { # LABEL COMMAND...: runs it, prints "LABEL wall user+sys" (seconds)
   local label=$1; shift
   /usr/bin/time -f "$label %e %U %S" -o "$WORK/time" "$@" >/dev/null

@@ -34,7 +34,6 @@ WORK=$(mktemp -d /tmp/leaktrace-delivery.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # A title: the bundled sample (1280x720, 1-second units).
 DATA="$WORK/data"

@@ -20,7 +20,6 @@ WORK=$(mktemp -d /tmp/leaktrace-extract.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 seconds_since() { python3 -c "import time; print(f'{time.time() - $1:.1f}')"; }
 
 log "composing and packaging the test title"

@@ -30,7 +30,6 @@ WORK=$(mktemp -d /tmp/leaktrace-sessions.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; stop_postgres; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 DATA="$WORK/data"
 DB=()

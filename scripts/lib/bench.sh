@@ -133,3 +133,6 @@ if verdict == "identified" and ms and ms[0]["session_id"] != leaker:
 print(f"| {name} | {acc} | {z} | {fpp} | {verdict} | {best_innocent} | {took} |")
 PY
 }
+
+# A free TCP port on loopback.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
