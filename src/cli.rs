@@ -148,6 +148,17 @@ pub struct ExtractArgs {
     pub json: bool,
 }
 
+/// A rendition ladder given on the command line (one value, so that clap does not take the
+/// heights for repeated arguments).
+#[derive(Debug, Clone)]
+pub struct Ladder(pub Vec<u32>);
+
+impl Ladder {
+    fn parse(text: &str) -> Result<Ladder, String> {
+        formats::package::parse_ladder(text).map(Ladder)
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct PackageArgs {
     /// Any video FFmpeg reads (mp4, mkv, webm, MPEG-2, ...)
@@ -171,10 +182,11 @@ pub struct PackageArgs {
     /// leaker) or tardos-v2 (biased bits that colluders mixing copies cannot cancel)
     #[arg(long, default_value = "uniform-v1")]
     pub code: formats::codes::CodeScheme,
-    /// Lower renditions for adaptive streaming, by height (e.g. 720,480,360): each in both
-    /// variants, scaled from the marked frames; heights at or above the source's are left out
-    #[arg(long, value_delimiter = ',', value_name = "HEIGHTS")]
-    pub ladder: Vec<u32>,
+    /// Lower renditions for adaptive streaming, by height (e.g. 720,480,360), or none: each
+    /// in both variants, scaled from the marked frames; heights at or above the source's are
+    /// left out [default: packaging.ladder, 1080,720,480,360]
+    #[arg(long, value_name = "HEIGHTS|none", value_parser = Ladder::parse)]
+    pub ladder: Option<Ladder>,
     /// Print one JSON object instead of a summary
     #[arg(long)]
     pub json: bool,

@@ -34,11 +34,6 @@ pub const MIN_UNIT_SECONDS: f64 = 0.5;
 pub const MAX_UNIT_SECONDS: f64 = 4.0;
 /// Frames buffered between the embedder and each encoder: bounds memory.
 const QUEUE_FRAMES: usize = 4;
-/// Lower renditions a title may have.
-pub const MAX_RENDITIONS: usize = 8;
-/// Heights a lower rendition may have.
-pub const MIN_RENDITION_HEIGHT: u32 = 90;
-pub const MAX_RENDITION_HEIGHT: u32 = 4320;
 
 /// The lower renditions of a `width` x `height` picture for the `ladder`'s heights: below the
 /// source only, each once, largest first, the width keeping the picture's shape (even, as
@@ -116,21 +111,7 @@ impl PackageOptions {
                 self.preset
             )));
         }
-        if self.ladder.len() > MAX_RENDITIONS {
-            return Err(PackageError::InvalidOption(format!(
-                "at most {MAX_RENDITIONS} lower renditions"
-            )));
-        }
-        if let Some(h) = self
-            .ladder
-            .iter()
-            .find(|&&h| !(MIN_RENDITION_HEIGHT..=MAX_RENDITION_HEIGHT).contains(&h) || h % 2 != 0)
-        {
-            return Err(PackageError::InvalidOption(format!(
-                "rendition height {h} is not an even number of lines from \
-                 {MIN_RENDITION_HEIGHT} to {MAX_RENDITION_HEIGHT}"
-            )));
-        }
+        manifest_format::check_ladder(&self.ladder).map_err(PackageError::InvalidOption)?;
         if self.strength.is_nan() || self.strength <= 0.0 || self.strength > 8.0 {
             return Err(PackageError::InvalidOption(format!(
                 "watermark strength {} is outside (0, 8]",

@@ -94,12 +94,30 @@ pub struct Config {
     pub analysis: Analysis,
     pub evidence: Evidence,
     pub jobs: Jobs,
+    pub packaging: Packaging,
     pub reports: Reports,
     pub metrics: MetricsConfig,
     pub storage: StorageConfig,
     /// Settings given under a deprecated name, one notice each, for the log once it is set
     /// up (assembly itself has nowhere to log to).
     pub deprecations: Vec<String>,
+}
+
+/// Packaging titles.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Packaging {
+    /// Heights of the lower renditions a title is packaged with (adaptive streaming), those
+    /// below the source's height only; empty: one rendition. A packaging request may name
+    /// its own.
+    pub ladder: Vec<u32>,
+}
+
+impl Default for Packaging {
+    fn default() -> Self {
+        Packaging {
+            ladder: formats::package::DEFAULT_LADDER.to_vec(),
+        }
+    }
 }
 
 /// Evidence reports.
@@ -396,6 +414,7 @@ impl Default for Config {
             analysis: Analysis::default(),
             evidence: Evidence::default(),
             jobs: Jobs::default(),
+            packaging: Packaging::default(),
             reports: Reports::default(),
             metrics: MetricsConfig::default(),
             storage: StorageConfig::default(),
@@ -427,6 +446,8 @@ pub struct PartialConfig {
     #[serde(default)]
     pub jobs: PartialJobs,
     #[serde(default)]
+    pub packaging: PartialPackaging,
+    #[serde(default)]
     pub reports: PartialReports,
     #[serde(default)]
     pub metrics: PartialMetrics,
@@ -448,6 +469,12 @@ pub struct PartialStorage {
 pub struct PartialMetrics {
     pub token: Option<SecretString>,
     pub bind: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialPackaging {
+    pub ladder: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -633,6 +660,17 @@ impl PartialConfig {
                 lease_seconds: parse_env(env, "LEAKTRACE_JOB_LEASE_SECONDS")?,
                 max_attempts: parse_env(env, "LEAKTRACE_JOB_MAX_ATTEMPTS")?,
             },
+            packaging: PartialPackaging {
+                // "none" (or an empty value) for one rendition, else heights with commas.
+                ladder: env
+                    .get("LEAKTRACE_PACKAGING_LADDER")
+                    .map(|v| formats::package::parse_ladder(v))
+                    .transpose()
+                    .map_err(|message| ConfigError::Value {
+                        key: "LEAKTRACE_PACKAGING_LADDER".into(),
+                        message,
+                    })?,
+            },
             reports: PartialReports {
                 organisation: parse_env(env, "LEAKTRACE_REPORTS_ORGANISATION")?,
                 tsa_url: get("LEAKTRACE_REPORTS_TSA_URL"),
@@ -756,6 +794,9 @@ impl Config {
             // An empty value (e.g. an environment variable set to "") turns it off.
             self.reports.tsa_url = Some(v).filter(|v| !v.trim().is_empty());
         }
+        if let Some(v) = layer.packaging.ladder {
+            self.packaging.ladder = v;
+        }
         if let Some(v) = layer.reports.tsa_certificate {
             self.reports.tsa_certificate = Some(v);
         }
@@ -871,6 +912,12 @@ impl Config {
                 message: "must be at most 36500 (0 keeps events forever)".into(),
             });
         }
+        formats::package::check_ladder(&self.packaging.ladder).map_err(|message| {
+            ConfigError::Value {
+                key: "packaging.ladder".into(),
+                message,
+            }
+        })?;
         let org = self.reports.organisation.trim();
         if org.is_empty() || org.chars().count() > 120 || org.chars().any(char::is_control) {
             return Err(ConfigError::Value {
@@ -1058,6 +1105,7 @@ impl Config {
             analysis: Analysis,
             evidence: EvidenceView<'a>,
             jobs: Jobs,
+            packaging: &'a Packaging,
             reports: &'a Reports,
             metrics: MetricsView<'a>,
             storage: StorageView<'a>,
@@ -1121,6 +1169,7 @@ impl Config {
                 callback_hosts: &self.evidence.callback_hosts,
             },
             jobs: self.jobs,
+            packaging: &self.packaging,
             reports: &self.reports,
             metrics: MetricsView {
                 token: match self.metrics.token {
@@ -1426,6 +1475,29 @@ mod tests {
             err.to_string().contains("LEAKTRACE_REFERENCE_STORE"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_rendition_ladder_comes_from_file_or_environment_and_is_checked() {
+        assert_eq!(Config::default().packaging.ladder, [1080, 720, 480, 360]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(dir.path(), "[packaging]\nladder = [480, 360]\n");
+        let c = Config::assemble(Some(&file), &Env::new(), PartialConfig::default()).unwrap();
+        assert_eq!(c.packaging.ladder, [480, 360]);
+        let none = env(&[("LEAKTRACE_PACKAGING_LADDER", "none")]);
+        let c = Config::assemble(Some(&file), &none, PartialConfig::default()).unwrap();
+        assert!(c.packaging.ladder.is_empty(), "the environment wins");
+        let e = env(&[("LEAKTRACE_PACKAGING_LADDER", "720, 540")]);
+        let c = Config::assemble(None, &e, PartialConfig::default()).unwrap();
+        assert_eq!(c.packaging.ladder, [720, 540]);
+        for bad in ["720,abc", "481", "64", "1,2,3,4,5,6,7,8,9"] {
+            let e = env(&[("LEAKTRACE_PACKAGING_LADDER", bad)]);
+            let err = Config::assemble(None, &e, PartialConfig::default()).unwrap_err();
+            assert!(err.to_string().contains("LADDER"), "{bad}: {err}");
+        }
+        let odd = write_file(dir.path(), "[packaging]\nladder = [481]\n");
+        let err = Config::assemble(Some(&odd), &Env::new(), PartialConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("packaging.ladder"), "{err}");
     }
 
     #[test]

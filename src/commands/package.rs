@@ -58,7 +58,10 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
         preset: args.preset.clone(),
         strength: args.strength,
         code: args.code,
-        ladder: args.ladder.clone(),
+        ladder: args
+            .ladder
+            .clone()
+            .map_or_else(|| config.packaging.ladder.clone(), |l| l.0),
     };
     // Refuse a bad or taken title before the expensive part (checked again at the end).
     spec.check(config, &db)?;

@@ -102,21 +102,11 @@ fn number<T: std::str::FromStr>(form: &mut forms::Form, name: &str) -> Result<Op
         .transpose()
 }
 
-/// A rendition ladder as a form sends it: heights separated by commas ("720,480,360");
-/// empty for one rendition.
+/// A rendition ladder as a form sends it: heights separated by commas ("720,480,360"), or
+/// "none" (or nothing) for one rendition.
 fn ladder(list: &str) -> Result<Vec<u32>, ApiError> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(|h| {
-            h.parse().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_option",
-                    "ladder is a list of heights separated by commas, e.g. 720,480,360",
-                )
-            })
-        })
-        .collect()
+    formats::package::parse_ladder(list)
+        .map_err(|why| ApiError::bad_request("invalid_option", format!("ladder: {why}")))
 }
 
 /// The text fields a multipart packaging request may carry (beside `file`).
@@ -165,7 +155,7 @@ pub async fn package_title(
                     })?,
                 },
                 ladder: match form.take("ladder") {
-                    None => defaults.ladder.clone(),
+                    None => state.config.packaging.ladder.clone(),
                     Some(list) => ladder(&list)?,
                 },
                 ..defaults
@@ -188,7 +178,9 @@ pub async fn package_title(
             preset: body.preset.unwrap_or(defaults.preset.clone()),
             strength: body.strength.unwrap_or(defaults.strength),
             code: body.code.unwrap_or(defaults.code),
-            ladder: body.ladder.unwrap_or_default(),
+            ladder: body
+                .ladder
+                .unwrap_or_else(|| state.config.packaging.ladder.clone()),
             ..defaults
         };
         let inbox = state.config.inbox_dir();

@@ -10,6 +10,52 @@ use crate::layout::Layout;
 
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Lower renditions a title may have.
+pub const MAX_RENDITIONS: usize = 8;
+/// Heights a lower rendition may have.
+pub const MIN_RENDITION_HEIGHT: u32 = 90;
+pub const MAX_RENDITION_HEIGHT: u32 = 4320;
+/// The ladder titles are packaged with unless told otherwise: those of these heights that
+/// are below the source's (a 1080p source gets 720p, 480p and 360p besides its own).
+pub const DEFAULT_LADDER: [u32; 4] = [1080, 720, 480, 360];
+
+/// Refuses a rendition ladder (heights of the lower renditions) outside the rules: at most
+/// [`MAX_RENDITIONS`] heights, each even and within the bounds.
+pub fn check_ladder(ladder: &[u32]) -> Result<(), String> {
+    if ladder.len() > MAX_RENDITIONS {
+        return Err(format!("at most {MAX_RENDITIONS} lower renditions"));
+    }
+    match ladder
+        .iter()
+        .find(|&&h| !(MIN_RENDITION_HEIGHT..=MAX_RENDITION_HEIGHT).contains(&h) || h % 2 != 0)
+    {
+        Some(h) => Err(format!(
+            "rendition height {h} is not an even number of lines from \
+             {MIN_RENDITION_HEIGHT} to {MAX_RENDITION_HEIGHT}"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A ladder as written in settings and forms: heights separated by commas ("720,480,360"),
+/// or "none" (or nothing) for a single rendition.
+pub fn parse_ladder(text: &str) -> Result<Vec<u32>, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let ladder = text
+        .split(',')
+        .map(|h| {
+            h.trim().parse::<u32>().map_err(|_| {
+                format!("{h:?} is not a height: write heights separated by commas, or none")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    check_ladder(&ladder)?;
+    Ok(ladder)
+}
+
 /// `package.json` cannot be read or parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
