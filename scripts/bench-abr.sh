@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Adaptive streaming, measured on the robustness bench's title (about 105 s of 1280x720):
+# Adaptive streaming, measured on the robustness bench's title (about 105 s of 1280x720, or
+# of SIZE, e.g. SIZE=1920x1080):
 #  1. cost: `leaktrace package --ladder LADDER` against one plain encode of the same ladder
 #     (ffmpeg, the same x264 settings, no watermark), CPU and wall time side by side;
 #  2. invisibility: PSNR-Y of each rendition's variants A and B against that plain encode;
 #  3. identification: a leak of the lowest rendition, and a recording of a player that
 #     switched between every rendition every few units, each attacked with the ffmpeg CLI,
 #     analysed by `leaktrace extract` among INNOCENT+2 sessions.
-# Usage: scripts/bench-abr.sh [LADDER=480,360] [INNOCENT_SESSIONS=100]
+# Usage: [SIZE=1920x1080] scripts/bench-abr.sh [LADDER=480,360] [INNOCENT_SESSIONS=100]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -27,7 +28,8 @@ cpu() { # LABEL COMMAND...: runs it, prints "LABEL wall user+sys" (seconds)
   awk '{ printf "%s %.1f %.1f\n", $1, $2, $3 + $4 }' "$WORK/time"
 }
 log "composing the test title"
-compose_title "$WORK/title.mp4"
+SIZE=${SIZE:-1280x720}
+compose_title "$WORK/title.mp4" "$SIZE"
 
 DATA="$WORK/data"
 "$BIN" --log-level warn --data-dir "$DATA" migrate >/dev/null
@@ -38,7 +40,7 @@ done
 # 1. Cost. The ladder's sizes are those packaging picks (the source's shape, even widths).
 log "packaging with and without the ladder"
 read -r _ pack_wall pack_cpu <<<"$(cpu ladder "$BIN" --log-level warn --data-dir "$DATA" package "$WORK/title.mp4" --title abr --ladder "$LADDER" --json)"
-read -r _ one_wall one_cpu <<<"$(cpu single "$BIN" --log-level warn --data-dir "$WORK/single" package "$WORK/title.mp4" --title single --json)"
+read -r _ one_wall one_cpu <<<"$(cpu single "$BIN" --log-level warn --data-dir "$WORK/single" package "$WORK/title.mp4" --title single --ladder none --json)"
 VIDEO=$(ls "$DATA/videos")
 DIR="$DATA/videos/$VIDEO"
 read -r UNITS N CRF PRESET < <(python3 -c "import json; m=json.load(open('$DIR/package.json'))['video']; print(m['unit_count'], m['unit_frames'], m['crf'], m['preset'])")
@@ -58,7 +60,7 @@ for s in "${SIZES[@]}"; do
 done
 read -r _ plain_wall plain_cpu <<<"$(cpu plain ffmpeg -nostdin -v error -y -i "$WORK/title.mp4" -filter_complex "$chain" "${maps[@]}")"
 
-echo "Title: $UNITS units of 1 s, 1280x720, 25 fps; ladder $LADDER; $(nproc) cores, $(date -u +%F)."
+echo "Title: $UNITS units of 1 s, $SIZE, 25 fps; ladder $LADDER; $(nproc) cores, $(date -u +%F)."
 echo
 echo "| work | wall s | CPU s (user+sys) | CPU / plain ladder encode |"
 echo "|---|---|---|---|"
@@ -104,17 +106,18 @@ SWITCHER=$("$EX/leak_session" "$BASE" switcher "bench password" "$(printf '%064x
 for _ in $(seq 3000); do [ -f "$DIR/reference/units/1.lts" ] && break; sleep 0.2; done
 kill "${PIDS[0]}"; PIDS=()
 
-# The switcher's recording: what the screen showed (every rendition scaled to 1280x720), the
+# The switcher's recording: what the screen showed (every rendition scaled to SIZE), the
 # rendition changing every 4 units in turn, encoded once.
-python3 - "$WORK" "$N" "$ALL" <<'PY'
+python3 - "$WORK" "$N" "$ALL" "$SIZE" <<'PY'
 import subprocess, sys
-work, unit_frames, renditions = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
-size = 1280 * 720 * 3 // 2
+work, unit_frames, renditions, dims = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4]
+w, h = (int(v) for v in dims.split("x"))
+size = w * h * 3 // 2
 decoders = [subprocess.Popen(["ffmpeg", "-nostdin", "-v", "error", "-i", f"{work}/switcher-r{r}.mp4",
-    "-vf", "scale=1280:720:flags=bicubic", "-pix_fmt", "yuv420p", "-f", "rawvideo", "-"],
+    "-vf", f"scale={w}:{h}:flags=bicubic", "-pix_fmt", "yuv420p", "-f", "rawvideo", "-"],
     stdout=subprocess.PIPE) for r in renditions]
 encoder = subprocess.Popen(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "yuv420p",
-    "-s", "1280x720", "-r", "25", "-i", "-", "-c:v", "libx264", "-preset", "fast", "-crf", "18",
+    "-s", dims, "-r", "25", "-i", "-", "-c:v", "libx264", "-preset", "fast", "-crf", "18",
     f"{work}/switched.mp4"], stdin=subprocess.PIPE)
 n = 0
 while True:

@@ -40,7 +40,7 @@ DATA="$WORK/data"
 lt() { "$BIN" --log-level warn --data-dir "$DATA" "$@"; }
 lt migrate >/dev/null
 printf 'bench password\n' | lt user add bench --role viewer --password-stdin >/dev/null
-VIDEO=$(lt package samples/bigbuckbunny.mp4 --title bench --json | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
+VIDEO=$(lt package samples/bigbuckbunny.mp4 --title bench --ladder none --json | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
 UNITS=$(ls "$DATA/videos/$VIDEO/video/a" | wc -l)
 SEG_BYTES=$(( $(cat "$DATA"/videos/"$VIDEO"/video/a/*.m4s | wc -c) / UNITS ))
 
@@ -210,7 +210,7 @@ mkdir -p "$WORK/www/seg" "$WORK/nginx"
 if [ -d "$DATA/videos/$VIDEO/video/a" ]; then
   cp "$DATA"/videos/"$VIDEO"/video/a/*.m4s "$WORK/www/seg/"
 else
-  lt package samples/bigbuckbunny.mp4 --title bench-nginx --json >"$WORK/nginx-title.json"
+  lt package samples/bigbuckbunny.mp4 --title bench-nginx --ladder none --json >"$WORK/nginx-title.json"
   cp "$DATA"/videos/"$(sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p' "$WORK/nginx-title.json")"/video/a/*.m4s "$WORK/www/seg/"
 fi
 chmod 755 "$WORK" && chmod -R a+rX "$WORK/www"

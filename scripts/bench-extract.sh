@@ -28,7 +28,7 @@ DATA="$WORK/data"
 "$BIN" --log-level warn --data-dir "$DATA" migrate >/dev/null
 printf 'bench password\n' | "$BIN" --log-level warn --data-dir "$DATA" user add leaker --role viewer --password-stdin >/dev/null
 start=$(date +%s.%N)
-json=$("$BIN" --log-level warn --data-dir "$DATA" package "$WORK/title.mp4" --title extract --json)
+json=$("$BIN" --log-level warn --data-dir "$DATA" package "$WORK/title.mp4" --title extract --ladder none --json)
 PACKAGE_TIME=$(seconds_since "$start")
 VIDEO=$(echo "$json" | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
 UNITS=$(echo "$json" | sed -n 's/.*"units":\([0-9]*\).*/\1/p')

@@ -48,7 +48,7 @@ ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=960x540:rate=25:duration=
   -pix_fmt yuv420p -c:v libx264 -preset veryfast -crf 20 "$WORK/source.mp4"
 ffmpeg -nostdin -v error -y -i "$WORK/source.mp4" -t 10 -vf scale=640:360 -c:v libx264 -crf 26 "$WORK/suspect.mp4"
 lt migrate >/dev/null
-VIDEO=$(lt package "$WORK/source.mp4" --title load --json | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
+VIDEO=$(lt package "$WORK/source.mp4" --title load --ladder none --json | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
 echo "load admin password" | lt user add ada --role admin --password-stdin >/dev/null
 API_KEY=$(lt apikey create crawlers | tail -n 1)
 

@@ -14,7 +14,7 @@ SRC="$WORK/long-1080p.mp4"
 ffmpeg -nostdin -v error -y -f lavfi -i "testsrc2=size=1920x1080:rate=25:duration=$((MINUTES * 60))" \
   -f lavfi -i "sine=frequency=300:sample_rate=48000:duration=$((MINUTES * 60))" \
   -c:v libx264 -preset ultrafast -crf 23 -pix_fmt yuv420p -c:a aac "$SRC"
-/usr/bin/time -v "$BIN" --log-level warn --data-dir "$WORK/data" package "$SRC" --title long --json \
+/usr/bin/time -v "$BIN" --log-level warn --data-dir "$WORK/data" package "$SRC" --title long --ladder "${LADDER:-none}" --json \
   >"$WORK/out.json" 2>"$WORK/time.txt" || { cat "$WORK/time.txt" >&2; exit 1; }
 rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$WORK/time.txt")
 wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$WORK/time.txt")

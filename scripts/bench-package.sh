@@ -34,7 +34,7 @@ for i in $(seq 1 "$REPEATS"); do
     -movflags frag_keyframe+empty_moov+default_base_moof "$WORK/plain.mp4")"
   plain_runs+=("$t")
   rm -rf "$WORK/data"
-  read -r t rss <<<"$(elapsed "$BIN" --log-level warn --data-dir "$WORK/data" package "$SRC" --title "cost $i")"
+  read -r t rss <<<"$(elapsed "$BIN" --log-level warn --data-dir "$WORK/data" package "$SRC" --title "cost $i" --ladder none)"
   package_runs+=("$t"); package_rss+=("$rss")
 done
 

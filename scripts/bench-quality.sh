@@ -26,7 +26,7 @@ echo "| clip | frames | A PSNR-Y | A PSNR avg | A SSIM | B PSNR-Y | B PSNR avg |
 echo "|---|---|---|---|---|---|---|---|---|"
 for clip in "${CLIPS[@]}"; do
   data="$WORK/data-$(basename "$clip")"
-  json=$("$BIN" --log-level warn --data-dir "$data" package "$clip" --title "$(basename "$clip")" --json)
+  json=$("$BIN" --log-level warn --data-dir "$data" package "$clip" --title "$(basename "$clip")" --ladder none --json)
   id=$(echo "$json" | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
   dir="$data/videos/$id"
   frames=$(echo "$json" | sed -n 's/.*"frames":\([0-9]*\).*/\1/p')

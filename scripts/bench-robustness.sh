@@ -31,7 +31,7 @@ DATA="$WORK/data"
 for u in leaker viewer2 viewer3 viewer4 crowd; do
   printf 'bench password\n' | "$BIN" --log-level warn --data-dir "$DATA" user add "$u" --role viewer --password-stdin >/dev/null
 done
-json=$("$BIN" --log-level warn --data-dir "$DATA" package "$WORK/title.mp4" --title robustness --json)
+json=$("$BIN" --log-level warn --data-dir "$DATA" package "$WORK/title.mp4" --title robustness --ladder none --json)
 VIDEO=$(echo "$json" | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
 UNITS=$(echo "$json" | sed -n 's/.*"units":\([0-9]*\).*/\1/p')
 log "packaged $VIDEO: $UNITS units"

@@ -7,6 +7,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 
 use ffmpeg_next::frame;
 use formats::codes::CodeScheme;
@@ -32,14 +33,21 @@ use crate::watermark::pattern::{unit_pattern, Pattern};
 pub const ALGORITHM: &str = "leaktrace-ab-v1";
 pub const MIN_UNIT_SECONDS: f64 = 0.5;
 pub const MAX_UNIT_SECONDS: f64 = 4.0;
-/// Frames buffered between the embedder and each encoder: bounds memory.
+/// Frames buffered between the embedder and each encoder: bounds memory (the frames are
+/// shared by every rendition's encoder of a variant, so this many per variant, not per
+/// encoder, plus each encoder's own scaled frame and x264 state).
 const QUEUE_FRAMES: usize = 4;
 
-/// The lower renditions of a `width` x `height` picture for the `ladder`'s heights: below the
-/// source only, each once, largest first, the width keeping the picture's shape (even, as
+/// The lower renditions of a `width` x `height` picture for the `ladder`'s heights: more than
+/// 5 % below the source only, each once, largest first, the width keeping the picture's shape (even, as
 /// 4:2:0 needs). Numbered from 1.
 pub fn rendition_sizes(width: u32, height: u32, ladder: &[u32]) -> Vec<(u32, u32)> {
-    let mut heights: Vec<u32> = ladder.iter().copied().filter(|&h| h < height).collect();
+    // Below the source by more than 5 %: a 1088-line decode gets no 1080-line twin.
+    let mut heights: Vec<u32> = ladder
+        .iter()
+        .copied()
+        .filter(|&h| u64::from(h) * 20 < u64::from(height) * 19)
+        .collect();
     heights.sort_unstable_by(|a, b| b.cmp(a));
     heights.dedup();
     heights
@@ -290,7 +298,7 @@ pub fn package(
     let mut jobs = Vec::new();
     for &(index, target) in &outputs {
         for variant in [Variant::A, Variant::B] {
-            let (tx, rx) = sync_channel::<frame::Video>(QUEUE_FRAMES);
+            let (tx, rx) = sync_channel::<Arc<frame::Video>>(QUEUE_FRAMES);
             match variant {
                 Variant::A => senders.0.push(tx),
                 Variant::B => senders.1.push(tx),
@@ -319,9 +327,17 @@ pub fn package(
         });
         (fed, encoded)
     });
-    // An input problem explains a stopped encoder, so it is reported first.
-    let frame_count = fed?;
-    encoded?;
+    // An input problem stops the embedder while the encoders finish what they have; an
+    // encoder that fails stops the embedder (its channel is gone): when both failed, the
+    // encoder's error is the cause.
+    let frame_count = match (fed, encoded) {
+        (Err(_), Err(encoder)) => return Err(encoder.into()),
+        (fed, encoded) => {
+            let n = fed?;
+            encoded?;
+            n
+        }
+    };
 
     progress(Progress {
         stage: Stage::Finishing,
@@ -339,18 +355,34 @@ pub fn package(
             &work(index, Variant::B),
             unit_count,
         )?;
+        // The encodes are in segments now: their disk goes back before the next split.
+        for variant in [Variant::A, Variant::B] {
+            let done = work(index, variant);
+            fs::remove_file(&done).map_err(io_err("remove", &done))?;
+        }
         let codec = fmp4::avc_codec_string(&init)
             .ok_or_else(|| PackageError::Inconsistent("init segment has no avcC box".into()))?;
         let init_path = layout.rendition_init(index);
         fs::write(&init_path, &init).map_err(io_err("write", &init_path))?;
-        let bandwidth = measured_bandwidth(&layout, index, unit_count, duration_seconds)?;
-        split.push((index, target, init, codec, bandwidth));
+        let durations: Vec<f64> = (0..unit_count as u64)
+            .map(|k| (frame_count - k * unit_frames as u64).min(unit_frames as u64) as f64 / fps)
+            .collect();
+        let bandwidth = stated_bandwidth(&layout, index, &durations)?;
+        // Every rendition starts where the top one does (one presentation offset in the MPD).
+        let start = start_seconds(&init, &layout.rendition_unit(index, Variant::A, 1))?;
+        split.push((index, target, init, codec, bandwidth, start));
     }
-    let (_, _, init, codec, top_bandwidth) = split.remove(0);
+    if let Some(&(index, .., start)) = split.iter().find(|r| (r.5 - split[0].5).abs() > 0.5 / fps) {
+        return Err(PackageError::Inconsistent(format!(
+            "rendition {index} starts at {start:.3} s, the top one at {:.3} s",
+            split[0].5
+        )));
+    }
+    let (_, _, _, codec, top_bandwidth, video_start) = split.remove(0);
     let renditions = split
         .into_iter()
         .map(
-            |(index, target, _, codec, bandwidth)| manifest_format::Rendition {
+            |(index, target, _, codec, bandwidth, _)| manifest_format::Rendition {
                 index,
                 codec,
                 width: target.width,
@@ -359,7 +391,6 @@ pub fn package(
             },
         )
         .collect();
-    let video_start = start_seconds(&init, &layout.video_unit(Variant::A, 1))?;
     let unit_seconds = unit_frames as f64 / fps;
     let audio = package_audio(
         input,
@@ -509,14 +540,17 @@ fn encode_variant(
     path: &Path,
     geometry: Geometry,
     settings: &EncoderSettings,
-    frames: Receiver<frame::Video>,
+    frames: Receiver<Arc<frame::Video>>,
 ) -> Result<(), MediaError> {
     use ffmpeg_next::software::scaling;
     let mut writer = VariantWriter::create(path, geometry, settings)?;
     let mut scaler: Option<scaling::Context> = None;
-    for mut f in frames {
+    for f in frames {
         if (f.width(), f.height()) == (geometry.width, geometry.height) {
-            writer.write(&mut f)?;
+            // The encoder marks the picture type on its frame: its own copy (the frame
+            // itself once the lower renditions have scaled from it).
+            let mut own = Arc::try_unwrap(f).unwrap_or_else(|shared| (*shared).clone());
+            writer.write(&mut own)?;
             continue;
         }
         if scaler.is_none() {
@@ -544,19 +578,53 @@ fn encode_variant(
     writer.finish().map(|_| ())
 }
 
-/// Bits per second of rendition `index`'s variant A over the whole title.
-fn measured_bandwidth(
-    layout: &Layout,
-    index: u32,
-    unit_count: u32,
-    duration_seconds: f64,
-) -> Result<u64, PackageError> {
-    let mut bytes = 0u64;
-    for unit in 1..=unit_count {
-        let path = layout.rendition_unit(index, Variant::A, unit);
-        bytes += fs::metadata(&path).map_err(io_err("read", &path))?.len();
+/// The seconds over which the MPD's bandwidth is stated (its `minBufferTime`).
+const BANDWIDTH_WINDOW_SECONDS: f64 = 2.0;
+
+/// The bandwidth the MPD states for rendition `index` (units lasting `durations` seconds):
+/// the peak bit rate over any [`BANDWIDTH_WINDOW_SECONDS`] of consecutive units, each unit
+/// counted at its larger variant (a session may receive either), so that a player that
+/// buffers that long never outruns a link of this rate.
+fn stated_bandwidth(layout: &Layout, index: u32, durations: &[f64]) -> Result<u64, PackageError> {
+    let mut bits = Vec::with_capacity(durations.len());
+    for unit in 1..=durations.len() as u32 {
+        let mut larger = 0u64;
+        for variant in [Variant::A, Variant::B] {
+            let path = layout.rendition_unit(index, variant, unit);
+            larger = larger.max(fs::metadata(&path).map_err(io_err("read", &path))?.len());
+        }
+        bits.push(larger as f64 * 8.0);
     }
-    Ok((bytes as f64 * 8.0 / duration_seconds.max(1e-3)).round() as u64)
+    Ok(peak_rate(&bits, durations, BANDWIDTH_WINDOW_SECONDS).round() as u64)
+}
+
+/// The largest bits per second over windows of consecutive units covering at least
+/// `window` seconds (or all of them, when the title is shorter).
+fn peak_rate(bits: &[f64], seconds: &[f64], window: f64) -> f64 {
+    let mut peak = 0.0f64;
+    for start in 0..bits.len() {
+        let (mut b, mut s) = (0.0, 0.0);
+        for k in start..bits.len() {
+            b += bits[k];
+            s += seconds[k];
+            if s >= window - 1e-9 {
+                break;
+            }
+        }
+        let short = s < window - 1e-9;
+        // A tail shorter than the window is downloaded ahead, within the windows before it
+        // (only a title shorter than the window is counted whole).
+        if short && start > 0 {
+            break;
+        }
+        if s > 0.0 {
+            peak = peak.max(b / s);
+        }
+        if short {
+            break;
+        }
+    }
+    peak
 }
 
 /// The embedding loop: one decoded frame in, one frame of each variant out.
@@ -572,8 +640,8 @@ impl Embedder<'_> {
     fn run(
         &self,
         reader: &mut FrameReader,
-        to_a: Vec<SyncSender<frame::Video>>,
-        to_b: Vec<SyncSender<frame::Video>>,
+        to_a: Vec<SyncSender<Arc<frame::Video>>>,
+        to_b: Vec<SyncSender<Arc<frame::Video>>>,
         expected_frames: u64,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<u64, PackageError> {
@@ -614,13 +682,11 @@ impl Embedder<'_> {
             );
             a.set_pts(Some(index));
             b.set_pts(Some(index));
-            for (senders, frame) in [(&to_a, a), (&to_b, b)] {
-                // Every rendition's encoder gets its copy; the last takes the frame itself.
-                if let Some((last, others)) = senders.split_last() {
-                    for tx in others {
-                        tx.send(frame.clone()).map_err(|_| encoder_gone())?;
-                    }
-                    last.send(frame).map_err(|_| encoder_gone())?;
+            // One frame per variant, shared by every rendition's encoder (the lower ones scale
+            // from it; the top one takes it over once they have).
+            for (senders, frame) in [(&to_a, Arc::new(a)), (&to_b, Arc::new(b))] {
+                for tx in senders {
+                    tx.send(Arc::clone(&frame)).map_err(|_| encoder_gone())?;
                 }
             }
             count += 1;
@@ -668,6 +734,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_stated_bandwidth_is_the_peak_over_the_buffer_window() {
+        // 1 s units: 1, 3, 1, 1 Mbit; the worst 2 s is 4 Mbit over 2 s.
+        let bits = [1e6, 3e6, 1e6, 1e6];
+        assert_eq!(peak_rate(&bits, &[1.0; 4], 2.0), 2e6);
+        // Shorter than the window: the whole title.
+        assert_eq!(peak_rate(&[1e6], &[0.4], 2.0), 2.5e6);
+        // A short last unit is counted at its own length.
+        assert_eq!(peak_rate(&[1e6, 1e6, 1.5e6], &[1.0, 1.0, 0.5], 2.0), 1e6);
+        assert_eq!(peak_rate(&[], &[], 2.0), 0.0);
+    }
+
+    #[test]
     fn a_ladder_keeps_the_shape_below_the_source_only() {
         assert_eq!(
             rendition_sizes(1920, 1080, &[360, 1080, 720, 2160, 480, 720]),
@@ -678,6 +756,7 @@ mod tests {
             [(320, 180), (238, 134)]
         );
         assert!(rendition_sizes(640, 360, &[]).is_empty());
+        assert_eq!(rendition_sizes(1920, 1088, &[1080, 720]), [(1270, 720)]);
         let ok = PackageOptions {
             ladder: vec![720, 480],
             ..PackageOptions::new("t")

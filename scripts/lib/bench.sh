@@ -55,18 +55,20 @@ bench_clips() { # WORKDIR
   echo "$w/flat-bars.mp4"
 }
 
-# The robustness and extraction benches' title, about 105 s of 1280x720 at 25 fps: the
-# bundled sample, the development clip bikes.mp4 (see dev_clip), and generated content (test
-# pattern, fractal, cellular automaton, bars with a moving box).
-compose_title() { # OUT
-  local out=$1 fit="scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,fps=25,setsar=1,format=yuv420p"
+# The robustness and extraction benches' title, about 105 s of 1280x720 (or SIZE, e.g.
+# 1920x1080) at 25 fps: the bundled sample, the development clip bikes.mp4 (see dev_clip),
+# and generated content (test pattern, fractal, cellular automaton, bars with a moving box).
+compose_title() { # OUT [SIZE]
+  local out=$1 size=${2:-1280x720} w h fit
+  w=${size%x*}; h=${size#*x}
+  fit="scale=$w:$h:force_original_aspect_ratio=decrease,pad=$w:$h:(ow-iw)/2:(oh-ih)/2,fps=25,setsar=1,format=yuv420p"
   local inputs=(-i samples/bigbuckbunny.mp4) parts=1 chain="" labels="" n i bikes
   bikes=$(dev_clip bikes.mp4)
   if [ -n "$bikes" ]; then inputs+=(-i "$bikes"); parts=2; fi
-  inputs+=(-f lavfi -t 30 -i "testsrc2=size=1280x720:rate=25"
-    -f lavfi -t 25 -i "mandelbrot=size=1280x720:rate=25"
-    -f lavfi -t 20 -i "life=size=320x180:rate=25:mold=10:ratio=0.3,scale=1280:720:flags=neighbor"
-    -f lavfi -t 15 -i "smptehdbars=size=1280x720:rate=25,drawbox=x='mod(t*200\,1100)':y=260:w=180:h=180:color=orange@1:t=fill")
+  inputs+=(-f lavfi -t 30 -i "testsrc2=size=${w}x$h:rate=25"
+    -f lavfi -t 25 -i "mandelbrot=size=${w}x$h:rate=25"
+    -f lavfi -t 20 -i "life=size=320x180:rate=25:mold=10:ratio=0.3,scale=$w:$h:flags=neighbor"
+    -f lavfi -t 15 -i "smptehdbars=size=${w}x$h:rate=25,drawbox=x='mod(t*200\,$((w - 180)))':y=$((h * 36 / 100)):w=180:h=180:color=orange@1:t=fill")
   n=$((parts + 4))
   for i in $(seq 0 $((n - 1))); do chain+="[$i:v]$fit[v$i];"; labels+="[v$i]"; done
   ffmpeg -nostdin -v error -y "${inputs[@]}" -filter_complex "${chain}${labels}concat=n=$n:v=1:a=0[out]" \

@@ -103,7 +103,7 @@ fn number<T: std::str::FromStr>(form: &mut forms::Form, name: &str) -> Result<Op
 }
 
 /// A rendition ladder as a form sends it: heights separated by commas ("720,480,360"), or
-/// "none" (or nothing) for one rendition.
+/// "none" for one rendition (an empty field counts as not given: the default ladder).
 fn ladder(list: &str) -> Result<Vec<u32>, ApiError> {
     formats::package::parse_ladder(list)
         .map_err(|why| ApiError::bad_request("invalid_option", format!("ladder: {why}")))

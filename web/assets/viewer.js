@@ -327,6 +327,8 @@ function renderEncryption(last) {
 function renderTimeline() {
   const w = state.watermark;
   if (!w) return;
+  const names = renditionNames();
+  const renditionName = (index) => names.get(index) || `rendition ${index}`;
   const spans = [...w.code].map((variant, i) => {
     const unit = i + 1;
     const played = state.played.has(unit);
@@ -347,13 +349,15 @@ function renderTimeline() {
     + 'Every rendition carries the same variant of a unit: your code.';
 }
 
-/** "the top rendition" or "rendition 2 (640x360)", from the player's tracks when it has them. */
-function renditionName(index) {
-  if (!index) return 'the top rendition';
-  const track = state.player && state.player.getVariantTracks
-    ? state.player.getVariantTracks().find((t) => t.videoId != null && String(t.originalVideoId) === `video-r${index}`)
-    : null;
-  return track && track.width ? `rendition ${index} (${track.width}x${track.height})` : `rendition ${index}`;
+/** Rendition number -> "the top rendition" or "rendition 2 (640x360)", from the player's tracks. */
+function renditionNames() {
+  const names = new Map([[0, 'the top rendition']]);
+  const tracks = state.player && state.player.getVariantTracks ? state.player.getVariantTracks() : [];
+  for (const t of tracks) {
+    const m = /^video-r(\d+)$/.exec(String(t.originalVideoId));
+    if (m && t.width) names.set(Number(m[1]), `rendition ${m[1]} (${t.width}x${t.height})`);
+  }
+  return names;
 }
 
 function fact(name, value, cls) {

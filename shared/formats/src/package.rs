@@ -41,7 +41,7 @@ pub fn check_ladder(ladder: &[u32]) -> Result<(), String> {
 /// or "none" (or nothing) for a single rendition.
 pub fn parse_ladder(text: &str) -> Result<Vec<u32>, String> {
     let text = text.trim();
-    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+    if text.is_empty() || text == "none" {
         return Ok(Vec::new());
     }
     let ladder = text
