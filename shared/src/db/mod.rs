@@ -26,8 +26,10 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations
 const MIGRATION_LOCK_KEY: i64 = 0x6c65_616b_7472_6163; // "leaktrac"
 
 /// SQLite settings for a server: WAL for concurrent readers, a busy timeout instead of
-/// immediate "database is locked" errors, enforced foreign keys.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+/// immediate "database is locked" errors, enforced foreign keys. The busy timeout comes
+/// first: switching to WAL takes a lock, and without the timeout a connection opened while
+/// another process writes failed at once (seen as "database is locked" under load).
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
      PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
 
 /// A connection to either backend. Queries written against [`schema`] run on both.
