@@ -370,19 +370,19 @@ pub fn package(
         let bandwidth = stated_bandwidth(&layout, index, &durations)?;
         // Every rendition starts where the top one does (one presentation offset in the MPD).
         let start = start_seconds(&init, &layout.rendition_unit(index, Variant::A, 1))?;
-        split.push((index, target, init, codec, bandwidth, start));
+        split.push((index, target, codec, bandwidth, start));
     }
-    if let Some(&(index, .., start)) = split.iter().find(|r| (r.5 - split[0].5).abs() > 0.5 / fps) {
+    if let Some(&(index, .., start)) = split.iter().find(|r| (r.4 - split[0].4).abs() > 0.5 / fps) {
         return Err(PackageError::Inconsistent(format!(
             "rendition {index} starts at {start:.3} s, the top one at {:.3} s",
-            split[0].5
+            split[0].4
         )));
     }
-    let (_, _, _, codec, top_bandwidth, video_start) = split.remove(0);
+    let (_, _, codec, top_bandwidth, video_start) = split.remove(0);
     let renditions = split
         .into_iter()
         .map(
-            |(index, target, _, codec, bandwidth, _)| manifest_format::Rendition {
+            |(index, target, codec, bandwidth, _)| manifest_format::Rendition {
                 index,
                 codec,
                 width: target.width,
