@@ -43,7 +43,9 @@ fn assert_handed_back(h: &Harness) {
 fn sigterm_lets_an_upload_finish_and_hands_running_jobs_back() {
     let h = Harness::new();
     h.add_user("ada", "admin", PASSWORD);
-    let source = packaging_source(h.dir.path(), 20.0);
+    // Long enough that its packaging (about 12 s here) outlasts the upload and the grace period
+    // with room to spare on a faster machine: at 20 s it once ended inside that window.
+    let source = packaging_source(h.dir.path(), 60.0);
     let mut server = h.serve_with_env(&[], ENV);
     let admin = user_token(&server, "ada", PASSWORD);
 
