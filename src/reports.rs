@@ -272,8 +272,9 @@ fn explanation(
              evidence: the probability that a copy not made with that session would match it \
              this well is at most the figure given, below the decision threshold of \
              {threshold:.0e}. Sessions of pass 1 were found over the whole copy; those of later \
-             passes over the units the sessions found before could not have supplied (the copy \
-             shows a variant none of them received).",
+             passes either over the units the sessions found before could not have supplied \
+             (the copy shows a variant none of them received) or by how well each session \
+             completes a coalition with them (their variants known at every unit).",
             accused.len(),
             accused
                 .iter()
@@ -599,9 +600,9 @@ pub fn issue(
             "The copy was aligned with the title in time (thumbnail correlation) and space (bars and crop search); for every unit, the copy was compared with both variants after a brightness and contrast fit, giving a signed value (B positive, A negative).".into(),
             match result.code {
                 CodeScheme::Uniform => "The title's codes are unbiased random bits (uniform-v1). Every session that streamed the title was scored by the normalised correlation of its code with those values; the false-positive probability is the exact tail of that score for a random code (normal approximation beyond 256 units), times the number of sessions, over the share of the decision budget of the pass that found it.".into(),
-                CodeScheme::Tardos => "The title's codes are biased random bits (tardos-v2, a code designed against colluders: each unit has its own bias, the same for every session). Every session that streamed the title was scored by the symmetric score of its code against those values (mean 0 and variance 1 for a session that did not leak), and by the likelihood ratio of being one of a coalition of 2, 3 or 4 sessions whose strategy was estimated from the copy alone; the false-positive probability is a Chernoff bound of the score's tail for a random code, times the number of sessions, over that score's share of the decision budget.".into(),
+                CodeScheme::Tardos => "The title's codes are biased random bits (tardos-v2, a code designed against colluders: each unit has its own bias, the same for every session). Every session that streamed the title was scored by the symmetric score of its code against those values (mean 0 and variance 1 for a session that did not leak), and by the likelihood ratio of being one of a coalition of 2, 3 or 4 sessions whose strategy was estimated from the copy alone (which variant, or a blend of both, such a coalition shows depending on how many of its members hold each; a unit showing a blend says that the coalition held both variants there); the false-positive probability is a Chernoff bound of the score's tail for a random code, times the number of sessions, over that score's share of the decision budget.".into(),
             },
-            "When a session is named, the units its code cannot explain (the copy shows a variant it did not receive) are scored again for every session, to name others who supplied them; such a pass has its own share of the budget, so that the chance of naming any innocent session in any pass stays below the threshold.".into(),
+            "When a session is named, every other session is scored again, to name others who took part: over the units the named sessions' codes cannot explain (the copy shows a variant none of them received), and by the likelihood ratio of being one of a coalition of 2, 3 or 4 with the named sessions, whose variants are then known at every unit. Such a pass has its own share of the budget, so that the chance of naming any innocent session in any pass stays below the threshold.".into(),
         ],
         software: format!("leaktrace {}", env!("CARGO_PKG_VERSION")),
         organisation: config.reports.organisation.trim().to_string(),

@@ -9,7 +9,9 @@
 //! received) were supplied by someone else: later passes score those units only, and name the
 //! next colluder. Under a biased code the first pass also scores every session by the
 //! likelihood ratio of coalitions of 2, 3 and 4 whose strategy is estimated from the copy
-//! ([`crate::coalition`]). Each score of each pass has its share of the false-positive budget
+//! ([`crate::coalition`]). Later passes (under either code) also score every session by the
+//! likelihood ratio of being one of a coalition of 2, 3 or 4 with the sessions accused so far,
+//! their codes known (joint decoding). Each score of each pass has its share of the false-positive budget
 //! ([`Budget`]), so the chance of naming any innocent stays below the threshold.
 
 use formats::case::{Match, Verdict};
@@ -84,6 +86,20 @@ impl UnitWeights {
         let mut bias = bias.to_vec();
         bias.resize(soft.len(), 0.5);
         let (one, zero) = coalition.weights(soft, &bias);
+        UnitWeights { one, zero, bias }
+    }
+
+    /// The likelihood-ratio score of a session other than the `accused` (codes from unit 0)
+    /// being a member of `coalition` with them.
+    pub fn coalition_with(
+        soft: &[f64],
+        bias: &[f64],
+        coalition: &Coalition,
+        accused: &[Vec<bool>],
+    ) -> UnitWeights {
+        let mut bias = bias.to_vec();
+        bias.resize(soft.len(), 0.5);
+        let (one, zero) = coalition.weights_given(soft, &bias, accused);
         UnitWeights { one, zero, bias }
     }
 
@@ -379,7 +395,7 @@ pub struct Budget {
     pub symmetric: f64,
     /// Pass 1's coalition scores, each (biased codes only).
     pub coalition: f64,
-    /// Passes 2, 3 and 4.
+    /// Passes 2, 3 and 4, each shared equally among its scores.
     pub later: [f64; 3],
 }
 
@@ -470,8 +486,7 @@ pub fn accuse_among<E>(
         }
     }
     for pass in 0..=budget.later.len() {
-        let counted = scores.first().map_or(0, |(w, _)| w.units_counted());
-        if counted == 0 || (pass > 0 && counted < MIN_UNEXPLAINED_UNITS) {
+        if scores.iter().all(|(w, _)| w.units_counted() == 0) {
             break;
         }
         let shares: Vec<f64> = scores.iter().map(|(_, share)| *share).collect();
@@ -526,10 +541,7 @@ pub fn accuse_among<E>(
             .iter()
             .map(|a| key.code(&a.scored.session_id, soft.len() as u32))
             .collect();
-        scores = vec![(
-            UnitWeights::unexplained(soft, &bias, &codes),
-            budget.later[pass],
-        )];
+        scores = later_scores(soft, &bias, &codes, budget.later[pass]);
     }
     findings.retain(|f| {
         !accused
@@ -550,6 +562,30 @@ pub fn accuse_among<E>(
         sessions,
         passes,
     })
+}
+
+/// The scores of a later pass, given the codes of the sessions accused so far, sharing the
+/// pass's `share` of the budget: the symmetric score over the units they cannot explain (when
+/// there are enough), and for each coalition size larger than their number the likelihood
+/// ratio of being one of such a coalition with them (joint decoding).
+fn later_scores(
+    soft: &[f64],
+    bias: &[f64],
+    accused: &[Vec<bool>],
+    share: f64,
+) -> Vec<(UnitWeights, f64)> {
+    let mut scores = Vec::new();
+    let unexplained = UnitWeights::unexplained(soft, bias, accused);
+    if unexplained.units_counted() >= MIN_UNEXPLAINED_UNITS {
+        scores.push(unexplained);
+    }
+    for size in COALITION_SIZES.into_iter().filter(|&c| c > accused.len()) {
+        if let Some(c) = Coalition::estimate_given(size, soft, bias, accused) {
+            scores.push(UnitWeights::coalition_with(soft, bias, &c, accused));
+        }
+    }
+    let each = share / scores.len().max(1) as f64;
+    scores.into_iter().map(|w| (w, each)).collect()
 }
 
 /// Scores every candidate (`codes` holds their codes in the same order) with the symmetric
@@ -743,6 +779,16 @@ mod tests {
         .unwrap()
     }
 
+    /// `colluders` (sorted) are named, and no other session comes near the threshold.
+    fn assert_named_alone(a: &Accusation, colluders: &[&str]) {
+        let mut named = accused(a);
+        named.sort();
+        assert_eq!(named, colluders, "{:?}", a.findings);
+        assert!(a.findings[a.accused..]
+            .iter()
+            .all(|f| f.false_positive_probability > 1e-3));
+    }
+
     fn accused(a: &Accusation) -> Vec<&str> {
         a.findings[..a.accused]
             .iter()
@@ -772,12 +818,7 @@ mod tests {
             Some(b[rng.gen_range(0..2)])
         });
         let a = run(&c);
-        let mut named = accused(&a);
-        named.sort();
-        assert_eq!(named, ["c0", "c1"], "{:?}", a.findings);
-        assert!(a.findings[a.accused..]
-            .iter()
-            .all(|f| f.false_positive_probability > 1e-3));
+        assert_named_alone(&a, &["c0", "c1"]);
     }
 
     #[test]
@@ -823,16 +864,65 @@ mod tests {
     }
 
     #[test]
-    fn averaged_units_are_no_evidence_against_anyone() {
-        // Two colluders averaging their frames: where their variants differ the copy shows
-        // neither, elsewhere both's.
+    fn two_colluders_averaging_their_frames_are_both_named_and_nobody_else() {
+        // Where their variants differ the copy shows a blend of both (read about halfway),
+        // elsewhere the variant both hold: the blends say which units they differ at.
         let c = coalition(CodeScheme::Tardos, 4000, 2, 400, 0.5, 24, |b, _| {
             (b[0] == b[1]).then_some(b[0])
         });
         let a = run(&c);
-        let named = accused(&a);
-        assert!(!named.is_empty(), "{:?}", a.findings);
-        assert!(named.iter().all(|s| s.starts_with('c')), "{named:?}");
+        assert_named_alone(&a, &["c0", "c1"]);
+    }
+
+    #[test]
+    fn once_one_colluder_is_named_the_others_are_scored_jointly_with_it() {
+        // Three colluders taking the majority variant under unbiased codes: each shows in the
+        // copy only where it sides with the majority; once one is named, the copy and its code
+        // together say where the other two held what.
+        let majority = |b: &[bool], _: &mut rand_chacha::ChaCha8Rng| {
+            Some(b.iter().filter(|x| **x).count() >= 2)
+        };
+        let c = coalition(CodeScheme::Uniform, 3000, 3, 200, 0.8, 27, majority);
+        let a = run(&c);
+        assert_named_alone(&a, &["c0", "c1", "c2"]);
+        assert!(a.findings[..a.accused].iter().any(|f| f.pass > 1));
+        // Given the first named, the joint scores say much more about the other two than the
+        // units it cannot explain alone.
+        let first = &a.findings[0].scored.session_id;
+        let bias = c.key.biases(0..200);
+        let known = vec![c.key.code(first, 200)];
+        let scores = later_scores(&c.soft, &bias, &known, 0.1);
+        assert_eq!(
+            scores.len(),
+            1 + 3,
+            "unexplained, then coalitions of 2, 3 and 4"
+        );
+        let probability = |weights: &UnitWeights, id: &str| {
+            let code = c.key.code(id, 200);
+            let score: f64 = (0..200)
+                .map(|k| {
+                    if code[k] {
+                        weights.one[k]
+                    } else {
+                        weights.zero[k]
+                    }
+                })
+                .sum();
+            weights
+                .tail()
+                .false_positive_probability(score, c.ids.len())
+        };
+        for other in ["c0", "c1", "c2"].iter().filter(|id| *id != first) {
+            let unexplained = probability(&scores[0].0, other);
+            let joint = scores[1..]
+                .iter()
+                .map(|(w, _)| probability(w, other))
+                .fold(1.0, f64::min);
+            assert!(
+                joint * 10.0 < unexplained,
+                "{other}: joint {joint:e}, unexplained units {unexplained:e}"
+            );
+        }
     }
 
     #[test]
@@ -859,21 +949,35 @@ mod tests {
         let c = coalition(CodeScheme::Tardos, 0, 3, 200, 0.8, 25, minority);
         let bias = c.key.biases(0..200);
         let estimate = crate::coalition::Coalition::estimate(3, &c.soft, &bias).unwrap();
-        let weights = UnitWeights::coalition(&c.soft, &bias, &estimate);
+        // The coalition's own score, and the joint score given one member (later passes).
+        let member = c.key.code("c0", 200);
+        let given = crate::coalition::Coalition::estimate_given(
+            3,
+            &c.soft,
+            &bias,
+            std::slice::from_ref(&member),
+        )
+        .unwrap();
         let ids: Vec<String> = (0..100_000).map(|i| format!("innocent-{i}")).collect();
-        let scores = CodeBook::derive(&c.key, &ids, 0..200).scores(&weights);
-        let tail = ChernoffTail::new(&weights.one, &weights.zero, &weights.bias);
-        let mean: f64 = scores.iter().sum::<f64>() / scores.len() as f64;
-        let sd =
-            (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / scores.len() as f64).sqrt();
-        for k in [1.0, 2.0, 3.0, 3.5] {
-            let level = mean + k * sd;
-            let hits = scores.iter().filter(|&&s| s >= level).count() as f64;
-            let expected = tail.upper_tail(level) * scores.len() as f64;
-            assert!(
-                hits <= expected + 4.0 * expected.sqrt() + 3.0,
-                "level {level}: {hits} innocent codes above, bound says {expected}"
-            );
+        let book = CodeBook::derive(&c.key, &ids, 0..200);
+        for weights in [
+            UnitWeights::coalition(&c.soft, &bias, &estimate),
+            UnitWeights::coalition_with(&c.soft, &bias, &given, std::slice::from_ref(&member)),
+        ] {
+            let scores = book.scores(&weights);
+            let tail = ChernoffTail::new(&weights.one, &weights.zero, &weights.bias);
+            let mean: f64 = scores.iter().sum::<f64>() / scores.len() as f64;
+            let sd = (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / scores.len() as f64)
+                .sqrt();
+            for k in [1.0, 2.0, 3.0, 3.5] {
+                let level = mean + k * sd;
+                let hits = scores.iter().filter(|&&s| s >= level).count() as f64;
+                let expected = tail.upper_tail(level) * scores.len() as f64;
+                assert!(
+                    hits <= expected + 4.0 * expected.sqrt() + 3.0,
+                    "level {level}: {hits} innocent codes above, bound says {expected}"
+                );
+            }
         }
     }
 }
