@@ -5,7 +5,9 @@
 # variants its members received, re-encoded at CRF 23, extracted, and its colluders looked for
 # among 1,000,000 sessions (see forensics/examples/collusion_video.rs). Prints a Markdown
 # table: the minutes of copy after which the first and all colluders are named.
-# Usage: scripts/bench-collusion.sh [UNIT_SECONDS=1] [CASES=]   (CASES: e.g. 2, 3:minority)
+# Usage: scripts/bench-collusion.sh [UNIT_SECONDS=1] [CASES=]   (CASES: e.g. 2, 3:minority,
+# 2:average,4:majority). What extraction read of each copy is kept in the work folder: a
+# later run scores the same copies again; remove target/bench/collusion-*/readings to redo them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh

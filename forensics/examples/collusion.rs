@@ -81,6 +81,8 @@ fn trial(
         ids,
         colluders: c,
         soft,
+        // Every unit alike: the simulation's amplitude is the same for all.
+        strength: Vec::new(),
     }
 }
 

@@ -17,7 +17,10 @@
 //!
 //! `cargo run --release -p forensics --example collusion_video -- TITLE WORK [UNIT_SECONDS]
 //! [CASES]` (run by `scripts/bench-collusion.sh`): packages TITLE into WORK once (kept for
-//! later runs), then prints a Markdown table. CASES filters the rows (`2`, `3:minority`, …).
+//! later runs), then prints a Markdown table. CASES filters the rows (`2`, `3:minority`, …;
+//! several separated by commas). What extraction read of each copy is kept in WORK too, so a
+//! later run scores the same copies again (with another decoder) in seconds; remove
+//! WORK/readings to make and extract them anew.
 
 #[path = "support/coalitions.rs"]
 mod coalitions;
@@ -43,6 +46,13 @@ const INNOCENT_SAMPLE: usize = 300;
 const COPY_MINUTES: [(usize, f64); 4] = [(1, 4.0), (2, 8.0), (3, 12.0), (4, 25.0)];
 
 type Error = Box<dyn std::error::Error>;
+
+/// What extraction read of a copy, kept in WORK between runs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    soft: Vec<f64>,
+    strength: Vec<f64>,
+}
 
 /// The packaged title, kept in WORK between runs.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -235,7 +245,8 @@ fn main() -> Result<(), Error> {
         };
         for &strategy in strategies {
             let case = format!("{c}:{strategy:?}").to_lowercase();
-            if !case.starts_with(&filter.to_lowercase()) {
+            let wanted = filter.to_lowercase();
+            if !wanted.split(',').any(|f| case.starts_with(f.trim())) {
                 continue;
             }
             let units = ((minutes * 60.0 / unit_seconds) as u32).min(video.unit_count);
@@ -249,54 +260,72 @@ fn main() -> Result<(), Error> {
                     strategy.choose(&bits, &mut rng)
                 })
                 .collect();
-            let scratch = work.join("copy");
-            std::fs::create_dir_all(&scratch)?;
-            let copy = scratch.join("copy.mp4");
-            let picture = Picture {
-                width: video.width,
-                height: video.height,
-                fps: video.frame_rate,
+            // What extraction read of this case's copy, kept in WORK: a later run (another
+            // decoder) scores it again without making and extracting the copy anew.
+            let kept = work.join("readings").join(format!("{case}.json"));
+            let (readings, took) = match std::fs::read(&kept) {
+                Ok(bytes) => (serde_json::from_slice::<Kept>(&bytes)?, None),
+                Err(_) => {
+                    let scratch = work.join("copy");
+                    std::fs::create_dir_all(&scratch)?;
+                    let copy = scratch.join("copy.mp4");
+                    let picture = Picture {
+                        width: video.width,
+                        height: video.height,
+                        fps: video.frame_rate,
+                    };
+                    make_copy(
+                        &layout,
+                        &codes,
+                        &shown,
+                        video.unit_frames,
+                        &picture,
+                        &scratch,
+                        &copy,
+                    )?;
+                    let started = Instant::now();
+                    let extracted = extract(
+                        &copy,
+                        &titles,
+                        &scratch.join("extract"),
+                        &Limits::default(),
+                        &|_| {},
+                    )?
+                    .ok_or("the copy matched no title")?;
+                    let took = started.elapsed().as_secs_f64();
+                    let readings = Kept {
+                        soft: extracted.soft,
+                        strength: extracted.strength,
+                    };
+                    std::fs::create_dir_all(work.join("readings"))?;
+                    std::fs::write(&kept, serde_json::to_vec(&readings)?)?;
+                    std::fs::remove_dir_all(&scratch)?;
+                    (readings, Some(took))
+                }
             };
-            make_copy(
-                &layout,
-                &codes,
-                &shown,
-                video.unit_frames,
-                &picture,
-                &scratch,
-                &copy,
-            )?;
-            let started = Instant::now();
-            let extracted = extract(
-                &copy,
-                &titles,
-                &scratch.join("extract"),
-                &Limits::default(),
-                &|_| {},
-            )?
-            .ok_or("the copy matched no title")?;
-            let took = started.elapsed().as_secs_f64();
-            let mut soft = extracted.soft;
+            let (mut soft, mut strength) = (readings.soft, readings.strength);
             soft.truncate(units as usize);
+            strength.truncate(units as usize);
             let copy = Copy {
                 unit_seconds,
                 key: key.clone(),
                 ids,
                 colluders: c,
                 soft,
+                strength,
             };
             let whole = copy.accuse_prefix(copy.minutes());
             let show = |m: Option<f64>| m.map_or("-".to_string(), |m| format!("{m:.1}"));
             println!(
-                "| {c} | {} | {:.1} | {} | {} | {:.1e} | {} | {took:.0} s |",
+                "| {c} | {} | {:.1} | {} | {} | {:.1e} | {} | {} |",
                 strategy.name(c),
                 copy.minutes(),
                 show(copy.minutes_until(|n| n >= 1)),
                 show(copy.minutes_until(|n| n >= c)),
                 copy.lowest_innocent(),
                 copy.named(&whole).1,
+                took.map_or("kept".to_string(), |t| format!("{t:.0} s")),
             );
-            std::fs::remove_dir_all(&scratch)?;
         }
     }
     Ok(())

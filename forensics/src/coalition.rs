@@ -29,9 +29,73 @@ const OUTCOMES: usize = 7;
 const B: usize = 0;
 const A: usize = 1;
 
-/// The reading of a unit's value: `amplitude` times the level of what the unit shows (B +1,
-/// A -1, a blend between), plus Gaussian noise of deviation `sigma`; `shares` is how often the
-/// copy shows each of [`LEVELS`].
+/// The chance that a unit reads as any level whatever the coalition holds there (its mark
+/// wiped or misread): no single unit can then weigh more than about `ln(OUTCOMES / MISREAD)`
+/// against a member, so colluders who spoil a few units cannot cancel the rest.
+const MISREAD: f64 = 0.01;
+
+/// A copy's per-unit values as the extraction reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct Readings<'a> {
+    /// Per unit (from unit index 0): positive when the copy looks like variant B, negative for
+    /// A, 0 when not observed.
+    pub soft: &'a [f64],
+    /// Per unit, how strongly the mark can read there (the square root of the energy of the
+    /// variants' difference in the copy's frames: a unit's value is about this times what the
+    /// attack left of the mark, `+` for B, `-` for A), so that a weakly marked unit is not
+    /// taken for a blend. Empty (or 0 for a unit) when not known: every unit alike.
+    pub strength: &'a [f64],
+}
+
+impl<'a> Readings<'a> {
+    /// Values whose units are all alike in strength.
+    pub fn uniform(soft: &'a [f64]) -> Readings<'a> {
+        Readings {
+            soft,
+            strength: &[],
+        }
+    }
+
+    /// The observed units: (index, value, strength relative to the mean over them), values
+    /// beyond three times the typical pure unit's (relative to their strength) held there, so
+    /// that a few extreme values cannot swamp the fit.
+    fn observed(&self) -> Vec<(usize, f64, f64)> {
+        let seen: Vec<(usize, f64, f64)> = self
+            .soft
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s != 0.0 && s.is_finite())
+            .map(|(k, &s)| {
+                let r = self.strength.get(k).copied().unwrap_or(0.0);
+                (k, s, if r.is_finite() && r > 0.0 { r } else { 0.0 })
+            })
+            .collect();
+        let known: Vec<f64> = seen.iter().map(|u| u.2).filter(|r| *r > 0.0).collect();
+        // Units without a strength (or all, when none is known) count as the mean.
+        let mean = if known.is_empty() {
+            1.0
+        } else {
+            known.iter().sum::<f64>() / known.len() as f64
+        };
+        let seen: Vec<(usize, f64, f64)> = seen
+            .into_iter()
+            .map(|(k, s, r)| (k, s, if r > 0.0 { r / mean } else { 1.0 }))
+            .collect();
+        let mut relative: Vec<f64> = seen.iter().map(|(_, s, r)| (s / r).abs()).collect();
+        relative.sort_by(f64::total_cmp);
+        let Some(&typical) = relative.get(relative.len() * 3 / 4) else {
+            return seen;
+        };
+        let limit = 3.0 * typical;
+        seen.into_iter()
+            .map(|(k, s, r)| (k, s.clamp(-limit * r, limit * r), r))
+            .collect()
+    }
+}
+
+/// The reading of a unit's value: `amplitude` times the unit's relative strength times the
+/// level of what the unit shows (B +1, A -1, a blend between), plus Gaussian noise of
+/// deviation `sigma`; `shares` is how often the copy shows each of [`LEVELS`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Channel {
     pub amplitude: f64,
@@ -40,16 +104,19 @@ pub struct Channel {
 }
 
 impl Channel {
-    /// Fits the mixture to the observed values (0 = not observed) by
-    /// expectation-maximisation; `None` when fewer than two units were observed.
-    pub fn fit(soft: &[f64]) -> Option<Channel> {
-        let seen: Vec<f64> = soft.iter().copied().filter(|s| *s != 0.0).collect();
+    /// Fits the mixture to the observed values by expectation-maximisation; `None` when fewer
+    /// than two units were observed.
+    pub fn fit(readings: Readings<'_>) -> Option<Channel> {
+        Channel::fit_observed(&readings.observed())
+    }
+
+    fn fit_observed(seen: &[(usize, f64, f64)]) -> Option<Channel> {
         if seen.len() < 2 {
             return None;
         }
         let n = seen.len() as f64;
         // Start from the largest values (the pure units), few blends.
-        let mut sorted: Vec<f64> = seen.iter().map(|s| s.abs()).collect();
+        let mut sorted: Vec<f64> = seen.iter().map(|(_, s, r)| (s / r).abs()).collect();
         sorted.sort_by(f64::total_cmp);
         let a = sorted[sorted.len() * 3 / 4].max(1e-9);
         let mut channel = Channel {
@@ -62,35 +129,37 @@ impl Channel {
         for share in &mut channel.shares[2..] {
             *share = 0.2 / (OUTCOMES - 2) as f64;
         }
+        let mut responsibilities = Vec::with_capacity(seen.len());
         for _ in 0..100 {
             // Sums for the shares, the amplitude (least squares over the levels) and the noise.
             let mut sum_r = [0.0; OUTCOMES];
             let (mut sum_ls, mut sum_ll) = (0.0, 0.0);
-            let mut r_all = Vec::with_capacity(seen.len());
-            for &s in &seen {
-                let l = channel.likelihoods(s);
+            responsibilities.clear();
+            for &(_, s, strength) in seen {
+                let l = channel.likelihoods(s, strength);
                 let mut r: [f64; OUTCOMES] = std::array::from_fn(|o| channel.shares[o] * l[o]);
                 let total: f64 = r.iter().sum();
-                if total <= 0.0 {
+                if !(total > 0.0 && total.is_finite()) {
                     continue;
                 }
                 r.iter_mut().for_each(|x| *x /= total);
                 for o in 0..OUTCOMES {
+                    let x = LEVELS[o] * strength;
                     sum_r[o] += r[o];
-                    sum_ls += r[o] * LEVELS[o] * s;
-                    sum_ll += r[o] * LEVELS[o] * LEVELS[o];
+                    sum_ls += r[o] * x * s;
+                    sum_ll += r[o] * x * x;
                 }
-                r_all.push((s, r));
+                responsibilities.push((s, strength, r));
             }
-            if sum_ll <= 0.0 {
+            if !(sum_ll > 0.0 && sum_ls.is_finite()) {
                 break;
             }
             let a = (sum_ls / sum_ll).abs().max(1e-9);
-            let var: f64 = r_all
+            let var: f64 = responsibilities
                 .iter()
-                .map(|(s, r)| {
+                .map(|(s, strength, r)| {
                     (0..OUTCOMES)
-                        .map(|o| r[o] * (s - LEVELS[o] * a).powi(2))
+                        .map(|o| r[o] * (s - LEVELS[o] * strength * a).powi(2))
                         .sum::<f64>()
                 })
                 .sum::<f64>()
@@ -110,9 +179,10 @@ impl Channel {
         self.shares[2..].iter().sum()
     }
 
-    /// The likelihood of a value for each of [`LEVELS`], up to one common factor.
-    fn likelihoods(&self, s: f64) -> [f64; OUTCOMES] {
-        let (a, sigma) = (self.amplitude, self.sigma.max(1e-12));
+    /// The likelihood of a value of a unit of relative `strength` for each of [`LEVELS`], up
+    /// to one common factor.
+    fn likelihoods(&self, s: f64, strength: f64) -> [f64; OUTCOMES] {
+        let (a, sigma) = (self.amplitude * strength, self.sigma.max(1e-12));
         let log: [f64; OUTCOMES] = LEVELS.map(|level| -((s - level * a) / sigma).powi(2) / 2.0);
         let top = log.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         log.map(|x| (x - top).exp())
@@ -155,23 +225,25 @@ impl Coalition {
 
     /// Estimates the strategy of a coalition of `size` (at least 2) from the copy's values and
     /// the units' biases.
-    pub fn estimate(size: usize, soft: &[f64], bias: &[f64]) -> Option<Coalition> {
-        Coalition::estimate_given(size, soft, bias, &[])
+    pub fn estimate(size: usize, readings: Readings<'_>, bias: &[f64]) -> Option<Coalition> {
+        Coalition::estimate_given(size, readings, bias, &[])
     }
 
     /// [`Coalition::estimate`] for a coalition of which the sessions with codes `known` (from
     /// unit 0) are members; `size` is at least one more than them.
     pub fn estimate_given(
         size: usize,
-        soft: &[f64],
+        readings: Readings<'_>,
         bias: &[f64],
         known: &[Vec<bool>],
     ) -> Option<Coalition> {
-        let channel = Channel::fit(soft)?;
+        let seen = readings.observed();
+        let channel = Channel::fit_observed(&seen)?;
         let c = size.max(2).max(known.len() + 1);
         // Start from "each unit from one of them at random", blended as often as the copy
         // shows blends, at the copy's blend levels.
         let blend = channel.blend().clamp(0.01, 0.9);
+        let blends = channel.blend() + 1e-3 * (OUTCOMES - 2) as f64;
         let mut shows: Vec<[f64; OUTCOMES]> = (0..=c)
             .map(|j| {
                 let mut p = [0.0; OUTCOMES];
@@ -183,29 +255,27 @@ impl Coalition {
                     let b = j as f64 / c as f64;
                     p[B] = b * (1.0 - blend);
                     p[A] = (1.0 - b) * (1.0 - blend);
-                    let blends = channel.blend() + 1e-3 * (OUTCOMES - 2) as f64;
                     for (p, share) in p[2..].iter_mut().zip(&channel.shares[2..]) {
                         *p = blend * (share + 1e-3) / blends;
                     }
                 }
-                p
+                misread(p)
             })
             .collect();
-        let units: Vec<(Vec<f64>, [f64; OUTCOMES])> = soft
+        let units: Vec<(Vec<f64>, [f64; OUTCOMES])> = seen
             .iter()
-            .zip(bias)
-            .enumerate()
-            .filter(|(_, (s, _))| **s != 0.0)
-            .map(|(k, (s, p))| {
-                (
-                    prior_of_ones(c, *p, known_ones(known, k), known.len()),
-                    channel.likelihoods(*s),
-                )
+            .filter_map(|&(k, s, strength)| {
+                let (ones, members) = known_at(known, k);
+                let p = *bias.get(k)?;
+                Some((
+                    prior_of_ones(c, p, ones, members),
+                    channel.likelihoods(s, strength),
+                ))
             })
             .collect();
-        for _ in 0..40 {
+        let mut joint = vec![[0.0; OUTCOMES]; c + 1];
+        for _ in 0..1000 {
             let mut counts = vec![[0.0; OUTCOMES]; c + 1];
-            let mut joint = vec![[0.0; OUTCOMES]; c + 1];
             for (prior, l) in &units {
                 // Joint posterior of (ones among the coalition, what it showed).
                 let mut total = 0.0;
@@ -215,7 +285,7 @@ impl Coalition {
                         total += joint[j][o];
                     }
                 }
-                if total <= 0.0 {
+                if !(total > 0.0 && total.is_finite()) {
                     continue;
                 }
                 for (count, jo) in counts.iter_mut().zip(&joint) {
@@ -224,11 +294,21 @@ impl Coalition {
                     }
                 }
             }
+            let mut moved = 0.0f64;
             for j in 1..c {
                 let weight: f64 = counts[j].iter().sum();
                 if weight > 1e-9 {
-                    shows[j] = counts[j].map(|x| (x / weight).clamp(0.0, 1.0));
+                    let next = misread(counts[j].map(|x| (x / weight).clamp(0.0, 1.0)));
+                    for (a, b) in shows[j].iter().zip(&next) {
+                        moved = moved.max((a - b).abs());
+                    }
+                    shows[j] = next;
                 }
+            }
+            // Mixture weights converge slowly where counts of members overlap: run until
+            // they stand still.
+            if moved < 1e-6 {
+                break;
             }
         }
         Some(Coalition { shows, channel })
@@ -237,8 +317,8 @@ impl Coalition {
     /// Per unit, the score of a session holding B and of one holding A: the log-likelihood
     /// ratio of the unit's value for a member of the coalition against an innocent session.
     /// Unobserved units score 0 either way.
-    pub fn weights(&self, soft: &[f64], bias: &[f64]) -> (Vec<f64>, Vec<f64>) {
-        self.weights_given(soft, bias, &[])
+    pub fn weights(&self, readings: Readings<'_>, bias: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        self.weights_given(readings, bias, &[])
     }
 
     /// [`Coalition::weights`] for a session other than the members with codes `known`:
@@ -246,23 +326,28 @@ impl Coalition {
     /// others".
     pub fn weights_given(
         &self,
-        soft: &[f64],
+        readings: Readings<'_>,
         bias: &[f64],
         known: &[Vec<bool>],
     ) -> (Vec<f64>, Vec<f64>) {
-        let c = self.shows.len() - 1;
-        let mut one = vec![0.0; soft.len()];
-        let mut zero = vec![0.0; soft.len()];
-        // Members still unknown besides the session scored.
-        let Some(others) = c.checked_sub(known.len() + 1) else {
+        let units = readings.soft.len();
+        let mut one = vec![0.0; units];
+        let mut zero = vec![0.0; units];
+        let Some(c) = self.shows.len().checked_sub(1) else {
             return (one, zero);
         };
-        for (k, (&s, &p)) in soft.iter().zip(bias).enumerate() {
-            if s == 0.0 {
+        if c < known.len() + 1 {
+            // A coalition no larger than the members known: nobody else to score.
+            return (one, zero);
+        }
+        for (k, _, strength) in readings.observed() {
+            let (Some(&s), Some(&p)) = (readings.soft.get(k), bias.get(k)) else {
                 continue;
-            }
-            let ones = known_ones(known, k);
-            let l = self.channel.likelihoods(s);
+            };
+            let (ones, members) = known_at(known, k);
+            // Members still unknown besides the session scored.
+            let others = c - members - 1;
+            let l = self.channel.likelihoods(s, strength);
             // The likelihood of the value when `j` of the coalition hold B.
             let given = |j: usize| -> f64 {
                 let shows = &self.shows[j.min(c)];
@@ -281,12 +366,19 @@ impl Coalition {
     }
 }
 
-/// How many of the `known` codes hold B at unit `k`.
-fn known_ones(known: &[Vec<bool>], k: usize) -> usize {
+/// A strategy's outcome probabilities with the chance of a misread unit mixed in.
+fn misread(p: [f64; OUTCOMES]) -> [f64; OUTCOMES] {
+    p.map(|x| (1.0 - MISREAD) * x + MISREAD / OUTCOMES as f64)
+}
+
+/// Of the `known` codes, how many hold B at unit `k` and how many have a bit there at all.
+fn known_at(known: &[Vec<bool>], k: usize) -> (usize, usize) {
     known
         .iter()
-        .filter(|code| code.get(k) == Some(&true))
-        .count()
+        .fold((0, 0), |(ones, members), code| match code.get(k) {
+            Some(&b) => (ones + usize::from(b), members + 1),
+            None => (ones, members),
+        })
 }
 
 /// The probabilities of `0..=c` ones in a coalition of `c` of which `m` known members hold
@@ -369,22 +461,22 @@ mod tests {
         let soft = copy(&members, 2.0, 0.7, 7, |b| {
             Some(matches!(b.iter().filter(|x| **x).count(), 1 | 3))
         });
-        let channel = Channel::fit(&soft).unwrap();
+        let channel = Channel::fit(Readings::uniform(&soft)).unwrap();
         assert!((channel.amplitude - 2.0).abs() < 0.1, "{channel:?}");
         assert!((channel.sigma - 0.7).abs() < 0.1, "{channel:?}");
         assert!(channel.blend() < 0.03, "no blends here: {channel:?}");
-        let coalition = Coalition::estimate(3, &soft, &bias).unwrap();
+        let coalition = Coalition::estimate(3, Readings::uniform(&soft), &bias).unwrap();
         // Minority: one B of three shows B, two of three show A.
         assert!(coalition.shows_b(1) > 0.9, "{coalition:?}");
         assert!(coalition.shows_b(2) < 0.1, "{coalition:?}");
         // The weights favour what a minority-taking member's bits do.
-        let weights = coalition.weights(&soft, &bias);
+        let weights = coalition.weights(Readings::uniform(&soft), &bias);
         assert_eq!(weights.0.len(), 3000);
         assert!(weights.0.iter().chain(&weights.1).all(|w| w.is_finite()));
         let innocent = codes(&bias, 1, 8).remove(0);
         assert!(score(&members[0], &weights) > score(&innocent, &weights) + 20.0);
-        assert!(Channel::fit(&[0.0, 1.0]).is_none());
-        assert!(Coalition::estimate(2, &[0.0; 4], &[0.5; 4]).is_none());
+        assert!(Channel::fit(Readings::uniform(&[0.0, 1.0])).is_none());
+        assert!(Coalition::estimate(2, Readings::uniform(&[0.0; 4]), &[0.5; 4]).is_none());
     }
 
     #[test]
@@ -393,21 +485,21 @@ mod tests {
         let bias = biases(3000, 9);
         let members = codes(&bias, 2, 10);
         let soft = copy(&members, 2.0, 0.6, 11, |b| (b[0] == b[1]).then_some(b[0]));
-        let channel = Channel::fit(&soft).unwrap();
+        let channel = Channel::fit(Readings::uniform(&soft)).unwrap();
         assert!((channel.amplitude - 2.0).abs() < 0.15, "{channel:?}");
         assert!((channel.sigma - 0.6).abs() < 0.15, "{channel:?}");
         // The two hold different variants at 2 p (1 - p) of the units, 0.365 on average
         // (read a little high: some pure units' noise reads as a blend).
         assert!((0.3..0.45).contains(&channel.blend()), "{channel:?}");
-        let coalition = Coalition::estimate(2, &soft, &bias).unwrap();
+        let coalition = Coalition::estimate(2, Readings::uniform(&soft), &bias).unwrap();
         assert!(coalition.shows_blend(1) > 0.9, "{coalition:?}");
         assert!((coalition.shows_b(1) - 0.5).abs() < 0.05, "{coalition:?}");
         // A blend at a unit where B is rare: whoever holds B is more likely a member, whoever
         // holds A less (the other member must hold B).
-        let (one, zero) = coalition.weights(&[0.05], &[0.1]);
+        let (one, zero) = coalition.weights(Readings::uniform(&[0.05]), &[0.1]);
         assert!(one[0] > 1.0 && zero[0] < 0.0, "{one:?} {zero:?}");
         // Over the whole copy both members stand far above an innocent code.
-        let weights = coalition.weights(&soft, &bias);
+        let weights = coalition.weights(Readings::uniform(&soft), &bias);
         let innocent = codes(&bias, 1, 12).remove(0);
         for member in &members {
             assert!(score(member, &weights) > score(&innocent, &weights) + 50.0);
@@ -423,11 +515,12 @@ mod tests {
         let soft = copy(&members, 1.0, 1.0, 15, |b| {
             Some(b.iter().filter(|x| **x).count() >= 2)
         });
-        let alone = Coalition::estimate(3, &soft, &bias).unwrap();
-        let given = Coalition::estimate_given(3, &soft, &bias, &members[..1]).unwrap();
+        let alone = Coalition::estimate(3, Readings::uniform(&soft), &bias).unwrap();
+        let given =
+            Coalition::estimate_given(3, Readings::uniform(&soft), &bias, &members[..1]).unwrap();
         let innocent = codes(&bias, 1, 16).remove(0);
-        let unconditional = alone.weights(&soft, &bias);
-        let conditional = given.weights_given(&soft, &bias, &members[..1]);
+        let unconditional = alone.weights(Readings::uniform(&soft), &bias);
+        let conditional = given.weights_given(Readings::uniform(&soft), &bias, &members[..1]);
         let lead = |w: &(Vec<f64>, Vec<f64>)| score(&members[1], w) - score(&innocent, w);
         assert!(
             lead(&conditional) > lead(&unconditional),
@@ -436,8 +529,69 @@ mod tests {
             lead(&unconditional)
         );
         // A coalition no larger than the members known leaves nobody to score.
-        let (one, zero) = given.weights_given(&soft, &bias, &members);
+        let (one, zero) = given.weights_given(Readings::uniform(&soft), &bias, &members);
         assert!(one.iter().chain(&zero).all(|w| *w == 0.0));
+    }
+
+    #[test]
+    fn the_reading_is_sharper_when_each_units_strength_is_known() {
+        // A copy without blends, the mark's strength varying fourfold from unit to unit as it
+        // does with the picture's content.
+        let bias = biases(3000, 17);
+        let members = codes(&bias, 2, 18);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(19);
+        let strength: Vec<f64> = (0..3000).map(|_| rng.gen_range(0.5..2.0)).collect();
+        let soft: Vec<f64> = copy(&members, 1.0, 0.0, 20, |b| Some(b[0]))
+            .iter()
+            .zip(&strength)
+            .map(|(level, r)| 2.0 * level * r + 0.5 * normal(&mut rng))
+            .collect();
+        let known = Channel::fit(Readings {
+            soft: &soft,
+            strength: &strength,
+        })
+        .unwrap();
+        assert!(known.blend() < 0.05, "{known:?}");
+        assert!((known.sigma - 0.5).abs() < 0.1, "{known:?}");
+        // Without the strengths the spread of the pure units reads as noise, twice as much.
+        let unknown = Channel::fit(Readings::uniform(&soft)).unwrap();
+        assert!(unknown.sigma > known.sigma + 0.3, "{unknown:?}");
+    }
+
+    #[test]
+    fn a_spoiled_unit_weighs_little_and_bad_values_are_ignored() {
+        let bias = biases(400, 21);
+        let members = codes(&bias, 2, 22);
+        let mut soft = copy(&members, 2.0, 0.5, 23, |b| Some(b[0]));
+        // Where both hold B, one unit spoiled to read far beyond either variant.
+        let k = (0..400).find(|&k| members[0][k] && members[1][k]).unwrap();
+        soft[k] = -40.0;
+        let clean = Channel::fit(Readings::uniform(&copy(&members, 2.0, 0.5, 23, |b| {
+            Some(b[0])
+        })));
+        let spoiled = Channel::fit(Readings::uniform(&soft)).unwrap();
+        assert!(
+            (spoiled.sigma - clean.unwrap().sigma).abs() < 0.1,
+            "{spoiled:?} against {clean:?}"
+        );
+        let coalition = Coalition::estimate(2, Readings::uniform(&soft), &bias).unwrap();
+        let (one, zero) = coalition.weights(Readings::uniform(&soft), &bias);
+        let limit = (OUTCOMES as f64 / MISREAD).ln() + 1.0;
+        assert!(
+            one.iter().chain(&zero).all(|w| w.abs() < limit),
+            "every unit within {limit}"
+        );
+        // Values that are not numbers are not observed units.
+        let mut bad = soft.clone();
+        bad.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
+        assert_eq!(
+            Channel::fit(Readings::uniform(&bad)),
+            Channel::fit(Readings::uniform(&soft))
+        );
+        let mut bias = bias;
+        bias.extend([0.5; 3]);
+        let (one, zero) = coalition.weights(Readings::uniform(&bad), &bias);
+        assert!(one[400..].iter().chain(&zero[400..]).all(|w| *w == 0.0));
     }
 
     #[test]
@@ -447,8 +601,17 @@ mod tests {
             assert!((b.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         }
         assert!((binomial(2, 0.5)[1] - 0.5).abs() < 1e-12);
+        // Two known members holding one B, two others of bias 0.3: 1, 2 or 3 ones.
         let prior = prior_of_ones(4, 0.3, 1, 2);
-        assert_eq!(prior[0], 0.0);
-        assert!((prior.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let expected = [0.0, 0.49, 0.42, 0.09, 0.0];
+        assert!(
+            prior
+                .iter()
+                .zip(expected)
+                .all(|(a, b)| (a - b).abs() < 1e-12),
+            "{prior:?}"
+        );
+        assert_eq!(known_at(&[vec![true, false], vec![true]], 1), (0, 1));
+        assert_eq!(known_at(&[vec![true, false], vec![true]], 0), (2, 2));
     }
 }

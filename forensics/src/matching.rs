@@ -17,7 +17,7 @@
 use formats::case::{Match, Verdict};
 use formats::codes::{CodeKey, CodeScheme};
 
-use crate::coalition::Coalition;
+use crate::coalition::{Coalition, Readings};
 use rayon::prelude::*;
 
 use crate::statistics::{self, ChernoffTail, Decision, NullTail};
@@ -82,24 +82,24 @@ impl UnitWeights {
     }
 
     /// The likelihood-ratio score of a member of `coalition` (see [`crate::coalition`]).
-    pub fn coalition(soft: &[f64], bias: &[f64], coalition: &Coalition) -> UnitWeights {
+    pub fn coalition(readings: Readings<'_>, bias: &[f64], coalition: &Coalition) -> UnitWeights {
         let mut bias = bias.to_vec();
-        bias.resize(soft.len(), 0.5);
-        let (one, zero) = coalition.weights(soft, &bias);
+        bias.resize(readings.soft.len(), 0.5);
+        let (one, zero) = coalition.weights(readings, &bias);
         UnitWeights { one, zero, bias }
     }
 
     /// The likelihood-ratio score of a session other than the `accused` (codes from unit 0)
     /// being a member of `coalition` with them.
     pub fn coalition_with(
-        soft: &[f64],
+        readings: Readings<'_>,
         bias: &[f64],
         coalition: &Coalition,
         accused: &[Vec<bool>],
     ) -> UnitWeights {
         let mut bias = bias.to_vec();
-        bias.resize(soft.len(), 0.5);
-        let (one, zero) = coalition.weights_given(soft, &bias, accused);
+        bias.resize(readings.soft.len(), 0.5);
+        let (one, zero) = coalition.weights_given(readings, &bias, accused);
         UnitWeights { one, zero, bias }
     }
 
@@ -130,7 +130,10 @@ impl UnitWeights {
             .zip(&self.zero)
             .zip(&self.bias)
             .all(|((a, b), p)| (*a == 0.0 && *b == 0.0) || (*p == 0.5 && *a == -*b));
-        if fair {
+        // The exact and normal tails read a score as a correlation over unit-norm weights (the
+        // symmetric score's); any other weights get the Chernoff bound, which holds for all.
+        let unit_norm = (self.one.iter().map(|w| w * w).sum::<f64>() - 1.0).abs() < 1e-9;
+        if fair && unit_norm {
             Tail::Fair(NullTail::new(&self.one))
         } else {
             Tail::Chernoff(ChernoffTail::new(&self.one, &self.zero, &self.bias))
@@ -451,25 +454,26 @@ pub struct Accusation {
 /// batch of session ids, once per pass. A pass runs only when the one before accused someone
 /// new, and a later pass only when enough units are left unexplained.
 pub fn accuse<E>(
-    soft: &[f64],
+    readings: Readings<'_>,
     key: &CodeKey,
     threshold: f64,
     keep: usize,
     scan: impl FnMut(&mut Ranking<'_>) -> Result<(), E>,
 ) -> Result<Accusation, E> {
-    accuse_among(soft, key, threshold, keep, 0, scan)
+    accuse_among(readings, key, threshold, keep, 0, scan)
 }
 
 /// [`accuse`] for a title of at least `population` sessions, of which `scan` may feed only
 /// some (the Bonferroni factor is the larger of the two): for simulations.
 pub fn accuse_among<E>(
-    soft: &[f64],
+    readings: Readings<'_>,
     key: &CodeKey,
     threshold: f64,
     keep: usize,
     population: usize,
     mut scan: impl FnMut(&mut Ranking<'_>) -> Result<(), E>,
 ) -> Result<Accusation, E> {
+    let soft = readings.soft;
     let bias = key.biases(0..soft.len());
     let budget = Budget::for_scheme(key.scheme());
     let mut findings: Vec<Finding> = Vec::new();
@@ -480,8 +484,11 @@ pub fn accuse_among<E>(
     let mut scores = vec![(UnitWeights::symmetric(soft, &bias), budget.symmetric)];
     if budget.coalition > 0.0 {
         for size in COALITION_SIZES {
-            if let Some(c) = Coalition::estimate(size, soft, &bias) {
-                scores.push((UnitWeights::coalition(soft, &bias, &c), budget.coalition));
+            if let Some(c) = Coalition::estimate(size, readings, &bias) {
+                scores.push((
+                    UnitWeights::coalition(readings, &bias, &c),
+                    budget.coalition,
+                ));
             }
         }
     }
@@ -491,7 +498,9 @@ pub fn accuse_among<E>(
         }
         let shares: Vec<f64> = scores.iter().map(|(_, share)| *share).collect();
         let weights = scores.into_iter().map(|(w, _)| w).collect();
-        let mut ranking = Ranking::new(weights, soft, key, keep);
+        // The sessions accused so far may rank high under a later pass's joint scores: room
+        // for them besides the `keep` best others.
+        let mut ranking = Ranking::new(weights, soft, key, keep + accused.len());
         ranking.population = population;
         scan(&mut ranking)?;
         sessions = ranking.count().max(population);
@@ -541,7 +550,7 @@ pub fn accuse_among<E>(
             .iter()
             .map(|a| key.code(&a.scored.session_id, soft.len() as u32))
             .collect();
-        scores = later_scores(soft, &bias, &codes, budget.later[pass]);
+        scores = later_scores(readings, &bias, &codes, budget.later[pass]);
     }
     findings.retain(|f| {
         !accused
@@ -569,19 +578,19 @@ pub fn accuse_among<E>(
 /// there are enough), and for each coalition size larger than their number the likelihood
 /// ratio of being one of such a coalition with them (joint decoding).
 fn later_scores(
-    soft: &[f64],
+    readings: Readings<'_>,
     bias: &[f64],
     accused: &[Vec<bool>],
     share: f64,
 ) -> Vec<(UnitWeights, f64)> {
     let mut scores = Vec::new();
-    let unexplained = UnitWeights::unexplained(soft, bias, accused);
+    let unexplained = UnitWeights::unexplained(readings.soft, bias, accused);
     if unexplained.units_counted() >= MIN_UNEXPLAINED_UNITS {
         scores.push(unexplained);
     }
     for size in COALITION_SIZES.into_iter().filter(|&c| c > accused.len()) {
-        if let Some(c) = Coalition::estimate_given(size, soft, bias, accused) {
-            scores.push(UnitWeights::coalition_with(soft, bias, &c, accused));
+        if let Some(c) = Coalition::estimate_given(size, readings, bias, accused) {
+            scores.push(UnitWeights::coalition_with(readings, bias, &c, accused));
         }
     }
     let each = share / scores.len().max(1) as f64;
@@ -770,7 +779,7 @@ mod tests {
     }
 
     fn run(c: &Coalition) -> Accusation {
-        accuse(&c.soft, &c.key, 1e-6, 5, |ranking| {
+        accuse(Readings::uniform(&c.soft), &c.key, 1e-6, 5, |ranking| {
             for batch in c.ids.chunks(4096) {
                 ranking.add(batch);
             }
@@ -891,7 +900,7 @@ mod tests {
         let first = &a.findings[0].scored.session_id;
         let bias = c.key.biases(0..200);
         let known = vec![c.key.code(first, 200)];
-        let scores = later_scores(&c.soft, &bias, &known, 0.1);
+        let scores = later_scores(Readings::uniform(&c.soft), &bias, &known, 0.1);
         assert_eq!(
             scores.len(),
             1 + 3,
@@ -948,12 +957,13 @@ mod tests {
         };
         let c = coalition(CodeScheme::Tardos, 0, 3, 200, 0.8, 25, minority);
         let bias = c.key.biases(0..200);
-        let estimate = crate::coalition::Coalition::estimate(3, &c.soft, &bias).unwrap();
+        let estimate =
+            crate::coalition::Coalition::estimate(3, Readings::uniform(&c.soft), &bias).unwrap();
         // The coalition's own score, and the joint score given one member (later passes).
         let member = c.key.code("c0", 200);
         let given = crate::coalition::Coalition::estimate_given(
             3,
-            &c.soft,
+            Readings::uniform(&c.soft),
             &bias,
             std::slice::from_ref(&member),
         )
@@ -961,8 +971,13 @@ mod tests {
         let ids: Vec<String> = (0..100_000).map(|i| format!("innocent-{i}")).collect();
         let book = CodeBook::derive(&c.key, &ids, 0..200);
         for weights in [
-            UnitWeights::coalition(&c.soft, &bias, &estimate),
-            UnitWeights::coalition_with(&c.soft, &bias, &given, std::slice::from_ref(&member)),
+            UnitWeights::coalition(Readings::uniform(&c.soft), &bias, &estimate),
+            UnitWeights::coalition_with(
+                Readings::uniform(&c.soft),
+                &bias,
+                &given,
+                std::slice::from_ref(&member),
+            ),
         ] {
             let scores = book.scores(&weights);
             let tail = ChernoffTail::new(&weights.one, &weights.zero, &weights.bias);

@@ -205,9 +205,13 @@ impl ChernoffTail {
                 _ => b,
             })
             .sum();
-        if z > most + 1e-12 * most.abs().max(1.0) {
+        // (With room for the rounding of a score summed in another order: a perfect match
+        // computed a little above `most` still gets the tail of `most`, not 0.)
+        let scale: f64 = self.terms.iter().map(|&(_, a, b)| a.abs() + b.abs()).sum();
+        if z > most + 1e-9 * scale.max(1.0) {
             return 0.0;
         }
+        let z = z.min(most);
         // The exponent -l z + log E exp(l S) is convex in l; its slope rises from
         // (mean - z) < 0. Bracket the minimum, then bisect on the slope.
         let slope = |l: f64| self.log_mgf(l).1 - z;

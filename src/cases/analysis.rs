@@ -102,8 +102,12 @@ fn score_sessions(
             source,
         })?;
     let key = codes::CodeKey::new(&secret, extraction.code);
+    let readings = forensics::coalition::Readings {
+        soft: &extraction.soft,
+        strength: &extraction.strength,
+    };
     let found = matching::accuse(
-        &extraction.soft,
+        readings,
         &key,
         threshold,
         MATCHES_KEPT,

@@ -1,6 +1,7 @@
 //! What the collusion benches share: the coalitions' strategies and the search for the
 //! minutes of a copy after which its colluders are named.
 
+use forensics::coalition::Readings;
 use forensics::matching::{accuse_among, Accusation, Ranking};
 use formats::codes::CodeKey;
 use rand::Rng;
@@ -90,6 +91,8 @@ pub struct Copy {
     pub ids: Vec<String>,
     pub colluders: usize,
     pub soft: Vec<f64>,
+    /// Per unit, how strongly the mark can read there (empty: all alike).
+    pub strength: Vec<f64>,
 }
 
 impl Copy {
@@ -102,7 +105,11 @@ impl Copy {
             ranking.add(&self.ids);
             Ok::<(), std::convert::Infallible>(())
         };
-        match accuse_among(&soft, &self.key, THRESHOLD, 5, POPULATION, scan) {
+        let readings = Readings {
+            soft: &soft,
+            strength: &self.strength,
+        };
+        match accuse_among(readings, &self.key, THRESHOLD, 5, POPULATION, scan) {
             Ok(a) => a,
             Err(never) => match never {},
         }

@@ -46,6 +46,13 @@ impl Detector {
         self.energy[k] += energy;
     }
 
+    /// Per unit, how strongly the mark can read there: the square root of the energy its
+    /// variants' difference has in the suspect's frames (0 where the unit was not observed).
+    /// A unit's value is about `+-` this times what the attack left of the mark.
+    pub fn strengths(&self) -> Vec<f64> {
+        self.energy.iter().map(|&e| e.max(0.0).sqrt()).collect()
+    }
+
     pub fn soft_values(&self) -> Vec<f64> {
         self.numerator
             .iter()
@@ -78,6 +85,8 @@ mod tests {
             }
         }
         let soft = d.soft_values();
+        let strength = d.strengths();
+        assert!(strength.iter().all(|e| *e > 0.0), "{strength:?}");
         assert!(soft[0] > 10.0, "{soft:?}");
         assert!(soft[1] < -10.0, "{soft:?}");
         // Out-of-range units are ignored.

@@ -144,6 +144,9 @@ pub struct Extraction {
     /// One value per unit of the title: positive when the copy looks like variant B, negative
     /// for A, 0 when the unit was not observed.
     pub soft: Vec<f64>,
+    /// Per unit, how strongly the mark can read there (see
+    /// [`crate::coalition::Readings::strength`]); 0 where not observed.
+    pub strength: Vec<f64>,
     pub units_observed: u32,
     pub alignment: Alignment,
     /// How the title's session codes are built.
@@ -438,6 +441,7 @@ pub fn locate(
 /// What the comparison pass found: soft values per unit, the units covered.
 struct Compared {
     soft: Vec<f64>,
+    strength: Vec<f64>,
     first_unit: u32,
     last_unit: u32,
 }
@@ -512,6 +516,7 @@ fn compare(
         })?;
     Ok(Compared {
         soft: detector.soft_values(),
+        strength: detector.strengths(),
         first_unit,
         last_unit,
     })
@@ -560,6 +565,7 @@ pub fn extract(
     Ok(Some(Extraction {
         video_id: title.video_id.clone(),
         soft: compared.soft,
+        strength: compared.strength,
         units_observed,
         code: title.package.watermark.code,
         alignment: Alignment {
