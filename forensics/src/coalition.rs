@@ -5,8 +5,9 @@
 //! hold B there: with `j` of `c` holding B it shows variant B, variant A, or a blend of both
 //! (frames of their copies averaged, in any proportion), with probabilities that are its
 //! strategy. Colluders who all hold the same variant can only show that one (`j = 0`: A,
-//! `j = c`: B). A unit's value reads about `+a` for B, `-a` for A and somewhere between for a
-//! blend, with Gaussian noise (the [`Channel`], fitted to the values). A blend is evidence: it
+//! `j = c`: B), up to a unit misread now and then. A unit's value reads about `+a` for B, `-a`
+//! for A and somewhere between for a blend, `a` scaled by how strongly the unit can carry the
+//! mark, with Gaussian noise (the [`Channel`], fitted to the values). A blend is evidence: it
 //! says the coalition holds both variants there, which under a biased code points at whoever
 //! holds the rarer one. Given the unit biases, the strategy is estimated by
 //! expectation-maximisation over the copy's values; the score of a session is then the
