@@ -20,7 +20,8 @@
 //! later runs), then prints a Markdown table. CASES filters the rows (`2`, `3:minority`, …;
 //! several separated by commas). What extraction read of each copy is kept in WORK too, so a
 //! later run scores the same copies again (with another decoder) in seconds; remove
-//! WORK/readings to make and extract them anew.
+//! WORK/readings to make and extract them anew. With `COLLUSION_IGNORE_STRENGTH` set, the
+//! copies are scored as if extraction had not reported each unit's mark strength.
 
 #[path = "support/coalitions.rs"]
 mod coalitions;
@@ -207,6 +208,8 @@ fn main() -> Result<(), Error> {
     };
     let unit_seconds: f64 = args.get(3).map_or(Ok(1.0), |a| a.parse())?;
     let filter = args.get(4).cloned().unwrap_or_default();
+    // An ablation: score as if extraction had not reported each unit's strength.
+    let ignore_strength = std::env::var_os("COLLUSION_IGNORE_STRENGTH").is_some();
     let work = PathBuf::from(work);
     std::fs::create_dir_all(&work)?;
     let p = package_once(Path::new(title), &work, unit_seconds)?;
@@ -221,7 +224,7 @@ fn main() -> Result<(), Error> {
     println!(
         "Title: {:.1} min, {}x{} at {}/{} fps, {} units of {unit_seconds} s, tardos-v2; copies \
          re-encoded with x264 CRF 23 (preset fast); colluders scored with {INNOCENT_SAMPLE} \
-         innocent sessions, false-positive probabilities for {} sessions, threshold {:e}.",
+         innocent sessions, false-positive probabilities for {} sessions, threshold {:e}{}.",
         video.unit_count as f64 * unit_seconds / 60.0,
         video.width,
         video.height,
@@ -230,6 +233,11 @@ fn main() -> Result<(), Error> {
         video.unit_count,
         coalitions::POPULATION,
         coalitions::THRESHOLD,
+        if ignore_strength {
+            "; scored without the units' strengths (COLLUSION_IGNORE_STRENGTH)"
+        } else {
+            ""
+        },
     );
     println!();
     println!(
@@ -304,6 +312,9 @@ fn main() -> Result<(), Error> {
                 }
             };
             let (mut soft, mut strength) = (readings.soft, readings.strength);
+            if ignore_strength {
+                strength.clear();
+            }
             soft.truncate(units as usize);
             strength.truncate(units as usize);
             let copy = Copy {
