@@ -20,8 +20,8 @@
 //! later runs), then prints a Markdown table. CASES filters the rows (`2`, `3:minority`, …;
 //! several separated by commas). What extraction read of each copy is kept in WORK too, so a
 //! later run scores the same copies again (with another decoder) in seconds; remove
-//! WORK/readings to make and extract them anew. With `COLLUSION_IGNORE_STRENGTH` set, the
-//! copies are scored as if extraction had not reported each unit's mark strength.
+//! WORK/readings to make and extract them anew. Like the analysis, the scoring leaves out
+//! each unit's mark strength; with `COLLUSION_USE_STRENGTH` set it scales the reading by it.
 
 #[path = "support/coalitions.rs"]
 mod coalitions;
@@ -208,8 +208,8 @@ fn main() -> Result<(), Error> {
     };
     let unit_seconds: f64 = args.get(3).map_or(Ok(1.0), |a| a.parse())?;
     let filter = args.get(4).cloned().unwrap_or_default();
-    // An ablation: score as if extraction had not reported each unit's strength.
-    let ignore_strength = std::env::var_os("COLLUSION_IGNORE_STRENGTH").is_some();
+    // As the analysis does, the units' strengths are left out unless asked for.
+    let use_strength = std::env::var_os("COLLUSION_USE_STRENGTH").is_some();
     let work = PathBuf::from(work);
     std::fs::create_dir_all(&work)?;
     let p = package_once(Path::new(title), &work, unit_seconds)?;
@@ -233,8 +233,8 @@ fn main() -> Result<(), Error> {
         video.unit_count,
         coalitions::POPULATION,
         coalitions::THRESHOLD,
-        if ignore_strength {
-            "; scored without the units' strengths (COLLUSION_IGNORE_STRENGTH)"
+        if use_strength {
+            "; the reading scaled by each unit's strength (COLLUSION_USE_STRENGTH)"
         } else {
             ""
         },
@@ -312,7 +312,7 @@ fn main() -> Result<(), Error> {
                 }
             };
             let (mut soft, mut strength) = (readings.soft, readings.strength);
-            if ignore_strength {
+            if !use_strength {
                 strength.clear();
             }
             soft.truncate(units as usize);

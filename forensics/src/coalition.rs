@@ -6,8 +6,8 @@
 //! (frames of their copies averaged, in any proportion), with probabilities that are its
 //! strategy. Colluders who all hold the same variant can only show that one (`j = 0`: A,
 //! `j = c`: B), up to a unit misread now and then. A unit's value reads about `+a` for B, `-a`
-//! for A and somewhere between for a blend, `a` scaled by how strongly the unit can carry the
-//! mark, with Gaussian noise (the [`Channel`], fitted to the values). A blend is evidence: it
+//! for A and somewhere between for a blend (`a` optionally scaled by how strongly the unit can
+//! carry the mark), with Gaussian noise (the [`Channel`], fitted to the values). A blend is evidence: it
 //! says the coalition holds both variants there, which under a biased code points at whoever
 //! holds the rarer one. Given the unit biases, the strategy is estimated by
 //! expectation-maximisation over the copy's values; the score of a session is then the
