@@ -7,9 +7,9 @@
 //! strategy. Colluders who all hold the same variant can only show that one (`j = 0`: A,
 //! `j = c`: B), up to a unit misread now and then. A unit's value reads about `+a` for B, `-a`
 //! for A and somewhere between for a blend (`a` optionally scaled by how strongly the unit can
-//! carry the mark), with Gaussian noise (the [`Channel`], fitted to the values). A blend is evidence: it
-//! says the coalition holds both variants there, which under a biased code points at whoever
-//! holds the rarer one. Given the unit biases, the strategy is estimated by
+//! carry the mark), with Gaussian noise (the [`Channel`], fitted to the values). A blend is
+//! evidence: it says the coalition holds both variants there, which under a biased code points
+//! at whoever holds the rarer one. Given the unit biases, the strategy is estimated by
 //! expectation-maximisation over the copy's values; the score of a session is then the
 //! log-likelihood ratio of "this session is one of the `c`" against "this session is
 //! innocent", unit by unit: the most powerful single-session test for that coalition.
@@ -43,8 +43,9 @@ pub struct Readings<'a> {
     pub soft: &'a [f64],
     /// Per unit, how strongly the mark can read there (the square root of the energy of the
     /// variants' difference in the copy's frames: a unit's value is about this times what the
-    /// attack left of the mark, `+` for B, `-` for A), so that a weakly marked unit is not
-    /// taken for a blend. Empty (or 0 for a unit) when not known: every unit alike.
+    /// attack left of the mark, `+` for B, `-` for A); the levels are scaled by it. Empty (or
+    /// 0 for a unit): every unit alike, as the analysis scores (on re-encoded copies the scaling
+    /// named colluders later for every strategy but averaging: BENCHMARKS).
     pub strength: &'a [f64],
 }
 
@@ -341,8 +342,9 @@ impl Coalition {
             // A coalition no larger than the members known: nobody else to score.
             return (one, zero);
         }
-        for (k, _, strength) in readings.observed() {
-            let (Some(&s), Some(&p)) = (readings.soft.get(k), bias.get(k)) else {
+        // The values as the channel was fitted to them (extreme ones held).
+        for (k, s, strength) in readings.observed() {
+            let Some(&p) = bias.get(k) else {
                 continue;
             };
             let (ones, members) = known_at(known, k);

@@ -11,8 +11,9 @@
 //! likelihood ratio of coalitions of 2, 3 and 4 whose strategy is estimated from the copy
 //! ([`crate::coalition`]). Later passes (under either code) also score every session by the
 //! likelihood ratio of being one of a coalition of 2, 3 or 4 with the sessions accused so far,
-//! their codes known (joint decoding). Each score of each pass has its share of the false-positive budget
-//! ([`Budget`]), so the chance of naming any innocent stays below the threshold.
+//! their codes known (joint decoding). Each score of each pass has its share of the
+//! false-positive budget ([`Budget`]), so the chance of naming any innocent stays below the
+//! threshold.
 
 use formats::case::{Match, Verdict};
 use formats::codes::{CodeKey, CodeScheme};
@@ -83,10 +84,7 @@ impl UnitWeights {
 
     /// The likelihood-ratio score of a member of `coalition` (see [`crate::coalition`]).
     pub fn coalition(readings: Readings<'_>, bias: &[f64], coalition: &Coalition) -> UnitWeights {
-        let mut bias = bias.to_vec();
-        bias.resize(readings.soft.len(), 0.5);
-        let (one, zero) = coalition.weights(readings, &bias);
-        UnitWeights { one, zero, bias }
+        UnitWeights::coalition_with(readings, bias, coalition, &[])
     }
 
     /// The likelihood-ratio score of a session other than the `accused` (codes from unit 0)
@@ -452,7 +450,8 @@ pub struct Accusation {
 
 /// Runs the accusation passes over every session of a title: `scan` feeds the ranking every
 /// batch of session ids, once per pass. A pass runs only when the one before accused someone
-/// new, and a later pass only when enough units are left unexplained.
+/// new and one of its scores counts some unit (the unexplained units' score needs at least
+/// `MIN_UNEXPLAINED_UNITS`).
 pub fn accuse<E>(
     readings: Readings<'_>,
     key: &CodeKey,

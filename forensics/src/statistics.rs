@@ -468,5 +468,16 @@ mod tests {
         }
         let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
         assert!(tail.upper_tail(2.0 * norm) <= (-2.0f64).exp() + 1e-12);
+        // A perfect match (probability 2^-10) whose score was summed in another order and
+        // came out a rounding above the largest score still gets its tail (the bound tends to
+        // 2^-10 there, up to the rounding of its own exponent), not 0.
+        let perfect = 0.5f64.powi(10);
+        for z in [total, total * (1.0 + 1e-11)] {
+            let p = tail.upper_tail(z);
+            assert!(
+                (p / perfect - 1.0).abs() < 1e-3,
+                "{z}: {p} against {perfect}"
+            );
+        }
     }
 }
