@@ -21,7 +21,12 @@ EX=${BENCH_EXAMPLES:-$PWD/target/release/examples}
 [ -n "${BENCH_EXAMPLES:-}" ] || cargo build --release --locked --example leak_session --example open_sessions >&2
 WORK=$(mktemp -d /tmp/leaktrace-robustness.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+# KEEP_WORK=1 keeps the title, its sessions and every attacked copy (named by its row number)
+# for analysing again with another build: `leaktrace --data-dir WORK/data extract WORK/NN.mp4`.
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ "${KEEP_WORK:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
 trap cleanup EXIT
 log "composing the test title"
 compose_title "$WORK/title.mp4"
@@ -93,9 +98,22 @@ attacks=(
   "turned -5 degrees, cropped, 854x480, CRF 23|-vf rotate=-5*PI/180,crop=iw*0.84:ih*0.84,scale=854:480 ${X264[*]} -crf 23"
   "camera off-axis (perspective), CRF 23|-vf perspective=x0=W*0.04:y0=H*0.03:x1=W*0.98:y1=0:x2=0:y2=H*0.97:x3=W*0.96:y3=H ${X264[*]} -crf 23"
   "sped up 5 % + mirrored + turned 2 degrees + 854x480, CRF 28|-vf setpts=PTS/1.05,fps=25,hflip,rotate=2*PI/180,crop=iw*0.92:ih*0.92,scale=854:480 ${X264[*]} -crf 28"
+  "half a turn (both flips at once), CRF 23|-vf hflip,vflip ${X264[*]} -crf 23"
+  "sped up 12 % and re-timed to 30 fps, CRF 23|-vf setpts=PTS/1.12,fps=30 ${X264[*]} -crf 23"
+  "slowed down 15 % (0.85x) and re-timed to 24 fps, CRF 23|-vf setpts=PTS/0.85,fps=24 ${X264[*]} -crf 23"
+  "speed wandering between 0.93x and 1.07x, CRF 23|-vf setpts=(N/25+sin(N/375))/TB,fps=25 ${X264[*]} -crf 23"
+  "1 frame in 11 duplicated and re-timed (0.91x), CRF 23|-vf fps=27.5,setpts=N/25/TB,fps=25 ${X264[*]} -crf 23"
+  "12 s intro, 10 s removed, 6 s advert inserted, CRF 23|INTROAD"
+  "turned 5 degrees, black corners left in, CRF 23|-vf rotate=5*PI/180 ${X264[*]} -crf 23"
+  "camera off-axis, twice as strong, CRF 23|-vf perspective=x0=W*0.08:y0=H*0.06:x1=W*0.95:y1=H*0.02:x2=W*0.02:y2=H*0.94:x3=W*0.92:y3=H ${X264[*]} -crf 23"
+  "shrunk to 70 % and placed off-centre on black, CRF 23|-vf scale=896:504,pad=1280:720:300:150 ${X264[*]} -crf 23"
+  "turned -4 degrees + off-axis + 640x360, CRF 28|-vf rotate=-4*PI/180,crop=iw*0.86:ih*0.86,perspective=x0=W*0.03:y0=0:x1=W:y1=H*0.02:x2=0:y2=H:x3=W*0.97:y3=H*0.98,scale=640:360 ${X264[*]} -crf 28"
+  "upside down + crop 10 % + 854x480, sped up 8 %, CRF 30|-vf setpts=PTS/1.08,fps=25,vflip,crop=iw*0.8:ih*0.8,scale=854:480 ${X264[*]} -crf 30"
+  "mirrored + slowed 6 % + 24 fps, 45 s excerpt, CRF 26|-ss 30 -t 45 -vf hflip,setpts=PTS*1.06,fps=24 ${X264[*]} -crf 26"
 )
 
-echo "Title: $UNITS units of 1 s (1280x720, 25 fps); $CANDIDATES candidate sessions; leaker = session 1."
+echo "Title: $UNITS units of 1 s (1280x720, 25 fps); $CANDIDATES candidate sessions; leaker = session 1 ($LEAKER)."
+[ "${KEEP_WORK:-0}" = 1 ] && log "title $VIDEO; copies kept as $WORK/NN.mp4 in row order"
 echo
 echo "| attack | unit accuracy | z | false-positive probability | verdict | best innocent FPP | extract time |"
 echo "|---|---|---|---|---|---|---|"
@@ -107,6 +125,12 @@ for entry in "${attacks[@]}"; do
   if [ "$args" = CHAIN ]; then
     ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" -c:v libx265 -preset fast -crf 28 -x265-params log-level=error "$WORK/step1.mp4"
     ffmpeg -nostdin -v error -y -i "$WORK/step1.mp4" -vf scale=640:360 "${X264[@]}" -crf 28 "$out"
+  elif [ "$args" = INTROAD ]; then
+    # 12 s of other material first, the title 0-50 s, a 6 s advert, then the title from 60 s on.
+    ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" -f lavfi -t 12 -i "testsrc2=size=1280x720:rate=25" \
+      -f lavfi -t 6 -i "mandelbrot=size=1280x720:rate=25:start_scale=0.5" \
+      -filter_complex "[1:v]format=yuv420p,setsar=1[i];[0:v]trim=0:50,setpts=PTS-STARTPTS[a];[2:v]format=yuv420p,setsar=1[ad];[0:v]trim=60,setpts=PTS-STARTPTS[b];[i][a][ad][b]concat=n=4:v=1:a=0[out]" \
+      -map "[out]" "${X264[@]}" -crf 23 "$out"
   elif [ "$args" = CUTINSERT ]; then
     # Title 0-30 s, 8 s of material the title does not have, then the title from 40 s on.
     ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" -f lavfi -t 8 -i "cellauto=size=1280x720:rate=25" \
@@ -116,6 +140,8 @@ for entry in "${attacks[@]}"; do
     # shellcheck disable=SC2086
     ffmpeg -nostdin -v error -y -i "$WORK/leak.mp4" $args -an "$out"
   fi
+  row=$((${row:-0} + 1))
+  [ "${KEEP_WORK:-0}" = 1 ] && cp "$out" "$WORK/$(printf %02d "$row").mp4"
   for bin in "$BIN" ${BEFORE:+"$BEFORE"}; do
   label=$name
   [ "$bin" = "$BIN" ] || label="$name (before)"

@@ -282,9 +282,10 @@ pub fn resample(src: &Gray, rect: Rect, rows: usize, cols: usize) -> Gray {
 
 /// Where the corners of a picture fall in another frame, as fractions of that frame:
 /// top-left, top-right, bottom-left, bottom-right. An axis-aligned crop is the special case
-/// [`Quad::from_rect`]; a rotated, sheared or (mildly) perspective view of the frame is any
-/// other. Points inside are placed by bilinear interpolation of the corners (exact for
-/// rotation, scaling and shear; close to the projective map for a camera slightly off-axis).
+/// [`Quad::from_rect`]; a rotated, sheared or perspective view of the frame (a camera pointed
+/// at a screen) is any other. Points inside are placed by the projective map the four corners
+/// define ([`QuadMap`]): a flat picture seen from any angle, rotation, scaling and shear
+/// included.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Quad {
     pub corners: [[f64; 2]; 4],
@@ -336,8 +337,14 @@ impl Quad {
         across / down.max(1e-9)
     }
 
-    /// The point at `(u, v)` of the picture (0..1 each way).
+    /// The point at `(u, v)` of the picture (0..1 each way), by [`QuadMap`].
     pub fn point(&self, u: f64, v: f64) -> [f64; 2] {
+        QuadMap::of(self).point(u, v)
+    }
+
+    /// [`Quad::point`] by bilinear interpolation of the corners (the map of a quad that is not
+    /// convex, and the plain version the projective one is tested against).
+    fn bilinear_point(&self, u: f64, v: f64) -> [f64; 2] {
         let [tl, tr, bl, br] = self.corners;
         let left = [tl[0] + (bl[0] - tl[0]) * v, tl[1] + (bl[1] - tl[1]) * v];
         let right = [tr[0] + (br[0] - tr[0]) * v, tr[1] + (br[1] - tr[1]) * v];
@@ -378,18 +385,77 @@ pub fn warp(src: &Gray, quad: &Quad, rows: usize, cols: usize) -> Gray {
     if width == 0 || height == 0 {
         return out;
     }
+    let map = QuadMap::of(quad);
     for (y, mut out_row) in out.rows_mut().into_iter().enumerate() {
         let v = (y as f64 + 0.5) / rows as f64;
-        let left = quad.point(0.0, v);
-        let right = quad.point(1.0, v);
         for (x, o) in out_row.iter_mut().enumerate() {
             let u = (x as f64 + 0.5) / cols as f64;
-            let px = (left[0] + (right[0] - left[0]) * u) * width as f64 - 0.5;
-            let py = (left[1] + (right[1] - left[1]) * u) * height as f64 - 0.5;
-            *o = sample(src, px, py);
+            let [px, py] = map.point(u, v);
+            *o = sample(src, px * width as f64 - 0.5, py * height as f64 - 0.5);
         }
     }
     out
+}
+
+/// How a [`Quad`] places the points of its picture: the projective map (homography) that takes
+/// the unit square's corners to the quad's, when the quad is convex (any view of a flat
+/// picture is), else bilinear interpolation of the corners. For a parallelogram (rotation,
+/// scaling, shear) the two are the same affine map.
+#[derive(Debug, Clone, Copy)]
+pub enum QuadMap {
+    /// `x = (a u + b v + c) / w`, `y = (d u + e v + f) / w`, `w = g u + h v + 1`, as
+    /// `[a, b, c, d, e, f, g, h]`.
+    Projective([f64; 8]),
+    Bilinear(Quad),
+}
+
+impl QuadMap {
+    pub fn of(quad: &Quad) -> QuadMap {
+        let [[x0, y0], [x1, y1], [x3, y3], [x2, y2]] = quad.corners;
+        // The square's corners (0,0), (1,0), (1,1), (0,1) go to tl, tr, br, bl.
+        let (sx, sy) = (x0 - x1 + x2 - x3, y0 - y1 + y2 - y3);
+        let (dx1, dx2, dy1, dy2) = (x1 - x2, x3 - x2, y1 - y2, y3 - y2);
+        let den = dx1 * dy2 - dx2 * dy1;
+        let scale = quad
+            .corners
+            .iter()
+            .flatten()
+            .fold(1.0f64, |m, v| m.max(v.abs()));
+        if den.abs() <= 1e-12 * scale * scale {
+            return QuadMap::Bilinear(*quad);
+        }
+        let g = (sx * dy2 - dx2 * sy) / den;
+        let h = (dx1 * sy - sx * dy1) / den;
+        // The divisor must stay positive over the whole square (a convex quad): it is linear,
+        // so checking the corners is enough.
+        if [1.0, 1.0 + g, 1.0 + h, 1.0 + g + h]
+            .iter()
+            .any(|w| !w.is_finite() || *w <= 1e-6)
+        {
+            return QuadMap::Bilinear(*quad);
+        }
+        QuadMap::Projective([
+            x1 - x0 + g * x1,
+            x3 - x0 + h * x3,
+            x0,
+            y1 - y0 + g * y1,
+            y3 - y0 + h * y3,
+            y0,
+            g,
+            h,
+        ])
+    }
+
+    /// The point at `(u, v)` of the picture, as fractions of the frame the quad lies in.
+    pub fn point(&self, u: f64, v: f64) -> [f64; 2] {
+        match self {
+            QuadMap::Projective([a, b, c, d, e, f, g, h]) => {
+                let w = g * u + h * v + 1.0;
+                [(a * u + b * v + c) / w, (d * u + e * v + f) / w]
+            }
+            QuadMap::Bilinear(q) => q.bilinear_point(u, v),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -520,6 +586,55 @@ mod tests {
         for (got, want) in [(b.x0, 0.25), (b.y0, 0.25), (b.x1, 0.75), (b.y1, 0.75)] {
             assert!((got - want).abs() < 1e-9, "{b:?}");
         }
+    }
+
+    #[test]
+    fn a_quad_places_points_by_the_projective_map_of_its_corners() {
+        let close =
+            |a: [f64; 2], b: [f64; 2]| (a[0] - b[0]).abs() < 1e-9 && (a[1] - b[1]).abs() < 1e-9;
+        // A camera off-axis: the far side shorter.
+        let seen = Quad {
+            corners: [[0.08, 0.06], [0.95, 0.02], [0.02, 0.94], [0.92, 1.0]],
+        };
+        assert!(matches!(QuadMap::of(&seen), QuadMap::Projective(_)));
+        for (corner, (u, v)) in
+            seen.corners
+                .iter()
+                .zip([(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)])
+        {
+            assert!(close(seen.point(u, v), *corner), "{u} {v}");
+        }
+        // Straight lines stay straight: the picture's diagonal lies on the quad's, and its
+        // centre is where the quad's diagonals cross (bilinear interpolation bends both).
+        let [tl, tr, bl, br] = seen.corners;
+        let off_line = |p: [f64; 2], a: [f64; 2], b: [f64; 2]| {
+            ((b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])).abs()
+        };
+        for t in [0.1, 0.3, 0.5, 0.8] {
+            assert!(off_line(seen.point(t, t), tl, br) < 1e-12, "{t}");
+            assert!(off_line(seen.point(t, 1.0 - t), bl, tr) < 1e-12, "{t}");
+        }
+        assert!(off_line(seen.bilinear_point(0.3, 0.3), tl, br) > 1e-4);
+        // A parallelogram (turned, sheared): the same affine map both ways.
+        let turned = Quad::from_rect(Rect {
+            x0: 0.1,
+            y0: 0.2,
+            x1: 0.9,
+            y1: 0.7,
+        })
+        .rotated(5.0, 16.0 / 9.0);
+        for (u, v) in [(0.2, 0.9), (0.5, 0.5), (0.77, 0.13)] {
+            assert!(close(turned.point(u, v), turned.bilinear_point(u, v)));
+        }
+        // A quad folded over itself has no projective map: bilinear, still defined.
+        let folded = Quad {
+            corners: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+        };
+        assert!(matches!(QuadMap::of(&folded), QuadMap::Bilinear(_)));
+        assert!(close(
+            folded.point(0.5, 0.5),
+            folded.bilinear_point(0.5, 0.5)
+        ));
     }
 
     #[test]

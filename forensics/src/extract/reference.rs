@@ -11,7 +11,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use formats::layout::Variant;
 
 use super::{ExtractError, ReferenceTitle};
-use crate::frame::{analysis_gray, warp, Gray, Quad};
+use crate::frame::{analysis_gray, warp, Gray, Quad, QuadMap};
 use crate::media::decode::{FrameReader, Limits};
 use crate::refstore::{self, RefFrame};
 
@@ -124,19 +124,49 @@ impl Grid {
     }
 
     fn place_frames(&self, frames: &[RefFrame]) -> Vec<RefFrame> {
-        frames.iter().map(|f| f.map(|g| self.place(g))).collect()
+        let mut placed: Vec<RefFrame> = frames.iter().map(|f| f.map(|g| self.place(g))).collect();
+        self.unmark_outside(&mut placed);
+        placed
     }
-}
 
-/// The frames of both variants of one unit, already on the grid (so of one size), paired.
-fn pair_variants(unit: u32, a: &[Gray], b: &[Gray]) -> UnitReference {
-    UnitReference {
-        unit,
-        frames: a
+    /// Grid points whose place in the reference frame lies outside it: a copy turned without
+    /// a crop shows black there. They carry no mark, so the variants' difference is zeroed
+    /// there; else the frame's edge, which sampling stretches over them, would be compared
+    /// with black and read as noise in every unit.
+    fn unmark_outside(&self, frames: &mut [RefFrame]) {
+        let b = self.placement.bounds();
+        if b.x0 >= 0.0 && b.y0 >= 0.0 && b.x1 <= 1.0 && b.y1 <= 1.0 {
+            // A convex quad lies within its corners' bounds: every point is inside.
+            return;
+        }
+        let map = QuadMap::of(&self.placement);
+        let (w, h) = (self.width.max(1) as f64, self.height.max(1) as f64);
+        let outside: Vec<[usize; 2]> = (0..self.height)
+            .flat_map(|y| (0..self.width).map(move |x| [y, x]))
+            .filter(|&[y, x]| {
+                let p = map.point((x as f64 + 0.5) / w, (y as f64 + 0.5) / h);
+                !(0.0..=1.0).contains(&p[0]) || !(0.0..=1.0).contains(&p[1])
+            })
+            .collect();
+        for frame in frames {
+            for &at in &outside {
+                if let Some(v) = frame.half_diff.get_mut(at) {
+                    *v = 0.0;
+                }
+            }
+        }
+    }
+
+    /// The frames of both variants of one unit, already on this grid (so of one size),
+    /// paired.
+    fn pair_variants(&self, unit: u32, a: &[Gray], b: &[Gray]) -> UnitReference {
+        let mut frames: Vec<RefFrame> = a
             .iter()
             .zip(b)
             .filter_map(|(a, b)| RefFrame::from_variants(a, b))
-            .collect(),
+            .collect();
+        self.unmark_outside(&mut frames);
+        UnitReference { unit, frames }
     }
 }
 
@@ -260,7 +290,7 @@ impl UnitSource<'_> {
             }
         }
         Ok(match found {
-            [Some(a), Some(b)] => Some(pair_variants(unit, &a, &b)),
+            [Some(a), Some(b)] => Some(self.grid.pair_variants(unit, &a, &b)),
             _ => None,
         })
     }
@@ -283,7 +313,7 @@ impl UnitSource<'_> {
                     let place = |frames: Vec<Gray>| -> Vec<Gray> {
                         frames.iter().map(|g| self.grid.place(g)).collect()
                     };
-                    pair_variants(unit, &place(a?), &place(b?))
+                    self.grid.pair_variants(unit, &place(a?), &place(b?))
                 }
             };
             self.current = Some(reference);
@@ -334,4 +364,44 @@ pub(super) fn with_units<R>(
         // which then stop at their next send.
         body(&mut source)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Rect;
+
+    #[test]
+    fn the_mark_is_compared_only_where_the_placement_lies_in_the_frame() {
+        let a = Gray::from_shape_fn((36, 64), |(y, x)| (x + y) as f32);
+        let b = a.mapv(|v| v + 2.0);
+        let frames = [RefFrame::from_variants(&a, &b).unwrap()];
+        let grid = |placement: Quad| Grid {
+            placement,
+            width: 64,
+            height: 36,
+        };
+        // Within the frame (a crop, a turned crop): the difference everywhere.
+        let crop = Quad::from_rect(Rect {
+            x0: 0.1,
+            y0: 0.1,
+            x1: 0.9,
+            y1: 0.9,
+        });
+        for placement in [crop, crop.rotated(4.0, 16.0 / 9.0)] {
+            let placed = grid(placement).place_frames(&frames);
+            assert!(placed[0].half_diff.iter().all(|&v| (v - 1.0).abs() < 1e-4));
+        }
+        // Turned without a crop: none in the corners, beyond the frame; all inside.
+        let turned = Quad::from_rect(Rect::FULL).rotated(5.0, 16.0 / 9.0);
+        let g = grid(turned);
+        let placed = g.place_frames(&frames);
+        let paired = g.pair_variants(1, &[g.place(&a)], &[g.place(&b)]);
+        for frame in [&placed[0], &paired.frames[0]] {
+            let zero = frame.half_diff.iter().filter(|&&v| v == 0.0).count();
+            assert!(zero > 20 && zero < 36 * 64 / 10, "{zero}");
+            assert_eq!(frame.half_diff[[0, 0]], 0.0);
+            assert!((frame.half_diff[[18, 32]] - 1.0).abs() < 1e-4);
+        }
+    }
 }

@@ -127,6 +127,10 @@ const ANGLES: [f64; 12] = [
     -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0,
 ];
 const TURNED_SCALES: [f64; 3] = [1.0, 0.94, 0.88];
+/// Where a corner of the placement may lie, as a fraction of the reference frame: outside it
+/// when the copy shows more than the frame (a copy turned 6 degrees without a crop has its
+/// corners about 9 % beyond the frame, filled with black).
+const CORNER_RANGE: std::ops::RangeInclusive<f64> = -0.15..=1.15;
 /// A placement other than the upright crop is taken only when it fits this much better.
 const MIN_GAIN: f64 = 0.02;
 
@@ -170,7 +174,7 @@ pub fn find_placement(pairs: &[Pair], aspect: f64) -> Quad {
                     for sign in [-1.0, 1.0] {
                         let mut q = best.1;
                         q.corners[corner][axis] += sign * step;
-                        if !(-0.05..=1.05).contains(&q.corners[corner][axis]) {
+                        if !CORNER_RANGE.contains(&q.corners[corner][axis]) {
                             continue;
                         }
                         let e = error_of_quad(pairs, &q);
@@ -285,6 +289,98 @@ mod tests {
             })
             .collect();
         assert!(find_placement(&pairs, aspect).as_rect().is_some());
+    }
+
+    /// Pairs of each reference frame with the suspect frame `view` makes of it.
+    fn pairs_of<'a>(refs: &'a [Gray], suspects: &'a [Gray]) -> Vec<Pair<'a>> {
+        suspects
+            .iter()
+            .zip(refs)
+            .map(|(s, r)| Pair {
+                suspect: s,
+                references: vec![r],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_copy_filmed_off_axis_is_placed_by_its_perspective() {
+        // A camera turned 20 degrees about the vertical axis, 2 frame widths from the screen,
+        // built here from the pinhole model (not from `Quad`): the reference point a suspect
+        // pixel shows, as fractions of the reference frame.
+        let (sin, cos) = 20f64.to_radians().sin_cos();
+        let (distance, focal) = (2.0, 2.0);
+        let seen = |su: f64, sv: f64| {
+            let (x, y) = (-0.4 + 0.8 * su, -0.4 + 0.8 * sv);
+            let big_x = x * distance / (focal * cos - x * sin);
+            let big_y = y * (big_x * sin + distance) / focal;
+            [big_x + 0.5, big_y + 0.5]
+        };
+        let refs: Vec<Gray> = (0..4).map(|i| scene(384, 216, i as f32)).collect();
+        let (rows, cols) = (72, 128);
+        let suspects: Vec<Gray> = refs
+            .iter()
+            .map(|r| {
+                Gray::from_shape_fn((rows, cols), |(y, x)| {
+                    let p = seen(
+                        (x as f64 + 0.5) / cols as f64,
+                        (y as f64 + 0.5) / rows as f64,
+                    );
+                    crate::frame::sample(r, p[0] * 384.0 - 0.5, p[1] * 216.0 - 0.5) * 0.9 + 10.0
+                })
+            })
+            .collect();
+        let found = find_placement(&pairs_of(&refs, &suspects), 384.0 / 216.0);
+        for (corner, (u, v)) in
+            found
+                .corners
+                .iter()
+                .zip([(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)])
+        {
+            let t = seen(u, v);
+            assert!(
+                (corner[0] - t[0]).abs() < 0.01 && (corner[1] - t[1]).abs() < 0.01,
+                "{found:?}: corner {u},{v} should be {t:?}"
+            );
+        }
+        // Inside, the picture follows the perspective (the centre of the screen is not the
+        // mean of the corners: that is 0.03 of the width off).
+        for (u, v) in [(0.5, 0.5), (0.25, 0.75), (0.8, 0.2)] {
+            let (f, t) = (found.point(u, v), seen(u, v));
+            assert!(
+                (f[0] - t[0]).abs() < 0.004 && (f[1] - t[1]).abs() < 0.004,
+                "{u},{v}: {f:?} vs {t:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_copy_turned_without_a_crop_is_placed_beyond_the_frame() {
+        // Turned 5 degrees, the frame's size kept: the corners show black outside the picture.
+        let refs: Vec<Gray> = (0..4).map(|i| scene(384, 216, i as f32)).collect();
+        let aspect = 384.0 / 216.0;
+        let truth = Quad::from_rect(Rect::FULL).rotated(5.0, aspect);
+        assert!(truth.bounds().y1 > 1.05, "{truth:?}");
+        let suspects: Vec<Gray> = refs
+            .iter()
+            .map(|r| {
+                let mut s = warp(r, &truth, 72, 128);
+                for ((y, x), v) in s.indexed_iter_mut() {
+                    let p = truth.point((x as f64 + 0.5) / 128.0, (y as f64 + 0.5) / 72.0);
+                    if !(0.0..=1.0).contains(&p[0]) || !(0.0..=1.0).contains(&p[1]) {
+                        *v = 16.0;
+                    }
+                }
+                s
+            })
+            .collect();
+        let found = find_placement(&pairs_of(&refs, &suspects), aspect);
+        for (f, t) in found.corners.iter().zip(&truth.corners) {
+            assert!(
+                (f[0] - t[0]).abs() < 0.01 && (f[1] - t[1]).abs() < 0.01,
+                "{found:?} vs {truth:?}"
+            );
+        }
     }
 
     #[test]
