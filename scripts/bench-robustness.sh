@@ -7,7 +7,8 @@
 # probability, the verdict, the best innocent's false-positive probability and the time.
 # With BEFORE=/path/to/an/older/leaktrace, each attacked copy is also analysed by that binary
 # and its figures printed beside (same title, sessions and copy: a change side by side).
-# Usage: [BEFORE=BIN] scripts/bench-robustness.sh [INNOCENT_SESSIONS=100] [ATTACK_FILTER=.]
+# Usage: [BEFORE=BIN] [PACKAGE_ARGS=...] [KEEP_WORK=1] scripts/bench-robustness.sh
+#        [INNOCENT_SESSIONS=100] [ATTACK_FILTER=.]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -36,7 +37,10 @@ DATA="$WORK/data"
 for u in leaker viewer2 viewer3 viewer4 crowd; do
   printf 'bench password\n' | "$BIN" --log-level warn --data-dir "$DATA" user add "$u" --role viewer --password-stdin >/dev/null
 done
-json=$("$BIN" --log-level warn --data-dir "$DATA" package "$WORK/title.mp4" --title robustness --ladder none --json)
+# PACKAGE_ARGS: more options of `leaktrace package`, e.g. "--code tardos-v2" (the table under
+# the collusion-resistant code).
+# shellcheck disable=SC2086
+json=$("$BIN" --log-level warn --data-dir "$DATA" package "$WORK/title.mp4" --title robustness --ladder none ${PACKAGE_ARGS:-} --json)
 VIDEO=$(echo "$json" | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
 UNITS=$(echo "$json" | sed -n 's/.*"units":\([0-9]*\).*/\1/p')
 log "packaged $VIDEO: $UNITS units"
@@ -112,7 +116,7 @@ attacks=(
   "mirrored + slowed 6 % + 24 fps, 45 s excerpt, CRF 26|-ss 30 -t 45 -vf hflip,setpts=PTS*1.06,fps=24 ${X264[*]} -crf 26"
 )
 
-echo "Title: $UNITS units of 1 s (1280x720, 25 fps); $CANDIDATES candidate sessions; leaker = session 1 ($LEAKER)."
+echo "Title: $UNITS units (1280x720, 25 fps); $CANDIDATES candidate sessions; leaker = session 1 ($LEAKER)${PACKAGE_ARGS:+; packaged with $PACKAGE_ARGS}."
 [ "${KEEP_WORK:-0}" = 1 ] && log "title $VIDEO; copies kept as $WORK/NN.mp4 in row order"
 echo
 echo "| attack | unit accuracy | z | false-positive probability | verdict | best innocent FPP | extract time |"
