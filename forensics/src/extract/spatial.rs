@@ -291,7 +291,7 @@ mod tests {
         assert!(find_placement(&pairs, aspect).as_rect().is_some());
     }
 
-    /// Pairs of each reference frame with the suspect frame `view` makes of it.
+    /// Each suspect frame paired with the reference frame it was made from.
     fn pairs_of<'a>(refs: &'a [Gray], suspects: &'a [Gray]) -> Vec<Pair<'a>> {
         suspects
             .iter()
