@@ -260,6 +260,33 @@ fn videos_create_get_find_list_and_conflict() {
     ));
 }
 
+/// User "sam" with a device of fingerprint `fp` and key "key", title "v1", and session "s1" of
+/// theirs for it, requested (not keyed yet).
+fn sam_requesting_s1(
+    conn: &mut DbConnection,
+    fp: &str,
+) -> (
+    users::UserRow,
+    devices::DeviceRow,
+    super::repo::sessions::NewSession,
+) {
+    use super::repo::sessions::{self, NewSession};
+    let u = users::create(conn, "sam", "h", Role::Viewer).unwrap();
+    let d = devices::register(conn, &reg(&u.id, fp, "key")).unwrap();
+    videos::create(conn, &sample_video("v1", "Title")).unwrap();
+    let new = NewSession::requested(
+        "s1".into(),
+        u.id.clone(),
+        d.id.clone(),
+        "v1".into(),
+        "pub".into(),
+        vec![1],
+        None,
+    );
+    sessions::create(conn, &new).unwrap();
+    (u, d, new)
+}
+
 fn reg<'a>(user_id: &'a str, fingerprint: &'a str, key: &'a str) -> devices::Registration<'a> {
     devices::Registration {
         user_id,
@@ -858,30 +885,58 @@ fn retention_removes_old_events_but_keeps_critical_ones() {
     assert!(left.contains(&"piracy_detected".to_string()));
 }
 
+/// The segment fast path's statement is prepared once per connection and kept (diesel builds
+/// every UPDATE of its DSL anew; this one is written out so that it is cached).
+#[test]
+fn the_unit_reservation_is_prepared_once_per_connection() {
+    use super::repo::sessions::{self, Holder};
+    use diesel::connection::InstrumentationEvent;
+    use std::sync::{Arc, Mutex};
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let (u, d, _) = sam_requesting_s1(&mut conn, &"ef".repeat(32));
+    sessions::mark_keyed(&mut conn, "s1", &[9]).unwrap();
+    let cached: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = cached.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
+            seen.lock().unwrap().push(sql.to_string());
+        }
+    });
+    let holder = Holder {
+        user_id: &u.id,
+        device_id: &d.id,
+        device_key: "key",
+    };
+    for n in 1..=3 {
+        assert_eq!(
+            sessions::reserve_unit_for(&mut conn, "s1", &holder, 10).unwrap(),
+            Some(n)
+        );
+    }
+    let prepared: Vec<String> = cached
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|sql| sql.starts_with("UPDATE stream_sessions"))
+        .cloned()
+        .collect();
+    assert_eq!(prepared.len(), 1, "{prepared:?}");
+}
+
 /// The segment fast path's one statement: it counts a unit only while every check holds, and
 /// each check on its own refuses (and counts nothing).
 #[test]
 fn a_unit_is_reserved_for_its_holder_only_while_everything_stands() {
-    use super::repo::sessions::{self, Holder, NewSession, SessionState};
+    use super::repo::sessions::{self, Holder, SessionState};
     let t = TestDatabase::new();
     let db = t.open();
     let mut conn = db.conn().unwrap();
-    let u = users::create(&mut conn, "sam", "h", Role::Viewer).unwrap();
-    let other = users::create(&mut conn, "eve", "h", Role::Viewer).unwrap();
     let fp = "ef".repeat(32);
-    let d = devices::register(&mut conn, &reg(&u.id, &fp, "key")).unwrap();
+    let (u, d, new) = sam_requesting_s1(&mut conn, &fp);
+    let other = users::create(&mut conn, "eve", "h", Role::Viewer).unwrap();
     let d2 = devices::register(&mut conn, &reg(&u.id, &"12".repeat(32), "key")).unwrap();
-    videos::create(&mut conn, &sample_video("v1", "Title")).unwrap();
-    let new = NewSession::requested(
-        "s1".into(),
-        u.id.clone(),
-        d.id.clone(),
-        "v1".into(),
-        "pub".into(),
-        vec![1],
-        None,
-    );
-    sessions::create(&mut conn, &new).unwrap();
     let holder = Holder {
         user_id: &u.id,
         device_id: &d.id,

@@ -250,44 +250,95 @@ pub fn reserve_unit_for(
     holder: &Holder<'_>,
     allowed: i64,
 ) -> Result<Option<i64>, DbError> {
-    use crate::db::schema::{devices, users};
     let t = now();
-    let live = stream_sessions::state
-        .eq(SessionState::Keyed.as_str())
-        .or(stream_sessions::state.eq(SessionState::Streaming.as_str()));
-    let user_stands = diesel::dsl::exists(
-        users::table
-            .filter(users::id.eq(holder.user_id))
-            .filter(users::disabled.eq(false)),
-    );
-    let device_stands = diesel::dsl::exists(
-        devices::table
-            .filter(devices::id.eq(holder.device_id))
-            .filter(devices::user_id.eq(holder.user_id))
-            .filter(devices::revoked_at.is_null())
-            .filter(devices::public_key.eq(holder.device_key)),
-    );
-    diesel::update(
-        stream_sessions::table
-            .find(id)
-            .filter(live)
-            .filter(stream_sessions::expires_at.gt(t))
-            .filter(stream_sessions::segments_served.lt(allowed))
-            .filter(stream_sessions::user_id.eq(holder.user_id))
-            .filter(stream_sessions::device_id.eq(holder.device_id))
-            .filter(user_stands)
-            .filter(device_stands),
-    )
-    .set((
-        stream_sessions::state.eq(SessionState::Streaming.as_str()),
-        stream_sessions::segments_served.eq(stream_sessions::segments_served + 1),
-        stream_sessions::last_activity_at.eq(t),
-        stream_sessions::expires_at.eq(t + Duration::seconds(IDLE_SECONDS)),
-    ))
-    .returning(stream_sessions::segments_served)
+    ReserveUnitFor {
+        id,
+        holder,
+        allowed,
+        now: t,
+        expires: t + Duration::seconds(IDLE_SECONDS),
+    }
     .get_result(conn)
     .optional()
     .map_err(DbError::from)
+}
+
+/// The statement of [`reserve_unit_for`], written out rather than built with diesel's
+/// `update`: diesel prepares every UPDATE it builds anew on each call (it never caches them),
+/// which on the segment hot path cost more than running the statement. Written out with a
+/// static query id, each connection prepares it once and keeps it. Portable SQL only (both
+/// backends run it; `RETURNING` needs SQLite 3.35 or later).
+struct ReserveUnitFor<'a> {
+    id: &'a str,
+    holder: &'a Holder<'a>,
+    allowed: i64,
+    now: NaiveDateTime,
+    expires: NaiveDateTime,
+}
+
+/// The static query id of [`ReserveUnitFor`] (its statement's text never varies).
+struct ReserveUnitForId;
+
+impl diesel::query_builder::QueryId for ReserveUnitFor<'_> {
+    type QueryId = ReserveUnitForId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for ReserveUnitFor<'_> {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl<Conn> RunQueryDsl<Conn> for ReserveUnitFor<'_> {}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for ReserveUnitFor<'_>
+where
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Bool>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    bool: diesel::serialize::ToSql<diesel::sql_types::Bool, DB>,
+    NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Bool, Text, Timestamp};
+        let (holder, streaming) = (self.holder, SessionState::Streaming.as_str());
+        out.push_sql("UPDATE stream_sessions SET state = ");
+        out.push_bind_param::<Text, _>(streaming)?;
+        out.push_sql(", segments_served = segments_served + 1, last_activity_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(", expires_at = ");
+        out.push_bind_param::<Timestamp, _>(&self.expires)?;
+        out.push_sql(" WHERE stream_sessions.id = ");
+        out.push_bind_param::<Text, _>(self.id)?;
+        out.push_sql(" AND (stream_sessions.state = ");
+        out.push_bind_param::<Text, _>(SessionState::Keyed.as_str())?;
+        out.push_sql(" OR stream_sessions.state = ");
+        out.push_bind_param::<Text, _>(streaming)?;
+        out.push_sql(") AND stream_sessions.expires_at > ");
+        out.push_bind_param::<Timestamp, _>(&self.now)?;
+        out.push_sql(" AND stream_sessions.segments_served < ");
+        out.push_bind_param::<BigInt, _>(&self.allowed)?;
+        out.push_sql(" AND stream_sessions.user_id = ");
+        out.push_bind_param::<Text, _>(holder.user_id)?;
+        out.push_sql(" AND stream_sessions.device_id = ");
+        out.push_bind_param::<Text, _>(holder.device_id)?;
+        out.push_sql(" AND EXISTS (SELECT 1 FROM users WHERE users.id = ");
+        out.push_bind_param::<Text, _>(holder.user_id)?;
+        out.push_sql(" AND users.disabled = ");
+        out.push_bind_param::<Bool, _>(&false)?;
+        out.push_sql(") AND EXISTS (SELECT 1 FROM devices WHERE devices.id = ");
+        out.push_bind_param::<Text, _>(holder.device_id)?;
+        out.push_sql(" AND devices.user_id = ");
+        out.push_bind_param::<Text, _>(holder.user_id)?;
+        out.push_sql(" AND devices.revoked_at IS NULL AND devices.public_key = ");
+        out.push_bind_param::<Text, _>(holder.device_key)?;
+        out.push_sql(") RETURNING segments_served");
+        Ok(())
+    }
 }
 
 /// Records activity (a manifest or segment fetch): `keyed` becomes `streaming`, the idle
