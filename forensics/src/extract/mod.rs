@@ -545,8 +545,17 @@ pub fn extract(
     let Some(mut found) = identify(&survey, titles) else {
         return Ok(None);
     };
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        flip = %found.flip,
+        "extract: title and time found"
+    );
     let title = &titles[found.title];
     let placement = locate(&survey, title, &found, work, limits)?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "extract: picture placed"
+    );
     if let Some(time) = realign(&survey, title, &found, &placement) {
         found.time = time;
     }
