@@ -897,12 +897,13 @@ fn the_unit_reservation_is_prepared_once_per_connection() {
     let mut conn = db.conn().unwrap();
     let (u, d, _) = sam_requesting_s1(&mut conn, &"ef".repeat(32));
     sessions::mark_keyed(&mut conn, "s1", &[9]).unwrap();
-    let cached: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = cached.clone();
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if let InstrumentationEvent::CacheQuery { sql, .. } = event {
-            seen.lock().unwrap().push(sql.to_string());
-        }
+    // Statements put in the connection's cache, and statements run.
+    let (cached, started): (Arc<Mutex<Vec<String>>>, Arc<Mutex<usize>>) = Default::default();
+    let (seen, runs) = (cached.clone(), started.clone());
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| match event {
+        InstrumentationEvent::CacheQuery { sql, .. } => seen.lock().unwrap().push(sql.to_string()),
+        InstrumentationEvent::StartQuery { .. } => *runs.lock().unwrap() += 1,
+        _ => {}
     });
     let holder = Holder {
         user_id: &u.id,
@@ -915,14 +916,21 @@ fn the_unit_reservation_is_prepared_once_per_connection() {
             Some(n)
         );
     }
+    // Whatever the quoting: any UPDATE of the sessions table cached.
     let prepared: Vec<String> = cached
         .lock()
         .unwrap()
         .iter()
-        .filter(|sql| sql.starts_with("UPDATE stream_sessions"))
+        .filter(|sql| sql.starts_with("UPDATE") && sql.contains("stream_sessions"))
         .cloned()
         .collect();
     assert_eq!(prepared.len(), 1, "{prepared:?}");
+    assert_eq!(
+        *started.lock().unwrap(),
+        3,
+        "each reservation ran its statement"
+    );
+    conn.set_instrumentation(diesel::connection::get_default_instrumentation());
 }
 
 /// The segment fast path's one statement: it counts a unit only while every check holds, and
