@@ -1,8 +1,8 @@
 //! Streams a whole title as one viewer session and saves what a leaking viewer would: the
-//! decrypted init segment and every video unit, joined. For the robustness benchmark
+//! decrypted init segment and every video segment, joined. For the robustness benchmark
 //! (`scripts/bench-robustness.sh`). Speaks docs/PROTOCOL.md with `streaming::crypto`.
 //!
-//! Usage: leak_session BASE_URL USER PASSWORD FINGERPRINT VIDEO_ID UNITS OUT [RENDITIONS]
+//! Usage: leak_session BASE_URL USER PASSWORD FINGERPRINT VIDEO_ID SEGMENTS OUT [RENDITIONS]
 //! With RENDITIONS (e.g. `0,1,2`), the same session saves every listed rendition of a title
 //! packaged with a ladder, each whole, as `OUT-r<I>.mp4` (0: the top rendition).
 //! Prints the session id.
@@ -37,9 +37,9 @@ fn run(args: &[String]) -> Result<(), String> {
         [rest @ .., list] if args.len() == 8 => (Some(list.as_str()), rest),
         _ => (None, args),
     };
-    let [base, user, password, fingerprint, video, units, out] = args else {
+    let [base, user, password, fingerprint, video, segments, out] = args else {
         return Err(
-            "usage: leak_session BASE_URL USER PASSWORD FINGERPRINT VIDEO_ID UNITS OUT \
+            "usage: leak_session BASE_URL USER PASSWORD FINGERPRINT VIDEO_ID SEGMENTS OUT \
              [RENDITIONS]"
                 .into(),
         );
@@ -55,7 +55,7 @@ fn run(args: &[String]) -> Result<(), String> {
             })
             .collect::<Result<_, _>>()?,
     };
-    let units: u32 = units.parse().map_err(|e| format!("UNITS: {e}"))?;
+    let segments: u32 = segments.parse().map_err(|e| format!("SEGMENTS: {e}"))?;
     let login = post(
         &format!("{base}/api/auth/login/"),
         None,
@@ -96,7 +96,7 @@ fn run(args: &[String]) -> Result<(), String> {
     for (prefix, out) in &outputs {
         let mut joined = Vec::new();
         let names = std::iter::once(format!("{prefix}init"))
-            .chain((1..=units).map(|k| format!("{prefix}{k}")));
+            .chain((1..=segments).map(|k| format!("{prefix}{k}")));
         for name in names {
             let url = format!("{base}/api/video/stream/{session}/{name}/");
             let resp = ureq::get(&url)

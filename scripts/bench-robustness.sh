@@ -43,7 +43,10 @@ done
 json=$("$BIN" --log-level warn --data-dir "$DATA" package "$WORK/title.mp4" --title robustness --ladder none ${PACKAGE_ARGS:-} --json)
 VIDEO=$(echo "$json" | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
 UNITS=$(echo "$json" | sed -n 's/.*"units":\([0-9]*\).*/\1/p')
-log "packaged $VIDEO: $UNITS units"
+# The segments a player fetches: as many as units unless each holds two (--segment-units 2).
+SEGMENTS=$(echo "$json" | sed -n 's/.*"segments":\([0-9]*\).*/\1/p')
+SEGMENTS=${SEGMENTS:-$UNITS}
+log "packaged $VIDEO: $UNITS units in $SEGMENTS segments"
 
 PORT=$(free_port)
 LEAKTRACE_MAX_CONCURRENT_SESSIONS=100000 LEAKTRACE_RIPPING_BURST_SECONDS=1e12 \
@@ -51,10 +54,10 @@ LEAKTRACE_MAX_CONCURRENT_SESSIONS=100000 LEAKTRACE_RIPPING_BURST_SECONDS=1e12 \
 PIDS+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 BASE="http://127.0.0.1:$PORT"
-LEAKER=$("$EX/leak_session" "$BASE" leaker "bench password" "$(printf '%064x' 1)" "$VIDEO" "$UNITS" "$WORK/leak.mp4")
+LEAKER=$("$EX/leak_session" "$BASE" leaker "bench password" "$(printf '%064x' 1)" "$VIDEO" "$SEGMENTS" "$WORK/leak.mp4")
 i=2
 for u in viewer2 viewer3 viewer4; do
-  "$EX/leak_session" "$BASE" "$u" "bench password" "$(printf '%064x' $i)" "$VIDEO" "$UNITS" "$WORK/$u.mp4" >/dev/null
+  "$EX/leak_session" "$BASE" "$u" "bench password" "$(printf '%064x' $i)" "$VIDEO" "$SEGMENTS" "$WORK/$u.mp4" >/dev/null
   i=$((i + 1))
 done
 "$EX/open_sessions" "$BASE" crowd "bench password" "$INNOCENT" "$VIDEO" >/dev/null

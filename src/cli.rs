@@ -166,9 +166,13 @@ pub struct PackageArgs {
     /// The title viewers see; must be unique
     #[arg(long)]
     pub title: String,
-    /// Length of one watermark unit (one GOP, one segment), 0.5 to 4 seconds
+    /// Length of one watermark unit (one bit of a session's code), 0.5 to 4 seconds
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub unit_seconds: f64,
+    /// Watermark units per segment (one GOP): 1, or 2 (every segment in four variants, so
+    /// half-second units keep one-second GOPs, for twice the encoding time and storage)
+    #[arg(long, default_value_t = 1, value_name = "1|2")]
+    pub segment_units: u32,
     /// libx264 constant rate factor of both variants
     #[arg(long, default_value_t = forensics::media::encode::DEFAULT_CRF)]
     pub crf: u8,

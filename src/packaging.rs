@@ -22,6 +22,9 @@ use crate::jobs::build_reference_store;
 pub struct TitleSpec {
     pub title: String,
     pub unit_seconds: f64,
+    /// Watermark units per segment (jobs queued before there was a choice: 1).
+    #[serde(default = "one_unit")]
+    pub segment_units: u32,
     pub crf: u8,
     pub preset: String,
     pub strength: f32,
@@ -33,6 +36,10 @@ pub struct TitleSpec {
     pub ladder: Vec<u32>,
 }
 
+fn one_unit() -> u32 {
+    1
+}
+
 impl TitleSpec {
     /// The defaults of `leaktrace package` for `title`.
     pub fn new(title: impl Into<String>) -> TitleSpec {
@@ -40,6 +47,7 @@ impl TitleSpec {
         TitleSpec {
             title: d.title,
             unit_seconds: d.unit_seconds,
+            segment_units: d.segment_units,
             crf: d.crf,
             preset: d.preset,
             strength: d.strength,
@@ -51,6 +59,7 @@ impl TitleSpec {
     fn options(&self, config: &Config) -> PackageOptions {
         PackageOptions {
             unit_seconds: self.unit_seconds,
+            segment_units: self.segment_units,
             crf: self.crf,
             preset: self.preset.clone(),
             strength: self.strength,
@@ -77,6 +86,9 @@ pub struct Packaged {
     pub row: VideoRow,
     pub frames: u64,
     pub codec: String,
+    /// Watermark units per segment and the segments a player fetches.
+    pub segment_units: u32,
+    pub segments: u32,
 }
 
 /// One number for the whole run: copying the source is the first 5 %, frames up to 90 %,
@@ -169,6 +181,8 @@ pub fn package_and_record(
         row,
         frames: manifest.video.frame_count,
         codec: manifest.video.codec.clone(),
+        segment_units: manifest.video.units_per_segment(),
+        segments: manifest.video.segment_count(),
     })
 }
 

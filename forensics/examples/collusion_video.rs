@@ -16,8 +16,11 @@
 //! `scripts/bench-sessions.sh`.
 //!
 //! `cargo run --release -p forensics --example collusion_video -- TITLE WORK [UNIT_SECONDS]
-//! [CASES]` (run by `scripts/bench-collusion.sh`): packages TITLE into WORK once (kept for
-//! later runs), then prints a Markdown table. CASES filters the rows (`2`, `3:minority`, …;
+//! [CASES] [SEGMENT_UNITS]` (run by `scripts/bench-collusion.sh`): packages TITLE into WORK
+//! once (kept for later runs), then prints a Markdown table. With two units per segment
+//! (SEGMENT_UNITS 2, four variants per segment) a coalition's choice of each unit is taken
+//! from the segment variant that has it: as colluders who cut their segments at the unit
+//! boundary would have it before their re-encode (they need not have received it). CASES filters the rows (`2`, `3:minority`, …;
 //! several separated by commas). What extraction read of each copy is kept in WORK too, so a
 //! later run scores the same copies again (with another decoder) in seconds; remove
 //! WORK/readings to make and extract them anew. Like the analysis, the scoring leaves out
@@ -36,7 +39,8 @@ use forensics::media::decode::Limits;
 use forensics::package::{package, PackageOptions};
 use forensics::refstore;
 use formats::codes::{CodeKey, CodeScheme};
-use formats::layout::{DataLayout, Layout, Variant};
+use formats::layout::{DataLayout, Layout, SegmentVariant, Variant};
+use formats::package::VideoTrack;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -61,19 +65,31 @@ struct Packaged {
     video_id: String,
     secret: String,
     unit_seconds: f64,
+    #[serde(default = "one")]
+    segment_units: u32,
 }
 
-fn package_once(title: &Path, work: &Path, unit_seconds: f64) -> Result<Packaged, Error> {
+fn one() -> u32 {
+    1
+}
+
+fn package_once(
+    title: &Path,
+    work: &Path,
+    unit_seconds: f64,
+    segment_units: u32,
+) -> Result<Packaged, Error> {
     let record = work.join("packaged.json");
     if let Ok(bytes) = std::fs::read(&record) {
         let p: Packaged = serde_json::from_slice(&bytes)?;
-        if p.unit_seconds == unit_seconds {
+        if p.unit_seconds == unit_seconds && p.segment_units == segment_units {
             return Ok(p);
         }
     }
     let data = DataLayout::new(work.join("data"));
     let mut options = PackageOptions::new("collusion bench");
     options.unit_seconds = unit_seconds;
+    options.segment_units = segment_units;
     options.code = CodeScheme::Tardos;
     let started = Instant::now();
     let packaged = package(title, &data, &options, &mut |_| {})?;
@@ -98,17 +114,33 @@ fn package_once(title: &Path, work: &Path, unit_seconds: f64) -> Result<Packaged
         video_id,
         secret: hex::encode(secret),
         unit_seconds,
+        segment_units,
     };
     std::fs::write(&record, serde_json::to_vec(&p)?)?;
     Ok(p)
 }
 
-/// Writes the init segment and, per unit, the variant `pick(unit)` into `out`.
-fn join(layout: &Layout, units: u32, out: &Path, pick: impl Fn(u32) -> bool) -> Result<(), Error> {
+/// Writes the init segment and the segments holding units `1..=units` into `out`, each unit
+/// in variant `pick(unit)` (B when true; A past `units`).
+fn join(
+    layout: &Layout,
+    video: &VideoTrack,
+    units: u32,
+    out: &Path,
+    pick: impl Fn(u32) -> bool,
+) -> Result<(), Error> {
     let mut bytes = std::fs::read(layout.video_init())?;
-    for u in 1..=units {
-        let v = if pick(u) { Variant::B } else { Variant::A };
-        bytes.extend(std::fs::read(layout.video_unit(v, u))?);
+    let per = video.units_per_segment();
+    for k in 1..=units.div_ceil(per) {
+        let choices: Vec<Variant> = (0..per)
+            .map(|i| (k - 1) * per + i + 1)
+            .map(|u| match u <= units && pick(u) {
+                true => Variant::B,
+                false => Variant::A,
+            })
+            .collect();
+        let variant = SegmentVariant::of(&choices).ok_or("too many units per segment")?;
+        bytes.extend(std::fs::read(layout.video_unit(variant, k))?);
     }
     std::fs::write(out, bytes)?;
     Ok(())
@@ -137,14 +169,14 @@ fn make_copy(
     layout: &Layout,
     codes: &[Vec<bool>],
     shown: &[Shown],
-    unit_frames: u32,
+    video: &VideoTrack,
     picture: &Picture,
     work: &Path,
     out: &Path,
 ) -> Result<(), Error> {
     let units = shown.len() as u32;
     let chosen = work.join("chosen.mp4");
-    join(layout, units, &chosen, |u| {
+    join(layout, video, units, &chosen, |u| {
         matches!(shown[u as usize - 1], Shown::Variant(true))
     })?;
     let x264 = ["-c:v", "libx264", "-preset", "fast", "-crf", "23", "-an"];
@@ -159,7 +191,7 @@ fn make_copy(
     let mut inputs: Vec<String> = vec![chosen.to_string_lossy().to_string()];
     for (i, code) in codes.iter().enumerate() {
         let own = work.join(format!("own-{i}.mp4"));
-        join(layout, units, &own, |u| code[u as usize - 1])?;
+        join(layout, video, units, &own, |u| code[u as usize - 1])?;
         inputs.push(own.to_string_lossy().to_string());
     }
     // Frames of averaged units come from every colluder's copy blended, through a mask (a
@@ -172,7 +204,7 @@ fn make_copy(
     .into_bytes();
     for s in shown {
         let v = if *s == Shown::Averaged { 255u8 } else { 0 };
-        for _ in 0..unit_frames {
+        for _ in 0..video.unit_frames {
             y4m.extend_from_slice(b"FRAME\n");
             y4m.extend_from_slice(&[v; 6]);
         }
@@ -204,15 +236,18 @@ fn make_copy(
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(title), Some(work)) = (args.get(1), args.get(2)) else {
-        return Err("usage: collusion_video TITLE WORK [UNIT_SECONDS] [CASES]".into());
+        return Err(
+            "usage: collusion_video TITLE WORK [UNIT_SECONDS] [CASES] [SEGMENT_UNITS]".into(),
+        );
     };
     let unit_seconds: f64 = args.get(3).map_or(Ok(1.0), |a| a.parse())?;
     let filter = args.get(4).cloned().unwrap_or_default();
+    let segment_units: u32 = args.get(5).map_or(Ok(1), |a| a.parse())?;
     // As the analysis does, the units' strengths are left out unless asked for.
     let use_strength = std::env::var_os("COLLUSION_USE_STRENGTH").is_some();
     let work = PathBuf::from(work);
     std::fs::create_dir_all(&work)?;
-    let p = package_once(Path::new(title), &work, unit_seconds)?;
+    let p = package_once(Path::new(title), &work, unit_seconds, segment_units)?;
     let data = DataLayout::new(work.join("data"));
     let layout = Layout::new(data.title_dir(&p.video_id));
     let reference = ReferenceTitle::load(&p.video_id, layout.clone())?;
@@ -222,15 +257,16 @@ fn main() -> Result<(), Error> {
     let key = CodeKey::new(&secret, CodeScheme::Tardos);
     let titles = [reference];
     println!(
-        "Title: {:.1} min, {}x{} at {}/{} fps, {} units of {unit_seconds} s, tardos-v2; copies \
-         re-encoded with x264 CRF 23 (preset fast); colluders scored with {INNOCENT_SAMPLE} \
-         innocent sessions, false-positive probabilities for {} sessions, threshold {:e}{}.",
+        "Title: {:.1} min, {}x{} at {}/{} fps, {} units of {unit_seconds} s ({} per segment), \
+         tardos-v2; copies re-encoded with x264 CRF 23 (preset fast); colluders scored with \
+         {INNOCENT_SAMPLE} innocent sessions, false-positive probabilities for {} sessions, threshold {:e}{}.",
         video.unit_count as f64 * unit_seconds / 60.0,
         video.width,
         video.height,
         video.frame_rate[0],
         video.frame_rate[1],
         video.unit_count,
+        video.units_per_segment(),
         coalitions::POPULATION,
         coalitions::THRESHOLD,
         if use_strength {
@@ -282,15 +318,7 @@ fn main() -> Result<(), Error> {
                         height: video.height,
                         fps: video.frame_rate,
                     };
-                    make_copy(
-                        &layout,
-                        &codes,
-                        &shown,
-                        video.unit_frames,
-                        &picture,
-                        &scratch,
-                        &copy,
-                    )?;
+                    make_copy(&layout, &codes, &shown, &video, &picture, &scratch, &copy)?;
                     let started = Instant::now();
                     let extracted = extract(
                         &copy,

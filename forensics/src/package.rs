@@ -1,7 +1,9 @@
 //! Packaging a title: decode the source, embed the watermark, encode variants A and B of every
 //! unit with identical libx264 settings, split them into CMAF segments, and store what playback
-//! and extraction need. Everything is written into a staging folder that is renamed into place
-//! only when complete ([`Packaged::commit`]); a failed or abandoned run leaves nothing behind.
+//! and extraction need. A segment (a closed GOP) holds one unit, or two: then it is encoded in
+//! four variants, one per choice of its two units' variants. Everything is written into a
+//! staging folder that is renamed into place only when complete ([`Packaged::commit`]); a
+//! failed or abandoned run leaves nothing behind.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -13,7 +15,7 @@ use ffmpeg_next::frame;
 use formats::codes::CodeScheme;
 use formats::digest::{copy_with_progress, HashingWriter};
 use formats::isobmff;
-use formats::layout::{DataLayout, Layout, Variant};
+use formats::layout::{DataLayout, Layout, SegmentVariant, Variant, MAX_SEGMENT_UNITS};
 use formats::package::{
     self as manifest_format, AudioTrack, PackageManifest, SourceFile, VideoTrack, WatermarkParams,
 };
@@ -62,7 +64,11 @@ pub fn rendition_sizes(width: u32, height: u32, ladder: &[u32]) -> Vec<(u32, u32
 #[derive(Debug, Clone)]
 pub struct PackageOptions {
     pub title: String,
+    /// Length of a watermark unit (one bit of a session's code).
     pub unit_seconds: f64,
+    /// Watermark units per segment: 1, or 2 (four variants of every segment: units half a
+    /// segment long without shorter GOPs, for twice the encoding and storage).
+    pub segment_units: u32,
     pub crf: u8,
     pub preset: String,
     pub strength: f32,
@@ -79,6 +85,7 @@ impl PackageOptions {
         PackageOptions {
             title: title.into(),
             unit_seconds: 1.0,
+            segment_units: 1,
             crf: DEFAULT_CRF,
             preset: DEFAULT_PRESET.to_string(),
             strength: DEFAULT_STRENGTH,
@@ -94,6 +101,18 @@ impl PackageOptions {
             return Err(PackageError::InvalidOption(format!(
                 "unit length {} s is outside {MIN_UNIT_SECONDS}-{MAX_UNIT_SECONDS} s",
                 self.unit_seconds
+            )));
+        }
+        if !(1..=MAX_SEGMENT_UNITS).contains(&self.segment_units) {
+            return Err(PackageError::InvalidOption(format!(
+                "{} units per segment is outside 1-{MAX_SEGMENT_UNITS}",
+                self.segment_units
+            )));
+        }
+        let segment_seconds = self.unit_seconds * self.segment_units as f64;
+        if segment_seconds > MAX_UNIT_SECONDS {
+            return Err(PackageError::InvalidOption(format!(
+                "segments of {segment_seconds} s are longer than {MAX_UNIT_SECONDS} s"
             )));
         }
         if self.crf > 51 {
@@ -260,10 +279,14 @@ pub fn package(
     rand::rngs::OsRng.fill_bytes(&mut secret);
     let fps = info.fps();
     let unit_frames = ((fps * options.unit_seconds).round() as u32).max(1);
+    let segment_units = options.segment_units;
+    let segment_frames = unit_frames * segment_units;
+    let variants: Vec<SegmentVariant> = SegmentVariant::all(segment_units).collect();
+    let all_a = SegmentVariant::uniform(Variant::A, segment_units);
     let settings = EncoderSettings {
         crf: options.crf,
         preset: options.preset.clone(),
-        unit_frames,
+        segment_frames,
     };
     let geometry = Geometry {
         width: info.width,
@@ -272,7 +295,7 @@ pub fn package(
         frame_rate: info.frame_rate,
     };
     let expected_frames = (info.duration_seconds * fps).round() as u64;
-    // Every rendition (0: the top one, at the decoded size) in both variants: one encoder
+    // Every rendition (0: the top one, at the decoded size) in every variant: one encoder
     // each, the lower ones scaling the marked frames first.
     let sizes = rendition_sizes(info.width, info.height, &options.ladder);
     let mut outputs = vec![(0u32, geometry)];
@@ -285,24 +308,23 @@ pub fn package(
                 ..geometry
             },
         ));
-        for variant in [Variant::A, Variant::B] {
-            let dir = layout.rendition_variant_dir(i as u32 + 1, variant);
+    }
+    for &(index, _) in &outputs {
+        for &variant in &variants {
+            let dir = layout.rendition_variant_dir(index, variant);
             fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         }
     }
-    let work = |index: u32, variant: Variant| {
+    let work = |index: u32, variant: SegmentVariant| {
         layout.work_file(&format!("r{index}-{}.mp4", variant.folder()))
     };
 
-    let mut senders = (Vec::new(), Vec::new());
+    let mut senders = Vec::new();
     let mut jobs = Vec::new();
     for &(index, target) in &outputs {
-        for variant in [Variant::A, Variant::B] {
+        for &variant in &variants {
             let (tx, rx) = sync_channel::<Arc<frame::Video>>(QUEUE_FRAMES);
-            match variant {
-                Variant::A => senders.0.push(tx),
-                Variant::B => senders.1.push(tx),
-            }
+            senders.push((variant, tx));
             jobs.push((work(index, variant), target, rx));
         }
     }
@@ -318,9 +340,10 @@ pub fn package(
             secret: &secret,
             strength: options.strength,
             unit_frames,
+            segment_units,
             thumbs_path: layout.thumbnails(),
         };
-        let fed = embed.run(&mut reader, senders.0, senders.1, expected_frames, progress);
+        let fed = embed.run(&mut reader, senders, expected_frames, progress);
         let encoded: Result<(), MediaError> = handles.into_iter().try_for_each(|h| {
             h.join()
                 .unwrap_or_else(|_| Err(MediaError::encode("encoder thread", "panicked")))
@@ -345,31 +368,23 @@ pub fn package(
         total: 1,
     });
     let unit_count = frame_count.div_ceil(unit_frames as u64) as u32;
+    let segment_count = frame_count.div_ceil(segment_frames as u64) as u32;
     let duration_seconds = frame_count as f64 / fps;
     let mut split = Vec::new();
     for &(index, target) in &outputs {
-        let init = split_variants(
-            &layout,
-            index,
-            &work(index, Variant::A),
-            &work(index, Variant::B),
-            unit_count,
-        )?;
-        // The encodes are in segments now: their disk goes back before the next split.
-        for variant in [Variant::A, Variant::B] {
-            let done = work(index, variant);
-            fs::remove_file(&done).map_err(io_err("remove", &done))?;
-        }
+        let init = split_variants(&layout, index, &variants, &work, segment_count)?;
         let codec = fmp4::avc_codec_string(&init)
             .ok_or_else(|| PackageError::Inconsistent("init segment has no avcC box".into()))?;
         let init_path = layout.rendition_init(index);
         fs::write(&init_path, &init).map_err(io_err("write", &init_path))?;
-        let durations: Vec<f64> = (0..unit_count as u64)
-            .map(|k| (frame_count - k * unit_frames as u64).min(unit_frames as u64) as f64 / fps)
+        let durations: Vec<f64> = (0..segment_count as u64)
+            .map(|k| {
+                (frame_count - k * segment_frames as u64).min(segment_frames as u64) as f64 / fps
+            })
             .collect();
-        let bandwidth = stated_bandwidth(&layout, index, &durations)?;
+        let bandwidth = stated_bandwidth(&layout, index, &variants, &durations)?;
         // Every rendition starts where the top one does (one presentation offset in the MPD).
-        let start = start_seconds(&init, &layout.rendition_unit(index, Variant::A, 1))?;
+        let start = start_seconds(&init, &layout.rendition_unit(index, all_a, 1))?;
         split.push((index, target, codec, bandwidth, start));
     }
     if let Some(&(index, .., start)) = split.iter().find(|r| (r.4 - split[0].4).abs() > 0.5 / fps) {
@@ -391,11 +406,10 @@ pub fn package(
             },
         )
         .collect();
-    let unit_seconds = unit_frames as f64 / fps;
     let audio = package_audio(
         input,
         &layout,
-        unit_seconds,
+        segment_frames as f64 / fps,
         duration_seconds,
         &options.limits,
     )?;
@@ -415,6 +429,7 @@ pub fn package(
             frame_count,
             unit_frames,
             unit_count,
+            segment_units,
             duration_seconds,
             crf: options.crf,
             preset: options.preset.clone(),
@@ -447,7 +462,8 @@ pub fn package(
     })
 }
 
-/// Encodes the audio track (if any) and splits it into segments of about one unit each.
+/// Encodes the audio track (if any) and splits it into segments of about one video segment
+/// each.
 fn package_audio(
     input: &Path,
     layout: &Layout,
@@ -581,16 +597,21 @@ fn encode_variant(
 /// The seconds over which the MPD's bandwidth is stated (its `minBufferTime`).
 const BANDWIDTH_WINDOW_SECONDS: f64 = 2.0;
 
-/// The bandwidth the MPD states for rendition `index` (units lasting `durations` seconds):
-/// the peak bit rate over any [`BANDWIDTH_WINDOW_SECONDS`] of consecutive units, each unit
-/// counted at its larger variant (a session may receive either), so that a player that
+/// The bandwidth the MPD states for rendition `index` (segments lasting `durations` seconds):
+/// the peak bit rate over any [`BANDWIDTH_WINDOW_SECONDS`] of consecutive segments, each
+/// counted at its largest variant (a session may receive any), so that a player that
 /// buffers that long never outruns a link of this rate.
-fn stated_bandwidth(layout: &Layout, index: u32, durations: &[f64]) -> Result<u64, PackageError> {
+fn stated_bandwidth(
+    layout: &Layout,
+    index: u32,
+    variants: &[SegmentVariant],
+    durations: &[f64],
+) -> Result<u64, PackageError> {
     let mut bits = Vec::with_capacity(durations.len());
-    for unit in 1..=durations.len() as u32 {
+    for segment in 1..=durations.len() as u32 {
         let mut larger = 0u64;
-        for variant in [Variant::A, Variant::B] {
-            let path = layout.rendition_unit(index, variant, unit);
+        for &variant in variants {
+            let path = layout.rendition_unit(index, variant, segment);
             larger = larger.max(fs::metadata(&path).map_err(io_err("read", &path))?.len());
         }
         bits.push(larger as f64 * 8.0);
@@ -627,11 +648,13 @@ fn peak_rate(bits: &[f64], seconds: &[f64], window: f64) -> f64 {
     peak
 }
 
-/// The embedding loop: one decoded frame in, one frame of each variant out.
+/// The embedding loop: one decoded frame in, its A and B marked frames out, each to the
+/// encoders of the segment variants that take that variant for the frame's unit.
 struct Embedder<'a> {
     secret: &'a [u8; 32],
     strength: f32,
     unit_frames: u32,
+    segment_units: u32,
     thumbs_path: PathBuf,
 }
 
@@ -640,8 +663,7 @@ impl Embedder<'_> {
     fn run(
         &self,
         reader: &mut FrameReader,
-        to_a: Vec<SyncSender<Arc<frame::Video>>>,
-        to_b: Vec<SyncSender<Arc<frame::Video>>>,
+        to: Vec<(SegmentVariant, SyncSender<Arc<frame::Video>>)>,
         expected_frames: u64,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<u64, PackageError> {
@@ -682,12 +704,16 @@ impl Embedder<'_> {
             );
             a.set_pts(Some(index));
             b.set_pts(Some(index));
-            // One frame per variant, shared by every rendition's encoder (the lower ones scale
-            // from it; the top one takes it over once they have).
-            for (senders, frame) in [(&to_a, Arc::new(a)), (&to_b, Arc::new(b))] {
-                for tx in senders {
-                    tx.send(Arc::clone(&frame)).map_err(|_| encoder_gone())?;
-                }
+            // One frame per variant, shared by every encoder that takes it (the lower
+            // renditions scale from it; the top one takes it over once they have).
+            let (a, b) = (Arc::new(a), Arc::new(b));
+            let place = (unit - 1) % self.segment_units.max(1);
+            for (variant, tx) in &to {
+                let frame = match variant.unit(place) {
+                    Variant::A => &a,
+                    Variant::B => &b,
+                };
+                tx.send(Arc::clone(frame)).map_err(|_| encoder_gone())?;
             }
             count += 1;
             progress(Progress {
@@ -704,29 +730,40 @@ impl Embedder<'_> {
     }
 }
 
-/// Splits both encodes of rendition `index` into segments and checks that they are
-/// interchangeable.
+/// Splits every variant's encode of rendition `index` (from `work`) into segments, checks
+/// that they are interchangeable, and removes each encode once split (its disk goes back
+/// before the next). Returns the init segment they share.
 fn split_variants(
     layout: &Layout,
     index: u32,
-    work_a: &Path,
-    work_b: &Path,
-    unit_count: u32,
+    variants: &[SegmentVariant],
+    work: &dyn Fn(u32, SegmentVariant) -> PathBuf,
+    segment_count: u32,
 ) -> Result<Vec<u8>, PackageError> {
-    let a = fmp4::split_file(work_a, &|k| layout.rendition_unit(index, Variant::A, k))?;
-    let b = fmp4::split_file(work_b, &|k| layout.rendition_unit(index, Variant::B, k))?;
-    if a.init != b.init {
-        return Err(PackageError::Inconsistent(
-            "the init segments of variants A and B differ".into(),
-        ));
+    let mut shared: Option<Vec<u8>> = None;
+    for &variant in variants {
+        let encode = work(index, variant);
+        let split = fmp4::split_file(&encode, &|k| layout.rendition_unit(index, variant, k))?;
+        fs::remove_file(&encode).map_err(io_err("remove", &encode))?;
+        if split.fragments != segment_count {
+            return Err(PackageError::Inconsistent(format!(
+                "expected {segment_count} fragments per variant, got {} in variant {}",
+                split.fragments,
+                variant.folder()
+            )));
+        }
+        match &shared {
+            Some(init) if *init != split.init => {
+                return Err(PackageError::Inconsistent(format!(
+                    "the init segment of variant {} differs from the others",
+                    variant.folder()
+                )))
+            }
+            Some(_) => {}
+            None => shared = Some(split.init),
+        }
     }
-    if a.fragments != unit_count || b.fragments != unit_count {
-        return Err(PackageError::Inconsistent(format!(
-            "expected {unit_count} fragments per variant, got {} (A) and {} (B)",
-            a.fragments, b.fragments
-        )));
-    }
-    Ok(a.init)
+    shared.ok_or_else(|| PackageError::Inconsistent("no variant was encoded".into()))
 }
 
 #[cfg(test)]

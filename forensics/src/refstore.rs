@@ -15,7 +15,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
-use formats::layout::{Layout, Variant};
+use formats::layout::{Layout, SegmentVariant, Variant};
 use formats::package::PackageManifest;
 
 use crate::frame::{analysis_gray, Gray};
@@ -117,17 +117,17 @@ pub fn exists(layout: &Layout) -> bool {
     layout.reference_unit(1).is_file()
 }
 
-/// Writes init + the fragments of `units` of `variant` to `out`: a valid stream, since units
-/// are closed GOPs.
-pub fn join_units(
+/// Writes init + the fragments of `segments` of `variant` to `out`: a valid stream, since
+/// segments are closed GOPs.
+pub fn join_segments(
     layout: &Layout,
-    variant: Variant,
-    units: std::ops::RangeInclusive<u32>,
+    variant: SegmentVariant,
+    segments: std::ops::RangeInclusive<u32>,
     out: &Path,
 ) -> io::Result<()> {
     let mut writer = BufWriter::new(File::create(out)?);
     let parts =
-        std::iter::once(layout.video_init()).chain(units.map(|u| layout.video_unit(variant, u)));
+        std::iter::once(layout.video_init()).chain(segments.map(|k| layout.video_unit(variant, k)));
     for part in parts {
         std::io::copy(&mut File::open(&part)?, &mut writer)?;
     }
@@ -145,9 +145,16 @@ pub fn build_for_title(
     progress: &mut dyn FnMut(u32, u32),
 ) -> Result<u64, RefStoreError> {
     let units = package.video.unit_count;
+    let (segments, per_segment) = (
+        package.video.segment_count(),
+        package.video.units_per_segment(),
+    );
     let (a, b) = (work.join("a.mp4"), work.join("b.mp4"));
-    join_units(layout, Variant::A, 1..=units, &a).map_err(io("write", &a))?;
-    join_units(layout, Variant::B, 1..=units, &b).map_err(io("write", &b))?;
+    // The all-A and all-B variants of every segment: each unit's A and B, in order.
+    for (variant, path) in [(Variant::A, &a), (Variant::B, &b)] {
+        let uniform = SegmentVariant::uniform(variant, per_segment);
+        join_segments(layout, uniform, 1..=segments, path).map_err(io("write", path))?;
+    }
     let staging = Layout::new(work.join("title"));
     let built = build(
         &staging,

@@ -39,6 +39,8 @@ struct PackagedJson<'a> {
     duration_seconds: f64,
     unit_seconds: f64,
     units: i32,
+    segment_units: u32,
+    segments: u32,
     frames: u64,
     width: i32,
     height: i32,
@@ -54,6 +56,7 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
     let spec = TitleSpec {
         title: args.title.clone(),
         unit_seconds: args.unit_seconds,
+        segment_units: args.segment_units,
         crf: args.crf,
         preset: args.preset.clone(),
         strength: args.strength,
@@ -93,6 +96,8 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
             duration_seconds: row.duration_seconds,
             unit_seconds: row.unit_seconds,
             units: row.unit_count,
+            segment_units: packaged.segment_units,
+            segments: packaged.segments,
             frames: packaged.frames,
             width: row.width,
             height: row.height,
@@ -106,11 +111,12 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
         println!("{json}");
     } else {
         println!(
-            "packaged '{}' as {}: {} units of {:.2} s, {}x{} at {:.3} fps, {}",
+            "packaged '{}' as {}: {} units of {:.2} s in {} segments, {}x{} at {:.3} fps, {}",
             row.title,
             row.id,
             row.unit_count,
             row.unit_seconds,
+            packaged.segments,
             row.width,
             row.height,
             row.frame_rate,

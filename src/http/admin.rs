@@ -85,6 +85,7 @@ struct InboxTitle {
     source_path: String,
     title: String,
     unit_seconds: Option<f64>,
+    segment_units: Option<u32>,
     crf: Option<u8>,
     preset: Option<String>,
     strength: Option<f32>,
@@ -110,9 +111,10 @@ fn ladder(list: &str) -> Result<Vec<u32>, ApiError> {
 }
 
 /// The text fields a multipart packaging request may carry (beside `file`).
-const PACKAGE_FIELDS: [&str; 7] = [
+const PACKAGE_FIELDS: [&str; 8] = [
     "title",
     "unit_seconds",
+    "segment_units",
     "crf",
     "preset",
     "strength",
@@ -121,8 +123,9 @@ const PACKAGE_FIELDS: [&str; 7] = [
 ];
 
 /// `POST /api/admin/titles/`: packages an uploaded file (multipart `file`, `title`, optional
-/// `unit_seconds`, `crf`, `preset`, `strength`) or an inbox file (JSON `source_path`, same
-/// options) in a job: 202 with the job id and its status URL.
+/// `unit_seconds`, `segment_units`, `crf`, `preset`, `strength`, `code`, `ladder`) or an
+/// inbox file (JSON `source_path`, same options) in a job: 202 with the job id and its
+/// status URL.
 pub async fn package_title(
     admin: Admin,
     req: HttpRequest,
@@ -142,6 +145,8 @@ pub async fn package_title(
             let defaults = TitleSpec::new(form.take("title").unwrap_or_default());
             Ok::<_, ApiError>(TitleSpec {
                 unit_seconds: number(&mut form, "unit_seconds")?.unwrap_or(defaults.unit_seconds),
+                segment_units: number(&mut form, "segment_units")?
+                    .unwrap_or(defaults.segment_units),
                 crf: number(&mut form, "crf")?.unwrap_or(defaults.crf),
                 strength: number(&mut form, "strength")?.unwrap_or(defaults.strength),
                 preset: form.take("preset").unwrap_or(defaults.preset.clone()),
@@ -174,6 +179,7 @@ pub async fn package_title(
         let defaults = TitleSpec::new(body.title);
         let spec = TitleSpec {
             unit_seconds: body.unit_seconds.unwrap_or(defaults.unit_seconds),
+            segment_units: body.segment_units.unwrap_or(defaults.segment_units),
             crf: body.crf.unwrap_or(defaults.crf),
             preset: body.preset.unwrap_or(defaults.preset.clone()),
             strength: body.strength.unwrap_or(defaults.strength),

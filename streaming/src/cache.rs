@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use formats::codes;
-use formats::layout::{DataLayout, Layout, Variant};
+use formats::layout::{DataLayout, Layout, SegmentVariant};
 use formats::package::PackageManifest;
 use formats::sealing;
 use shared::db::repo::sessions::SessionRow;
@@ -91,12 +91,14 @@ impl Title {
 pub struct SessionKeys {
     pub cek: [u8; 32],
     pub code: Vec<bool>,
+    /// Watermark units per segment of the session's title.
+    pub segment_units: u32,
 }
 
 impl SessionKeys {
-    /// The variant of 1-based unit `unit` this session receives.
-    pub fn variant(&self, unit: u32) -> Option<Variant> {
-        codes::variant_for(&self.code, unit)
+    /// The variant of 1-based video segment `segment` this session receives.
+    pub fn variant(&self, segment: u32) -> Option<SegmentVariant> {
+        codes::segment_variant(&self.code, segment, self.segment_units)
     }
 }
 
@@ -205,6 +207,7 @@ impl Caches {
         let keys = Arc::new(SessionKeys {
             cek,
             code: title.code(&session.id),
+            segment_units: title.package.video.units_per_segment(),
         });
         self.sessions.insert(&session.id, keys.clone());
         Ok(keys)

@@ -46,7 +46,7 @@ pub async fn security(
     let (session, current) = owned_session(&state, &req, &device, &path.into_inner()).await?;
     let title = state.caches.title(&state, &session.video_id).await?;
     let v = &title.package.video;
-    let unit_seconds = v.unit_seconds();
+    let segment_seconds = v.segment_seconds();
     let (sid, uid) = (session.id.clone(), session.user_id.clone());
     let t = now();
     let (events, open) = state
@@ -60,7 +60,7 @@ pub async fn security(
         .await?;
     let m = state.monitoring;
     let mut body = status_json(&session, current);
-    body["pace"] = match Pace::of(&session, unit_seconds) {
+    body["pace"] = match Pace::of(&session, segment_seconds) {
         Some(p) => json!({
             "content_seconds": p.content_seconds,
             "elapsed_seconds": p.elapsed_seconds,
@@ -115,6 +115,7 @@ pub async fn watermark(
         "strength": p.watermark.strength,
         "unit_seconds": p.video.unit_seconds(),
         "unit_count": p.video.unit_count,
+        "segment_units": p.video.units_per_segment(),
         "code": letters,
         "code_hash": codes::code_hash(&code),
         "metadata_layer": {

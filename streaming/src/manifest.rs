@@ -72,7 +72,7 @@ pub fn render(m: &PackageManifest, session_id: &str) -> String {
                 codecs = xml_escape(codec),
                 sar_n = v.sample_aspect[0],
                 sar_d = v.sample_aspect[1],
-                seg = v.unit_frames as i64 * fr_den as i64,
+                seg = v.segment_frames() as i64 * fr_den as i64,
             )
         })
         .collect();
@@ -116,6 +116,7 @@ mod tests {
                 frame_count: 300,
                 unit_frames: 30,
                 unit_count: 10,
+                segment_units: 1,
                 duration_seconds: 10.0,
                 crf: 20,
                 preset: "faster".into(),

@@ -1,4 +1,5 @@
-//! Manifest and segments. Video unit k is the variant named by bit k of the session's code;
+//! Manifest and segments. Video segment k is the variant named by the session's code bits of
+//! the watermark units it holds (one per segment unless the title was packaged with two);
 //! the video init segment carries the session's signed marker box; audio (not watermarked)
 //! is served as packaged. Every body is encrypted per response with the session's CEK and the
 //! segment's AAD.
@@ -150,11 +151,12 @@ pub async fn segment(
             [&room[..], init].concat()
         }
         Segment::Video(rendition, unit) => {
-            if unit > package.video.unit_count || !has_rendition(&s.title, rendition) {
+            if unit > package.video.segment_count() || !has_rendition(&s.title, rendition) {
                 return Err(no_segment());
             }
             // Counted before it is served (the pace's atomic reservation).
-            monitor::reserve_unit(&state, &req, &s.session, package.video.unit_seconds()).await?;
+            let seconds = package.video.segment_seconds();
+            monitor::reserve_unit(&state, &req, &s.session, seconds).await?;
             remember(&state, &device, &s.session).await?;
             let variant = keys
                 .variant(unit)
@@ -212,11 +214,11 @@ async fn fast_video_unit(
         return Ok(None);
     };
     let package = &title.package;
-    if unit > package.video.unit_count || !has_rendition(&title, rendition) {
+    if unit > package.video.segment_count() || !has_rendition(&title, rendition) {
         return Ok(None);
     }
     let keys = state.caches.session_keys(state, session, &title)?;
-    let unit_seconds = package.video.unit_seconds();
+    let unit_seconds = package.video.segment_seconds();
     let allowed = monitor::allowed_units(state, keyed_at, unit_seconds);
     let (id, user_id, device_id) = (
         session.id.clone(),

@@ -25,11 +25,11 @@ fn title_files(t: &Title) -> (Layout, PackageManifest) {
 /// What a player that shows rendition `pick(k)` for unit k records: each unit decoded with
 /// its rendition's init segment, scaled to 480x270 (what the screen shows), all encoded again
 /// as one file.
-fn recorded(client: &Client, units: u32, dir: &Path, out: &Path, pick: impl Fn(u32) -> u32) {
+fn recorded(client: &Client, segments: u32, dir: &Path, out: &Path, pick: impl Fn(u32) -> u32) {
     let raw = dir.join("screen.yuv");
     let _ = std::fs::remove_file(&raw);
     let mut screen = Vec::new();
-    for k in 1..=units {
+    for k in 1..=segments {
         let r = pick(k);
         let prefix = if r == 0 {
             String::new()
@@ -94,7 +94,7 @@ fn every_rendition_carries_the_sessions_bits_and_a_leak_from_any_mix_names_its_v
     assert!(package.renditions[0].bandwidth < top_rate);
     assert!(package.renditions[1].bandwidth < package.renditions[0].bandwidth);
     for r in &package.renditions {
-        for k in 1..=t.units {
+        for k in 1..=t.segments {
             let a = std::fs::read(layout.rendition_unit(r.index, Variant::A, k)).unwrap();
             let b = std::fs::read(layout.rendition_unit(r.index, Variant::B, k)).unwrap();
             assert_ne!(a, b, "rendition {} unit {k}: the variants differ", r.index);
@@ -145,10 +145,10 @@ fn every_rendition_carries_the_sessions_bits_and_a_leak_from_any_mix_names_its_v
     // three every few units: each names its viewer.
     let val = Client::start(&server, "val", &"1".repeat(64), &t.video_id);
     let lowest = d.join("lowest.mp4");
-    recorded(&val, t.units, d, &lowest, |_| 2);
+    recorded(&val, t.segments, d, &lowest, |_| 2);
     let vic = Client::start(&server, "vic", &"2".repeat(64), &t.video_id);
     let mixed = d.join("mixed.mp4");
-    recorded(&vic, t.units, d, &mixed, |k| (k / 3) % 3);
+    recorded(&vic, t.segments, d, &mixed, |k| (k / 3) % 3);
     let analyst = user_token(&server, "ann", PASSWORD);
     for (file, leaker) in [(&lowest, &val.session_id), (&mixed, &vic.session_id)] {
         let (_, done) = analysed(

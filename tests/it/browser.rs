@@ -169,7 +169,7 @@ fn a_viewer_plays_in_the_page_and_the_leak_is_traced_through_the_consoles() {
     // The leak: the page's decrypted stream, saved and re-encoded at another size.
     let d = t.dir.path();
     let mut saved = client.segment("init");
-    for k in 1..=t.units {
+    for k in 1..=t.segments {
         saved.extend(client.segment(&k.to_string()));
     }
     std::fs::write(d.join("ripped.mp4"), saved).unwrap();

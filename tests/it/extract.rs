@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::leaks::{leak, leak_mixed, packaged, packaged_with};
+use crate::common::leaks::{leak, leak_mixed, packaged, packaged_with, Title};
 use crate::common::media::ffmpeg;
 use crate::common::Harness;
 use forensics::statistics;
 use formats::case::{CaseResult, CaseStatus, Verdict};
+use formats::layout::{Layout, SegmentVariant};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use shared::db::repo::cases;
@@ -39,6 +40,42 @@ fn attack(input: &Path, out: PathBuf, args: &[&str]) -> PathBuf {
     out
 }
 
+/// Waits for the server's worker to build the title's reference store after packaging;
+/// returns the store's folder.
+fn wait_for_store(t: &Title) -> PathBuf {
+    let layout = Layout::new(t.h.data_dir.join("videos").join(&t.video_id));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !layout.reference_unit(1).is_file() {
+        assert!(std::time::Instant::now() < deadline, "no reference store");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    layout.reference_store()
+}
+
+/// Every unit's soft value, 0 for a unit not read.
+fn unit_values(r: &CaseResult) -> Vec<f64> {
+    let units = r.unit_values.as_deref().unwrap_or_default();
+    units.iter().map(|x| x.unwrap_or(0.0)).collect()
+}
+
+/// The reference store (the variants' template, read instead of decoding both variants) and
+/// the decoding path read the same copy alike: the same unit values within a hair, the same
+/// best score within 2 %.
+fn assert_same_evidence(with_store: &CaseResult, decoded: &CaseResult) {
+    let (a, b) = (unit_values(with_store), unit_values(decoded));
+    let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let cosine = dot / (norm(&a) * norm(&b));
+    assert!(cosine > 0.999, "unit values differ: cosine {cosine}");
+    let z = |v: &CaseResult| v.matches[0].score;
+    assert!(
+        (z(with_store) / z(decoded) - 1.0).abs() < 0.02,
+        "z {} with the store, {} decoding",
+        z(with_store),
+        z(decoded)
+    );
+}
+
 #[test]
 fn a_leaked_and_re_encoded_copy_names_its_session() {
     let t = packaged(40.0);
@@ -47,18 +84,7 @@ fn a_leaked_and_re_encoded_copy_names_its_session() {
     let leaker = leak(&server, "val", &"1".repeat(64), &t, &d.join("val.mp4"));
     let innocent = leak(&server, "vic", &"2".repeat(64), &t, &d.join("vic.mp4"));
     leak(&server, "vera", &"3".repeat(64), &t, &d.join("vera.mp4"));
-    // The server's worker builds the title's reference store after packaging.
-    let store =
-        t.h.data_dir
-            .join("videos")
-            .join(&t.video_id)
-            .join("reference")
-            .join("units");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while !store.join("1.lts").is_file() {
-        assert!(std::time::Instant::now() < deadline, "no reference store");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let store = wait_for_store(&t);
     drop(server);
 
     // The raw leak: identified, and the marker box (metadata layer) names the same session
@@ -93,33 +119,18 @@ fn a_leaked_and_re_encoded_copy_names_its_session() {
     // files live does not change that: with a bucket, the store set aside here would be
     // fetched again, so the comparison runs on the data dir alone.)
     assert!(store.join(format!("{}.lts", t.units)).is_file());
-    let values = |v: &CaseResult| -> Vec<f64> {
-        let units = v.unit_values.as_deref().unwrap_or_default();
-        units.iter().map(|x| x.unwrap_or(0.0)).collect()
-    };
     if !crate::common::bucket_run() {
         std::fs::rename(&store, d.join("units-aside")).unwrap();
         let decoded = extract(&t.h, &attacked, &[]);
         std::fs::rename(d.join("units-aside"), &store).unwrap();
         assert_eq!(decoded.verdict, Verdict::Identified, "{decoded:#?}");
         assert_eq!(best_session(&decoded), leaker.as_str());
-        let (with_store, without) = (values(&r), values(&decoded));
-        let dot: f64 = with_store.iter().zip(&without).map(|(a, b)| a * b).sum();
-        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-        let cosine = dot / (norm(&with_store) * norm(&without));
-        assert!(cosine > 0.999, "unit values differ: cosine {cosine}");
-        let z = |v: &CaseResult| v.matches[0].score;
-        assert!(
-            (z(&r) / z(&decoded) - 1.0).abs() < 0.02,
-            "z {} with the store, {} decoding",
-            z(&r),
-            z(&decoded)
-        );
+        assert_same_evidence(&r, &decoded);
     }
 
     // Calibration: 100,000 random codes against these real soft values. The claimed tail
     // probability at 1e-3 must hold within a factor of 2.
-    let soft = values(&r);
+    let soft = unit_values(&r);
     assert_eq!(soft.len(), t.units as usize);
     let tail = statistics::NullTail::new(&soft);
     let z_star = (0..100_000)
@@ -313,7 +324,35 @@ fn the_leaker_survives_the_reduced_attack_suite() {
 /// so the bounds below fail by chance less than once in a thousand runs).
 #[test]
 fn colluders_mixing_their_copies_are_the_best_matches_under_the_tardos_code() {
-    let t = packaged_with(90.0, &["--code", "tardos-v2", "--unit-seconds", "0.5"]);
+    // Half-second units, two per one-second segment: four variants of every segment.
+    let t = packaged_with(
+        90.0,
+        &[
+            "--code",
+            "tardos-v2",
+            "--unit-seconds",
+            "0.5",
+            "--segment-units",
+            "2",
+        ],
+    );
+    assert_eq!(t.segments, t.units.div_ceil(2));
+    let layout = Layout::new(t.h.data_dir.join("videos").join(&t.video_id));
+    let package = formats::package::PackageManifest::read(&layout).unwrap();
+    assert_eq!(
+        (package.video.segment_units, package.video.segment_frames()),
+        (2, 26)
+    );
+    for k in [1, t.segments / 2, t.segments] {
+        let variants: Vec<Vec<u8>> = SegmentVariant::all(2)
+            .map(|v| std::fs::read(layout.video_unit(v, k)).unwrap())
+            .collect();
+        for (i, a) in variants.iter().enumerate() {
+            for b in &variants[i + 1..] {
+                assert_ne!(a, b, "segment {k}: every variant is its own encode");
+            }
+        }
+    }
     // Leaking is faster than real time: no ripping limit for this test.
     let server =
         t.h.serve_with_env(&[], &[("LEAKTRACE_RIPPING_BURST_SECONDS", "1e12")]);
@@ -327,11 +366,26 @@ fn colluders_mixing_their_copies_are_the_best_matches_under_the_tardos_code() {
         &d.join("mixed.mp4"),
         pick,
     );
+    wait_for_store(&t);
     drop(server);
 
     let single = extract(&t.h, &d.join("vera.mp4"), &["--video", &t.video_id]);
     assert_eq!(single.code, formats::codes::CodeScheme::Tardos);
     assert_eq!(single.verdict, Verdict::Identified, "{single:#?}");
+    assert_eq!(
+        single.units_observed, t.units,
+        "every unit read, two per segment"
+    );
+    // Read from the reference store and from the segments decoded (all-A and all-B, each
+    // unit cut out of its segment): the same evidence.
+    if !crate::common::bucket_run() {
+        let (store, aside) = (layout.reference_store(), d.join("units-aside"));
+        std::fs::rename(&store, &aside).unwrap();
+        let decoded = extract(&t.h, &d.join("vera.mp4"), &["--video", &t.video_id]);
+        std::fs::rename(&aside, &store).unwrap();
+        assert_eq!(best_session(&decoded), leaker.as_str(), "{decoded:#?}");
+        assert_same_evidence(&single, &decoded);
+    }
     assert_eq!(best_session(&single), leaker.as_str());
     assert_eq!(single.accused().len(), 1, "{single:#?}");
 

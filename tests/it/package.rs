@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::media::{clip, count_frames, decode_errors, ffmpeg, ClipSpec};
 use crate::common::Harness;
-use formats::layout::{Layout, Variant};
+use formats::layout::{Layout, SegmentVariant, Variant};
 use formats::package::PackageManifest;
 use formats::sealing;
 use rand::{Rng, SeedableRng};
@@ -120,6 +120,50 @@ fn sample_packages_and_random_ab_mixes_decode_exactly() {
         assemble(&layout, 6, |k| mix[k as usize - 1], &file);
         assert_eq!(decode_errors(&file), "", "mix {mix:?} decodes cleanly");
         assert_eq!(count_frames(&file), 132, "mix {mix:?} has every frame");
+    }
+}
+
+#[test]
+fn two_units_per_segment_come_in_four_variants_that_mix_freely() {
+    let h = Harness::new();
+    let out = h.package(
+        Path::new(SAMPLE),
+        "Two units a segment",
+        &["--unit-seconds", "0.5", "--segment-units", "2"],
+    );
+    // 132 frames at 25 fps: units of 13 frames (11, the last of 2), segments of 26 (6, the
+    // last holding only unit 11).
+    assert_eq!(
+        (
+            out["units"].as_u64(),
+            out["segments"].as_u64(),
+            out["segment_units"].as_u64()
+        ),
+        (Some(11), Some(6), Some(2))
+    );
+    let id = out["video_id"].as_str().unwrap();
+    let (layout, m) = manifest(&h, id);
+    assert_eq!((m.video.unit_frames, m.video.segment_frames()), (13, 26));
+    assert_eq!(m.audio.as_ref().map(|a| a.segment_seconds), Some(1.04));
+    let variants: Vec<SegmentVariant> = SegmentVariant::all(2).collect();
+    for v in &variants {
+        let files = std::fs::read_dir(layout.variant_dir(*v)).unwrap().count();
+        assert_eq!(files, 6, "variant {}", v.folder());
+    }
+    assert!(!layout.variant_dir(Variant::A).exists());
+    // Any variant of any segment after the one init segment: a clean stream of every frame.
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for i in 0..3 {
+        let mut bytes = std::fs::read(layout.video_init()).unwrap();
+        for k in 1..=6 {
+            let v = variants[rng.gen_range(0..variants.len())];
+            bytes.extend(std::fs::read(layout.video_unit(v, k)).unwrap());
+        }
+        let file = dir.path().join(format!("mix{i}.mp4"));
+        std::fs::write(&file, bytes).unwrap();
+        assert_eq!(decode_errors(&file), "", "mix {i} decodes cleanly");
+        assert_eq!(count_frames(&file), 132, "mix {i} has every frame");
     }
 }
 
@@ -415,6 +459,18 @@ fn bad_inputs_are_refused_with_a_reason_and_leave_nothing() {
         Path::new(SAMPLE),
         &["--preset", "warp"],
         "unknown x264 preset",
+    );
+    assert_refused(
+        &h,
+        Path::new(SAMPLE),
+        &["--segment-units", "3"],
+        "units per segment",
+    );
+    assert_refused(
+        &h,
+        Path::new(SAMPLE),
+        &["--unit-seconds", "3", "--segment-units", "2"],
+        "segments of 6 s",
     );
     h.run(&["package", SAMPLE, "--title", "  "], None)
         .fails_with(2, "invalid title");

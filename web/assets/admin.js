@@ -74,7 +74,8 @@ async function packageTitle(ev) {
   if (!title) return showError('Give the title a name.');
   if (!!file === !!path) return showError('Choose a source file or give an inbox path (one of the two).');
   const options = {
-    unit_seconds: $('#pkg-unit').value, crf: $('#pkg-crf').value,
+    unit_seconds: $('#pkg-unit').value, segment_units: $('#pkg-segment-units').value,
+    code: $('#pkg-code').value, crf: $('#pkg-crf').value,
     preset: $('#pkg-preset').value.trim(), strength: $('#pkg-strength').value,
   };
   const button = $('#package');
@@ -93,7 +94,7 @@ async function packageTitle(ev) {
       r = await upload('/api/admin/titles/', form, (f) => { $('#pkg-upload').value = f; text.textContent = `Uploading… ${Math.round(f * 100)}%`; });
     } else {
       const json = { source_path: path, title };
-      for (const [k, v] of Object.entries(options)) if (v) json[k] = k === 'preset' ? v : Number(v);
+      for (const [k, v] of Object.entries(options)) if (v) json[k] = k === 'preset' || k === 'code' ? v : Number(v);
       r = await authed('/api/admin/titles/', { method: 'POST', json });
     }
     $('#pkg-upload').value = 1;

@@ -1,14 +1,15 @@
 //! The title's side of the comparison: each unit's reference frames (the variants' midpoint
 //! and half difference) on the comparison grid. They come from the title's reference store,
 //! read ahead on a thread; a title without one has its variants A and B decoded back, a run
-//! of units as one stream per variant, each by its own thread ahead of the comparison (units
-//! are closed GOPs, so init + the units' fragments in order is a valid file); a unit asked
-//! for out of order is read or decoded on its own.
+//! of units as one stream per variant, each by its own thread ahead of the comparison
+//! (segments are closed GOPs, so init + the segments' fragments in order is a valid file; a
+//! title whose segments hold two units is read from its all-A and all-B variants); a unit
+//! asked for out of order is read or decoded on its own.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use formats::layout::Variant;
+use formats::layout::{SegmentVariant, Variant};
 
 use super::{ExtractError, ReferenceTitle};
 use crate::frame::{analysis_gray, warp, Gray, Quad, QuadMap};
@@ -25,23 +26,33 @@ fn reference_error(title: &ReferenceTitle, reason: String) -> ExtractError {
     }
 }
 
-/// Writes init + the fragments of `units` of `variant` to `path`.
+/// Writes init + the fragments of the segments holding `units` to `path`, every unit in
+/// `variant`. Returns how many frames of the first segment come before the first unit.
 fn join_units(
     title: &ReferenceTitle,
     variant: Variant,
     units: std::ops::RangeInclusive<u32>,
     path: &Path,
-) -> Result<(), ExtractError> {
-    refstore::join_units(&title.layout, variant, units, path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            reference_error(title, e.to_string())
-        } else {
-            ExtractError::Work {
-                path: path.to_path_buf(),
-                source: e,
+) -> Result<usize, ExtractError> {
+    let video = &title.package.video;
+    let ((first, place), (last, _)) = (
+        video.segment_of(*units.start()),
+        video.segment_of(*units.end()),
+    );
+    let uniform = SegmentVariant::uniform(variant, video.units_per_segment());
+    let skip = place as usize * video.unit_frames as usize;
+    refstore::join_segments(&title.layout, uniform, first..=last, path)
+        .map(|()| skip)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                reference_error(title, e.to_string())
+            } else {
+                ExtractError::Work {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
             }
-        }
-    })
+        })
 }
 
 /// Unit `unit` from the title's reference store, full-frame.
@@ -84,17 +95,23 @@ pub(super) fn decode_unit(
         variant.folder(),
         uuid::Uuid::new_v4().simple()
     ));
-    join_units(title, variant, unit..=unit, &path)?;
+    let skip = join_units(title, variant, unit..=unit, &path)?;
+    let unit_frames = title.package.video.unit_frames.max(1) as usize;
     let decoded = FrameReader::open_with_threads(&path, limits, 1)
         .map_err(|e| reference_error(title, e.to_string()))
         .and_then(|reader| {
             let mut reader = reader.without_length_check();
             let mut out = Vec::new();
+            let mut index = 0;
             while let Some(f) = reader
                 .next_frame()
                 .map_err(|e| reference_error(title, e.to_string()))?
             {
-                out.push(analysis_gray(&f));
+                // The segment's other unit, if any, is decoded but not kept.
+                if (skip..skip + unit_frames).contains(&index) {
+                    out.push(analysis_gray(&f));
+                }
+                index += 1;
             }
             Ok(out)
         });
@@ -185,7 +202,7 @@ fn stream_variant(
 ) {
     let unit_frames = title.package.video.unit_frames.max(1) as usize;
     let run = || -> Result<(), ExtractError> {
-        join_units(title, variant, first..=last, &path)?;
+        let mut skip = join_units(title, variant, first..=last, &path)?;
         let mut reader = FrameReader::open_with_threads(&path, limits, 1)
             .map_err(|e| reference_error(title, e.to_string()))?
             .without_length_check();
@@ -195,9 +212,14 @@ fn stream_variant(
             .next_frame()
             .map_err(|e| reference_error(title, e.to_string()))?
         {
+            // The first segment's units before `first` are decoded but not kept.
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
             frames.push(grid.place(&analysis_gray(&f)));
             if frames.len() == unit_frames {
-                if to.send(Ok((unit, std::mem::take(&mut frames)))).is_err() {
+                if to.send(Ok((unit, std::mem::take(&mut frames)))).is_err() || unit == last {
                     return Ok(());
                 }
                 unit += 1;

@@ -1,6 +1,6 @@
 //! Encoding one watermarked variant with libx264 into a fragmented MP4, one closed GOP (one
-//! fragment) per unit. Both variants use exactly these settings, so their init segments are
-//! byte-identical and any sequence of A and B fragments after it is a valid stream.
+//! fragment) per segment. Every variant uses exactly these settings, so their init segments
+//! are byte-identical and any sequence of the variants' fragments after it is a valid stream.
 
 use std::path::{Path, PathBuf};
 
@@ -19,8 +19,8 @@ pub struct EncoderSettings {
     pub crf: u8,
     /// libx264 preset.
     pub preset: String,
-    /// Frames per unit: the GOP length and fragment length.
-    pub unit_frames: u32,
+    /// Frames per segment: the GOP length and fragment length.
+    pub segment_frames: u32,
 }
 
 pub const DEFAULT_CRF: u8 = 20;
@@ -37,7 +37,7 @@ pub struct Geometry {
     pub frame_rate: (i32, i32),
 }
 
-/// The fragmented-MP4 muxer flags: a fragment starts at every keyframe (= every unit), the
+/// The fragmented-MP4 muxer flags: a fragment starts at every keyframe (= every segment), the
 /// `moov` is written first with no samples, offsets are relative to each `moof`, CMAF brands.
 const MOVFLAGS: &str = "frag_keyframe+empty_moov+default_base_moof+cmaf";
 
@@ -47,7 +47,7 @@ pub struct VariantWriter {
     encoder: encoder::Video,
     encoder_time_base: Rational,
     stream_time_base: Rational,
-    unit_frames: u32,
+    segment_frames: u32,
 }
 
 fn err(stage: &'static str) -> impl Fn(ffmpeg::Error) -> MediaError {
@@ -80,11 +80,11 @@ impl VariantWriter {
         ctx.set_time_base(encoder_time_base);
         ctx.set_frame_rate(Some(Rational(geometry.frame_rate.0, geometry.frame_rate.1)));
         ctx.set_aspect_ratio(Rational(geometry.sample_aspect.0, geometry.sample_aspect.1));
-        ctx.set_gop(settings.unit_frames);
+        ctx.set_gop(settings.segment_frames);
         if global_header {
             ctx.set_flags(codec::Flags::GLOBAL_HEADER);
         }
-        let n = settings.unit_frames;
+        let n = settings.segment_frames;
         let mut options = Dictionary::new();
         options.set("preset", &settings.preset);
         options.set("crf", &settings.crf.to_string());
@@ -115,14 +115,14 @@ impl VariantWriter {
             encoder,
             encoder_time_base,
             stream_time_base,
-            unit_frames: n,
+            segment_frames: n,
         })
     }
 
-    /// Encodes frame `pts` (its index). The first frame of every unit is forced to an IDR.
+    /// Encodes frame `pts` (its index). The first frame of every segment is forced to an IDR.
     pub fn write(&mut self, picture_frame: &mut frame::Video) -> Result<(), MediaError> {
         let index = picture_frame.pts().unwrap_or(0);
-        let kind = if index % self.unit_frames as i64 == 0 {
+        let kind = if index % self.segment_frames as i64 == 0 {
             picture::Type::I
         } else {
             picture::Type::None

@@ -25,7 +25,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::Sha256;
 
-use crate::layout::Variant;
+use crate::layout::{SegmentVariant, Variant, MAX_SEGMENT_UNITS};
 
 const LABEL: &[u8] = b"leaktrace/v1/code/";
 const BIAS_LABEL: &[u8] = b"leaktrace/v2/bias/";
@@ -255,6 +255,23 @@ pub fn variant_for(code: &[bool], unit: u32) -> Option<Variant> {
     Some(if bit { Variant::B } else { Variant::A })
 }
 
+/// The variant a session receives for 1-based segment `segment` of a title whose segments
+/// hold `units` watermark units each: unit `i` of the segment in the variant of its own bit.
+/// A last segment holding fewer units takes A for the units it does not have (both of its
+/// variants that differ only there are the same pictures). `None` past the code's end.
+pub fn segment_variant(code: &[bool], segment: u32, units: u32) -> Option<SegmentVariant> {
+    let units = units.clamp(1, MAX_SEGMENT_UNITS);
+    let first = (segment.checked_sub(1)? as usize).checked_mul(units as usize)?;
+    code.get(first)?;
+    let choices: Vec<Variant> = (0..units as usize)
+        .map(|i| match code.get(first + i) {
+            Some(true) => Variant::B,
+            _ => Variant::A,
+        })
+        .collect();
+    SegmentVariant::of(&choices)
+}
+
 /// A short, non-secret fingerprint of a code (hex SHA-256 of its bits), for display and for
 /// the `expected_watermark_hash` comparison.
 pub fn code_hash(code: &[bool]) -> String {
@@ -313,6 +330,20 @@ mod tests {
         assert_eq!(variant_for(&code, 2), Some(Variant::B));
         assert_eq!(variant_for(&code, 0), None);
         assert_eq!(variant_for(&code, 4), None);
+        for segment in 1..=3 {
+            assert_eq!(
+                segment_variant(&code, segment, 1),
+                variant_for(&code, segment).map(SegmentVariant::from)
+            );
+        }
+        assert_eq!(segment_variant(&code, 4, 1), None);
+        // Two units per segment: bits 0-1, then bit 2 and an A for the unit it lacks.
+        let name = |s| segment_variant(&code, s, 2).map(SegmentVariant::folder);
+        assert_eq!(
+            [name(1), name(2), name(3)],
+            [Some("ab".into()), Some("ba".into()), None]
+        );
+        assert_eq!(name(0), None);
         assert_ne!(code_hash(&code), code_hash(&[false, true, false]));
         assert_ne!(
             code_hash(&[true]),

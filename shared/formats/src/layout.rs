@@ -18,8 +18,11 @@
 //! <data>/videos/<video_id>/
 //!   package.json                    PackageManifest
 //!   video/init.mp4                  the one init segment (identical for A and B)
-//!   video/a/<k>.m4s                 unit k (1-based) of variant A
-//!   video/b/<k>.m4s                 unit k of variant B
+//!   video/a/<k>.m4s                 segment k (1-based) of variant A
+//!   video/b/<k>.m4s                 segment k of variant B
+//!   video/aa/<k>.m4s .. video/bb/<k>.m4s
+//!                                   the four variants of segment k when each segment holds
+//!                                   two units (`segment_units: 2`): one letter per unit
 //!   audio/init.mp4                  unmarked audio track (when the source has audio)
 //!   audio/<k>.m4s
 //!   reference/thumbs.bin            per-frame luma thumbnails of the unmarked source (alignment)
@@ -48,6 +51,86 @@ impl Variant {
             Variant::A => "a",
             Variant::B => "b",
         }
+    }
+}
+
+/// The most watermark units one segment may hold (a segment of `n` units has `2^n` variants).
+pub const MAX_SEGMENT_UNITS: u32 = 2;
+
+/// One variant of a segment: the variant of each watermark unit it holds, in order. A title
+/// whose segments hold one unit each has the two of [`Variant`]; one whose segments hold two
+/// has four (`aa`, `ab`, `ba`, `bb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SegmentVariant {
+    /// Bit `i` (least significant first) is 1 when unit `i` of the segment is variant B.
+    choices: u8,
+    units: u8,
+}
+
+impl SegmentVariant {
+    /// Every variant of a segment of `units` units (1 to [`MAX_SEGMENT_UNITS`]), the all-A
+    /// one first and the all-B one last.
+    pub fn all(units: u32) -> impl Iterator<Item = SegmentVariant> {
+        let units = units.clamp(1, MAX_SEGMENT_UNITS) as u8;
+        (0..1u8 << units).map(move |choices| SegmentVariant {
+            // The first unit's letter comes first in the name and in the order.
+            choices: (0..units).fold(0, |acc, i| acc | (choices >> (units - 1 - i) & 1) << i),
+            units,
+        })
+    }
+
+    /// Every unit of a segment of `units` units in `variant` (`aa` or `bb` for two).
+    pub fn uniform(variant: Variant, units: u32) -> SegmentVariant {
+        let units = units.clamp(1, MAX_SEGMENT_UNITS) as u8;
+        SegmentVariant {
+            choices: match variant {
+                Variant::A => 0,
+                Variant::B => (1u8 << units) - 1,
+            },
+            units,
+        }
+    }
+
+    /// The variant whose units take `choices` in order (`None` for no choice or more than
+    /// [`MAX_SEGMENT_UNITS`]).
+    pub fn of(choices: &[Variant]) -> Option<SegmentVariant> {
+        if choices.is_empty() || choices.len() > MAX_SEGMENT_UNITS as usize {
+            return None;
+        }
+        Some(SegmentVariant {
+            choices: choices
+                .iter()
+                .enumerate()
+                .fold(0, |acc, (i, &v)| acc | u8::from(v == Variant::B) << i),
+            units: choices.len() as u8,
+        })
+    }
+
+    /// How many units the segment holds.
+    pub fn units(self) -> u32 {
+        self.units as u32
+    }
+
+    /// The variant of the segment's unit `i` (0-based; A past the last).
+    pub fn unit(self, i: u32) -> Variant {
+        if i < self.units as u32 && self.choices >> i & 1 == 1 {
+            Variant::B
+        } else {
+            Variant::A
+        }
+    }
+
+    /// The variant's folder name under `video/`: one letter per unit (`a`, `b`, `aa`, `ab`).
+    pub fn folder(self) -> String {
+        (0..self.units as u32)
+            .map(|i| self.unit(i).folder())
+            .collect()
+    }
+}
+
+impl From<Variant> for SegmentVariant {
+    fn from(variant: Variant) -> SegmentVariant {
+        SegmentVariant::uniform(variant, 1)
     }
 }
 
@@ -156,13 +239,13 @@ impl Layout {
         self.video_dir().join("init.mp4")
     }
 
-    /// The folder of one variant's units.
-    pub fn variant_dir(&self, variant: Variant) -> PathBuf {
-        self.video_dir().join(variant.folder())
+    /// The folder of one variant's segments.
+    pub fn variant_dir(&self, variant: impl Into<SegmentVariant>) -> PathBuf {
+        self.video_dir().join(variant.into().folder())
     }
 
-    /// Unit `unit` is 1-based, as in segment URLs.
-    pub fn video_unit(&self, variant: Variant, unit: u32) -> PathBuf {
+    /// Segment `unit` is 1-based, as in segment URLs.
+    pub fn video_unit(&self, variant: impl Into<SegmentVariant>, unit: u32) -> PathBuf {
         self.variant_dir(variant).join(format!("{unit}.m4s"))
     }
 
@@ -179,16 +262,21 @@ impl Layout {
         }
     }
 
-    /// The folder of one variant's units of rendition `index`; 0 is the top rendition's.
-    pub fn rendition_variant_dir(&self, index: u32, variant: Variant) -> PathBuf {
+    /// The folder of one variant's segments of rendition `index`; 0 is the top rendition's.
+    pub fn rendition_variant_dir(&self, index: u32, variant: impl Into<SegmentVariant>) -> PathBuf {
         match index {
             0 => self.variant_dir(variant),
-            i => self.rendition_dir(i).join(variant.folder()),
+            i => self.rendition_dir(i).join(variant.into().folder()),
         }
     }
 
-    /// Unit `unit` (1-based) of rendition `index` in `variant`; 0 is the top rendition.
-    pub fn rendition_unit(&self, index: u32, variant: Variant, unit: u32) -> PathBuf {
+    /// Segment `unit` (1-based) of rendition `index` in `variant`; 0 is the top rendition.
+    pub fn rendition_unit(
+        &self,
+        index: u32,
+        variant: impl Into<SegmentVariant>,
+        unit: u32,
+    ) -> PathBuf {
         self.rendition_variant_dir(index, variant)
             .join(format!("{unit}.m4s"))
     }
@@ -243,15 +331,10 @@ impl Layout {
         self.work_dir().join(name)
     }
 
-    /// Every folder packaging writes into, created before it starts.
-    pub fn folders(&self) -> [PathBuf; 5] {
-        [
-            self.source_dir(),
-            self.variant_dir(Variant::A),
-            self.variant_dir(Variant::B),
-            self.reference_dir(),
-            self.work_dir(),
-        ]
+    /// Every folder packaging writes into other than the variants', created before it
+    /// starts.
+    pub fn folders(&self) -> [PathBuf; 3] {
+        [self.source_dir(), self.reference_dir(), self.work_dir()]
     }
 }
 
@@ -273,6 +356,9 @@ mod tests {
         assert_eq!(rel(l.manifest()), "package.json");
         assert_eq!(rel(l.video_init()), "video/init.mp4");
         assert_eq!(rel(l.video_unit(Variant::B, 3)), "video/b/3.m4s");
+        let ab = SegmentVariant::of(&[Variant::A, Variant::B]).unwrap();
+        assert_eq!(rel(l.video_unit(ab, 3)), "video/ab/3.m4s");
+        assert_eq!(rel(l.rendition_unit(2, ab, 1)), "video-r2/ab/1.m4s");
         assert_eq!(rel(l.audio_unit(2)), "audio/2.m4s");
         assert_eq!(rel(l.thumbnails()), "reference/thumbs.bin");
         assert_eq!(rel(l.reference_unit(7)), "reference/units/7.lts");
@@ -285,5 +371,39 @@ mod tests {
         assert_eq!(data.report("c", "ab"), PathBuf::from("/d/reports/c-ab.pdf"));
         assert_eq!(data.work("x"), PathBuf::from("/d/work/x"));
         assert_eq!(data.sqlite_database(), PathBuf::from("/d/leaktrace.db"));
+    }
+
+    #[test]
+    fn a_segment_has_one_variant_per_choice_of_its_units() {
+        let names = |units| {
+            SegmentVariant::all(units)
+                .map(SegmentVariant::folder)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(1), ["a", "b"]);
+        assert_eq!(names(2), ["aa", "ab", "ba", "bb"]);
+        for units in 1..=MAX_SEGMENT_UNITS {
+            for v in SegmentVariant::all(units) {
+                let choices: Vec<Variant> = (0..units).map(|i| v.unit(i)).collect();
+                assert_eq!(SegmentVariant::of(&choices), Some(v));
+                assert_eq!(v.units(), units);
+            }
+            assert_eq!(
+                SegmentVariant::all(units).next(),
+                Some(SegmentVariant::uniform(Variant::A, units))
+            );
+            assert_eq!(
+                SegmentVariant::all(units).last(),
+                Some(SegmentVariant::uniform(Variant::B, units))
+            );
+        }
+        assert_eq!(SegmentVariant::from(Variant::B).folder(), "b");
+        assert_eq!(SegmentVariant::of(&[]), None);
+        assert_eq!(SegmentVariant::of(&[Variant::A; 3]), None);
+        let ba = SegmentVariant::of(&[Variant::B, Variant::A]).unwrap();
+        assert_eq!(
+            (ba.unit(0), ba.unit(1), ba.unit(2)),
+            (Variant::B, Variant::A, Variant::A)
+        );
     }
 }

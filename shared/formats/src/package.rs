@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout::Layout;
+use crate::layout::{Layout, MAX_SEGMENT_UNITS};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -124,8 +124,15 @@ pub struct VideoTrack {
     pub sample_aspect: [i32; 2],
     pub frame_rate: [i32; 2],
     pub frame_count: u64,
+    /// Frames per watermark unit (one bit of a session's code).
     pub unit_frames: u32,
+    /// Watermark units in the title (the length of a session's code).
     pub unit_count: u32,
+    /// Watermark units per segment (the title's GOP and delivery unit): 1, segments in
+    /// variants A and B; 2, each segment holds two units and comes in four variants (`aa`,
+    /// `ab`, `ba`, `bb`), so units half a segment long cost no shorter GOPs. Absent: 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub segment_units: u32,
     pub duration_seconds: f64,
     pub crf: u8,
     pub preset: String,
@@ -139,10 +146,45 @@ pub struct VideoTrack {
     pub bandwidth: Option<u64>,
 }
 
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
 impl VideoTrack {
-    /// Length of one unit in seconds (`unit_frames` frames at the frame rate).
+    /// Length of one watermark unit in seconds (`unit_frames` frames at the frame rate).
     pub fn unit_seconds(&self) -> f64 {
         self.unit_frames as f64 * self.frame_rate[1] as f64 / self.frame_rate[0].max(1) as f64
+    }
+
+    /// Watermark units per segment (1 to [`MAX_SEGMENT_UNITS`], as packaging writes it).
+    pub fn units_per_segment(&self) -> u32 {
+        self.segment_units.clamp(1, MAX_SEGMENT_UNITS)
+    }
+
+    /// Frames per segment (a closed GOP).
+    pub fn segment_frames(&self) -> u32 {
+        self.unit_frames * self.units_per_segment()
+    }
+
+    /// Length of one segment in seconds: what a player fetches and the pace counts.
+    pub fn segment_seconds(&self) -> f64 {
+        self.unit_seconds() * self.units_per_segment() as f64
+    }
+
+    /// Segments in the title (the last may hold fewer units).
+    pub fn segment_count(&self) -> u32 {
+        self.unit_count.div_ceil(self.units_per_segment())
+    }
+
+    /// The 1-based segment holding 1-based unit `unit`, and the unit's 0-based place in it.
+    pub fn segment_of(&self, unit: u32) -> (u32, u32) {
+        let n = self.units_per_segment();
+        let i = unit.saturating_sub(1);
+        (i / n + 1, i % n)
     }
 
     /// Frames in unit `unit` (1-based); the last unit may be shorter.
@@ -203,6 +245,7 @@ mod tests {
             frame_count: 132,
             unit_frames: 25,
             unit_count: 6,
+            segment_units: 1,
             duration_seconds: 5.28,
             crf: 20,
             preset: "faster".into(),
@@ -212,6 +255,38 @@ mod tests {
         assert_eq!(t.frames_in_unit(1), 25);
         assert_eq!(t.frames_in_unit(6), 7);
         assert_eq!(t.frames_in_unit(7), 0);
+        assert_eq!((t.segment_count(), t.segment_frames()), (6, 25));
+        assert_eq!(t.segment_of(6), (6, 0));
+        // Two units per segment: 6 units of 25 frames in 3 segments of 50.
+        let two = VideoTrack {
+            segment_units: 2,
+            ..t.clone()
+        };
+        assert_eq!((two.segment_count(), two.segment_frames()), (3, 50));
+        assert_eq!(two.segment_seconds(), 2.0);
+        assert_eq!(two.unit_seconds(), 1.0);
+        assert_eq!(
+            [two.segment_of(1), two.segment_of(2), two.segment_of(5)],
+            [(1, 0), (1, 1), (3, 0)]
+        );
+        let odd = VideoTrack {
+            unit_count: 5,
+            ..two
+        };
+        assert_eq!(odd.segment_count(), 3);
+        // Manifests written before segments could hold two units read as one.
+        let mut json = serde_json::to_value(&t).unwrap();
+        assert!(
+            json.get("segment_units").is_none(),
+            "one unit is not written"
+        );
+        json.as_object_mut().unwrap().remove("segment_units");
+        assert_eq!(
+            serde_json::from_value::<VideoTrack>(json)
+                .unwrap()
+                .segment_units,
+            1
+        );
     }
 
     #[test]
