@@ -169,8 +169,9 @@ pub struct PackageArgs {
     /// Length of one watermark unit (one bit of a session's code), 0.5 to 4 seconds
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub unit_seconds: f64,
-    /// Watermark units per segment (one GOP): 1, or 2 (every segment in four variants, so
-    /// half-second units keep one-second GOPs, for twice the encoding time and storage)
+    /// Watermark units per segment (one closed GOP): 1, or 2 (every segment in four variants,
+    /// so half-second units keep GOPs of two units, for twice the encoding time and storage);
+    /// unit-seconds x segment-units at most 4
     #[arg(long, default_value_t = 1, value_name = "1|2")]
     pub segment_units: u32,
     /// libx264 constant rate factor of both variants

@@ -1,5 +1,6 @@
 //! The DASH MPD of a session: a video representation per rendition (the player switches
-//! between them by bandwidth; every rendition's unit k carries the session's bit k) and, when
+//! between them by bandwidth; every rendition's segment k carries the session's bits of the
+//! watermark units it holds) and, when
 //! the title has audio, an audio one, whose `SegmentTemplate`s point at the session-scoped
 //! segment URLs. No `ContentProtection`: segments are decrypted by the page, not by EME.
 //!

@@ -69,7 +69,7 @@ pub async fn manifest(
 enum Segment {
     /// Rendition (0: the top one).
     VideoInit(u32),
-    /// Rendition and unit.
+    /// Rendition and segment (of one watermark unit, or two).
     Video(u32, u32),
     AudioInit,
     Audio(u32),
@@ -183,7 +183,7 @@ pub async fn segment(
     sealed(&state, &keys, &s.session.id, &name, which, buffer)
 }
 
-/// A video unit of a session this instance served before, with every database check in the
+/// A video segment of a session this instance served before, with every database check in the
 /// statement that reserves the unit (`sessions::reserve_unit_for`): one round trip. `None`
 /// when the session is not known here, the token is not the one it was served to, or the
 /// statement refused: the caller then takes the full path, which finds out why (and answers

@@ -113,6 +113,34 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
         (
             vec![
                 Part::text("title", "Other"),
+                Part::text("segment_units", "3"),
+                Part::file("s.mp4", &source),
+            ],
+            400,
+            "invalid_option",
+        ),
+        (
+            vec![
+                Part::text("title", "Other"),
+                Part::text("segment_units", "two"),
+                Part::file("s.mp4", &source),
+            ],
+            400,
+            "invalid_option",
+        ),
+        (
+            vec![
+                Part::text("title", "Other"),
+                Part::text("unit_seconds", "3"),
+                Part::text("segment_units", "2"),
+                Part::file("s.mp4", &source),
+            ],
+            400,
+            "invalid_option",
+        ),
+        (
+            vec![
+                Part::text("title", "Other"),
                 Part::text("ladder", "360,abc"),
                 Part::file("s.mp4", &source),
             ],
@@ -155,11 +183,19 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
     let inbox = h.data_dir.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(inbox.join("drop.mp4"), &source).unwrap();
+    post_json(
+        &server,
+        auth,
+        "/api/admin/titles/",
+        &json!({"source_path": "drop.mp4", "title": "Other", "segment_units": 0}),
+    )
+    .assert_error(400, "invalid_option");
     let r = post_json(
         &server,
         auth,
         "/api/admin/titles/",
-        &json!({"source_path": "drop.mp4", "title": "From the inbox", "ladder": [90, 180]}),
+        &json!({"source_path": "drop.mp4", "title": "From the inbox", "ladder": [90, 180],
+                "unit_seconds": 0.5, "segment_units": 2}),
     );
     assert_eq!(r.status, 202, "{}", r.body);
     let job = wait_job(&server, &admin, r.json()["job_id"].as_str().unwrap());
@@ -171,6 +207,14 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
     let layout = formats::layout::DataLayout::new(&h.data_dir).title(&inboxed.storage_dir);
     let package = formats::package::PackageManifest::read(&layout).unwrap();
     assert_eq!(package.renditions.len(), 1, "{package:?}");
+    // Two half-second units per segment: every rendition in four variants.
+    assert_eq!(package.video.segment_units, 2);
+    for variant in formats::layout::SegmentVariant::all(2) {
+        for index in [0, 1] {
+            let segment = layout.rendition_unit(index, variant, package.video.segment_count());
+            assert!(segment.is_file(), "{}", segment.display());
+        }
+    }
     assert_eq!(
         (package.renditions[0].width, package.renditions[0].height),
         (160, 90),

@@ -366,8 +366,41 @@ fn colluders_mixing_their_copies_are_the_best_matches_under_the_tardos_code() {
         &d.join("mixed.mp4"),
         pick,
     );
+    // No segment past the last (the title has fewer segments than units).
+    let probe = crate::common::viewer::Client::start(&server, "vera", &"7".repeat(64), &t.video_id);
+    assert_eq!(probe.raw_segment(&(t.segments + 1).to_string()).0, 404);
+    assert_eq!(probe.raw_segment(&t.segments.to_string()).0, 200);
     wait_for_store(&t);
     drop(server);
+    // What the leaker received: segment k in the variant of its code's bits 2k-1 and 2k.
+    let db = t.h.db();
+    let row = shared::db::repo::videos::get(&mut db.conn().unwrap(), &t.video_id).unwrap();
+    let secret: [u8; 32] = formats::sealing::open(
+        &t.h.master_key(),
+        &formats::sealing::video_secret_aad(&t.video_id),
+        &row.sealed_secret,
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let code = formats::codes::session_code(
+        &secret,
+        formats::codes::CodeScheme::Tardos,
+        &leaker,
+        t.units,
+    );
+    let mut expected = Vec::new();
+    for k in 1..=t.segments {
+        let variant = formats::codes::segment_variant(&code, k, 2).unwrap();
+        expected.extend(std::fs::read(layout.video_unit(variant, k)).unwrap());
+    }
+    assert!(std::fs::read(d.join("vera.mp4"))
+        .unwrap()
+        .ends_with(&expected));
+    assert_eq!(
+        formats::codes::segment_variant(&code, t.segments + 1, 2),
+        None
+    );
 
     let single = extract(&t.h, &d.join("vera.mp4"), &["--video", &t.video_id]);
     assert_eq!(single.code, formats::codes::CodeScheme::Tardos);

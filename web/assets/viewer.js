@@ -277,9 +277,10 @@ function noteSegment(segment, wire, plain, ms) {
     wireLooksLikeMp4: proto.looksLikeMp4(wire), plainLooksLikeMp4: proto.looksLikeMp4(plain),
   };
   state.stats.segments.push(entry);
-  // Video units: `7` (the top rendition) or `r2-7` (lower rendition 2); the last fetch wins.
-  const unit = /^(?:r(\d+)-)?(\d+)$/.exec(segment);
-  if (unit) state.delivered.set(Number(unit[2]), { bytes: wire.length, rendition: Number(unit[1] || 0) });
+  // Video segments: `7` (the top rendition) or `r2-7` (lower rendition 2); the last fetch
+  // wins. A segment holds one watermark unit, or two (`segment_units`).
+  const video = /^(?:r(\d+)-)?(\d+)$/.exec(segment);
+  if (video) state.delivered.set(Number(video[2]), { bytes: wire.length, rendition: Number(video[1] || 0) });
   renderEncryption(entry);
   renderTimeline();
 }
@@ -329,10 +330,13 @@ function renderTimeline() {
   if (!w) return;
   const names = renditionNames();
   const renditionName = (index) => names.get(index) || `rendition ${index}`;
+  const perSegment = w.segment_units || 1;
+  let deliveredUnits = 0;
   const spans = [...w.code].map((variant, i) => {
     const unit = i + 1;
     const played = state.played.has(unit);
-    const got = state.delivered.get(unit);
+    const got = state.delivered.get(Math.ceil(unit / perSegment));
+    if (got) deliveredUnits += 1;
     const where = got ? `, delivered in ${renditionName(got.rendition)}` : '';
     return el('span', {
       class: `${variant}${played ? ' played' : ''}${got && got.rendition ? ' lower' : ''}`,
@@ -345,7 +349,8 @@ function renderTimeline() {
   for (const { rendition } of state.delivered.values()) perRendition.set(rendition, (perRendition.get(rendition) || 0) + 1);
   const mix = [...perRendition.entries()].sort((a, b) => a[0] - b[0])
     .map(([r, n]) => `${n} in ${renditionName(r)}`).join(', ');
-  $('#played-summary').textContent = `${state.played.size} of ${w.unit_count} units played, ${state.delivered.size} delivered${mix ? ` (${mix})` : ''}. `
+  const segments = perSegment > 1 ? `, in ${state.delivered.size} segments of ${perSegment} units` : '';
+  $('#played-summary').textContent = `${state.played.size} of ${w.unit_count} units played, ${deliveredUnits} delivered${segments}${mix ? ` (${mix})` : ''}. `
     + 'Every rendition carries the same variant of a unit: your code.';
 }
 
