@@ -252,12 +252,14 @@ fn main() -> Result<(), Error> {
     let layout = Layout::new(data.title_dir(&p.video_id));
     let reference = ReferenceTitle::load(&p.video_id, layout.clone())?;
     let video = reference.package.video.clone();
+    // Minutes are counted in the units' real length (0.5 s at 25 fps is 13 frames, 0.52 s).
+    let unit_seconds = video.unit_seconds();
     let mut secret = [0u8; 32];
     hex::decode_to_slice(&p.secret, &mut secret)?;
     let key = CodeKey::new(&secret, CodeScheme::Tardos);
     let titles = [reference];
     println!(
-        "Title: {:.1} min, {}x{} at {}/{} fps, {} units of {unit_seconds} s ({} per segment), \
+        "Title: {:.1} min, {}x{} at {}/{} fps, {} units of {unit_seconds:.2} s ({} per segment), \
          tardos-v2; copies re-encoded with x264 CRF 23 (preset fast); colluders scored with \
          {INNOCENT_SAMPLE} innocent sessions, false-positive probabilities for {} sessions, threshold {:e}{}.",
         video.unit_count as f64 * unit_seconds / 60.0,
