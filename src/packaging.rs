@@ -23,7 +23,7 @@ pub struct TitleSpec {
     pub title: String,
     pub unit_seconds: f64,
     /// Watermark units per segment (jobs queued before there was a choice: 1).
-    #[serde(default = "one_unit")]
+    #[serde(default = "formats::package::default_segment_units")]
     pub segment_units: u32,
     pub crf: u8,
     pub preset: String,
@@ -34,10 +34,6 @@ pub struct TitleSpec {
     /// Heights of the lower renditions (adaptive streaming); empty: one rendition.
     #[serde(default)]
     pub ladder: Vec<u32>,
-}
-
-fn one_unit() -> u32 {
-    1
 }
 
 impl TitleSpec {

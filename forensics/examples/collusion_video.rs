@@ -65,12 +65,8 @@ struct Packaged {
     video_id: String,
     secret: String,
     unit_seconds: f64,
-    #[serde(default = "one")]
+    #[serde(default = "formats::package::default_segment_units")]
     segment_units: u32,
-}
-
-fn one() -> u32 {
-    1
 }
 
 fn package_once(

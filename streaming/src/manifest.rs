@@ -1,8 +1,8 @@
 //! The DASH MPD of a session: a video representation per rendition (the player switches
 //! between them by bandwidth; every rendition's segment k carries the session's bits of the
-//! watermark units it holds) and, when
-//! the title has audio, an audio one, whose `SegmentTemplate`s point at the session-scoped
-//! segment URLs. No `ContentProtection`: segments are decrypted by the page, not by EME.
+//! watermark units it holds) and, when the title has audio, an audio one, whose
+//! `SegmentTemplate`s point at the session-scoped segment URLs. No `ContentProtection`:
+//! segments are decrypted by the page, not by EME.
 //!
 //! Fragmented MP4 has no edit list to hide the encoder's B-frame delay, so the first frame is
 //! presented slightly after zero; `presentationTimeOffset` moves it back to the period start.

@@ -91,71 +91,22 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
     r.assert_error(409, "title_exists");
     assert_eq!(files_in(&sources), 0);
     // Bad options and a file that is not a video, likewise refused cleanly.
-    for (parts, status, code) in [
-        (
-            vec![
-                Part::text("title", "Other"),
-                Part::text("unit_seconds", "9"),
-                Part::file("s.mp4", &source),
-            ],
-            400,
-            "invalid_option",
-        ),
-        (
-            vec![
-                Part::text("title", "Other"),
-                Part::text("crf", "high"),
-                Part::file("s.mp4", &source),
-            ],
-            400,
-            "invalid_option",
-        ),
-        (
-            vec![
-                Part::text("title", "Other"),
-                Part::text("segment_units", "3"),
-                Part::file("s.mp4", &source),
-            ],
-            400,
-            "invalid_option",
-        ),
-        (
-            vec![
-                Part::text("title", "Other"),
-                Part::text("segment_units", "two"),
-                Part::file("s.mp4", &source),
-            ],
-            400,
-            "invalid_option",
-        ),
-        (
-            vec![
-                Part::text("title", "Other"),
-                Part::text("unit_seconds", "3"),
-                Part::text("segment_units", "2"),
-                Part::file("s.mp4", &source),
-            ],
-            400,
-            "invalid_option",
-        ),
-        (
-            vec![
-                Part::text("title", "Other"),
-                Part::text("ladder", "360,abc"),
-                Part::file("s.mp4", &source),
-            ],
-            400,
-            "invalid_option",
-        ),
-        (
-            vec![
-                Part::text("title", "Other"),
-                Part::text("ladder", "135"),
-                Part::file("s.mp4", &source),
-            ],
-            400,
-            "invalid_option",
-        ),
+    let bad_options: [&[(&str, &str)]; 7] = [
+        &[("unit_seconds", "9")],
+        &[("crf", "high")],
+        &[("segment_units", "3")],
+        &[("segment_units", "two")],
+        &[("unit_seconds", "3"), ("segment_units", "2")],
+        &[("ladder", "360,abc")],
+        &[("ladder", "135")],
+    ];
+    let refused_options = bad_options.iter().map(|fields| {
+        let mut parts = vec![Part::text("title", "Other")];
+        parts.extend(fields.iter().map(|&(name, value)| Part::text(name, value)));
+        parts.push(Part::file("s.mp4", &source));
+        (parts, 400, "invalid_option")
+    });
+    for (parts, status, code) in refused_options.chain([
         (
             vec![Part::text("title", ""), Part::file("s.mp4", &source)],
             400,
@@ -170,7 +121,7 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
             "unsupported_media",
         ),
         (vec![Part::text("title", "Other")], 400, "missing_file"),
-    ] {
+    ]) {
         let (ct, body) = multipart(&parts);
         post_raw(&server, auth, "/api/admin/titles/", &ct, &body).assert_error(status, code);
         assert_eq!(files_in(&sources), 0, "{code} left a file");

@@ -24,10 +24,15 @@ fn manifest(h: &Harness, video_id: &str) -> (Layout, PackageManifest) {
     )
 }
 
-/// Writes init + the chosen variant of every unit into one file.
-fn assemble(layout: &Layout, units: u32, choose: impl Fn(u32) -> Variant, out: &Path) {
+/// Writes init + the chosen variant of every segment into one file.
+fn assemble<V: Into<SegmentVariant>>(
+    layout: &Layout,
+    segments: u32,
+    choose: impl Fn(u32) -> V,
+    out: &Path,
+) {
     let mut bytes = std::fs::read(layout.video_init()).unwrap();
-    for k in 1..=units {
+    for k in 1..=segments {
         bytes.extend(std::fs::read(layout.video_unit(choose(k), k)).unwrap());
     }
     std::fs::write(out, bytes).unwrap();
@@ -155,13 +160,11 @@ fn two_units_per_segment_come_in_four_variants_that_mix_freely() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for i in 0..3 {
-        let mut bytes = std::fs::read(layout.video_init()).unwrap();
-        for k in 1..=6 {
-            let v = variants[rng.gen_range(0..variants.len())];
-            bytes.extend(std::fs::read(layout.video_unit(v, k)).unwrap());
-        }
+        let mix: Vec<SegmentVariant> = (0..6)
+            .map(|_| variants[rng.gen_range(0..variants.len())])
+            .collect();
         let file = dir.path().join(format!("mix{i}.mp4"));
-        std::fs::write(&file, bytes).unwrap();
+        assemble(&layout, 6, |k| mix[k as usize - 1], &file);
         assert_eq!(decode_errors(&file), "", "mix {i} decodes cleanly");
         assert_eq!(count_frames(&file), 132, "mix {i} has every frame");
     }

@@ -103,12 +103,16 @@ pub(super) fn decode_unit(
             let mut reader = reader.without_length_check();
             let mut out = Vec::new();
             let mut index = 0;
-            while let Some(f) = reader
-                .next_frame()
-                .map_err(|e| reference_error(title, e.to_string()))?
-            {
-                // The segment's other unit, if any, is decoded but not kept.
-                if (skip..skip + unit_frames).contains(&index) {
+            // A unit first in its segment stops the decoding at its end; one after another
+            // unit decodes that one too (the GOP starts there) but keeps only its own.
+            while index < skip + unit_frames {
+                let Some(f) = reader
+                    .next_frame()
+                    .map_err(|e| reference_error(title, e.to_string()))?
+                else {
+                    break;
+                };
+                if index >= skip {
                     out.push(analysis_gray(&f));
                 }
                 index += 1;

@@ -90,8 +90,8 @@ impl VariantWriter {
         options.set("crf", &settings.crf.to_string());
         options.set("forced-idr", "1");
         // Two or four encoders per rendition (one per variant) run side by side on the
-        // machine's cores: each gets a bounded number of
-        // frame threads, which also bounds the reference and lookahead frames held in memory.
+        // machine's cores: each gets a bounded number of frame threads, which also bounds the
+        // reference and lookahead frames held in memory.
         options.set("threads", &ENCODER_THREADS.to_string());
         options.set(
             "x264-params",

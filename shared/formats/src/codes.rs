@@ -263,13 +263,9 @@ pub fn segment_variant(code: &[bool], segment: u32, units: u32) -> Option<Segmen
     let units = units.clamp(1, MAX_SEGMENT_UNITS);
     let first = (segment.checked_sub(1)? as usize).checked_mul(units as usize)?;
     code.get(first)?;
-    let choices: Vec<Variant> = (0..units as usize)
-        .map(|i| match code.get(first + i) {
-            Some(true) => Variant::B,
-            _ => Variant::A,
-        })
-        .collect();
-    SegmentVariant::of(&choices)
+    Some(SegmentVariant::from_bits(units, |i| {
+        code.get(first + i as usize) == Some(&true)
+    }))
 }
 
 /// A short, non-secret fingerprint of a code (hex SHA-256 of its bits), for display and for

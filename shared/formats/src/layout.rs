@@ -97,13 +97,19 @@ impl SegmentVariant {
         if choices.is_empty() || choices.len() > MAX_SEGMENT_UNITS as usize {
             return None;
         }
-        Some(SegmentVariant {
-            choices: choices
-                .iter()
-                .enumerate()
-                .fold(0, |acc, (i, &v)| acc | u8::from(v == Variant::B) << i),
-            units: choices.len() as u8,
-        })
+        Some(SegmentVariant::from_bits(choices.len() as u32, |i| {
+            choices[i as usize] == Variant::B
+        }))
+    }
+
+    /// The variant of a segment of `units` units (1 to [`MAX_SEGMENT_UNITS`]) whose unit `i`
+    /// is B when `is_b(i)`: no allocation, for the segment route.
+    pub(crate) fn from_bits(units: u32, is_b: impl Fn(u32) -> bool) -> SegmentVariant {
+        let units = units.clamp(1, MAX_SEGMENT_UNITS);
+        SegmentVariant {
+            choices: (0..units).fold(0, |acc, i| acc | u8::from(is_b(i)) << i),
+            units: units as u8,
+        }
     }
 
     /// How many units the segment holds.

@@ -131,7 +131,10 @@ pub struct VideoTrack {
     /// Watermark units per segment (the title's GOP and delivery unit): 1, segments in
     /// variants A and B; 2, each segment holds two units and comes in four variants (`aa`,
     /// `ab`, `ba`, `bb`), so units half a segment long cost no shorter GOPs. Absent: 1.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(
+        default = "default_segment_units",
+        skip_serializing_if = "is_default_segment_units"
+    )]
     pub segment_units: u32,
     pub duration_seconds: f64,
     pub crf: u8,
@@ -146,12 +149,14 @@ pub struct VideoTrack {
     pub bandwidth: Option<u64>,
 }
 
-fn one() -> u32 {
+/// Watermark units per segment where none is written (manifests, queued jobs and records from
+/// before there was a choice).
+pub fn default_segment_units() -> u32 {
     1
 }
 
-fn is_one(n: &u32) -> bool {
-    *n == 1
+fn is_default_segment_units(n: &u32) -> bool {
+    *n == default_segment_units()
 }
 
 impl VideoTrack {
