@@ -167,13 +167,14 @@ pub struct PackageArgs {
     #[arg(long)]
     pub title: String,
     /// Length of one watermark unit (one bit of a session's code), 0.5 to 4 seconds
-    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
-    pub unit_seconds: f64,
+    /// [default: packaging.unit_seconds, 1]
+    #[arg(long, value_name = "SECONDS")]
+    pub unit_seconds: Option<f64>,
     /// Watermark units per segment (one closed GOP): 1, or 2 (every segment in four variants,
     /// so half-second units keep GOPs of two units, for twice the encoding time and storage);
-    /// unit-seconds x segment-units at most 4
-    #[arg(long, default_value_t = 1, value_name = "1|2")]
-    pub segment_units: u32,
+    /// unit-seconds x segment-units at most 4 [default: packaging.segment_units, 1]
+    #[arg(long, value_name = "1|2")]
+    pub segment_units: Option<u32>,
     /// libx264 constant rate factor of both variants
     #[arg(long, default_value_t = forensics::media::encode::DEFAULT_CRF)]
     pub crf: u8,
@@ -185,8 +186,9 @@ pub struct PackageArgs {
     pub strength: f32,
     /// How the sessions' codes are built: uniform-v1 (unbiased bits, strongest for a single
     /// leaker) or tardos-v2 (biased bits that colluders mixing copies cannot cancel)
-    #[arg(long, default_value = "uniform-v1")]
-    pub code: formats::codes::CodeScheme,
+    /// [default: packaging.code, uniform-v1]
+    #[arg(long, value_name = "uniform-v1|tardos-v2")]
+    pub code: Option<formats::codes::CodeScheme>,
     /// Lower renditions for adaptive streaming, by height (e.g. 720,480,360), or none: each
     /// in both variants, scaled from the marked frames; heights at or above the source's are
     /// left out [default: packaging.ladder, 1080,720,480,360]

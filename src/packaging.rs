@@ -6,9 +6,10 @@ use std::path::Path;
 use forensics::package::{self, PackageOptions, Progress, Stage};
 use formats::codes::CodeScheme;
 use formats::layout::DataLayout;
+use formats::package::PackageManifest;
 use formats::sealing;
 use serde::{Deserialize, Serialize};
-use shared::config::Config;
+use shared::config::{self, Config};
 use shared::db::repo::videos::{self, NewVideo, VideoRow};
 use shared::db::{now, Db};
 use shared::domain;
@@ -37,18 +38,19 @@ pub struct TitleSpec {
 }
 
 impl TitleSpec {
-    /// The defaults of `leaktrace package` for `title`.
-    pub fn new(title: impl Into<String>) -> TitleSpec {
+    /// What packaging `title` gets when a request says nothing else: the deployment's
+    /// `[packaging]` settings, and the encoder's defaults.
+    pub fn new(title: impl Into<String>, defaults: &config::Packaging) -> TitleSpec {
         let d = PackageOptions::new(title);
         TitleSpec {
             title: d.title,
-            unit_seconds: d.unit_seconds,
-            segment_units: d.segment_units,
+            unit_seconds: defaults.unit_seconds,
+            segment_units: defaults.segment_units,
             crf: d.crf,
             preset: d.preset,
             strength: d.strength,
-            code: d.code,
-            ladder: d.ladder,
+            code: defaults.code,
+            ladder: defaults.ladder.clone(),
         }
     }
 
@@ -151,6 +153,8 @@ pub fn package_and_record(
         sealed_secret,
         source_sha256: manifest.source.sha256.clone(),
         created_at: now(),
+        code: Some(manifest.watermark.code),
+        segment_units: Some(manifest.video.units_per_segment() as i32),
     };
     let created = db
         .conn()
@@ -180,6 +184,36 @@ pub fn package_and_record(
         segment_units: manifest.video.units_per_segment(),
         segments: manifest.video.segment_count(),
     })
+}
+
+/// Records the code scheme and units per segment of every title recorded before they were,
+/// from its manifest (fetched from the bucket when this machine lacks it); how many. A title
+/// whose manifest cannot be read keeps nothing recorded and is tried again next time.
+pub fn record_missing_packaging(
+    db: &Db,
+    config: &Config,
+    storage: &storage::Storage,
+) -> Result<usize, AppError> {
+    let titles = videos::unrecorded_packaging(&mut *db.conn()?)?;
+    let mut recorded = 0;
+    for (id, dir) in titles {
+        let layout = config.layout().title(&dir);
+        let read = storage
+            .ensure(&layout.manifest())
+            .map_err(AppError::from)
+            .and_then(|_| PackageManifest::read(&layout).map_err(AppError::from));
+        match read {
+            Ok(m) => {
+                let units = m.video.units_per_segment() as i32;
+                videos::record_packaging(&mut *db.conn()?, &id, m.watermark.code, units)?;
+                recorded += 1;
+            }
+            Err(e) => {
+                tracing::warn!(video_id = %id, error = %e, "cannot read the title's manifest")
+            }
+        }
+    }
+    Ok(recorded)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use ffmpeg_next::frame;
 use formats::codes::CodeScheme;
 use formats::digest::{copy_with_progress, HashingWriter};
 use formats::isobmff;
-use formats::layout::{DataLayout, Layout, SegmentVariant, Variant, MAX_SEGMENT_UNITS};
+use formats::layout::{DataLayout, Layout, SegmentVariant, Variant};
 use formats::package::{
     self as manifest_format, AudioTrack, PackageManifest, SourceFile, VideoTrack, WatermarkParams,
 };
@@ -33,8 +33,6 @@ use crate::watermark::mask::gain_map;
 use crate::watermark::pattern::{unit_pattern, Pattern};
 
 pub const ALGORITHM: &str = "leaktrace-ab-v1";
-pub const MIN_UNIT_SECONDS: f64 = 0.5;
-pub const MAX_UNIT_SECONDS: f64 = 4.0;
 /// Frames buffered between the embedder and each encoder: bounds memory (the frames are
 /// shared by every rendition's encoder of a variant, so this many per variant, not per
 /// encoder, plus each encoder's own scaled frame and x264 state).
@@ -84,8 +82,8 @@ impl PackageOptions {
     pub fn new(title: impl Into<String>) -> Self {
         PackageOptions {
             title: title.into(),
-            unit_seconds: 1.0,
-            segment_units: 1,
+            unit_seconds: manifest_format::DEFAULT_UNIT_SECONDS,
+            segment_units: manifest_format::default_segment_units(),
             crf: DEFAULT_CRF,
             preset: DEFAULT_PRESET.to_string(),
             strength: DEFAULT_STRENGTH,
@@ -97,24 +95,11 @@ impl PackageOptions {
 
     /// Refuses options outside their ranges (also checked by [`package`]).
     pub fn validate(&self) -> Result<(), PackageError> {
-        if !(MIN_UNIT_SECONDS..=MAX_UNIT_SECONDS).contains(&self.unit_seconds) {
-            return Err(PackageError::InvalidOption(format!(
-                "unit length {} s is outside {MIN_UNIT_SECONDS}-{MAX_UNIT_SECONDS} s",
-                self.unit_seconds
-            )));
-        }
-        if !(1..=MAX_SEGMENT_UNITS).contains(&self.segment_units) {
-            return Err(PackageError::InvalidOption(format!(
-                "{} units per segment is outside 1-{MAX_SEGMENT_UNITS}",
-                self.segment_units
-            )));
-        }
-        let segment_seconds = self.unit_seconds * self.segment_units as f64;
-        if segment_seconds > MAX_UNIT_SECONDS {
-            return Err(PackageError::InvalidOption(format!(
-                "segments of {segment_seconds} s are longer than {MAX_UNIT_SECONDS} s"
-            )));
-        }
+        manifest_format::check_unit_seconds(self.unit_seconds)
+            .and_then(|()| {
+                manifest_format::check_segment_units(self.unit_seconds, self.segment_units)
+            })
+            .map_err(PackageError::InvalidOption)?;
         if self.crf > 51 {
             return Err(PackageError::InvalidOption(format!(
                 "CRF {} is outside 0-51",

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use formats::codes::CodeScheme;
 use formats::layout::DataLayout;
 use serde::{Deserialize, Serialize};
 
@@ -103,19 +104,30 @@ pub struct Config {
     pub deprecations: Vec<String>,
 }
 
-/// Packaging titles.
+/// Packaging titles: what a packaging request (`leaktrace package`, the admin API) that does
+/// not say otherwise gets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Packaging {
     /// Heights of the lower renditions a title is packaged with (adaptive streaming), those
-    /// below the source's height only; empty: one rendition. A packaging request may name
-    /// its own.
+    /// below the source's height only; empty: one rendition.
     pub ladder: Vec<u32>,
+    /// How the sessions' codes are built: `uniform-v1` (strongest for a single leaker) or
+    /// `tardos-v2` (colluders who mix their copies cannot cancel it).
+    pub code: CodeScheme,
+    /// Length of one watermark unit (one bit of a session's code), 0.5 to 4 seconds.
+    pub unit_seconds: f64,
+    /// Watermark units per segment: 1, or 2 (every segment in four variants; twice the
+    /// packaging time and storage). Unit length times this is at most 4 seconds.
+    pub segment_units: u32,
 }
 
 impl Default for Packaging {
     fn default() -> Self {
         Packaging {
             ladder: formats::package::DEFAULT_LADDER.to_vec(),
+            code: CodeScheme::default(),
+            unit_seconds: formats::package::DEFAULT_UNIT_SECONDS,
+            segment_units: formats::package::default_segment_units(),
         }
     }
 }
@@ -475,6 +487,9 @@ pub struct PartialMetrics {
 #[serde(deny_unknown_fields)]
 pub struct PartialPackaging {
     pub ladder: Option<Vec<u32>>,
+    pub code: Option<CodeScheme>,
+    pub unit_seconds: Option<f64>,
+    pub segment_units: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -670,6 +685,9 @@ impl PartialConfig {
                         key: "LEAKTRACE_PACKAGING_LADDER".into(),
                         message,
                     })?,
+                code: parse_env(env, "LEAKTRACE_PACKAGING_CODE")?,
+                unit_seconds: parse_env(env, "LEAKTRACE_PACKAGING_UNIT_SECONDS")?,
+                segment_units: parse_env(env, "LEAKTRACE_PACKAGING_SEGMENT_UNITS")?,
             },
             reports: PartialReports {
                 organisation: parse_env(env, "LEAKTRACE_REPORTS_ORGANISATION")?,
@@ -797,6 +815,15 @@ impl Config {
         if let Some(v) = layer.packaging.ladder {
             self.packaging.ladder = v;
         }
+        if let Some(v) = layer.packaging.code {
+            self.packaging.code = v;
+        }
+        if let Some(v) = layer.packaging.unit_seconds {
+            self.packaging.unit_seconds = v;
+        }
+        if let Some(v) = layer.packaging.segment_units {
+            self.packaging.segment_units = v;
+        }
         if let Some(v) = layer.reports.tsa_certificate {
             self.reports.tsa_certificate = Some(v);
         }
@@ -918,6 +945,18 @@ impl Config {
                 message,
             }
         })?;
+        let packaging = &self.packaging;
+        formats::package::check_unit_seconds(packaging.unit_seconds).map_err(|message| {
+            ConfigError::Value {
+                key: "packaging.unit_seconds".into(),
+                message,
+            }
+        })?;
+        formats::package::check_segment_units(packaging.unit_seconds, packaging.segment_units)
+            .map_err(|message| ConfigError::Value {
+                key: "packaging.segment_units".into(),
+                message,
+            })?;
         let org = self.reports.organisation.trim();
         if org.is_empty() || org.chars().count() > 120 || org.chars().any(char::is_control) {
             return Err(ConfigError::Value {
@@ -1501,6 +1540,74 @@ mod tests {
     }
 
     #[test]
+    fn the_packaging_defaults_come_from_file_or_environment_and_are_checked() {
+        let d = Config::default().packaging;
+        assert_eq!(
+            (d.code, d.unit_seconds, d.segment_units),
+            (CodeScheme::Uniform, 1.0, 1)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "[packaging]\ncode = \"tardos-v2\"\nunit_seconds = 0.5\nsegment_units = 2\n",
+        );
+        let c = Config::assemble(Some(&file), &Env::new(), PartialConfig::default()).unwrap();
+        let p = &c.packaging;
+        assert_eq!(
+            (p.code, p.unit_seconds, p.segment_units),
+            (CodeScheme::Tardos, 0.5, 2)
+        );
+        let shown = c.to_redacted_toml();
+        assert!(
+            shown.contains("code = \"tardos-v2\"") && shown.contains("segment_units = 2"),
+            "{shown}"
+        );
+        let e = env(&[
+            ("LEAKTRACE_PACKAGING_CODE", "uniform-v1"),
+            ("LEAKTRACE_PACKAGING_UNIT_SECONDS", "2"),
+            ("LEAKTRACE_PACKAGING_SEGMENT_UNITS", "1"),
+        ]);
+        let c = Config::assemble(Some(&file), &e, PartialConfig::default()).unwrap();
+        let p = &c.packaging;
+        assert_eq!(
+            (p.code, p.unit_seconds, p.segment_units),
+            (CodeScheme::Uniform, 2.0, 1),
+            "the environment wins"
+        );
+        // Each refusal names the setting that is wrong.
+        for (vars, key) in [
+            (
+                &[("LEAKTRACE_PACKAGING_CODE", "tardos")][..],
+                "LEAKTRACE_PACKAGING_CODE",
+            ),
+            (
+                &[("LEAKTRACE_PACKAGING_UNIT_SECONDS", "0.25")],
+                "packaging.unit_seconds",
+            ),
+            (
+                &[("LEAKTRACE_PACKAGING_UNIT_SECONDS", "often")],
+                "LEAKTRACE_PACKAGING_UNIT_SECONDS",
+            ),
+            (
+                &[("LEAKTRACE_PACKAGING_SEGMENT_UNITS", "3")],
+                "packaging.segment_units",
+            ),
+            (
+                &[
+                    ("LEAKTRACE_PACKAGING_UNIT_SECONDS", "3"),
+                    ("LEAKTRACE_PACKAGING_SEGMENT_UNITS", "2"),
+                ],
+                "packaging.segment_units",
+            ),
+        ] {
+            let err = Config::assemble(None, &env(vars), PartialConfig::default()).unwrap_err();
+            assert!(err.to_string().contains(key), "{vars:?}: {err}");
+        }
+        let bad = write_file(dir.path(), "[packaging]\ncode = \"v3\"\n");
+        assert!(Config::assemble(Some(&bad), &Env::new(), PartialConfig::default()).is_err());
+    }
+
+    #[test]
     fn a_timestamp_authority_comes_from_file_or_environment_and_must_be_http() {
         assert_eq!(Config::default().reports.tsa_url, None);
         let dir = tempfile::tempdir().unwrap();
@@ -1613,5 +1720,6 @@ mod tests {
         let c = Config::assemble(Some(&example), &Env::new(), PartialConfig::default()).unwrap();
         assert_eq!(c.server.bind, DEFAULT_BIND);
         assert_eq!(c.data_dir, example.parent().unwrap().join("data"));
+        assert_eq!(c.packaging, Packaging::default(), "it shows the defaults");
     }
 }

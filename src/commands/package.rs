@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 
 use forensics::package::{Progress, Stage};
+use formats::codes::CodeScheme;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use shared::config::Config;
@@ -41,6 +42,7 @@ struct PackagedJson<'a> {
     units: i32,
     segment_units: u32,
     segments: u32,
+    code: CodeScheme,
     frames: u64,
     width: i32,
     height: i32,
@@ -53,18 +55,16 @@ struct PackagedJson<'a> {
 pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
     keep_picture_buffers_mmapped();
     let (db, _) = open_database(config)?;
+    let defaults = TitleSpec::new(args.title.clone(), &config.packaging);
     let spec = TitleSpec {
-        title: args.title.clone(),
-        unit_seconds: args.unit_seconds,
-        segment_units: args.segment_units,
+        unit_seconds: args.unit_seconds.unwrap_or(defaults.unit_seconds),
+        segment_units: args.segment_units.unwrap_or(defaults.segment_units),
         crf: args.crf,
         preset: args.preset.clone(),
         strength: args.strength,
-        code: args.code,
-        ladder: args
-            .ladder
-            .clone()
-            .map_or_else(|| config.packaging.ladder.clone(), |l| l.0),
+        code: args.code.unwrap_or(defaults.code),
+        ladder: args.ladder.clone().map_or(defaults.ladder.clone(), |l| l.0),
+        ..defaults
     };
     // Refuse a bad or taken title before the expensive part (checked again at the end).
     spec.check(config, &db)?;
@@ -98,6 +98,7 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
             units: row.unit_count,
             segment_units: packaged.segment_units,
             segments: packaged.segments,
+            code: spec.code,
             frames: packaged.frames,
             width: row.width,
             height: row.height,
@@ -111,12 +112,14 @@ pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
         println!("{json}");
     } else {
         println!(
-            "packaged '{}' as {}: {} units of {:.2} s in {} segments, {}x{} at {:.3} fps, {}",
+            "packaged '{}' as {}: {} units of {:.2} s in {} segments ({} codes), {}x{} at \
+             {:.3} fps, {}",
             row.title,
             row.id,
             row.unit_count,
             row.unit_seconds,
             packaged.segments,
+            spec.code,
             row.width,
             row.height,
             row.frame_rate,

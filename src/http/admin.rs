@@ -9,7 +9,7 @@ use api::error::not_found_as;
 use api::ApiError;
 use chrono::{DateTime, NaiveDateTime};
 use formats::codes::CodeScheme;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use shared::auth::{api_key, password};
 use shared::db::repo::jobs::{self, JobKind, JobStatus};
@@ -49,10 +49,10 @@ fn taken(code: &'static str) -> impl Fn(DbError) -> ApiError {
 
 /// An admin-only list: every row `fetch` loads, shown by `show` (the caller is an admin: see
 /// the handler's extractor).
-async fn admin_list<R: Send + 'static>(
+async fn admin_list<R: Send + 'static, S: Serialize>(
     state: &AppState,
     fetch: fn(&mut DbConnection) -> Result<Vec<R>, DbError>,
-    show: fn(&R) -> Value,
+    show: fn(&R) -> S,
 ) -> Result<HttpResponse, ApiError> {
     let rows = state.db.run(fetch).await?;
     Ok(HttpResponse::Ok().json(rows.iter().map(show).collect::<Vec<_>>()))
@@ -66,16 +66,42 @@ pub async fn list_titles(
     _admin: Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    admin_list(&state, videos::list, title_json).await
+    admin_list(&state, videos::list, title_view).await
 }
 
-fn title_json(v: &videos::VideoRow) -> Value {
-    json!({
-        "id": v.id, "title": v.title, "duration_seconds": v.duration_seconds,
-        "unit_seconds": v.unit_seconds, "units": v.unit_count, "width": v.width,
-        "height": v.height, "frame_rate": v.frame_rate, "has_audio": v.has_audio,
-        "created_at": time(v.created_at),
-    })
+/// A packaged title as the admin API lists it.
+#[derive(Serialize)]
+struct TitleView {
+    id: String,
+    title: String,
+    duration_seconds: f64,
+    unit_seconds: f64,
+    units: i32,
+    /// Null until recorded from the manifest of a title packaged before it was recorded.
+    segment_units: Option<i32>,
+    code: Option<CodeScheme>,
+    width: i32,
+    height: i32,
+    frame_rate: f64,
+    has_audio: bool,
+    created_at: String,
+}
+
+fn title_view(v: &videos::VideoRow) -> TitleView {
+    TitleView {
+        id: v.id.clone(),
+        title: v.title.clone(),
+        duration_seconds: v.duration_seconds,
+        unit_seconds: v.unit_seconds,
+        units: v.unit_count,
+        segment_units: v.segment_units,
+        code: v.code,
+        width: v.width,
+        height: v.height,
+        frame_rate: v.frame_rate,
+        has_audio: v.has_audio,
+        created_at: time(v.created_at),
+    }
 }
 
 /// A packaging request as JSON: a file in the inbox.
@@ -142,7 +168,8 @@ pub async fn package_title(
         let dir = state.config.layout().sources();
         let mut form = forms::read_multipart(&req, payload, dir, limit, &PACKAGE_FIELDS).await?;
         let spec = (|| {
-            let defaults = TitleSpec::new(form.take("title").unwrap_or_default());
+            let title = form.take("title").unwrap_or_default();
+            let defaults = TitleSpec::new(title, &state.config.packaging);
             Ok::<_, ApiError>(TitleSpec {
                 unit_seconds: number(&mut form, "unit_seconds")?.unwrap_or(defaults.unit_seconds),
                 segment_units: number(&mut form, "segment_units")?
@@ -160,7 +187,7 @@ pub async fn package_title(
                     })?,
                 },
                 ladder: match form.take("ladder") {
-                    None => state.config.packaging.ladder.clone(),
+                    None => defaults.ladder.clone(),
                     Some(list) => ladder(&list)?,
                 },
                 ..defaults
@@ -176,7 +203,7 @@ pub async fn package_title(
         (spec, file.path.clone(), Some(file))
     } else if content_type.starts_with("application/json") {
         let body: InboxTitle = forms::read_json(payload).await?;
-        let defaults = TitleSpec::new(body.title);
+        let defaults = TitleSpec::new(body.title, &state.config.packaging);
         let spec = TitleSpec {
             unit_seconds: body.unit_seconds.unwrap_or(defaults.unit_seconds),
             segment_units: body.segment_units.unwrap_or(defaults.segment_units),
@@ -184,9 +211,7 @@ pub async fn package_title(
             preset: body.preset.unwrap_or(defaults.preset.clone()),
             strength: body.strength.unwrap_or(defaults.strength),
             code: body.code.unwrap_or(defaults.code),
-            ladder: body
-                .ladder
-                .unwrap_or_else(|| state.config.packaging.ladder.clone()),
+            ladder: body.ladder.unwrap_or(defaults.ladder.clone()),
             ..defaults
         };
         let inbox = state.config.inbox_dir();

@@ -488,8 +488,9 @@ fn release(db: &Db, owner: &str, attempt: &Attempt) -> Result<bool, AppError> {
 }
 
 /// Starts `count` workers on their own threads; they stop when `stop` is set (see
-/// [`Workers::shutdown`]). With at least one worker and the reference store on, the stores
-/// titles lack are queued first.
+/// [`Workers::shutdown`]). Titles recorded without their packaging details get them from
+/// their manifests first; with at least one worker and the reference store on, the stores
+/// titles lack are queued too.
 pub fn spawn_workers(
     config: &Config,
     db: &Db,
@@ -499,6 +500,11 @@ pub fn spawn_workers(
     metrics: &Arc<Metrics>,
     stop: Arc<AtomicBool>,
 ) -> Workers {
+    match crate::packaging::record_missing_packaging(db, config, storage) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(titles = n, "packaging details recorded from the manifests"),
+        Err(e) => tracing::warn!(error = %e, "cannot record the titles' packaging details"),
+    }
     if count > 0 && config.analysis.reference_store {
         match build_reference_store::queue_missing(db, config, storage) {
             Ok(0) => {}

@@ -185,6 +185,133 @@ fn an_admin_packages_titles_from_an_upload_and_from_the_inbox() {
     get_reply(&server, auth, "/api/admin/jobs/nothing/").assert_error(404, "job_not_found");
 }
 
+/// A deployment's `[packaging]` settings are what the CLI and the admin API package with when
+/// a request does not say; the titles list shows how each title was packaged, also for a title
+/// recorded before that was recorded (read from its manifest when the server starts).
+#[test]
+fn the_deployment_chooses_the_packaging_a_request_does_not_name() {
+    let h = Harness::new().with_env(&[
+        ("LEAKTRACE_PACKAGING_CODE".into(), "tardos-v2".into()),
+        ("LEAKTRACE_PACKAGING_UNIT_SECONDS".into(), "0.5".into()),
+        ("LEAKTRACE_PACKAGING_SEGMENT_UNITS".into(), "2".into()),
+        ("LEAKTRACE_PACKAGING_LADDER".into(), "none".into()),
+    ]);
+    h.add_user("ada", "admin", PASSWORD);
+    let source = small_clip(h.dir.path(), "source.mp4");
+    // The CLI: the deployment's packaging, or what the flags say.
+    let cli = h.package(&source, "CLI default", &[]);
+    assert_eq!(
+        (
+            &cli["code"],
+            &cli["segment_units"],
+            &cli["units"],
+            &cli["segments"]
+        ),
+        (&json!("tardos-v2"), &json!(2), &json!(6), &json!(3)),
+        "{cli}"
+    );
+    let asked = h.package(
+        &source,
+        "CLI asked",
+        &["--code", "uniform-v1", "--segment-units", "1"],
+    );
+    assert_eq!(
+        (&asked["code"], &asked["segment_units"], &asked["units"]),
+        (&json!("uniform-v1"), &json!(1), &json!(6)),
+        "the unit length still the deployment's: {asked}"
+    );
+
+    // The admin API, likewise.
+    let server = h.serve(&[]);
+    let admin = user_token(&server, "ada", PASSWORD);
+    let auth = Auth::Bearer(&admin);
+    let inbox = h.data_dir.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::copy(&source, inbox.join("drop.mp4")).unwrap();
+    for body in [
+        json!({"source_path": "drop.mp4", "title": "API default"}),
+        json!({"source_path": "drop.mp4", "title": "API asked", "unit_seconds": 1.0,
+               "segment_units": 1, "code": "uniform-v1"}),
+    ] {
+        let r = post_json(&server, auth, "/api/admin/titles/", &body);
+        assert_eq!(r.status, 202, "{}", r.body);
+        let job = wait_job(&server, &admin, r.json()["job_id"].as_str().unwrap());
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+    let listed = |server: &Server, admin: &str| -> Vec<(String, Value, Value, Value)> {
+        let titles = get_reply(server, Auth::Bearer(admin), "/api/admin/titles/").json();
+        titles
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let title = t["title"].as_str().unwrap().to_string();
+                (
+                    title,
+                    t["code"].clone(),
+                    t["segment_units"].clone(),
+                    t["units"].clone(),
+                )
+            })
+            .collect()
+    };
+    let row = |title: &str, code: &str, segment_units: u32, units: u32| {
+        (
+            title.to_string(),
+            json!(code),
+            json!(segment_units),
+            json!(units),
+        )
+    };
+    assert_eq!(
+        listed(&server, &admin),
+        [
+            row("API asked", "uniform-v1", 1, 3),
+            row("API default", "tardos-v2", 2, 6),
+            row("CLI asked", "uniform-v1", 1, 6),
+            row("CLI default", "tardos-v2", 2, 6),
+        ]
+    );
+    // The manifest says the same as the list.
+    let db = h.db();
+    let titles = shared::db::repo::videos::list(&mut db.conn().unwrap()).unwrap();
+    let by_api = titles.iter().find(|v| v.title == "API default").unwrap();
+    let layout = formats::layout::DataLayout::new(&h.data_dir).title(&by_api.storage_dir);
+    let package = formats::package::PackageManifest::read(&layout).unwrap();
+    assert_eq!(
+        (package.watermark.code, package.video.segment_units),
+        (formats::codes::CodeScheme::Tardos, 2)
+    );
+    assert!(
+        package.renditions.is_empty(),
+        "the deployment's ladder: none"
+    );
+
+    // A title recorded before its packaging was (here a row without it, sharing the folder of
+    // "API default"): shown as unknown, then read from its manifest when workers start.
+    drop(server);
+    shared::db::repo::videos::create(
+        &mut db.conn().unwrap(),
+        &shared::db::repo::videos::NewVideo {
+            id: "v-legacy".into(),
+            title: "Legacy".into(),
+            code: None,
+            segment_units: None,
+            ..by_api.clone()
+        },
+    )
+    .unwrap();
+    let unknown = shared::db::repo::videos::get(&mut db.conn().unwrap(), "v-legacy").unwrap();
+    assert_eq!((unknown.code, unknown.segment_units), (None, None));
+    let server = h.serve(&[]);
+    let admin = user_token(&server, "ada", PASSWORD);
+    assert!(
+        listed(&server, &admin).contains(&row("Legacy", "tardos-v2", 2, 6)),
+        "{:?}",
+        listed(&server, &admin)
+    );
+}
+
 /// A packaging job that keeps failing for a reason of this installation (here the titles'
 /// folder is a file) is retried until its attempts are spent; the last one drops the upload.
 #[test]

@@ -347,6 +347,10 @@ fn an_admin_packages_a_title_and_revokes_a_ripping_session_in_the_browser() {
         10 * SECOND,
         "return document.getElementById('titles').textContent.includes('Browser upload');",
     );
+    // Packaged as the deployment's defaults (the form's options left as they were), as the
+    // list says.
+    let titles = b.wait_for_text("#titles", SECOND);
+    assert!(titles.contains("uniform-v1, 1 s units"), "{titles}");
     b.screenshot("01-packaged");
 
     // A user and an API key, made in the console.

@@ -372,6 +372,8 @@ fn add_title(h: &Harness) {
             sealed_secret: vec![0; 60],
             source_sha256: "00".repeat(32),
             created_at: shared::db::now(),
+            code: Some(formats::codes::CodeScheme::Uniform),
+            segment_units: Some(1),
         },
     )
     .unwrap();

@@ -20,9 +20,10 @@ function table(headers, rows) {
 
 async function refreshTitles() {
   const list = await authed('/api/admin/titles/');
-  $('#titles').replaceChildren(table(['Title', 'Length', 'Picture', 'Id'], list.map((t) => el('tr', {},
+  $('#titles').replaceChildren(table(['Title', 'Length', 'Watermark', 'Picture', 'Id'], list.map((t) => el('tr', {},
     el('td', {}, t.title),
     el('td', {}, `${Math.round(t.duration_seconds)} s, ${t.units} units`),
+    el('td', {}, `${t.code ?? 'codes not recorded yet'}, ${t.unit_seconds} s units${t.segment_units === 2 ? ', 2 per segment' : ''}`),
     el('td', {}, `${t.width}x${t.height} @ ${t.frame_rate.toFixed(2)}${t.has_audio ? ', audio' : ''}`),
     el('td', { class: 'mono' }, t.id)))));
 }

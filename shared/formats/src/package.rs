@@ -19,6 +19,40 @@ pub const MAX_RENDITION_HEIGHT: u32 = 4320;
 /// are below the source's (a 1080p source gets 720p, 480p and 360p besides its own).
 pub const DEFAULT_LADDER: [u32; 4] = [1080, 720, 480, 360];
 
+/// Lengths a watermark unit (one bit of a session's code) may have.
+pub const MIN_UNIT_SECONDS: f64 = 0.5;
+pub const MAX_UNIT_SECONDS: f64 = 4.0;
+/// The unit length titles are packaged with unless told otherwise.
+pub const DEFAULT_UNIT_SECONDS: f64 = 1.0;
+
+/// Refuses a unit length outside [`MIN_UNIT_SECONDS`]-[`MAX_UNIT_SECONDS`].
+pub fn check_unit_seconds(unit_seconds: f64) -> Result<(), String> {
+    if (MIN_UNIT_SECONDS..=MAX_UNIT_SECONDS).contains(&unit_seconds) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unit length {unit_seconds} s is outside {MIN_UNIT_SECONDS}-{MAX_UNIT_SECONDS} s"
+        ))
+    }
+}
+
+/// Refuses units per segment outside 1-[`MAX_SEGMENT_UNITS`], or segments of units that long
+/// longer than [`MAX_UNIT_SECONDS`] (one GOP each).
+pub fn check_segment_units(unit_seconds: f64, segment_units: u32) -> Result<(), String> {
+    if !(1..=MAX_SEGMENT_UNITS).contains(&segment_units) {
+        return Err(format!(
+            "{segment_units} units per segment is outside 1-{MAX_SEGMENT_UNITS}"
+        ));
+    }
+    let segment_seconds = unit_seconds * segment_units as f64;
+    if segment_seconds > MAX_UNIT_SECONDS {
+        return Err(format!(
+            "segments of {segment_seconds} s are longer than {MAX_UNIT_SECONDS} s"
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses a rendition ladder (heights of the lower renditions) outside the rules: at most
 /// [`MAX_RENDITIONS`] heights, each even and within the bounds.
 pub fn check_ladder(ladder: &[u32]) -> Result<(), String> {

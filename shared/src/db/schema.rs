@@ -66,6 +66,8 @@ diesel::table! {
         sealed_secret -> Binary,
         source_sha256 -> Text,
         created_at -> Timestamp,
+        code -> Nullable<Text>,
+        segment_units -> Nullable<Integer>,
     }
 }
 
@@ -279,6 +281,8 @@ pub const TABLES: &[(&str, &[&str])] = &[
             "sealed_secret",
             "source_sha256",
             "created_at",
+            "code",
+            "segment_units",
         ],
     ),
     (

@@ -10,6 +10,7 @@ use super::{DbConnection, DbError};
 use crate::auth::{api_key, password};
 use crate::domain::Role;
 use crate::testing::TestDatabase;
+use formats::codes::CodeScheme;
 
 #[derive(QueryableByName)]
 struct ColumnName {
@@ -231,6 +232,8 @@ fn sample_video(id: &str, title: &str) -> videos::NewVideo {
         sealed_secret: vec![1, 2, 3, 0, 255],
         source_sha256: "ab".repeat(32),
         created_at: super::now(),
+        code: Some(CodeScheme::Tardos),
+        segment_units: Some(2),
     }
 }
 
@@ -244,7 +247,10 @@ fn videos_create_get_find_list_and_conflict() {
     assert_eq!(v.frame_rate, 25.0);
     videos::create(&mut conn, &sample_video("v1", "Aardvark")).unwrap();
     assert_eq!(videos::get(&mut conn, "v2").unwrap(), v);
-    assert_eq!(videos::find_by_title(&mut conn, "Zebra").unwrap(), Some(v));
+    assert_eq!(
+        videos::find_by_title(&mut conn, "Zebra").unwrap(),
+        Some(v.clone())
+    );
     assert_eq!(videos::find_by_title(&mut conn, "zebra").unwrap(), None);
     let titles: Vec<_> = videos::list(&mut conn)
         .unwrap()
@@ -258,6 +264,31 @@ fn videos_create_get_find_list_and_conflict() {
         videos::get(&mut conn, "v3"),
         Err(DbError::NotFound("video"))
     ));
+    assert_eq!(
+        (v.code, v.segment_units),
+        (Some(CodeScheme::Tardos), Some(2))
+    );
+
+    // A title recorded without its packaging details: listed as such until they are recorded,
+    // once (a second record does not overwrite the first).
+    let old = videos::NewVideo {
+        code: None,
+        segment_units: None,
+        ..sample_video("v0", "Old")
+    };
+    videos::create(&mut conn, &old).unwrap();
+    assert_eq!(
+        videos::unrecorded_packaging(&mut conn).unwrap(),
+        [("v0".to_string(), "videos/v0".to_string())]
+    );
+    videos::record_packaging(&mut conn, "v0", CodeScheme::Uniform, 1).unwrap();
+    videos::record_packaging(&mut conn, "v0", CodeScheme::Tardos, 2).unwrap();
+    let got = videos::get(&mut conn, "v0").unwrap();
+    assert_eq!(
+        (got.code, got.segment_units),
+        (Some(CodeScheme::Uniform), Some(1))
+    );
+    assert!(videos::unrecorded_packaging(&mut conn).unwrap().is_empty());
 }
 
 /// User "sam" with a device of fingerprint `fp` and key "key", title "v1", and session "s1" of

@@ -1,12 +1,14 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use crate::db::names::NullableName;
 use crate::db::schema::videos;
 use crate::db::{DbConnection, DbError};
+use formats::codes::CodeScheme;
 
 /// A packaged title. `storage_dir` is relative to the data dir; `sealed_secret` is the
 /// per-video watermark secret sealed under the master key.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = videos)]
 pub struct VideoRow {
     pub id: String,
@@ -22,6 +24,12 @@ pub struct VideoRow {
     pub sealed_secret: Vec<u8>,
     pub source_sha256: String,
     pub created_at: NaiveDateTime,
+    /// How its sessions' codes are built; None for a title recorded before this was, until
+    /// its manifest is read ([`record_packaging`]).
+    #[diesel(deserialize_as = NullableName<CodeScheme>)]
+    pub code: Option<CodeScheme>,
+    /// Watermark units per segment; None as `code`.
+    pub segment_units: Option<i32>,
 }
 
 /// What packaging hands over to be recorded: the same columns.
@@ -29,8 +37,25 @@ pub type NewVideo = VideoRow;
 
 /// Records a packaged title. A taken title is `DbError::Conflict`.
 pub fn create(conn: &mut DbConnection, video: &NewVideo) -> Result<VideoRow, DbError> {
+    let v = video;
     diesel::insert_into(videos::table)
-        .values(video)
+        .values((
+            videos::id.eq(&v.id),
+            videos::title.eq(&v.title),
+            videos::duration_seconds.eq(v.duration_seconds),
+            videos::unit_seconds.eq(v.unit_seconds),
+            videos::unit_count.eq(v.unit_count),
+            videos::width.eq(v.width),
+            videos::height.eq(v.height),
+            videos::frame_rate.eq(v.frame_rate),
+            videos::has_audio.eq(v.has_audio),
+            videos::storage_dir.eq(&v.storage_dir),
+            videos::sealed_secret.eq(&v.sealed_secret),
+            videos::source_sha256.eq(&v.source_sha256),
+            videos::created_at.eq(v.created_at),
+            videos::code.eq(v.code.map(|c| c.as_str())),
+            videos::segment_units.eq(v.segment_units),
+        ))
         .execute(conn)
         .map_err(|e| {
             DbError::on_unique(e, || {
@@ -63,4 +88,29 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<VideoRow>, DbError> {
         .order(videos::title.asc())
         .select(VideoRow::as_select())
         .load(conn)?)
+}
+
+/// Titles whose code scheme is not recorded (recorded before it was): (id, storage dir).
+pub fn unrecorded_packaging(conn: &mut DbConnection) -> Result<Vec<(String, String)>, DbError> {
+    Ok(videos::table
+        .filter(videos::code.is_null())
+        .order(videos::id.asc())
+        .select((videos::id, videos::storage_dir))
+        .load(conn)?)
+}
+
+/// Records how title `id` was packaged (from its manifest), where nothing is recorded yet.
+pub fn record_packaging(
+    conn: &mut DbConnection,
+    id: &str,
+    code: CodeScheme,
+    segment_units: i32,
+) -> Result<(), DbError> {
+    diesel::update(videos::table.find(id).filter(videos::code.is_null()))
+        .set((
+            videos::code.eq(code.as_str()),
+            videos::segment_units.eq(segment_units),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

@@ -1,0 +1,2 @@
+ALTER TABLE videos DROP COLUMN segment_units;
+ALTER TABLE videos DROP COLUMN code;
