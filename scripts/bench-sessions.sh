@@ -45,7 +45,7 @@ log "composing and packaging the test title"
 compose_title "$WORK/title.mp4"
 lt migrate >/dev/null
 printf 'bench password\n' | lt user add leaker --role viewer --password-stdin >/dev/null
-json=$(lt package "$WORK/title.mp4" --title sessions --unit-seconds "$UNIT_SECONDS" --code "$CODE" --ladder none --json)
+json=$(lt package "$WORK/title.mp4" --title sessions --unit-seconds "$UNIT_SECONDS" --segment-units 1 --code "$CODE" --ladder none --json)
 VIDEO=$(echo "$json" | sed -n 's/.*"video_id":"\([^"]*\)".*/\1/p')
 UNITS=$(echo "$json" | sed -n 's/.*"units":\([0-9]*\).*/\1/p')
 PORT=$(free_port)

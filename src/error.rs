@@ -228,6 +228,8 @@ impl AppError {
             AppError::Manifest(_) => "the title's package manifest is unreadable".into(),
             AppError::Io { action, .. } => format!("the server cannot {action} a file"),
             AppError::Storage(_) => "the storage behind the server failed".into(),
+            // What was wrong with the options asked for (no file named).
+            AppError::Package(PackageError::InvalidOption(why)) => why.clone(),
             AppError::Media(_) | AppError::Package(_) | AppError::Extract(_) => {
                 format!("the media cannot be used ({})", self.code())
             }

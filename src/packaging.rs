@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use forensics::package::{self, PackageOptions, Progress, Stage};
+use forensics::package::{self, PackageError, PackageOptions, Progress, Stage};
 use formats::codes::CodeScheme;
 use formats::layout::DataLayout;
-use formats::package::PackageManifest;
+use formats::package::{check_segment_units, PackageManifest};
 use formats::sealing;
 use serde::{Deserialize, Serialize};
 use shared::config::{self, Config};
@@ -54,6 +54,38 @@ impl TitleSpec {
         }
     }
 
+    /// The packaging a request asks for: what it names, the rest from `defaults` (see
+    /// [`TitleSpec::new`]). A unit length asked for that does not fit the deployment's units
+    /// per segment is refused saying where that number came from.
+    pub fn requested(
+        title: impl Into<String>,
+        asked: Requested,
+        defaults: &config::Packaging,
+    ) -> Result<TitleSpec, AppError> {
+        let d = TitleSpec::new(title, defaults);
+        let spec = TitleSpec {
+            unit_seconds: asked.unit_seconds.unwrap_or(d.unit_seconds),
+            segment_units: asked.segment_units.unwrap_or(d.segment_units),
+            crf: asked.crf.unwrap_or(d.crf),
+            preset: asked.preset.unwrap_or(d.preset),
+            strength: asked.strength.unwrap_or(d.strength),
+            code: asked.code.unwrap_or(d.code),
+            ladder: asked.ladder.unwrap_or(d.ladder),
+            title: d.title,
+        };
+        if asked.segment_units.is_none() {
+            if let Err(why) = check_segment_units(spec.unit_seconds, spec.segment_units) {
+                return Err(PackageError::InvalidOption(format!(
+                    "{why} ({} units per segment is this deployment's packaging.segment_units: \
+                     ask for segment_units 1 with this unit length)",
+                    spec.segment_units
+                ))
+                .into());
+            }
+        }
+        Ok(spec)
+    }
+
     fn options(&self, config: &Config) -> PackageOptions {
         PackageOptions {
             unit_seconds: self.unit_seconds,
@@ -77,6 +109,19 @@ impl TitleSpec {
         }
         Ok(())
     }
+}
+
+/// What a packaging request names; each option left out is the deployment's `[packaging]`
+/// setting of that name, or the encoder's default.
+#[derive(Debug, Clone, Default)]
+pub struct Requested {
+    pub unit_seconds: Option<f64>,
+    pub segment_units: Option<u32>,
+    pub crf: Option<u8>,
+    pub preset: Option<String>,
+    pub strength: Option<f32>,
+    pub code: Option<CodeScheme>,
+    pub ladder: Option<Vec<u32>>,
 }
 
 /// A packaged and recorded title.
@@ -153,7 +198,7 @@ pub fn package_and_record(
         sealed_secret,
         source_sha256: manifest.source.sha256.clone(),
         created_at: now(),
-        code: Some(manifest.watermark.code),
+        code: Some(manifest.watermark.code.as_str().to_string()),
         segment_units: Some(manifest.video.units_per_segment() as i32),
     };
     let created = db
@@ -188,7 +233,8 @@ pub fn package_and_record(
 
 /// Records the code scheme and units per segment of every title recorded before they were,
 /// from its manifest (fetched from the bucket when this machine lacks it); how many. A title
-/// whose manifest cannot be read keeps nothing recorded and is tried again next time.
+/// whose manifest cannot be read, or names another title, keeps nothing recorded and is tried
+/// again next time.
 pub fn record_missing_packaging(
     db: &Db,
     config: &Config,
@@ -203,6 +249,11 @@ pub fn record_missing_packaging(
             .map_err(AppError::from)
             .and_then(|_| PackageManifest::read(&layout).map_err(AppError::from));
         match read {
+            Ok(m) if m.video_id != id => tracing::warn!(
+                video_id = %id,
+                manifest = %m.video_id,
+                "the title's manifest names another title"
+            ),
             Ok(m) => {
                 let units = m.video.units_per_segment() as i32;
                 videos::record_packaging(&mut *db.conn()?, &id, m.watermark.code, units)?;

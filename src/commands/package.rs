@@ -12,7 +12,7 @@ use shared::secrets::Secrets;
 use super::open_database;
 use crate::cli::PackageArgs;
 use crate::error::AppError;
-use crate::packaging::{self, TitleSpec};
+use crate::packaging::{self, Requested, TitleSpec};
 
 /// Picture buffers (about 3 MB at 1080p) are allocated by FFmpeg on the decoding thread and
 /// freed on the encoder threads. glibc raises its mmap threshold each time such a buffer is
@@ -55,17 +55,16 @@ struct PackagedJson<'a> {
 pub fn run(config: &Config, args: PackageArgs) -> Result<(), AppError> {
     keep_picture_buffers_mmapped();
     let (db, _) = open_database(config)?;
-    let defaults = TitleSpec::new(args.title.clone(), &config.packaging);
-    let spec = TitleSpec {
-        unit_seconds: args.unit_seconds.unwrap_or(defaults.unit_seconds),
-        segment_units: args.segment_units.unwrap_or(defaults.segment_units),
-        crf: args.crf,
-        preset: args.preset.clone(),
-        strength: args.strength,
-        code: args.code.unwrap_or(defaults.code),
-        ladder: args.ladder.clone().map_or(defaults.ladder.clone(), |l| l.0),
-        ..defaults
+    let asked = Requested {
+        unit_seconds: args.unit_seconds,
+        segment_units: args.segment_units,
+        crf: Some(args.crf),
+        preset: Some(args.preset.clone()),
+        strength: Some(args.strength),
+        code: args.code,
+        ladder: args.ladder.clone().map(|l| l.0),
     };
+    let spec = TitleSpec::requested(args.title.clone(), asked, &config.packaging)?;
     // Refuse a bad or taken title before the expensive part (checked again at the end).
     spec.check(config, &db)?;
     let secrets = Secrets::load_or_create(&config.data_dir, &config.secrets)?;

@@ -23,7 +23,7 @@ use streaming::StreamingState;
 use super::forms::{self, upload_error};
 use super::AppState;
 use crate::jobs::package_title::{self, PackageTitle};
-use crate::packaging::TitleSpec;
+use crate::packaging::{Requested, TitleSpec};
 use crate::uploads as upload;
 
 fn invalid(e: ValidationError) -> ApiError {
@@ -79,7 +79,8 @@ struct TitleView {
     units: i32,
     /// Null until recorded from the manifest of a title packaged before it was recorded.
     segment_units: Option<i32>,
-    code: Option<CodeScheme>,
+    /// The code scheme's name (`uniform-v1`, `tardos-v2`); null as `segment_units`.
+    code: Option<String>,
     width: i32,
     height: i32,
     frame_rate: f64,
@@ -95,7 +96,7 @@ fn title_view(v: &videos::VideoRow) -> TitleView {
         unit_seconds: v.unit_seconds,
         units: v.unit_count,
         segment_units: v.segment_units,
-        code: v.code,
+        code: v.code.clone(),
         width: v.width,
         height: v.height,
         frame_rate: v.frame_rate,
@@ -169,29 +170,26 @@ pub async fn package_title(
         let mut form = forms::read_multipart(&req, payload, dir, limit, &PACKAGE_FIELDS).await?;
         let spec = (|| {
             let title = form.take("title").unwrap_or_default();
-            let defaults = TitleSpec::new(title, &state.config.packaging);
-            Ok::<_, ApiError>(TitleSpec {
-                unit_seconds: number(&mut form, "unit_seconds")?.unwrap_or(defaults.unit_seconds),
-                segment_units: number(&mut form, "segment_units")?
-                    .unwrap_or(defaults.segment_units),
-                crf: number(&mut form, "crf")?.unwrap_or(defaults.crf),
-                strength: number(&mut form, "strength")?.unwrap_or(defaults.strength),
-                preset: form.take("preset").unwrap_or(defaults.preset.clone()),
-                code: match form.take("code") {
-                    None => defaults.code,
-                    Some(name) => name.parse().map_err(|_| {
-                        ApiError::bad_request(
-                            "invalid_option",
-                            "code is not uniform-v1 or tardos-v2",
-                        )
-                    })?,
-                },
-                ladder: match form.take("ladder") {
-                    None => defaults.ladder.clone(),
-                    Some(list) => ladder(&list)?,
-                },
-                ..defaults
-            })
+            let asked = Requested {
+                unit_seconds: number(&mut form, "unit_seconds")?,
+                segment_units: number(&mut form, "segment_units")?,
+                crf: number(&mut form, "crf")?,
+                strength: number(&mut form, "strength")?,
+                preset: form.take("preset"),
+                code: form
+                    .take("code")
+                    .map(|name| {
+                        name.parse().map_err(|_| {
+                            ApiError::bad_request(
+                                "invalid_option",
+                                "code is not uniform-v1 or tardos-v2",
+                            )
+                        })
+                    })
+                    .transpose()?,
+                ladder: form.take("ladder").map(|list| ladder(&list)).transpose()?,
+            };
+            TitleSpec::requested(title, asked, &state.config.packaging).map_err(super::app_error)
         })();
         let spec = spec?;
         let Some(file) = form.file else {
@@ -203,17 +201,17 @@ pub async fn package_title(
         (spec, file.path.clone(), Some(file))
     } else if content_type.starts_with("application/json") {
         let body: InboxTitle = forms::read_json(payload).await?;
-        let defaults = TitleSpec::new(body.title, &state.config.packaging);
-        let spec = TitleSpec {
-            unit_seconds: body.unit_seconds.unwrap_or(defaults.unit_seconds),
-            segment_units: body.segment_units.unwrap_or(defaults.segment_units),
-            crf: body.crf.unwrap_or(defaults.crf),
-            preset: body.preset.unwrap_or(defaults.preset.clone()),
-            strength: body.strength.unwrap_or(defaults.strength),
-            code: body.code.unwrap_or(defaults.code),
-            ladder: body.ladder.unwrap_or(defaults.ladder.clone()),
-            ..defaults
+        let asked = Requested {
+            unit_seconds: body.unit_seconds,
+            segment_units: body.segment_units,
+            crf: body.crf,
+            preset: body.preset,
+            strength: body.strength,
+            code: body.code,
+            ladder: body.ladder,
         };
+        let spec = TitleSpec::requested(body.title, asked, &state.config.packaging)
+            .map_err(super::app_error)?;
         let inbox = state.config.inbox_dir();
         let found = upload::inbox_file(&inbox, &body.source_path).map_err(upload_error)?;
         // Copied through the checked handle into the sources folder, as suspects are: the job

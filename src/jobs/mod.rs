@@ -500,10 +500,22 @@ pub fn spawn_workers(
     metrics: &Arc<Metrics>,
     stop: Arc<AtomicBool>,
 ) -> Workers {
-    match crate::packaging::record_missing_packaging(db, config, storage) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(titles = n, "packaging details recorded from the manifests"),
-        Err(e) => tracing::warn!(error = %e, "cannot record the titles' packaging details"),
+    // In the background: with a bucket each manifest may be fetched first, and serving need
+    // not wait for that.
+    let (c, d, s) = (config.clone(), db.clone(), storage.clone());
+    let spawned = std::thread::Builder::new()
+        .name("record-packaging".into())
+        .spawn(
+            move || match crate::packaging::record_missing_packaging(&d, &c, &s) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(titles = n, "packaging details recorded from the manifests")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot record the titles' packaging details"),
+            },
+        );
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start recording the titles' packaging details");
     }
     if count > 0 && config.analysis.reference_store {
         match build_reference_store::queue_missing(db, config, storage) {

@@ -238,6 +238,25 @@ fn the_deployment_chooses_the_packaging_a_request_does_not_name() {
         let job = wait_job(&server, &admin, r.json()["job_id"].as_str().unwrap());
         assert_eq!(job["status"], "succeeded", "{job}");
     }
+    // The upload form likewise.
+    let (ct, body) = multipart(&[
+        Part::text("title", "Form default"),
+        Part::file("source.mp4", &std::fs::read(&source).unwrap()),
+    ]);
+    let r = post_raw(&server, auth, "/api/admin/titles/", &ct, &body);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let job = wait_job(&server, &admin, r.json()["job_id"].as_str().unwrap());
+    assert_eq!(job["status"], "succeeded", "{job}");
+    // A unit length that does not fit the deployment's two units per segment: refused, saying
+    // where the two came from.
+    let r = post_json(
+        &server,
+        auth,
+        "/api/admin/titles/",
+        &json!({"source_path": "drop.mp4", "title": "Too long", "unit_seconds": 3}),
+    );
+    r.assert_error(400, "invalid_option");
+    assert!(r.body.contains("packaging.segment_units"), "{}", r.body);
     let listed = |server: &Server, admin: &str| -> Vec<(String, Value, Value, Value)> {
         let titles = get_reply(server, Auth::Bearer(admin), "/api/admin/titles/").json();
         titles
@@ -270,6 +289,7 @@ fn the_deployment_chooses_the_packaging_a_request_does_not_name() {
             row("API default", "tardos-v2", 2, 6),
             row("CLI asked", "uniform-v1", 1, 6),
             row("CLI default", "tardos-v2", 2, 6),
+            row("Form default", "tardos-v2", 2, 6),
         ]
     );
     // The manifest says the same as the list.
@@ -287,29 +307,53 @@ fn the_deployment_chooses_the_packaging_a_request_does_not_name() {
         "the deployment's ladder: none"
     );
 
-    // A title recorded before its packaging was (here a row without it, sharing the folder of
-    // "API default"): shown as unknown, then read from its manifest when workers start.
+    // Titles recorded before their packaging was: their rows say nothing of it until a
+    // server starts and reads their manifests (one that names its title; one that names
+    // another title and one that is missing stay unknown, and the server still starts).
     drop(server);
-    shared::db::repo::videos::create(
-        &mut db.conn().unwrap(),
-        &shared::db::repo::videos::NewVideo {
-            id: "v-legacy".into(),
-            title: "Legacy".into(),
-            code: None,
-            segment_units: None,
-            ..by_api.clone()
-        },
+    let legacy_dir = h.data_dir.join("videos").join("v-legacy");
+    std::fs::create_dir_all(&legacy_dir).unwrap();
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(layout.manifest()).unwrap()).unwrap();
+    manifest["video_id"] = json!("v-legacy");
+    std::fs::write(
+        legacy_dir.join("package.json"),
+        serde_json::to_vec(&manifest).unwrap(),
     )
     .unwrap();
-    let unknown = shared::db::repo::videos::get(&mut db.conn().unwrap(), "v-legacy").unwrap();
-    assert_eq!((unknown.code, unknown.segment_units), (None, None));
+    for (id, title, dir) in [
+        ("v-legacy", "Legacy", "videos/v-legacy"),
+        ("v-other", "Names another", by_api.storage_dir.as_str()),
+        ("v-missing", "Missing", "videos/v-missing"),
+    ] {
+        shared::db::repo::videos::create(
+            &mut db.conn().unwrap(),
+            &shared::db::repo::videos::NewVideo {
+                id: id.into(),
+                title: title.into(),
+                storage_dir: dir.into(),
+                code: None,
+                segment_units: None,
+                ..by_api.clone()
+            },
+        )
+        .unwrap();
+    }
     let server = h.serve(&[]);
     let admin = user_token(&server, "ada", PASSWORD);
-    assert!(
-        listed(&server, &admin).contains(&row("Legacy", "tardos-v2", 2, 6)),
-        "{:?}",
-        listed(&server, &admin)
-    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !listed(&server, &admin).contains(&row("Legacy", "tardos-v2", 2, 6)) {
+        assert!(Instant::now() < deadline, "{:?}", listed(&server, &admin));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let unknown = (json!(null), json!(null), json!(6));
+    for title in ["Names another", "Missing"] {
+        let (_, code, segment_units, units) = listed(&server, &admin)
+            .into_iter()
+            .find(|(t, ..)| t == title)
+            .unwrap();
+        assert_eq!((code, segment_units, units), unknown, "{title}");
+    }
 }
 
 /// A packaging job that keeps failing for a reason of this installation (here the titles'

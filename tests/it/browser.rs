@@ -306,8 +306,15 @@ fn an_admin_packages_a_title_and_revokes_a_ripping_session_in_the_browser() {
     let h = common::Harness::new();
     h.add_user("ada", "admin", PASSWORD);
     h.add_user("vic", "viewer", PASSWORD);
-    // A one-second burst: fetching a few units at once is flagged at once.
-    let server = h.serve_with_env(&[], &[("LEAKTRACE_RIPPING_BURST_SECONDS", "1")]);
+    // A one-second burst: fetching a few units at once is flagged at once. The deployment
+    // packages with the collusion-resistant code unless told otherwise.
+    let server = h.serve_with_env(
+        &[],
+        &[
+            ("LEAKTRACE_RIPPING_BURST_SECONDS", "1"),
+            ("LEAKTRACE_PACKAGING_CODE", "tardos-v2"),
+        ],
+    );
     let source = common::media::clip(
         h.dir.path(),
         "source.mp4",
@@ -347,10 +354,10 @@ fn an_admin_packages_a_title_and_revokes_a_ripping_session_in_the_browser() {
         10 * SECOND,
         "return document.getElementById('titles').textContent.includes('Browser upload');",
     );
-    // Packaged as the deployment's defaults (the form's options left as they were), as the
-    // list says.
+    // Packaged with the deployment's code (the form's options left as they were), as the list
+    // says.
     let titles = b.wait_for_text("#titles", SECOND);
-    assert!(titles.contains("uniform-v1, 1 s units"), "{titles}");
+    assert!(titles.contains("tardos-v2, 1 s units"), "{titles}");
     b.screenshot("01-packaged");
 
     // A user and an API key, made in the console.

@@ -34,7 +34,7 @@ fn setup() -> (Harness, Server) {
             sealed_secret: vec![0; 60],
             source_sha256: "00".repeat(32),
             created_at: shared::db::now(),
-            code: Some(formats::codes::CodeScheme::Uniform),
+            code: Some("uniform-v1".into()),
             segment_units: Some(1),
         },
     )

@@ -372,7 +372,7 @@ fn add_title(h: &Harness) {
             sealed_secret: vec![0; 60],
             source_sha256: "00".repeat(32),
             created_at: shared::db::now(),
-            code: Some(formats::codes::CodeScheme::Uniform),
+            code: Some("uniform-v1".into()),
             segment_units: Some(1),
         },
     )

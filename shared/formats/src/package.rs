@@ -274,6 +274,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unit_lengths_and_units_per_segment_are_checked() {
+        for ok in [0.5, 1.0, 2.5, 4.0] {
+            assert!(check_unit_seconds(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            0.49,
+            4.01,
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            assert!(check_unit_seconds(bad).is_err(), "{bad}");
+        }
+        for (unit, n) in [(1.0, 1), (4.0, 1), (0.5, 2), (2.0, 2)] {
+            assert!(check_segment_units(unit, n).is_ok(), "{unit} x {n}");
+        }
+        for (unit, n) in [(1.0, 0), (1.0, 3), (2.5, 2), (4.0, 2)] {
+            assert!(check_segment_units(unit, n).is_err(), "{unit} x {n}");
+        }
+        let err = check_segment_units(3.0, 2).unwrap_err();
+        assert!(err.contains("6 s") && err.contains("4 s"), "{err}");
+    }
+
+    #[test]
     fn unit_frames() {
         let t = VideoTrack {
             codec: "avc1.64001f".into(),

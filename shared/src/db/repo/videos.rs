@@ -1,14 +1,13 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::names::NullableName;
 use crate::db::schema::videos;
 use crate::db::{DbConnection, DbError};
 use formats::codes::CodeScheme;
 
 /// A packaged title. `storage_dir` is relative to the data dir; `sealed_secret` is the
 /// per-video watermark secret sealed under the master key.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = videos)]
 pub struct VideoRow {
     pub id: String,
@@ -24,10 +23,11 @@ pub struct VideoRow {
     pub sealed_secret: Vec<u8>,
     pub source_sha256: String,
     pub created_at: NaiveDateTime,
-    /// How its sessions' codes are built; None for a title recorded before this was, until
-    /// its manifest is read ([`record_packaging`]).
-    #[diesel(deserialize_as = NullableName<CodeScheme>)]
-    pub code: Option<CodeScheme>,
+    /// The name of how its sessions' codes are built (a [`CodeScheme`]; kept as text so that
+    /// a scheme of a newer build does not make every title unreadable to an older one); None
+    /// for a title recorded before this was, until its manifest is read
+    /// ([`record_packaging`]).
+    pub code: Option<String>,
     /// Watermark units per segment; None as `code`.
     pub segment_units: Option<i32>,
 }
@@ -37,25 +37,8 @@ pub type NewVideo = VideoRow;
 
 /// Records a packaged title. A taken title is `DbError::Conflict`.
 pub fn create(conn: &mut DbConnection, video: &NewVideo) -> Result<VideoRow, DbError> {
-    let v = video;
     diesel::insert_into(videos::table)
-        .values((
-            videos::id.eq(&v.id),
-            videos::title.eq(&v.title),
-            videos::duration_seconds.eq(v.duration_seconds),
-            videos::unit_seconds.eq(v.unit_seconds),
-            videos::unit_count.eq(v.unit_count),
-            videos::width.eq(v.width),
-            videos::height.eq(v.height),
-            videos::frame_rate.eq(v.frame_rate),
-            videos::has_audio.eq(v.has_audio),
-            videos::storage_dir.eq(&v.storage_dir),
-            videos::sealed_secret.eq(&v.sealed_secret),
-            videos::source_sha256.eq(&v.source_sha256),
-            videos::created_at.eq(v.created_at),
-            videos::code.eq(v.code.map(|c| c.as_str())),
-            videos::segment_units.eq(v.segment_units),
-        ))
+        .values(video)
         .execute(conn)
         .map_err(|e| {
             DbError::on_unique(e, || {
