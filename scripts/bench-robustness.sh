@@ -117,6 +117,14 @@ attacks=(
   "turned -4 degrees + off-axis + 640x360, CRF 28|-vf rotate=-4*PI/180,crop=iw*0.86:ih*0.86,perspective=x0=W*0.03:y0=0:x1=W:y1=H*0.02:x2=0:y2=H:x3=W*0.97:y3=H*0.98,scale=640:360 ${X264[*]} -crf 28"
   "upside down + crop 10 % + 854x480, sped up 8 %, CRF 30|-vf setpts=PTS/1.08,fps=25,vflip,crop=iw*0.8:ih*0.8,scale=854:480 ${X264[*]} -crf 30"
   "mirrored + slowed 6 % + 24 fps, 45 s excerpt, CRF 26|-ss 30 -t 45 -vf hflip,setpts=PTS*1.06,fps=24 ${X264[*]} -crf 26"
+  "cut from the top-left corner to 85 %, rescaled, CRF 23|-vf crop=iw*0.85:ih*0.85:0:0,scale=1280:720 ${X264[*]} -crf 23"
+  "cut from the bottom-right corner to 75 %, 854x480, CRF 23|-vf crop=iw*0.75:ih*0.75:iw*0.25:ih*0.25,scale=854:480 ${X264[*]} -crf 23"
+  "mirrored + cut from the right edge to 80 %, CRF 23|-vf hflip,crop=iw*0.8:ih*0.8:iw*0.2:ih*0.1,scale=1280:720 ${X264[*]} -crf 23"
+  "sped up 7 % + cut from the top-right corner to 80 % + 640x360, CRF 28|-vf setpts=PTS/1.07,fps=25,crop=iw*0.8:ih*0.8:iw*0.2:0,scale=640:360 ${X264[*]} -crf 28"
+  "squeezed to 4:3 (960x720), CRF 23|-vf scale=960:720 ${X264[*]} -crf 23"
+  "4:3 centre cut, pillarboxed, CRF 23|-vf crop=960:720,pad=1280:720:160:0 ${X264[*]} -crf 23"
+  "logo box burnt in + greyscale, CRF 23|-vf drawbox=x=40:y=40:w=260:h=90:color=white@0.8:t=fill,hue=s=0 ${X264[*]} -crf 23"
+  "60 fps, CRF 23|-vf fps=60 ${X264[*]} -crf 23"
 )
 
 echo "Title: $UNITS units (1280x720, 25 fps); $CANDIDATES candidate sessions; leaker = session 1 ($LEAKER)${PACKAGE_ARGS:+; packaged with $PACKAGE_ARGS}."

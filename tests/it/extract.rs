@@ -214,7 +214,7 @@ fn the_leaker_survives_the_reduced_attack_suite() {
     leak(&server, "vic", &"5".repeat(64), &t, &d.join("vic.mp4"));
     drop(server);
     let leaked = d.join("vera.mp4");
-    let attacks: [(&str, &[&str]); 9] = [
+    let attacks: [(&str, &[&str]); 10] = [
         (
             "crop 5% per side, rescaled, CRF 23",
             &[
@@ -281,6 +281,17 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         (
             "upside down, CRF 23",
             &["-vf", "vflip", "-c:v", "libx264", "-crf", "23"],
+        ),
+        (
+            "cut from the top-left corner to 82 %, rescaled, CRF 23",
+            &[
+                "-vf",
+                "crop=iw*0.82:ih*0.82:0:0,scale=480:270",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "23",
+            ],
         ),
         (
             "brightness, contrast, gamma",

@@ -52,6 +52,20 @@ const CLEAR_TIME_STRENGTH: f64 = 0.97;
 /// How much better a reading in another orientation must match (a clear reading's time map
 /// to be searched; the best reading so far to replace it).
 const MIRROR_MARGIN: f64 = 0.005;
+/// Sizes (of the title frame's width and height) of the parts of the frame an off-centre crop
+/// may show, looked for when no reading of the whole frame finds the title. A centred crop
+/// needs none: the whole frame's thumbnails still match a copy cropped by about 10 % a side
+/// around the centre. A crop from a corner or an edge moves the picture against them by its
+/// whole margin, and misses them.
+const VIEW_SCALES: [f64; 2] = [0.85, 0.7];
+/// Readings of parts of the frame aligned in full, the best by their first look
+/// ([`timing::anchor_score`]).
+const VIEW_READINGS: usize = 2;
+/// The first look at a part of the frame compares every this many reference frames.
+const PROBE_STRIDE: usize = 4;
+/// Below this first-look score a reading is not aligned in full: copies cut off-centre look
+/// at 0.4-0.7 at their nearest part of the frame, unrelated video at about 0.1.
+const MIN_LOOK: f64 = 0.3;
 
 /// Which title the suspect shows, when, and its picture area and orientation.
 pub struct Identified {
@@ -62,6 +76,10 @@ pub struct Identified {
     /// The title's index in the titles searched.
     pub title: usize,
     pub time: timing::TimeAlignment,
+    /// The part of the title's frame the reading compared the suspect with: the whole frame,
+    /// or for a copy cropped off-centre the part found ([`views`]); where the search for the
+    /// exact crop starts.
+    pub view: Rect,
 }
 
 impl Identified {
@@ -274,15 +292,7 @@ pub fn identify(survey: &Survey, titles: &[ReferenceTitle]) -> Option<Identified
     let mut best: Option<Identified> = None;
     for flip in Flip::ALL {
         let sampled = active.flipped(*flip);
-        let suspect_thumbs: Vec<(f64, Vec<f32>)> = survey
-            .thumbs
-            .iter()
-            .map(|(t, g)| {
-                let small = resample(g, sampled, THUMB_HEIGHT, THUMB_WIDTH);
-                let values: Vec<f32> = small.iter().copied().collect();
-                (*t, timing::normalise(&values))
-            })
-            .collect();
+        let suspect_thumbs = suspect_thumbs(survey, sampled);
         // A clear reading (the copy as it is comes first) is only searched again mirrored
         // when the mirrored thumbnails match its time map better: content that is nearly
         // symmetric matches both ways, the true orientation better.
@@ -321,8 +331,131 @@ pub fn identify(survey: &Survey, titles: &[ReferenceTitle]) -> Option<Identified
                     flip: *flip,
                     title: i,
                     time,
+                    view: Rect::FULL,
                 });
             }
+        }
+    }
+    best.or_else(|| identify_in_views(survey, titles, active))
+}
+
+/// The parts of the title's frame (see [`VIEW_SCALES`]) read when the whole frame is not
+/// found: each size anchored at every corner and edge, and the smaller also at the centre.
+fn views() -> Vec<Rect> {
+    let mut out = Vec::new();
+    for scale in VIEW_SCALES {
+        for ay in [0.0, 0.5, 1.0] {
+            for ax in [0.0, 0.5, 1.0] {
+                if ax == 0.5 && ay == 0.5 && scale > 0.8 {
+                    continue;
+                }
+                let (x0, y0) = ((1.0 - scale) * ax, (1.0 - scale) * ay);
+                out.push(Rect {
+                    x0,
+                    y0,
+                    x1: x0 + scale,
+                    y1: y0 + scale,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A suspect's normalised thumbnails, each with its time in seconds.
+type SuspectThumbs = Vec<(f64, Vec<f32>)>;
+
+/// The suspect's thumbnails sampled from `area` of its frames, normalised.
+fn suspect_thumbs(survey: &Survey, area: Rect) -> SuspectThumbs {
+    survey
+        .thumbs
+        .iter()
+        .map(|(t, g)| {
+            let small = resample(g, area, THUMB_HEIGHT, THUMB_WIDTH);
+            (
+                *t,
+                timing::normalise(&small.iter().copied().collect::<Vec<_>>()),
+            )
+        })
+        .collect()
+}
+
+/// A title's thumbnails cut to `view` of its frame and normalised, every `stride`-th frame.
+fn view_thumbs(thumbnails: &Thumbnails, view: Rect, stride: usize) -> Vec<Vec<f32>> {
+    thumbnails
+        .frames
+        .outer_iter()
+        .step_by(stride.max(1))
+        .map(|f| {
+            let cut = resample(&f.mapv(f32::from), view, THUMB_HEIGHT, THUMB_WIDTH);
+            timing::normalise(&cut.iter().copied().collect::<Vec<_>>())
+        })
+        .collect()
+}
+
+/// A copy cropped off-centre: the suspect (in every orientation) read against each of the
+/// [`views`] of each title. A first look at every reading ([`timing::anchor_score`], against a
+/// sparse reference) picks the [`VIEW_READINGS`] best, which are aligned in full when they
+/// look like a match at all ([`MIN_LOOK`]); the best of those that show a title wins. `None`: no part of any title is found either.
+fn identify_in_views(
+    survey: &Survey,
+    titles: &[ReferenceTitle],
+    active: Rect,
+) -> Option<Identified> {
+    let suspects: Vec<(Flip, SuspectThumbs)> = Flip::ALL
+        .iter()
+        .map(|flip| (*flip, suspect_thumbs(survey, active.flipped(*flip))))
+        .collect();
+    let views = views();
+    let mut looks: Vec<(f64, usize, Rect, usize)> = titles
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(i, title)| {
+            let fps = title.fps() / PROBE_STRIDE as f64;
+            let suspects = &suspects;
+            views.iter().flat_map(move |&view| {
+                let sparse = view_thumbs(&title.thumbnails, view, PROBE_STRIDE);
+                suspects
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, (_, thumbs))| {
+                        timing::anchor_score(thumbs, &sparse, fps).map(|score| (score, i, view, k))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    looks.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut best: Option<Identified> = None;
+    for &(look, i, view, k) in looks.iter().take(VIEW_READINGS).filter(|l| l.0 >= MIN_LOOK) {
+        let title = &titles[i];
+        let (flip, thumbs) = &suspects[k];
+        let reference = view_thumbs(&title.thumbnails, view, 1);
+        let aligned = timing::align(thumbs, &reference, title.fps());
+        tracing::debug!(
+            flip = %flip,
+            title = %title.video_id,
+            view = ?view,
+            look,
+            score = aligned.as_ref().map(|t| t.score),
+            coverage = aligned.as_ref().map(|t| t.coverage),
+            "extract: part of the frame read"
+        );
+        let Some(time) = aligned else {
+            continue;
+        };
+        if time.shows_title(MIN_TIME_SCORE)
+            && best
+                .as_ref()
+                .is_none_or(|b| time.strength() > b.time.strength())
+        {
+            best = Some(Identified {
+                active,
+                flip: *flip,
+                title: i,
+                time,
+                view,
+            });
         }
     }
     best
@@ -359,17 +492,7 @@ fn realign(
         })
         .collect();
     let sampled = found.sampled();
-    let suspect: Vec<(f64, Vec<f32>)> = survey
-        .thumbs
-        .iter()
-        .map(|(t, g)| {
-            let small = resample(g, sampled, THUMB_HEIGHT, THUMB_WIDTH);
-            (
-                *t,
-                timing::normalise(&small.iter().copied().collect::<Vec<_>>()),
-            )
-        })
-        .collect();
+    let suspect = suspect_thumbs(survey, sampled);
     let time = timing::align(&suspect, &reference, title.fps())?;
     // Both maps weighed against the same (placed) reference thumbnails, frames a map leaves
     // out counting nothing.
@@ -435,7 +558,7 @@ pub fn locate(
         .collect();
     let video = &title.package.video;
     let title_aspect = video.width.max(1) as f64 / video.height.max(1) as f64;
-    Ok(spatial::find_placement(&pairs, title_aspect))
+    Ok(spatial::find_placement(&pairs, title_aspect, found.view))
 }
 
 /// What the comparison pass found: soft values per unit, the units covered.

@@ -66,13 +66,22 @@ fn error_of_quad(pairs: &[Pair], quad: &Quad) -> f64 {
         / pairs.len().max(1) as f64
 }
 
-/// The region of the reference frame that the suspect's active area shows.
-pub fn find_crop(pairs: &[Pair]) -> Rect {
+/// The region of the reference frame that the suspect's active area shows; `hint`, the part
+/// of the frame the suspect was found to show (the whole frame, or for a copy cropped
+/// off-centre the part its time was read against), is where the search may start.
+pub fn find_crop(pairs: &[Pair], hint: Rect) -> Rect {
     if pairs.is_empty() {
-        return Rect::FULL;
+        return hint;
     }
-    // Coarse: symmetric crops in 1% steps, horizontally and vertically independent.
+    // Coarse: the hint, and symmetric crops in 1% steps, horizontally and vertically
+    // independent.
     let mut best = (error_of(pairs, Rect::FULL), Rect::FULL);
+    if hint != Rect::FULL {
+        let e = error_of(pairs, hint);
+        if e < best.0 {
+            best = (e, hint);
+        }
+    }
     for cy in 0..=12 {
         for cx in 0..=12 {
             let (x, y) = (cx as f64 * 0.01, cy as f64 * 0.01);
@@ -138,9 +147,9 @@ const MIN_GAIN: f64 = 0.02;
 /// ([`find_crop`]), or, when the copy was turned (a few degrees), sheared or filmed slightly
 /// off-axis and that fits clearly better, a general quad: a turned crop searched over
 /// [`ANGLES`], then each corner moved on its own in shrinking steps. `aspect` is the reference
-/// frame's width over height.
-pub fn find_placement(pairs: &[Pair], aspect: f64) -> Quad {
-    let upright = Quad::from_rect(find_crop(pairs));
+/// frame's width over height; `hint` as for [`find_crop`].
+pub fn find_placement(pairs: &[Pair], aspect: f64, hint: Rect) -> Quad {
+    let upright = Quad::from_rect(find_crop(pairs, hint));
     if pairs.is_empty() {
         return upright;
     }
@@ -223,23 +232,43 @@ mod tests {
             .iter()
             .map(|r| resample(r, crop, 72, 128).mapv(|v| v * 0.8 + 20.0))
             .collect();
-        let pairs: Vec<Pair> = sus
-            .iter()
-            .zip(&refs)
-            .map(|(s, r)| Pair {
-                suspect: s,
-                references: vec![r],
-            })
-            .collect();
-        let found = find_crop(&pairs);
+        assert_near(find_crop(&pairs_of(&refs, &sus), Rect::FULL), crop);
+    }
+
+    /// Each edge of `found` within 0.004 of `truth`'s.
+    #[track_caller]
+    fn assert_near(found: Rect, truth: Rect) {
         for (a, b) in [
-            (found.x0, crop.x0),
-            (found.y0, crop.y0),
-            (found.x1, crop.x1),
-            (found.y1, crop.y1),
+            (found.x0, truth.x0),
+            (found.y0, truth.y0),
+            (found.x1, truth.x1),
+            (found.y1, truth.y1),
         ] {
-            assert!((a - b).abs() < 0.004, "{found:?} vs {crop:?}");
+            assert!((a - b).abs() < 0.004, "{found:?} vs {truth:?}");
         }
+    }
+
+    /// A copy cut from the bottom-right corner to 78 % of the frame, rescaled: found from the
+    /// part of the frame the time was read against (the corner at 85 %), however far that is
+    /// from the centred crops of the coarse search.
+    #[test]
+    fn a_crop_from_a_corner_is_found_from_its_hint() {
+        let refs: Vec<Gray> = (0..4).map(|i| scene(384, 216, i as f32)).collect();
+        let crop = Rect {
+            x0: 0.22,
+            y0: 0.2,
+            x1: 1.0,
+            y1: 0.98,
+        };
+        let sus: Vec<Gray> = refs.iter().map(|r| resample(r, crop, 72, 128)).collect();
+        let hint = Rect {
+            x0: 0.15,
+            y0: 0.15,
+            x1: 1.0,
+            y1: 1.0,
+        };
+        let found = find_placement(&pairs_of(&refs, &sus), 384.0 / 216.0, hint);
+        assert_near(found.as_rect().expect("an upright crop"), crop);
     }
 
     #[test]
@@ -265,7 +294,7 @@ mod tests {
                 references: vec![r],
             })
             .collect();
-        let found = find_placement(&pairs, aspect);
+        let found = find_placement(&pairs, aspect, Rect::FULL);
         for (f, t) in found.corners.iter().zip(&truth.corners) {
             assert!(
                 (f[0] - t[0]).abs() < 0.01 && (f[1] - t[1]).abs() < 0.01,
@@ -288,7 +317,9 @@ mod tests {
                 references: vec![r],
             })
             .collect();
-        assert!(find_placement(&pairs, aspect).as_rect().is_some());
+        assert!(find_placement(&pairs, aspect, Rect::FULL)
+            .as_rect()
+            .is_some());
     }
 
     /// Each suspect frame paired with the reference frame it was made from.
@@ -330,7 +361,7 @@ mod tests {
                 })
             })
             .collect();
-        let found = find_placement(&pairs_of(&refs, &suspects), 384.0 / 216.0);
+        let found = find_placement(&pairs_of(&refs, &suspects), 384.0 / 216.0, Rect::FULL);
         for (corner, (u, v)) in
             found
                 .corners
@@ -374,7 +405,7 @@ mod tests {
                 s
             })
             .collect();
-        let found = find_placement(&pairs_of(&refs, &suspects), aspect);
+        let found = find_placement(&pairs_of(&refs, &suspects), aspect, Rect::FULL);
         for (f, t) in found.corners.iter().zip(&truth.corners) {
             assert!(
                 (f[0] - t[0]).abs() < 0.01 && (f[1] - t[1]).abs() < 0.01,

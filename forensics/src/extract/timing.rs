@@ -85,6 +85,8 @@ const SPEED_PENALTY: f64 = 0.3;
 /// Whole-title searches tried for an anchor before giving up on the title (the first window
 /// found is the anchor: inserted material, often the most active, is passed over).
 const ANCHOR_TRIES: usize = 8;
+/// Anchors [`anchor_score`] tries.
+const PROBE_WINDOWS: usize = 2;
 /// Places of the anchor in the title followed over the whole suspect before one is chosen.
 const ANCHOR_CANDIDATES: usize = 4;
 /// What a cut costs a mapping, in frames of perfect match.
@@ -166,7 +168,16 @@ struct Search<'a> {
     fps: f64,
 }
 
-impl Search<'_> {
+impl<'a> Search<'a> {
+    /// The search of `suspect` in `reference`; `None` when either is empty.
+    fn new(suspect: &'a [(f64, Vec<f32>)], reference: &'a [Vec<f32>], fps: f64) -> Option<Self> {
+        (!suspect.is_empty() && !reference.is_empty()).then_some(Search {
+            suspect,
+            reference,
+            fps,
+        })
+    }
+
     fn index(&self, title_time: f64) -> Option<usize> {
         let i = (title_time * self.fps).round();
         (i >= 0.0 && (i as usize) < self.reference.len()).then_some(i as usize)
@@ -402,6 +413,36 @@ fn windows(suspect: &[(f64, Vec<f32>)]) -> Vec<Window> {
     out
 }
 
+impl Window {
+    /// Enough of its frames carry a picture to search it.
+    fn usable(&self) -> bool {
+        !self.informative.is_empty()
+            && self.informative.len() as f64 >= MIN_INFORMATIVE_SHARE * self.frames.len() as f64
+    }
+}
+
+/// How well the suspect's most active windows match anywhere in the title: the best score of
+/// the first [`PROBE_WINDOWS`] anchors [`align`] would try, each searched over the whole
+/// title. A first look costing a fraction of an alignment, to choose which readings are worth
+/// aligning in full. `None` when the suspect has no usable window.
+pub fn anchor_score(
+    suspect: &[(f64, Vec<f32>)],
+    reference: &[Vec<f32>],
+    reference_fps: f64,
+) -> Option<f64> {
+    let search = Search::new(suspect, reference, reference_fps)?;
+    let mut usable: Vec<Window> = windows(suspect)
+        .into_iter()
+        .filter(Window::usable)
+        .collect();
+    usable.sort_by(|a, b| activity(suspect, b).total_cmp(&activity(suspect, a)));
+    usable
+        .iter()
+        .take(PROBE_WINDOWS)
+        .filter_map(|w| search.global(w, 1).first().map(|f| f.score))
+        .max_by(f64::total_cmp)
+}
+
 /// How much a window's picture changes: the anchor candidates come first.
 fn activity(suspect: &[(f64, Vec<f32>)], w: &Window) -> f64 {
     w.informative
@@ -419,21 +460,10 @@ pub fn align(
     reference: &[Vec<f32>],
     reference_fps: f64,
 ) -> Option<TimeAlignment> {
-    if suspect.is_empty() || reference.is_empty() {
-        return None;
-    }
-    let search = Search {
-        suspect,
-        reference,
-        fps: reference_fps,
-    };
+    let search = Search::new(suspect, reference, reference_fps)?;
     let windows = windows(suspect);
     let usable: Vec<usize> = (0..windows.len())
-        .filter(|&k| {
-            let w = &windows[k];
-            !w.informative.is_empty()
-                && w.informative.len() as f64 >= MIN_INFORMATIVE_SHARE * w.frames.len() as f64
-        })
+        .filter(|&k| windows[k].usable())
         .collect();
     if usable.is_empty() {
         return None;
