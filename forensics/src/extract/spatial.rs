@@ -1,6 +1,7 @@
 //! Alignment in space. First the suspect's own black bars (letterbox, pillarbox) are found and
 //! cut away; then the part of the reference frame that the remaining picture shows (a crop of
-//! up to about 12% per side, any rescale) is searched for, comparing resampled reference
+//! up to about 12% per side around the centre, or from where identification found the picture,
+//! e.g. a corner; any rescale) is searched for, comparing resampled reference
 //! frames with suspect frames after a per-frame brightness/contrast fit.
 
 use super::fit::fitted_error;
@@ -269,6 +270,9 @@ mod tests {
         };
         let found = find_placement(&pairs_of(&refs, &sus), 384.0 / 216.0, hint);
         assert_near(found.as_rect().expect("an upright crop"), crop);
+        // Without it, the search from the centred crops settles far from the corner.
+        let unhinted = find_crop(&pairs_of(&refs, &sus), Rect::FULL);
+        assert!((unhinted.x0 - crop.x0).abs() > 0.05, "{unhinted:?}");
     }
 
     #[test]

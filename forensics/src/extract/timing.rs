@@ -85,8 +85,8 @@ const SPEED_PENALTY: f64 = 0.3;
 /// Whole-title searches tried for an anchor before giving up on the title (the first window
 /// found is the anchor: inserted material, often the most active, is passed over).
 const ANCHOR_TRIES: usize = 8;
-/// Anchors [`anchor_score`] tries.
-const PROBE_WINDOWS: usize = 2;
+/// Parts of the suspect whose most active window a first look searches ([`Probes`]).
+const PROBE_PARTS: usize = 3;
 /// Places of the anchor in the title followed over the whole suspect before one is chosen.
 const ANCHOR_CANDIDATES: usize = 4;
 /// What a cut costs a mapping, in frames of perfect match.
@@ -421,24 +421,47 @@ impl Window {
     }
 }
 
-/// How well the suspect's most active windows match anywhere in the title: the best score of
-/// the first [`PROBE_WINDOWS`] anchors [`align`] would try, each searched over the whole
-/// title. A first look costing a fraction of an alignment, to choose which readings are worth
-/// aligning in full. `None` when the suspect has no usable window.
+/// The windows of a suspect that a first look searches ([`anchor_score`]): the most active
+/// usable window of each [`PROBE_PARTS`]-th of the suspect, so that material put in front of
+/// (or after) the copy, however lively, cannot take every probe. Chosen once per suspect:
+/// they depend on its frames' times and on which carry a picture, the same in every
+/// orientation.
+pub struct Probes(Vec<Window>);
+
+impl Probes {
+    pub fn of(suspect: &[(f64, Vec<f32>)]) -> Probes {
+        let usable: Vec<Window> = windows(suspect)
+            .into_iter()
+            .filter(Window::usable)
+            .collect();
+        let count = usable.len();
+        let mut best: Vec<Option<(f64, Window)>> = (0..PROBE_PARTS).map(|_| None).collect();
+        for (k, w) in usable.into_iter().enumerate() {
+            let part = k * PROBE_PARTS / count.max(1);
+            let a = activity(suspect, &w);
+            if best[part].as_ref().is_none_or(|(b, _)| a > *b) {
+                best[part] = Some((a, w));
+            }
+        }
+        Probes(best.into_iter().flatten().map(|(_, w)| w).collect())
+    }
+}
+
+/// How well `probes` of the suspect match anywhere in the title: the best score among them,
+/// each window searched over the whole title as [`align`]'s anchors are. A first look costing
+/// a fraction of an alignment, to choose which readings are worth aligning in full. `None`
+/// when there is nothing to search.
 pub fn anchor_score(
     suspect: &[(f64, Vec<f32>)],
+    probes: &Probes,
     reference: &[Vec<f32>],
     reference_fps: f64,
 ) -> Option<f64> {
     let search = Search::new(suspect, reference, reference_fps)?;
-    let mut usable: Vec<Window> = windows(suspect)
-        .into_iter()
-        .filter(Window::usable)
-        .collect();
-    usable.sort_by(|a, b| activity(suspect, b).total_cmp(&activity(suspect, a)));
-    usable
+    probes
+        .0
         .iter()
-        .take(PROBE_WINDOWS)
+        .filter(|w| w.frames.end <= suspect.len())
         .filter_map(|w| search.global(w, 1).first().map(|f| f.score))
         .max_by(f64::total_cmp)
 }
@@ -472,9 +495,8 @@ pub fn align(
     // 1. The anchor: the most active usable windows, each searched over the whole title; the
     // first with a match gives the candidates (periodic content matches in several places).
     let mut by_activity = usable.clone();
-    by_activity.sort_by(|&a, &b| {
-        activity(suspect, &windows[b]).total_cmp(&activity(suspect, &windows[a]))
-    });
+    let activities: Vec<f64> = windows.iter().map(|w| activity(suspect, w)).collect();
+    by_activity.sort_by(|&a, &b| activities[b].total_cmp(&activities[a]));
     let is_usable: Vec<bool> = (0..windows.len()).map(|k| usable.contains(&k)).collect();
     let (anchor, candidates) = by_activity
         .iter()
@@ -1047,6 +1069,33 @@ mod tests {
         assert!((a.speed - 1.0).abs() < 0.01, "{}", a.speed);
         assert!(a.score > 0.99 && a.coverage > 0.99);
         assert!(accuracy(&a, &map, 25.0) > 0.99);
+    }
+
+    /// A first look finds a copy whose first part, however lively, is other material: one
+    /// probe lies in each third of the suspect. On a sparse reference (every fourth frame) the
+    /// copy still looks like a match; unrelated frames do not.
+    #[test]
+    fn a_first_look_passes_over_material_put_in_front() {
+        let raw = reference(1500, 9);
+        // 20 s of random frames (the liveliest there are), then 40 s of the title from 10 s.
+        let map: Vec<(f64, Option<f64>)> = (0..1500)
+            .map(|k| {
+                let t = k as f64 / 25.0;
+                (t, (t >= 20.0).then_some(t - 10.0))
+            })
+            .collect();
+        let copy = suspect(&raw, 25.0, &map, 2);
+        let probes = Probes::of(&copy);
+        assert_eq!(probes.0.len(), PROBE_PARTS);
+        let sparse: Vec<Vec<f32>> = norm(&raw).into_iter().step_by(4).collect();
+        let look = anchor_score(&copy, &probes, &sparse, 25.0 / 4.0).expect("a look");
+        assert!(look > 0.9, "{look}");
+        let unrelated: Vec<(f64, Option<f64>)> =
+            (0..500).map(|k| (k as f64 / 25.0, None)).collect();
+        let noise = suspect(&raw, 25.0, &unrelated, 3);
+        let look = anchor_score(&noise, &Probes::of(&noise), &sparse, 25.0 / 4.0).expect("a look");
+        assert!(look < 0.5, "{look}");
+        assert_eq!(anchor_score(&[], &Probes::of(&[]), &sparse, 25.0), None);
     }
 
     #[test]
