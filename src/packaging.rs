@@ -6,7 +6,7 @@ use std::path::Path;
 use forensics::package::{self, PackageError, PackageOptions, Progress, Stage};
 use formats::codes::CodeScheme;
 use formats::layout::DataLayout;
-use formats::package::{check_segment_units, PackageManifest};
+use formats::package::{check_segment_units, check_unit_seconds, PackageManifest};
 use formats::sealing;
 use serde::{Deserialize, Serialize};
 use shared::config::{self, Config};
@@ -73,7 +73,12 @@ impl TitleSpec {
             ladder: asked.ladder.unwrap_or(d.ladder),
             title: d.title,
         };
-        if asked.segment_units.is_none() {
+        // Only where the deployment's units per segment are what is wrong: a unit length out
+        // of range, or one unit per segment, keeps packaging's own message.
+        if asked.segment_units.is_none()
+            && spec.segment_units > 1
+            && check_unit_seconds(spec.unit_seconds).is_ok()
+        {
             if let Err(why) = check_segment_units(spec.unit_seconds, spec.segment_units) {
                 return Err(PackageError::InvalidOption(format!(
                     "{why} ({} units per segment is this deployment's packaging.segment_units: \

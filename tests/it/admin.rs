@@ -257,6 +257,19 @@ fn the_deployment_chooses_the_packaging_a_request_does_not_name() {
     );
     r.assert_error(400, "invalid_option");
     assert!(r.body.contains("packaging.segment_units"), "{}", r.body);
+    // A unit length out of range is refused as such, whatever the deployment's setting.
+    let r = post_json(
+        &server,
+        auth,
+        "/api/admin/titles/",
+        &json!({"source_path": "drop.mp4", "title": "Too long", "unit_seconds": 9}),
+    );
+    r.assert_error(400, "invalid_option");
+    assert!(
+        r.body.contains("unit length 9 s") && !r.body.contains("packaging.segment_units"),
+        "{}",
+        r.body
+    );
     let listed = |server: &Server, admin: &str| -> Vec<(String, Value, Value, Value)> {
         let titles = get_reply(server, Auth::Bearer(admin), "/api/admin/titles/").json();
         titles
