@@ -32,6 +32,26 @@ fn best_session(r: &CaseResult) -> &str {
     r.best().map_or("", |m| m.session_id.as_str())
 }
 
+/// One line per attack: what was found and by how much, so a failure in CI says which attack
+/// and how close it came without pages of unit values.
+fn summarise(name: &str, r: &CaseResult) -> String {
+    let mut line = format!(
+        "{name}: {:?}, {} units observed, alignment {:?}",
+        r.verdict,
+        r.units_observed,
+        r.alignment
+            .as_ref()
+            .map(|a| (a.offset_seconds, a.speed, a.time_score, a.reference_crop)),
+    );
+    for m in &r.matches {
+        line.push_str(&format!(
+            "; {} score {:.2} fpp {:.1e} agreement {:.3}",
+            m.user, m.score, m.false_positive_probability, m.unit_agreement
+        ));
+    }
+    line
+}
+
 fn attack(input: &Path, out: PathBuf, args: &[&str]) -> PathBuf {
     let mut all = vec!["-i", input.to_str().unwrap()];
     all.extend(args);
@@ -214,9 +234,17 @@ fn the_leaker_survives_the_reduced_attack_suite() {
     leak(&server, "vic", &"5".repeat(64), &t, &d.join("vic.mp4"));
     drop(server);
     let leaked = d.join("vera.mp4");
-    let attacks: [(&str, &[&str]); 10] = [
+    // Each attack with the least share of units the leaker's copy must still read right. The
+    // title's keys and the sessions' codes are new each run, so a unit on the edge is read
+    // right in one run and wrong in the next. Over ten runs (2026-12-05) every other attack
+    // read 40 of 40; the slowed copy with a cut read 33-34 of 34 (a unit beside the cut), and
+    // its bound leaves room for two more. (The turned and mirrored copy read 38-40 of 40 in
+    // those runs: it was placed wrongly in half of them, which the placement search no longer
+    // does, see `turned_copies_are_placed_at_their_corners`; it reads 40 of 40 again.)
+    let attacks: [(&str, f64, &[&str]); 10] = [
         (
             "crop 5% per side, rescaled, CRF 23",
+            0.95,
             &[
                 "-vf",
                 "crop=iw*0.9:ih*0.9,scale=480:270",
@@ -228,14 +256,17 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "30 fps, CRF 23",
+            0.95,
             &["-vf", "fps=30", "-c:v", "libx264", "-crf", "23"],
         ),
         (
             "excerpt of 25 s from 10 s",
+            0.95,
             &["-ss", "10", "-t", "25", "-c:v", "libx264", "-crf", "23"],
         ),
         (
             "letterboxed",
+            0.95,
             &[
                 "-vf",
                 "scale=480:200,pad=480:270:0:35",
@@ -247,6 +278,7 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "sped up 5 %, re-timed to 25 fps, CRF 23",
+            0.95,
             &[
                 "-vf",
                 "setpts=PTS/1.05,fps=25",
@@ -258,6 +290,7 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "slowed down 7 % with a cut of 6 s, CRF 23",
+            0.9,
             &[
                 "-vf",
                 "select='not(between(t,14,20))',setpts=N/25/TB*1.07,fps=25",
@@ -269,6 +302,7 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "mirrored, turned 3 degrees and cropped, CRF 23",
+            0.95,
             &[
                 "-vf",
                 "hflip,rotate=3*PI/180,crop=iw*0.88:ih*0.88,scale=480:270",
@@ -280,10 +314,12 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "upside down, CRF 23",
+            0.95,
             &["-vf", "vflip", "-c:v", "libx264", "-crf", "23"],
         ),
         (
             "cut from the top-left corner to 82 %, rescaled, CRF 23",
+            0.95,
             &[
                 "-vf",
                 "crop=iw*0.82:ih*0.82:0:0,scale=480:270",
@@ -295,6 +331,7 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "brightness, contrast, gamma",
+            0.95,
             &[
                 "-vf",
                 "eq=brightness=0.05:contrast=1.15:gamma=1.1",
@@ -306,7 +343,7 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
     ];
     let mut failures = Vec::new();
-    for (i, (name, args)) in attacks.iter().enumerate() {
+    for (i, (name, least, args)) in attacks.iter().enumerate() {
         let copy = attack(&leaked, d.join(format!("attack{i}.mp4")), args);
         let r = extract(&t.h, &copy, &["--video", &t.video_id]);
         let innocent_ok = r
@@ -314,17 +351,99 @@ fn the_leaker_survives_the_reduced_attack_suite() {
             .iter()
             .skip(1)
             .all(|m| m.false_positive_probability > 1e-3);
-        // 40 units at 270 lines after CRF 23: at most two may be read wrong.
         let agreement = r.best().map_or(0.0, |m| m.unit_agreement);
+        let summary = summarise(name, &r);
+        eprintln!("{summary}");
         if r.verdict != Verdict::Identified
             || best_session(&r) != leaker.as_str()
             || !innocent_ok
-            || agreement < 0.95
+            || agreement < *least
         {
-            failures.push(format!("{name}: {r:#?}"));
+            failures.push(summary);
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Where the corners of a copy turned by `degrees` (clockwise, ffmpeg's `rotate`), cut to
+/// `keep` of the turned frame around its centre and perhaps mirrored first, fall in a
+/// `width` x `height` title's frame, as fractions (in no particular order).
+fn turned_corners(
+    width: f64,
+    height: f64,
+    degrees: f64,
+    keep: [f64; 2],
+    mirrored: bool,
+) -> Vec<[f64; 2]> {
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let (half_w, half_h) = (
+        (width * keep[0]).floor() / 2.0,
+        (height * keep[1]).floor() / 2.0,
+    );
+    [(-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0), (1.0, 1.0)]
+        .iter()
+        .map(|&(sx, sy)| {
+            let (x, y) = (sx * half_w, sy * half_h);
+            // The point of the frame before the turn that the corner shows.
+            let (bx, by) = (x * cos + y * sin, -x * sin + y * cos);
+            let u = (width / 2.0 + bx) / width;
+            [
+                if mirrored { 1.0 - u } else { u },
+                (height / 2.0 + by) / height,
+            ]
+        })
+        .collect()
+}
+
+/// A turned copy is placed where it was cut from: each corner of the picture within a
+/// fraction of a pixel's width of where the turn put it. Read on copies of the title's
+/// source (no session's mark: the placement is what is checked, not the verdict). A copy
+/// mirrored and turned 3 degrees at CRF 20 was once placed about 5 pixels too tall (two
+/// corners of a 480x270 frame 0.017 off), which cost its leaker a unit or two in three runs
+/// of ten of the reduced suite; the corner search now moves edges and the whole quad too.
+#[test]
+fn turned_copies_are_placed_at_their_corners() {
+    let t = packaged(40.0);
+    let source = t.dir.path().join("title.mp4");
+    let cases: [(&str, f64, f64, bool, &str); 3] = [
+        ("mirrored, turned 3 degrees, CRF 20", 3.0, 0.88, true, "20"),
+        ("mirrored, turned 3 degrees, CRF 24", 3.0, 0.88, true, "24"),
+        ("turned -4 degrees, CRF 20", -4.0, 0.86, false, "20"),
+    ];
+    let mut failures = Vec::new();
+    for (i, (name, degrees, keep, mirrored, crf)) in cases.iter().enumerate() {
+        let vf = format!(
+            "{}rotate={degrees}*PI/180,crop=iw*{keep}:ih*{keep},scale=480:270",
+            if *mirrored { "hflip," } else { "" }
+        );
+        let copy = attack(
+            &source,
+            t.dir.path().join(format!("turned{i}.mp4")),
+            &["-vf", &vf, "-c:v", "libx264", "-crf", crf],
+        );
+        let r = extract(&t.h, &copy, &["--video", &t.video_id]);
+        let found = r
+            .alignment
+            .as_ref()
+            .and_then(|a| a.reference_corners)
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        let truth = turned_corners(480.0, 270.0, *degrees, [*keep, *keep], *mirrored);
+        // The wrong placement was 0.017 off; ffmpeg's own pixel centres put the right one
+        // up to 0.004 from this model.
+        let placed = found.len() == 4
+            && truth.iter().all(|t| {
+                found
+                    .iter()
+                    .any(|f| (f[0] - t[0]).abs() < 0.008 && (f[1] - t[1]).abs() < 0.008)
+            });
+        if !placed {
+            failures.push(format!(
+                "{name}: found {found:?}, the turn put them at {truth:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// A title packaged with the collusion-resistant code: a single leaker is named as under the
