@@ -234,17 +234,15 @@ fn the_leaker_survives_the_reduced_attack_suite() {
     leak(&server, "vic", &"5".repeat(64), &t, &d.join("vic.mp4"));
     drop(server);
     let leaked = d.join("vera.mp4");
-    // Each attack with the least share of units the leaker's copy must still read right. The
-    // title's keys and the sessions' codes are new each run, so a unit on the edge is read
-    // right in one run and wrong in the next. Over ten runs (2026-12-05) every other attack
-    // read 40 of 40; the slowed copy with a cut read 33-34 of 34 (a unit beside the cut), and
-    // its bound leaves room for two more. (The turned and mirrored copy read 38-40 of 40 in
-    // those runs: it was placed wrongly in half of them, which the placement search no longer
-    // does, see `turned_copies_are_placed_at_their_corners`; it reads 40 of 40 again.)
-    let attacks: [(&str, f64, &[&str]); 10] = [
+    // The title's keys and the sessions' codes are new each run, so a unit read on the edge
+    // fails one run in several: over ten runs (2026-12-05) two attacks lost units that way,
+    // the turned and mirrored copy (placed too tall, see
+    // `turned_copies_are_placed_at_their_corners`) and the slowed copy with a cut (the frames
+    // just past the cut read as the unit before it, see `timing::settle`). Both read every
+    // unit now; the bound leaves room for chance, not for either fault.
+    let attacks: [(&str, &[&str]); 10] = [
         (
             "crop 5% per side, rescaled, CRF 23",
-            0.95,
             &[
                 "-vf",
                 "crop=iw*0.9:ih*0.9,scale=480:270",
@@ -256,17 +254,14 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "30 fps, CRF 23",
-            0.95,
             &["-vf", "fps=30", "-c:v", "libx264", "-crf", "23"],
         ),
         (
             "excerpt of 25 s from 10 s",
-            0.95,
             &["-ss", "10", "-t", "25", "-c:v", "libx264", "-crf", "23"],
         ),
         (
             "letterboxed",
-            0.95,
             &[
                 "-vf",
                 "scale=480:200,pad=480:270:0:35",
@@ -278,7 +273,6 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "sped up 5 %, re-timed to 25 fps, CRF 23",
-            0.95,
             &[
                 "-vf",
                 "setpts=PTS/1.05,fps=25",
@@ -290,7 +284,6 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "slowed down 7 % with a cut of 6 s, CRF 23",
-            0.9,
             &[
                 "-vf",
                 "select='not(between(t,14,20))',setpts=N/25/TB*1.07,fps=25",
@@ -302,7 +295,6 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "mirrored, turned 3 degrees and cropped, CRF 23",
-            0.95,
             &[
                 "-vf",
                 "hflip,rotate=3*PI/180,crop=iw*0.88:ih*0.88,scale=480:270",
@@ -314,12 +306,10 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "upside down, CRF 23",
-            0.95,
             &["-vf", "vflip", "-c:v", "libx264", "-crf", "23"],
         ),
         (
             "cut from the top-left corner to 82 %, rescaled, CRF 23",
-            0.95,
             &[
                 "-vf",
                 "crop=iw*0.82:ih*0.82:0:0,scale=480:270",
@@ -331,7 +321,6 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
         (
             "brightness, contrast, gamma",
-            0.95,
             &[
                 "-vf",
                 "eq=brightness=0.05:contrast=1.15:gamma=1.1",
@@ -343,7 +332,7 @@ fn the_leaker_survives_the_reduced_attack_suite() {
         ),
     ];
     let mut failures = Vec::new();
-    for (i, (name, least, args)) in attacks.iter().enumerate() {
+    for (i, (name, args)) in attacks.iter().enumerate() {
         let copy = attack(&leaked, d.join(format!("attack{i}.mp4")), args);
         let r = extract(&t.h, &copy, &["--video", &t.video_id]);
         let innocent_ok = r
@@ -351,13 +340,14 @@ fn the_leaker_survives_the_reduced_attack_suite() {
             .iter()
             .skip(1)
             .all(|m| m.false_positive_probability > 1e-3);
+        // 40 units at 270 lines after CRF 23: at most two may be read wrong.
         let agreement = r.best().map_or(0.0, |m| m.unit_agreement);
         let summary = summarise(name, &r);
         eprintln!("{summary}");
         if r.verdict != Verdict::Identified
             || best_session(&r) != leaker.as_str()
             || !innocent_ok
-            || agreement < *least
+            || agreement < 0.95
         {
             failures.push(summary);
         }

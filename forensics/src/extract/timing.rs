@@ -97,6 +97,7 @@ const SCORE_DROP: f64 = 0.015;
 const CUT_MARGIN: f64 = 0.02;
 /// A frame next to an aligned window is aligned too while its own correlation reaches this.
 const EXTEND_MIN_SCORE: f64 = 0.6;
+const SETTLE_BOUNDARIES: bool = true;
 /// A segment is taken as one straight line (one offset, one speed) unless its window-by-window
 /// fits match better by more than this mean correlation.
 const STRAIGHT_TOLERANCE: f64 = 0.01;
@@ -743,6 +744,122 @@ fn extend(
     fits
 }
 
+/// One run of consecutive fitted windows of one segment: the knots of its line (suspect time,
+/// title time, speed at each window's centre), its first and last window, and the suspect
+/// frames it maps once the boundaries with its neighbours are settled.
+struct Run {
+    knots: Vec<(f64, f64, f64)>,
+    first: usize,
+    last: usize,
+    frames: std::ops::Range<usize>,
+}
+
+/// Title time at suspect time `t` on the line through `knots` (interpolated between them,
+/// the edge window's own line beyond them).
+fn line_time(knots: &[(f64, f64, f64)], t: f64) -> f64 {
+    let after = knots.iter().position(|&(c, _, _)| c >= t);
+    match after {
+        Some(0) => knots[0].1 + knots[0].2 * (t - knots[0].0),
+        None => match knots.last() {
+            Some(&(c, u, s)) => u + s * (t - c),
+            None => t,
+        },
+        Some(i) => {
+            let (c0, u0, _) = knots[i - 1];
+            let (c1, u1, _) = knots[i];
+            u0 + (u1 - u0) * (t - c0) / (c1 - c0).max(1e-9)
+        }
+    }
+}
+
+/// Suspect frame `i` mapped to title time `at`: the best of that reference frame and its
+/// neighbours (dropped or duplicated frames, rounding).
+fn map_at(search: &Search, i: usize, at: f64) -> Option<usize> {
+    let (_, thumb) = &search.suspect[i];
+    let reference = search.reference;
+    let centre = search.index(at)?;
+    let lo = centre.saturating_sub(1);
+    let hi = (centre + 1).min(reference.len() - 1);
+    (lo..=hi).max_by(|&a, &b| dot(thumb, &reference[a]).total_cmp(&dot(thumb, &reference[b])))
+}
+
+/// Where one side of a boundary ends and the other begins, in the frames `region` between
+/// two runs (`left` and `right` their lines; `None` on the side of the suspect's start or
+/// end): the frames before the first split point follow the left line, those from the second
+/// on the right one, those between neither (inserted material). The points are those that
+/// make the most of each frame's correlation under the line it follows, a frame left to
+/// neither counting [`EXTEND_MIN_SCORE`] and a frame without a picture counting alike under
+/// all three. A window is fitted as a whole, so one straddling a cut can be fitted by the
+/// line of either side (when the pictures on both sides look alike, as in a studio shot or a
+/// test card) and would map the frames past the cut to title frames they do not show; here
+/// each frame goes with the line it matches. Returns the two split points as frame indexes.
+fn settle(
+    search: &Search,
+    region: std::ops::RangeInclusive<usize>,
+    left: Option<&[(f64, f64, f64)]>,
+    right: Option<&[(f64, f64, f64)]>,
+) -> (usize, usize) {
+    let start = *region.start();
+    let score = |i: usize, line: Option<&[(f64, f64, f64)]>| -> f64 {
+        let Some(knots) = line else {
+            return f64::NEG_INFINITY;
+        };
+        let (t, thumb) = &search.suspect[i];
+        if thumb.iter().all(|v| *v == 0.0) {
+            return 0.0;
+        }
+        map_at(search, i, line_time(knots, *t))
+            .map_or(-1.0, |j| dot(thumb, &search.reference[j]) as f64)
+    };
+    let neither = |i: usize| {
+        if search.suspect[i].1.iter().all(|v| *v == 0.0) {
+            0.0
+        } else {
+            EXTEND_MIN_SCORE
+        }
+    };
+    let frames: Vec<usize> = region.collect();
+    let n = frames.len();
+    // Prefix sums of each choice over the region.
+    let prefix = |f: &dyn Fn(usize) -> f64| {
+        let mut sums = vec![0.0f64; n + 1];
+        for (k, &i) in frames.iter().enumerate() {
+            sums[k + 1] = sums[k] + f(i);
+        }
+        sums
+    };
+    let by_left = prefix(&|i| score(i, left));
+    let by_right = prefix(&|i| score(i, right));
+    let by_neither = prefix(&neither);
+    // Maximise by_left[k1] + (by_neither[k2] - by_neither[k1]) + (by_right[n] - by_right[k2])
+    // over k1 <= k2; a side without a line takes no frames (k1 = 0, or k2 = n).
+    let left_part = |k1: usize| -> f64 {
+        if left.is_none() && k1 > 0 {
+            f64::NEG_INFINITY
+        } else {
+            by_left[k1] - by_neither[k1]
+        }
+    };
+    let mut best_left = (f64::NEG_INFINITY, 0usize);
+    let mut best = (f64::NEG_INFINITY, 0usize, n);
+    for k2 in 0..=n {
+        let l = left_part(k2);
+        if l > best_left.0 {
+            best_left = (l, k2);
+        }
+        let r = if right.is_none() && k2 < n {
+            f64::NEG_INFINITY
+        } else {
+            by_neither[k2] + by_right[n] - by_right[k2]
+        };
+        let total = best_left.0 + r;
+        if total > best.0 {
+            best = (total, best_left.1, k2);
+        }
+    }
+    (start + best.1, start + best.2)
+}
+
 /// Builds the frame mapping and the time map from the windows' fits.
 fn assemble(search: &Search, windows: &[Window], fits: &[Option<(Fit, usize)>]) -> TimeAlignment {
     let suspect = search.suspect;
@@ -761,39 +878,13 @@ fn assemble(search: &Search, windows: &[Window], fits: &[Option<(Fit, usize)>]) 
         }
     }
     let mut frames: Vec<Option<usize>> = vec![None; suspect.len()];
-    let mut pieces: Vec<TimePiece> = Vec::new();
+    let mut lines: Vec<Run> = Vec::new();
     for run in &runs {
         let knots: Vec<(f64, f64, f64)> = run
             .iter()
             .filter_map(|&k| fits[k].map(|(f, _)| (windows[k].centre, f.title_centre, f.speed)))
             .collect();
-        let title_time = |t: f64| -> f64 {
-            let after = knots.iter().position(|&(c, _, _)| c >= t);
-            match after {
-                // Before the first knot, or past the last: the edge window's own line.
-                Some(0) => knots[0].1 + knots[0].2 * (t - knots[0].0),
-                None => {
-                    let (c, u, s) = knots[knots.len() - 1];
-                    u + s * (t - c)
-                }
-                Some(i) => {
-                    let (c0, u0, _) = knots[i - 1];
-                    let (c1, u1, _) = knots[i];
-                    u0 + (u1 - u0) * (t - c0) / (c1 - c0).max(1e-9)
-                }
-            }
-        };
-        // Frame `i` mapped to title time `at` (or by the run's knots), then to the best of
-        // that reference frame and its neighbours (dropped or duplicated frames, rounding).
-        let map_at = |i: usize, at: Option<f64>| -> Option<usize> {
-            let (t, thumb) = &suspect[i];
-            let centre = search.index(at.unwrap_or_else(|| title_time(*t)))?;
-            let lo = centre.saturating_sub(1);
-            let hi = (centre + 1).min(reference.len() - 1);
-            (lo..=hi)
-                .max_by(|&a, &b| dot(thumb, &reference[a]).total_cmp(&dot(thumb, &reference[b])))
-        };
-        let map_frame = |i: usize| map_at(i, None);
+        let map_frame = |i: usize| map_at(search, i, line_time(&knots, suspect[i].0));
         // A window's own line, for frames entered from it.
         let line_of = |k: usize| {
             let f = fits[k].map(|(f, _)| f);
@@ -852,7 +943,7 @@ fn assemble(search: &Search, windows: &[Window], fits: &[Option<(Fit, usize)>]) 
             for i in side {
                 let thumb = &suspect[i].1;
                 let informative = thumb.iter().any(|v| *v != 0.0);
-                let Some(j) = map_at(i, line(suspect[i].0)) else {
+                let Some(j) = line(suspect[i].0).and_then(|at| map_at(search, i, at)) else {
                     break;
                 };
                 if informative && (dot(thumb, &reference[j]) as f64) < EXTEND_MIN_SCORE {
@@ -861,11 +952,71 @@ fn assemble(search: &Search, windows: &[Window], fits: &[Option<(Fit, usize)>]) 
                 frames[i] = Some(j);
             }
         }
+        lines.push(Run {
+            frames: windows[first].frames.start..windows[last].frames.end,
+            knots,
+            first,
+            last,
+        });
+    }
+    // The boundaries between runs, and between the suspect's ends and the runs when material
+    // comes before or after them, settled frame by frame.
+    if SETTLE_BOUNDARIES && !lines.is_empty() {
+        for b in 0..=lines.len() {
+            let left = b.checked_sub(1).map(|k| &lines[k]);
+            let right = lines.get(b);
+            // (A run of one window may have lost the start of it to the boundary before.)
+            let from = match left {
+                Some(run) => windows[run.last].frames.start.max(run.frames.start),
+                None => 0,
+            };
+            let to = match right {
+                Some(run) => windows[run.first].frames.end - 1,
+                None => suspect.len() - 1,
+            };
+            // The suspect's own ends, where the run begins or ends with it: nothing to settle.
+            let outer_edge_is_the_run = match (left, right) {
+                (None, Some(run)) => run.first == 0,
+                (Some(run), None) => run.last + 1 == windows.len(),
+                _ => false,
+            };
+            if outer_edge_is_the_run || from > to {
+                continue;
+            }
+            let (k1, k2) = settle(
+                search,
+                from..=to,
+                left.map(|r| r.knots.as_slice()),
+                right.map(|r| r.knots.as_slice()),
+            );
+            for i in from..=to {
+                let line = if i < k1 {
+                    left
+                } else if i >= k2 {
+                    right
+                } else {
+                    None
+                };
+                frames[i] = line.and_then(|r| map_at(search, i, line_time(&r.knots, suspect[i].0)));
+            }
+            if b > 0 {
+                let run = &mut lines[b - 1];
+                run.frames.end = k1.max(run.frames.start);
+            }
+            if let Some(run) = lines.get_mut(b) {
+                run.frames.start = k2.min(run.frames.end);
+            }
+        }
+    }
+    let mut pieces: Vec<TimePiece> = Vec::new();
+    for run in lines.iter().filter(|r| !r.frames.is_empty()) {
+        let knots = &run.knots;
+        let title_time = |t: f64| line_time(knots, t);
         // The run as straight pieces: a piece grows over the knots while every knot it spans
         // stays within a frame of its line (so a steady speed is one piece, whatever the
         // noise of the windows' own fits, and a drift is a few).
-        let start = suspect[windows[first].frames.start].0;
-        let end = suspect[windows[last].frames.end - 1].0;
+        let start = suspect[run.frames.start].0;
+        let end = suspect[run.frames.end - 1].0;
         let mut points = vec![start];
         points.extend(knots.iter().map(|k| k.0).filter(|&c| c > start && c < end));
         points.push(end);
@@ -1158,6 +1309,74 @@ mod tests {
             .count();
         assert!(ad_mapped <= 100, "{ad_mapped} ad frames aligned");
         assert!(a.pieces.len() >= 2, "a cut: {:?}", a.pieces);
+    }
+
+    /// A scene that barely changes (a test card with a moving detail, a studio shot): every
+    /// frame is one fixed picture plus a small part that wanders, so frames seconds apart
+    /// still correlate well.
+    fn steady_reference(n: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let base: Vec<f32> = (0..64).map(|_| rng.gen_range(0.0..255.0)).collect();
+        let mut detail: Vec<f32> = (0..64).map(|_| rng.gen_range(-60.0..60.0)).collect();
+        (0..n)
+            .map(|_| {
+                for v in detail.iter_mut() {
+                    *v = (*v + rng.gen_range(-12.0..12.0)).clamp(-60.0, 60.0);
+                }
+                base.iter().zip(&detail).map(|(b, d)| b + d).collect()
+            })
+            .collect()
+    }
+
+    /// Frames mapped more than a frame away from the title frame they show, or mapped though
+    /// they show none.
+    fn misplaced(a: &TimeAlignment, map: &[(f64, Option<f64>)], fps: f64) -> usize {
+        map.iter()
+            .zip(&a.frames)
+            .filter(|((_, u), f)| match (u, f) {
+                (Some(u), Some(f)) => f.abs_diff((u * fps).round() as usize) > 1,
+                (None, Some(_)) => true,
+                _ => false,
+            })
+            .count()
+    }
+
+    /// A cut inside a window, in a scene whose pictures on either side look alike: the window
+    /// straddling it fits one side's line as a whole, but each of its frames is mapped by the
+    /// line it matches, so none past the cut is mapped to a title frame it does not show (the
+    /// frames of a slowed copy of a test card with a scene removed were read as the unit
+    /// before the cut). The same with material inserted at the cut.
+    #[test]
+    fn frames_beside_a_cut_follow_the_side_they_show() {
+        let raw = steady_reference(2000, 21);
+        for inserted in [0usize, 60] {
+            let mut map: Vec<(f64, Option<f64>)> = Vec::new();
+            let mut t = 0.0;
+            // Title 0-15 s, slowed 7 %...
+            for k in 0..375 {
+                map.push((t, Some(k as f64 / 25.0)));
+                t += 0.04 * 1.07;
+            }
+            // ... perhaps something else ...
+            for _ in 0..inserted {
+                map.push((t, None));
+                t += 0.04 * 1.07;
+            }
+            // ... then from title time 21 s on (6 s removed).
+            for k in 0..500 {
+                map.push((t, Some(21.0 + k as f64 / 25.0)));
+                t += 0.04 * 1.07;
+            }
+            let a = align(&suspect(&raw, 25.0, &map, 3), &norm(&raw), 25.0).expect("aligned");
+            assert_eq!(
+                misplaced(&a, &map, 25.0),
+                0,
+                "inserted {inserted}: {:?}",
+                a.pieces
+            );
+            let acc = accuracy(&a, &map, 25.0);
+            assert!(acc > 0.98, "inserted {inserted}: accuracy {acc}");
+        }
     }
 
     #[test]
