@@ -141,6 +141,11 @@ const TURNED_SCALES: [f64; 3] = [1.0, 0.94, 0.88];
 /// when the copy shows more than the frame (a copy turned 6 degrees without a crop has its
 /// corners about 9 % beyond the frame, filled with black).
 const CORNER_RANGE: std::ops::RangeInclusive<f64> = -0.15..=1.15;
+/// Every corner of `q` within [`CORNER_RANGE`].
+fn within_range(q: &Quad) -> bool {
+    q.corners.iter().flatten().all(|v| CORNER_RANGE.contains(v))
+}
+
 /// A placement other than the upright crop is taken only when it fits this much better.
 const MIN_GAIN: f64 = 0.02;
 
@@ -183,7 +188,9 @@ impl Move {
         Move::Turn,
     ];
 
-    /// `q` changed by `step` (a fraction of the frame; negative the other way).
+    /// `q` changed by `step` (negative the other way): for a corner, an edge or a shift, a
+    /// fraction of the frame; for a stretch, a fraction of each corner's distance from the
+    /// centre; for a turn, radians.
     fn apply(self, q: &Quad, step: f64, aspect: f64) -> Quad {
         let mut out = *q;
         match self {
@@ -221,7 +228,7 @@ fn descend(pairs: &[Pair], start: (f64, Quad), aspect: f64, moves: &[Move]) -> (
             for change in moves {
                 for sign in [-1.0, 1.0] {
                     let q = change.apply(&best.1, sign * step, aspect);
-                    if !q.corners.iter().flatten().all(|v| CORNER_RANGE.contains(v)) {
+                    if !within_range(&q) {
                         continue;
                     }
                     let e = error_of_quad(pairs, &q);
@@ -239,8 +246,8 @@ fn descend(pairs: &[Pair], start: (f64, Quad), aspect: f64, moves: &[Move]) -> (
 /// Where the suspect's active area lies in the reference frame: the upright crop
 /// ([`find_crop`]), or, when the copy was turned (a few degrees), sheared or filmed slightly
 /// off-axis and that fits clearly better, a general quad: a turned crop searched over
-/// [`ANGLES`], then each corner moved on its own in shrinking steps. `aspect` is the reference
-/// frame's width over height; `hint` as for [`find_crop`].
+/// [`ANGLES`], then its corners moved alone and together ([`Move`]) in shrinking steps.
+/// `aspect` is the reference frame's width over height; `hint` as for [`find_crop`].
 pub fn find_placement(pairs: &[Pair], aspect: f64, hint: Rect) -> Quad {
     place(pairs, aspect, hint, &Move::ALL)
 }
@@ -265,6 +272,11 @@ fn place(pairs: &[Pair], aspect: f64, hint: Rect, moves: &[Move]) -> Quad {
     for angle in ANGLES {
         for scale in TURNED_SCALES {
             let q = scaled(&upright, scale).rotated(angle, aspect);
+            // (The search moves corners only within the range: a start beyond it could not
+            // be refined.)
+            if !within_range(&q) {
+                continue;
+            }
             let e = error_of_quad(pairs, &q);
             if e < best.0 {
                 best = (e, q);

@@ -16,7 +16,9 @@
 //!    is a cut (a new segment of the time map), no match at all is material the title does not
 //!    have (its frames stay unaligned);
 //! 4. each frame is mapped by interpolating between the window centres of its segment, then
-//!    moved to the best of its neighbouring reference frames (dropped or duplicated frames).
+//!    moved to the best of its neighbouring reference frames (dropped or duplicated frames);
+//! 5. around each boundary between runs of aligned windows (a cut, inserted material, material
+//!    before or after the title), each frame follows the line it matches ([`settle`]).
 
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -97,7 +99,6 @@ const SCORE_DROP: f64 = 0.015;
 const CUT_MARGIN: f64 = 0.02;
 /// A frame next to an aligned window is aligned too while its own correlation reaches this.
 const EXTEND_MIN_SCORE: f64 = 0.6;
-const SETTLE_BOUNDARIES: bool = true;
 /// A segment is taken as one straight line (one offset, one speed) unless its window-by-window
 /// fits match better by more than this mean correlation.
 const STRAIGHT_TOLERANCE: f64 = 0.01;
@@ -511,6 +512,12 @@ pub fn align(
             (k, found)
         })
         .find(|(_, found)| !found.is_empty())?;
+    tracing::trace!(
+        anchor,
+        centre = windows[anchor].centre,
+        places = ?candidates.iter().map(|f| (f.title_centre, f.score)).collect::<Vec<_>>(),
+        "time: anchor"
+    );
     // 2. and 3. Each candidate followed over the whole suspect; the one under which the most
     // of the suspect matches, and matches best, is the alignment.
     let followed: Vec<Vec<Option<(Fit, usize)>>> = candidates
@@ -733,9 +740,26 @@ fn extend(
                     // Still the best place near the prediction: kept.
                     _ if near.score >= WINDOW_MIN_SCORE => near,
                     // Material the title does not have: left unaligned.
-                    _ => continue,
+                    _ => {
+                        tracing::trace!(
+                            window = index,
+                            centre = w.centre,
+                            near = near.score,
+                            "time: window left unaligned"
+                        );
+                        continue;
+                    }
                 }
             };
+            tracing::trace!(
+                window = index,
+                centre = w.centre,
+                title = fit.title_centre,
+                speed = fit.speed,
+                score = fit.score,
+                segment = current_segment,
+                "time: window followed"
+            );
             fits[index] = Some((fit, current_segment));
             recent.insert(0, (w.centre, fit));
             recent.truncate(2);
@@ -757,16 +781,16 @@ struct Run {
 /// Title time at suspect time `t` on the line through `knots` (interpolated between them,
 /// the edge window's own line beyond them).
 fn line_time(knots: &[(f64, f64, f64)], t: f64) -> f64 {
-    let after = knots.iter().position(|&(c, _, _)| c >= t);
-    match after {
-        Some(0) => knots[0].1 + knots[0].2 * (t - knots[0].0),
-        None => match knots.last() {
+    // The first knot at or after `t` (the knots are in suspect order).
+    let after = knots.partition_point(|&(c, _, _)| c < t);
+    match (after, knots.get(after)) {
+        (0, Some(&(c, u, s))) => u + s * (t - c),
+        (_, None) => match knots.last() {
             Some(&(c, u, s)) => u + s * (t - c),
             None => t,
         },
-        Some(i) => {
+        (i, Some(&(c1, u1, _))) => {
             let (c0, u0, _) = knots[i - 1];
-            let (c1, u1, _) = knots[i];
             u0 + (u1 - u0) * (t - c0) / (c1 - c0).max(1e-9)
         }
     }
@@ -783,44 +807,51 @@ fn map_at(search: &Search, i: usize, at: f64) -> Option<usize> {
     (lo..=hi).max_by(|&a, &b| dot(thumb, &reference[a]).total_cmp(&dot(thumb, &reference[b])))
 }
 
+/// One side of a boundary: the line through a run's knots, and the frames it may take (its
+/// own windows and at most one window past them, as far as frames were ever entered from a
+/// run's end).
+struct Side<'a> {
+    knots: &'a [(f64, f64, f64)],
+    reach: std::ops::Range<usize>,
+}
+
 /// Where one side of a boundary ends and the other begins, in the frames `region` between
-/// two runs (`left` and `right` their lines; `None` on the side of the suspect's start or
-/// end): the frames before the first split point follow the left line, those from the second
-/// on the right one, those between neither (inserted material). The points are those that
-/// make the most of each frame's correlation under the line it follows, a frame left to
-/// neither counting [`EXTEND_MIN_SCORE`] and a frame without a picture counting alike under
-/// all three. A window is fitted as a whole, so one straddling a cut can be fitted by the
-/// line of either side (when the pictures on both sides look alike, as in a studio shot or a
-/// test card) and would map the frames past the cut to title frames they do not show; here
-/// each frame goes with the line it matches. Returns the two split points as frame indexes.
+/// two runs (`left` and `right`; `None` on the side of the suspect's start or end): the frames
+/// before the first split point follow the left line, those from the second on the right one,
+/// those between neither (inserted material). The points are those that make the most of each
+/// frame's correlation under the line it follows, a frame left to neither counting
+/// [`EXTEND_MIN_SCORE`] and a frame without a picture counting alike under all three; a side
+/// takes no frame beyond its reach. A window is fitted as a whole, so one straddling a cut can
+/// be fitted by the line of either side (when the pictures on both sides look alike, as in a
+/// studio shot or a test card) and would map the frames past the cut to title frames they do
+/// not show; here each frame goes with the line it matches. Returns the two split points as
+/// frame indexes (`region.start() <= k1 <= k2 <= region.end() + 1`).
 fn settle(
     search: &Search,
     region: std::ops::RangeInclusive<usize>,
-    left: Option<&[(f64, f64, f64)]>,
-    right: Option<&[(f64, f64, f64)]>,
+    left: Option<&Side>,
+    right: Option<&Side>,
 ) -> (usize, usize) {
     let start = *region.start();
-    let score = |i: usize, line: Option<&[(f64, f64, f64)]>| -> f64 {
-        let Some(knots) = line else {
-            return f64::NEG_INFINITY;
-        };
-        let (t, thumb) = &search.suspect[i];
-        if thumb.iter().all(|v| *v == 0.0) {
-            return 0.0;
-        }
-        map_at(search, i, line_time(knots, *t))
-            .map_or(-1.0, |j| dot(thumb, &search.reference[j]) as f64)
-    };
-    let neither = |i: usize| {
-        if search.suspect[i].1.iter().all(|v| *v == 0.0) {
-            0.0
-        } else {
-            EXTEND_MIN_SCORE
-        }
-    };
     let frames: Vec<usize> = region.collect();
     let n = frames.len();
-    // Prefix sums of each choice over the region.
+    let blank = |i: usize| search.suspect[i].1.iter().all(|v| *v == 0.0);
+    // A frame's score under a side's line: 0 without a picture, -1 where the line leaves the
+    // title (or for a value that is not a number).
+    let score = |i: usize, side: &Side| -> f64 {
+        if blank(i) {
+            return 0.0;
+        }
+        let (t, thumb) = &search.suspect[i];
+        let value = map_at(search, i, line_time(side.knots, *t))
+            .map_or(-1.0, |j| dot(thumb, &search.reference[j]) as f64);
+        if value.is_finite() {
+            value
+        } else {
+            -1.0
+        }
+    };
+    let neither = |i: usize| if blank(i) { 0.0 } else { EXTEND_MIN_SCORE };
     let prefix = |f: &dyn Fn(usize) -> f64| {
         let mut sums = vec![0.0f64; n + 1];
         for (k, &i) in frames.iter().enumerate() {
@@ -828,36 +859,42 @@ fn settle(
         }
         sums
     };
-    let by_left = prefix(&|i| score(i, left));
-    let by_right = prefix(&|i| score(i, right));
+    let by_left = left.map(|side| prefix(&|i| score(i, side)));
+    let by_right = right.map(|side| prefix(&|i| score(i, side)));
     let by_neither = prefix(&neither);
-    // Maximise by_left[k1] + (by_neither[k2] - by_neither[k1]) + (by_right[n] - by_right[k2])
-    // over k1 <= k2; a side without a line takes no frames (k1 = 0, or k2 = n).
-    let left_part = |k1: usize| -> f64 {
-        if left.is_none() && k1 > 0 {
-            f64::NEG_INFINITY
-        } else {
-            by_left[k1] - by_neither[k1]
-        }
+    // How many of the region's frames each side may take: the left one from the start, the
+    // right one from the end.
+    let left_most = left.map_or(0, |side| side.reach.end.clamp(start, start + n) - start);
+    let right_least = right.map_or(n, |side| side.reach.start.clamp(start, start + n) - start);
+    // Maximise left[k1] + (neither[k2] - neither[k1]) + (right[n] - right[k2]) over
+    // k1 <= k2, k1 <= left_most, k2 >= right_least.
+    let left_part = |k1: usize| match &by_left {
+        Some(sums) => sums[k1] - by_neither[k1],
+        None => 0.0,
     };
-    let mut best_left = (f64::NEG_INFINITY, 0usize);
-    let mut best = (f64::NEG_INFINITY, 0usize, n);
-    for k2 in 0..=n {
-        let l = left_part(k2);
-        if l > best_left.0 {
-            best_left = (l, k2);
+    let right_part = |k2: usize| match &by_right {
+        Some(sums) => by_neither[k2] + sums[n] - sums[k2],
+        None => by_neither[k2],
+    };
+    let mut best_left = (left_part(0), 0usize);
+    let mut next_k1 = 1usize;
+    let mut best: Option<(f64, usize, usize)> = None;
+    for k2 in right_least..=n {
+        // The best k1 <= k2 within the left side's reach so far (k1 = 0 always allowed).
+        while next_k1 <= k2.min(left_most) {
+            let l = left_part(next_k1);
+            if l > best_left.0 {
+                best_left = (l, next_k1);
+            }
+            next_k1 += 1;
         }
-        let r = if right.is_none() && k2 < n {
-            f64::NEG_INFINITY
-        } else {
-            by_neither[k2] + by_right[n] - by_right[k2]
-        };
-        let total = best_left.0 + r;
-        if total > best.0 {
-            best = (total, best_left.1, k2);
+        let total = best_left.0 + right_part(k2);
+        if best.is_none_or(|(b, _, _)| total > b) {
+            best = Some((total, best_left.1, k2));
         }
     }
-    (start + best.1, start + best.2)
+    let (_, k1, k2) = best.unwrap_or((0.0, 0, n));
+    (start + k1, start + k2)
 }
 
 /// Builds the frame mapping and the time map from the windows' fits.
@@ -961,46 +998,53 @@ fn assemble(search: &Search, windows: &[Window], fits: &[Option<(Fit, usize)>]) 
     }
     // The boundaries between runs, and between the suspect's ends and the runs when material
     // comes before or after them, settled frame by frame.
-    if SETTLE_BOUNDARIES && !lines.is_empty() {
+    if !lines.is_empty() {
         for b in 0..=lines.len() {
-            let left = b.checked_sub(1).map(|k| &lines[k]);
-            let right = lines.get(b);
-            // (A run of one window may have lost the start of it to the boundary before.)
-            let from = match left {
-                Some(run) => windows[run.last].frames.start.max(run.frames.start),
-                None => 0,
-            };
-            let to = match right {
-                Some(run) => windows[run.first].frames.end - 1,
-                None => suspect.len() - 1,
-            };
+            let before = b.checked_sub(1).map(|k| &lines[k]);
+            let after = lines.get(b);
             // The suspect's own ends, where the run begins or ends with it: nothing to settle.
-            let outer_edge_is_the_run = match (left, right) {
+            let outer_edge_is_the_run = match (before, after) {
                 (None, Some(run)) => run.first == 0,
                 (Some(run), None) => run.last + 1 == windows.len(),
                 _ => false,
             };
+            // (A run of one window may have lost the start of it, or all of it, to the
+            // boundary before; a run left with nothing takes no part.)
+            let from = before.map_or(0, |run| {
+                windows[run.last].frames.start.max(run.frames.start)
+            });
+            let to = after.map_or(suspect.len(), |run| windows[run.first].frames.end) - 1;
             if outer_edge_is_the_run || from > to {
                 continue;
             }
-            let (k1, k2) = settle(
-                search,
-                from..=to,
-                left.map(|r| r.knots.as_slice()),
-                right.map(|r| r.knots.as_slice()),
-            );
-            for i in from..=to {
-                let line = if i < k1 {
-                    left
+            let left = before.filter(|run| !run.frames.is_empty()).map(|run| Side {
+                knots: &run.knots,
+                reach: run.frames.start
+                    ..windows
+                        .get(run.last + 1)
+                        .map_or(run.frames.end, |w| w.frames.end),
+            });
+            let right = after.map(|run| Side {
+                knots: &run.knots,
+                reach: run
+                    .first
+                    .checked_sub(1)
+                    .map_or(run.frames.start, |k| windows[k].frames.start)
+                    ..run.frames.end,
+            });
+            let (k1, k2) = settle(search, from..=to, left.as_ref(), right.as_ref());
+            for (i, frame) in frames.iter_mut().enumerate().take(to + 1).skip(from) {
+                let side = if i < k1 {
+                    left.as_ref()
                 } else if i >= k2 {
-                    right
+                    right.as_ref()
                 } else {
                     None
                 };
-                frames[i] = line.and_then(|r| map_at(search, i, line_time(&r.knots, suspect[i].0)));
+                *frame =
+                    side.and_then(|side| map_at(search, i, line_time(side.knots, suspect[i].0)));
             }
-            if b > 0 {
-                let run = &mut lines[b - 1];
+            if let Some(run) = b.checked_sub(1).and_then(|k| lines.get_mut(k)) {
                 run.frames.end = k1.max(run.frames.start);
             }
             if let Some(run) = lines.get_mut(b) {
@@ -1009,7 +1053,8 @@ fn assemble(search: &Search, windows: &[Window], fits: &[Option<(Fit, usize)>]) 
         }
     }
     let mut pieces: Vec<TimePiece> = Vec::new();
-    for run in lines.iter().filter(|r| !r.frames.is_empty()) {
+    // (A run left with a frame or none maps what it has but makes no piece.)
+    for run in lines.iter().filter(|r| r.frames.len() >= 2) {
         let knots = &run.knots;
         let title_time = |t: f64| line_time(knots, t);
         // The run as straight pieces: a piece grows over the knots while every knot it spans
@@ -1345,13 +1390,18 @@ mod tests {
     /// straddling it fits one side's line as a whole, but each of its frames is mapped by the
     /// line it matches, so none past the cut is mapped to a title frame it does not show (the
     /// frames of a slowed copy of a test card with a scene removed were read as the unit
-    /// before the cut). The same with material inserted at the cut.
+    /// before the cut). The same with material inserted at the cut, and with material before
+    /// and after the title (whose last window must stay mapped).
     #[test]
     fn frames_beside_a_cut_follow_the_side_they_show() {
         let raw = steady_reference(2000, 21);
-        for inserted in [0usize, 60] {
+        for (inserted, around) in [(0usize, 0usize), (60, 0), (0, 250), (60, 130)] {
             let mut map: Vec<(f64, Option<f64>)> = Vec::new();
             let mut t = 0.0;
+            for _ in 0..around {
+                map.push((t, None));
+                t += 0.04 * 1.07;
+            }
             // Title 0-15 s, slowed 7 %...
             for k in 0..375 {
                 map.push((t, Some(k as f64 / 25.0)));
@@ -1362,20 +1412,29 @@ mod tests {
                 map.push((t, None));
                 t += 0.04 * 1.07;
             }
-            // ... then from title time 21 s on (6 s removed).
+            // ... then from title time 21 s on (6 s removed) ...
             for k in 0..500 {
                 map.push((t, Some(21.0 + k as f64 / 25.0)));
                 t += 0.04 * 1.07;
             }
+            // ... and perhaps something else after it.
+            for _ in 0..around {
+                map.push((t, None));
+                t += 0.04 * 1.07;
+            }
             let a = align(&suspect(&raw, 25.0, &map, 3), &norm(&raw), 25.0).expect("aligned");
-            assert_eq!(
-                misplaced(&a, &map, 25.0),
-                0,
-                "inserted {inserted}: {:?}",
-                a.pieces
-            );
+            let case = format!("inserted {inserted}, around {around}: {:?}", a.pieces);
+            assert_eq!(misplaced(&a, &map, 25.0), 0, "{case}");
             let acc = accuracy(&a, &map, 25.0);
-            assert!(acc > 0.98, "inserted {inserted}: accuracy {acc}");
+            assert!(acc > 0.98, "{case}: accuracy {acc}");
+            // The title's last frame is mapped, and the last piece ends there.
+            let last = map
+                .iter()
+                .rposition(|(_, u)| u.is_some())
+                .expect("title frames");
+            assert!(a.frames[last].is_some(), "{case}");
+            let end = a.pieces.last().map_or(0.0, |p| p.suspect[1]);
+            assert!((end - map[last].0).abs() < 0.1, "{case}");
         }
     }
 
