@@ -14,6 +14,7 @@ use shared::auth::device_key;
 use shared::db::now;
 use shared::db::repo::devices;
 use shared::db::repo::sessions::{self, SessionRow, SessionState};
+use shared::db::reservations::UnitClaim;
 use shared::metrics::{CacheName, SegmentKind};
 
 use api::auth::{Device, DeviceToken};
@@ -220,20 +221,14 @@ async fn fast_video_unit(
     let keys = state.caches.session_keys(state, session, &title)?;
     let unit_seconds = package.video.segment_seconds();
     let allowed = monitor::allowed_units(state, keyed_at, unit_seconds);
-    let (id, user_id, device_id) = (
-        session.id.clone(),
-        session.user_id.clone(),
-        session.device_id.clone(),
-    );
     let reserved = state
-        .db
-        .run(move |c| {
-            let holder = sessions::Holder {
-                user_id: &user_id,
-                device_id: &device_id,
-                device_key: &device_key,
-            };
-            sessions::reserve_unit_for(c, &id, &holder, allowed)
+        .reservations
+        .reserve(UnitClaim {
+            session_id: session.id.clone(),
+            user_id: session.user_id.clone(),
+            device_id: session.device_id.clone(),
+            device_key,
+            allowed,
         })
         .await?;
     let Some(served) = reserved else {

@@ -33,6 +33,8 @@ pub struct StreamingState {
     pub storage: std::sync::Arc<storage::Storage>,
     /// Segment files kept in memory.
     pub segments: crate::segments::SegmentFiles,
+    /// The fast path's unit reservations (committed in groups on SQLite).
+    pub reservations: shared::db::reservations::Reservations,
     /// Password hashes checked at once (Argon2 takes tens of MiB and a core each).
     hashing: tokio::sync::Semaphore,
 }
@@ -49,6 +51,7 @@ impl StreamingState {
         let metrics = std::sync::Arc::new(Metrics::new(&db));
         let storage = std::sync::Arc::new(storage::Storage::folder(&data.root));
         StreamingState {
+            reservations: shared::db::reservations::Reservations::new(&db),
             db,
             tokens,
             dummy_password_hash,

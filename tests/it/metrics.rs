@@ -168,6 +168,13 @@ fn metrics_are_off_unless_configured_and_need_the_token() {
         ) >= 2.0
     );
     assert!(v("leaktrace_db_pool_wait_seconds", &[]) >= 1.0);
+    // The second unit took the fast path: on SQLite its reservation was the writer's one round.
+    let rounds = match shared::testing::requested_backend() {
+        shared::db::Backend::Sqlite => 1.0,
+        shared::db::Backend::Postgres => 0.0,
+    };
+    assert_eq!(v("leaktrace_reservation_writer_rounds_total", &[]), rounds);
+    assert_eq!(v("leaktrace_reservation_writer_claims_total", &[]), rounds);
     // Packaging queued the title's reference store: the queue shows it, whatever its state.
     let store_jobs: f64 = ["queued", "running", "succeeded", "failed"]
         .iter()

@@ -4,6 +4,7 @@
 mod error;
 pub mod names;
 pub mod repo;
+pub mod reservations;
 pub mod schema;
 mod target;
 #[cfg(test)]
@@ -96,6 +97,7 @@ pub struct Db {
     pool: Pool<ConnectionManager>,
     target: DatabaseTarget,
     waits: PoolWaits,
+    groups: reservations::GroupsWritten,
 }
 
 /// How long callers waited for a pooled connection and how often they gave up (the pool's
@@ -173,6 +175,7 @@ impl Db {
             pool,
             target: target.clone(),
             waits: PoolWaits::default(),
+            groups: Default::default(),
         })
     }
 
@@ -192,6 +195,11 @@ impl Db {
     /// The waits for pooled connections (shared by every clone of this handle).
     pub fn pool_waits(&self) -> &PoolWaits {
         &self.waits
+    }
+
+    /// What the unit-reservation writers on this handle committed (shared by every clone).
+    pub fn groups_written(&self) -> &reservations::GroupsWritten {
+        &self.groups
     }
 
     pub fn pool_state(&self) -> PoolState {

@@ -1,10 +1,12 @@
 //! Repository tests. Each test gets its own database on the backend the run asked for
 //! (`LEAKTRACE_TEST_BACKEND`): the test script runs this suite against SQLite and PostgreSQL.
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use super::repo::{api_keys, devices, users, videos};
+use super::reservations::UnitClaim;
 use super::schema::TABLES;
 use super::{DbConnection, DbError};
 use crate::auth::{api_key, password};
@@ -916,6 +918,17 @@ fn retention_removes_old_events_but_keeps_critical_ones() {
     assert!(left.contains(&"piracy_detected".to_string()));
 }
 
+/// A database holding sam's session s1 (`sam_requesting_s1`), keyed.
+fn keyed_s1() -> (TestDatabase, super::Db, users::UserRow, devices::DeviceRow) {
+    let t = TestDatabase::new();
+    let db = t.open();
+    let mut conn = db.conn().unwrap();
+    let (u, d, _) = sam_requesting_s1(&mut conn, &"ef".repeat(32));
+    super::repo::sessions::mark_keyed(&mut conn, "s1", &[9]).unwrap();
+    drop(conn);
+    (t, db, u, d)
+}
+
 /// The segment fast path's statement is prepared once per connection and kept (diesel builds
 /// every UPDATE of its DSL anew; this one is written out so that it is cached).
 #[test]
@@ -923,11 +936,8 @@ fn the_unit_reservation_is_prepared_once_per_connection() {
     use super::repo::sessions::{self, Holder};
     use diesel::connection::InstrumentationEvent;
     use std::sync::{Arc, Mutex};
-    let t = TestDatabase::new();
-    let db = t.open();
+    let (_t, db, u, d) = keyed_s1();
     let mut conn = db.conn().unwrap();
-    let (u, d, _) = sam_requesting_s1(&mut conn, &"ef".repeat(32));
-    sessions::mark_keyed(&mut conn, "s1", &[9]).unwrap();
     // Statements put in the connection's cache, and statements run.
     let (cached, started): (Arc<Mutex<Vec<String>>>, Arc<Mutex<usize>>) = Default::default();
     let (seen, runs) = (cached.clone(), started.clone());
@@ -981,7 +991,6 @@ fn a_unit_is_reserved_for_its_holder_only_while_everything_stands() {
         device_id: &d.id,
         device_key: "key",
     };
-    let served = |conn: &mut DbConnection| sessions::get(conn, "s1").unwrap().segments_served;
     // Not keyed yet.
     assert_eq!(
         sessions::reserve_unit_for(&mut conn, "s1", &holder, 10).unwrap(),
@@ -1095,4 +1104,179 @@ fn a_unit_is_reserved_for_its_holder_only_while_everything_stands() {
         None
     );
     assert_eq!(served(&mut conn), 4);
+}
+
+/// A claim on s1 by sam's device (`sam_requesting_s1`, keyed), with the pace's `allowed`.
+fn claim_on_s1(u: &users::UserRow, d: &devices::DeviceRow, allowed: i64) -> UnitClaim {
+    UnitClaim {
+        session_id: "s1".into(),
+        user_id: u.id.clone(),
+        device_id: d.id.clone(),
+        device_key: "key".into(),
+        allowed,
+    }
+}
+
+/// Claims committed together are decided one after the other, each against what the ones
+/// before it wrote; a group that fails leaves nothing of itself behind.
+#[test]
+fn a_group_of_reservations_commits_together_or_not_at_all() {
+    use super::reservations::commit_group;
+    let (_t, db, u, d) = keyed_s1();
+    let mut conn = db.conn().unwrap();
+    // Three claims where the pace allows two: the third is refused, in the same transaction.
+    let group = vec![claim_on_s1(&u, &d, 2); 3];
+    let counts = commit_group(&mut *conn, &group, |c, claim| claim.reserve(c)).unwrap();
+    assert_eq!(counts, [Some(1), Some(2), None]);
+    assert_eq!(served(&mut conn), 2);
+    // The last claim fails after two were reserved: nothing of the group stays, and the
+    // error is the group's answer.
+    let group = vec![claim_on_s1(&u, &d, 10); 3];
+    let mut calls = 0;
+    let failed = commit_group(&mut *conn, &group, |c, claim| {
+        calls += 1;
+        if calls == 3 {
+            return Err(DbError::Task("the third claim fails".into()));
+        }
+        claim.reserve(c)
+    });
+    assert!(matches!(failed, Err(DbError::Task(_))), "{failed:?}");
+    assert_eq!(served(&mut conn), 2, "nothing of the failed group stayed");
+    // A group of one runs as it is; the connection is usable after the rollback.
+    let counts = commit_group(&mut *conn, &group[..1], |c, claim| claim.reserve(c)).unwrap();
+    assert_eq!(counts, [Some(3)]);
+}
+
+/// Many requests of one session at once: exactly as many units as the pace allows are
+/// reserved, each count once; another device's claim is refused in the same rush, and after
+/// the device is revoked every claim is. On SQLite the claims that wait while the database is
+/// busy are committed in a few rounds, and a claim whose request has gone is not counted.
+#[test]
+fn concurrent_reservations_reserve_exactly_what_the_pace_allows() {
+    use super::reservations::Reservations;
+    let (_t, db, u, d) = keyed_s1();
+    let mut conn = db.conn().unwrap();
+    let other = devices::register(&mut conn, &reg(&u.id, &"12".repeat(32), "key2")).unwrap();
+    let reservations = std::sync::Arc::new(Reservations::new(&db));
+    let grouped = reservations.grouped();
+    assert_eq!(grouped, db.backend() == super::Backend::Sqlite);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let rush = |n: usize, allowed: i64| -> Vec<_> {
+        (0..n)
+            .map(|_| {
+                let (r, claim) = (reservations.clone(), claim_on_s1(&u, &d, allowed));
+                rt.spawn(async move { r.reserve(claim).await })
+            })
+            .collect()
+    };
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
+    // The database is held busy (an open write transaction) while the claims arrive: on
+    // SQLite they queue for the writer.
+    let mut busy = db.conn().unwrap();
+    let hold = |busy: &mut DbConnection, sql: &str| {
+        if grouped {
+            busy.batch_execute(sql).unwrap();
+        }
+    };
+    hold(&mut busy, "BEGIN IMMEDIATE");
+    let tasks = rush(40, 25);
+    let mut stranger = claim_on_s1(&u, &other, 100);
+    stranger.device_key = "key2".into();
+    let stranger = rt.spawn({
+        let r = reservations.clone();
+        async move { r.reserve(stranger).await }
+    });
+    pause();
+    hold(&mut busy, "COMMIT");
+    let counts: Vec<Option<i64>> = rt.block_on(async {
+        let mut counts = Vec::new();
+        for task in tasks {
+            counts.push(task.await.unwrap().unwrap());
+        }
+        counts
+    });
+    let stranger = rt.block_on(stranger).unwrap().unwrap();
+    assert_eq!(stranger, None, "another device's claim on the session");
+    let mut granted: Vec<i64> = counts.iter().flatten().copied().collect();
+    granted.sort_unstable();
+    assert_eq!(granted, (1..=25).collect::<Vec<_>>(), "each count once");
+    assert_eq!(counts.iter().filter(|c| c.is_none()).count(), 15);
+    assert_eq!(served(&mut conn), 25);
+    let written = db.groups_written();
+    let rounds = written.rounds.get();
+    if grouped {
+        assert_eq!(written.claims.get(), 41);
+        assert!(rounds <= 4, "{rounds} rounds");
+    } else {
+        assert_eq!((rounds, written.claims.get()), (0, 0));
+    }
+
+    // Requests that go while their claims wait: at most the one already running is counted.
+    if grouped {
+        hold(&mut busy, "BEGIN IMMEDIATE");
+        let tasks = rush(20, 1000);
+        pause();
+        for task in &tasks {
+            task.abort();
+        }
+        pause();
+        hold(&mut busy, "COMMIT");
+        // One claim more, queued behind them: once it is answered, they have had their turn.
+        let last = rt.block_on(async {
+            for task in tasks {
+                let _ = task.await;
+            }
+            reservations.reserve(claim_on_s1(&u, &d, 1000)).await
+        });
+        assert_eq!(last.unwrap(), Some(served(&mut conn)));
+        let left = served(&mut conn) - 25 - 1;
+        assert!(left <= 1, "{left} units counted for requests that had gone");
+    }
+
+    // The device revoked: every claim of the next rush is refused.
+    let before = served(&mut conn);
+    devices::revoke(&mut conn, &d.id).unwrap();
+    let refused = rt.block_on(async {
+        let mut refused = 0;
+        for task in rush(10, 1000) {
+            refused += usize::from(task.await.unwrap().unwrap().is_none());
+        }
+        refused
+    });
+    assert_eq!(refused, 10);
+    assert_eq!(served(&mut conn), before);
+}
+
+/// A reservation the database cannot run answers with an error (not a hang, not a count), and
+/// the next one, once the database can, is reserved: on SQLite the writer opens its
+/// connection afresh after a failed round.
+#[test]
+fn a_failed_reservation_answers_an_error_and_the_next_one_runs() {
+    use super::reservations::Reservations;
+    let (_t, db, u, d) = keyed_s1();
+    let mut conn = db.conn().unwrap();
+    let reservations = Reservations::new(&db);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let reserve = || rt.block_on(reservations.reserve(claim_on_s1(&u, &d, 10)));
+    assert_eq!(reserve().unwrap(), Some(1));
+    conn.batch_execute("ALTER TABLE stream_sessions RENAME TO stream_sessions_away")
+        .unwrap();
+    let failed = reserve();
+    assert!(failed.is_err(), "{failed:?}");
+    conn.batch_execute("ALTER TABLE stream_sessions_away RENAME TO stream_sessions")
+        .unwrap();
+    assert_eq!(reserve().unwrap(), Some(2));
+    assert_eq!(served(&mut conn), 2);
+}
+
+fn served(conn: &mut DbConnection) -> i64 {
+    super::repo::sessions::get(conn, "s1")
+        .unwrap()
+        .segments_served
 }
