@@ -14,7 +14,8 @@
 //!    stills and test cards keep it;
 //! 3. a window that matches nothing there is looked for over the whole title: a match elsewhere
 //!    is a cut (a new segment of the time map), no match at all is material the title does not
-//!    have (its frames stay unaligned);
+//!    have (its frames stay unaligned); the first window past such material is looked for over
+//!    the whole title too, since a scene may have been cut out where the material was put in;
 //! 4. each frame is mapped by interpolating between the window centres of its segment, then
 //!    moved to the best of its neighbouring reference frames (dropped or duplicated frames);
 //! 5. around each boundary between runs of aligned windows (a cut, inserted material, material
@@ -97,6 +98,23 @@ const CUT_PENALTY_FRAMES: f64 = 50.0;
 const SCORE_DROP: f64 = 0.015;
 /// How much better a match elsewhere must be for a cut to be taken.
 const CUT_MARGIN: f64 = 0.02;
+/// Past unaligned windows, where the title often jumps (a scene cut out and something else put
+/// in its place), a place over the whole title is taken (a new segment) when it lies more than
+/// `GAP_CUT_SECONDS` from the best the prediction's search reaches and at most
+/// `GAP_CUT_REACH_SECONDS` from the prediction, and matches better than that best by
+/// `GAP_CUT_MARGIN` and by `GAP_CUT_SHARE` of what that best falls short of a perfect match
+/// (where matches are poor, small differences are noise).
+const GAP_CUT_SECONDS: f64 = 0.2;
+const GAP_CUT_REACH_SECONDS: f64 = 10.0;
+const GAP_CUT_MARGIN: f64 = 0.003;
+const GAP_CUT_SHARE: f64 = 0.25;
+/// A window found past unaligned windows further than `GAP_CUT_SECONDS` plus this share of the
+/// seconds since the last followed window (a speed off by that much) from where the line
+/// before them predicts starts a new segment.
+const GAP_SPEED_SLACK: f64 = 0.01;
+/// Places kept from the whole-title search past unaligned windows (each refined; the best of
+/// them is the one weighed against the prediction's).
+const GAP_CANDIDATES: usize = 3;
 /// A frame next to an aligned window is aligned too while its own correlation reaches this.
 const EXTEND_MIN_SCORE: f64 = 0.6;
 /// A segment is taken as one straight line (one offset, one speed) unless its window-by-window
@@ -694,11 +712,16 @@ fn extend(
         // The last two fits of the current segment, nearest first.
         let mut recent: Vec<(f64, Fit)> = vec![(windows[anchor].centre, anchor_fit)];
         let mut current_segment = 0usize;
+        // Whether a window was left unaligned since the last one followed.
+        let mut after_gap = false;
         let mut k = anchor as i64 + direction;
         while (0..windows.len() as i64).contains(&k) {
             let index = k as usize;
             k += direction;
             if !is_usable[index] {
+                // Mostly flat (black put in where a scene was cut, a fade): what follows is
+                // looked at as past unaligned material.
+                after_gap = true;
                 continue;
             }
             let w = &windows[index];
@@ -720,21 +743,35 @@ fn extend(
             // that the prediction still half fits (pictures that change little): it is looked
             // for over the whole title too, and moved only when it matches clearly better
             // there.
+            //
+            // Past unaligned windows (material the title does not have, or a stretch it
+            // matches too poorly), the prediction is only a guess: the title may go on where
+            // it left off (an advert put in) or further on (a scene cut out and something put
+            // in its place), and in slow pictures a place a second or two off the true one,
+            // all the prediction's search can reach, matches nearly as well. So the whole
+            // title is searched there too, and a place a few seconds from the prediction is
+            // taken when it matches better than anything the prediction's search reaches
+            // (without its penalty for leaving the prediction), even by a little.
             let expected = recent.iter().map(|(_, f)| f.score).fold(0.0, f64::max);
-            let fit = if near.score >= WINDOW_MIN_SCORE && near.score >= expected - SCORE_DROP {
+            let poorer = near.score < WINDOW_MIN_SCORE || near.score < expected - SCORE_DROP;
+            let fit = if !after_gap && !poorer {
                 near
             } else {
-                match search.global(w, 1).first() {
-                    Some(&far)
-                        if far.score >= WINDOW_MIN_SCORE
-                            && far.score > near.score + CUT_MARGIN
-                            && (far.title_centre - near.title_centre).abs()
-                                > LOCAL_RANGE_SECONDS =>
-                    {
+                let far = search.global(w, if after_gap { GAP_CANDIDATES } else { 1 });
+                let far = far.first().copied().filter(|f| f.score >= WINDOW_MIN_SCORE);
+                let cut = far.is_some_and(|far| {
+                    let elsewhere = poorer
+                        && far.score > near.score + CUT_MARGIN
+                        && (far.title_centre - near.title_centre).abs() > LOCAL_RANGE_SECONDS;
+                    elsewhere || (after_gap && hidden_cut(search, w, predicted, far))
+                });
+                match far {
+                    Some(far) if cut => {
                         // A cut: the copy continues elsewhere in the title.
                         current_segment = segments;
                         segments += 1;
                         recent.clear();
+                        after_gap = false;
                         far
                     }
                     // Still the best place near the prediction: kept.
@@ -747,10 +784,26 @@ fn extend(
                             near = near.score,
                             "time: window left unaligned"
                         );
+                        after_gap = true;
                         continue;
                     }
                 }
             };
+            // Found past unaligned windows, but not where the line before them goes on: the
+            // title jumped across them (a scene cut out, within the prediction's reach), so
+            // this window starts a segment of its own rather than bending the one before.
+            let off = (fit.title_centre - predicted.title_centre).abs();
+            if after_gap
+                && !recent.is_empty()
+                && off > GAP_CUT_SECONDS + GAP_SPEED_SLACK * (w.centre - last_centre).abs()
+            {
+                current_segment = segments;
+                segments += 1;
+                recent.clear();
+            }
+            // A window partly made of the material (its edge inside the window) matches
+            // worse than those before it: the next one is looked at as past the material too.
+            after_gap = after_gap && !recent.is_empty() && fit.score < expected - SCORE_DROP;
             tracing::trace!(
                 window = index,
                 centre = w.centre,
@@ -766,6 +819,31 @@ fn extend(
         }
     }
     fits
+}
+
+/// Whether `far`, the window's best place over the whole title, is where the copy goes on past
+/// unaligned windows rather than near `predicted` ([`GAP_CUT_SECONDS`] and the constants
+/// beside it): it is weighed against the best place the prediction's search reaches without
+/// its penalty for leaving the prediction, so that a place a few frames off that the penalty
+/// alone kept out does not make a cut.
+fn hidden_cut(search: &Search, w: &Window, predicted: Fit, far: Fit) -> bool {
+    if (far.title_centre - predicted.title_centre).abs() > GAP_CUT_REACH_SECONDS {
+        return false;
+    }
+    let reach = search.local(w, predicted, 0.0, 0.0);
+    let margin = GAP_CUT_MARGIN.max(GAP_CUT_SHARE * (1.0 - reach.score).max(0.0));
+    let taken = far.score > reach.score + margin
+        && (far.title_centre - reach.title_centre).abs() > GAP_CUT_SECONDS;
+    tracing::trace!(
+        centre = w.centre,
+        reach = reach.score,
+        reach_title = reach.title_centre,
+        far = far.score,
+        far_title = far.title_centre,
+        taken,
+        "time: window past unaligned material"
+    );
+    taken
 }
 
 /// One run of consecutive fitted windows of one segment: the knots of its line (suspect time,
@@ -1435,6 +1513,67 @@ mod tests {
             assert!(a.frames[last].is_some(), "{case}");
             let end = a.pieces.last().map_or(0.0, |p| p.suspect[1]);
             assert!((end - map[last].0).abs() < 0.1, "{case}");
+        }
+    }
+
+    /// A scene cut out and other material (or black) put in its place, in pictures that barely
+    /// change: past the inserted material the title resumes a couple of seconds further on
+    /// than its line before predicts, where a place on that line still matches nearly as
+    /// well. Followed from one side of the insert, the frames on the other must not be pulled
+    /// onto this side's line (a copy with 10 s cut and 8 s inserted lost a tenth of its units
+    /// so), also when the insert's edge falls inside a window (8.6 s) or the insert is black;
+    /// the first four cases fail without the look past unaligned windows. Material put in
+    /// without a cut, or the title resuming beyond the prediction's reach (the last two cases,
+    /// which it passed already, kept as guards), make exactly one new line.
+    #[test]
+    fn a_cut_hidden_behind_inserted_material_is_followed() {
+        let raw = steady_reference(2500, 33);
+        let cases = [
+            (10.0, 8.0, false),
+            (6.0, 4.0, false),
+            (10.0, 8.6, false),
+            (10.0, 8.0, true),
+            (4.0, 8.0, false),
+            (0.0, 8.0, false),
+        ];
+        for (removed, inserted, black) in cases {
+            let mut map: Vec<(f64, Option<f64>)> = Vec::new();
+            let mut t = 0.0;
+            // Title 0-30 s, ...
+            for k in 0..750 {
+                map.push((t, Some(k as f64 / 25.0)));
+                t += 0.04;
+            }
+            // ... something else in place of what was removed ...
+            for _ in 0..(inserted * 25.0f64).round() as usize {
+                map.push((t, None));
+                t += 0.04;
+            }
+            // ... then the title again, from 30 s + what was removed, for 40 s.
+            for k in 0..1000 {
+                map.push((t, Some(30.0 + removed + k as f64 / 25.0)));
+                t += 0.04;
+            }
+            let mut frames = suspect(&raw, 25.0, &map, 5);
+            if black {
+                for ((_, thumb), (_, u)) in frames.iter_mut().zip(&map) {
+                    if u.is_none() {
+                        *thumb = normalise(&[16.0; 64]);
+                    }
+                }
+            }
+            let a = align(&frames, &norm(&raw), 25.0).expect("aligned");
+            let case = format!(
+                "{removed} s removed, {inserted} s inserted (black {black}): {:?}",
+                a.pieces
+            );
+            let acc = accuracy(&a, &map, 25.0);
+            assert!(acc > 0.98, "{case}: accuracy {acc}");
+            // (Black frames carry no picture: a line may take them, whichever.)
+            if !black {
+                assert!(misplaced(&a, &map, 25.0) <= 5, "{case}");
+            }
+            assert_eq!(a.pieces.len(), 2, "{case}");
         }
     }
 
