@@ -268,12 +268,12 @@ impl Metrics {
         r.register(
             "reservation_writer_rounds",
             "Rounds of the SQLite unit-reservation writer: each runs every reservation waiting, in one transaction when there are several (none on PostgreSQL)",
-            db.groups_written().rounds.clone(),
+            db.writer_counts().rounds.clone(),
         );
         r.register(
             "reservation_writer_claims",
             "Unit reservations the writer took in those rounds (over the rounds: the mean round size)",
-            db.groups_written().claims.clone(),
+            db.writer_counts().claims.clone(),
         );
         r.register(
             "db_pool_connections",

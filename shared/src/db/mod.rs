@@ -97,7 +97,7 @@ pub struct Db {
     pool: Pool<ConnectionManager>,
     target: DatabaseTarget,
     waits: PoolWaits,
-    groups: reservations::GroupsWritten,
+    writer: reservations::WriterCounts,
 }
 
 /// How long callers waited for a pooled connection and how often they gave up (the pool's
@@ -175,7 +175,7 @@ impl Db {
             pool,
             target: target.clone(),
             waits: PoolWaits::default(),
-            groups: Default::default(),
+            writer: Default::default(),
         })
     }
 
@@ -197,9 +197,9 @@ impl Db {
         &self.waits
     }
 
-    /// What the unit-reservation writers on this handle committed (shared by every clone).
-    pub fn groups_written(&self) -> &reservations::GroupsWritten {
-        &self.groups
+    /// What the unit-reservation writer on this handle did (shared by every clone).
+    pub fn writer_counts(&self) -> &reservations::WriterCounts {
+        &self.writer
     }
 
     pub fn pool_state(&self) -> PoolState {

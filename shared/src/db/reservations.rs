@@ -75,10 +75,10 @@ struct Waiting {
     answer: oneshot::Sender<Answer>,
 }
 
-/// What the writers of one database handle did (`/metrics`), shared by every clone of a
-/// [`Db`]: rounds, and the claims they took.
+/// What the reservation writer of one database handle did (`/metrics`), shared by every clone
+/// of a [`Db`]: its rounds, failed ones included, and the claims they took.
 #[derive(Clone, Debug, Default)]
-pub struct GroupsWritten {
+pub struct WriterCounts {
     pub rounds: Counter,
     pub claims: Counter,
 }
@@ -168,7 +168,7 @@ fn write(db: &Db, waiting: &Receiver<Waiting>) {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        let written = db.groups_written();
+        let written = db.writer_counts();
         written.rounds.inc();
         written.claims.inc_by(round.len() as u64);
         let answers = run_round(db, &mut conn, &round);

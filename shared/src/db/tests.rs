@@ -1206,7 +1206,7 @@ fn concurrent_reservations_reserve_exactly_what_the_pace_allows() {
     assert_eq!(granted, (1..=25).collect::<Vec<_>>(), "each count once");
     assert_eq!(counts.iter().filter(|c| c.is_none()).count(), 15);
     assert_eq!(served(&mut conn), 25);
-    let written = db.groups_written();
+    let written = db.writer_counts();
     let rounds = written.rounds.get();
     if grouped {
         assert_eq!(written.claims.get(), 41);
@@ -1252,8 +1252,8 @@ fn concurrent_reservations_reserve_exactly_what_the_pace_allows() {
 }
 
 /// A reservation the database cannot run answers with an error (not a hang, not a count), and
-/// the next one, once the database can, is reserved: on SQLite the writer opens its
-/// connection afresh after a failed round.
+/// the next one, once the database can, is reserved (on SQLite the writer goes on, on a
+/// connection opened afresh after the failed round).
 #[test]
 fn a_failed_reservation_answers_an_error_and_the_next_one_runs() {
     use super::reservations::Reservations;
